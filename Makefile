@@ -1,0 +1,50 @@
+# The two commands that matter: `make run` (the service with demo data) and `make test`.
+# Both create .venv and install the pinned dependencies on first use. With DATABASE_URL unset
+# they use an embedded PostgreSQL under var/ (see config/embedded_postgres.py).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help run test lint migrate worker beat bench smoke-embedded clean
+
+help: ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(INSTALLED): requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11 or newer is needed (PYTHON=$(PYTHON))"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+run: $(INSTALLED) ## Serve on http://127.0.0.1:8000 with demo data (embedded PostgreSQL unless DATABASE_URL is set).
+	$(BIN)/python manage.py migrate --noinput
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+test: $(INSTALLED) ## Run the whole test suite (embedded PostgreSQL unless DATABASE_URL is set).
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(INSTALLED) ## ruff and mypy.
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+migrate: $(INSTALLED) ## Apply migrations.
+	$(BIN)/python manage.py migrate --noinput
+
+worker: $(INSTALLED) ## A Celery worker (needs REDIS_URL).
+	$(BIN)/celery -A config worker --loglevel=INFO
+
+beat: $(INSTALLED) ## Celery beat, the one scheduler (needs REDIS_URL).
+	$(BIN)/celery -A config beat --loglevel=INFO
+
+bench: $(INSTALLED) ## Ledger throughput against a plain-SQL baseline (not part of the tests).
+	$(BIN)/python -m bench.ledger_bench
+
+clean: ## Remove the virtual environment (var/, the embedded database, is kept).
+	rm -rf $(VENV)

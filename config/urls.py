@@ -1,0 +1,11 @@
+from django.contrib import admin
+from django.urls import path
+
+from config import health
+
+urlpatterns = [
+    path("", health.home, name="home"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,60 @@
+"""Read-only admin for the ledger: money moves only through ledger.services."""
+
+from decimal import Decimal
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from ledger.models import Account, Transfer
+
+
+def yuan(fen: int) -> str:
+    """Format fen as yuan for people: 123456 -> ¥1,234.56 (exact; no float)."""
+    return f"¥{Decimal(fen).scaleb(-2):,.2f}"
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Account)
+class AccountAdmin(ReadOnlyAdmin):
+    list_display = ["code", "debits_posted_yuan", "credits_posted_yuan", "debits_pending_yuan", "credits_pending_yuan", "closed"]
+    list_filter = ["closed", "debits_must_not_exceed_credits", "credits_must_not_exceed_debits"]
+    search_fields = ["code"]
+
+    @admin.display(description="debits posted")
+    def debits_posted_yuan(self, account: Account) -> str:
+        return yuan(account.debits_posted)
+
+    @admin.display(description="credits posted")
+    def credits_posted_yuan(self, account: Account) -> str:
+        return yuan(account.credits_posted)
+
+    @admin.display(description="debits pending")
+    def debits_pending_yuan(self, account: Account) -> str:
+        return yuan(account.debits_pending)
+
+    @admin.display(description="credits pending")
+    def credits_pending_yuan(self, account: Account) -> str:
+        return yuan(account.credits_pending)
+
+
+@admin.register(Transfer)
+class TransferAdmin(ReadOnlyAdmin):
+    list_display = ["id", "key", "debit_account", "credit_account", "amount_yuan", "kind", "reason", "created_at"]
+    list_filter = ["kind", "reason"]
+    search_fields = ["key", "debit_account__code", "credit_account__code"]
+    list_select_related = ["debit_account", "credit_account"]
+    date_hierarchy = "created_at"
+
+    @admin.display(description="amount")
+    def amount_yuan(self, transfer: Transfer) -> str:
+        return yuan(transfer.amount_fen)

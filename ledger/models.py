@@ -1,0 +1,160 @@
+"""A small double-entry ledger, in the model that TigerBeetle proved. It knows nothing of coupons.
+
+An `Account` keeps four running totals in fen: `debits_pending`, `debits_posted`,
+`credits_pending` and `credits_posted`. A flag may limit it: with
+`debits_must_not_exceed_credits`, debits (pending and posted) may never exceed posted credits;
+`credits_must_not_exceed_debits` is the mirror. The flags are CHECK constraints, so no code path,
+however concurrent, can overdraw a limited account: the UPDATE that would break the limit fails
+inside its transaction.
+
+A `Transfer` moves one amount from one debit account to one credit account. Transfers are
+insert-only (a trigger refuses UPDATE and DELETE), carry a unique idempotency `key`, and record
+both accounts' totals right after they applied, so a balance at any past moment is one indexed
+lookup. A `pending` transfer holds funds; a later `post_pending` posts all or part of it, or a
+`void_pending` releases it (on request, or when its timeout passes). A unique index lets each
+pending transfer be resolved once.
+
+Rows are only written by `ledger.services`, which locks accounts in id order and lets PostgreSQL
+do the arithmetic; `ledger.selectors` reads them.
+"""
+
+import pgtrigger
+from django.db import models
+from django.db.models import F, Q
+
+ACCOUNT_CODE_LENGTH_MAX = 100
+KEY_LENGTH_MAX = 200
+REASON_LENGTH_MAX = 64
+
+
+class Account(models.Model):
+    """An account with running totals in fen. Totals change only through transfers."""
+
+    code = models.CharField(max_length=ACCOUNT_CODE_LENGTH_MAX, unique=True, help_text="Human-readable, e.g. pool:2026.")
+    debits_pending = models.BigIntegerField(default=0)
+    debits_posted = models.BigIntegerField(default=0)
+    credits_pending = models.BigIntegerField(default=0)
+    credits_posted = models.BigIntegerField(default=0)
+    debits_must_not_exceed_credits = models.BooleanField(default=False)
+    credits_must_not_exceed_debits = models.BooleanField(default=False)
+    closed = models.BooleanField(default=False, help_text="A closed account takes no new transfers but voids.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(debits_pending__gte=0, debits_posted__gte=0, credits_pending__gte=0, credits_posted__gte=0),
+                name="ledger_account_totals_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(debits_must_not_exceed_credits=False)
+                | Q(credits_posted__gte=F("debits_pending") + F("debits_posted")),
+                name="ledger_account_debits_must_not_exceed_credits",
+            ),
+            models.CheckConstraint(
+                condition=Q(credits_must_not_exceed_debits=False)
+                | Q(debits_posted__gte=F("credits_pending") + F("credits_posted")),
+                name="ledger_account_credits_must_not_exceed_debits",
+            ),
+            models.CheckConstraint(
+                condition=~Q(debits_must_not_exceed_credits=True, credits_must_not_exceed_debits=True),
+                name="ledger_account_one_limit_at_most",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class TransferKind(models.TextChoices):
+    POSTED = "posted", "posted"
+    PENDING = "pending", "pending (holds funds)"
+    POST_PENDING = "post_pending", "posts a pending transfer"
+    VOID_PENDING = "void_pending", "voids a pending transfer"
+
+
+RESOLVING_KINDS = (TransferKind.POST_PENDING, TransferKind.VOID_PENDING)
+
+
+class Transfer(models.Model):
+    """One movement of `amount_fen` from `debit_account` to `credit_account`. Never changed."""
+
+    key = models.CharField(max_length=KEY_LENGTH_MAX, help_text="Idempotency key, chosen by the caller; unique.")
+    # The composite indexes below serve these foreign keys; single-column ones would only slow inserts.
+    debit_account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+", db_index=False)
+    credit_account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+", db_index=False)
+    amount_fen = models.BigIntegerField()
+    kind = models.CharField(max_length=16, choices=TransferKind.choices)
+    pending = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,  # Served by the unique index ledger_transfer_pending_resolved_once.
+        help_text="The pending transfer resolved.",
+    )
+    timeout_s = models.IntegerField(null=True, blank=True, help_text="Pending only: seconds until the hold expires.")
+    expires_at = models.DateTimeField(null=True, blank=True)
+    reason = models.CharField(max_length=REASON_LENGTH_MAX, help_text="Machine word saying why, e.g. grant_issue.")
+    metadata = models.JSONField(default=dict, blank=True)
+    # The database's clock_timestamp() at insert, taken after both accounts are locked, so along
+    # one account it grows with the id.
+    created_at = models.DateTimeField()
+
+    # Both accounts' totals right after this transfer applied.
+    debit_account_debits_pending = models.BigIntegerField()
+    debit_account_debits_posted = models.BigIntegerField()
+    debit_account_credits_pending = models.BigIntegerField()
+    debit_account_credits_posted = models.BigIntegerField()
+    credit_account_debits_pending = models.BigIntegerField()
+    credit_account_debits_posted = models.BigIntegerField()
+    credit_account_credits_pending = models.BigIntegerField()
+    credit_account_credits_posted = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["key"], name="ledger_transfer_key_unique"),
+            models.CheckConstraint(condition=Q(amount_fen__gt=0), name="ledger_transfer_amount_positive"),
+            models.CheckConstraint(
+                condition=~Q(debit_account=F("credit_account")), name="ledger_transfer_accounts_distinct"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=TransferKind.values), name="ledger_transfer_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=RESOLVING_KINDS, pending__isnull=False)
+                | (~Q(kind__in=RESOLVING_KINDS) & Q(pending__isnull=True)),
+                name="ledger_transfer_pending_iff_resolving",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind=TransferKind.PENDING) | Q(timeout_s__isnull=True, expires_at__isnull=True),
+                name="ledger_transfer_timeout_only_on_pending",
+            ),
+            models.CheckConstraint(
+                condition=Q(timeout_s__isnull=True) | Q(timeout_s__gt=0), name="ledger_transfer_timeout_positive"
+            ),
+            # Each pending transfer is posted or voided at most once, whatever races.
+            models.UniqueConstraint(
+                fields=["pending"], condition=Q(pending__isnull=False), name="ledger_transfer_pending_resolved_once"
+            ),
+        ]
+        indexes = [
+            # Balance at a moment and history: the latest transfer of one account up to a time.
+            models.Index(fields=["debit_account", "created_at", "id"], name="ledger_transfer_debit_time"),
+            models.Index(fields=["credit_account", "created_at", "id"], name="ledger_transfer_credit_time"),
+            models.Index(
+                fields=["expires_at"],
+                condition=Q(kind=TransferKind.PENDING, expires_at__isnull=False),
+                name="ledger_transfer_pending_expiry",
+            ),
+        ]
+        triggers = [
+            pgtrigger.Protect(
+                name="transfer_insert_only",
+                operation=pgtrigger.Update | pgtrigger.Delete,
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.amount_fen} fen {self.kind}"

@@ -1,0 +1,551 @@
+"""Writes to the ledger: opening and closing accounts, creating transfers, expiring holds.
+
+`transfers_create` is the one way money moves. For a batch it:
+
+1. validates every request in Python (nothing touches the database for a malformed batch);
+2. locks every account the batch touches, in id order, so crossing batches cannot deadlock;
+3. looks up the batch's keys: a key that exists with the same content returns the first transfer
+   (`created=False`), a key that exists with other content raises
+   `TransferExistsWithDifferentFields`;
+4. applies each new transfer with one statement that updates both accounts (PostgreSQL does the
+   arithmetic, and its CHECK constraints refuse an overdraw) and inserts the transfer with both
+   accounts' totals after it.
+
+The whole batch commits or fails as one; a failure raises a typed `LedgerError` and leaves nothing
+written. Called inside an outer transaction, the batch is a savepoint of it.
+"""
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+from django.db import DataError, IntegrityError, connection, transaction
+from django.utils import timezone
+
+from ledger.errors import (
+    AccountClosed,
+    AccountExistsWithDifferentFlags,
+    AccountNotFound,
+    ExceedsCredits,
+    ExceedsDebits,
+    ExceedsPendingTransferAmount,
+    InvalidTransfer,
+    Overflow,
+    PendingTransferAlreadyResolved,
+    PendingTransferExpired,
+    PendingTransferNotFound,
+    TransferExistsWithDifferentFields,
+)
+from ledger.models import (
+    ACCOUNT_CODE_LENGTH_MAX,
+    KEY_LENGTH_MAX,
+    REASON_LENGTH_MAX,
+    Account,
+    Transfer,
+    TransferKind,
+)
+
+TRANSFERS_PER_BATCH_MAX: Final = 1_000
+AMOUNT_FEN_MAX: Final = 2**63 - 1
+TIMEOUT_S_MAX: Final = 400 * 24 * 3600
+METADATA_BYTES_MAX: Final = 4_096
+# A key inserted concurrently by another transaction is seen on the first retry; two is ample.
+KEY_RACE_ATTEMPTS_MAX: Final = 3
+EXPIRE_BATCH_SIZE: Final = 500
+EXPIRED_REASON: Final = "expired"
+
+_REASON_PATTERN = re.compile(r"^[a-z0-9_.:-]+$")
+_CODE_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]+$")
+
+_KEY_CONSTRAINT = "ledger_transfer_key_unique"
+_RESOLVED_ONCE_CONSTRAINT = "ledger_transfer_pending_resolved_once"
+_DEBITS_LIMIT_CONSTRAINT = "ledger_account_debits_must_not_exceed_credits"
+_CREDITS_LIMIT_CONSTRAINT = "ledger_account_credits_must_not_exceed_debits"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransferRequest:
+    """What a caller asks of the ledger. Build one with the class methods, which name the kind.
+
+    For `post_pending` and `void_pending` the accounts come from the pending transfer; an amount
+    left out posts the whole held amount.
+    """
+
+    key: str
+    reason: str
+    kind: TransferKind = TransferKind.POSTED
+    debit_account_id: int | None = None
+    credit_account_id: int | None = None
+    amount_fen: int | None = None
+    pending_id: int | None = None
+    timeout_s: int | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)  # Any: JSON values of the caller's.
+
+    @classmethod
+    def posted(
+        cls, *, key: str, debit_account_id: int, credit_account_id: int, amount_fen: int, reason: str,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> "TransferRequest":
+        return cls(
+            key=key, kind=TransferKind.POSTED, debit_account_id=debit_account_id,
+            credit_account_id=credit_account_id, amount_fen=amount_fen, reason=reason, metadata=metadata or {},
+        )
+
+    @classmethod
+    def pending(
+        cls, *, key: str, debit_account_id: int, credit_account_id: int, amount_fen: int, reason: str,
+        timeout_s: int | None = None, metadata: Mapping[str, Any] | None = None,
+    ) -> "TransferRequest":
+        return cls(
+            key=key, kind=TransferKind.PENDING, debit_account_id=debit_account_id,
+            credit_account_id=credit_account_id, amount_fen=amount_fen, reason=reason, timeout_s=timeout_s,
+            metadata=metadata or {},
+        )
+
+    @classmethod
+    def post_pending(
+        cls, *, key: str, pending_id: int, reason: str, amount_fen: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> "TransferRequest":
+        return cls(
+            key=key, kind=TransferKind.POST_PENDING, pending_id=pending_id, amount_fen=amount_fen, reason=reason,
+            metadata=metadata or {},
+        )
+
+    @classmethod
+    def void_pending(
+        cls, *, key: str, pending_id: int, reason: str, metadata: Mapping[str, Any] | None = None
+    ) -> "TransferRequest":
+        return cls(
+            key=key, kind=TransferKind.VOID_PENDING, pending_id=pending_id, reason=reason, metadata=metadata or {}
+        )
+
+
+@dataclass(frozen=True)
+class TransferOutcome:
+    """One transfer of a batch: the transfer itself, and whether this call created it."""
+
+    transfer: Transfer
+    created: bool
+
+
+# --- Accounts ---------------------------------------------------------------------------------
+
+
+def account_create(
+    *, code: str, debits_must_not_exceed_credits: bool = False, credits_must_not_exceed_debits: bool = False
+) -> Account:
+    """Create an account, or return the existing one with this code and the same flags."""
+    if not isinstance(code, str) or not 0 < len(code) <= ACCOUNT_CODE_LENGTH_MAX or not _CODE_PATTERN.match(code):
+        raise InvalidTransfer(
+            f"An account code is 1 to {ACCOUNT_CODE_LENGTH_MAX} letters, digits or _.:-", field="code"
+        )
+    if debits_must_not_exceed_credits and credits_must_not_exceed_debits:
+        raise InvalidTransfer("An account takes one limit at most.", field="flags")
+    account, _ = Account.objects.get_or_create(
+        code=code,
+        defaults={
+            "debits_must_not_exceed_credits": debits_must_not_exceed_credits,
+            "credits_must_not_exceed_debits": credits_must_not_exceed_debits,
+        },
+    )
+    if (account.debits_must_not_exceed_credits, account.credits_must_not_exceed_debits) != (
+        debits_must_not_exceed_credits,
+        credits_must_not_exceed_debits,
+    ):
+        raise AccountExistsWithDifferentFlags(f"Account {code} exists with other flags.", account_code=code)
+    return account
+
+
+def account_set_closed(*, account_id: int, closed: bool) -> Account:
+    """Close an account to new transfers (voids of its holds still go through), or reopen it."""
+    with transaction.atomic():
+        try:
+            account = Account.objects.select_for_update(no_key=True).get(pk=account_id)
+        except Account.DoesNotExist:
+            raise AccountNotFound(f"No account with id {account_id}.", account_ids=[account_id]) from None
+        if account.closed != closed:
+            account.closed = closed
+            account.save(update_fields=["closed"])
+        return account
+
+
+# --- Transfers --------------------------------------------------------------------------------
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _validate_amount(amount_fen: object, *, required: bool) -> None:
+    if amount_fen is None and not required:
+        return
+    if not _is_int(amount_fen) or not 0 < amount_fen <= AMOUNT_FEN_MAX:  # type: ignore[operator]
+        raise InvalidTransfer(
+            f"amount_fen must be a whole number of fen from 1 to {AMOUNT_FEN_MAX}.", field="amount_fen"
+        )
+
+
+def _validate(request: TransferRequest) -> None:
+    if not isinstance(request, TransferRequest):
+        raise InvalidTransfer("Each transfer must be a TransferRequest.", field="transfer")
+    key = request.key
+    if not isinstance(key, str) or not 0 < len(key) <= KEY_LENGTH_MAX or not key.isprintable():
+        raise InvalidTransfer(f"key must be 1 to {KEY_LENGTH_MAX} printable characters.", field="key")
+    reason = request.reason
+    if not isinstance(reason, str) or not 0 < len(reason) <= REASON_LENGTH_MAX or not _REASON_PATTERN.match(reason):
+        raise InvalidTransfer(
+            f"reason must be 1 to {REASON_LENGTH_MAX} lower-case letters, digits or _.:-", field="reason"
+        )
+    if request.kind not in TransferKind.values:
+        raise InvalidTransfer(f"kind must be one of {', '.join(TransferKind.values)}.", field="kind")
+    if request.kind in (TransferKind.POSTED, TransferKind.PENDING):
+        for name in ("debit_account_id", "credit_account_id"):
+            if not _is_int(getattr(request, name)):
+                raise InvalidTransfer(f"{name} must be an account id.", field=name)
+        if request.debit_account_id == request.credit_account_id:
+            raise InvalidTransfer("The debit and credit accounts must differ.", field="credit_account_id")
+        _validate_amount(request.amount_fen, required=True)
+        if request.pending_id is not None:
+            raise InvalidTransfer("Only post_pending and void_pending name a pending transfer.", field="pending_id")
+    else:
+        if not _is_int(request.pending_id):
+            raise InvalidTransfer(f"{request.kind} needs pending_id.", field="pending_id")
+        for name in ("debit_account_id", "credit_account_id"):
+            value = getattr(request, name)
+            if value is not None and not _is_int(value):
+                raise InvalidTransfer(f"{name} must be an account id.", field=name)
+        _validate_amount(request.amount_fen, required=False)
+        if request.kind == TransferKind.VOID_PENDING and request.amount_fen is not None:
+            raise InvalidTransfer("A void releases the whole pending amount; leave amount_fen out.", field="amount_fen")
+    if request.timeout_s is not None:
+        if request.kind != TransferKind.PENDING:
+            raise InvalidTransfer("Only a pending transfer takes a timeout.", field="timeout_s")
+        if not _is_int(request.timeout_s) or not 0 < request.timeout_s <= TIMEOUT_S_MAX:
+            raise InvalidTransfer(f"timeout_s must be 1 to {TIMEOUT_S_MAX} seconds.", field="timeout_s")
+    if not isinstance(request.metadata, Mapping):
+        raise InvalidTransfer("metadata must be a JSON object.", field="metadata")
+    try:
+        encoded = json.dumps(dict(request.metadata), sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError):
+        raise InvalidTransfer("metadata must hold only JSON values.", field="metadata") from None
+    if len(encoded.encode()) > METADATA_BYTES_MAX:
+        raise InvalidTransfer(f"metadata must encode to at most {METADATA_BYTES_MAX} bytes.", field="metadata")
+
+
+@dataclass
+class _Resolved:
+    """A request with everything filled in from its pending transfer, ready to apply."""
+
+    request: TransferRequest
+    debit_account_id: int
+    credit_account_id: int
+    amount_fen: int
+    pending: Transfer | None
+
+
+class _KeyRace(Exception):
+    """Another transaction inserted one of our keys after we looked: look again."""
+
+
+_TRANSFER_COLUMNS = [f.column for f in Transfer._meta.concrete_fields]
+_TOTALS = ("debits_pending", "debits_posted", "credits_pending", "credits_posted")
+
+# One statement per transfer: both account updates (PostgreSQL does the sums and checks the
+# limits) and the insert that records the totals after them. Accounts are already locked.
+_APPLY_SQL = f"""
+WITH stamp AS (SELECT clock_timestamp() AS at),
+debit AS (
+    UPDATE ledger_account
+       SET debits_pending = debits_pending + %(debits_pending_delta)s,
+           debits_posted = debits_posted + %(debits_posted_delta)s
+     WHERE id = %(debit_account_id)s
+ RETURNING debits_pending, debits_posted, credits_pending, credits_posted
+), credit AS (
+    UPDATE ledger_account
+       SET credits_pending = credits_pending + %(credits_pending_delta)s,
+           credits_posted = credits_posted + %(credits_posted_delta)s
+     WHERE id = %(credit_account_id)s
+ RETURNING debits_pending, debits_posted, credits_pending, credits_posted
+)
+INSERT INTO ledger_transfer (
+    key, debit_account_id, credit_account_id, amount_fen, kind, pending_id, timeout_s, expires_at,
+    reason, metadata, created_at,
+    debit_account_debits_pending, debit_account_debits_posted,
+    debit_account_credits_pending, debit_account_credits_posted,
+    credit_account_debits_pending, credit_account_debits_posted,
+    credit_account_credits_pending, credit_account_credits_posted
+)
+SELECT %(key)s, %(debit_account_id)s, %(credit_account_id)s, %(amount_fen)s, %(kind)s, %(pending_id)s,
+       %(timeout_s)s, stamp.at + make_interval(secs => %(timeout_s)s), %(reason)s,
+       %(metadata)s::jsonb, stamp.at,
+       debit.debits_pending, debit.debits_posted, debit.credits_pending, debit.credits_posted,
+       credit.debits_pending, credit.debits_posted, credit.credits_pending, credit.credits_posted
+  FROM stamp, debit, credit
+RETURNING {", ".join(_TRANSFER_COLUMNS)}
+"""
+
+
+def _transfer_from_row(row: Sequence[Any]) -> Transfer:
+    values = dict(zip(_TRANSFER_COLUMNS, row, strict=True))
+    if isinstance(values["metadata"], str):
+        values["metadata"] = json.loads(values["metadata"])
+    transfer = Transfer(**values)
+    transfer._state.adding = False
+    transfer._state.db = connection.alias
+    return transfer
+
+
+def _fetch_transfers(where: str, params: Sequence[Any]) -> list[Transfer]:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(_TRANSFER_COLUMNS)} FROM ledger_transfer WHERE {where}", params)
+        return [_transfer_from_row(row) for row in cursor.fetchall()]
+
+
+def _resolve(requests: Sequence[TransferRequest], pendings: Mapping[int, Transfer]) -> list[_Resolved]:
+    resolved = []
+    for request in requests:
+        if request.pending_id is None:
+            assert request.debit_account_id is not None and request.credit_account_id is not None
+            assert request.amount_fen is not None
+            resolved.append(_Resolved(request, request.debit_account_id, request.credit_account_id, request.amount_fen, None))
+            continue
+        pending = pendings.get(request.pending_id)
+        if pending is None or pending.kind != TransferKind.PENDING:
+            raise PendingTransferNotFound(
+                f"No pending transfer with id {request.pending_id}.", pending_id=request.pending_id
+            )
+        for name in ("debit_account_id", "credit_account_id"):
+            given = getattr(request, name)
+            if given is not None and given != getattr(pending, name):
+                raise InvalidTransfer(f"{name} differs from the pending transfer's.", field=name)
+        amount_fen = pending.amount_fen if request.amount_fen is None else request.amount_fen
+        resolved.append(_Resolved(request, pending.debit_account_id, pending.credit_account_id, amount_fen, pending))
+    return resolved
+
+
+def _lock_accounts(account_ids: set[int]) -> dict[int, dict[str, Any]]:
+    """Lock the accounts in id order (the one order every writer uses) and return their rows."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id, code, closed, debits_must_not_exceed_credits, credits_must_not_exceed_debits, "
+            "debits_pending, debits_posted, credits_pending, credits_posted "
+            "FROM ledger_account WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
+            [sorted(account_ids)],
+        )
+        columns = [column.name for column in cursor.description]
+        accounts = {row[0]: dict(zip(columns, row, strict=True)) for row in cursor.fetchall()}
+    missing = sorted(account_ids - accounts.keys())
+    if missing:
+        raise AccountNotFound(f"No account with id {', '.join(map(str, missing))}.", account_ids=missing)
+    return accounts
+
+
+def _first_difference(existing: Transfer, item: _Resolved) -> str | None:
+    request = item.request
+    wanted = {
+        "kind": request.kind,
+        "debit_account_id": item.debit_account_id,
+        "credit_account_id": item.credit_account_id,
+        "amount_fen": item.amount_fen,
+        "pending_id": request.pending_id,
+        "timeout_s": request.timeout_s,
+        "reason": request.reason,
+        "metadata": json.loads(json.dumps(dict(request.metadata))),
+    }
+    for name, value in wanted.items():
+        if getattr(existing, name) != value:
+            return name
+    return None
+
+
+def _deltas(item: _Resolved) -> dict[str, int]:
+    """How the transfer changes its debit account's debits and its credit account's credits."""
+    kind = item.request.kind
+    held = item.pending.amount_fen if item.pending is not None else 0
+    if kind == TransferKind.POSTED:
+        pending_delta, posted_delta = 0, item.amount_fen
+    elif kind == TransferKind.PENDING:
+        pending_delta, posted_delta = item.amount_fen, 0
+    elif kind == TransferKind.POST_PENDING:
+        pending_delta, posted_delta = -held, item.amount_fen
+    else:
+        pending_delta, posted_delta = -held, 0
+    return {
+        "debits_pending_delta": pending_delta,
+        "debits_posted_delta": posted_delta,
+        "credits_pending_delta": pending_delta,
+        "credits_posted_delta": posted_delta,
+    }
+
+
+def _check_pending(item: _Resolved, resolutions: Mapping[int, str], now: datetime) -> None:
+    pending = item.pending
+    if pending is None:
+        return
+    resolved_by = resolutions.get(pending.id)
+    if resolved_by is not None:
+        raise PendingTransferAlreadyResolved(
+            f"Pending transfer {pending.id} was already {resolved_by}.", pending_id=pending.id, resolved_by=resolved_by
+        )
+    if item.request.kind == TransferKind.POST_PENDING:
+        if pending.expires_at is not None and pending.expires_at <= now:
+            raise PendingTransferExpired(f"Pending transfer {pending.id} expired at {pending.expires_at.isoformat()}.")
+        if item.amount_fen > pending.amount_fen:
+            raise ExceedsPendingTransferAmount(
+                f"Pending transfer {pending.id} holds {pending.amount_fen} fen; cannot post {item.amount_fen}."
+            )
+
+
+def _resolution_word(transfer: Transfer) -> str:
+    if transfer.kind == TransferKind.POST_PENDING:
+        return "posted"
+    return "expired" if transfer.reason == EXPIRED_REASON else "voided"
+
+
+def _apply(item: _Resolved, accounts: dict[int, dict[str, Any]]) -> Transfer:
+    request = item.request
+    params = {
+        "key": request.key,
+        "debit_account_id": item.debit_account_id,
+        "credit_account_id": item.credit_account_id,
+        "amount_fen": item.amount_fen,
+        "kind": str(request.kind),
+        "pending_id": request.pending_id,
+        "timeout_s": request.timeout_s,
+        "reason": request.reason,
+        "metadata": json.dumps(dict(request.metadata), sort_keys=True),
+        **_deltas(item),
+    }
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(_APPLY_SQL, params)
+            row = cursor.fetchone()
+    except IntegrityError as error:
+        constraint = getattr(getattr(error.__cause__, "diag", None), "constraint_name", None)
+        if constraint == _KEY_CONSTRAINT:
+            raise _KeyRace from error
+        if constraint == _DEBITS_LIMIT_CONSTRAINT:
+            debit = accounts[item.debit_account_id]
+            available_fen = debit["credits_posted"] - debit["debits_posted"] - debit["debits_pending"]
+            raise ExceedsCredits(
+                account_code=debit["code"], available_fen=available_fen, amount_fen=item.amount_fen
+            ) from error
+        if constraint == _CREDITS_LIMIT_CONSTRAINT:
+            credit = accounts[item.credit_account_id]
+            available_fen = credit["debits_posted"] - credit["credits_posted"] - credit["credits_pending"]
+            raise ExceedsDebits(
+                account_code=credit["code"], available_fen=available_fen, amount_fen=item.amount_fen
+            ) from error
+        if constraint == _RESOLVED_ONCE_CONSTRAINT:
+            # Unreachable while the accounts are locked first; the unique index is the backstop.
+            raise PendingTransferAlreadyResolved(
+                f"Pending transfer {request.pending_id} was already resolved.",
+                pending_id=request.pending_id or 0,
+                resolved_by="resolved",
+            ) from error
+        raise
+    except DataError as error:
+        raise Overflow(f"Transfer {request.key!r} would take an account total past 64 bits.") from error
+    assert row is not None, "the transfer's accounts were locked, so both updates found their row"
+    transfer = _transfer_from_row(row)
+    for account_id, prefix in ((item.debit_account_id, "debit_account_"), (item.credit_account_id, "credit_account_")):
+        for total in _TOTALS:
+            accounts[account_id][total] = getattr(transfer, prefix + total)
+    return transfer
+
+
+def _create_batch(requests: Sequence[TransferRequest], now: datetime) -> list[TransferOutcome]:
+    pending_ids = sorted({r.pending_id for r in requests if r.pending_id is not None})
+    pendings = {t.id: t for t in _fetch_transfers("id = ANY(%s)", [pending_ids])} if pending_ids else {}
+    items = _resolve(requests, pendings)
+
+    accounts = _lock_accounts({i.debit_account_id for i in items} | {i.credit_account_id for i in items})
+    # Read after the locks: a concurrent batch on these accounts has committed or not started.
+    existing = {t.key: t for t in _fetch_transfers("key = ANY(%s)", [[r.key for r in requests]])}
+    resolutions = (
+        {t.pending_id: _resolution_word(t) for t in _fetch_transfers("pending_id = ANY(%s)", [pending_ids])}
+        if pending_ids
+        else {}
+    )
+
+    outcomes = []
+    for item in items:
+        request = item.request
+        found = existing.get(request.key)
+        if found is not None:
+            difference = _first_difference(found, item)
+            if difference is not None:
+                raise TransferExistsWithDifferentFields(key=request.key, field=difference)
+            outcomes.append(TransferOutcome(found, created=False))
+            continue
+        _check_pending(item, resolutions, now)
+        if request.kind != TransferKind.VOID_PENDING:
+            for account_id in (item.debit_account_id, item.credit_account_id):
+                if accounts[account_id]["closed"]:
+                    raise AccountClosed(
+                        f"Account {accounts[account_id]['code']} is closed.", account_code=accounts[account_id]["code"]
+                    )
+        transfer = _apply(item, accounts)
+        if item.pending is not None:
+            resolutions = {**resolutions, item.pending.id: _resolution_word(transfer)}
+        outcomes.append(TransferOutcome(transfer, created=True))
+    return outcomes
+
+
+def transfers_create(*, transfers: Sequence[TransferRequest], now: datetime | None = None) -> list[TransferOutcome]:
+    """Apply a batch of transfers atomically, in order; return one outcome per request.
+
+    `now` is the moment against which pending timeouts are judged (default: the current time).
+    Raises `InvalidTransfer` for a malformed request and another `LedgerError` for a refused one;
+    either way nothing is written.
+    """
+    requests = list(transfers)
+    if not 0 < len(requests) <= TRANSFERS_PER_BATCH_MAX:
+        raise InvalidTransfer(f"A batch holds 1 to {TRANSFERS_PER_BATCH_MAX} transfers.", field="transfers")
+    for request in requests:
+        _validate(request)
+    keys = [r.key for r in requests]
+    if len(set(keys)) != len(keys):
+        raise InvalidTransfer("Each transfer of a batch needs its own key.", field="key")
+    now = now or timezone.now()
+    for _attempt in range(KEY_RACE_ATTEMPTS_MAX):
+        try:
+            with transaction.atomic():
+                return _create_batch(requests, now)
+        except _KeyRace:
+            continue
+    raise AssertionError("a key kept racing after its insert had committed")
+
+
+def transfer_create(*, transfer: TransferRequest, now: datetime | None = None) -> TransferOutcome:
+    """Apply one transfer: `transfers_create` with a batch of one."""
+    return transfers_create(transfers=[transfer], now=now)[0]
+
+
+def pending_transfers_expire(*, now: datetime | None = None, limit: int = EXPIRE_BATCH_SIZE) -> int:
+    """Void pending transfers whose timeout has passed; return how many this call voided.
+
+    Each void has the key `expire:<pending id>`, so two runs at once void each hold once, and a
+    post or void that wins the race simply leaves nothing to expire.
+    """
+    now = now or timezone.now()
+    expired_ids = list(
+        Transfer.objects.filter(kind=TransferKind.PENDING, expires_at__lte=now)
+        .exclude(id__in=Transfer.objects.filter(pending__isnull=False).values("pending_id"))
+        .order_by("expires_at", "id")
+        .values_list("id", flat=True)[:limit]
+    )
+    voided = 0
+    for pending_id in expired_ids:
+        request = TransferRequest.void_pending(key=f"expire:{pending_id}", pending_id=pending_id, reason=EXPIRED_REASON)
+        try:
+            outcome = transfer_create(transfer=request, now=now)
+        except PendingTransferAlreadyResolved:
+            continue
+        voided += outcome.created
+    return voided
+
