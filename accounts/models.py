@@ -11,5 +11,7 @@ from django.contrib.auth.models import AbstractUser
 class User(AbstractUser):
     """A person who signs in: platform staff, or a member of an enterprise or a provider."""
 
-    class Meta(AbstractUser.Meta):
+    class Meta:
         db_table = "accounts_user"
+        verbose_name = "user"
+        verbose_name_plural = "users"

@@ -26,7 +26,14 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Account)
 class AccountAdmin(ReadOnlyAdmin):
-    list_display = ["code", "debits_posted_yuan", "credits_posted_yuan", "debits_pending_yuan", "credits_pending_yuan", "closed"]
+    list_display = [
+        "code",
+        "debits_posted_yuan",
+        "credits_posted_yuan",
+        "debits_pending_yuan",
+        "credits_pending_yuan",
+        "closed",
+    ]
     list_filter = ["closed", "debits_must_not_exceed_credits", "credits_must_not_exceed_debits"]
     search_fields = ["code"]
 

@@ -30,7 +30,9 @@ REASON_LENGTH_MAX = 64
 class Account(models.Model):
     """An account with running totals in fen. Totals change only through transfers."""
 
-    code = models.CharField(max_length=ACCOUNT_CODE_LENGTH_MAX, unique=True, help_text="Human-readable, e.g. pool:2026.")
+    code = models.CharField(
+        max_length=ACCOUNT_CODE_LENGTH_MAX, unique=True, help_text="Human-readable, e.g. pool:2026."
+    )
     debits_pending = models.BigIntegerField(default=0)
     debits_posted = models.BigIntegerField(default=0)
     credits_pending = models.BigIntegerField(default=0)
@@ -119,9 +121,7 @@ class Transfer(models.Model):
             models.CheckConstraint(
                 condition=~Q(debit_account=F("credit_account")), name="ledger_transfer_accounts_distinct"
             ),
-            models.CheckConstraint(
-                condition=Q(kind__in=TransferKind.values), name="ledger_transfer_kind_valid"
-            ),
+            models.CheckConstraint(condition=Q(kind__in=TransferKind.values), name="ledger_transfer_kind_valid"),
             models.CheckConstraint(
                 condition=Q(kind__in=RESOLVING_KINDS, pending__isnull=False)
                 | (~Q(kind__in=RESOLVING_KINDS) & Q(pending__isnull=True)),

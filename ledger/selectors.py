@@ -108,8 +108,12 @@ def account_balance_at(*, account_id: int, at: datetime) -> Balance:
     newest = list(newest_debit.union(newest_credit, all=True))
     if not newest:
         return Balance(
-            account_id=account.pk, code=account.code,
-            debits_pending=0, debits_posted=0, credits_pending=0, credits_posted=0,
+            account_id=account.pk,
+            code=account.code,
+            debits_pending=0,
+            debits_posted=0,
+            credits_pending=0,
+            credits_posted=0,
         )
     last = max(newest, key=lambda t: (t.created_at, t.pk))
     return _balance_after(last, account)
@@ -143,7 +147,9 @@ def account_history(
     page = sorted((t for side in sides for t in side), key=lambda t: (t.created_at, t.pk))[: limit + 1]
     entries = [
         HistoryEntry(
-            transfer=t, side="debit" if t.debit_account_id == account_id else "credit", balance=_balance_after(t, account)
+            transfer=t,
+            side="debit" if t.debit_account_id == account_id else "credit",
+            balance=_balance_after(t, account),
         )
         for t in page[:limit]
     ]

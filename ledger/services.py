@@ -86,32 +86,64 @@ class TransferRequest:
 
     @classmethod
     def posted(
-        cls, *, key: str, debit_account_id: int, credit_account_id: int, amount_fen: int, reason: str,
+        cls,
+        *,
+        key: str,
+        debit_account_id: int,
+        credit_account_id: int,
+        amount_fen: int,
+        reason: str,
         metadata: Mapping[str, Any] | None = None,
     ) -> "TransferRequest":
         return cls(
-            key=key, kind=TransferKind.POSTED, debit_account_id=debit_account_id,
-            credit_account_id=credit_account_id, amount_fen=amount_fen, reason=reason, metadata=metadata or {},
+            key=key,
+            kind=TransferKind.POSTED,
+            debit_account_id=debit_account_id,
+            credit_account_id=credit_account_id,
+            amount_fen=amount_fen,
+            reason=reason,
+            metadata=metadata or {},
         )
 
     @classmethod
     def pending(
-        cls, *, key: str, debit_account_id: int, credit_account_id: int, amount_fen: int, reason: str,
-        timeout_s: int | None = None, metadata: Mapping[str, Any] | None = None,
+        cls,
+        *,
+        key: str,
+        debit_account_id: int,
+        credit_account_id: int,
+        amount_fen: int,
+        reason: str,
+        timeout_s: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> "TransferRequest":
         return cls(
-            key=key, kind=TransferKind.PENDING, debit_account_id=debit_account_id,
-            credit_account_id=credit_account_id, amount_fen=amount_fen, reason=reason, timeout_s=timeout_s,
+            key=key,
+            kind=TransferKind.PENDING,
+            debit_account_id=debit_account_id,
+            credit_account_id=credit_account_id,
+            amount_fen=amount_fen,
+            reason=reason,
+            timeout_s=timeout_s,
             metadata=metadata or {},
         )
 
     @classmethod
     def post_pending(
-        cls, *, key: str, pending_id: int, reason: str, amount_fen: int | None = None,
+        cls,
+        *,
+        key: str,
+        pending_id: int,
+        reason: str,
+        amount_fen: int | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> "TransferRequest":
         return cls(
-            key=key, kind=TransferKind.POST_PENDING, pending_id=pending_id, amount_fen=amount_fen, reason=reason,
+            key=key,
+            kind=TransferKind.POST_PENDING,
+            pending_id=pending_id,
+            amount_fen=amount_fen,
+            reason=reason,
             metadata=metadata or {},
         )
 
@@ -311,7 +343,9 @@ def _resolve(requests: Sequence[TransferRequest], pendings: Mapping[int, Transfe
         if request.pending_id is None:
             assert request.debit_account_id is not None and request.credit_account_id is not None
             assert request.amount_fen is not None
-            resolved.append(_Resolved(request, request.debit_account_id, request.credit_account_id, request.amount_fen, None))
+            resolved.append(
+                _Resolved(request, request.debit_account_id, request.credit_account_id, request.amount_fen, None)
+            )
             continue
         pending = pendings.get(request.pending_id)
         if pending is None or pending.kind != TransferKind.PENDING:
@@ -466,11 +500,11 @@ def _create_batch(requests: Sequence[TransferRequest], now: datetime) -> list[Tr
     accounts = _lock_accounts({i.debit_account_id for i in items} | {i.credit_account_id for i in items})
     # Read after the locks: a concurrent batch on these accounts has committed or not started.
     existing = {t.key: t for t in _fetch_transfers("key = ANY(%s)", [[r.key for r in requests]])}
-    resolutions = (
-        {t.pending_id: _resolution_word(t) for t in _fetch_transfers("pending_id = ANY(%s)", [pending_ids])}
-        if pending_ids
-        else {}
-    )
+    resolutions: dict[int, str] = {}
+    if pending_ids:
+        for resolution in _fetch_transfers("pending_id = ANY(%s)", [pending_ids]):
+            assert resolution.pending_id is not None
+            resolutions[resolution.pending_id] = _resolution_word(resolution)
 
     outcomes = []
     for item in items:
@@ -491,7 +525,7 @@ def _create_batch(requests: Sequence[TransferRequest], now: datetime) -> list[Tr
                     )
         transfer = _apply(item, accounts)
         if item.pending is not None:
-            resolutions = {**resolutions, item.pending.id: _resolution_word(transfer)}
+            resolutions[item.pending.id] = _resolution_word(transfer)
         outcomes.append(TransferOutcome(transfer, created=True))
     return outcomes
 
@@ -548,4 +582,3 @@ def pending_transfers_expire(*, now: datetime | None = None, limit: int = EXPIRE
             continue
         voided += outcome.created
     return voided
-
