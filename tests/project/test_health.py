@@ -1,0 +1,42 @@
+"""The front page and the health probes answer, and say what is wrong when something is."""
+
+import pytest
+from django.test import Client
+
+pytestmark = pytest.mark.django_db
+
+
+def test_home_page_says_the_service_is_up(client: Client):
+    response = client.get("/")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert 'id="service-status" class="ok"' in body
+    assert "The service is up." in body
+
+
+def test_healthz(client: Client):
+    response = client.get("/healthz")
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+def test_readyz_reports_the_database(client: Client, settings):
+    settings.REDIS_URL = ""
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "checks": {"database": True, "redis": None}}
+
+
+def test_readyz_is_503_when_redis_does_not_answer(client: Client, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # Nothing listens on port 1.
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"] == {"database": True, "redis": False}
+
+
+def test_readyz_is_503_when_the_database_does_not_answer(client: Client, monkeypatch):
+    from config import health
+
+    monkeypatch.setattr(health.connection, "cursor", lambda: (_ for _ in ()).throw(OSError("down")))
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["database"] is False
