@@ -1,17 +1,156 @@
 """People and organisations.
 
 `User` is the project's own user model from the first migration, because Django cannot switch to
-a custom user model later. Platform roles and organisation membership are added on top of it by
-the coupon domain.
+a custom user model later. A user is either platform staff, holding roles (`reviewer`,
+`approver`, `finance`, `auditor`, as Django groups; a superuser holds every role), or a member of
+exactly one organisation: an `Enterprise` that applies for coupons, or a `Provider` (an
+intelligent computing center) that redeems them. Both organisations carry a unified social credit
+code validated by its GB 32100-2015 check character. `RelatedParty` is the administrators' list
+of pairs of codes that may not deal with each other under the program.
 """
 
 from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models import F, Q
+
+from accounts.uscc import validate_uscc
+
+
+class Role(models.TextChoices):
+    REVIEWER = "reviewer", "reviewer"
+    APPROVER = "approver", "approver"
+    FINANCE = "finance", "finance"
+    AUDITOR = "auditor", "auditor"
+
+
+class Enterprise(models.Model):
+    """An AI enterprise that applies for coupons."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending verification"
+        VERIFIED = "verified", "verified"
+        SUSPENDED = "suspended", "suspended"
+
+    name = models.CharField(max_length=200)
+    uscc = models.CharField("unified social credit code", max_length=18, unique=True, validators=[validate_uscc])
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    has_registered_model = models.BooleanField(
+        default=False, help_text="Owns a generative multimodal foundation model filed with the CAC (经备案)."
+    )
+    model_filing_number = models.CharField(max_length=100, blank=True)
+    foundation_model_developer = models.BooleanField(
+        default=False, help_text="Develops a large foundation model: may be granted a relaxed cap."
+    )
+    small_or_medium = models.BooleanField(
+        default=False, help_text="A small or medium enterprise (the June 2025 revision rates them differently)."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(has_registered_model=False) | ~Q(model_filing_number=""),
+                name="accounts_enterprise_registered_model_has_filing_number",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "verified", "suspended"]), name="accounts_enterprise_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Provider(models.Model):
+    """An intelligent computing center listed by the city, where coupons are spent."""
+
+    class Listing(models.TextChoices):
+        PLANNING_LAYOUT = "planning_layout", "in the planning layout"
+        MATCHED_PARTNER = "matched_partner", "compute-matching partner (算力撮合)"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "active"
+        SUSPENDED = "suspended", "suspended"
+
+    name = models.CharField(max_length=200)
+    uscc = models.CharField("unified social credit code", max_length=18, unique=True, validators=[validate_uscc])
+    listing = models.CharField(max_length=20, choices=Listing.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(listing__in=["planning_layout", "matched_partner"]), name="accounts_provider_listing_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["active", "suspended"]), name="accounts_provider_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def takes_part(self) -> bool:
+        """Only active, listed providers take part in the program."""
+        return self.status == self.Status.ACTIVE and self.listing in self.Listing.values
+
+
+class RelatedParty(models.Model):
+    """Two organisations (by credit code) that the administrators list as related parties.
+
+    Stored with the smaller code first, so each pair is listed once.
+    """
+
+    uscc_low = models.CharField(max_length=18, validators=[validate_uscc])
+    uscc_high = models.CharField(max_length=18, validators=[validate_uscc])
+    note = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "related parties"
+        constraints = [
+            models.UniqueConstraint(fields=["uscc_low", "uscc_high"], name="accounts_related_party_once"),
+            models.CheckConstraint(condition=Q(uscc_low__lt=F("uscc_high")), name="accounts_related_party_ordered"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.uscc_low} ~ {self.uscc_high}"
 
 
 class User(AbstractUser):
-    """A person who signs in: platform staff, or a member of an enterprise or a provider."""
+    """A person who signs in: platform staff with roles, or a member of one organisation."""
+
+    enterprise = models.ForeignKey(Enterprise, on_delete=models.PROTECT, null=True, blank=True, related_name="members")
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, null=True, blank=True, related_name="members")
 
     class Meta:
         db_table = "accounts_user"
         verbose_name = "user"
         verbose_name_plural = "users"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(enterprise__isnull=True) | Q(provider__isnull=True),
+                name="accounts_user_one_organisation_at_most",
+            ),
+        ]
+
+    def has_role(self, role: Role) -> bool:
+        """Whether this user holds a platform role. Members of organisations hold none."""
+        if not self.is_active or self.enterprise_id is not None or self.provider_id is not None:
+            return False
+        if self.is_superuser:
+            return True
+        return any(group.name == role for group in self.groups.all())
+
+    @property
+    def roles(self) -> list[str]:
+        return [role.value for role in Role if self.has_role(role)]
+
+    @property
+    def is_staff_member(self) -> bool:
+        """Platform staff: a superuser or a holder of any role."""
+        return self.is_active and (self.is_superuser or bool(self.roles))

@@ -22,3 +22,42 @@ class ApplicationError(Exception):
         # Extra, machine-readable context (an account code, what is left); all JSON-serialisable.
         self.extra = extra
         super().__init__(self.detail)
+
+
+class ValidationFailed(ApplicationError):
+    """Bad input. `errors` maps each field to its messages; nothing was changed."""
+
+    code = "validation_error"
+    http_status = 400
+    title = "The input is not valid."
+
+    def __init__(self, errors: dict[str, list[str]] | str, *, field: str | None = None) -> None:
+        if isinstance(errors, str):
+            errors = {field or "non_field_errors": [errors]}
+        self.errors = errors
+        detail = "; ".join(f"{name}: {' '.join(messages)}" for name, messages in errors.items())
+        super().__init__(detail, errors=errors)
+
+
+class PermissionDenied(ApplicationError):
+    """The caller's role may not take this action."""
+
+    code = "permission_denied"
+    http_status = 403
+    title = "You may not take this action."
+
+
+class NotFound(ApplicationError):
+    """No such object within the caller's reach (never says whether it exists elsewhere)."""
+
+    code = "not_found"
+    http_status = 404
+    title = "Not found."
+
+
+class InvalidState(ApplicationError):
+    """The object is not in a state that allows this action."""
+
+    code = "invalid_state"
+    http_status = 409
+    title = "The action is not allowed in the object's current state."

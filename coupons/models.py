@@ -1,5 +1,390 @@
-"""The computing-power coupon program: program years, applications, grants, redemptions.
+"""The computing-power coupon program.
 
-It speaks to money only through `ledger.services` and `ledger.selectors`. Its models arrive with
-the coupon-domain issue; this module exists so the app's migrations have a home from the start.
+A `ProgramYear` (a calendar year in Asia/Shanghai) has a pool, a default per-enterprise cap, a
+grace period and a `RateRuleSet`: versioned policy data, an ordered list of rules of which the
+first that matches an application gives its rate in basis points, clamped to the set's ceiling.
+
+An enterprise submits an `Application` for one compute contract with one provider; the provider
+confirms the contract, a reviewer recommends an amount, and a different approver approves it,
+which issues a `Grant` (the coupon) in one ledger batch that debits the year's pool and the
+enterprise's cap. A provider applies a grant to a bill with a `Redemption`: a hold that is then
+captured or voided (or expires), like a card payment; an approver may reverse a captured one.
+Finance batches a provider's captured redemptions into a `Settlement` and marks it paid.
+
+Money lives in the ledger, never in these rows: each grant has its own ledger account, and every
+amount shown here is also a ledger transfer (see `coupons/books.py` for the account plan). The
+rows record who did what and when, and the database checks their own invariants.
 """
+
+import pgtrigger
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+from accounts.models import Enterprise, Provider
+
+CONTRACT_FEE_FEN_MAX = 10**13  # 100 billion yuan: far above any contract, and fee × rate fits in 64 bits.
+BASIS_POINTS_WHOLE = 10_000
+CONTRACT_NUMBER_LENGTH_MAX = 64
+BILL_NUMBER_LENGTH_MAX = 64
+
+
+class ComputeSource(models.TextChoices):
+    DOMESTIC = "domestic", "domestic (国产) compute"
+    OTHER = "other", "other compute"
+
+
+class Purpose(models.TextChoices):
+    TRAINING = "training", "model training"
+    INFERENCE = "inference", "inference"
+    APPLICATION = "application", "application"
+    MAAS = "maas", "model as a service (MaaS)"
+    AGENT = "agent", "agent development"
+
+
+class RateRuleSet(models.Model):
+    """A version of the subsidy-rate policy. Never changed once written: a change is a new version.
+
+    `rules` is an ordered list of {"label", "rate_bp", "when": {...}}; see `coupons/policy.py`.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    ceiling_bp = models.PositiveIntegerField(help_text="No rate exceeds this, in basis points (3000 = 30%).")
+    rules = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(ceiling_bp__lte=BASIS_POINTS_WHOLE), name="coupons_rule_set_ceiling"),
+        ]
+        triggers = [pgtrigger.Protect(name="rule_set_immutable", operation=pgtrigger.Update | pgtrigger.Delete)]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ProgramYear(models.Model):
+    """One calendar year of the program, with its pool and policy."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "draft"
+        OPEN = "open", "open"
+        CLOSED = "closed", "closed"
+
+    year = models.PositiveIntegerField(primary_key=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT)
+    pool_fen = models.BigIntegerField()
+    default_cap_fen = models.BigIntegerField()
+    grace_days = models.PositiveIntegerField(default=0)
+    rule_set = models.ForeignKey(RateRuleSet, on_delete=models.PROTECT, related_name="years")
+    opened_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(pool_fen__gt=0), name="coupons_year_pool_positive"),
+            models.CheckConstraint(condition=Q(default_cap_fen__gt=0), name="coupons_year_cap_positive"),
+            models.CheckConstraint(condition=Q(year__gte=2000, year__lte=2999), name="coupons_year_range"),
+            models.CheckConstraint(condition=Q(status__in=["draft", "open", "closed"]), name="coupons_year_status"),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.year)
+
+
+class CapOverride(models.Model):
+    """A relaxed cap for one enterprise in one year, granted by an approver with a written reason."""
+
+    year = models.ForeignKey(ProgramYear, on_delete=models.PROTECT, related_name="cap_overrides")
+    enterprise = models.ForeignKey(Enterprise, on_delete=models.PROTECT, related_name="cap_overrides")
+    cap_fen = models.BigIntegerField(help_text="The enterprise's cap for the year from now on.")
+    previous_cap_fen = models.BigIntegerField()
+    reason = models.TextField()
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    granted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(cap_fen__gt=F("previous_cap_fen")), name="coupons_cap_override_raises"),
+            models.CheckConstraint(condition=~Q(reason=""), name="coupons_cap_override_has_reason"),
+            models.CheckConstraint(condition=~Q(requested_by=F("granted_by")), name="coupons_cap_override_four_eyes"),
+        ]
+
+
+class Application(models.Model):
+    """An enterprise's request for coupons against one compute contract with one provider."""
+
+    class Status(models.TextChoices):
+        SUBMITTED = "submitted", "submitted"
+        CONFIRMED = "confirmed", "confirmed by the provider"
+        REVIEWED = "reviewed", "reviewed"
+        APPROVED = "approved", "approved"
+        REJECTED = "rejected", "rejected"
+        WITHDRAWN = "withdrawn", "withdrawn"
+
+    enterprise = models.ForeignKey(Enterprise, on_delete=models.PROTECT, related_name="applications")
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="applications")
+    year = models.ForeignKey(ProgramYear, on_delete=models.PROTECT, related_name="applications")
+    contract_number = models.CharField(max_length=CONTRACT_NUMBER_LENGTH_MAX)
+    contract_fee_fen = models.BigIntegerField()
+    compute_source = models.CharField(max_length=16, choices=ComputeSource.choices)
+    purpose = models.CharField(max_length=16, choices=Purpose.choices)
+    rate_bp = models.PositiveIntegerField()
+    rate_rule = models.CharField(max_length=200, help_text="The label of the rule that gave the rate.")
+    eligible_fen = models.BigIntegerField()
+    requested_fen = models.BigIntegerField()
+    recommended_fen = models.BigIntegerField(null=True, blank=True)
+    review_note = models.TextField(blank=True)
+    reject_reason = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SUBMITTED)
+    submitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    rejected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            # One contract is subsidised once, across all years; a rejected or withdrawn
+            # application leaves the contract free for a new one.
+            models.UniqueConstraint(
+                fields=["provider", "contract_number"],
+                condition=~Q(status__in=["rejected", "withdrawn"]),
+                name="coupons_application_contract_once",
+            ),
+            models.CheckConstraint(
+                condition=Q(contract_fee_fen__gt=0, contract_fee_fen__lte=CONTRACT_FEE_FEN_MAX),
+                name="coupons_application_fee_range",
+            ),
+            models.CheckConstraint(condition=Q(rate_bp__lte=BASIS_POINTS_WHOLE), name="coupons_application_rate_range"),
+            # eligible = floor(fee × rate / 10000): rounding always favours the fund.
+            models.CheckConstraint(
+                condition=Q(eligible_fen=F("contract_fee_fen") * F("rate_bp") / BASIS_POINTS_WHOLE),
+                name="coupons_application_eligible_is_fee_times_rate",
+            ),
+            models.CheckConstraint(
+                condition=Q(requested_fen__gt=0, requested_fen__lte=F("eligible_fen")),
+                name="coupons_application_requested_within_eligible",
+            ),
+            models.CheckConstraint(
+                condition=Q(recommended_fen__isnull=True)
+                | Q(recommended_fen__gt=0, recommended_fen__lte=F("requested_fen")),
+                name="coupons_application_recommended_within_requested",
+            ),
+            models.CheckConstraint(
+                condition=Q(approved_by__isnull=True) | ~Q(approved_by=F("reviewed_by")),
+                name="coupons_application_four_eyes",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["submitted", "confirmed", "reviewed", "approved", "rejected", "withdrawn"]),
+                name="coupons_application_status_valid",
+            ),
+        ]
+        indexes = [models.Index(fields=["enterprise", "year"], name="coupons_app_enterprise_year")]
+
+    def __str__(self) -> str:
+        return f"{self.contract_number} ({self.enterprise})"
+
+
+class ApplicationEvent(models.Model):
+    """One step in an application's history: who did what, when, with what note."""
+
+    application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="events")
+    action = models.CharField(max_length=16)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    note = models.TextField(blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        triggers = [
+            pgtrigger.Protect(name="application_event_insert_only", operation=pgtrigger.Update | pgtrigger.Delete)
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} by {self.actor_id} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class Grant(models.Model):
+    """A coupon: an approved amount for one enterprise, one provider and one contract."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "active"
+        EXPIRED = "expired", "expired"
+        REVOKED = "revoked", "revoked"
+
+    code = models.CharField(max_length=32, unique=True, help_text="Human-readable, with a check character.")
+    application = models.OneToOneField(Application, on_delete=models.PROTECT, related_name="grant")
+    enterprise = models.ForeignKey(Enterprise, on_delete=models.PROTECT, related_name="grants")
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="grants")
+    year = models.ForeignKey(ProgramYear, on_delete=models.PROTECT, related_name="grants")
+    amount_fen = models.BigIntegerField()
+    rate_bp = models.PositiveIntegerField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
+    # The grant's own ledger account (grant:<year>:<id>): its balance is what is left to redeem.
+    account = models.OneToOneField("ledger.Account", on_delete=models.PROTECT, related_name="+")
+    issued_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    issued_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoke_reason = models.TextField(blank=True)
+    revoked_fen = models.BigIntegerField(default=0, help_text="The unused balance returned to the pool on revocation.")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_fen__gt=0), name="coupons_grant_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(revoked_fen__gte=0, revoked_fen__lte=F("amount_fen")), name="coupons_grant_revoked_range"
+            ),
+            models.CheckConstraint(condition=Q(rate_bp__lte=BASIS_POINTS_WHOLE), name="coupons_grant_rate_range"),
+            models.CheckConstraint(
+                condition=Q(status__in=["active", "expired", "revoked"]), name="coupons_grant_status"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Settlement(models.Model):
+    """Finance's batch of one provider's captured redemptions, paid by one bank transfer."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "awaiting payment"
+        PAID = "paid", "paid"
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="settlements")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
+    total_fen = models.BigIntegerField(help_text="Captured coupons less clawbacks netted.")
+    redemptions_count = models.PositiveIntegerField()
+    bank_reference = models.CharField(max_length=100, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    paid_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(total_fen__gte=0), name="coupons_settlement_total_not_negative"),
+            models.CheckConstraint(
+                condition=Q(status="open", paid_at__isnull=True)
+                | (Q(status="paid", paid_at__isnull=False) & ~Q(bank_reference="")),
+                name="coupons_settlement_paid_has_reference",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Settlement {self.pk} ({self.provider_id}, {self.status})"
+
+
+class Redemption(models.Model):
+    """A provider's use of a grant against one bill: a hold, then captured or released."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "held"
+        CAPTURED = "captured", "captured"
+        VOIDED = "voided", "voided"
+        EXPIRED = "expired", "expired"
+        REVERSED = "reversed", "reversed"
+
+    grant = models.ForeignKey(Grant, on_delete=models.PROTECT, related_name="redemptions")
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="redemptions")
+    bill_number = models.CharField(max_length=BILL_NUMBER_LENGTH_MAX)
+    bill_amount_fen = models.BigIntegerField()
+    requested_fen = models.BigIntegerField(null=True, blank=True)
+    rate_bp = models.PositiveIntegerField()
+    coupon_fen = models.BigIntegerField()
+    status = models.CharField(max_length=8, choices=Status.choices)
+    hold_transfer = models.OneToOneField(
+        "ledger.Transfer", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="When an uncaptured hold lapses.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    captured_at = models.DateTimeField(null=True, blank=True)
+    released_at = models.DateTimeField(null=True, blank=True, help_text="When a hold was voided or expired.")
+    reversed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    reversed_at = models.DateTimeField(null=True, blank=True)
+    reversal_reason = models.TextField(blank=True)
+    # Where a reversed coupon went: back to the grant, or to the year's lapsed account when the
+    # grant can no longer be used (expired, revoked, or its year closed).
+    reversed_to = models.CharField(max_length=8, blank=True, choices=[("grant", "grant"), ("lapsed", "lapsed")])
+    settlement = models.ForeignKey(
+        Settlement, on_delete=models.PROTECT, null=True, blank=True, related_name="redemptions"
+    )
+    # A redemption reversed after it was paid is owed back by the provider: netted here.
+    clawback_settlement = models.ForeignKey(
+        Settlement, on_delete=models.PROTECT, null=True, blank=True, related_name="clawbacks"
+    )
+
+    class Meta:
+        constraints = [
+            # A bill is redeemed once per contract (a grant is one contract); a released hold frees it.
+            models.UniqueConstraint(
+                fields=["grant", "bill_number"],
+                condition=~Q(status__in=["voided", "expired"]),
+                name="coupons_redemption_bill_once",
+            ),
+            models.CheckConstraint(
+                condition=Q(bill_amount_fen__gt=0, bill_amount_fen__lte=CONTRACT_FEE_FEN_MAX),
+                name="coupons_redemption_bill_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(requested_fen__isnull=True) | Q(requested_fen__gt=0), name="coupons_redemption_requested"
+            ),
+            # coupon ≤ floor(bill × rate): never a fen past the rate.
+            models.CheckConstraint(
+                condition=Q(coupon_fen__gt=0)
+                & Q(coupon_fen__lte=F("bill_amount_fen") * F("rate_bp") / BASIS_POINTS_WHOLE),
+                name="coupons_redemption_within_rate",
+            ),
+            models.CheckConstraint(
+                condition=Q(requested_fen__isnull=True) | Q(coupon_fen__lte=F("requested_fen")),
+                name="coupons_redemption_within_requested",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "captured", "voided", "expired", "reversed"]),
+                name="coupons_redemption_status",
+            ),
+            models.CheckConstraint(
+                condition=Q(settlement__isnull=True) | Q(status__in=["captured", "reversed"]),
+                name="coupons_redemption_settled_only_if_captured",
+            ),
+            models.CheckConstraint(
+                condition=Q(clawback_settlement__isnull=True) | Q(status="reversed", settlement__isnull=False),
+                name="coupons_redemption_clawback_only_if_paid_and_reversed",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["provider", "status"], name="coupons_redemption_provider"),
+            models.Index(fields=["expires_at"], condition=Q(status="pending"), name="coupons_redemption_hold_expiry"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bill_number} on {self.grant_id}"
+
+    @property
+    def payable_fen(self) -> int:
+        """What the enterprise still pays the provider for the bill."""
+        return self.bill_amount_fen - self.coupon_fen

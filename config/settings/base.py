@@ -114,6 +114,11 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_ENABLE_UTC = True
 
+# --- The coupon program -----------------------------------------------------------------------
+
+# How long a redemption's hold waits for capture before it expires and the coupon returns.
+COUPONS_HOLD_TIMEOUT_S = env.int("COUPONS_HOLD_TIMEOUT_S", default=15 * 60)
+
 # --- Logging ----------------------------------------------------------------------------------
 
 LOGGING = {

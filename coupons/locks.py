@@ -1,0 +1,49 @@
+"""Named row locks. Each takes FOR UPDATE on one row; callers follow the order in
+`coupons/services/__init__.py`. Every function here must be called inside a transaction."""
+
+from collections.abc import Sequence
+from typing import TypeVar
+
+from django.db.models import QuerySet
+
+from accounts.models import Provider
+from config.errors import NotFound
+from coupons.models import Application, Grant, ProgramYear, Redemption, Settlement
+
+T = TypeVar("T", Application, Grant, ProgramYear, Provider, Redemption, Settlement)
+
+
+def _one(queryset: "QuerySet[T]", pk: int, what: str) -> T:
+    # of=("self",): lock this row only, not the rows select_related joins in (the year, the provider).
+    try:
+        return queryset.select_for_update(of=("self",)).get(pk=pk)
+    except queryset.model.DoesNotExist:
+        raise NotFound(f"No {what} {pk}.") from None
+
+
+def program_year_lock(year: int) -> ProgramYear:
+    return _one(ProgramYear.objects.all(), year, "program year")
+
+
+def application_lock(pk: int) -> Application:
+    return _one(Application.objects.select_related("enterprise", "provider", "year"), pk, "application")
+
+
+def grant_lock(pk: int) -> Grant:
+    return _one(Grant.objects.select_related("provider", "year", "application"), pk, "grant")
+
+
+def redemption_lock(pk: int) -> Redemption:
+    return _one(Redemption.objects.all(), pk, "redemption")
+
+
+def redemptions_lock(pks: Sequence[int]) -> list[Redemption]:
+    return list(Redemption.objects.select_for_update().filter(pk__in=pks).order_by("pk"))
+
+
+def provider_lock(pk: int) -> Provider:
+    return _one(Provider.objects.all(), pk, "provider")
+
+
+def settlement_lock(pk: int) -> Settlement:
+    return _one(Settlement.objects.select_related("provider"), pk, "settlement")

@@ -1,0 +1,144 @@
+"""Subsidy-rate policy as data: rule sets, their validation, and the rate they give.
+
+A rule set is an ordered list of rules. Each rule has a `label`, a `rate_bp` and a `when`: a
+condition on the application and its enterprise. Every key of `when` is optional; a rule with an
+empty `when` matches everything. The first rule that matches gives the rate, clamped to the set's
+`ceiling_bp`. No rule matching gives no subsidy.
+
+`when` keys:
+- `purposes`: list of purpose words; the application's purpose is one of them;
+- `compute_sources`: list of compute-source words;
+- `has_registered_model`, `foundation_model_developer`, `small_or_medium`: the enterprise's flag
+  equals the given boolean;
+- `contracted_total_fen_max`: the enterprise's contract fees in the year, this contract included,
+  total at most this many fen.
+
+The 2024 municipal measures are `MEASURES_2024`; the June 2025 revision is `REVISION_2025_06`,
+which needed no code, only data.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from config.errors import ValidationFailed
+from coupons.models import BASIS_POINTS_WHOLE, ComputeSource, Purpose
+
+RULES_COUNT_MAX: Final = 50
+LABEL_LENGTH_MAX: Final = 200
+_FLAG_KEYS: Final = ("has_registered_model", "foundation_model_developer", "small_or_medium")
+_WHEN_KEYS: Final = frozenset({"purposes", "compute_sources", "contracted_total_fen_max", *_FLAG_KEYS})
+
+MODEL_SERVICE_PURPOSES: Final = [Purpose.MAAS.value, Purpose.AGENT.value, Purpose.APPLICATION.value]
+
+# 依托经备案的生成式多模态基础大模型进行模型服务（MaaS）、智能体开发等应用 30%; 国产算力 30%; 其他 20%.
+MEASURES_2024: Final[dict[str, Any]] = {
+    "name": "measures-2024",
+    "description": "Several Measures to Support the High-Quality Development of the Whole AI Industry Chain (2024).",
+    "ceiling_bp": 3000,
+    "rules": [
+        {
+            "label": "Model services on a registered foundation model (MaaS, agents, applications)",
+            "rate_bp": 3000,
+            "when": {"purposes": MODEL_SERVICE_PURPOSES, "has_registered_model": True},
+        },
+        {"label": "Domestic compute", "rate_bp": 3000, "when": {"compute_sources": [ComputeSource.DOMESTIC.value]}},
+        {"label": "Other compute", "rate_bp": 2000, "when": {}},
+    ],
+}
+
+# June 2025: small and medium enterprises whose compute contracts total at most 500,000 yuan in
+# the year may get up to 50%.
+REVISION_2025_06: Final[dict[str, Any]] = {
+    "name": "revision-2025-06",
+    "description": "June 2025 revision: up to 50% for small and medium enterprises contracting at most 500,000 yuan.",
+    "ceiling_bp": 5000,
+    "rules": [
+        {
+            "label": "Small or medium enterprise, contracts at most 500,000 yuan in the year",
+            "rate_bp": 5000,
+            "when": {"small_or_medium": True, "contracted_total_fen_max": 50_000_000},
+        },
+        *MEASURES_2024["rules"],
+    ],
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApplicationFacts:
+    """What a rule may look at."""
+
+    purpose: str
+    compute_source: str
+    has_registered_model: bool
+    foundation_model_developer: bool
+    small_or_medium: bool
+    contracted_total_fen: int
+
+
+@dataclass(frozen=True)
+class Rate:
+    rate_bp: int
+    label: str
+
+
+def rules_validate(*, rules: object, ceiling_bp: object) -> None:
+    """Raise ValidationFailed saying what is wrong, unless `rules` is a well-formed rule list."""
+    errors: list[str] = []
+    if not isinstance(ceiling_bp, int) or isinstance(ceiling_bp, bool) or not 0 < ceiling_bp <= BASIS_POINTS_WHOLE:
+        errors.append(f"ceiling_bp must be a whole number of basis points from 1 to {BASIS_POINTS_WHOLE}.")
+    if not isinstance(rules, list) or not 0 < len(rules) <= RULES_COUNT_MAX:
+        raise ValidationFailed(f"rules must be a list of 1 to {RULES_COUNT_MAX} rules.", field="rules")
+    for index, rule in enumerate(rules):
+        where = f"rule {index + 1}"
+        if not isinstance(rule, dict) or set(rule) != {"label", "rate_bp", "when"}:
+            errors.append(f"{where} must have exactly label, rate_bp and when.")
+            continue
+        label, rate_bp, when = rule["label"], rule["rate_bp"], rule["when"]
+        if not isinstance(label, str) or not 0 < len(label) <= LABEL_LENGTH_MAX:
+            errors.append(f"{where}: label must be 1 to {LABEL_LENGTH_MAX} characters.")
+        if not isinstance(rate_bp, int) or isinstance(rate_bp, bool) or not 0 <= rate_bp <= BASIS_POINTS_WHOLE:
+            errors.append(f"{where}: rate_bp must be a whole number from 0 to {BASIS_POINTS_WHOLE}.")
+        if not isinstance(when, dict):
+            errors.append(f"{where}: when must be an object.")
+            continue
+        unknown = set(when) - _WHEN_KEYS
+        if unknown:
+            errors.append(f"{where}: unknown condition {', '.join(sorted(unknown))}.")
+        for key, words in (("purposes", Purpose.values), ("compute_sources", ComputeSource.values)):
+            if key in when:
+                value = when[key]
+                if not isinstance(value, list) or not value or any(v not in words for v in value):
+                    errors.append(f"{where}: {key} must be a non-empty list of {', '.join(words)}.")
+        for key in _FLAG_KEYS:
+            if key in when and not isinstance(when[key], bool):
+                errors.append(f"{where}: {key} must be true or false.")
+        if "contracted_total_fen_max" in when:
+            value = when["contracted_total_fen_max"]
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                errors.append(f"{where}: contracted_total_fen_max must be a positive whole number of fen.")
+    if errors:
+        raise ValidationFailed({"rules": errors})
+
+
+def _matches(when: dict[str, Any], facts: ApplicationFacts) -> bool:
+    if "purposes" in when and facts.purpose not in when["purposes"]:
+        return False
+    if "compute_sources" in when and facts.compute_source not in when["compute_sources"]:
+        return False
+    if any(key in when and getattr(facts, key) != when[key] for key in _FLAG_KEYS):
+        return False
+    return not ("contracted_total_fen_max" in when and facts.contracted_total_fen > when["contracted_total_fen_max"])
+
+
+def rate_for(*, rules: list[dict[str, Any]], ceiling_bp: int, facts: ApplicationFacts) -> Rate:
+    """The rate of the first matching rule, clamped to the ceiling; 0 when none matches."""
+    for rule in rules:
+        if _matches(rule["when"], facts):
+            return Rate(min(rule["rate_bp"], ceiling_bp), rule["label"])
+    return Rate(0, "no rule matched")
+
+
+def subsidy_fen(amount_fen: int, rate_bp: int) -> int:
+    """floor(amount × rate / 10000): rounding always favours the fund."""
+    assert amount_fen >= 0 and 0 <= rate_bp <= BASIS_POINTS_WHOLE
+    return amount_fen * rate_bp // BASIS_POINTS_WHOLE

@@ -1,0 +1,254 @@
+"""Applications: submit, confirm, review, approve (which issues the grant), reject, withdraw."""
+
+import datetime as dt
+
+from django.db import IntegrityError, transaction
+from django.db.models import Sum
+
+from accounts.models import Enterprise, Provider, Role, User
+from accounts.roles import require_enterprise_member, require_provider_member, require_role
+from accounts.selectors import related_parties
+from config.errors import InvalidState, PermissionDenied, ValidationFailed
+from coupons.errors import (
+    AffiliatedProvider,
+    DuplicateContract,
+    EnterpriseNotVerified,
+    FourEyes,
+    ProgramYearClosed,
+    ProviderNotListed,
+)
+from coupons.locks import application_lock
+from coupons.models import (
+    CONTRACT_FEE_FEN_MAX,
+    CONTRACT_NUMBER_LENGTH_MAX,
+    Application,
+    ApplicationEvent,
+    ComputeSource,
+    ProgramYear,
+    Purpose,
+)
+from coupons.policy import ApplicationFacts, rate_for, subsidy_fen
+from coupons.services.grants import grant_issue
+from coupons.services.years import program_year_current
+
+NOTE_LENGTH_MAX = 2_000
+_LIVE_STATUSES = [
+    Application.Status.SUBMITTED,
+    Application.Status.CONFIRMED,
+    Application.Status.REVIEWED,
+    Application.Status.APPROVED,
+]
+_BEFORE_APPROVAL = [Application.Status.SUBMITTED, Application.Status.CONFIRMED, Application.Status.REVIEWED]
+
+
+def _whole_fen(value: object, field: str, *, maximum: int = CONTRACT_FEE_FEN_MAX) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= maximum:
+        raise ValidationFailed(f"{field} must be a whole number of fen from 1 to {maximum}.", field=field)
+    return value
+
+
+def _note(value: str, field: str, *, required: bool) -> str:
+    value = (value or "").strip()
+    if required and not value:
+        raise ValidationFailed(f"{field} is required.", field=field)
+    if len(value) > NOTE_LENGTH_MAX:
+        raise ValidationFailed(f"{field} has at most {NOTE_LENGTH_MAX} characters.", field=field)
+    return value
+
+
+def _record(application: Application, action: str, actor: User, note: str = "") -> None:
+    ApplicationEvent.objects.create(application=application, action=action, actor=actor, note=note)
+
+
+def contracted_total_fen(*, enterprise_id: int, year: ProgramYear) -> int:
+    """The fees of the enterprise's live applications in the year."""
+    total = Application.objects.filter(enterprise_id=enterprise_id, year=year, status__in=_LIVE_STATUSES).aggregate(
+        total=Sum("contract_fee_fen")
+    )["total"]
+    return int(total or 0)
+
+
+def application_submit(
+    *,
+    actor: User,
+    provider: Provider,
+    contract_number: str,
+    contract_fee_fen: int,
+    compute_source: str,
+    purpose: str,
+    requested_fen: int | None = None,
+    now: dt.datetime | None = None,
+) -> Application:
+    """An enterprise member applies for coupons against one compute contract."""
+    if actor.enterprise_id is None:
+        raise PermissionDenied("Only a member of an enterprise applies for coupons.")
+    contract_number = (contract_number or "").strip()
+    if not 0 < len(contract_number) <= CONTRACT_NUMBER_LENGTH_MAX or not contract_number.isprintable():
+        raise ValidationFailed(
+            f"contract_number has 1 to {CONTRACT_NUMBER_LENGTH_MAX} printable characters.", field="contract_number"
+        )
+    _whole_fen(contract_fee_fen, "contract_fee_fen")
+    if compute_source not in ComputeSource.values:
+        raise ValidationFailed(f"compute_source is one of {', '.join(ComputeSource.values)}.", field="compute_source")
+    if purpose not in Purpose.values:
+        raise ValidationFailed(f"purpose is one of {', '.join(Purpose.values)}.", field="purpose")
+    if requested_fen is not None:
+        _whole_fen(requested_fen, "requested_fen")
+
+    with transaction.atomic():
+        # Lock the enterprise: its contracted total for the year (which a rule may look at) must
+        # not change under us, and its status is read once.
+        enterprise = Enterprise.objects.select_for_update().get(pk=actor.enterprise_id)
+        if enterprise.status != Enterprise.Status.VERIFIED:
+            raise EnterpriseNotVerified(
+                f"{enterprise.name} is {enterprise.status}; only a verified enterprise applies."
+            )
+        provider = Provider.objects.get(pk=provider.pk)
+        if not provider.takes_part:
+            raise ProviderNotListed(f"{provider.name} is {provider.status} and takes no part in the program.")
+        if provider.uscc == enterprise.uscc or related_parties(provider.uscc, enterprise.uscc):
+            raise AffiliatedProvider(f"{provider.name} is {enterprise.name} itself or a related party.")
+        year = program_year_current(now=now)
+        if Application.objects.filter(
+            provider=provider, contract_number=contract_number, status__in=_LIVE_STATUSES
+        ).exists():
+            raise DuplicateContract(f"Contract {contract_number} with {provider.name} already has an application.")
+
+        facts = ApplicationFacts(
+            purpose=purpose,
+            compute_source=compute_source,
+            has_registered_model=enterprise.has_registered_model,
+            foundation_model_developer=enterprise.foundation_model_developer,
+            small_or_medium=enterprise.small_or_medium,
+            contracted_total_fen=contracted_total_fen(enterprise_id=enterprise.pk, year=year) + contract_fee_fen,
+        )
+        rate = rate_for(rules=year.rule_set.rules, ceiling_bp=year.rule_set.ceiling_bp, facts=facts)
+        eligible_fen = subsidy_fen(contract_fee_fen, rate.rate_bp)
+        if eligible_fen == 0:
+            raise ValidationFailed(f"No subsidy applies to this contract ({rate.label}).", field="contract_fee_fen")
+        if requested_fen is None:
+            requested_fen = eligible_fen
+        if requested_fen > eligible_fen:
+            raise ValidationFailed(
+                f"requested_fen may be at most the eligible {eligible_fen} fen.", field="requested_fen"
+            )
+        try:
+            with transaction.atomic():
+                application = Application.objects.create(
+                    enterprise=enterprise,
+                    provider=provider,
+                    year=year,
+                    contract_number=contract_number,
+                    contract_fee_fen=contract_fee_fen,
+                    compute_source=compute_source,
+                    purpose=purpose,
+                    rate_bp=rate.rate_bp,
+                    rate_rule=rate.label,
+                    eligible_fen=eligible_fen,
+                    requested_fen=requested_fen,
+                    submitted_by=actor,
+                )
+        except IntegrityError as error:
+            if "coupons_application_contract_once" in str(error):
+                raise DuplicateContract(
+                    f"Contract {contract_number} with {provider.name} already has an application."
+                ) from None
+            raise
+        _record(application, "submitted", actor)
+        return application
+
+
+def application_confirm(*, application: Application, actor: User) -> Application:
+    """The contract's provider confirms that the contract is real."""
+    require_provider_member(actor, application.provider_id)
+    with transaction.atomic():
+        locked = application_lock(application.pk)
+        if locked.status != Application.Status.SUBMITTED:
+            raise InvalidState(f"Only a submitted application is confirmed; this one is {locked.status}.")
+        locked.status = Application.Status.CONFIRMED
+        locked.confirmed_by = actor
+        locked.save(update_fields=["status", "confirmed_by", "updated_at"])
+        _record(locked, "confirmed", actor)
+        return locked
+
+
+def application_review(*, application: Application, actor: User, recommended_fen: int, note: str = "") -> Application:
+    """A reviewer recommends an amount, at most what was requested."""
+    require_role(actor, Role.REVIEWER)
+    _whole_fen(recommended_fen, "recommended_fen")
+    note = _note(note, "note", required=False)
+    with transaction.atomic():
+        locked = application_lock(application.pk)
+        if locked.status != Application.Status.CONFIRMED:
+            raise InvalidState(f"Only a confirmed application is reviewed; this one is {locked.status}.")
+        if recommended_fen > locked.requested_fen:
+            raise ValidationFailed(
+                f"recommended_fen may be at most the requested {locked.requested_fen} fen.", field="recommended_fen"
+            )
+        locked.status = Application.Status.REVIEWED
+        locked.recommended_fen = recommended_fen
+        locked.review_note = note
+        locked.reviewed_by = actor
+        locked.save(update_fields=["status", "recommended_fen", "review_note", "reviewed_by", "updated_at"])
+        _record(locked, "reviewed", actor, note)
+        return locked
+
+
+def application_approve(*, application: Application, actor: User, approved_fen: int | None = None) -> Application:
+    """An approver who is not the reviewer approves, issuing the grant in one ledger batch.
+
+    Fails with `pool_exhausted` or `cap_exceeded` (saying what is left) when the year's pool or the
+    enterprise's cap cannot cover the whole amount; nothing is written then.
+    """
+    require_role(actor, Role.APPROVER)
+    if approved_fen is not None:
+        _whole_fen(approved_fen, "approved_fen")
+    with transaction.atomic():
+        locked = application_lock(application.pk)
+        if locked.status != Application.Status.REVIEWED:
+            raise InvalidState(f"Only a reviewed application is approved; this one is {locked.status}.")
+        if locked.reviewed_by_id == actor.pk:
+            raise FourEyes("The approver of an application may not be its reviewer.")
+        assert locked.recommended_fen is not None
+        amount_fen = locked.recommended_fen if approved_fen is None else approved_fen
+        if amount_fen > locked.recommended_fen:
+            raise ValidationFailed(
+                f"approved_fen may be at most the recommended {locked.recommended_fen} fen.", field="approved_fen"
+            )
+        if locked.year.status != ProgramYear.Status.OPEN:
+            raise ProgramYearClosed(f"Program year {locked.year_id} is {locked.year.status}.")
+        grant_issue(application=locked, approver=actor, amount_fen=amount_fen)
+        locked.status = Application.Status.APPROVED
+        locked.approved_by = actor
+        locked.save(update_fields=["status", "approved_by", "updated_at"])
+        _record(locked, "approved", actor, f"{amount_fen} fen")
+        return locked
+
+
+def application_reject(*, application: Application, actor: User, reason: str) -> Application:
+    """A reviewer or an approver rejects an application before approval, saying why."""
+    require_role(actor, Role.REVIEWER, Role.APPROVER)
+    reason = _note(reason, "reason", required=True)
+    with transaction.atomic():
+        locked = application_lock(application.pk)
+        if locked.status not in _BEFORE_APPROVAL:
+            raise InvalidState(f"A {locked.status} application cannot be rejected.")
+        locked.status = Application.Status.REJECTED
+        locked.reject_reason = reason
+        locked.rejected_by = actor
+        locked.save(update_fields=["status", "reject_reason", "rejected_by", "updated_at"])
+        _record(locked, "rejected", actor, reason)
+        return locked
+
+
+def application_withdraw(*, application: Application, actor: User) -> Application:
+    """The enterprise withdraws its application before approval."""
+    require_enterprise_member(actor, application.enterprise_id)
+    with transaction.atomic():
+        locked = application_lock(application.pk)
+        if locked.status not in _BEFORE_APPROVAL:
+            raise InvalidState(f"A {locked.status} application cannot be withdrawn.")
+        locked.status = Application.Status.WITHDRAWN
+        locked.save(update_fields=["status", "updated_at"])
+        _record(locked, "withdrawn", actor)
+        return locked

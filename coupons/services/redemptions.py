@@ -1,0 +1,280 @@
+"""Redemptions: a provider applies a grant to one bill, two-phase like a card payment.
+
+`redemption_create` holds `min(floor(bill × rate), available, requested)` on the grant (a pending
+ledger transfer `grant:G → provider:P`), or posts it at once with `capture=True`. The hold is then
+captured (posted), voided, or expires after `COUPONS_HOLD_TIMEOUT_S`. An approver may reverse a
+captured redemption: the coupon goes back to the grant, or to the year's lapsed account when the
+grant can no longer be used; if the provider was already paid, the provider owes it back and the
+next settlement nets it.
+"""
+
+import datetime as dt
+from typing import Final
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from accounts.models import Role, User
+from accounts.roles import require_provider_member, require_role
+from config.errors import InvalidState, ValidationFailed
+from coupons import books
+from coupons.errors import (
+    ContractExceeded,
+    DuplicateBill,
+    GrantExhausted,
+    GrantExpired,
+    GrantRevoked,
+    ProviderNotListed,
+)
+from coupons.locks import grant_lock, redemption_lock
+from coupons.models import BILL_NUMBER_LENGTH_MAX, CONTRACT_FEE_FEN_MAX, Grant, Redemption, Settlement
+from coupons.policy import subsidy_fen
+from ledger.errors import ExceedsCredits, PendingTransferAlreadyResolved, PendingTransferExpired
+from ledger.models import Transfer
+from ledger.selectors import account_balance
+from ledger.services import TransferRequest, transfer_create
+
+EXPIRE_BATCH_SIZE: Final = 500
+REASON_LENGTH_MAX: Final = 2_000
+_LIVE = [Redemption.Status.PENDING, Redemption.Status.CAPTURED]
+
+
+def hold_timeout_s() -> int:
+    return int(settings.COUPONS_HOLD_TIMEOUT_S)
+
+
+def _check_create_input(bill_number: str, bill_amount_fen: object, requested_fen: object) -> str:
+    bill_number = (bill_number or "").strip() if isinstance(bill_number, str) else ""
+    if not 0 < len(bill_number) <= BILL_NUMBER_LENGTH_MAX or not bill_number.isprintable():
+        raise ValidationFailed(
+            f"bill_number has 1 to {BILL_NUMBER_LENGTH_MAX} printable characters.", field="bill_number"
+        )
+    for name, value, optional in (("bill_amount_fen", bill_amount_fen, False), ("requested_fen", requested_fen, True)):
+        if value is None and optional:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= CONTRACT_FEE_FEN_MAX:
+            raise ValidationFailed(
+                f"{name} must be a whole number of fen from 1 to {CONTRACT_FEE_FEN_MAX}.", field=name
+            )
+    return bill_number
+
+
+def _check_grant_usable(grant: Grant, now: dt.datetime) -> None:
+    if grant.status == Grant.Status.REVOKED:
+        raise GrantRevoked(f"Grant {grant.code} was revoked.")
+    if grant.status == Grant.Status.EXPIRED or now >= grant.expires_at:
+        raise GrantExpired(f"Grant {grant.code} expired at {grant.expires_at.isoformat()}.")
+
+
+def redemption_create(
+    *,
+    grant: Grant,
+    bill_number: str,
+    bill_amount_fen: int,
+    actor: User,
+    requested_fen: int | None = None,
+    capture: bool = False,
+    now: dt.datetime | None = None,
+) -> Redemption:
+    """The grant's provider redeems it against one bill under the contract."""
+    bill_number = _check_create_input(bill_number, bill_amount_fen, requested_fen)
+    if not isinstance(capture, bool):
+        raise ValidationFailed("capture is true or false.", field="capture")
+    now = now or timezone.now()
+    require_provider_member(actor, grant.provider_id)
+    with transaction.atomic():
+        # The grant's lock orders every redemption of the contract: the bill and contract checks
+        # below cannot be raced. The grant's ledger account is the backstop for the money.
+        locked = grant_lock(grant.pk)
+        if not locked.provider.takes_part:
+            raise ProviderNotListed(f"{locked.provider.name} is {locked.provider.status}.")
+        _check_grant_usable(locked, now)
+        live = Redemption.objects.filter(grant=locked, status__in=_LIVE)
+        if live.filter(bill_number=bill_number).exists():
+            raise DuplicateBill(
+                f"Bill {bill_number} was already redeemed on contract {locked.application.contract_number}."
+            )
+        billed_fen = int(live.aggregate(total=Sum("bill_amount_fen"))["total"] or 0)
+        contract_fee_fen = locked.application.contract_fee_fen
+        if billed_fen + bill_amount_fen > contract_fee_fen:
+            raise ContractExceeded(
+                f"Bills of {billed_fen} fen are already redeemed on a contract of {contract_fee_fen} fen; "
+                f"{contract_fee_fen - billed_fen} fen of bills remain.",
+                remaining_fen=contract_fee_fen - billed_fen,
+            )
+        by_rate_fen = subsidy_fen(bill_amount_fen, locked.rate_bp)
+        if by_rate_fen == 0:
+            raise ValidationFailed(
+                "The bill is too small to carry a coupon at the grant's rate.", field="bill_amount_fen"
+            )
+        available_fen = account_balance(account_id=locked.account_id).available_fen
+        if available_fen <= 0:
+            raise GrantExhausted(f"Nothing is left on grant {locked.code}.", available_fen=0)
+        coupon_fen = min(by_rate_fen, available_fen, requested_fen if requested_fen is not None else by_rate_fen)
+        try:
+            with transaction.atomic():
+                redemption = Redemption.objects.create(
+                    grant=locked,
+                    provider_id=locked.provider_id,
+                    bill_number=bill_number,
+                    bill_amount_fen=bill_amount_fen,
+                    requested_fen=requested_fen,
+                    rate_bp=locked.rate_bp,
+                    coupon_fen=coupon_fen,
+                    status=Redemption.Status.CAPTURED if capture else Redemption.Status.PENDING,
+                    created_by=actor,
+                    captured_at=now if capture else None,
+                )
+        except IntegrityError as error:
+            if "coupons_redemption_bill_once" in str(error):
+                raise DuplicateBill(f"Bill {bill_number} was already redeemed on this contract.") from None
+            raise
+        provider_account = books.provider_account_ensure(locked.provider_id)
+        try:
+            if capture:
+                transfer_create(
+                    transfer=TransferRequest.posted(
+                        key=f"redemption:{redemption.pk}:capture",
+                        debit_account_id=locked.account_id,
+                        credit_account_id=provider_account.pk,
+                        amount_fen=coupon_fen,
+                        reason="redemption_capture",
+                    ),
+                    now=now,
+                )
+            else:
+                hold = transfer_create(
+                    transfer=TransferRequest.pending(
+                        key=f"redemption:{redemption.pk}:hold",
+                        debit_account_id=locked.account_id,
+                        credit_account_id=provider_account.pk,
+                        amount_fen=coupon_fen,
+                        reason="redemption_hold",
+                        timeout_s=hold_timeout_s(),
+                    ),
+                    now=now,
+                ).transfer
+                redemption.hold_transfer = hold
+                redemption.expires_at = hold.expires_at
+                redemption.save(update_fields=["hold_transfer", "expires_at"])
+        except ExceedsCredits as error:  # Unreachable under the grant's lock; the ledger is the backstop.
+            raise GrantExhausted(
+                f"Nothing is left on grant {locked.code}.", available_fen=error.available_fen
+            ) from error
+        return redemption
+
+
+def _hold_of(redemption: Redemption) -> Transfer:
+    assert redemption.hold_transfer_id is not None, "a pending redemption always has its hold"
+    return Transfer.objects.get(pk=redemption.hold_transfer_id)
+
+
+def redemption_capture(*, redemption: Redemption, actor: User, now: dt.datetime | None = None) -> Redemption:
+    """The provider captures a hold: the coupon is posted to the provider."""
+    require_provider_member(actor, redemption.provider_id)
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = redemption_lock(redemption.pk)
+        if locked.status != Redemption.Status.PENDING:
+            raise InvalidState(f"Only a held redemption is captured; this one is {locked.status}.")
+        try:
+            transfer_create(
+                transfer=TransferRequest.post_pending(
+                    key=f"redemption:{locked.pk}:capture", pending_id=_hold_of(locked).pk, reason="redemption_capture"
+                ),
+                now=now,
+            )
+        except PendingTransferExpired:
+            raise InvalidState(f"The hold expired at {locked.expires_at}; redeem the bill again.") from None
+        locked.status = Redemption.Status.CAPTURED
+        locked.captured_at = now
+        locked.save(update_fields=["status", "captured_at"])
+        return locked
+
+
+def redemption_release_locked(*, redemption: Redemption, status: str, reason: str) -> Redemption:
+    """Void or expire a held redemption. The caller holds the redemption's lock."""
+    assert status in (Redemption.Status.VOIDED, Redemption.Status.EXPIRED)
+    assert redemption.status == Redemption.Status.PENDING
+    try:
+        transfer_create(
+            transfer=TransferRequest.void_pending(
+                key=f"redemption:{redemption.pk}:release", pending_id=_hold_of(redemption).pk, reason=reason
+            )
+        )
+    except PendingTransferAlreadyResolved as error:
+        # Only the ledger's own expiry job can have got there first; the hold is released either way.
+        assert error.resolved_by == "expired", error
+    redemption.status = status
+    redemption.released_at = timezone.now()
+    redemption.save(update_fields=["status", "released_at"])
+    return redemption
+
+
+def redemption_void(*, redemption: Redemption, actor: User) -> Redemption:
+    """The provider voids a hold: the coupon goes back to the grant."""
+    require_provider_member(actor, redemption.provider_id)
+    with transaction.atomic():
+        locked = redemption_lock(redemption.pk)
+        if locked.status != Redemption.Status.PENDING:
+            raise InvalidState(f"Only a held redemption is voided; this one is {locked.status}.")
+        return redemption_release_locked(redemption=locked, status=Redemption.Status.VOIDED, reason="redemption_void")
+
+
+def redemptions_expire_holds(*, now: dt.datetime | None = None, limit: int = EXPIRE_BATCH_SIZE) -> int:
+    """Expire holds past their timeout; return how many this call expired. Safe to run twice at once."""
+    now = now or timezone.now()
+    due = list(
+        Redemption.objects.filter(status=Redemption.Status.PENDING, expires_at__lte=now)
+        .order_by("expires_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    expired = 0
+    for pk in due:
+        with transaction.atomic():
+            locked = redemption_lock(pk)
+            if locked.status != Redemption.Status.PENDING:
+                continue  # Captured or voided since we looked.
+            redemption_release_locked(redemption=locked, status=Redemption.Status.EXPIRED, reason="expired")
+            expired += 1
+    return expired
+
+
+def redemption_reverse(
+    *, redemption: Redemption, actor: User, reason: str, now: dt.datetime | None = None
+) -> Redemption:
+    """An approver reverses a captured redemption (never deletes it)."""
+    require_role(actor, Role.APPROVER)
+    reason = (reason or "").strip()
+    if not reason or len(reason) > REASON_LENGTH_MAX:
+        raise ValidationFailed(f"reason has 1 to {REASON_LENGTH_MAX} characters.", field="reason")
+    now = now or timezone.now()
+    with transaction.atomic():
+        grant = grant_lock(redemption.grant_id)
+        locked = redemption_lock(redemption.pk)
+        if locked.status != Redemption.Status.CAPTURED:
+            raise InvalidState(f"Only a captured redemption is reversed; this one is {locked.status}.")
+        if locked.settlement_id is not None:
+            settlement = Settlement.objects.get(pk=locked.settlement_id)
+            if settlement.status == Settlement.Status.OPEN:
+                raise InvalidState(f"The redemption is in settlement {settlement.pk}, awaiting payment; pay it first.")
+        back_to_grant = grant.status == Grant.Status.ACTIVE and now < grant.expires_at and grant.year.status == "open"
+        destination_id = grant.account_id if back_to_grant else books.account_id(books.lapsed_code(grant.year_id))
+        transfer_create(
+            transfer=TransferRequest.posted(
+                key=f"redemption:{locked.pk}:reverse",
+                debit_account_id=books.provider_account_ensure(locked.provider_id).pk,
+                credit_account_id=destination_id,
+                amount_fen=locked.coupon_fen,
+                reason="redemption_reverse",
+            )
+        )
+        locked.status = Redemption.Status.REVERSED
+        locked.reversed_by = actor
+        locked.reversed_at = now
+        locked.reversal_reason = reason
+        locked.reversed_to = "grant" if back_to_grant else "lapsed"
+        locked.save(update_fields=["status", "reversed_by", "reversed_at", "reversal_reason", "reversed_to"])
+        return locked

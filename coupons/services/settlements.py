@@ -1,0 +1,120 @@
+"""Settlements: finance pays a provider for its captured redemptions, netting what it owes back."""
+
+from collections import defaultdict
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Provider, Role, User
+from accounts.roles import require_role
+from config.errors import InvalidState, ValidationFailed
+from coupons import books
+from coupons.locks import provider_lock, redemptions_lock, settlement_lock
+from coupons.models import Redemption, Settlement
+from ledger.services import TransferRequest, transfers_create
+
+BANK_REFERENCE_LENGTH_MAX = 100
+SETTLEMENT_LINES_MAX = 10_000
+
+
+def settlement_create(*, provider: Provider, actor: User) -> Settlement:
+    """Batch the provider's captured, unsettled redemptions, less clawbacks owed, into a settlement.
+
+    A redemption is settled at most once: the provider's row lock orders settlements of one
+    provider, and each redemption row carries the one settlement that took it.
+    """
+    require_role(actor, Role.FINANCE)
+    with transaction.atomic():
+        provider_lock(provider.pk)
+        line_ids = list(
+            Redemption.objects.filter(provider=provider, status=Redemption.Status.CAPTURED, settlement__isnull=True)
+            .order_by("pk")
+            .values_list("pk", flat=True)[: SETTLEMENT_LINES_MAX + 1]
+        )
+        if len(line_ids) > SETTLEMENT_LINES_MAX:
+            line_ids = line_ids[:SETTLEMENT_LINES_MAX]  # The rest goes into the next settlement.
+        clawback_ids = list(
+            Redemption.objects.filter(
+                provider=provider,
+                status=Redemption.Status.REVERSED,
+                settlement__status=Settlement.Status.PAID,
+                clawback_settlement__isnull=True,
+            )
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        if not line_ids and not clawback_ids:
+            raise InvalidState(f"{provider.name} has nothing to settle.")
+        lines = redemptions_lock(line_ids)
+        clawbacks = redemptions_lock(clawback_ids)
+        assert all(r.status == Redemption.Status.CAPTURED and r.settlement_id is None for r in lines)
+        total_fen = sum(r.coupon_fen for r in lines) - sum(r.coupon_fen for r in clawbacks)
+        if total_fen < 0:
+            raise InvalidState(
+                f"{provider.name} owes {-total_fen} fen more in clawbacks than it is due; settle when new "
+                f"redemptions cover it."
+            )
+        settlement = Settlement.objects.create(
+            provider=provider, total_fen=total_fen, redemptions_count=len(lines), created_by=actor
+        )
+        Redemption.objects.filter(pk__in=line_ids, settlement__isnull=True).update(settlement=settlement)
+        Redemption.objects.filter(pk__in=clawback_ids, clawback_settlement__isnull=True).update(
+            clawback_settlement=settlement
+        )
+        return settlement
+
+
+def settlement_pay(*, settlement: Settlement, actor: User, bank_reference: str) -> Settlement:
+    """Mark a settlement paid with the bank's reference, moving the money out of the provider's account.
+
+    Per program year: `provider:P → disbursed:Y` for the coupons paid, and `disbursed:Y →
+    provider:P` for clawbacks netted, so each year's settled figure stays exact.
+    """
+    require_role(actor, Role.FINANCE)
+    bank_reference = (bank_reference or "").strip()
+    if not 0 < len(bank_reference) <= BANK_REFERENCE_LENGTH_MAX:
+        raise ValidationFailed(
+            f"bank_reference has 1 to {BANK_REFERENCE_LENGTH_MAX} characters.", field="bank_reference"
+        )
+    with transaction.atomic():
+        locked = settlement_lock(settlement.pk)
+        if locked.status != Settlement.Status.OPEN:
+            raise InvalidState(f"Settlement {locked.pk} is already {locked.status}.")
+        paid_fen: dict[int, int] = defaultdict(int)
+        for redemption in Redemption.objects.filter(settlement=locked).select_related("grant"):
+            paid_fen[redemption.grant.year_id] += redemption.coupon_fen
+        clawed_fen: dict[int, int] = defaultdict(int)
+        for redemption in Redemption.objects.filter(clawback_settlement=locked).select_related("grant"):
+            clawed_fen[redemption.grant.year_id] += redemption.coupon_fen
+        provider_id = books.provider_account_ensure(locked.provider_id).pk
+        requests = []
+        for year, amount_fen in sorted(paid_fen.items()):
+            requests.append(
+                TransferRequest.posted(
+                    key=f"settlement:{locked.pk}:pay:{year}",
+                    debit_account_id=provider_id,
+                    credit_account_id=books.account_id(books.disbursed_code(year)),
+                    amount_fen=amount_fen,
+                    reason="settlement_pay",
+                    metadata={"bank_reference": bank_reference},
+                )
+            )
+        for year, amount_fen in sorted(clawed_fen.items()):
+            requests.append(
+                TransferRequest.posted(
+                    key=f"settlement:{locked.pk}:clawback:{year}",
+                    debit_account_id=books.account_id(books.disbursed_code(year)),
+                    credit_account_id=provider_id,
+                    amount_fen=amount_fen,
+                    reason="settlement_clawback",
+                    metadata={"bank_reference": bank_reference},
+                )
+            )
+        if requests:
+            transfers_create(transfers=requests)
+        locked.status = Settlement.Status.PAID
+        locked.bank_reference = bank_reference
+        locked.paid_by = actor
+        locked.paid_at = timezone.now()
+        locked.save(update_fields=["status", "bank_reference", "paid_by", "paid_at"])
+        return locked
