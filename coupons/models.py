@@ -112,6 +112,9 @@ class CapOverride(models.Model):
             models.CheckConstraint(condition=~Q(requested_by=F("granted_by")), name="coupons_cap_override_four_eyes"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.enterprise} {self.year_id}: {self.cap_fen} fen"
+
 
 class Application(models.Model):
     """An enterprise's request for coupons against one compute contract with one provider."""
