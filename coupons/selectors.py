@@ -103,3 +103,50 @@ def grant_figures(grant: Grant) -> dict[str, int]:
         "held_fen": account.debits_pending,
         "redeemed_fen": int(redeemed or 0),
     }
+
+
+SETTLEMENT_CSV_HEADER = (
+    "line",
+    "kind",
+    "redemption_id",
+    "grant_code",
+    "enterprise",
+    "contract_number",
+    "bill_number",
+    "bill_amount_fen",
+    "coupon_fen",
+    "captured_at",
+)
+
+
+def settlement_lines_csv(settlement: Settlement) -> str:
+    """The settlement's lines for the bank and the provider: each redemption paid (kind
+    `redemption`, positive) and each clawback netted (kind `clawback`, negative), in fen."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(SETTLEMENT_CSV_HEADER)
+    lines = [("redemption", 1, r) for r in settlement.redemptions.order_by("pk")]
+    lines += [("clawback", -1, r) for r in settlement.clawbacks.order_by("pk")]
+    related = Redemption.objects.select_related("grant__application", "grant__enterprise")
+    rows = {r.pk: r for r in related.filter(pk__in=[r.pk for _, _, r in lines])}
+    for number, (kind, sign, line) in enumerate(lines, start=1):
+        redemption = rows[line.pk]
+        writer.writerow(
+            (
+                number,
+                kind,
+                redemption.pk,
+                redemption.grant.code,
+                redemption.grant.enterprise.name,
+                redemption.grant.application.contract_number,
+                redemption.bill_number,
+                redemption.bill_amount_fen,
+                sign * redemption.coupon_fen,
+                redemption.captured_at.isoformat() if redemption.captured_at else "",
+            )
+        )
+    writer.writerow(("", "total", "", "", "", "", "", "", settlement.total_fen, ""))
+    return out.getvalue()

@@ -5,14 +5,11 @@ they hit the ledger at the same moment, then checks the history that resulted: t
 that exist and the account totals, not only what each call returned.
 """
 
-import threading
 from collections import Counter
-from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from ledger.errors import ExceedsCredits, PendingTransferAlreadyResolved, TransferExistsWithDifferentFields
 from ledger.models import Account, Transfer, TransferKind
@@ -23,35 +20,9 @@ from ledger.services import (
     transfer_create,
     transfers_create,
 )
+from tests.concurrency import THREADS, race
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-THREADS = 32
-JOIN_TIMEOUT_S = 60
-
-
-def race(calls: list[Callable[[], Any]]) -> list[Any]:
-    """Run every call in its own thread, all released at once; return each result or exception."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def run(index: int, call: Callable[[], Any]) -> None:
-        try:
-            connection.ensure_connection()  # Connect before the barrier, so the race is on the work.
-            barrier.wait()
-            results[index] = call()
-        except Exception as error:  # Collected and judged by the test.
-            results[index] = error
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(JOIN_TIMEOUT_S)
-    assert not any(thread.is_alive() for thread in threads), "a racer hung: deadlock or lost wake-up"
-    return results
 
 
 def posted(key: str, debit: Account, credit: Account, amount_fen: int) -> TransferRequest:
