@@ -24,6 +24,7 @@ $(INSTALLED): requirements.txt requirements-dev.txt
 
 run: $(INSTALLED) ## Serve on http://127.0.0.1:8000 with demo data (embedded PostgreSQL unless DATABASE_URL is set).
 	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 test: $(INSTALLED) ## Run the whole test suite (embedded PostgreSQL unless DATABASE_URL is set).

@@ -1,6 +1,157 @@
+"""Admin for people and organisations.
+
+Enterprises register, get verified and suspended, and providers are listed, through
+`accounts.services`, which check credit codes and who may act; so here organisations are read-only,
+except that a superuser may correct an enterprise's or a provider's name. Related parties are added
+through the service too. Users keep Django's UserAdmin, which also shows each user's organisation
+(set when the user is created, so read-only here) and roles (groups).
+"""
+
 from django.contrib import admin
-from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest
 
-from accounts.models import User
+from accounts.models import Enterprise, Provider, RelatedParty, User
 
-admin.site.register(User, UserAdmin)
+
+def _is_superuser(request: HttpRequest) -> bool:
+    return isinstance(request.user, User) and request.user.is_active and request.user.is_superuser
+
+
+class _ViewOnly:
+    """Nothing is added, changed or deleted here: the services do that."""
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class _OrganisationAdmin(admin.ModelAdmin):
+    """Read-only, except that a superuser may correct the name."""
+
+    editable_fields = ("name",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return _is_superuser(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
+        fields = [field.name for field in self.model._meta.concrete_fields if not field.primary_key]
+        return [name for name in fields if name not in self.editable_fields] + ["members_count"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).annotate(members_total=Count("members"))
+
+    @admin.display(description="members", ordering="members_total")
+    def members_count(self, organisation: Enterprise | Provider) -> int:
+        return int(getattr(organisation, "members_total", 0))
+
+
+@admin.register(Enterprise)
+class EnterpriseAdmin(_OrganisationAdmin):
+    list_display = [
+        "name",
+        "uscc",
+        "status",
+        "has_registered_model",
+        "model_filing_number",
+        "foundation_model_developer",
+        "small_or_medium",
+        "members_count",
+        "verified_at",
+        "created_at",
+    ]
+    list_filter = ["status", "has_registered_model", "foundation_model_developer", "small_or_medium"]
+    search_fields = ["name", "uscc", "model_filing_number"]
+    date_hierarchy = "created_at"
+    ordering = ["name"]
+
+
+@admin.register(Provider)
+class ProviderAdmin(_OrganisationAdmin):
+    list_display = ["name", "uscc", "listing", "status", "members_count", "created_at"]
+    list_filter = ["listing", "status"]
+    search_fields = ["name", "uscc"]
+    ordering = ["name"]
+
+
+def _organisation_name(code: OuterRef) -> Coalesce:
+    """The name of the enterprise or provider with this credit code, if one is registered."""
+    return Coalesce(
+        Subquery(Enterprise.objects.filter(uscc=code).values("name")[:1]),
+        Subquery(Provider.objects.filter(uscc=code).values("name")[:1]),
+    )
+
+
+@admin.register(RelatedParty)
+class RelatedPartyAdmin(_ViewOnly, admin.ModelAdmin):
+    list_display = ["uscc_low", "low_name", "uscc_high", "high_name", "note", "created_by", "created_at"]
+    search_fields = ["uscc_low", "uscc_high", "note"]
+    list_select_related = ["created_by"]
+    date_hierarchy = "created_at"
+    readonly_fields = ["low_name", "high_name", "created_at"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[RelatedParty]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                low_organisation=_organisation_name(OuterRef("uscc_low")),
+                high_organisation=_organisation_name(OuterRef("uscc_high")),
+            )
+        )
+
+    @admin.display(description="organisation", ordering="low_organisation")
+    def low_name(self, party: RelatedParty) -> str:
+        return str(getattr(party, "low_organisation", None) or "-")
+
+    @admin.display(description="organisation", ordering="high_organisation")
+    def high_name(self, party: RelatedParty) -> str:
+        return str(getattr(party, "high_organisation", None) or "-")
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    list_display = [
+        "username",
+        "email",
+        "enterprise",
+        "provider",
+        "role_names",
+        "is_staff",
+        "is_superuser",
+        "is_active",
+        "last_login",
+    ]
+    list_filter = [
+        "is_superuser",
+        "is_staff",
+        "is_active",
+        "groups",
+        ("enterprise", admin.RelatedOnlyFieldListFilter),
+        ("provider", admin.RelatedOnlyFieldListFilter),
+    ]
+    list_select_related = ["enterprise", "provider"]
+    search_fields = ["username", "first_name", "last_name", "email", "enterprise__name", "provider__name"]
+    # Membership is fixed when accounts.services creates the user: shown, not edited.
+    fieldsets = (*(DjangoUserAdmin.fieldsets or ()), ("Organisation", {"fields": ("enterprise", "provider")}))
+    readonly_fields = ["enterprise", "provider"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
+        return super().get_queryset(request).prefetch_related("groups")
+
+    @admin.display(description="roles")
+    def role_names(self, user: User) -> str:
+        return ", ".join(sorted(group.name for group in user.groups.all()))

@@ -136,6 +136,11 @@ class User(AbstractUser):
                 condition=Q(enterprise__isnull=True) | Q(provider__isnull=True),
                 name="accounts_user_one_organisation_at_most",
             ),
+            # A superuser holds every platform role, so it may not also speak for an organisation.
+            models.CheckConstraint(
+                condition=Q(is_superuser=False) | Q(enterprise__isnull=True, provider__isnull=True),
+                name="accounts_user_superuser_has_no_organisation",
+            ),
         ]
 
     def has_role(self, role: Role) -> bool:

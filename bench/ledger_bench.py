@@ -50,8 +50,11 @@ with several workers queueing on that one row the rate is about 1 / (time the lo
 
 Compare ratios rather than absolute numbers: those depend on the machine, on the cost of an fsync
 at commit, and for b and d on how many cores the workers share with PostgreSQL (the table header
-says how many there are). Progress and latency percentiles go to stderr; --profile adds a cProfile
-of the single-worker service path to stderr.
+says how many there are; with fewer cores than workers plus server processes, b and d measure CPU
+contention more than lock contention). On a busy or shared machine a single 5-second pair can be
+off by ten points or more: --rounds 3 repeats each pair, alternating which goes first, and pools
+them. Progress lines with latency percentiles go to stderr; --profile adds a cProfile of the
+single-worker service path there. DJANGO_DEBUG is forced off, as in production.
 """
 
 import argparse
@@ -160,8 +163,26 @@ def _psycopg_params(settings: dict[str, Any]) -> dict[str, Any]:
         "host": settings.get("HOST") or None,
         "port": settings.get("PORT") or None,
     }
-    params.update({k: v for k, v in settings.get("OPTIONS", {}).items() if isinstance(v, str | int)})
+    # Connection options from the URL's query string (sslmode=..., connect_timeout=...) are libpq's;
+    # Django's own (server_side_binding, pool, ...) are not, and psycopg would refuse them.
+    options = settings.get("OPTIONS", {})
+    params.update({k: v for k, v in options.items() if k not in _DJANGO_ONLY_OPTIONS and isinstance(v, str | int)})
     return {k: v for k, v in params.items() if v is not None}
+
+
+_DJANGO_ONLY_OPTIONS = {
+    "assume_role",
+    "cursor_factory",
+    "isolation_level",
+    "pool",
+    "prepare_threshold",
+    "server_side_binding",
+}
+
+
+def _socket_url(user: str, socket_dir: str) -> str:
+    """A DATABASE_URL for the bench database over a Unix socket, in the form django-environ reads."""
+    return f"postgres://{quote(user, safe='')}@/{quote(f'{socket_dir}/{BENCH_DATABASE}', safe='')}"
 
 
 def resolve_target() -> Target:
@@ -177,9 +198,13 @@ def resolve_target() -> Target:
             )
         if settings["NAME"] in ("", BENCH_DATABASE):
             settings["NAME"] = "postgres"  # The bench database is dropped, so connect elsewhere.
-        parts = urlsplit(url)
-        bench_url = parts._replace(path=f"/{BENCH_DATABASE}").geturl()
-        where = f"{settings.get('HOST') or 'localhost'}:{settings.get('PORT') or 5432}"
+        host = settings.get("HOST") or ""
+        if host.startswith("/"):
+            bench_url = _socket_url(settings.get("USER") or "postgres", host)
+            where = host
+        else:
+            bench_url = urlsplit(url)._replace(path=f"/{BENCH_DATABASE}").geturl()
+            where = f"{host or 'localhost'}:{settings.get('PORT') or 5432}"
         return Target(bench_url, _psycopg_params(settings), f"PostgreSQL at {where}")
     try:
         from config.embedded_postgres import database_settings
@@ -191,11 +216,12 @@ def resolve_target() -> Target:
             f"({type(error).__name__}: {error}).\nSet DATABASE_URL to a server the benchmark may create a "
             "database on, e.g.\n  DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python -m bench.ledger_bench"
         )
-    socket_dir = settings["HOST"]
-    # django-environ reads a Unix-socket directory from a percent-encoded path.
-    bench_url = f"postgres://{quote(settings['USER'], safe='')}@/{quote(f'{socket_dir}/{BENCH_DATABASE}', safe='')}"
     admin = {**settings, "NAME": "postgres"}
-    return Target(bench_url, _psycopg_params(admin), f"embedded PostgreSQL at {socket_dir}")
+    return Target(
+        _socket_url(settings["USER"], settings["HOST"]),
+        _psycopg_params(admin),
+        f"embedded PostgreSQL at {settings['HOST']}",
+    )
 
 
 def recreate_database(target: Target, *, drop_only: bool = False) -> None:
@@ -341,7 +367,8 @@ def worker_main(pipe: Connection, bench_url: str, account_ids: list[int], hot_ac
             assert command == "go", command
             pipe.send(("done", run_loop(transfers[spec.mode], spec, start_at, account_ids, hot_account_id)))
     except BaseException:
-        pipe.send(("error", traceback.format_exc()))
+        with contextlib.suppress(OSError):  # The parent may be gone.
+            pipe.send(("error", traceback.format_exc()))
     finally:
         if sql_conn is not None:
             sql_conn.close()
@@ -562,7 +589,8 @@ def print_table(rows: list[tuple[Scenario, Measured, Measured]], header: str) ->
     print()
     print(
         f"Goal: service >= {GOAL_PERCENT}% of plain SQL (ratio = service / plain SQL) in every scenario; "
-        f"met in {met} of {len(rows)}."
+        f"met in {met} of {len(rows)}.",
+        flush=True,
     )
 
 

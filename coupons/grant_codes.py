@@ -4,6 +4,7 @@ The check character is Luhn mod 31 over the unified-social-credit-code alphabet 
 Z), so a mistyped character or two swapped neighbours are caught when a code is read back.
 """
 
+import re
 from typing import Final
 
 from accounts.uscc import ALPHABET
@@ -28,12 +29,13 @@ def grant_code(*, year: int, number: int) -> str:
     return f"{PREFIX}{payload[:2]}-{payload[2:]}-{_luhn_check(payload)}"
 
 
+_FORM: Final = re.compile(rf"^{PREFIX}([0-9]{{2}})-([0-9]{{7}})-([{ALPHABET}])$")
+
+
 def grant_code_valid(code: str) -> bool:
-    """Whether `code` is well formed and its check character matches."""
-    parts = code.split("-")
-    if len(parts) != 3 or not parts[0].startswith(PREFIX) or len(parts[2]) != 1:
+    """Whether `code` has exactly the form HZyy-nnnnnnn-c and its check character matches."""
+    match = _FORM.match(code) if isinstance(code, str) else None
+    if match is None:
         return False
-    payload = parts[0][len(PREFIX) :] + parts[1]
-    if not payload.isdigit():
-        return False
-    return _luhn_check(payload) == parts[2]
+    year, number, check = match.groups()
+    return _luhn_check(year + number) == check

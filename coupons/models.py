@@ -88,6 +88,20 @@ class ProgramYear(models.Model):
             models.CheckConstraint(condition=Q(year__gte=2000, year__lte=2999), name="coupons_year_range"),
             models.CheckConstraint(condition=Q(status__in=["draft", "open", "closed"]), name="coupons_year_status"),
         ]
+        triggers = [
+            # A year's policy and money are fixed once it opens: its grants were made under them.
+            pgtrigger.Protect(
+                name="program_year_terms_fixed_once_open",
+                operation=pgtrigger.Update,
+                condition=pgtrigger.Q(old__status__in=["open", "closed"])
+                & (
+                    pgtrigger.Q(old__rule_set_id__df=pgtrigger.F("new__rule_set_id"))
+                    | pgtrigger.Q(old__pool_fen__df=pgtrigger.F("new__pool_fen"))
+                    | pgtrigger.Q(old__default_cap_fen__df=pgtrigger.F("new__default_cap_fen"))
+                    | pgtrigger.Q(old__grace_days__df=pgtrigger.F("new__grace_days"))
+                ),
+            ),
+        ]
 
     def __str__(self) -> str:
         return str(self.year)

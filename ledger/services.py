@@ -19,7 +19,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from django.db import DataError, IntegrityError, connection, transaction
@@ -312,7 +312,7 @@ INSERT INTO ledger_transfer (
     credit_account_credits_pending, credit_account_credits_posted
 )
 SELECT %(key)s, %(debit_account_id)s, %(credit_account_id)s, %(amount_fen)s, %(kind)s, %(pending_id)s,
-       %(timeout_s)s, stamp.at + make_interval(secs => %(timeout_s)s), %(reason)s,
+       %(timeout_s)s, %(expires_at)s, %(reason)s,
        %(metadata)s::jsonb, stamp.at,
        debit.debits_pending, debit.debits_posted, debit.credits_pending, debit.credits_posted,
        credit.debits_pending, credit.debits_posted, credit.credits_pending, credit.credits_posted
@@ -440,8 +440,9 @@ def _resolution_word(transfer: Transfer) -> str:
     return "expired" if transfer.reason == EXPIRED_REASON else "voided"
 
 
-def _apply(item: _Resolved, accounts: dict[int, dict[str, Any]]) -> Transfer:
+def _apply(item: _Resolved, accounts: dict[int, dict[str, Any]], now: datetime) -> Transfer:
     request = item.request
+    timeout_s = request.timeout_s
     params = {
         "key": request.key,
         "debit_account_id": item.debit_account_id,
@@ -449,7 +450,9 @@ def _apply(item: _Resolved, accounts: dict[int, dict[str, Any]]) -> Transfer:
         "amount_fen": item.amount_fen,
         "kind": str(request.kind),
         "pending_id": request.pending_id,
-        "timeout_s": request.timeout_s,
+        "timeout_s": timeout_s,
+        # A hold's timeout runs from `now`, the same moment its expiry is later judged against.
+        "expires_at": now + timedelta(seconds=timeout_s) if timeout_s is not None else None,
         "reason": request.reason,
         "metadata": json.dumps(dict(request.metadata), sort_keys=True),
         **_deltas(item),
@@ -523,7 +526,7 @@ def _create_batch(requests: Sequence[TransferRequest], now: datetime) -> list[Tr
                     raise AccountClosed(
                         f"Account {accounts[account_id]['code']} is closed.", account_code=accounts[account_id]["code"]
                     )
-        transfer = _apply(item, accounts)
+        transfer = _apply(item, accounts, now)
         if item.pending is not None:
             resolutions[item.pending.id] = _resolution_word(transfer)
         outcomes.append(TransferOutcome(transfer, created=True))

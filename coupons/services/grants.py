@@ -81,7 +81,7 @@ def grant_issue(*, application: Application, approver: User, amount_fen: int) ->
     )
 
 
-def grant_revoke(*, grant: Grant, actor: User, reason: str) -> Grant:
+def grant_revoke(*, grant: Grant, actor: User, reason: str, now: dt.datetime | None = None) -> Grant:
     """An approver revokes a grant: outstanding holds are voided, and the unused balance goes
     back to the pool and to the enterprise's cap. Captured redemptions stand."""
     from coupons.services.redemptions import redemption_release_locked
@@ -96,7 +96,9 @@ def grant_revoke(*, grant: Grant, actor: User, reason: str) -> Grant:
             raise InvalidState(f"Only an active grant is revoked; this one is {locked.status}.")
         holds = Redemption.objects.select_for_update().filter(grant=locked, status=Redemption.Status.PENDING)
         for redemption in holds.order_by("pk"):
-            redemption_release_locked(redemption=redemption, status=Redemption.Status.VOIDED, reason="grant_revoked")
+            redemption_release_locked(
+                redemption=redemption, status=Redemption.Status.VOIDED, reason="grant_revoked", now=now
+            )
         unused_fen = account_balance(account_id=locked.account_id).available_fen
         year = locked.year.year
         if unused_fen > 0:
@@ -120,7 +122,7 @@ def grant_revoke(*, grant: Grant, actor: User, reason: str) -> Grant:
             )
         locked.status = Grant.Status.REVOKED
         locked.revoked_by = actor
-        locked.revoked_at = timezone.now()
+        locked.revoked_at = now or timezone.now()
         locked.revoke_reason = reason
         locked.revoked_fen = unused_fen
         locked.save(update_fields=["status", "revoked_by", "revoked_at", "revoke_reason", "revoked_fen"])

@@ -194,7 +194,9 @@ def redemption_capture(*, redemption: Redemption, actor: User, now: dt.datetime 
         return locked
 
 
-def redemption_release_locked(*, redemption: Redemption, status: str, reason: str) -> Redemption:
+def redemption_release_locked(
+    *, redemption: Redemption, status: str, reason: str, now: dt.datetime | None = None
+) -> Redemption:
     """Void or expire a held redemption. The caller holds the redemption's lock."""
     assert status in (Redemption.Status.VOIDED, Redemption.Status.EXPIRED)
     assert redemption.status == Redemption.Status.PENDING
@@ -202,25 +204,28 @@ def redemption_release_locked(*, redemption: Redemption, status: str, reason: st
         transfer_create(
             transfer=TransferRequest.void_pending(
                 key=f"redemption:{redemption.pk}:release", pending_id=_hold_of(redemption).pk, reason=reason
-            )
+            ),
+            now=now,
         )
     except PendingTransferAlreadyResolved as error:
         # Only the ledger's own expiry job can have got there first; the hold is released either way.
         assert error.resolved_by == "expired", error
     redemption.status = status
-    redemption.released_at = timezone.now()
+    redemption.released_at = now or timezone.now()
     redemption.save(update_fields=["status", "released_at"])
     return redemption
 
 
-def redemption_void(*, redemption: Redemption, actor: User) -> Redemption:
+def redemption_void(*, redemption: Redemption, actor: User, now: dt.datetime | None = None) -> Redemption:
     """The provider voids a hold: the coupon goes back to the grant."""
     require_provider_member(actor, redemption.provider_id)
     with transaction.atomic():
         locked = redemption_lock(redemption.pk)
         if locked.status != Redemption.Status.PENDING:
             raise InvalidState(f"Only a held redemption is voided; this one is {locked.status}.")
-        return redemption_release_locked(redemption=locked, status=Redemption.Status.VOIDED, reason="redemption_void")
+        return redemption_release_locked(
+            redemption=locked, status=Redemption.Status.VOIDED, reason="redemption_void", now=now
+        )
 
 
 def redemptions_expire_holds(*, now: dt.datetime | None = None, limit: int = EXPIRE_BATCH_SIZE) -> int:
@@ -237,7 +242,7 @@ def redemptions_expire_holds(*, now: dt.datetime | None = None, limit: int = EXP
             locked = redemption_lock(pk)
             if locked.status != Redemption.Status.PENDING:
                 continue  # Captured or voided since we looked.
-            redemption_release_locked(redemption=locked, status=Redemption.Status.EXPIRED, reason="expired")
+            redemption_release_locked(redemption=locked, status=Redemption.Status.EXPIRED, reason="expired", now=now)
             expired += 1
     return expired
 

@@ -290,10 +290,11 @@ def test_replay_succeeds_even_when_the_limit_is_now_reached(limited, sink):
 
 
 def test_pending_holds_funds(limited, sink):
-    outcome = transfer_create(transfer=hold("h", limited, sink, 400, timeout_s=30))
+    now = timezone.now()
+    outcome = transfer_create(transfer=hold("h", limited, sink, 400, timeout_s=30), now=now)
     transfer = outcome.transfer
     assert transfer.kind == TransferKind.PENDING
-    assert transfer.expires_at == transfer.created_at + timedelta(seconds=30)
+    assert transfer.expires_at == now + timedelta(seconds=30)  # The timeout runs from `now`.
     assert totals(limited) == (400, 0, 0, 1_000)
     assert totals(sink) == (0, 0, 400, 0)
 

@@ -1,0 +1,387 @@
+"""`manage.py seed_demo`: open the program year and load the demo data of `make run`.
+
+Everything goes through the services, as a person would through the API: the year is created and
+opened by the superuser, enterprises register and a reviewer verifies them, applications walk their
+states, approvals issue grants in the ledger, providers redeem, finance settles. No money row is
+written here. The command is idempotent: the year is opened only if it is not, `admin` is created
+only if missing, and the rest only if the demo's first contract is absent; a second run reports
+what it skipped and changes nothing. All of it runs in one transaction, so a failure leaves nothing
+behind.
+"""
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Enterprise, Provider, Role, User
+from accounts.services import (
+    enterprise_register,
+    enterprise_verify,
+    provider_create,
+    provider_set_status,
+    related_party_add,
+    user_create,
+)
+from accounts.uscc import check_character
+from config.errors import ApplicationError
+from coupons.models import Application, ComputeSource, Grant, ProgramYear, Purpose, Redemption
+from coupons.services.applications import (
+    application_approve,
+    application_confirm,
+    application_reject,
+    application_review,
+    application_submit,
+    application_withdraw,
+)
+from coupons.services.grants import grant_revoke
+from coupons.services.redemptions import (
+    redemption_capture,
+    redemption_create,
+    redemption_reverse,
+    redemption_void,
+    redemptions_expire_holds,
+)
+from coupons.services.settlements import settlement_create, settlement_pay
+from coupons.services.years import (
+    CAP_FEN_DEFAULT,
+    POOL_FEN_DEFAULT,
+    PROGRAM_TIME_ZONE,
+    cap_override_grant,
+    program_year_create,
+    program_year_of,
+    program_year_open,
+)
+from ledger.admin import yuan
+
+PASSWORD_DEFAULT = "demo-pass-2026"  # noqa: S105  For local demos only: every demo user signs in with it.
+ADMIN_USERNAME = "admin"
+# The first contract of the demo: when it exists, the demo was loaded (in one transaction).
+MARKER_CONTRACT_NUMBER = "HZ-DEMO-0001"
+STAFF = (
+    ("reviewer", Role.REVIEWER),
+    ("reviewer2", Role.REVIEWER),
+    ("approver", Role.APPROVER),
+    ("approver2", Role.APPROVER),
+    ("finance", Role.FINANCE),
+    ("auditor", Role.AUDITOR),
+)
+PROVIDERS = (
+    # username, name, listing, suspended
+    ("provider1", "Hangzhou Artificial Intelligence Computing Center", Provider.Listing.PLANNING_LAYOUT, False),
+    ("provider2", "Zhejiang Cloud Intelligent Computing Center", Provider.Listing.PLANNING_LAYOUT, False),
+    ("provider3", "Qiantang Compute Matching Partner", Provider.Listing.MATCHED_PARTNER, False),
+    ("provider4", "Xiaoshan Legacy Computing Center", Provider.Listing.PLANNING_LAYOUT, True),
+)
+MODEL_FILING_NUMBER = "Zhejiang-WestLakeModel-20240315"
+ENTERPRISES = (
+    # username, name, foundation model developer (with a registered model), small or medium, verified
+    ("enterprise1", "West Lake Foundation Models Co., Ltd.", True, False, True),
+    ("enterprise2", "Qiantang Vision Small Tech Co., Ltd.", False, True, True),
+    ("enterprise3", "Binjiang Data Services Co., Ltd.", False, False, True),
+    ("enterprise4", "Gongshu Robotics Start-up Co., Ltd.", False, False, False),
+)
+RELAXED_CAP_FEN = 2_000_000_000  # 20 million yuan for the foundation-model developer.
+
+
+def demo_uscc(serial: int) -> str:
+    """A valid credit code (GB 32100-2015) of a Hangzhou (Xihu district) company, numbered `serial`."""
+    first_seventeen = f"91330106MA2H{serial:05d}"
+    return first_seventeen + check_character(first_seventeen)
+
+
+def fen(yuan_amount: int) -> int:
+    return yuan_amount * 100
+
+
+DEMO_USERNAMES = (
+    *(username for username, _ in STAFF),
+    *(row[0] for row in PROVIDERS),
+    *(row[0] for row in ENTERPRISES),
+)
+DEMO_USCCS = tuple(demo_uscc(serial) for serial in range(1, len(PROVIDERS) + len(ENTERPRISES) + 1))
+
+
+@dataclass
+class _Cast:
+    admin: User
+    staff: dict[str, User]
+    providers: list[Provider]
+    provider_members: list[User]
+    enterprises: list[Enterprise]
+    enterprise_members: list[User]
+
+
+class Command(BaseCommand):
+    help = (
+        "Open the program year (default: the current one, Asia/Shanghai) with the 2024 measures and "
+        "load demo users, organisations, applications, grants, redemptions and settlements through the "
+        "services. Idempotent: a second run skips what exists. The demo password is for local demos only."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--password",
+            default=PASSWORD_DEFAULT,
+            help=f"The password of every demo user (default {PASSWORD_DEFAULT!r}; for local demos only, "
+            "never on a server others can reach).",
+        )
+        parser.add_argument(
+            "--year", type=int, default=None, help="The program year to open and fill (default: the current one)."
+        )
+
+    def handle(self, *args: object, **options: object) -> None:
+        password = str(options["password"])
+        year_option = options["year"]
+        year = program_year_of(timezone.now()) if year_option is None else int(str(year_option))
+        try:
+            with transaction.atomic():
+                admin = self._admin_ensure(password)
+                demo_present = Application.objects.filter(contract_number=MARKER_CONTRACT_NUMBER).exists()
+                self._year_ensure(year, admin, demo_needed=not demo_present)
+                if demo_present:
+                    self.stdout.write(f"Demo data: present (contract {MARKER_CONTRACT_NUMBER}), skipped.")
+                    return
+                self._check_no_demo_names_taken()
+                cast = self._cast_create(admin, password)
+                self._flows_create(cast, year)
+        except ApplicationError as error:
+            raise CommandError(f"{error.code}: {error.detail} (nothing was written)") from error
+        self.stdout.write(self.style.SUCCESS(f"Demo data loaded for {year}; the demo users' password is {password}."))
+
+    # --- The year and the superuser -------------------------------------------------------------
+
+    def _admin_ensure(self, password: str) -> User:
+        admin = User.objects.filter(username=ADMIN_USERNAME).first()
+        if admin is not None:
+            if not (admin.is_active and admin.is_superuser):
+                raise CommandError(f"User {ADMIN_USERNAME!r} exists and is not an active superuser.")
+            self.stdout.write(f"Superuser {ADMIN_USERNAME}: exists, skipped (password unchanged).")
+            return admin
+        admin = User(username=ADMIN_USERNAME, email=f"{ADMIN_USERNAME}@example.com")
+        try:
+            validate_password(password, admin)
+        except ValidationError as error:
+            raise CommandError(f"--password: {' '.join(error.messages)}") from None
+        admin = User.objects.create_superuser(
+            username=ADMIN_USERNAME, email=f"{ADMIN_USERNAME}@example.com", password=password
+        )
+        self.stdout.write(f"Superuser {ADMIN_USERNAME}: created.")
+        return admin
+
+    def _year_ensure(self, year: int, admin: User, *, demo_needed: bool) -> None:
+        program_year = ProgramYear.objects.filter(year=year).first()
+        if program_year is None:
+            program_year_create(year=year, actor=admin)  # The defaults are the 2024 measures.
+            program_year_open(year=year, actor=admin)
+            self.stdout.write(
+                f"Program year {year}: created and opened with the 2024 measures (pool {yuan(POOL_FEN_DEFAULT)}, "
+                f"cap {yuan(CAP_FEN_DEFAULT)} per enterprise, 0 grace days)."
+            )
+        elif program_year.status == ProgramYear.Status.DRAFT:
+            program_year_open(year=year, actor=admin)
+            self.stdout.write(f"Program year {year}: was a draft, opened with its own policy.")
+        elif program_year.status == ProgramYear.Status.OPEN:
+            self.stdout.write(f"Program year {year}: open, skipped.")
+        elif demo_needed:
+            raise CommandError(f"Program year {year} is {program_year.status}; choose an open year with --year.")
+        else:
+            self.stdout.write(f"Program year {year}: {program_year.status}, skipped.")
+
+    def _check_no_demo_names_taken(self) -> None:
+        """The demo is loaded whole or not at all: refuse to mix it with users or codes that exist."""
+        taken = sorted(User.objects.filter(username__in=DEMO_USERNAMES).values_list("username", flat=True))
+        codes = sorted(
+            [
+                *Enterprise.objects.filter(uscc__in=DEMO_USCCS).values_list("uscc", flat=True),
+                *Provider.objects.filter(uscc__in=DEMO_USCCS).values_list("uscc", flat=True),
+            ]
+        )
+        if taken or codes:
+            raise CommandError(
+                "The demo data is absent but some of its names are taken "
+                f"(users: {', '.join(taken) or 'none'}; credit codes: {', '.join(codes) or 'none'}); "
+                "nothing was written."
+            )
+
+    # --- People and organisations ---------------------------------------------------------------
+
+    def _cast_create(self, admin: User, password: str) -> _Cast:
+        staff = {
+            username: user_create(
+                username=username, password=password, email=f"{username}@example.com", roles=[role], actor=admin
+            )
+            for username, role in STAFF
+        }
+        self.stdout.write(f"Staff: created {', '.join(staff)}.")
+
+        serials = iter(range(1, len(DEMO_USCCS) + 1))
+        providers, provider_members = [], []
+        for username, name, listing, suspended in PROVIDERS:
+            provider = provider_create(name=name, uscc=demo_uscc(next(serials)), listing=listing, actor=admin)
+            provider_members.append(
+                user_create(
+                    username=username,
+                    password=password,
+                    email=f"{username}@example.com",
+                    provider=provider,
+                    actor=admin,
+                )
+            )
+            if suspended:
+                provider = provider_set_status(provider=provider, status=Provider.Status.SUSPENDED, actor=admin)
+            providers.append(provider)
+        self.stdout.write(f"Providers: created {len(providers)} (one suspended), each with a member.")
+
+        enterprises, enterprise_members = [], []
+        for username, name, foundation_model, small_or_medium, verified in ENTERPRISES:
+            member, enterprise = enterprise_register(
+                username=username,
+                password=password,
+                email=f"{username}@example.com",
+                name=name,
+                uscc=demo_uscc(next(serials)),
+                has_registered_model=foundation_model,
+                model_filing_number=MODEL_FILING_NUMBER if foundation_model else "",
+                foundation_model_developer=foundation_model,
+                small_or_medium=small_or_medium,
+            )
+            if verified:
+                enterprise = enterprise_verify(enterprise=enterprise, actor=staff["reviewer"])
+            enterprises.append(enterprise)
+            enterprise_members.append(member)
+        self.stdout.write(f"Enterprises: registered {len(enterprises)} (one left pending), each with a member.")
+
+        # The plain enterprise and the matching partner belong to one group: they may not deal.
+        related_party_add(
+            uscc_a=enterprises[2].uscc,
+            uscc_b=providers[2].uscc,
+            note="Same parent group (demo).",
+            actor=staff["reviewer"],
+        )
+        self.stdout.write(f"Related parties: listed {enterprises[2].name} and {providers[2].name}.")
+        return _Cast(admin, staff, providers, provider_members, enterprises, enterprise_members)
+
+    # --- Applications, grants, redemptions, settlements ------------------------------------------
+
+    def _flows_create(self, cast: _Cast, year: int) -> None:
+        # Services judge "now" against the year; for a year other than the current one, act mid-year.
+        now = None if year == program_year_of(timezone.now()) else dt.datetime(year, 7, 1, 12, tzinfo=PROGRAM_TIME_ZONE)
+        staff = cast.staff
+        p1, p2, p3, _ = cast.providers
+        c1, c2, c3, _ = cast.provider_members
+        e1 = cast.enterprises[0]
+        m1, m2, m3, _ = cast.enterprise_members
+        clerk_of = {p1.pk: c1, p2.pk: c2, p3.pk: c3}
+
+        cap_override_grant(
+            year=year,
+            enterprise=e1,
+            cap_fen=RELAXED_CAP_FEN,
+            reason="Develops a registered generative multimodal foundation model; relaxed cap under the measures.",
+            requested_by=staff["approver"],
+            actor=staff["approver2"],
+        )
+        self.stdout.write(f"Cap override: {e1.name} may be granted {yuan(RELAXED_CAP_FEN)} in {year}.")
+
+        def submit(
+            member: User, provider: Provider, number: int, fee_yuan: int, source: str, purpose: str
+        ) -> Application:
+            return application_submit(
+                actor=member,
+                provider=provider,
+                contract_number=f"HZ-DEMO-{number:04d}",
+                contract_fee_fen=fen(fee_yuan),
+                compute_source=source,
+                purpose=purpose,
+                now=now,
+            )
+
+        def confirm(application: Application) -> Application:
+            return application_confirm(application=application, actor=clerk_of[application.provider_id])
+
+        def review(application: Application, reviewer: str, recommended_fen: int | None = None) -> Application:
+            return application_review(
+                application=confirm(application),
+                actor=staff[reviewer],
+                recommended_fen=recommended_fen or application.requested_fen,
+                note="Contract and invoices checked (demo).",
+            )
+
+        def approve(
+            application: Application, reviewer: str, approver: str, recommended_fen: int | None = None
+        ) -> Grant:
+            application_approve(application=review(application, reviewer, recommended_fen), actor=staff[approver])
+            return Grant.objects.get(application=application)
+
+        domestic, other = ComputeSource.DOMESTIC, ComputeSource.OTHER
+        # The marker contract comes first. 30% of 50M is 15M, past the default 8M cap: the relaxed
+        # cap lets the approver grant the 12M recommended.
+        g1 = approve(submit(m1, p1, 1, 50_000_000, domestic, Purpose.MAAS), "reviewer", "approver", fen(12_000_000))
+        g2 = approve(submit(m2, p2, 2, 2_000_000, domestic, Purpose.TRAINING), "reviewer2", "approver2")
+        g3 = approve(submit(m2, p2, 3, 1_000_000, other, Purpose.INFERENCE), "reviewer", "approver2")
+        g4 = approve(submit(m3, p2, 4, 10_000_000, other, Purpose.INFERENCE), "reviewer2", "approver")
+        submit(m3, p1, 5, 3_000_000, domestic, Purpose.APPLICATION)
+        confirm(submit(m2, p3, 6, 1_500_000, other, Purpose.TRAINING))
+        review(submit(m1, p2, 7, 8_000_000, domestic, Purpose.AGENT), "reviewer2", fen(2_000_000))
+        application_reject(
+            application=review(submit(m3, p1, 8, 4_000_000, other, Purpose.TRAINING), "reviewer"),
+            actor=staff["approver2"],
+            reason="The contract covers storage, not compute.",
+        )
+        application_withdraw(application=confirm(submit(m2, p1, 9, 500_000, domestic, Purpose.INFERENCE)), actor=m2)
+        self.stdout.write(
+            "Applications: 9 (submitted, confirmed, reviewed, 4 approved, rejected, withdrawn); grants: 4."
+        )
+
+        def redeem(grant: Grant, bill: str, bill_yuan: int, *, capture: bool = False) -> Redemption:
+            return redemption_create(
+                grant=grant,
+                bill_number=bill,
+                bill_amount_fen=fen(bill_yuan),
+                actor=clerk_of[grant.provider_id],
+                capture=capture,
+                now=now,
+            )
+
+        # Provider 1 on the foundation-model grant: captured at once, held then captured, voided, expired.
+        redeem(g1, "BILL-1001", 5_000_000, capture=True)
+        r2 = redemption_capture(redemption=redeem(g1, "BILL-1002", 3_000_000), actor=c1, now=now)
+        redemption_void(redemption=redeem(g1, "BILL-1003", 1_000_000), actor=c1, now=now)
+        r4 = redeem(g1, "BILL-1004", 2_000_000)
+        assert r4.expires_at is not None
+        # As the hold-expiry job does once the hold's time is up.
+        redemptions_expire_holds(now=r4.expires_at + dt.timedelta(seconds=1))
+        r4.refresh_from_db()
+        if r4.status != Redemption.Status.EXPIRED:
+            raise CommandError(f"The hold of bill BILL-1004 did not expire: it is {r4.status}.")
+        # Finance settles and pays provider 1; then a paid redemption is reversed, and provider 1's
+        # next settlement (left open) nets that clawback against a new capture.
+        first = settlement_create(provider=p1, actor=staff["finance"])
+        settlement_pay(settlement=first, actor=staff["finance"], bank_reference="DEMO-BANK-0001")
+        redemption_reverse(
+            redemption=r2, actor=staff["approver"], reason="The billing system sent bill BILL-1002 twice.", now=now
+        )
+        redeem(g1, "BILL-1005", 4_000_000, capture=True)
+        second = settlement_create(provider=p1, actor=staff["finance"])
+        self.stdout.write(
+            f"Settlements: {yuan(first.total_fen)} paid to {p1.name}; {yuan(second.total_fen)} open "
+            "(a capture less a clawback)."
+        )
+
+        # Provider 2: captures on three grants, left unsettled; a grant revoked with a hold on it.
+        redeem(g4, "BILL-2001", 2_000_000, capture=True)
+        redemption_capture(redemption=redeem(g2, "BILL-2002", 1_000_000), actor=c2, now=now)
+        redeem(g3, "BILL-2003", 500_000, capture=True)
+        redeem(g3, "BILL-2004", 200_000)
+        grant_revoke(grant=g3, actor=staff["approver"], reason="The contract was terminated early (demo).")
+        # Last, so that the expiry above left it alone: a hold awaiting capture.
+        redeem(g1, "BILL-1006", 1_500_000)
+        self.stdout.write(
+            "Redemptions: 10 (pending, captured, voided, expired, reversed); grant "
+            f"{g3.code} revoked, its hold voided and its unused balance returned to the pool."
+        )

@@ -1,0 +1,179 @@
+"""The admin, on the demo data: every page a superuser can reach answers, changelists take a bounded
+number of queries, and money can only be looked at."""
+
+from collections.abc import Iterator
+from io import StringIO
+
+import pytest
+from django.apps import apps
+from django.contrib import admin
+from django.contrib.admin.utils import quote
+from django.contrib.auth.models import Permission
+from django.core.management import call_command
+from django.db import models, transaction
+from django.test import Client
+from django.urls import reverse
+
+from accounts.models import Enterprise, Provider, RelatedParty, User
+from coupons.management.commands.seed_demo import PASSWORD_DEFAULT
+from coupons.models import (
+    Application,
+    ApplicationEvent,
+    CapOverride,
+    Grant,
+    ProgramYear,
+    RateRuleSet,
+    Redemption,
+    Settlement,
+)
+from coupons.selectors import grant_figures, program_year_figures
+from ledger.admin import yuan
+
+CHANGELIST_QUERIES_MAX = 15
+REGISTERED = sorted(admin.site._registry, key=lambda model: model._meta.label)
+VIEW_ONLY = [
+    Application,
+    ApplicationEvent,
+    CapOverride,
+    Grant,
+    ProgramYear,
+    RateRuleSet,
+    Redemption,
+    Settlement,
+    RelatedParty,
+]
+
+
+@pytest.fixture(scope="module")
+def demo(django_db_setup: None, django_db_blocker) -> Iterator[None]:
+    """The demo data, loaded once for the module and rolled back after it."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        call_command("seed_demo", stdout=StringIO())
+        yield
+        transaction.set_rollback(True)
+
+
+@pytest.fixture
+def superuser_client(demo: None, db: None, client: Client) -> Client:
+    assert client.login(username="admin", password=PASSWORD_DEFAULT)
+    return client
+
+
+def url(model: type[models.Model], view: str, *args: object) -> str:
+    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
+
+
+def test_every_app_model_is_registered():
+    for label in ("accounts", "coupons", "ledger"):
+        for model in apps.get_app_config(label).get_models():
+            assert model in admin.site._registry, model._meta.label
+
+
+@pytest.mark.parametrize("model", REGISTERED, ids=lambda model: model._meta.label)
+def test_changelist_answers_in_bounded_queries(superuser_client: Client, django_assert_max_num_queries, model):
+    with django_assert_max_num_queries(CHANGELIST_QUERIES_MAX):
+        response = superuser_client.get(url(model, "changelist"))
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("model", REGISTERED, ids=lambda model: model._meta.label)
+def test_change_page_answers(superuser_client: Client, model):
+    obj = model._default_manager.order_by("pk").first()
+    if obj is None:
+        pytest.skip(f"the demo has no {model._meta.verbose_name}")
+    response = superuser_client.get(url(model, "change", quote(obj.pk)))
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("model", VIEW_ONLY, ids=lambda model: model._meta.label)
+def test_money_and_policy_are_view_only(superuser_client: Client, model):
+    obj = model._default_manager.order_by("pk").first()
+    assert obj is not None
+
+    assert superuser_client.get(url(model, "add")).status_code == 403
+    assert superuser_client.post(url(model, "change", quote(obj.pk)), {}).status_code == 403
+    assert superuser_client.post(url(model, "delete", quote(obj.pk)), {"post": "yes"}).status_code == 403
+    assert model._default_manager.filter(pk=obj.pk).exists()
+
+
+@pytest.mark.parametrize("model", [Enterprise, Provider], ids=["enterprise", "provider"])
+def test_a_superuser_may_correct_an_organisation_name_and_nothing_else(superuser_client: Client, model):
+    # given
+    obj = model._default_manager.order_by("pk").first()
+    before = model._default_manager.values().get(pk=obj.pk)
+
+    # when: the form also sends a status and a credit code, which are read-only
+    response = superuser_client.post(
+        url(model, "change", obj.pk), {"name": "Corrected Name Co., Ltd.", "status": "suspended", "uscc": "X"}
+    )
+
+    # then
+    assert response.status_code == 302
+    after = model._default_manager.values().get(pk=obj.pk)
+    assert after == {**before, "name": "Corrected Name Co., Ltd."}
+    assert superuser_client.get(url(model, "add")).status_code == 403
+    assert superuser_client.post(url(model, "delete", obj.pk), {"post": "yes"}).status_code == 403
+
+
+def test_a_staff_member_without_superuser_may_not_rename(superuser_client: Client):
+    # given: a staff user who may change enterprises by Django's permissions
+    staff = User.objects.create_user(username="clerk-with-perms", password=PASSWORD_DEFAULT, is_staff=True)
+    staff.user_permissions.set(Permission.objects.filter(codename__in=["view_enterprise", "change_enterprise"]))
+    enterprise = Enterprise.objects.order_by("pk").first()
+    client = Client()
+    client.force_login(staff)
+
+    # when
+    response = client.post(url(Enterprise, "change", enterprise.pk), {"name": "Renamed"})
+
+    # then
+    assert response.status_code == 403
+    assert Enterprise.objects.get(pk=enterprise.pk).name == enterprise.name
+
+
+def test_a_grant_page_shows_its_balance_in_yuan(superuser_client: Client):
+    grant = Grant.objects.filter(status=Grant.Status.ACTIVE).order_by("pk").first()
+    figures = grant_figures(grant)
+    assert figures["held_fen"] or figures["redeemed_fen"]
+
+    body = superuser_client.get(url(Grant, "change", grant.pk)).content.decode()
+
+    for name in ("available_fen", "held_fen", "redeemed_fen"):
+        assert yuan(figures[name]) in body, name
+    assert yuan(grant.amount_fen) in body
+    assert superuser_client.get(f"{url(Redemption, 'changelist')}?grant__id__exact={grant.pk}").status_code == 200
+
+
+def test_a_program_year_page_shows_its_pool_figures_in_yuan(superuser_client: Client):
+    year = ProgramYear.objects.get()
+    figures = program_year_figures(year=year.year)
+
+    body = superuser_client.get(url(ProgramYear, "change", year.pk)).content.decode()
+
+    assert "¥250,000,000.00" in body
+    for name, fen in figures.as_dict().items():
+        assert yuan(fen) in body, name
+
+
+def test_the_user_list_shows_organisations_and_roles(superuser_client: Client):
+    body = superuser_client.get(url(User, "changelist")).content.decode()
+
+    assert "approver" in body
+    assert Enterprise.objects.order_by("pk").first().name in body
+    assert Provider.objects.order_by("pk").first().name in body
+
+
+def test_changelist_filters_answer(superuser_client: Client):
+    year = ProgramYear.objects.get().year
+    provider = Provider.objects.order_by("pk").first()
+    enterprise = Enterprise.objects.order_by("pk").first()
+    for model, query in [
+        (Application, f"status__exact=approved&year__year__exact={year}&provider__id__exact={provider.pk}"),
+        (Grant, f"status__exact=active&enterprise__id__exact={enterprise.pk}"),
+        (Redemption, f"status__exact=captured&grant__year__year__exact={year}"),
+        (Settlement, "status__exact=paid"),
+        (Application, "q=HZ-DEMO"),
+    ]:
+        response = superuser_client.get(f"{url(model, 'changelist')}?{query}")
+        assert response.status_code == 200, (model, query)
+        assert "errornote" not in response.content.decode(), (model, query)
