@@ -13,7 +13,8 @@ from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 
-from accounts.models import Enterprise, Provider, RelatedParty, User
+from accounts.models import AccessToken, ApiKey, Enterprise, Provider, RelatedParty, User
+from ledger.admin import ReadOnlyAdmin
 
 
 def _is_superuser(request: HttpRequest) -> bool:
@@ -155,3 +156,25 @@ class UserAdmin(DjangoUserAdmin):
     @admin.display(description="roles")
     def role_names(self, user: User) -> str:
         return ", ".join(sorted(group.name for group in user.groups.all()))
+
+
+@admin.register(AccessToken)
+class AccessTokenAdmin(ReadOnlyAdmin):
+    """Bearer tokens: who holds one, until when. Only a prefix is shown; the secret is never stored."""
+
+    list_display = ["prefix", "user", "created_at", "expires_at", "revoked_at"]
+    list_filter = ["revoked_at"]
+    search_fields = ["user__username", "prefix"]
+    list_select_related = ["user"]
+    exclude = ["key_hash"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(ReadOnlyAdmin):
+    """Computing centers' machine credentials. Created and revoked through the API only."""
+
+    list_display = ["name", "prefix", "provider", "created_by", "created_at", "revoked_at"]
+    list_filter = ["revoked_at", "provider"]
+    search_fields = ["name", "prefix", "provider__name"]
+    list_select_related = ["provider", "created_by"]
+    exclude = ["key_hash"]

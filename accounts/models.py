@@ -159,3 +159,37 @@ class User(AbstractUser):
     def is_staff_member(self) -> bool:
         """Platform staff: a superuser or a holder of any role."""
         return self.is_active and (self.is_superuser or bool(self.roles))
+
+
+class AccessToken(models.Model):
+    """A bearer token for a person, from POST /api/v1/auth/token/. Stored as its SHA-256 only."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="access_tokens")
+    key_hash = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=12)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user})"
+
+
+class ApiKey(models.Model):
+    """A computing center's machine credential, sent as `Authorization: Api-Key <key>`.
+
+    Stored as its SHA-256 only and shown once. It acts through its own machine user, a member of
+    the provider, so every action it takes is attributed to the key.
+    """
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="api_keys")
+    user = models.OneToOneField(User, on_delete=models.PROTECT, related_name="api_key")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

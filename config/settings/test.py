@@ -4,3 +4,7 @@ from config.settings.base import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_TASK_ALWAYS_EAGER = True
+
+# Tests measure throttles on purpose; elsewhere the limits stay out of the way.
+THROTTLE_ANON = THROTTLE_USER = THROTTLE_LOGIN = "100000/minute"
+REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"anon": THROTTLE_ANON, "user": THROTTLE_USER}}  # noqa: F405

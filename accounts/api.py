@@ -1,0 +1,355 @@
+"""REST endpoints for people and organisations: sign-in, me, enterprises, providers, API keys, users.
+
+Views are thin: a strict serializer checks the input, one service acts, an output serializer
+answers. Querysets are scoped to the caller before any lookup, so another organisation's object
+is a 404 and never appears in a list.
+"""
+
+from typing import Any
+
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import AuthenticationFailed, NotFound
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import credentials
+from accounts.authentication import client_address, security_log
+from accounts.models import AccessToken, ApiKey, Enterprise, Provider, Role, User
+from accounts.roles import require_superuser
+from accounts.services import (
+    enterprise_register,
+    enterprise_suspend,
+    enterprise_verify,
+    provider_create,
+    provider_set_status,
+    user_create,
+)
+from api.scoping import ScopedQuerysetMixin
+from api.serializers import StrictBooleanField, StrictCharField, StrictIntegerField, StrictSerializer
+from api.throttles import LoginFailures
+from config.errors import PermissionDenied
+
+# --- Shapes -------------------------------------------------------------------------------------
+
+
+class EnterpriseSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Enterprise
+        fields = [
+            "id",
+            "name",
+            "uscc",
+            "status",
+            "has_registered_model",
+            "model_filing_number",
+            "foundation_model_developer",
+            "small_or_medium",
+        ]
+        read_only_fields = fields
+
+
+class ProviderSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Provider
+        fields = ["id", "name", "uscc", "listing", "status"]
+        read_only_fields = fields
+
+
+class UserSerializer(serializers.ModelSerializer):
+    roles = serializers.ListField(child=serializers.CharField(), read_only=True)
+
+    class Meta:
+        model = User
+        fields = ["id", "username", "email", "roles", "enterprise", "provider", "is_superuser"]
+        read_only_fields = fields
+
+
+class ApiKeySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ApiKey
+        fields = ["id", "name", "prefix", "created_at", "revoked_at"]
+        read_only_fields = fields
+
+
+class TokenRequest(StrictSerializer):
+    username = StrictCharField(max_length=150)
+    password = StrictCharField(max_length=256, trim_whitespace=False)
+
+
+class TokenAnswer(serializers.Serializer):
+    token = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+
+
+class EnterpriseFields(StrictSerializer):
+    name = StrictCharField(max_length=200)
+    uscc = StrictCharField(max_length=18)
+    has_registered_model = StrictBooleanField(default=False)
+    model_filing_number = StrictCharField(max_length=100, required=False, allow_blank=True, default="")
+    foundation_model_developer = StrictBooleanField(default=False)
+    small_or_medium = StrictBooleanField(default=False)
+
+
+class RegisterRequest(StrictSerializer):
+    username = StrictCharField(max_length=150)
+    password = StrictCharField(max_length=256, trim_whitespace=False)
+    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    enterprise = EnterpriseFields()
+
+
+class RegisterAnswer(serializers.Serializer):
+    user = UserSerializer()
+    enterprise = EnterpriseSerializer()
+
+
+class ProviderRequest(StrictSerializer):
+    name = StrictCharField(max_length=200)
+    uscc = StrictCharField(max_length=18)
+    listing = serializers.ChoiceField(choices=Provider.Listing.choices)
+
+
+class ApiKeyRequest(StrictSerializer):
+    name = StrictCharField(max_length=100)
+
+
+class ApiKeyCreated(ApiKeySerializer):
+    key = serializers.CharField(read_only=True, help_text="The secret. Shown once; store it now.")
+
+    class Meta(ApiKeySerializer.Meta):
+        fields = [*ApiKeySerializer.Meta.fields, "key"]
+        read_only_fields = fields
+
+
+class UserRequest(StrictSerializer):
+    username = StrictCharField(max_length=150)
+    password = StrictCharField(max_length=256, trim_whitespace=False)
+    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    roles = serializers.ListField(child=serializers.ChoiceField(choices=Role.choices), required=False, default=list)
+    enterprise = StrictIntegerField(required=False, allow_null=True, default=None)
+    provider = StrictIntegerField(required=False, allow_null=True, default=None)
+
+
+def _validated(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def is_api_key(request: Request) -> bool:
+    return isinstance(request.auth, ApiKey)
+
+
+# --- Scopes -------------------------------------------------------------------------------------
+
+
+def enterprises_visible_to(user: User) -> QuerySet[Enterprise]:
+    if user.is_staff_member:
+        return Enterprise.objects.all()
+    if user.enterprise_id is not None:
+        return Enterprise.objects.filter(pk=user.enterprise_id)
+    return Enterprise.objects.none()
+
+
+def providers_visible_to(user: User) -> QuerySet[Provider]:
+    """Staff see every provider; others see the listed, active ones (and their own)."""
+    if user.is_staff_member:
+        return Provider.objects.all()
+    own = Provider.objects.filter(pk=user.provider_id) if user.provider_id else Provider.objects.none()
+    return Provider.objects.filter(status=Provider.Status.ACTIVE) | own
+
+
+# --- Authentication ---------------------------------------------------------------------------
+
+
+class TokenView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list[type] = []
+
+    @extend_schema(request=TokenRequest, responses={200: TokenAnswer}, tags=["auth"], summary="Get a bearer token")
+    def post(self, request: Request) -> Response:
+        data = _validated(TokenRequest, request)
+        failures = LoginFailures(data["username"], client_address(request))
+        failures.check()
+        try:
+            _, secret = credentials.token_issue(username=data["username"], password=data["password"])
+        except PermissionDenied:
+            failures.record()
+            security_log.warning(
+                "sign-in failed: username=%s address=%s", data["username"][:150], client_address(request)
+            )
+            raise AuthenticationFailed("The username or password is wrong.") from None
+        token = AccessToken.objects.get(key_hash=credentials.secret_hash(secret))
+        return Response({"token": secret, "expires_at": token.expires_at})
+
+
+class LogoutView(APIView):
+    @extend_schema(
+        request=None,
+        responses={200: inline_serializer("LoggedOut", {"status": serializers.CharField()})},
+        tags=["auth"],
+        summary="Revoke the bearer token sent",
+    )
+    def post(self, request: Request) -> Response:
+        if isinstance(request.auth, AccessToken):
+            credentials.token_revoke(token=request.auth)
+        return Response({"status": "signed_out"})
+
+
+class MeView(APIView):
+    @extend_schema(responses={200: UserSerializer}, tags=["auth"], summary="Who am I")
+    def get(self, request: Request) -> Response:
+        return Response(UserSerializer(request.user).data)
+
+
+# --- Enterprises ------------------------------------------------------------------------------
+
+
+class RegisterView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        request=RegisterRequest,
+        responses={201: RegisterAnswer},
+        tags=["enterprises"],
+        summary="Register an enterprise and its first member",
+    )
+    def post(self, request: Request) -> Response:
+        data = _validated(RegisterRequest, request)
+        user, enterprise = enterprise_register(
+            username=data["username"], password=data["password"], email=data["email"], **data["enterprise"]
+        )
+        return Response(RegisterAnswer({"user": user, "enterprise": enterprise}).data, status=status.HTTP_201_CREATED)
+
+
+class EnterpriseList(ScopedQuerysetMixin, generics.ListAPIView):
+    serializer_class = EnterpriseSerializer
+    scoped_model = Enterprise
+    scope = staticmethod(enterprises_visible_to)
+    filterset_fields = ["status"]
+    ordering_fields = ["id", "name"]
+    ordering = ["id"]
+
+
+class EnterpriseDetail(ScopedQuerysetMixin, generics.RetrieveAPIView):
+    serializer_class = EnterpriseSerializer
+    scoped_model = Enterprise
+    scope = staticmethod(enterprises_visible_to)
+
+
+class EnterpriseAction(APIView):
+    action = ""
+
+    @extend_schema(request=None, responses={200: EnterpriseSerializer}, tags=["enterprises"])
+    def post(self, request: Request, pk: int) -> Response:
+        enterprise = get_object_or_404(enterprises_visible_to(request.user), pk=pk)  # type: ignore[arg-type]
+        act = enterprise_verify if self.action == "verify" else enterprise_suspend
+        return Response(EnterpriseSerializer(act(enterprise=enterprise, actor=request.user)).data)  # type: ignore[arg-type]
+
+
+# --- Providers and their API keys ---------------------------------------------------------------
+
+
+class ProviderListCreate(ScopedQuerysetMixin, generics.ListAPIView):
+    serializer_class = ProviderSerializer
+    scoped_model = Provider
+    scope = staticmethod(providers_visible_to)
+    filterset_fields = ["status", "listing"]
+    ordering_fields = ["id", "name"]
+    ordering = ["id"]
+
+    @extend_schema(request=ProviderRequest, responses={201: ProviderSerializer}, summary="List a provider (superuser)")
+    def post(self, request: Request) -> Response:
+        require_superuser(request.user)  # type: ignore[arg-type]
+        data = _validated(ProviderRequest, request)
+        provider = provider_create(actor=request.user, **data)  # type: ignore[arg-type]
+        return Response(ProviderSerializer(provider).data, status=status.HTTP_201_CREATED)
+
+
+class ProviderDetail(ScopedQuerysetMixin, generics.RetrieveAPIView):
+    serializer_class = ProviderSerializer
+    scoped_model = Provider
+    scope = staticmethod(providers_visible_to)
+
+
+class ProviderSuspend(APIView):
+    @extend_schema(request=None, responses={200: ProviderSerializer}, tags=["providers"])
+    def post(self, request: Request, pk: int) -> Response:
+        provider = get_object_or_404(providers_visible_to(request.user), pk=pk)  # type: ignore[arg-type]
+        changed = provider_set_status(provider=provider, status=Provider.Status.SUSPENDED, actor=request.user)  # type: ignore[arg-type]
+        return Response(ProviderSerializer(changed).data)
+
+
+def _own_provider(request: Request, pk: int) -> Provider:
+    """The provider whose keys the caller manages: its own (or any, for a superuser); else 404."""
+    user: User = request.user  # type: ignore[assignment]
+    if is_api_key(request):
+        raise PermissionDenied("An API key may not manage API keys.")
+    if user.is_superuser or user.provider_id == pk:
+        return get_object_or_404(Provider, pk=pk)
+    raise NotFound()
+
+
+class ApiKeyListCreate(generics.ListAPIView):
+    serializer_class = ApiKeySerializer
+    filterset_fields: list[str] = []
+    ordering = ["id"]
+
+    def get_queryset(self) -> QuerySet[ApiKey]:
+        if getattr(self, "swagger_fake_view", False):
+            return ApiKey.objects.none()
+        provider = _own_provider(self.request, self.kwargs["pk"])
+        return ApiKey.objects.filter(provider=provider).order_by("id")
+
+    @extend_schema(
+        request=ApiKeyRequest,
+        responses={201: ApiKeyCreated},
+        tags=["providers"],
+        summary="Create an API key (the secret is shown once)",
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        provider = _own_provider(request, pk)
+        data = _validated(ApiKeyRequest, request)
+        key, secret = credentials.api_key_create(provider=provider, name=data["name"], actor=request.user)  # type: ignore[arg-type]
+        answer = dict(ApiKeySerializer(key).data)
+        answer["key"] = secret
+        return Response(answer, status=status.HTTP_201_CREATED)
+
+
+class ApiKeyRevoke(APIView):
+    @extend_schema(request=None, responses={200: ApiKeySerializer}, tags=["providers"], summary="Revoke an API key")
+    def post(self, request: Request, pk: int, key_id: int) -> Response:
+        provider = _own_provider(request, pk)
+        key = credentials.api_key_get(provider=provider, key_id=key_id)
+        return Response(ApiKeySerializer(credentials.api_key_revoke(key=key, actor=request.user)).data)  # type: ignore[arg-type]
+
+
+# --- Users ----------------------------------------------------------------------------------------
+
+
+class UserCreate(APIView):
+    @extend_schema(
+        request=UserRequest,
+        responses={201: UserSerializer},
+        tags=["users"],
+        summary="Create a staff user or an organisation member (superuser)",
+    )
+    def post(self, request: Request) -> Response:
+        require_superuser(request.user)  # type: ignore[arg-type]
+        data = _validated(UserRequest, request)
+        enterprise = get_object_or_404(Enterprise, pk=data["enterprise"]) if data["enterprise"] else None
+        provider = get_object_or_404(Provider, pk=data["provider"]) if data["provider"] else None
+        user = user_create(
+            username=data["username"],
+            password=data["password"],
+            email=data["email"],
+            roles=data["roles"],
+            enterprise=enterprise,
+            provider=provider,
+            actor=request.user,  # type: ignore[arg-type]
+        )
+        return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)

@@ -1,0 +1,20 @@
+from django.urls import path
+
+from accounts import api
+
+urlpatterns = [
+    path("auth/token/", api.TokenView.as_view(), name="auth-token"),
+    path("auth/logout/", api.LogoutView.as_view(), name="auth-logout"),
+    path("me/", api.MeView.as_view(), name="me"),
+    path("enterprises/register/", api.RegisterView.as_view(), name="enterprise-register"),
+    path("enterprises/", api.EnterpriseList.as_view(), name="enterprise-list"),
+    path("enterprises/<int:pk>/", api.EnterpriseDetail.as_view(), name="enterprise-detail"),
+    path("enterprises/<int:pk>/verify/", api.EnterpriseAction.as_view(action="verify"), name="enterprise-verify"),
+    path("enterprises/<int:pk>/suspend/", api.EnterpriseAction.as_view(action="suspend"), name="enterprise-suspend"),
+    path("providers/", api.ProviderListCreate.as_view(), name="provider-list"),
+    path("providers/<int:pk>/", api.ProviderDetail.as_view(), name="provider-detail"),
+    path("providers/<int:pk>/suspend/", api.ProviderSuspend.as_view(), name="provider-suspend"),
+    path("providers/<int:pk>/api-keys/", api.ApiKeyListCreate.as_view(), name="api-key-list"),
+    path("providers/<int:pk>/api-keys/<int:key_id>/revoke/", api.ApiKeyRevoke.as_view(), name="api-key-revoke"),
+    path("users/", api.UserCreate.as_view(), name="user-create"),
+]

@@ -1,0 +1,101 @@
+"""One exception handler renders every error as RFC 9457 problem details.
+
+`{"type", "title", "status", "detail", "code"}` with `application/problem+json`, plus `errors`
+(field → messages) for bad input. `code` is the stable machine word clients branch on
+(DESIGN.md §6). An `ApplicationError` from a service brings its own code and status; DRF's own
+exceptions are mapped here; anything else is a bug and stays a 500.
+"""
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from config.errors import ApplicationError
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://coupons.hangzhou.example/problems/"
+security_log = logging.getLogger("coupons.security")
+
+_DRF_CODES: list[tuple[type[exceptions.APIException], str, str]] = [
+    (exceptions.NotAuthenticated, "not_authenticated", "Authentication is required."),
+    (exceptions.AuthenticationFailed, "authentication_failed", "The credentials are wrong, expired or revoked."),
+    (exceptions.PermissionDenied, "permission_denied", "You may not take this action."),
+    (exceptions.NotFound, "not_found", "Not found."),
+    (exceptions.Throttled, "throttled", "Too many requests."),
+    (exceptions.ValidationError, "validation_error", "The input is not valid."),
+    (exceptions.ParseError, "validation_error", "The request body is not valid JSON."),
+    (exceptions.UnsupportedMediaType, "unsupported_media_type", "Send application/json."),
+    (exceptions.MethodNotAllowed, "method_not_allowed", "This method is not allowed here."),
+    (exceptions.NotAcceptable, "not_acceptable", "No acceptable representation."),
+]
+
+
+def problem(*, status_code: int, code: str, title: str, detail: str, **extra: Any) -> Response:
+    body = {"type": PROBLEM_TYPE_BASE + code, "title": title, "status": status_code, "detail": detail, "code": code}
+    body.update(extra)
+    return Response(body, status=status_code, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def _field_errors(data: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Flatten DRF's nested error structure to {"field.sub": ["message", ...]}."""
+    if isinstance(data, dict):
+        flat: dict[str, list[str]] = {}
+        for name, value in data.items():
+            flat.update(_field_errors(value, f"{prefix}.{name}" if prefix else str(name)))
+        return flat
+    if isinstance(data, list) and data and all(isinstance(item, (str, exceptions.ErrorDetail)) for item in data):
+        return {prefix or "non_field_errors": [str(item) for item in data]}
+    if isinstance(data, list):
+        flat = {}
+        for index, value in enumerate(data):
+            flat.update(_field_errors(value, f"{prefix}.{index}" if prefix else str(index)))
+        return flat
+    return {prefix or "non_field_errors": [str(data)]}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, ApplicationError):
+        context_extra = {k: v for k, v in exc.extra.items() if k != "errors"}
+        if exc.code == "four_eyes" or exc.http_status == 403:
+            request = context.get("request")
+            security_log.warning(
+                "refused: code=%s user=%s path=%s detail=%s",
+                exc.code,
+                getattr(getattr(request, "user", None), "pk", None),
+                getattr(request, "path", "-"),
+                exc.detail,
+            )
+        errors = getattr(exc, "errors", None)
+        if errors:
+            context_extra["errors"] = errors
+        return problem(status_code=exc.http_status, code=exc.code, title=exc.title, detail=exc.detail, **context_extra)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is None or not isinstance(exc, exceptions.APIException):
+        return response
+    code, title = "error", "The request could not be carried out."
+    for kind, kind_code, kind_title in _DRF_CODES:
+        if isinstance(exc, kind):
+            code, title = kind_code, kind_title
+            break
+    extra: dict[str, Any] = {}
+    if isinstance(exc, exceptions.ValidationError):
+        extra["errors"] = _field_errors(exc.detail)
+        detail = "; ".join(f"{name}: {' '.join(messages)}" for name, messages in extra["errors"].items())
+    else:
+        detail = str(exc.detail)
+    result = problem(status_code=response.status_code, code=code, title=title, detail=detail, **extra)
+    for header in ("Retry-After", "WWW-Authenticate", "Allow"):
+        if header in response:
+            result[header] = response[header]
+    if response.status_code == status.HTTP_401_UNAUTHORIZED and "WWW-Authenticate" not in result:
+        result["WWW-Authenticate"] = "Bearer"
+    return result

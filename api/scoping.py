@@ -1,0 +1,18 @@
+"""Querysets scoped to the caller before any lookup: another organisation's object is a 404."""
+
+from collections.abc import Callable
+from typing import Any
+
+from django.db.models import Model, QuerySet
+
+
+class ScopedQuerysetMixin:
+    """For generic views: `scope(user)` gives the caller's queryset; schema generation gets none."""
+
+    scoped_model: type[Model]
+    scope: Callable[[Any], QuerySet[Any]]
+
+    def get_queryset(self) -> QuerySet[Any]:
+        if getattr(self, "swagger_fake_view", False):
+            return self.scoped_model._default_manager.none()
+        return type(self).scope(self.request.user)  # type: ignore[attr-defined]

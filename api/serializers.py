@@ -1,0 +1,62 @@
+"""Input fields that take JSON as it is, and a serializer that refuses what it does not know.
+
+DRF's own fields are lenient: IntegerField takes "100" and 100.0, BooleanField takes "yes".
+Money is never guessed at: an amount is a JSON integer or the request is refused, and a field
+that is unknown or read-only is an error, never silently ignored.
+"""
+
+from typing import Any, Final
+
+from rest_framework import serializers
+
+FEN_MAX: Final = 10**13  # 100 billion yuan: above any contract, bill or pool this service handles.
+
+
+class StrictIntegerField(serializers.IntegerField):
+    default_error_messages = {"invalid": "A whole number is required (a JSON integer, not a string or a decimal)."}
+
+    def to_internal_value(self, data: Any) -> int:
+        if not isinstance(data, int) or isinstance(data, bool):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class FenField(StrictIntegerField):
+    """An amount in fen: a JSON integer from 1 to FEN_MAX."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", FEN_MAX)
+        kwargs.setdefault("help_text", "Amount in fen (1 yuan = 100 fen), a JSON integer.")
+        super().__init__(**kwargs)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    default_error_messages = {"invalid": "true or false is required."}
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
+class StrictCharField(serializers.CharField):
+    default_error_messages = {"invalid": "A string is required."}
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses fields it does not declare as writable, and a body that is not a JSON object."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError({"non_field_errors": ["A JSON object is required."]})
+        writable = {name for name, field in self.fields.items() if not field.read_only}
+        unknown = sorted(set(data) - writable)
+        if unknown:
+            raise serializers.ValidationError({name: ["Unknown or read-only field."] for name in unknown})
+        return super().to_internal_value(data)

@@ -1,0 +1,190 @@
+"""Applications: list, read, submit, confirm, review, approve (issues the grant), reject, withdraw."""
+
+from typing import Any
+
+import django_filters
+from django.shortcuts import get_object_or_404
+from django.urls import path
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.api import providers_visible_to
+from accounts.models import User
+from api.idempotency import idempotent
+from api.scoping import ScopedQuerysetMixin
+from api.serializers import FenField, StrictCharField, StrictIntegerField, StrictSerializer
+from coupons.api.scopes import applications_visible_to
+from coupons.models import Application, ComputeSource, Purpose
+from coupons.services.applications import (
+    application_approve,
+    application_confirm,
+    application_reject,
+    application_review,
+    application_submit,
+    application_withdraw,
+)
+
+
+class ApplicationSerializer(serializers.ModelSerializer):
+    year = serializers.IntegerField(source="year_id", read_only=True)
+    grant = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Application
+        fields = [
+            "id",
+            "enterprise",
+            "provider",
+            "year",
+            "contract_number",
+            "contract_fee_fen",
+            "compute_source",
+            "purpose",
+            "requested_fen",
+            "status",
+            "rate_bp",
+            "eligible_fen",
+            "recommended_fen",
+            "review_note",
+            "reject_reason",
+            "reviewed_by",
+            "approved_by",
+            "grant",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_grant(self, application: Application) -> int | None:
+        grant = getattr(application, "grant", None)
+        return grant.pk if grant is not None else None
+
+
+class SubmitRequest(StrictSerializer):
+    provider = StrictIntegerField(min_value=1)
+    contract_number = StrictCharField(max_length=64)
+    contract_fee_fen = FenField()
+    compute_source = serializers.ChoiceField(choices=ComputeSource.choices)
+    purpose = serializers.ChoiceField(choices=Purpose.choices)
+    requested_fen = FenField(required=False, help_text="Defaults to the eligible amount.")
+
+
+class EmptyRequest(StrictSerializer):
+    """No fields: the body is {} or empty."""
+
+
+class ReviewRequest(StrictSerializer):
+    recommended_fen = FenField()
+    note = StrictCharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+class ApproveRequest(StrictSerializer):
+    approved_fen = FenField(required=False, help_text="At most the recommended amount; defaults to it.")
+
+
+class RejectRequest(StrictSerializer):
+    reason = StrictCharField(max_length=2000)
+
+
+class ApplicationFilter(django_filters.FilterSet):
+    year = django_filters.NumberFilter(field_name="year_id")
+
+    class Meta:
+        model = Application
+        fields = ["status", "year", "enterprise", "provider"]
+
+
+def _validated(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _no_body(request: Request) -> None:
+    """Actions that take no input still refuse input they would ignore."""
+    _validated(EmptyRequest, request)
+
+
+def _application(request: Request, pk: int) -> Application:
+    return get_object_or_404(applications_visible_to(request.user), pk=pk)  # type: ignore[arg-type]
+
+
+def _answer(application: Application) -> Response:
+    application.refresh_from_db()
+    return Response(ApplicationSerializer(application).data)
+
+
+class ApplicationListCreate(ScopedQuerysetMixin, generics.ListAPIView):
+    serializer_class = ApplicationSerializer
+    scoped_model = Application
+    scope = staticmethod(applications_visible_to)
+    filterset_class = ApplicationFilter
+    ordering_fields = ["id", "created_at", "contract_fee_fen"]
+    ordering = ["id"]
+
+    @extend_schema(request=SubmitRequest, responses={201: ApplicationSerializer}, summary="Apply for coupons")
+    def post(self, request: Request) -> Response:
+        data = _validated(SubmitRequest, request)
+        provider = get_object_or_404(providers_visible_to(request.user), pk=data.pop("provider"))  # type: ignore[arg-type]
+        application = application_submit(actor=request.user, provider=provider, **data)  # type: ignore[arg-type]
+        return Response(ApplicationSerializer(application).data, status=status.HTTP_201_CREATED)
+
+
+class ApplicationDetail(ScopedQuerysetMixin, generics.RetrieveAPIView):
+    serializer_class = ApplicationSerializer
+    scoped_model = Application
+    scope = staticmethod(applications_visible_to)
+
+
+class ApplicationConfirm(APIView):
+    @extend_schema(request=None, responses={200: ApplicationSerializer}, tags=["applications"])
+    def post(self, request: Request, pk: int) -> Response:
+        _no_body(request)
+        return _answer(application_confirm(application=_application(request, pk), actor=request.user))  # type: ignore[arg-type]
+
+
+class ApplicationReview(APIView):
+    @extend_schema(request=ReviewRequest, responses={200: ApplicationSerializer}, tags=["applications"])
+    def post(self, request: Request, pk: int) -> Response:
+        application = _application(request, pk)
+        data = _validated(ReviewRequest, request)
+        user: User = request.user  # type: ignore[assignment]
+        return _answer(application_review(application=application, actor=user, **data))
+
+
+class ApplicationApprove(APIView):
+    @extend_schema(request=ApproveRequest, responses={200: ApplicationSerializer}, tags=["applications"])
+    @idempotent(required=False)
+    def post(self, request: Request, pk: int) -> Response:
+        application = _application(request, pk)
+        data = _validated(ApproveRequest, request)
+        user: User = request.user  # type: ignore[assignment]
+        return _answer(application_approve(application=application, actor=user, approved_fen=data.get("approved_fen")))
+
+
+class ApplicationReject(APIView):
+    @extend_schema(request=RejectRequest, responses={200: ApplicationSerializer}, tags=["applications"])
+    def post(self, request: Request, pk: int) -> Response:
+        application = _application(request, pk)
+        data = _validated(RejectRequest, request)
+        return _answer(application_reject(application=application, actor=request.user, reason=data["reason"]))  # type: ignore[arg-type]
+
+
+class ApplicationWithdraw(APIView):
+    @extend_schema(request=None, responses={200: ApplicationSerializer}, tags=["applications"])
+    def post(self, request: Request, pk: int) -> Response:
+        _no_body(request)
+        return _answer(application_withdraw(application=_application(request, pk), actor=request.user))  # type: ignore[arg-type]
+
+
+urlpatterns = [
+    path("applications/", ApplicationListCreate.as_view(), name="application-list"),
+    path("applications/<int:pk>/", ApplicationDetail.as_view(), name="application-detail"),
+    path("applications/<int:pk>/confirm/", ApplicationConfirm.as_view(), name="application-confirm"),
+    path("applications/<int:pk>/review/", ApplicationReview.as_view(), name="application-review"),
+    path("applications/<int:pk>/approve/", ApplicationApprove.as_view(), name="application-approve"),
+    path("applications/<int:pk>/reject/", ApplicationReject.as_view(), name="application-reject"),
+    path("applications/<int:pk>/withdraw/", ApplicationWithdraw.as_view(), name="application-withdraw"),
+]

@@ -1,0 +1,12 @@
+"""The coupon program's endpoints under /api/v1/: each resource module brings its own routes."""
+
+from coupons.api import applications, grants, redemptions, settlements, stats, years
+
+urlpatterns = [
+    *years.urlpatterns,
+    *applications.urlpatterns,
+    *grants.urlpatterns,
+    *redemptions.urlpatterns,
+    *settlements.urlpatterns,
+    *stats.urlpatterns,
+]
