@@ -31,8 +31,8 @@ from accounts.services import (
 )
 from api.scoping import ScopedQuerysetMixin
 from api.serializers import StrictBooleanField, StrictCharField, StrictIntegerField, StrictSerializer
-from api.throttles import LoginFailures
-from config.errors import PermissionDenied
+from api.throttles import LoginFailures, LoginThrottled
+from config.errors import PermissionDenied, ValidationFailed
 
 # --- Shapes -------------------------------------------------------------------------------------
 
@@ -62,6 +62,8 @@ class ProviderSerializer(serializers.ModelSerializer):
 
 class UserSerializer(serializers.ModelSerializer):
     roles = serializers.ListField(child=serializers.CharField(), read_only=True)
+    # A plain string: an address is optional, and "" is no email format the schema could promise.
+    email = serializers.CharField(read_only=True)
 
     class Meta:
         model = User
@@ -93,6 +95,9 @@ class EnterpriseFields(StrictSerializer):
     model_filing_number = StrictCharField(max_length=100, required=False, allow_blank=True, default="")
     foundation_model_developer = StrictBooleanField(default=False)
     small_or_medium = StrictBooleanField(default=False)
+
+
+_ENTERPRISE_FIELD_NAMES = frozenset(EnterpriseFields().fields)
 
 
 class RegisterRequest(StrictSerializer):
@@ -170,21 +175,38 @@ class TokenView(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list[type] = []
 
+    def get_authenticate_header(self, request: Request) -> str:
+        # With no authenticators DRF would turn the 401 for a wrong password into a 403.
+        return "Bearer"
+
     @extend_schema(request=TokenRequest, responses={200: TokenAnswer}, tags=["auth"], summary="Get a bearer token")
     def post(self, request: Request) -> Response:
         data = _validated(TokenRequest, request)
         failures = LoginFailures(data["username"], client_address(request))
-        failures.check()
+        try:
+            failures.check()
+        except LoginThrottled:
+            # The username is the client's text: %r keeps a newline in it from forging a log line.
+            security_log.warning(
+                "sign-in throttled: username=%r address=%s path=%s",
+                data["username"],
+                client_address(request),
+                request.path,
+            )
+            raise
         try:
             _, secret = credentials.token_issue(username=data["username"], password=data["password"])
         except PermissionDenied:
             failures.record()
             security_log.warning(
-                "sign-in failed: username=%s address=%s", data["username"][:150], client_address(request)
+                "sign-in failed: username=%r address=%s path=%s",
+                data["username"],
+                client_address(request),
+                request.path,
             )
             raise AuthenticationFailed("The username or password is wrong.") from None
         token = AccessToken.objects.get(key_hash=credentials.secret_hash(secret))
-        return Response({"token": secret, "expires_at": token.expires_at})
+        return Response(TokenAnswer({"token": secret, "expires_at": token.expires_at}).data)
 
 
 class LogoutView(APIView):
@@ -220,9 +242,19 @@ class RegisterView(APIView):
     )
     def post(self, request: Request) -> Response:
         data = _validated(RegisterRequest, request)
-        user, enterprise = enterprise_register(
-            username=data["username"], password=data["password"], email=data["email"], **data["enterprise"]
-        )
+        try:
+            user, enterprise = enterprise_register(
+                username=data["username"], password=data["password"], email=data["email"], **data["enterprise"]
+            )
+        except ValidationFailed as error:
+            # The service names the enterprise's fields flat; the request nests them, and so do
+            # the serializer's own errors for the same fields: name them as the client sent them.
+            raise ValidationFailed(
+                {
+                    f"enterprise.{name}" if name in _ENTERPRISE_FIELD_NAMES else name: messages
+                    for name, messages in error.errors.items()
+                }
+            ) from None
         return Response(RegisterAnswer({"user": user, "enterprise": enterprise}).data, status=status.HTTP_201_CREATED)
 
 

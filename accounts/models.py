@@ -12,6 +12,7 @@ of pairs of codes that may not deal with each other under the program.
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import F, Q
+from django.utils.functional import cached_property
 
 from accounts.uscc import validate_uscc
 
@@ -149,7 +150,12 @@ class User(AbstractUser):
             return False
         if self.is_superuser:
             return True
-        return any(group.name == role for group in self.groups.all())
+        return role in self._group_names
+
+    @cached_property
+    def _group_names(self) -> frozenset[str]:
+        """The user's groups, read once per request (a user object lives for one request)."""
+        return frozenset(self.groups.values_list("name", flat=True))
 
     @property
     def roles(self) -> list[str]:

@@ -4,7 +4,8 @@ The first request with a key runs, and its answer (success or refusal) is stored
 the request, in the same transaction as its effect. The same key with the same body replays that
 answer; with another body it is 409 `idempotency_key_reused`. Two requests with one key at once:
 the second waits on the first's uncommitted record (the unique index), then replays it, so one
-key has one effect.
+key has one effect. A batch endpoint runs one such unit per item (`idempotent_call`), each with
+its own key and its own transaction.
 """
 
 import functools
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from django.db import IntegrityError, transaction
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -39,9 +41,34 @@ class IdempotencyKeyReused(ApplicationError):
     title = "This Idempotency-Key was used with a different request."
 
 
+def body_hash(*, method: str, path: str, body: Any) -> str:
+    """The fingerprint of one request: its method, its path and its JSON body."""
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(f"{method}\n{path}\n{text}".encode()).hexdigest()
+
+
 def request_hash(request: Request) -> str:
-    body = json.dumps(request.data, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(f"{request.method}\n{request.path}\n{body}".encode()).hexdigest()
+    return body_hash(method=request.method or "", path=request.path, body=request.data)
+
+
+def key_is_valid(key: str) -> bool:
+    return 0 < len(key) <= KEY_LENGTH_MAX and key.isprintable()
+
+
+def idempotency_key_parameter(*, required: bool) -> OpenApiParameter:
+    """The header, as the OpenAPI schema describes it on each endpoint that honours it."""
+    what = "Required." if required else "Optional."
+    return OpenApiParameter(
+        name=HEADER,
+        type=str,
+        location=OpenApiParameter.HEADER,
+        required=required,
+        description=(
+            f"{what} Any unique string of 1 to {KEY_LENGTH_MAX} printable characters. The same key with the "
+            "same body replays the first answer (with `Idempotent-Replayed: true`); with another body it is "
+            "409 `idempotency_key_reused`."
+        ),
+    )
 
 
 def _replay(record: IdempotencyRecord) -> Response:
@@ -49,6 +76,61 @@ def _replay(record: IdempotencyRecord) -> Response:
     response = Response(record.response_body, status=record.response_status, content_type=content_type)
     response["Idempotent-Replayed"] = "true"
     return response
+
+
+def is_replay(response: Response) -> bool:
+    return response.get("Idempotent-Replayed") == "true"
+
+
+def idempotent_call(
+    *,
+    user: User,
+    key: str,
+    method: str,
+    path: str,
+    fingerprint: str,
+    call: Callable[[], Response],
+    context: dict[str, Any],
+) -> Response:
+    """Run `call` once for the caller's `key`, in one transaction with the record of its answer.
+
+    The unit of idempotency: the decorator below runs one per request, and a batch endpoint one
+    per item. `fingerprint` identifies the request (see `body_hash`); `context` is what the
+    exception handler needs to render a refusal. Raises IdempotencyKeyReused for another request
+    under a key already used; the caller renders it.
+    """
+    assert key_is_valid(key), "the caller checks the key"
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                record = IdempotencyRecord.objects.create(
+                    user=user,
+                    key=key,
+                    method=method,
+                    path=path[:500],
+                    request_hash=fingerprint,
+                    response_status=0,
+                    response_body={},
+                )
+        except IntegrityError:
+            # Seen before (or being run right now: the insert above waited for it).
+            record = IdempotencyRecord.objects.get(user=user, key=key)
+            if record.request_hash != fingerprint:
+                raise IdempotencyKeyReused(
+                    f"{HEADER} {key!r} was first used for {record.method} {record.path} with another body."
+                ) from None
+            return _replay(record)
+        try:
+            response = call()
+        except (ApplicationError, exceptions.APIException) as error:
+            # A refusal is an answer too: the service rolled its own work back; store it.
+            rendered = exception_handler(error, context)
+            assert rendered is not None
+            response = rendered
+        record.response_status = response.status_code
+        record.response_body = response.data
+        record.save(update_fields=["response_status", "response_body"])
+        return response
 
 
 def idempotent(*, required: bool) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
@@ -62,42 +144,19 @@ def idempotent(*, required: bool) -> Callable[[Callable[..., Response]], Callabl
                 if required:
                     raise IdempotencyKeyRequired(f"Send an {HEADER} header: any unique string up to {KEY_LENGTH_MAX}.")
                 return view_method(self, request, *args, **kwargs)
-            if not 0 < len(key) <= KEY_LENGTH_MAX or not key.isprintable():
+            if not key_is_valid(key):
                 raise exceptions.ValidationError({HEADER: [f"1 to {KEY_LENGTH_MAX} printable characters."]})
-            fingerprint = request_hash(request)
             user = request.user
             assert isinstance(user, User), "money-moving endpoints need a signed-in caller"
-            with transaction.atomic():
-                try:
-                    with transaction.atomic():
-                        record = IdempotencyRecord.objects.create(
-                            user=user,
-                            key=key,
-                            method=request.method or "",
-                            path=request.path[:500],
-                            request_hash=fingerprint,
-                            response_status=0,
-                            response_body={},
-                        )
-                except IntegrityError:
-                    # Seen before (or being run right now: the insert above waited for it).
-                    record = IdempotencyRecord.objects.get(user=user, key=key)
-                    if record.request_hash != fingerprint:
-                        raise IdempotencyKeyReused(
-                            f"{HEADER} {key!r} was first used for {record.method} {record.path} with another body."
-                        ) from None
-                    return _replay(record)
-                try:
-                    response = view_method(self, request, *args, **kwargs)
-                except (ApplicationError, exceptions.APIException) as error:
-                    # A refusal is an answer too: the service rolled its own work back; store it.
-                    rendered = exception_handler(error, {"request": request, "view": self})
-                    assert rendered is not None
-                    response = rendered
-                record.response_status = response.status_code
-                record.response_body = response.data
-                record.save(update_fields=["response_status", "response_body"])
-                return response
+            return idempotent_call(
+                user=user,
+                key=key,
+                method=request.method or "",
+                path=request.path,
+                fingerprint=request_hash(request),
+                call=lambda: view_method(self, request, *args, **kwargs),
+                context={"request": request, "view": self},
+            )
 
         return wrapper
 

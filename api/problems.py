@@ -73,7 +73,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         errors = getattr(exc, "errors", None)
         if errors:
             context_extra["errors"] = errors
-        return problem(status_code=exc.http_status, code=exc.code, title=exc.title, detail=exc.detail, **context_extra)
+        answer = problem(
+            status_code=exc.http_status, code=exc.code, title=exc.title, detail=exc.detail, **context_extra
+        )
+        if "retry_after_s" in exc.extra:
+            # A 429 carries Retry-After (DESIGN.md §6), whoever throttled.
+            answer["Retry-After"] = str(exc.extra["retry_after_s"])
+        return answer
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

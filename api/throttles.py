@@ -3,20 +3,36 @@ THROTTLE_ANON per address, THROTTLE_USER per user or API key, THROTTLE_LOGIN for
 per username and address. Counters live in Django's cache (Redis when REDIS_URL is set), so they
 hold across processes."""
 
+import hashlib
 import time
+from typing import cast
 
 from django.conf import settings
 from django.core.cache import cache
+from rest_framework.settings import api_settings
 from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
 
 from config.errors import ApplicationError
 
 
-class AnonThrottle(AnonRateThrottle):
+class RatesFromSettings(SimpleRateThrottle):
+    """Reads its rate from the settings when a request comes, not when this module is imported.
+
+    DRF binds `THROTTLE_RATES` to the settings' dict at import, so a changed REST_FRAMEWORK (a
+    test's override) would be ignored, or, if the override was live at that first import, kept
+    for the rest of the process."""
+
+    def get_rate(self) -> str | None:
+        assert self.scope is not None, "every throttle here names its scope"
+        # The stubs type these rates as numbers; DRF's own are strings like "60/minute".
+        return cast("str | None", api_settings.DEFAULT_THROTTLE_RATES[self.scope])
+
+
+class AnonThrottle(RatesFromSettings, AnonRateThrottle):
     scope = "anon"
 
 
-class UserThrottle(UserRateThrottle):
+class UserThrottle(RatesFromSettings, UserRateThrottle):
     scope = "user"
 
 
@@ -37,7 +53,8 @@ class LoginFailures:
         limit, window_s = SimpleRateThrottle.parse_rate(None, settings.THROTTLE_LOGIN)  # type: ignore[arg-type]
         assert limit is not None and window_s is not None, "THROTTLE_LOGIN is set"
         self.limit, self.window_s = limit, window_s
-        self.key = f"login-failures:{username.lower()}:{address}"
+        # Hashed: a username is the client's text, and not every cache takes any text as a key.
+        self.key = "login-failures:" + hashlib.sha256(f"{username.lower()}\n{address}".encode()).hexdigest()
 
     def check(self) -> None:
         """Raise LoginThrottled while this username and address are over the limit."""

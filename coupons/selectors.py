@@ -1,11 +1,19 @@
 """Reads of the coupon program: pool figures from ledger totals, and their recomputation from rows."""
 
+import csv
+import datetime as dt
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from typing import Final, TypedDict
 
-from django.db.models import Q, Sum
+from django.db.models import BigIntegerField, Count, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
+from config.errors import NotFound
 from coupons import books
-from coupons.models import Grant, ProgramYear, Redemption, Settlement
+from coupons.models import BASIS_POINTS_WHOLE, CapOverride, Grant, ProgramYear, Redemption, Settlement
+from coupons.services.years import PROGRAM_TIME_ZONE, year_end
 from ledger.models import Account
 
 
@@ -150,3 +158,223 @@ def settlement_lines_csv(settlement: Settlement) -> str:
         )
     writer.writerow(("", "total", "", "", "", "", "", "", settlement.total_fen, ""))
     return out.getvalue()
+
+
+# --- Pool statistics -------------------------------------------------------------------------------
+
+TOP_ENTERPRISES_COUNT: Final = 10
+# The forecast averages net issuance over at least this long: the first hours of a year say little.
+FORECAST_AVERAGING_S_MIN: Final = 86_400
+
+
+class ComputeSourceFigures(TypedDict):
+    compute_source: str
+    issued_fen: int
+    redeemed_fen: int
+    grants_count: int
+
+
+class ProviderFigures(TypedDict):
+    provider: int
+    name: str
+    issued_fen: int
+    redeemed_fen: int
+
+
+class EnterpriseFigures(TypedDict):
+    enterprise: int
+    name: str
+    issued_fen: int
+    cap_fen: int
+    cap_used_share_bp: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class PoolStats:
+    """A program year's figures (from the ledger) and their breakdowns (from grant and redemption rows)."""
+
+    year: int
+    figures: PoolFigures
+    by_compute_source: list[ComputeSourceFigures]
+    by_provider: list[ProviderFigures]
+    top_enterprises: list[EnterpriseFigures]
+    forecast_exhausted_on: dt.date | None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "year": self.year,
+            **self.figures.as_dict(),
+            "by_compute_source": self.by_compute_source,
+            "by_provider": self.by_provider,
+            "top_enterprises": self.top_enterprises,
+            "forecast_exhausted_on": self.forecast_exhausted_on,
+        }
+
+
+def _captured_fen_of_grant() -> Coalesce:
+    """The captured coupons of the grant in the outer query, in fen: redeemed, as the ledger counts it
+    (a reversed redemption went back to its grant or to the lapsed account)."""
+    captured = (
+        Redemption.objects.filter(grant=OuterRef("pk"), status=Redemption.Status.CAPTURED)
+        .order_by()
+        .values("grant")
+        .annotate(total=Sum("coupon_fen"))
+        .values("total")
+    )
+    return Coalesce(Subquery(captured, output_field=BigIntegerField()), Value(0))
+
+
+def _cap_fen_of_enterprise(program_year: ProgramYear) -> Coalesce:
+    """The cap of the enterprise in the outer query: its latest override for the year, or the default."""
+    latest = CapOverride.objects.filter(enterprise_id=OuterRef("enterprise_id"), year=program_year).order_by("-id")
+    return Coalesce(
+        Subquery(latest.values("cap_fen")[:1], output_field=BigIntegerField()),
+        Value(program_year.default_cap_fen, output_field=BigIntegerField()),
+    )
+
+
+def pool_by_compute_source(*, year: int) -> list[ComputeSourceFigures]:
+    """Grants issued, coupons redeemed and the number of grants, per compute source (one query)."""
+    rows = (
+        Grant.objects.filter(year_id=year)
+        .values("application__compute_source")
+        .annotate(issued=Sum("amount_fen"), redeemed=Sum(_captured_fen_of_grant()), count=Count("pk"))
+        .order_by("application__compute_source")
+    )
+    return [
+        ComputeSourceFigures(
+            compute_source=row["application__compute_source"],
+            issued_fen=int(row["issued"]),
+            redeemed_fen=int(row["redeemed"]),
+            grants_count=row["count"],
+        )
+        for row in rows
+    ]
+
+
+def pool_by_provider(*, year: int) -> list[ProviderFigures]:
+    """Grants issued and coupons redeemed per provider, largest issuance first (one query)."""
+    rows = (
+        Grant.objects.filter(year_id=year)
+        .values("provider_id", "provider__name")
+        .annotate(issued=Sum("amount_fen"), redeemed=Sum(_captured_fen_of_grant()))
+        .order_by("-issued", "provider_id")
+    )
+    return [
+        ProviderFigures(
+            provider=row["provider_id"],
+            name=row["provider__name"],
+            issued_fen=int(row["issued"]),
+            redeemed_fen=int(row["redeemed"]),
+        )
+        for row in rows
+    ]
+
+
+def pool_top_enterprises(*, program_year: ProgramYear, count: int = TOP_ENTERPRISES_COUNT) -> list[EnterpriseFigures]:
+    """The enterprises granted most in the year (one query), with their cap and the share of it used.
+
+    The cap used is what was issued less what revocations gave back to the cap, as in `cap:E:Y`.
+    """
+    rows = (
+        Grant.objects.filter(year=program_year)
+        .values("enterprise_id", "enterprise__name")
+        .annotate(issued=Sum("amount_fen"), revoked=Sum("revoked_fen"), cap=_cap_fen_of_enterprise(program_year))
+        .order_by("-issued", "enterprise_id")[:count]
+    )
+    return [
+        EnterpriseFigures(
+            enterprise=row["enterprise_id"],
+            name=row["enterprise__name"],
+            issued_fen=int(row["issued"]),
+            cap_fen=int(row["cap"]),
+            cap_used_share_bp=(int(row["issued"]) - int(row["revoked"])) * BASIS_POINTS_WHOLE // int(row["cap"]),
+        )
+        for row in rows
+    ]
+
+
+def pool_forecast_exhausted_on(*, program_year: ProgramYear, figures: PoolFigures, now: dt.datetime) -> dt.date | None:
+    """The day (Asia/Shanghai) the pool runs out if net issuance (issued − revoked) goes on at its
+    average daily pace since the year opened (or began, if it opened before); None when nothing
+    was issued net, or when the pool would outlast the year."""
+    net_issued_fen = figures.issued_fen - figures.revoked_fen
+    if net_issued_fen <= 0 or program_year.opened_at is None:
+        return None
+    since = max(program_year.opened_at, year_end(program_year.year - 1))
+    elapsed_s = max(int((now - since).total_seconds()), FORECAST_AVERAGING_S_MIN)
+    # available ÷ (net issued ÷ elapsed), in whole seconds, rounded down: integers only.
+    remaining_s = max(figures.available_fen, 0) * elapsed_s // net_issued_fen
+    if remaining_s >= (year_end(program_year.year) - now).total_seconds():
+        return None
+    return timezone.localtime(now + dt.timedelta(seconds=remaining_s), PROGRAM_TIME_ZONE).date()
+
+
+def pool_stats(*, year: int, now: dt.datetime | None = None) -> PoolStats:
+    """The year's figures exactly as `program_year_figures` reads them from the ledger, with their
+    breakdowns and the forecast. A fixed number of queries, however many grants the year has."""
+    program_year = ProgramYear.objects.filter(year=year).first()
+    if program_year is None:
+        raise NotFound(f"No program year {year}.")
+    figures = program_year_figures(year=year)
+    return PoolStats(
+        year=year,
+        figures=figures,
+        by_compute_source=pool_by_compute_source(year=year),
+        by_provider=pool_by_provider(year=year),
+        top_enterprises=pool_top_enterprises(program_year=program_year),
+        forecast_exhausted_on=pool_forecast_exhausted_on(
+            program_year=program_year, figures=figures, now=now or timezone.now()
+        ),
+    )
+
+
+# --- The public notice (公示) ----------------------------------------------------------------------
+
+PUBLIC_AWARDS_CSV_HEADER: Final = ("enterprise", "uscc", "amount_fen", "approved_on", "grant_code")
+PUBLIC_AWARDS_CSV_CHUNK_ROWS: Final = 2_000  # Rows fetched at a time while the CSV streams out.
+# A cell starting with one of these is a formula to a spreadsheet; enterprise names are public input.
+_SPREADSHEET_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
+def public_awards(*, year: int | None = None) -> QuerySet[Grant]:
+    """Approved grants for the public notice, oldest first; a revoked grant is withdrawn from it."""
+    grants = (
+        Grant.objects.exclude(status=Grant.Status.REVOKED)
+        .select_related("enterprise")
+        .only("code", "amount_fen", "issued_at", "enterprise__name", "enterprise__uscc")
+        .order_by("issued_at", "pk")
+    )
+    return grants if year is None else grants.filter(year_id=year)
+
+
+def approved_on(grant: Grant) -> dt.date:
+    """The day of approval in Asia/Shanghai: the grant is issued when its application is approved."""
+    return timezone.localtime(grant.issued_at, PROGRAM_TIME_ZONE).date()
+
+
+def _spreadsheet_safe(text: str) -> str:
+    return "'" + text if text.startswith(_SPREADSHEET_FORMULA_STARTS) else text
+
+
+class _Line:
+    """A file-like object whose write returns the line: csv.writer then yields lines one by one."""
+
+    def write(self, line: str) -> str:
+        return line
+
+
+def public_awards_csv_lines(*, year: int | None = None) -> Iterator[str]:
+    """The public notice as CSV lines (header first, amounts in fen), read with one streaming query."""
+    writer = csv.writer(_Line(), lineterminator="\n")
+    yield writer.writerow(PUBLIC_AWARDS_CSV_HEADER)
+    for grant in public_awards(year=year).iterator(chunk_size=PUBLIC_AWARDS_CSV_CHUNK_ROWS):
+        yield writer.writerow(
+            (
+                _spreadsheet_safe(grant.enterprise.name),
+                grant.enterprise.uscc,
+                grant.amount_fen,
+                approved_on(grant).isoformat(),
+                grant.code,
+            )
+        )

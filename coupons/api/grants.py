@@ -1,3 +1,151 @@
-"""Placeholder: filled in by the API work."""
+"""Grants: list and read them with their live balances; an approver revokes one."""
 
-urlpatterns: list = []
+import django_filters
+from django.db.models import BigIntegerField, OuterRef, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
+from django.urls import path
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
+from rest_framework import generics, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import User
+from api.idempotency import idempotency_key_parameter, idempotent
+from api.scoping import ScopedQuerysetMixin
+from api.serializers import StrictCharField, StrictSerializer
+from config.errors import NotFound
+from coupons.api.scopes import grants_visible_to
+from coupons.models import Grant, Redemption
+from coupons.services.grants import REASON_LENGTH_MAX, grant_revoke
+
+
+def grants_with_figures(user: User) -> QuerySet[Grant]:
+    """The caller's grants, each with its ledger account joined and its redeemed total annotated.
+
+    One query for a whole page: available and held come from the account's running totals, and
+    redeemed (captured coupons) from one correlated sum per row, never a query per grant.
+    """
+    captured = (
+        Redemption.objects.filter(grant=OuterRef("pk"), status=Redemption.Status.CAPTURED)
+        .order_by()
+        .values("grant")
+        .annotate(total=Sum("coupon_fen"))
+        .values("total")
+    )
+    return grants_visible_to(user).annotate(
+        redeemed_fen=Coalesce(Subquery(captured, output_field=BigIntegerField()), 0)
+    )
+
+
+def grant_in_scope(user: User, pk: int) -> Grant:
+    """The caller's grant `pk`, with its figures; another organisation's is not found."""
+    grant = grants_with_figures(user).filter(pk=pk).first()
+    if grant is None:
+        raise NotFound(f"No grant {pk} among yours.")
+    return grant
+
+
+class GrantSerializer(serializers.ModelSerializer):
+    year = serializers.IntegerField(source="year_id", read_only=True)
+    available_fen = serializers.SerializerMethodField(help_text="What is left to redeem, in fen.")
+    held_fen = serializers.IntegerField(
+        source="account.debits_pending", read_only=True, help_text="Held by pending redemptions, in fen."
+    )
+    redeemed_fen = serializers.IntegerField(read_only=True, help_text="Captured redemptions, in fen.")
+
+    class Meta:
+        model = Grant
+        fields = [
+            "id",
+            "code",
+            "enterprise",
+            "provider",
+            "application",
+            "year",
+            "amount_fen",
+            "available_fen",
+            "held_fen",
+            "redeemed_fen",
+            "status",
+            "expires_at",
+            "rate_bp",
+        ]
+        read_only_fields = fields
+
+    def get_available_fen(self, grant: Grant) -> int:
+        account = grant.account
+        return account.credits_posted - account.debits_posted - account.debits_pending
+
+
+class GrantRevokeRequest(StrictSerializer):
+    """Why the grant is revoked."""
+
+    reason = StrictCharField(max_length=REASON_LENGTH_MAX)
+
+
+class GrantFilter(django_filters.FilterSet):
+    year = django_filters.NumberFilter(field_name="year_id")
+
+    class Meta:
+        model = Grant
+        fields = ["status", "year", "enterprise", "provider"]
+
+
+@extend_schema_view(
+    get=extend_schema(
+        summary="List grants",
+        description="Staff see every grant; an enterprise its own; a provider those naming it.",
+        tags=["grants"],
+    )
+)
+class GrantList(ScopedQuerysetMixin, generics.ListAPIView):
+    serializer_class = GrantSerializer
+    scoped_model = Grant
+    scope = staticmethod(grants_with_figures)
+    filterset_class = GrantFilter
+    ordering_fields = ["id", "amount_fen", "expires_at"]
+    ordering = ["id"]
+
+
+@extend_schema_view(
+    get=extend_schema(
+        summary="Read a grant",
+        description="With its live balances. Outside the caller's reach it is 404.",
+        tags=["grants"],
+    )
+)
+class GrantDetail(ScopedQuerysetMixin, generics.RetrieveAPIView):
+    serializer_class = GrantSerializer
+    scoped_model = Grant
+    scope = staticmethod(grants_with_figures)
+
+
+class GrantRevoke(APIView):
+    @extend_schema(
+        request=GrantRevokeRequest,
+        responses={200: GrantSerializer},
+        parameters=[idempotency_key_parameter(required=False)],
+        summary="Revoke a grant (approver)",
+        description=(
+            "Voids the grant's pending holds and returns its unused balance to the pool and the enterprise's "
+            "cap; captured redemptions stand. 409 `invalid_state` when the grant is not active."
+        ),
+        tags=["grants"],
+        examples=[OpenApiExample("Revoke", value={"reason": "The contract was cancelled."}, request_only=True)],
+    )
+    @idempotent(required=False)
+    def post(self, request: Request, pk: int) -> Response:
+        user: User = request.user  # type: ignore[assignment]
+        grant = grant_in_scope(user, pk)
+        data = GrantRevokeRequest(data=request.data)
+        data.is_valid(raise_exception=True)
+        grant_revoke(grant=grant, actor=user, reason=data.validated_data["reason"])
+        return Response(GrantSerializer(grant_in_scope(user, pk)).data)
+
+
+urlpatterns = [
+    path("grants/", GrantList.as_view(), name="grant-list"),
+    path("grants/<int:pk>/", GrantDetail.as_view(), name="grant-detail"),
+    path("grants/<int:pk>/revoke/", GrantRevoke.as_view(), name="grant-revoke"),
+]

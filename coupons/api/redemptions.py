@@ -1,3 +1,413 @@
-"""Placeholder: filled in by the API work."""
+"""Redemptions: a provider redeems a grant against a bill (one at a time or in a batch), captures
+or voids the hold; an approver reverses a captured one; everyone in scope reads them.
 
-urlpatterns: list = []
+`POST /redemptions/` demands an `Idempotency-Key`. A batch item is the same unit as that POST
+with the item's `idempotency_key` as its key: its own transaction and its own idempotency record,
+so a replayed item replays (even one first sent alone) and a refused item undoes no other item.
+"""
+
+import functools
+from collections.abc import Callable
+from typing import Any, Final
+
+import django_filters
+from django.conf import settings
+from django.urls import path, reverse
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field, extend_schema_view
+from rest_framework import generics, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import User
+from api.idempotency import (
+    KEY_LENGTH_MAX,
+    IdempotencyKeyReused,
+    body_hash,
+    idempotency_key_parameter,
+    idempotent,
+    idempotent_call,
+    is_replay,
+    key_is_valid,
+)
+from api.problems import exception_handler
+from api.scoping import ScopedQuerysetMixin
+from api.serializers import FenField, StrictBooleanField, StrictCharField, StrictIntegerField, StrictSerializer
+from config.errors import NotFound, PermissionDenied
+from coupons.api.applications import EmptyRequest
+from coupons.api.scopes import grants_visible_to, redemptions_visible_to
+from coupons.models import BILL_NUMBER_LENGTH_MAX, CONTRACT_FEE_FEN_MAX, Grant, Redemption
+from coupons.services.redemptions import (
+    REASON_LENGTH_MAX,
+    redemption_capture,
+    redemption_create,
+    redemption_reverse,
+    redemption_void,
+)
+
+ID_MAX: Final = 2**63 - 1  # Ids are 64-bit: a larger number is bad input, not an unknown grant.
+REFUSALS = (
+    "Refusals are problem details: 409 `grant_exhausted`, `contract_exceeded`, `duplicate_bill`, `grant_expired`, "
+    "`grant_revoked`, `provider_not_listed`; 404 `not_found` for a grant outside the caller's reach."
+)
+
+# --- Shapes -------------------------------------------------------------------------------------
+
+
+class RedemptionSerializer(serializers.ModelSerializer):
+    grant_code = serializers.CharField(source="grant.code", read_only=True)
+    payable_fen = serializers.IntegerField(read_only=True, help_text="What the enterprise still pays: bill − coupon.")
+
+    class Meta:
+        model = Redemption
+        fields = [
+            "id",
+            "grant",
+            "grant_code",
+            "provider",
+            "bill_number",
+            "bill_amount_fen",
+            "requested_fen",
+            "rate_bp",
+            "coupon_fen",
+            "payable_fen",
+            "status",
+            "created_at",
+            "expires_at",
+            "captured_at",
+            "released_at",
+            "reversed_at",
+            "settlement",
+        ]
+        read_only_fields = fields
+
+
+class RedeemRequest(StrictSerializer):
+    """One bill under the grant's contract."""
+
+    grant = StrictIntegerField(min_value=1, max_value=ID_MAX, help_text="The grant's id.")
+    bill_number = StrictCharField(max_length=BILL_NUMBER_LENGTH_MAX, help_text="Redeemed once per contract.")
+    bill_amount_fen = FenField(max_value=CONTRACT_FEE_FEN_MAX)
+    requested_fen = FenField(
+        required=False, help_text="At most this much coupon, in fen; the coupon is never more than bill × rate."
+    )
+    capture = StrictBooleanField(default=False, help_text="Post the coupon at once instead of holding it.")
+
+
+class RedemptionBatchItem(RedeemRequest):
+    """One bill of a batch, with its own idempotency key."""
+
+    idempotency_key = StrictCharField(
+        max_length=KEY_LENGTH_MAX, help_text="This item's own key, unique within the batch: a retry replays it."
+    )
+
+
+@extend_schema_field(RedemptionBatchItem)
+class BatchItemField(serializers.DictField):
+    """An item is checked for its key here; its content is checked when the item runs, so a bad
+    item is refused in its own result and the others still run."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        item = dict(super().to_internal_value(data))
+        key = item.get("idempotency_key")
+        if not isinstance(key, str) or not key_is_valid(key):
+            raise serializers.ValidationError(
+                {"idempotency_key": [f"Each item needs one: 1 to {KEY_LENGTH_MAX} printable characters."]}
+            )
+        return item
+
+
+class RedemptionBatchRequest(StrictSerializer):
+    """The bills of a batch, each run on its own."""
+
+    items = serializers.ListField(
+        child=BatchItemField(), allow_empty=False, max_length=settings.API_BATCH_SIZE_MAX, help_text="In order."
+    )
+
+    def validate_items(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        seen: set[str] = set()
+        for item in items:
+            key = item["idempotency_key"]
+            if key in seen:
+                raise serializers.ValidationError(f"idempotency_key {key!r} appears more than once.")
+            seen.add(key)
+        return items
+
+
+class RedemptionBatchResult(serializers.Serializer):
+    """One item's answer: the redemption, or the problem details of its refusal."""
+
+    idempotency_key = serializers.CharField()
+    status = serializers.IntegerField(help_text="The HTTP status this item would have answered alone.")
+    replayed = serializers.BooleanField(help_text="The first answer to this key, replayed.")
+    redemption = RedemptionSerializer(required=False, help_text="When the item succeeded (status 201).")
+    error = serializers.DictField(required=False, help_text="Problem details, when the item was refused.")
+
+
+class RedemptionBatchAnswer(serializers.Serializer):
+    results = RedemptionBatchResult(many=True)
+
+
+class ReverseRequest(StrictSerializer):
+    """Why the redemption is reversed."""
+
+    reason = StrictCharField(max_length=REASON_LENGTH_MAX)
+
+
+class RedemptionFilter(django_filters.FilterSet):
+    year = django_filters.NumberFilter(field_name="grant__year_id")
+    enterprise = django_filters.NumberFilter(field_name="grant__enterprise_id")
+
+    class Meta:
+        model = Redemption
+        fields = ["status", "year", "enterprise", "provider", "grant"]
+
+
+# --- Helpers --------------------------------------------------------------------------------------
+
+
+def _validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _require_provider_member(user: User) -> None:
+    """Only a computing center's members (its API keys included) redeem; the service checks which."""
+    if user.provider_id is None:
+        raise PermissionDenied("This action needs a member of the computing center.")
+
+
+def _grant(user: User, pk: int) -> Grant:
+    grant = grants_visible_to(user).filter(pk=pk).first()
+    if grant is None:
+        raise NotFound(f"No grant {pk} among yours.")
+    return grant
+
+
+def _redemption(user: User, pk: int) -> Redemption:
+    redemption = redemptions_visible_to(user).filter(pk=pk).first()
+    if redemption is None:
+        raise NotFound(f"No redemption {pk} among yours.")
+    return redemption
+
+
+def _redeem(user: User, body: Any) -> Response:
+    """One redemption, as POST /redemptions/ or one batch item: check, look up in scope, redeem."""
+    data = _validated(RedeemRequest, body)
+    grant = _grant(user, data.pop("grant"))
+    redemption = redemption_create(grant=grant, actor=user, **data)
+    return Response(RedemptionSerializer(redemption).data, status=status.HTTP_201_CREATED)
+
+
+def _answer(user: User, pk: int) -> Response:
+    return Response(RedemptionSerializer(_redemption(user, pk)).data)
+
+
+# --- Views ----------------------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    get=extend_schema(
+        summary="List redemptions",
+        description="Staff see every redemption; an enterprise those of its grants; a provider its own.",
+        tags=["redemptions"],
+    )
+)
+class RedemptionListCreate(ScopedQuerysetMixin, generics.ListAPIView):
+    serializer_class = RedemptionSerializer
+    scoped_model = Redemption
+    scope = staticmethod(redemptions_visible_to)
+    filterset_class = RedemptionFilter
+    ordering_fields = ["id", "created_at", "bill_amount_fen", "coupon_fen"]
+    ordering = ["id"]
+
+    @extend_schema(
+        request=RedeemRequest,
+        responses={201: RedemptionSerializer},
+        parameters=[idempotency_key_parameter(required=True)],
+        summary="Redeem a grant against a bill (provider)",
+        description=(
+            "The coupon is min(floor(bill × rate), what is left on the grant, requested_fen). It is held "
+            "(`pending`) until captured or voided, or posted at once with `capture: true`. " + REFUSALS
+        ),
+        tags=["redemptions"],
+        examples=[
+            OpenApiExample(
+                "Redeem and capture",
+                value={"grant": 12, "bill_number": "INV-2026-0001", "bill_amount_fen": 1_000_000, "capture": True},
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        user: User = request.user  # type: ignore[assignment]
+        _require_provider_member(user)
+        return self._create(request)
+
+    @idempotent(required=True)
+    def _create(self, request: Request) -> Response:
+        return _redeem(request.user, request.data)  # type: ignore[arg-type]
+
+
+@extend_schema_view(
+    get=extend_schema(
+        summary="Read a redemption",
+        description="Outside the caller's reach it is 404.",
+        tags=["redemptions"],
+    )
+)
+class RedemptionDetail(ScopedQuerysetMixin, generics.RetrieveAPIView):
+    serializer_class = RedemptionSerializer
+    scoped_model = Redemption
+    scope = staticmethod(redemptions_visible_to)
+
+
+class RedemptionBatch(APIView):
+    @extend_schema(
+        request=RedemptionBatchRequest,
+        responses={200: RedemptionBatchAnswer},
+        summary="Redeem many bills at once (provider)",
+        description=(
+            f"1 to {settings.API_BATCH_SIZE_MAX} items, each a POST /redemptions/ body with its own "
+            "`idempotency_key`. Each item runs on its own: its result carries the status it would have "
+            "answered alone and the redemption or the problem details, in request order. A malformed "
+            "envelope (not a list, too many items, an item without a key, a key twice) is 400 for the "
+            "whole request, and nothing runs. " + REFUSALS
+        ),
+        tags=["redemptions"],
+        examples=[
+            OpenApiExample(
+                "Two bills",
+                value={
+                    "items": [
+                        {"idempotency_key": "inv-1", "grant": 12, "bill_number": "INV-1", "bill_amount_fen": 50_000},
+                        {
+                            "idempotency_key": "inv-2",
+                            "grant": 12,
+                            "bill_number": "INV-2",
+                            "bill_amount_fen": 80_000,
+                            "capture": True,
+                        },
+                    ]
+                },
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        user: User = request.user  # type: ignore[assignment]
+        _require_provider_member(user)
+        items = _validated(RedemptionBatchRequest, request.data)["items"]
+        # The fingerprint of an item is that of POST /redemptions/ with the same body.
+        single_path = reverse("redemption-list")
+        context = {"request": request, "view": self}
+        results = []
+        for item in items:
+            key = item.pop("idempotency_key")
+            response = self._run(
+                user=user,
+                key=key,
+                path=single_path,
+                body=item,
+                call=functools.partial(_redeem, user, item),
+                context=context,
+            )
+            outcome = "redemption" if response.status_code < 400 else "error"
+            results.append(
+                {
+                    "idempotency_key": key,
+                    "status": response.status_code,
+                    "replayed": is_replay(response),
+                    outcome: response.data,
+                }
+            )
+        return Response({"results": results})
+
+    @staticmethod
+    def _run(
+        *, user: User, key: str, path: str, body: dict[str, Any], call: Callable[[], Response], context: dict[str, Any]
+    ) -> Response:
+        try:
+            return idempotent_call(
+                user=user,
+                key=key,
+                method="POST",
+                path=path,
+                fingerprint=body_hash(method="POST", path=path, body=body),
+                call=call,
+                context=context,
+            )
+        except IdempotencyKeyReused as error:  # The key was first used for another request: this item's answer.
+            rendered = exception_handler(error, context)
+            assert rendered is not None
+            return rendered
+
+
+class RedemptionCapture(APIView):
+    @extend_schema(
+        request=None,
+        responses={200: RedemptionSerializer},
+        parameters=[idempotency_key_parameter(required=False)],
+        summary="Capture a held redemption (its provider)",
+        description="Posts the held coupon to the provider. 409 `invalid_state` unless the redemption is pending.",
+        tags=["redemptions"],
+    )
+    @idempotent(required=False)
+    def post(self, request: Request, pk: int) -> Response:
+        user: User = request.user  # type: ignore[assignment]
+        redemption = _redemption(user, pk)
+        _validated(EmptyRequest, request.data)
+        redemption_capture(redemption=redemption, actor=user)
+        return _answer(user, pk)
+
+
+class RedemptionVoid(APIView):
+    @extend_schema(
+        request=None,
+        responses={200: RedemptionSerializer},
+        parameters=[idempotency_key_parameter(required=False)],
+        summary="Void a held redemption (its provider)",
+        description="Releases the hold back to the grant. 409 `invalid_state` unless the redemption is pending.",
+        tags=["redemptions"],
+    )
+    @idempotent(required=False)
+    def post(self, request: Request, pk: int) -> Response:
+        user: User = request.user  # type: ignore[assignment]
+        redemption = _redemption(user, pk)
+        _validated(EmptyRequest, request.data)
+        redemption_void(redemption=redemption, actor=user)
+        return _answer(user, pk)
+
+
+class RedemptionReverse(APIView):
+    @extend_schema(
+        request=ReverseRequest,
+        responses={200: RedemptionSerializer},
+        parameters=[idempotency_key_parameter(required=False)],
+        summary="Reverse a captured redemption (approver)",
+        description=(
+            "The coupon goes back to the grant (or to the year's lapsed account when the grant can no longer be "
+            "used); if the provider was already paid, its next settlement nets it. 409 `invalid_state` unless "
+            "the redemption is captured and not awaiting payment."
+        ),
+        tags=["redemptions"],
+        examples=[OpenApiExample("Reverse", value={"reason": "The bill was cancelled."}, request_only=True)],
+    )
+    @idempotent(required=False)
+    def post(self, request: Request, pk: int) -> Response:
+        user: User = request.user  # type: ignore[assignment]
+        redemption = _redemption(user, pk)
+        data = _validated(ReverseRequest, request.data)
+        redemption_reverse(redemption=redemption, actor=user, reason=data["reason"])
+        return _answer(user, pk)
+
+
+urlpatterns = [
+    path("redemptions/", RedemptionListCreate.as_view(), name="redemption-list"),
+    path("redemptions/batch/", RedemptionBatch.as_view(), name="redemption-batch"),
+    path("redemptions/<int:pk>/", RedemptionDetail.as_view(), name="redemption-detail"),
+    path("redemptions/<int:pk>/capture/", RedemptionCapture.as_view(), name="redemption-capture"),
+    path("redemptions/<int:pk>/void/", RedemptionVoid.as_view(), name="redemption-void"),
+    path("redemptions/<int:pk>/reverse/", RedemptionReverse.as_view(), name="redemption-reverse"),
+]

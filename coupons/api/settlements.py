@@ -1,3 +1,188 @@
-"""Placeholder: filled in by the API work."""
+"""Settlements: finance batches a provider's captured redemptions, exports the lines for the bank,
+and marks the batch paid; providers read their own."""
 
-urlpatterns: list = []
+from typing import Any, Final
+
+import django_filters
+from django.http import HttpResponse
+from django.urls import path
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import generics, renderers, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.api import providers_visible_to
+from accounts.models import User
+from api.idempotency import idempotency_key_parameter, idempotent
+from api.scoping import ScopedQuerysetMixin
+from api.serializers import StrictCharField, StrictIntegerField, StrictSerializer
+from config.errors import NotFound
+from coupons.api.scopes import settlements_visible_to
+from coupons.models import Settlement
+from coupons.selectors import settlement_lines_csv
+from coupons.services.settlements import BANK_REFERENCE_LENGTH_MAX, settlement_create, settlement_pay
+
+CSV_CONTENT_TYPE: Final = "text/csv"
+ID_MAX: Final = 2**63 - 1  # Ids are 64-bit: a larger number is bad input, not an unknown provider.
+
+
+class SettlementSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Settlement
+        fields = [
+            "id",
+            "provider",
+            "status",
+            "total_fen",
+            "redemptions_count",
+            "bank_reference",
+            "paid_at",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class SettlementCreateRequest(StrictSerializer):
+    """The provider to settle with."""
+
+    provider = StrictIntegerField(min_value=1, max_value=ID_MAX, help_text="The provider to settle with.")
+
+
+class SettlementPayRequest(StrictSerializer):
+    """The reference of the bank transfer that paid the settlement."""
+
+    bank_reference = StrictCharField(max_length=BANK_REFERENCE_LENGTH_MAX, help_text="The bank transfer's reference.")
+
+
+class SettlementFilter(django_filters.FilterSet):
+    class Meta:
+        model = Settlement
+        fields = ["status", "provider"]
+
+
+class CsvRenderer(renderers.BaseRenderer):
+    """Lets a client ask for `Accept: text/csv`; the lines are rendered by the selector, and a
+    refusal (a dict of problem details) still goes out as JSON."""
+
+    media_type = CSV_CONTENT_TYPE
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
+        if isinstance(data, str):
+            return data.encode()
+        return renderers.JSONRenderer().render(data, accepted_media_type, renderer_context)
+
+
+def _validated(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _settlement(user: User, pk: int) -> Settlement:
+    settlement = settlements_visible_to(user).filter(pk=pk).first()
+    if settlement is None:
+        raise NotFound(f"No settlement {pk} among yours.")
+    return settlement
+
+
+@extend_schema_view(
+    get=extend_schema(
+        summary="List settlements",
+        description="Finance and other staff see every settlement; a provider its own; enterprises none.",
+        tags=["settlements"],
+    )
+)
+class SettlementListCreate(ScopedQuerysetMixin, generics.ListAPIView):
+    serializer_class = SettlementSerializer
+    scoped_model = Settlement
+    scope = staticmethod(settlements_visible_to)
+    filterset_class = SettlementFilter
+    ordering_fields = ["id", "created_at", "total_fen"]
+    ordering = ["id"]
+
+    @extend_schema(
+        request=SettlementCreateRequest,
+        responses={201: SettlementSerializer},
+        parameters=[idempotency_key_parameter(required=False)],
+        summary="Settle with a provider (finance)",
+        description=(
+            "Batches the provider's captured, unsettled redemptions, less the clawbacks it owes. 409 "
+            "`invalid_state` when there is nothing to settle."
+        ),
+        tags=["settlements"],
+        examples=[OpenApiExample("Settle", value={"provider": 3}, request_only=True)],
+    )
+    @idempotent(required=False)
+    def post(self, request: Request) -> Response:
+        user: User = request.user  # type: ignore[assignment]
+        data = _validated(SettlementCreateRequest, request)
+        provider = providers_visible_to(user).filter(pk=data["provider"]).first()
+        if provider is None:
+            raise NotFound(f"No provider {data['provider']}.")
+        settlement = settlement_create(provider=provider, actor=user)
+        return Response(SettlementSerializer(settlement).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema_view(
+    get=extend_schema(
+        summary="Read a settlement",
+        description="Outside the caller's reach it is 404.",
+        tags=["settlements"],
+    )
+)
+class SettlementDetail(ScopedQuerysetMixin, generics.RetrieveAPIView):
+    serializer_class = SettlementSerializer
+    scoped_model = Settlement
+    scope = staticmethod(settlements_visible_to)
+
+
+class SettlementPay(APIView):
+    @extend_schema(
+        request=SettlementPayRequest,
+        responses={200: SettlementSerializer},
+        parameters=[idempotency_key_parameter(required=False)],
+        summary="Mark a settlement paid (finance)",
+        description="Moves the money out of the provider's account. 409 `invalid_state` when it is already paid.",
+        tags=["settlements"],
+        examples=[OpenApiExample("Pay", value={"bank_reference": "ICBC-20261125-0042"}, request_only=True)],
+    )
+    @idempotent(required=False)
+    def post(self, request: Request, pk: int) -> Response:
+        user: User = request.user  # type: ignore[assignment]
+        settlement = _settlement(user, pk)
+        data = _validated(SettlementPayRequest, request)
+        return Response(
+            SettlementSerializer(settlement_pay(settlement=settlement, actor=user, **data)).data,
+        )
+
+
+class SettlementLines(APIView):
+    renderer_classes = [renderers.JSONRenderer, CsvRenderer]
+
+    @extend_schema(
+        request=None,
+        responses={(200, CSV_CONTENT_TYPE): OpenApiResponse(OpenApiTypes.STR, description="One line a redemption.")},
+        summary="The settlement's lines as CSV",
+        description=(
+            "Columns: line, kind (`redemption`, or `clawback` with a negative coupon), redemption_id, grant_code, "
+            "enterprise, contract_number, bill_number, bill_amount_fen, coupon_fen, captured_at; then a total line."
+        ),
+        tags=["settlements"],
+    )
+    def get(self, request: Request, pk: int) -> HttpResponse:
+        settlement = _settlement(request.user, pk)  # type: ignore[arg-type]
+        response = HttpResponse(settlement_lines_csv(settlement), content_type=f"{CSV_CONTENT_TYPE}; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="settlement-{settlement.pk}.csv"'
+        return response
+
+
+urlpatterns = [
+    path("settlements/", SettlementListCreate.as_view(), name="settlement-list"),
+    path("settlements/<int:pk>/", SettlementDetail.as_view(), name="settlement-detail"),
+    path("settlements/<int:pk>/pay/", SettlementPay.as_view(), name="settlement-pay"),
+    path("settlements/<int:pk>/lines.csv", SettlementLines.as_view(), name="settlement-lines"),
+]

@@ -1,3 +1,220 @@
-"""Placeholder: filled in by the API work."""
+"""Pool statistics for staff, and the public notice (公示) of approved grants for anyone.
 
-urlpatterns: list = []
+The notice comes as JSON pages at `/public/awards/` and as one CSV file at `/public/awards.csv`
+(a path of its own: DRF reads `?format=` as a choice of renderer).
+"""
+
+import datetime as dt
+from collections.abc import Iterable
+
+from django.db.models import QuerySet
+from django.http import StreamingHttpResponse
+from django.urls import path
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import generics, serializers
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import BaseParser
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import BaseRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from coupons.api.years import STAFF_ONLY, PoolFiguresSerializer
+from coupons.models import ComputeSource, Grant
+from coupons.selectors import approved_on, pool_stats, public_awards, public_awards_csv_lines
+from coupons.services.years import program_year_of
+
+YEAR_MIN, YEAR_MAX = 2000, 2999
+
+
+class YearQuery(serializers.Serializer):
+    """`?year=`: query strings are text, so this is DRF's own IntegerField, bounded."""
+
+    year = serializers.IntegerField(min_value=YEAR_MIN, max_value=YEAR_MAX, required=False)
+
+
+def _year_asked(request: Request) -> int | None:
+    """The `?year=` asked for; None when absent or empty (as list filters take an empty value)."""
+    year = request.query_params.get("year", "")
+    query = YearQuery(data={"year": year} if year != "" else {})
+    query.is_valid(raise_exception=True)
+    return query.validated_data.get("year")
+
+
+# --- Pool statistics ------------------------------------------------------------------------------
+
+
+class ComputeSourceFiguresSerializer(serializers.Serializer):
+    compute_source = serializers.ChoiceField(choices=ComputeSource.choices)
+    issued_fen = serializers.IntegerField()
+    redeemed_fen = serializers.IntegerField()
+    grants_count = serializers.IntegerField()
+
+
+class ProviderFiguresSerializer(serializers.Serializer):
+    provider = serializers.IntegerField()
+    name = serializers.CharField()
+    issued_fen = serializers.IntegerField()
+    redeemed_fen = serializers.IntegerField()
+
+
+class TopEnterpriseSerializer(serializers.Serializer):
+    enterprise = serializers.IntegerField()
+    name = serializers.CharField()
+    issued_fen = serializers.IntegerField()
+    cap_fen = serializers.IntegerField(
+        help_text="The enterprise's cap for the year: its latest override or the default."
+    )
+    cap_used_share_bp = serializers.IntegerField(
+        help_text="(issued − given back by revocations) ÷ cap, in basis points, rounded down."
+    )
+
+
+class PoolStatsSerializer(PoolFiguresSerializer):
+    """The year's figures from the ledger, their breakdowns from grant and redemption rows, and the forecast."""
+
+    year = serializers.IntegerField()
+    pool_fen = serializers.IntegerField(help_text="The pool the year was credited with when it opened (0 in draft).")
+    by_compute_source = ComputeSourceFiguresSerializer(many=True)
+    by_provider = ProviderFiguresSerializer(many=True, help_text="Largest issuance first.")
+    top_enterprises = TopEnterpriseSerializer(many=True, help_text="At most 10, largest issuance first.")
+    forecast_exhausted_on = serializers.DateField(
+        allow_null=True,
+        help_text=(
+            "The day (Asia/Shanghai) the pool runs out if net issuance (issued − revoked) keeps its average daily "
+            "pace since the year opened; null when nothing was issued or the pool outlasts the year."
+        ),
+    )
+
+
+YEAR_SCHEMA = {"type": "integer", "minimum": YEAR_MIN, "maximum": YEAR_MAX}
+YEAR_PARAMETER = OpenApiParameter(
+    "year", YEAR_SCHEMA, OpenApiParameter.QUERY, description="A program year; defaults to the current one."
+)
+
+
+class PoolStatsView(APIView):
+    permission_classes = STAFF_ONLY
+
+    @extend_schema(
+        parameters=[YEAR_PARAMETER],
+        responses={200: PoolStatsSerializer},
+        summary="Pool statistics of a program year (staff)",
+        description=(
+            "The year's figures exactly as `GET /program-years/{year}/` reads them from the ledger, with "
+            "breakdowns by compute source and by provider (each adds up to issued and redeemed), the top "
+            "enterprises and a forecast of the day the pool runs out. The year defaults to the current one in "
+            "Asia/Shanghai time; an unknown year is 404."
+        ),
+        tags=["stats"],
+    )
+    def get(self, request: Request) -> Response:
+        year = _year_asked(request) or program_year_of(timezone.now())
+        return Response(PoolStatsSerializer(pool_stats(year=year).as_dict()).data)
+
+
+# --- The public notice (公示) -----------------------------------------------------------------------
+
+
+class PublicAwardSerializer(serializers.ModelSerializer):
+    enterprise = serializers.CharField(source="enterprise.name", read_only=True, help_text="The enterprise's name.")
+    uscc = serializers.CharField(source="enterprise.uscc", read_only=True)
+    approved_on = serializers.SerializerMethodField(help_text="The day of approval, in Asia/Shanghai.")
+    grant_code = serializers.CharField(source="code", read_only=True)
+
+    class Meta:
+        model = Grant
+        fields = ["enterprise", "uscc", "amount_fen", "approved_on", "grant_code"]
+        read_only_fields = fields
+
+    def get_approved_on(self, grant: Grant) -> dt.date:
+        return approved_on(grant)
+
+
+PUBLIC_YEAR_PARAMETER = OpenApiParameter(
+    "year", YEAR_SCHEMA, OpenApiParameter.QUERY, description="Only this program year's grants; all by default."
+)
+
+
+@extend_schema_view(
+    get=extend_schema(
+        parameters=[PUBLIC_YEAR_PARAMETER],
+        summary="The public notice (公示) of approved grants",
+        description=(
+            "Open to anyone, without credentials. Grants in order of approval; revoked grants are withdrawn "
+            "from the notice. The same notice as one CSV file: `GET /public/awards.csv`."
+        ),
+        tags=["public"],
+    )
+)
+class PublicAwardList(generics.ListAPIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list[type] = []  # A stale token header is no reason to refuse a public page.
+    serializer_class = PublicAwardSerializer
+    filter_backends: list[type] = []  # `?year=` only, read below.
+
+    def get_queryset(self) -> QuerySet[Grant]:
+        if getattr(self, "swagger_fake_view", False):
+            return Grant.objects.none()
+        return public_awards(year=_year_asked(self.request))
+
+
+class _AlwaysFirstRenderer(BaseContentNegotiation):
+    """The CSV view answers CSV whatever the Accept header asks (and refusals as problem JSON)."""
+
+    def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> BaseParser:
+        return next(iter(parsers))
+
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        renderer = next(iter(renderers))
+        return renderer, renderer.media_type
+
+
+class PublicAwardCsv(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list[type] = []
+    content_negotiation_class = _AlwaysFirstRenderer
+
+    @extend_schema(
+        parameters=[PUBLIC_YEAR_PARAMETER],
+        responses={
+            (200, "text/csv"): OpenApiResponse(
+                response=OpenApiTypes.STR,
+                description="UTF-8 CSV with a header row, amounts in fen.",
+                examples=[
+                    OpenApiExample(
+                        "Two grants",
+                        value=(
+                            "enterprise,uscc,amount_fen,approved_on,grant_code\n"
+                            "杭州示例智能科技有限公司,91330100MA2H7K3Q0X,30000000,2026-03-02,HZ26-0000001-K\n"
+                        ),
+                    )
+                ],
+            )
+        },
+        summary="The public notice (公示) as a CSV file",
+        operation_id="public_awards_csv",
+        description=(
+            "Open to anyone, without credentials: the rows of `GET /public/awards/`, all of them, as an "
+            "attachment. A cell that a spreadsheet would read as a formula starts with an apostrophe."
+        ),
+        tags=["public"],
+    )
+    def get(self, request: Request) -> StreamingHttpResponse:
+        year = _year_asked(request)
+        response = StreamingHttpResponse(public_awards_csv_lines(year=year), content_type="text/csv; charset=utf-8")
+        filename = f"awards-{year}.csv" if year is not None else "awards.csv"
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+
+
+urlpatterns = [
+    path("stats/pool/", PoolStatsView.as_view(), name="stats-pool"),
+    path("public/awards/", PublicAwardList.as_view(), name="public-award-list"),
+    path("public/awards.csv", PublicAwardCsv.as_view(), name="public-award-csv"),
+]

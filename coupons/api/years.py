@@ -1,3 +1,355 @@
-"""Placeholder: filled in by the API work."""
+"""Program years: their policy and live pool figures for staff; a superuser prepares and opens a year;
+an approver relaxes one enterprise's cap for a year (four eyes).
 
-urlpatterns: list = []
+`POST /program-years/{year}/close/` (the annual reset run early) belongs to the annual-reset work
+and is not served here.
+"""
+
+from typing import Any
+
+from django.db import transaction
+from django.urls import path
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field, extend_schema_view
+from rest_framework import generics, serializers, status
+from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import Enterprise, Role, User
+from accounts.roles import require_role, require_superuser
+from api.idempotency import idempotency_key_parameter, idempotent
+from api.serializers import FenField, StrictBooleanField, StrictCharField, StrictIntegerField, StrictSerializer
+from config.errors import ValidationFailed
+from coupons.models import BASIS_POINTS_WHOLE, CapOverride, ComputeSource, ProgramYear, Purpose, RateRuleSet
+from coupons.policy import LABEL_LENGTH_MAX, RULES_COUNT_MAX
+from coupons.selectors import program_year_figures
+from coupons.services.years import (
+    GRACE_DAYS_MAX,
+    cap_override_grant,
+    program_year_create,
+    program_year_get,
+    program_year_open,
+    rule_set_create,
+)
+
+TAGS = ["program-years"]
+RULE_SET_NAME_LENGTH_MAX = 100
+REASON_LENGTH_MAX = 2_000
+
+
+class IsStaffMember(BasePermission):
+    """Platform staff: a superuser or a holder of any role. Members of organisations are refused."""
+
+    message = "This needs a member of the platform staff."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        user = request.user
+        return isinstance(user, User) and user.is_staff_member
+
+
+# No credentials: 401 (IsAuthenticated first); signed in but not staff: 403 permission_denied.
+STAFF_ONLY = [IsAuthenticated, IsStaffMember]
+
+
+# --- Shapes -------------------------------------------------------------------------------------
+
+
+class PoolFiguresSerializer(serializers.Serializer):
+    """A program year's money in fen, read from ledger account totals."""
+
+    issued_fen = serializers.IntegerField(help_text="Granted in the year (revoked grants included).")
+    held_fen = serializers.IntegerField(help_text="Held by pending redemptions.")
+    redeemed_fen = serializers.IntegerField(help_text="Captured by providers.")
+    settled_fen = serializers.IntegerField(help_text="Paid out to providers: part of redeemed.")
+    lapsed_fen = serializers.IntegerField(help_text="Expired unused, or reversed once the grant could not take it.")
+    revoked_fen = serializers.IntegerField(help_text="Given back to the pool by revocations.")
+    available_fen = serializers.IntegerField(help_text="Left in the pool to grant.")
+
+
+def _enum_list_schema(enum_component: str) -> dict[str, Any]:
+    """A list of words of an enum the schema already names (`purpose` → PurposeEnum): a list field of its
+    own would give the same choices a second name."""
+    return {"type": "array", "minItems": 1, "items": {"$ref": f"#/components/schemas/{enum_component}"}}
+
+
+@extend_schema_field(_enum_list_schema("PurposeEnum"))
+class PurposeListField(serializers.ListField):
+    child = serializers.ChoiceField(choices=Purpose.choices)
+
+
+@extend_schema_field(_enum_list_schema("ComputeSourceEnum"))
+class ComputeSourceListField(serializers.ListField):
+    child = serializers.ChoiceField(choices=ComputeSource.choices)
+
+
+class RateWhenSerializer(StrictSerializer):
+    """A rule's condition; every key is optional and an empty object matches every application."""
+
+    purposes = PurposeListField(min_length=1, max_length=len(Purpose), required=False)
+    compute_sources = ComputeSourceListField(min_length=1, max_length=len(ComputeSource), required=False)
+    has_registered_model = StrictBooleanField(required=False)
+    foundation_model_developer = StrictBooleanField(required=False)
+    small_or_medium = StrictBooleanField(required=False)
+    contracted_total_fen_max = FenField(
+        required=False, help_text="The enterprise's contract fees in the year, this one included, total at most this."
+    )
+
+
+class RateRuleSerializer(StrictSerializer):
+    """One rule: when its condition matches an application, the application gets `rate_bp`."""
+
+    # DRF takes declared fields off the class, so `label` clashes with Field.label only in the stubs.
+    label = StrictCharField(max_length=LABEL_LENGTH_MAX)  # type: ignore[assignment]
+    rate_bp = StrictIntegerField(min_value=0, max_value=BASIS_POINTS_WHOLE, help_text="3000 = 30%.")
+    when = RateWhenSerializer()
+
+
+class RatesSerializer(StrictSerializer):
+    """A version of the rate policy: the first rule that matches gives the rate, clamped to the ceiling."""
+
+    name = StrictCharField(max_length=RULE_SET_NAME_LENGTH_MAX, help_text="Unique; a name is never reused.")
+    ceiling_bp = StrictIntegerField(min_value=1, max_value=BASIS_POINTS_WHOLE)
+    rules = serializers.ListField(child=RateRuleSerializer(), min_length=1, max_length=RULES_COUNT_MAX)
+
+
+class ProgramYearSerializer(serializers.ModelSerializer):
+    rates = RatesSerializer(source="rule_set", read_only=True)
+    figures = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ProgramYear
+        fields = ["year", "status", "pool_fen", "default_cap_fen", "grace_days", "rates", "figures"]
+        read_only_fields = fields
+
+    @extend_schema_field(PoolFiguresSerializer)
+    def get_figures(self, program_year: ProgramYear) -> dict[str, int]:
+        figures = program_year_figures(year=program_year.year).as_dict()
+        del figures["pool_fen"]  # The year's own pool_fen is beside them.
+        return figures
+
+
+class ProgramYearRequest(StrictSerializer):
+    """A draft year: its pool, its default cap per enterprise, its grace days and its rate policy."""
+
+    year = StrictIntegerField(min_value=2000, max_value=2999)
+    pool_fen = FenField(required=False, help_text="Defaults to 250 million yuan (25,000,000,000 fen).")
+    default_cap_fen = FenField(required=False, help_text="Defaults to 8 million yuan (800,000,000 fen).")
+    grace_days = StrictIntegerField(min_value=0, max_value=GRACE_DAYS_MAX, required=False, help_text="Defaults to 0.")
+    rates = RatesSerializer(required=False, help_text="Defaults to the 2024 municipal measures.")
+
+
+class CapOverrideSerializer(serializers.ModelSerializer):
+    year = serializers.IntegerField(source="year_id", read_only=True)
+
+    class Meta:
+        model = CapOverride
+        fields = [
+            "id",
+            "year",
+            "enterprise",
+            "cap_fen",
+            "previous_cap_fen",
+            "reason",
+            "requested_by",
+            "granted_by",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class CapOverrideRequest(StrictSerializer):
+    """A relaxed cap for one enterprise, with the written reason and who asked for it."""
+
+    enterprise = StrictIntegerField(min_value=1, help_text="A foundation-model enterprise.")
+    cap_fen = FenField(help_text="The enterprise's cap for the year from now on; above its current cap.")
+    reason = StrictCharField(max_length=REASON_LENGTH_MAX)
+    requested_by = StrictIntegerField(
+        min_value=1, help_text="The id of the staff user who asked for it: not the approver granting it."
+    )
+
+
+class NoBody(StrictSerializer):
+    """No fields: the body is {} or empty."""
+
+
+def _validated(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _plain(value: Any) -> Any:  # Any: validated JSON of any shape (nested dicts and lists of it).
+    """Validated data as plain dicts and lists, the way a JSONField stores it."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _rule_set(rates: dict[str, Any]) -> RateRuleSet:
+    try:
+        return rule_set_create(name=rates["name"], ceiling_bp=rates["ceiling_bp"], rules=_plain(rates["rules"]))
+    except ValidationFailed as error:
+        raise ValidationFailed({f"rates.{name}": messages for name, messages in error.errors.items()}) from None
+
+
+def _requester(pk: int) -> User:
+    """The staff user who asked for a cap override."""
+    user = User.objects.filter(pk=pk).first()
+    if user is None or not user.is_staff_member:
+        raise ValidationFailed("requested_by is the id of an active staff user.", field="requested_by")
+    return user
+
+
+# --- Views --------------------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    get=extend_schema(
+        summary="List program years (staff)",
+        description="Each year with its policy and live pool figures, read from the ledger.",
+        tags=TAGS,
+    )
+)
+class ProgramYearListCreate(generics.ListAPIView):
+    permission_classes = STAFF_ONLY
+    serializer_class = ProgramYearSerializer
+    queryset = ProgramYear.objects.select_related("rule_set").order_by("year")
+    filterset_fields = ["status"]
+    ordering_fields = ["year"]
+    ordering = ["year"]
+
+    @extend_schema(
+        request=ProgramYearRequest,
+        responses={201: ProgramYearSerializer},
+        summary="Prepare a program year (superuser)",
+        description=(
+            "Creates a draft year; open it with `POST /program-years/{year}/open/`. A year that exists is 409 "
+            "`invalid_state`. `rates` names a new rule set (or an existing one with exactly these rules)."
+        ),
+        tags=TAGS,
+        examples=[
+            OpenApiExample("The 2024 measures", value={"year": 2027}, request_only=True),
+            OpenApiExample(
+                "With the June 2025 revision",
+                value={
+                    "year": 2027,
+                    "pool_fen": 25_000_000_000,
+                    "rates": {
+                        "name": "revision-2025-06",
+                        "ceiling_bp": 5000,
+                        "rules": [
+                            {
+                                "label": "Small or medium enterprise, contracts at most 500,000 yuan in the year",
+                                "rate_bp": 5000,
+                                "when": {"small_or_medium": True, "contracted_total_fen_max": 50_000_000},
+                            },
+                            {"label": "Domestic compute", "rate_bp": 3000, "when": {"compute_sources": ["domestic"]}},
+                            {"label": "Other compute", "rate_bp": 2000, "when": {}},
+                        ],
+                    },
+                },
+                request_only=True,
+            ),
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        user: User = request.user  # type: ignore[assignment]
+        require_superuser(user)
+        data = _validated(ProgramYearRequest, request)
+        rates = data.pop("rates", None)
+        with transaction.atomic():  # A rule set written for a year that is then refused is rolled back.
+            rule_set = _rule_set(rates) if rates is not None else None
+            program_year = program_year_create(actor=user, rule_set=rule_set, **data)
+        return Response(ProgramYearSerializer(program_year).data, status=status.HTTP_201_CREATED)
+
+
+class ProgramYearDetail(APIView):
+    permission_classes = STAFF_ONLY
+
+    @extend_schema(
+        responses={200: ProgramYearSerializer},
+        summary="Read a program year (staff)",
+        description="The year with its policy and live pool figures, read from the ledger.",
+        tags=TAGS,
+    )
+    def get(self, request: Request, year: int) -> Response:
+        return Response(ProgramYearSerializer(program_year_get(year)).data)
+
+
+class ProgramYearOpen(APIView):
+    permission_classes = STAFF_ONLY
+
+    @extend_schema(
+        request=None,
+        responses={200: ProgramYearSerializer},
+        summary="Open a draft program year (superuser)",
+        description=(
+            "An addition to the endpoints of DESIGN.md §6, which names none for this step: opens a draft year, "
+            "crediting its pool from the appropriation in the ledger. Opening an open year changes nothing; a "
+            "closed year is 409 `invalid_state`."
+        ),
+        tags=TAGS,
+    )
+    def post(self, request: Request, year: int) -> Response:
+        user: User = request.user  # type: ignore[assignment]
+        require_superuser(user)
+        _validated(NoBody, request)
+        program_year_open(year=year, actor=user)
+        return Response(ProgramYearSerializer(program_year_get(year)).data)
+
+
+class CapOverrideCreate(APIView):
+    permission_classes = STAFF_ONLY
+
+    @extend_schema(
+        request=CapOverrideRequest,
+        responses={201: CapOverrideSerializer},
+        parameters=[idempotency_key_parameter(required=False)],
+        summary="Relax an enterprise's cap for the year (approver)",
+        description=(
+            "For an enterprise that develops a foundation model. The approver who grants it may not be the "
+            "staff user who asked for it (`requested_by`): 403 `four_eyes`. The year must be open."
+        ),
+        tags=TAGS,
+        examples=[
+            OpenApiExample(
+                "Relax to 20 million yuan",
+                value={
+                    "enterprise": 12,
+                    "cap_fen": 2_000_000_000,
+                    "reason": "Trains a registered multimodal foundation model; board decision 2026-14.",
+                    "requested_by": 7,
+                },
+                request_only=True,
+            )
+        ],
+    )
+    @idempotent(required=False)
+    def post(self, request: Request, year: int) -> Response:
+        user: User = request.user  # type: ignore[assignment]
+        require_role(user, Role.APPROVER)
+        program_year_get(year)
+        data = _validated(CapOverrideRequest, request)
+        enterprise = Enterprise.objects.filter(pk=data["enterprise"]).first()
+        if enterprise is None:
+            raise ValidationFailed("No such enterprise.", field="enterprise")
+        override = cap_override_grant(
+            year=year,
+            enterprise=enterprise,
+            cap_fen=data["cap_fen"],
+            reason=data["reason"],
+            requested_by=_requester(data["requested_by"]),
+            actor=user,
+        )
+        return Response(CapOverrideSerializer(override).data, status=status.HTTP_201_CREATED)
+
+
+urlpatterns = [
+    path("program-years/", ProgramYearListCreate.as_view(), name="program-year-list"),
+    path("program-years/<int:year>/", ProgramYearDetail.as_view(), name="program-year-detail"),
+    path("program-years/<int:year>/open/", ProgramYearOpen.as_view(), name="program-year-open"),
+    path("program-years/<int:year>/cap-overrides/", CapOverrideCreate.as_view(), name="program-year-cap-override"),
+]

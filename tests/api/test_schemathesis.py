@@ -1,0 +1,65 @@
+"""Property-based tests of the whole API from its own OpenAPI schema (schemathesis).
+
+Every operation is called with generated input, as an enterprise member, a provider member and
+a superuser. No answer may be a 5xx, and every answer whose status the schema documents must match
+the documented shape. The number of examples per operation is bounded (SCHEMATHESIS_EXAMPLES,
+default 8) so the suite stays fast; raise it locally to dig deeper.
+"""
+
+import os
+from collections.abc import Iterator
+
+import pytest
+import schemathesis
+from django.core import signals
+from django.db import close_old_connections
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import response_schema_conformance
+
+from accounts.credentials import token_issue
+from config.wsgi import application
+from tests.api.conftest import PASSWORD
+from tests.coupons.conftest import grant_for, make_cast, open_year
+
+EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "8"))
+schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
+
+
+@pytest.fixture
+def in_process_requests() -> Iterator[None]:
+    """Keep the test's database connection open across in-process WSGI calls, as Django's own
+    test client does: the handler would otherwise close it at the end of every request."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def tokens(db: None, in_process_requests: None) -> dict[str, str]:
+    """Bearer tokens for three callers, in a program with some data to find."""
+    cast = make_cast()
+    open_year(cast.admin)
+    grant_for(cast)
+    cast.admin.set_password(PASSWORD)
+    cast.admin.save()
+    return {
+        role: token_issue(username=user.username, password=PASSWORD)[1]
+        for role, user in (("enterprise", cast.member), ("provider", cast.clerk), ("superuser", cast.admin))
+    }
+
+
+@schema.parametrize()
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+def test_no_server_errors_and_documented_shapes(case, tokens):
+    for token in tokens.values():
+        case.call_and_validate(
+            headers={"Authorization": f"Bearer {token}"},
+            checks=[not_a_server_error, response_schema_conformance],
+        )
