@@ -28,3 +28,74 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
             "name": "Authorization",
             "description": "A computing center's key: `Authorization: Api-Key <key>`.",
         }
+
+
+PROBLEM_CODES = [
+    "validation_error",
+    "not_authenticated",
+    "authentication_failed",
+    "permission_denied",
+    "not_found",
+    "invalid_state",
+    "pool_exhausted",
+    "cap_exceeded",
+    "grant_exhausted",
+    "contract_exceeded",
+    "duplicate_bill",
+    "provider_not_listed",
+    "enterprise_not_verified",
+    "program_year_closed",
+    "idempotency_key_reused",
+    "idempotency_key_required",
+    "duplicate_contract",
+    "affiliated_provider",
+    "grant_expired",
+    "grant_revoked",
+    "four_eyes",
+    "throttled",
+    "method_not_allowed",
+    "unsupported_media_type",
+    "not_acceptable",
+]
+
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "description": (
+        "RFC 9457 problem details. `code` is the stable machine word to branch on; `errors` maps each "
+        "bad field to its messages (400 only); a refusal may add context such as `available_fen`."
+    ),
+    "properties": {
+        "type": {"type": "string", "format": "uri"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "code": {"type": "string", "enum": PROBLEM_CODES},
+        "errors": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+    },
+    "required": ["type", "title", "status", "detail", "code"],
+    "additionalProperties": True,
+}
+
+_ERROR_RESPONSES = {
+    "400": "Bad input (`validation_error`, `idempotency_key_required`); nothing was changed.",
+    "401": "No credentials (`not_authenticated`), or wrong, expired or revoked ones (`authentication_failed`).",
+    "403": "The caller's role may not take this action (`permission_denied`, `four_eyes`).",
+    "404": "No such object within the caller's reach (`not_found`).",
+    "409": "A business rule or state refuses it (`invalid_state`, `pool_exhausted`, `cap_exceeded`, ...).",
+    "429": "Too many requests (`throttled`); see the Retry-After header.",
+}
+
+
+def add_problem_responses(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: every operation documents its problem-details answers."""
+    result.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    reference = {"$ref": "#/components/schemas/Problem"}
+    for path_item in result.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation.setdefault("responses", {})
+            for status_code, description in _ERROR_RESPONSES.items():
+                responses.setdefault(
+                    status_code,
+                    {"description": description, "content": {"application/problem+json": {"schema": reference}}},
+                )
+    return result

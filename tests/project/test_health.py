@@ -40,3 +40,14 @@ def test_readyz_is_503_when_the_database_does_not_answer(client: Client, monkeyp
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"]["database"] is False
+
+
+def test_readyz_against_the_configured_redis(client: Client, settings):
+    """CI sets REDIS_URL to a real Redis: readiness must then ask it. Unset, Redis is not needed."""
+    import os
+
+    redis_url = os.environ.get("REDIS_URL", "")
+    settings.REDIS_URL = redis_url
+    response = client.get("/readyz")
+    assert response.status_code == 200, response.content
+    assert response.json()["checks"]["redis"] is (True if redis_url else None)
