@@ -5,8 +5,6 @@ answers. Querysets are scoped to the caller before any lookup, so another organi
 is a 404 and never appears in a list.
 """
 
-from typing import Any
-
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -30,7 +28,7 @@ from accounts.services import (
     user_create,
 )
 from api.scoping import ScopedQuerysetMixin
-from api.serializers import StrictBooleanField, StrictCharField, StrictIntegerField, StrictSerializer
+from api.serializers import StrictBooleanField, StrictCharField, StrictIntegerField, StrictSerializer, validated
 from api.throttles import LoginFailures, LoginThrottled
 from config.errors import PermissionDenied, ValidationFailed
 
@@ -139,12 +137,6 @@ class UserRequest(StrictSerializer):
     provider = StrictIntegerField(required=False, allow_null=True, default=None)
 
 
-def _validated(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
-
 def is_api_key(request: Request) -> bool:
     return isinstance(request.auth, ApiKey)
 
@@ -181,7 +173,7 @@ class TokenView(APIView):
 
     @extend_schema(request=TokenRequest, responses={200: TokenAnswer}, tags=["auth"], summary="Get a bearer token")
     def post(self, request: Request) -> Response:
-        data = _validated(TokenRequest, request)
+        data = validated(TokenRequest, request.data)
         failures = LoginFailures(data["username"], client_address(request))
         try:
             failures.check()
@@ -241,7 +233,7 @@ class RegisterView(APIView):
         summary="Register an enterprise and its first member",
     )
     def post(self, request: Request) -> Response:
-        data = _validated(RegisterRequest, request)
+        data = validated(RegisterRequest, request.data)
         try:
             user, enterprise = enterprise_register(
                 username=data["username"], password=data["password"], email=data["email"], **data["enterprise"]
@@ -297,7 +289,7 @@ class ProviderListCreate(ScopedQuerysetMixin, generics.ListAPIView):
     @extend_schema(request=ProviderRequest, responses={201: ProviderSerializer}, summary="List a provider (superuser)")
     def post(self, request: Request) -> Response:
         require_superuser(request.user)  # type: ignore[arg-type]
-        data = _validated(ProviderRequest, request)
+        data = validated(ProviderRequest, request.data)
         provider = provider_create(actor=request.user, **data)  # type: ignore[arg-type]
         return Response(ProviderSerializer(provider).data, status=status.HTTP_201_CREATED)
 
@@ -345,7 +337,7 @@ class ApiKeyListCreate(generics.ListAPIView):
     )
     def post(self, request: Request, pk: int) -> Response:
         provider = _own_provider(request, pk)
-        data = _validated(ApiKeyRequest, request)
+        data = validated(ApiKeyRequest, request.data)
         key, secret = credentials.api_key_create(provider=provider, name=data["name"], actor=request.user)  # type: ignore[arg-type]
         answer = dict(ApiKeySerializer(key).data)
         answer["key"] = secret
@@ -372,7 +364,7 @@ class UserCreate(APIView):
     )
     def post(self, request: Request) -> Response:
         require_superuser(request.user)  # type: ignore[arg-type]
-        data = _validated(UserRequest, request)
+        data = validated(UserRequest, request.data)
         enterprise = get_object_or_404(Enterprise, pk=data["enterprise"]) if data["enterprise"] else None
         provider = get_object_or_404(Provider, pk=data["provider"]) if data["provider"] else None
         user = user_create(

@@ -10,6 +10,7 @@ from typing import Any, Final
 from rest_framework import serializers
 
 FEN_MAX: Final = 10**13  # 100 billion yuan: above any contract, bill or pool this service handles.
+ID_MAX: Final = 2**63 - 1  # Ids are 64-bit: a larger number is bad input, not an unknown object.
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -60,3 +61,14 @@ class StrictSerializer(serializers.Serializer):
         if unknown:
             raise serializers.ValidationError({name: ["Unknown or read-only field."] for name in unknown})
         return super().to_internal_value(data)
+
+
+class EmptyRequest(StrictSerializer):
+    """No fields: actions that take no input still refuse input they would ignore."""
+
+
+def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
+    """Check `data` with the serializer; raise the 400 (problem details) or return its values."""
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)

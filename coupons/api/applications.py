@@ -1,7 +1,5 @@
 """Applications: list, read, submit, confirm, review, approve (issues the grant), reject, withdraw."""
 
-from typing import Any
-
 import django_filters
 from django.shortcuts import get_object_or_404
 from django.urls import path
@@ -15,7 +13,7 @@ from accounts.api import providers_visible_to
 from accounts.models import User
 from api.idempotency import idempotent
 from api.scoping import ScopedQuerysetMixin
-from api.serializers import FenField, StrictCharField, StrictIntegerField, StrictSerializer
+from api.serializers import EmptyRequest, FenField, StrictCharField, StrictIntegerField, StrictSerializer, validated
 from coupons.api.scopes import applications_visible_to
 from coupons.models import Application, ComputeSource, Purpose
 from coupons.services.applications import (
@@ -71,10 +69,6 @@ class SubmitRequest(StrictSerializer):
     requested_fen = FenField(required=False, help_text="Defaults to the eligible amount.")
 
 
-class EmptyRequest(StrictSerializer):
-    """No fields: the body is {} or empty."""
-
-
 class ReviewRequest(StrictSerializer):
     recommended_fen = FenField()
     note = StrictCharField(max_length=2000, required=False, allow_blank=True, default="")
@@ -96,17 +90,6 @@ class ApplicationFilter(django_filters.FilterSet):
         fields = ["status", "year", "enterprise", "provider"]
 
 
-def _validated(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
-
-def _no_body(request: Request) -> None:
-    """Actions that take no input still refuse input they would ignore."""
-    _validated(EmptyRequest, request)
-
-
 def _application(request: Request, pk: int) -> Application:
     return get_object_or_404(applications_visible_to(request.user), pk=pk)  # type: ignore[arg-type]
 
@@ -126,7 +109,7 @@ class ApplicationListCreate(ScopedQuerysetMixin, generics.ListAPIView):
 
     @extend_schema(request=SubmitRequest, responses={201: ApplicationSerializer}, summary="Apply for coupons")
     def post(self, request: Request) -> Response:
-        data = _validated(SubmitRequest, request)
+        data = validated(SubmitRequest, request.data)
         provider = get_object_or_404(providers_visible_to(request.user), pk=data.pop("provider"))  # type: ignore[arg-type]
         application = application_submit(actor=request.user, provider=provider, **data)  # type: ignore[arg-type]
         return Response(ApplicationSerializer(application).data, status=status.HTTP_201_CREATED)
@@ -141,7 +124,7 @@ class ApplicationDetail(ScopedQuerysetMixin, generics.RetrieveAPIView):
 class ApplicationConfirm(APIView):
     @extend_schema(request=None, responses={200: ApplicationSerializer}, tags=["applications"])
     def post(self, request: Request, pk: int) -> Response:
-        _no_body(request)
+        validated(EmptyRequest, request.data)
         return _answer(application_confirm(application=_application(request, pk), actor=request.user))  # type: ignore[arg-type]
 
 
@@ -149,7 +132,7 @@ class ApplicationReview(APIView):
     @extend_schema(request=ReviewRequest, responses={200: ApplicationSerializer}, tags=["applications"])
     def post(self, request: Request, pk: int) -> Response:
         application = _application(request, pk)
-        data = _validated(ReviewRequest, request)
+        data = validated(ReviewRequest, request.data)
         user: User = request.user  # type: ignore[assignment]
         return _answer(application_review(application=application, actor=user, **data))
 
@@ -159,7 +142,7 @@ class ApplicationApprove(APIView):
     @idempotent(required=False)
     def post(self, request: Request, pk: int) -> Response:
         application = _application(request, pk)
-        data = _validated(ApproveRequest, request)
+        data = validated(ApproveRequest, request.data)
         user: User = request.user  # type: ignore[assignment]
         return _answer(application_approve(application=application, actor=user, approved_fen=data.get("approved_fen")))
 
@@ -168,14 +151,14 @@ class ApplicationReject(APIView):
     @extend_schema(request=RejectRequest, responses={200: ApplicationSerializer}, tags=["applications"])
     def post(self, request: Request, pk: int) -> Response:
         application = _application(request, pk)
-        data = _validated(RejectRequest, request)
+        data = validated(RejectRequest, request.data)
         return _answer(application_reject(application=application, actor=request.user, reason=data["reason"]))  # type: ignore[arg-type]
 
 
 class ApplicationWithdraw(APIView):
     @extend_schema(request=None, responses={200: ApplicationSerializer}, tags=["applications"])
     def post(self, request: Request, pk: int) -> Response:
-        _no_body(request)
+        validated(EmptyRequest, request.data)
         return _answer(application_withdraw(application=_application(request, pk), actor=request.user))  # type: ignore[arg-type]
 
 

@@ -8,7 +8,7 @@ so a replayed item replays (even one first sent alone) and a refused item undoes
 
 import functools
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any
 
 import django_filters
 from django.conf import settings
@@ -32,9 +32,17 @@ from api.idempotency import (
 )
 from api.problems import exception_handler
 from api.scoping import ScopedQuerysetMixin
-from api.serializers import FenField, StrictBooleanField, StrictCharField, StrictIntegerField, StrictSerializer
+from api.serializers import (
+    ID_MAX,
+    EmptyRequest,
+    FenField,
+    StrictBooleanField,
+    StrictCharField,
+    StrictIntegerField,
+    StrictSerializer,
+    validated,
+)
 from config.errors import NotFound, PermissionDenied
-from coupons.api.applications import EmptyRequest
 from coupons.api.scopes import grants_visible_to, redemptions_visible_to
 from coupons.models import BILL_NUMBER_LENGTH_MAX, CONTRACT_FEE_FEN_MAX, Grant, Redemption
 from coupons.services.redemptions import (
@@ -45,7 +53,6 @@ from coupons.services.redemptions import (
     redemption_void,
 )
 
-ID_MAX: Final = 2**63 - 1  # Ids are 64-bit: a larger number is bad input, not an unknown grant.
 REFUSALS = (
     "Refusals are problem details: 409 `grant_exhausted`, `contract_exceeded`, `duplicate_bill`, `grant_expired`, "
     "`grant_revoked`, `provider_not_listed`; 404 `not_found` for a grant outside the caller's reach."
@@ -166,12 +173,6 @@ class RedemptionFilter(django_filters.FilterSet):
 # --- Helpers --------------------------------------------------------------------------------------
 
 
-def _validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
-
 def _require_provider_member(user: User) -> None:
     """Only a computing center's members (its API keys included) redeem; the service checks which."""
     if user.provider_id is None:
@@ -194,7 +195,7 @@ def _redemption(user: User, pk: int) -> Redemption:
 
 def _redeem(user: User, body: Any) -> Response:
     """One redemption, as POST /redemptions/ or one batch item: check, look up in scope, redeem."""
-    data = _validated(RedeemRequest, body)
+    data = validated(RedeemRequest, body)
     grant = _grant(user, data.pop("grant"))
     redemption = redemption_create(grant=grant, actor=user, **data)
     return Response(RedemptionSerializer(redemption).data, status=status.HTTP_201_CREATED)
@@ -298,7 +299,7 @@ class RedemptionBatch(APIView):
     def post(self, request: Request) -> Response:
         user: User = request.user  # type: ignore[assignment]
         _require_provider_member(user)
-        items = _validated(RedemptionBatchRequest, request.data)["items"]
+        items = validated(RedemptionBatchRequest, request.data)["items"]
         # The fingerprint of an item is that of POST /redemptions/ with the same body.
         single_path = reverse("redemption-list")
         context = {"request": request, "view": self}
@@ -357,7 +358,7 @@ class RedemptionCapture(APIView):
     def post(self, request: Request, pk: int) -> Response:
         user: User = request.user  # type: ignore[assignment]
         redemption = _redemption(user, pk)
-        _validated(EmptyRequest, request.data)
+        validated(EmptyRequest, request.data)
         redemption_capture(redemption=redemption, actor=user)
         return _answer(user, pk)
 
@@ -375,7 +376,7 @@ class RedemptionVoid(APIView):
     def post(self, request: Request, pk: int) -> Response:
         user: User = request.user  # type: ignore[assignment]
         redemption = _redemption(user, pk)
-        _validated(EmptyRequest, request.data)
+        validated(EmptyRequest, request.data)
         redemption_void(redemption=redemption, actor=user)
         return _answer(user, pk)
 
@@ -398,7 +399,7 @@ class RedemptionReverse(APIView):
     def post(self, request: Request, pk: int) -> Response:
         user: User = request.user  # type: ignore[assignment]
         redemption = _redemption(user, pk)
-        data = _validated(ReverseRequest, request.data)
+        data = validated(ReverseRequest, request.data)
         redemption_reverse(redemption=redemption, actor=user, reason=data["reason"])
         return _answer(user, pk)
 

@@ -17,7 +17,7 @@ from accounts.api import providers_visible_to
 from accounts.models import User
 from api.idempotency import idempotency_key_parameter, idempotent
 from api.scoping import ScopedQuerysetMixin
-from api.serializers import StrictCharField, StrictIntegerField, StrictSerializer
+from api.serializers import ID_MAX, StrictCharField, StrictIntegerField, StrictSerializer, validated
 from config.errors import NotFound
 from coupons.api.scopes import settlements_visible_to
 from coupons.models import Settlement
@@ -25,7 +25,6 @@ from coupons.selectors import settlement_lines_csv
 from coupons.services.settlements import BANK_REFERENCE_LENGTH_MAX, settlement_create, settlement_pay
 
 CSV_CONTENT_TYPE: Final = "text/csv"
-ID_MAX: Final = 2**63 - 1  # Ids are 64-bit: a larger number is bad input, not an unknown provider.
 
 
 class SettlementSerializer(serializers.ModelSerializer):
@@ -76,12 +75,6 @@ class CsvRenderer(renderers.BaseRenderer):
         return renderers.JSONRenderer().render(data, accepted_media_type, renderer_context)
 
 
-def _validated(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
-
 def _settlement(user: User, pk: int) -> Settlement:
     settlement = settlements_visible_to(user).filter(pk=pk).first()
     if settlement is None:
@@ -119,7 +112,7 @@ class SettlementListCreate(ScopedQuerysetMixin, generics.ListAPIView):
     @idempotent(required=False)
     def post(self, request: Request) -> Response:
         user: User = request.user  # type: ignore[assignment]
-        data = _validated(SettlementCreateRequest, request)
+        data = validated(SettlementCreateRequest, request.data)
         provider = providers_visible_to(user).filter(pk=data["provider"]).first()
         if provider is None:
             raise NotFound(f"No provider {data['provider']}.")
@@ -154,7 +147,7 @@ class SettlementPay(APIView):
     def post(self, request: Request, pk: int) -> Response:
         user: User = request.user  # type: ignore[assignment]
         settlement = _settlement(user, pk)
-        data = _validated(SettlementPayRequest, request)
+        data = validated(SettlementPayRequest, request.data)
         return Response(
             SettlementSerializer(settlement_pay(settlement=settlement, actor=user, **data)).data,
         )

@@ -19,7 +19,15 @@ from rest_framework.views import APIView
 from accounts.models import Enterprise, Role, User
 from accounts.roles import require_role, require_superuser
 from api.idempotency import idempotency_key_parameter, idempotent
-from api.serializers import FenField, StrictBooleanField, StrictCharField, StrictIntegerField, StrictSerializer
+from api.serializers import (
+    EmptyRequest,
+    FenField,
+    StrictBooleanField,
+    StrictCharField,
+    StrictIntegerField,
+    StrictSerializer,
+    validated,
+)
 from config.errors import ValidationFailed
 from coupons.models import BASIS_POINTS_WHOLE, CapOverride, ComputeSource, ProgramYear, Purpose, RateRuleSet
 from coupons.policy import LABEL_LENGTH_MAX, RULES_COUNT_MAX
@@ -169,16 +177,6 @@ class CapOverrideRequest(StrictSerializer):
     )
 
 
-class NoBody(StrictSerializer):
-    """No fields: the body is {} or empty."""
-
-
-def _validated(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
-
 def _plain(value: Any) -> Any:  # Any: validated JSON of any shape (nested dicts and lists of it).
     """Validated data as plain dicts and lists, the way a JSONField stores it."""
     if isinstance(value, dict):
@@ -258,7 +256,7 @@ class ProgramYearListCreate(generics.ListAPIView):
     def post(self, request: Request) -> Response:
         user: User = request.user  # type: ignore[assignment]
         require_superuser(user)
-        data = _validated(ProgramYearRequest, request)
+        data = validated(ProgramYearRequest, request.data)
         rates = data.pop("rates", None)
         with transaction.atomic():  # A rule set written for a year that is then refused is rolled back.
             rule_set = _rule_set(rates) if rates is not None else None
@@ -296,7 +294,7 @@ class ProgramYearOpen(APIView):
     def post(self, request: Request, year: int) -> Response:
         user: User = request.user  # type: ignore[assignment]
         require_superuser(user)
-        _validated(NoBody, request)
+        validated(EmptyRequest, request.data)
         program_year_open(year=year, actor=user)
         return Response(ProgramYearSerializer(program_year_get(year)).data)
 
@@ -332,7 +330,7 @@ class CapOverrideCreate(APIView):
         user: User = request.user  # type: ignore[assignment]
         require_role(user, Role.APPROVER)
         program_year_get(year)
-        data = _validated(CapOverrideRequest, request)
+        data = validated(CapOverrideRequest, request.data)
         enterprise = Enterprise.objects.filter(pk=data["enterprise"]).first()
         if enterprise is None:
             raise ValidationFailed("No such enterprise.", field="enterprise")
