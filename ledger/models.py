@@ -158,3 +158,35 @@ class Transfer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.amount_fen} fen {self.kind}"
+
+
+class TransferSeal(models.Model):
+    """One link of the tamper-evident chain: SHA-256 over the previous link and the transfer's
+    canonical content (see `ledger.chain`). Written by the sealing job, a few seconds behind the
+    writers, so the chain never serialises them. Insert-only."""
+
+    transfer = models.OneToOneField(Transfer, on_delete=models.PROTECT, primary_key=True, related_name="+")
+    sequence = models.BigIntegerField(unique=True)
+    link = models.CharField(max_length=64)
+    sealed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        triggers = [pgtrigger.Protect(name="seal_insert_only", operation=pgtrigger.Update | pgtrigger.Delete)]
+
+    def __str__(self) -> str:
+        return f"#{self.sequence} {self.link[:12]}…"
+
+
+class ChainHead(models.Model):
+    """The end of the chain (one row): the sealer locks it, so sealers queue, writers never do.
+
+    `watermark_id`: every transfer with an id up to it is sealed and old enough that no
+    transaction still writing could hold a smaller id; the sealer looks only above it.
+    """
+
+    last_sequence = models.BigIntegerField(default=0)
+    last_link = models.CharField(max_length=64, default="")
+    watermark_id = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"chain head #{self.last_sequence}"
