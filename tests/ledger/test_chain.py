@@ -54,10 +54,10 @@ def test_a_batch_limit_seals_in_several_runs_with_the_same_links():
 
 
 def tamper(sql: str, params: list | None = None) -> None:
-    with pgtrigger.ignore("ledger.Transfer:transfer_insert_only", "ledger.TransferSeal:seal_insert_only"):
-        with connection.cursor() as cursor:
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cursor.execute(sql, params or [])
+    triggers = ("ledger.Transfer:transfer_insert_only", "ledger.TransferSeal:seal_insert_only")
+    with pgtrigger.ignore(*triggers), connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute(sql, params or [])
 
 
 @pytest.mark.parametrize(
