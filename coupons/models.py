@@ -261,12 +261,16 @@ class Grant(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoke_reason = models.TextField(blank=True)
     revoked_fen = models.BigIntegerField(default=0, help_text="The unused balance returned to the pool on revocation.")
+    lapsed_fen = models.BigIntegerField(default=0, help_text="The unused balance lapsed when the grant expired.")
 
     class Meta:
         constraints = [
             models.CheckConstraint(condition=Q(amount_fen__gt=0), name="coupons_grant_amount_positive"),
             models.CheckConstraint(
                 condition=Q(revoked_fen__gte=0, revoked_fen__lte=F("amount_fen")), name="coupons_grant_revoked_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(lapsed_fen__gte=0, lapsed_fen__lte=F("amount_fen")), name="coupons_grant_lapsed_range"
             ),
             models.CheckConstraint(condition=Q(rate_bp__lte=BASIS_POINTS_WHOLE), name="coupons_grant_rate_range"),
             models.CheckConstraint(

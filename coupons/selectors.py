@@ -83,7 +83,9 @@ def program_year_figures_from_rows(*, year: int) -> PoolFigures:
     revoked_fen = total(grants, "revoked_fen")
     held_fen = total(redemptions.filter(status=Redemption.Status.PENDING), "coupon_fen")
     redeemed_fen = total(redemptions.filter(status=Redemption.Status.CAPTURED), "coupon_fen")
-    lapsed_fen = total(redemptions.filter(status=Redemption.Status.REVERSED, reversed_to="lapsed"), "coupon_fen")
+    lapsed_fen = total(grants, "lapsed_fen") + total(
+        redemptions.filter(status=Redemption.Status.REVERSED, reversed_to="lapsed"), "coupon_fen"
+    )
     paid = Q(settlement__status=Settlement.Status.PAID)
     settled_fen = total(redemptions.filter(paid), "coupon_fen") - total(
         redemptions.filter(clawback_settlement__status=Settlement.Status.PAID), "coupon_fen"

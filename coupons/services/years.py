@@ -91,8 +91,13 @@ def program_year_create(
 
 
 def program_year_open(*, year: int, actor: User) -> ProgramYear:
-    """Open a draft year: create its ledger accounts and credit the pool from the appropriation."""
+    """A superuser opens a draft year: its ledger accounts, and the pool credited from the appropriation."""
     require_superuser(actor)
+    return program_year_open_system(year=year)
+
+
+def program_year_open_system(*, year: int, now: dt.datetime | None = None) -> ProgramYear:
+    """Open a draft year (the annual reset calls this for Y+1; people go through program_year_open)."""
     with transaction.atomic():
         program_year = program_year_lock(year)
         if program_year.status == ProgramYear.Status.OPEN:
@@ -110,7 +115,7 @@ def program_year_open(*, year: int, actor: User) -> ProgramYear:
             )
         )
         program_year.status = ProgramYear.Status.OPEN
-        program_year.opened_at = timezone.now()
+        program_year.opened_at = now or timezone.now()
         program_year.save(update_fields=["status", "opened_at"])
         return program_year
 

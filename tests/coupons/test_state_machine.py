@@ -211,7 +211,7 @@ class CouponProgram(RuleBasedStateMachine):
             redemptions = grant.redemptions.all()
             assert account.debits_pending == coupons(redemptions.filter(status="pending"))
             assert account.debits_posted == coupons(redemptions.filter(status__in=["captured", "reversed"])) + (
-                grant.revoked_fen
+                grant.revoked_fen + grant.lapsed_fen
             )
             assert account.credits_posted == grant.amount_fen + coupons(redemptions.filter(reversed_to="grant"))
             if grant.status == "revoked":

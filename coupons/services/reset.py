@@ -1,0 +1,173 @@
+"""The annual reset (DESIGN.md §5): close year Y, release its holds, lapse its unused coupons once
+the grace period is over, and open Y+1.
+
+Every step is idempotent and the reset is resumable: killed at any point and run again, it picks
+up where it stopped, and each grant expires exactly once. The year's row lock orders two resets
+started at once; each grant is expired in its own transaction under the grant's lock, with a
+ledger transfer key of its own (`grant:<application>:lapse`), so no broker redelivery or
+concurrent run can lapse a fen twice.
+"""
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import User
+from accounts.roles import require_superuser
+from config.errors import InvalidState
+from coupons import books
+from coupons.locks import grant_lock, program_year_lock, redemption_lock
+from coupons.models import Grant, ProgramYear, Redemption
+from coupons.services.redemptions import redemption_release_locked
+from coupons.services.years import year_end
+from ledger.selectors import account_balance
+from ledger.services import TransferRequest, transfer_create
+
+RESET_BATCH_SIZE: Final = 500
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class ResetReport:
+    year: int
+    closed: bool = False
+    holds_released: int = 0
+    grants_expired: int = 0
+    lapsed_fen: int = 0
+    next_year_opened: bool = False
+    waiting_for_grace: bool = False
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def program_year_close(*, year: int, now: dt.datetime, actor: User | None = None) -> ProgramYear:
+    """Close an open year to new applications (a closed year stays closed). A superuser may close
+    early; then the year's grants expire `grace_days` after the close instead of after year end."""
+    if actor is not None:
+        require_superuser(actor)
+    with transaction.atomic():
+        program_year = program_year_lock(year)
+        if program_year.status == ProgramYear.Status.CLOSED:
+            return program_year
+        if program_year.status != ProgramYear.Status.OPEN:
+            raise InvalidState(f"Program year {year} is {program_year.status}; only an open year closes.")
+        program_year.status = ProgramYear.Status.CLOSED
+        program_year.closed_at = now
+        program_year.save(update_fields=["status", "closed_at"])
+        expiry = min(now, year_end(year)) + dt.timedelta(days=program_year.grace_days)
+        Grant.objects.filter(year=program_year, status=Grant.Status.ACTIVE, expires_at__gt=expiry).update(
+            expires_at=expiry
+        )
+        return program_year
+
+
+def _release_holds(program_year: ProgramYear, now: dt.datetime, progress: Progress) -> int:
+    """Void every hold still outstanding on the year's grants (each in its own transaction)."""
+    released = 0
+    while True:
+        due = list(
+            Redemption.objects.filter(grant__year=program_year, status=Redemption.Status.PENDING)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:RESET_BATCH_SIZE]
+        )
+        if not due:
+            return released
+        for pk in due:
+            with transaction.atomic():
+                locked = redemption_lock(pk)
+                if locked.status == Redemption.Status.PENDING:
+                    redemption_release_locked(
+                        redemption=locked, status=Redemption.Status.VOIDED, reason="year_closed", now=now
+                    )
+                    released += 1
+        progress(f"holds released: {released}")
+
+
+def grant_expire(*, grant_id: int, now: dt.datetime) -> int | None:
+    """Lapse what is left on one grant into `lapsed:Y`; return the fen lapsed, or None when the
+    grant was no longer active (expired by an earlier or concurrent run, or revoked)."""
+    with transaction.atomic():
+        grant = grant_lock(grant_id)
+        if grant.status != Grant.Status.ACTIVE:
+            return None
+        assert now >= grant.expires_at, "a grant expires only after its expiry"
+        assert not grant.redemptions.filter(status=Redemption.Status.PENDING).exists(), "holds are released first"
+        remaining_fen = account_balance(account_id=grant.account_id).available_fen
+        if remaining_fen > 0:
+            transfer_create(
+                transfer=TransferRequest.posted(
+                    key=f"grant:{grant.application_id}:lapse",
+                    debit_account_id=grant.account_id,
+                    credit_account_id=books.account_id(books.lapsed_code(grant.year_id)),
+                    amount_fen=remaining_fen,
+                    reason="grant_lapse",
+                ),
+                now=now,
+            )
+        grant.status = Grant.Status.EXPIRED
+        grant.lapsed_fen = remaining_fen
+        grant.save(update_fields=["status", "lapsed_fen"])
+        return remaining_fen
+
+
+def _open_next_year(program_year: ProgramYear, now: dt.datetime) -> bool:
+    """Open Y+1 with the policy an administrator prepared, or a copy of Y's; True if opened now."""
+    from coupons.services.years import program_year_open_system
+
+    next_year = program_year.year + 1
+    with transaction.atomic():
+        # Y's row lock orders concurrent resets: one creates Y+1, the others find it.
+        program_year_lock(program_year.year)
+        prepared = ProgramYear.objects.select_for_update().filter(year=next_year).first()
+        if prepared is None:
+            prepared = ProgramYear.objects.create(
+                year=next_year,
+                pool_fen=program_year.pool_fen,
+                default_cap_fen=program_year.default_cap_fen,
+                grace_days=program_year.grace_days,
+                rule_set=program_year.rule_set,
+            )
+        if prepared.status != ProgramYear.Status.DRAFT:
+            return False
+        program_year_open_system(year=next_year, now=now)
+        return True
+
+
+def annual_reset(*, year: int, now: dt.datetime | None = None, progress: Progress = _quiet) -> ResetReport:
+    """Run (or finish) the reset of `year`. Run it again at any time: it only does what is left."""
+    now = now or timezone.now()
+    report = ResetReport(year=year)
+    program_year = ProgramYear.objects.get(year=year)
+    if program_year.status == ProgramYear.Status.OPEN:
+        if now < year_end(year):
+            raise InvalidState(f"Program year {year} runs until {year_end(year).isoformat()}; close it early instead.")
+        program_year_close(year=year, now=year_end(year))
+        report.closed = True
+        progress(f"{year}: closed")
+    program_year.refresh_from_db()
+    if program_year.status != ProgramYear.Status.CLOSED:
+        raise InvalidState(f"Program year {year} is {program_year.status}; there is nothing to reset.")
+    report.holds_released = _release_holds(program_year, now, progress)
+    due = Grant.objects.filter(year=program_year, status=Grant.Status.ACTIVE)
+    if due.filter(expires_at__gt=now).exists():
+        report.waiting_for_grace = True
+        progress(f"{year}: grants expire after the grace period; run again then")
+    total = due.filter(expires_at__lte=now).count()
+    for index, grant_id in enumerate(due.filter(expires_at__lte=now).order_by("pk").values_list("pk", flat=True)):
+        lapsed_fen = grant_expire(grant_id=grant_id, now=now)
+        if lapsed_fen is not None:
+            report.grants_expired += 1
+            report.lapsed_fen += lapsed_fen
+        if (index + 1) % 100 == 0 or index + 1 == total:
+            progress(f"{year}: grants expired {index + 1}/{total}")
+    report.next_year_opened = _open_next_year(program_year, now)
+    if report.next_year_opened:
+        progress(f"{year + 1}: opened")
+    return report
