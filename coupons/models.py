@@ -409,3 +409,30 @@ class Redemption(models.Model):
     def payable_fen(self) -> int:
         """What the enterprise still pays the provider for the bill."""
         return self.bill_amount_fen - self.coupon_fen
+
+
+class AuditRun(models.Model):
+    """One run of the audit: each check by name, whether it held, and the offending rows."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "running"
+        PASSED = "passed", "passed"
+        FAILED = "failed", "failed"
+
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING)
+    checks = models.JSONField(default=list, help_text='[{"name", "ok", "details"}, ...]')
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["running", "passed", "failed"]), name="coupons_audit_status"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Audit {self.pk} ({self.status})"

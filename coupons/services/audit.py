@@ -1,0 +1,364 @@
+"""The audit (DESIGN.md §5): recompute the books from their parts and compare, check by check.
+
+Every check is one set-based SQL statement that returns the offending rows (at most FINDINGS_MAX)
+and how many rows it examined, so a million transfers audit in seconds. A check holds only when
+it examined what it had to and found nothing; a check that could not run fails, with the error
+as its finding, and so does the run: an audit never passes by saying nothing.
+"""
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Final
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import connection, transaction
+from django.utils import timezone
+
+from accounts.models import Role, User
+from coupons.models import AuditRun
+from coupons.selectors import program_year_figures, program_year_figures_from_rows
+from ledger.chain import chain_findings
+
+FINDINGS_MAX: Final = 50
+audit_log = logging.getLogger("coupons.audit")
+
+Finding = dict[str, Any]
+
+
+def _json_value(value: Any) -> Any:
+    """Findings are stored as JSON: sums of fen come back as Decimal (whole numbers), times as datetimes."""
+    if isinstance(value, Decimal):
+        return int(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _rows(sql: str, params: list[Any] | None = None) -> list[Finding]:
+    with connection.cursor() as cursor:
+        cursor.execute(f"{sql} LIMIT {FINDINGS_MAX}", params or [])
+        assert cursor.description is not None
+        columns = [c.name for c in cursor.description]
+        return [{c: _json_value(v) for c, v in zip(columns, row, strict=True)} for row in cursor.fetchall()]
+
+
+def _count(sql: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        row = cursor.fetchone()
+        return int(row[0]) if row else 0
+
+
+_OPEN_PENDING = "t.kind = 'pending' AND NOT EXISTS (SELECT 1 FROM ledger_transfer r WHERE r.pending_id = t.id)"
+
+
+def check_account_totals() -> tuple[list[Finding], int]:
+    """Every account's four totals equal the sums of its transfers."""
+    sql = f"""
+        WITH legs AS (
+            SELECT t.debit_account_id AS account_id,
+                   CASE WHEN t.kind IN ('posted', 'post_pending') THEN t.amount_fen ELSE 0 END AS debits_posted,
+                   0::bigint AS credits_posted,
+                   CASE WHEN {_OPEN_PENDING} THEN t.amount_fen ELSE 0 END AS debits_pending,
+                   0::bigint AS credits_pending
+              FROM ledger_transfer t
+            UNION ALL
+            SELECT t.credit_account_id, 0,
+                   CASE WHEN t.kind IN ('posted', 'post_pending') THEN t.amount_fen ELSE 0 END,
+                   0,
+                   CASE WHEN {_OPEN_PENDING} THEN t.amount_fen ELSE 0 END
+              FROM ledger_transfer t
+        ), sums AS (
+            SELECT account_id, sum(debits_posted) AS dp, sum(credits_posted) AS cp,
+                   sum(debits_pending) AS dq, sum(credits_pending) AS cq
+              FROM legs GROUP BY account_id
+        )
+        SELECT a.id AS account_id, a.code,
+               a.debits_posted, coalesce(s.dp, 0) AS debits_posted_from_transfers,
+               a.credits_posted, coalesce(s.cp, 0) AS credits_posted_from_transfers,
+               a.debits_pending, coalesce(s.dq, 0) AS debits_pending_from_transfers,
+               a.credits_pending, coalesce(s.cq, 0) AS credits_pending_from_transfers
+          FROM ledger_account a LEFT JOIN sums s ON s.account_id = a.id
+         WHERE (a.debits_posted, a.credits_posted, a.debits_pending, a.credits_pending)
+               IS DISTINCT FROM (coalesce(s.dp, 0), coalesce(s.cp, 0), coalesce(s.dq, 0), coalesce(s.cq, 0))
+         ORDER BY a.id
+    """
+    return _rows(sql), _count("SELECT count(*) FROM ledger_account")
+
+
+def check_debits_equal_credits() -> tuple[list[Finding], int]:
+    """Over all accounts, debits equal credits (posted and pending)."""
+    sql = """
+        SELECT sum(debits_posted) AS debits_posted, sum(credits_posted) AS credits_posted,
+               sum(debits_pending) AS debits_pending, sum(credits_pending) AS credits_pending
+          FROM ledger_account
+        HAVING sum(debits_posted) <> sum(credits_posted) OR sum(debits_pending) <> sum(credits_pending)
+    """
+    return _rows(sql), _count("SELECT count(*) FROM ledger_account")
+
+
+def check_no_limited_account_overdrawn() -> tuple[list[Finding], int]:
+    sql = """
+        SELECT id AS account_id, code, debits_pending, debits_posted, credits_pending, credits_posted
+          FROM ledger_account
+         WHERE least(debits_pending, debits_posted, credits_pending, credits_posted) < 0
+            OR (debits_must_not_exceed_credits AND debits_pending + debits_posted > credits_posted)
+            OR (credits_must_not_exceed_debits AND credits_pending + credits_posted > debits_posted)
+         ORDER BY id
+    """
+    return _rows(sql), _count("SELECT count(*) FROM ledger_account")
+
+
+def check_hash_chain() -> tuple[list[Finding], int]:
+    findings = chain_findings()
+    problems = [
+        {"kind": kind, "rows": findings[kind]}
+        for kind in ("broken_links", "sequence_gaps", "head_mismatch", "unsealed_old_transfers")
+        if findings[kind]
+    ]
+    return problems, _count("SELECT count(*) FROM ledger_transfer")
+
+
+def check_issued_within_pool() -> tuple[list[Finding], int]:
+    """Per year: the pool was credited once with the year's pool, and what is issued net of
+    revocations never passes it; the grants' amounts equal the pool's debits."""
+    sql = """
+        SELECT y.year, y.pool_fen, appropriation.debits_posted AS appropriated_fen,
+               pool.debits_posted AS issued_fen, pool.credits_posted - y.pool_fen AS revoked_fen,
+               coalesce(g.granted, 0) AS granted_fen
+          FROM coupons_programyear y
+          JOIN ledger_account pool ON pool.code = 'pool:' || y.year
+          JOIN ledger_account appropriation ON appropriation.code = 'appropriation:' || y.year
+          LEFT JOIN (SELECT year_id, sum(amount_fen) AS granted FROM coupons_grant GROUP BY year_id) g
+                 ON g.year_id = y.year
+         WHERE y.status <> 'draft'
+           AND (appropriation.debits_posted <> y.pool_fen
+                OR pool.debits_posted - (pool.credits_posted - y.pool_fen) > y.pool_fen
+                OR pool.debits_posted <> coalesce(g.granted, 0))
+         ORDER BY y.year
+    """
+    return _rows(sql), _count("SELECT count(*) FROM coupons_programyear WHERE status <> 'draft'")
+
+
+def check_granted_within_cap() -> tuple[list[Finding], int]:
+    """Per enterprise and year: granted net of revocations never passes its cap (default or relaxed)."""
+    sql = """
+        WITH caps AS (
+            SELECT DISTINCT ON (year_id, enterprise_id) year_id, enterprise_id, cap_fen
+              FROM coupons_capoverride ORDER BY year_id, enterprise_id, id DESC
+        ), granted AS (
+            SELECT year_id, enterprise_id, sum(amount_fen - revoked_fen) AS net_fen
+              FROM coupons_grant GROUP BY year_id, enterprise_id
+        )
+        SELECT g.year_id AS year, g.enterprise_id, g.net_fen, coalesce(c.cap_fen, y.default_cap_fen) AS cap_fen
+          FROM granted g JOIN coupons_programyear y ON y.year = g.year_id
+          LEFT JOIN caps c ON c.year_id = g.year_id AND c.enterprise_id = g.enterprise_id
+         WHERE g.net_fen > coalesce(c.cap_fen, y.default_cap_fen)
+         ORDER BY g.year_id, g.enterprise_id
+    """
+    return _rows(sql), _count("SELECT count(DISTINCT (year_id, enterprise_id)) FROM coupons_grant")
+
+
+def check_redemptions_within_rate() -> tuple[list[Finding], int]:
+    """Every coupon is at most floor(bill × rate), at the grant's rate."""
+    sql = """
+        SELECT r.id AS redemption_id, r.bill_amount_fen, r.rate_bp, g.rate_bp AS grant_rate_bp, r.coupon_fen
+          FROM coupons_redemption r JOIN coupons_grant g ON g.id = r.grant_id
+         WHERE r.coupon_fen <= 0 OR r.coupon_fen > r.bill_amount_fen * g.rate_bp / 10000 OR r.rate_bp <> g.rate_bp
+         ORDER BY r.id
+    """
+    return _rows(sql), _count("SELECT count(*) FROM coupons_redemption")
+
+
+def check_contract_bills_within_fee() -> tuple[list[Finding], int]:
+    sql = """
+        SELECT g.id AS grant_id, a.contract_number, a.contract_fee_fen, sum(r.bill_amount_fen) AS billed_fen
+          FROM coupons_redemption r
+          JOIN coupons_grant g ON g.id = r.grant_id
+          JOIN coupons_application a ON a.id = g.application_id
+         WHERE r.status IN ('pending', 'captured')
+         GROUP BY g.id, a.contract_number, a.contract_fee_fen
+        HAVING sum(r.bill_amount_fen) > a.contract_fee_fen
+         ORDER BY g.id
+    """
+    return _rows(sql), _count("SELECT count(*) FROM coupons_grant")
+
+
+def check_closed_years_hold_nothing() -> tuple[list[Finding], int]:
+    """Grants past their expiry in a closed year are expired or revoked and hold nothing."""
+    sql = """
+        SELECT g.id AS grant_id, g.status, account.credits_posted - account.debits_posted AS balance_fen,
+               account.debits_pending AS held_fen
+          FROM coupons_grant g
+          JOIN coupons_programyear y ON y.year = g.year_id
+          JOIN ledger_account account ON account.id = g.account_id
+         WHERE y.status = 'closed' AND g.expires_at <= %s
+           AND (g.status = 'active' OR account.credits_posted - account.debits_posted <> 0 OR account.debits_pending <> 0)
+         ORDER BY g.id
+    """
+    return _rows(sql, [timezone.now()]), _count(
+        "SELECT count(*) FROM coupons_grant g JOIN coupons_programyear y ON y.year = g.year_id WHERE y.status = 'closed'"
+    )
+
+
+def check_grants_match_ledger() -> tuple[list[Finding], int]:
+    """Each grant's account equals its amount and what its redemptions, revocation and lapse moved."""
+    sql = """
+        WITH moved AS (
+            SELECT grant_id,
+                   sum(coupon_fen) FILTER (WHERE status = 'pending') AS held,
+                   sum(coupon_fen) FILTER (WHERE status IN ('captured', 'reversed')) AS spent,
+                   sum(coupon_fen) FILTER (WHERE status = 'reversed' AND reversed_to = 'grant') AS returned
+              FROM coupons_redemption GROUP BY grant_id
+        )
+        SELECT g.id AS grant_id, g.code, g.amount_fen, account.credits_posted, account.debits_posted,
+               account.debits_pending
+          FROM coupons_grant g
+          JOIN ledger_account account ON account.id = g.account_id
+          LEFT JOIN moved m ON m.grant_id = g.id
+         WHERE account.credits_posted <> g.amount_fen + coalesce(m.returned, 0)
+            OR account.debits_pending <> coalesce(m.held, 0)
+            OR account.debits_posted <> coalesce(m.spent, 0) + g.revoked_fen + g.lapsed_fen
+            OR NOT EXISTS (SELECT 1 FROM ledger_transfer t
+                            WHERE t.key = 'grant:' || g.application_id || ':issue'
+                              AND t.amount_fen = g.amount_fen AND t.credit_account_id = g.account_id)
+         ORDER BY g.id
+    """
+    return _rows(sql), _count("SELECT count(*) FROM coupons_grant")
+
+
+def check_redemptions_match_ledger() -> tuple[list[Finding], int]:
+    """Each redemption's state is the state of its ledger transfers, amount for amount."""
+    sql = """
+        SELECT r.id AS redemption_id, r.status, r.coupon_fen,
+               hold.amount_fen AS hold_fen, capture.amount_fen AS capture_fen, release.amount_fen AS release_fen,
+               reverse.amount_fen AS reverse_fen
+          FROM coupons_redemption r
+          LEFT JOIN ledger_transfer hold ON hold.id = r.hold_transfer_id
+          LEFT JOIN ledger_transfer capture ON capture.key = 'redemption:' || r.id || ':capture'
+          LEFT JOIN ledger_transfer release ON release.pending_id = r.hold_transfer_id
+                                            AND release.kind = 'void_pending'
+          LEFT JOIN ledger_transfer reverse ON reverse.key = 'redemption:' || r.id || ':reverse'
+         WHERE (r.hold_transfer_id IS NOT NULL AND hold.amount_fen IS DISTINCT FROM r.coupon_fen)
+            OR (r.status = 'pending' AND (hold.id IS NULL OR capture.id IS NOT NULL OR release.id IS NOT NULL))
+            OR (r.status IN ('captured', 'reversed') AND capture.amount_fen IS DISTINCT FROM r.coupon_fen)
+            OR (r.status IN ('voided', 'expired') AND (release.id IS NULL OR capture.id IS NOT NULL))
+            OR ((r.status = 'reversed') <> (reverse.id IS NOT NULL))
+            OR (r.status = 'reversed' AND reverse.amount_fen <> r.coupon_fen)
+         ORDER BY r.id
+    """
+    return _rows(sql), _count("SELECT count(*) FROM coupons_redemption")
+
+
+def check_settlements_match_ledger() -> tuple[list[Finding], int]:
+    """Each settlement's total is its lines less its clawbacks, and a paid one moved exactly that."""
+    sql = """
+        WITH lines AS (
+            SELECT settlement_id, sum(coupon_fen) AS fen, count(*) AS n FROM coupons_redemption
+             WHERE settlement_id IS NOT NULL GROUP BY settlement_id
+        ), clawbacks AS (
+            SELECT clawback_settlement_id AS settlement_id, sum(coupon_fen) AS fen FROM coupons_redemption
+             WHERE clawback_settlement_id IS NOT NULL GROUP BY clawback_settlement_id
+        ), paid AS (
+            SELECT split_part(key, ':', 2)::bigint AS settlement_id,
+                   sum(amount_fen) FILTER (WHERE split_part(key, ':', 3) = 'pay') AS pay_fen,
+                   sum(amount_fen) FILTER (WHERE split_part(key, ':', 3) = 'clawback') AS clawback_fen
+              FROM ledger_transfer WHERE key LIKE 'settlement:%%' GROUP BY 1
+        )
+        SELECT s.id AS settlement_id, s.status, s.total_fen, coalesce(l.fen, 0) AS lines_fen,
+               coalesce(c.fen, 0) AS clawbacks_fen, p.pay_fen, p.clawback_fen
+          FROM coupons_settlement s
+          LEFT JOIN lines l ON l.settlement_id = s.id
+          LEFT JOIN clawbacks c ON c.settlement_id = s.id
+          LEFT JOIN paid p ON p.settlement_id = s.id
+         WHERE s.total_fen <> coalesce(l.fen, 0) - coalesce(c.fen, 0)
+            OR s.redemptions_count <> coalesce(l.n, 0)
+            OR (s.status = 'paid' AND (coalesce(p.pay_fen, 0) <> coalesce(l.fen, 0)
+                                       OR coalesce(p.clawback_fen, 0) <> coalesce(c.fen, 0)))
+            OR (s.status = 'open' AND p.settlement_id IS NOT NULL)
+         ORDER BY s.id
+    """
+    return _rows(sql), _count("SELECT count(*) FROM coupons_settlement")
+
+
+def check_pool_figures_match_rows() -> tuple[list[Finding], int]:
+    """Per year, the pool figures read from the ledger equal their recomputation from the rows."""
+    findings = []
+    years = _years()
+    for year in years:
+        ledger, rows = program_year_figures(year=year), program_year_figures_from_rows(year=year)
+        if ledger != rows:
+            findings.append({"year": year, "ledger": ledger.as_dict(), "rows": rows.as_dict()})
+    return findings, len(years)
+
+
+def _years() -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT year FROM coupons_programyear WHERE status <> 'draft' ORDER BY year")
+        return [year for (year,) in cursor.fetchall()]
+
+
+CHECKS: Final[list[tuple[str, Callable[[], tuple[list[Finding], int]]]]] = [
+    ("account_totals_equal_transfers", check_account_totals),
+    ("debits_equal_credits", check_debits_equal_credits),
+    ("no_limited_account_overdrawn", check_no_limited_account_overdrawn),
+    ("hash_chain_intact", check_hash_chain),
+    ("issued_within_pool", check_issued_within_pool),
+    ("granted_within_cap", check_granted_within_cap),
+    ("redemptions_within_rate", check_redemptions_within_rate),
+    ("contract_bills_within_fee", check_contract_bills_within_fee),
+    ("closed_years_hold_nothing", check_closed_years_hold_nothing),
+    ("grants_match_ledger", check_grants_match_ledger),
+    ("redemptions_match_ledger", check_redemptions_match_ledger),
+    ("settlements_match_ledger", check_settlements_match_ledger),
+    ("pool_figures_match_rows", check_pool_figures_match_rows),
+]
+
+
+def _run_check(name: str, check: Callable[[], tuple[list[Finding], int]]) -> dict[str, Any]:
+    try:
+        with transaction.atomic():  # A failing statement must not poison the checks after it.
+            findings, examined = check()
+    except Exception as error:  # An audit that cannot run a check has failed that check.
+        audit_log.exception("audit check %s could not run", name)
+        return {"name": name, "ok": False, "details": {"error": f"{type(error).__name__}: {error}"}}
+    return {"name": name, "ok": not findings, "details": {"examined": examined, "findings": findings}}
+
+
+def audit_run_create(*, started_by: User | None = None) -> AuditRun:
+    return AuditRun.objects.create(started_by=started_by)
+
+
+def audit_execute(*, run_id: int, now: datetime | None = None) -> AuditRun:
+    """Run every check for an AuditRun and store the findings (a finished run is left alone)."""
+    run = AuditRun.objects.get(pk=run_id)
+    if run.status != AuditRun.Status.RUNNING:
+        return run
+    results = [_run_check(name, check) for name, check in CHECKS]
+    run.checks = results
+    run.status = AuditRun.Status.PASSED if all(r["ok"] for r in results) else AuditRun.Status.FAILED
+    run.finished_at = now or timezone.now()
+    run.save(update_fields=["checks", "status", "finished_at"])
+    if run.status == AuditRun.Status.FAILED:
+        _alert_auditors(run)
+    return run
+
+
+def _alert_auditors(run: AuditRun) -> None:
+    failed = [check["name"] for check in run.checks if not check["ok"]]
+    audit_log.error("audit %s failed: %s", run.pk, ", ".join(failed))
+    auditors = [
+        user.email
+        for user in User.objects.filter(is_active=True).exclude(email="").prefetch_related("groups")
+        if user.has_role(Role.AUDITOR)
+    ]
+    if auditors:
+        send_mail(
+            subject=f"[coupons] audit {run.pk} failed: {', '.join(failed)}",
+            message="Failed checks:\n" + "\n".join(f"- {name}" for name in failed),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=auditors,
+        )
