@@ -196,11 +196,14 @@ def check_closed_years_hold_nothing() -> tuple[list[Finding], int]:
           JOIN coupons_programyear y ON y.year = g.year_id
           JOIN ledger_account account ON account.id = g.account_id
          WHERE y.status = 'closed' AND g.expires_at <= %s
-           AND (g.status = 'active' OR account.credits_posted - account.debits_posted <> 0 OR account.debits_pending <> 0)
+           AND (g.status = 'active'
+                OR account.credits_posted - account.debits_posted <> 0
+                OR account.debits_pending <> 0)
          ORDER BY g.id
     """
     return _rows(sql, [timezone.now()]), _count(
-        "SELECT count(*) FROM coupons_grant g JOIN coupons_programyear y ON y.year = g.year_id WHERE y.status = 'closed'"
+        "SELECT count(*) FROM coupons_grant g "
+        "JOIN coupons_programyear y ON y.year = g.year_id WHERE y.status = 'closed'"
     )
 
 

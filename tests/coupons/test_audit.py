@@ -84,7 +84,8 @@ TAMPERING = {
     ),
     "a transfer moved to another account": (
         [
-            "UPDATE ledger_transfer SET credit_account_id = (SELECT id FROM ledger_account WHERE code LIKE 'lapsed:%%') "
+            "UPDATE ledger_transfer SET credit_account_id = "
+            "(SELECT id FROM ledger_account WHERE code LIKE 'lapsed:%%') "
             "WHERE reason = 'redemption_capture' AND id = (SELECT min(id) FROM ledger_transfer WHERE reason = "
             "'redemption_capture')"
         ],
