@@ -16,6 +16,7 @@ from django.utils.safestring import SafeString
 from coupons.models import (
     Application,
     ApplicationEvent,
+    AuditRun,
     CapOverride,
     Grant,
     ProgramYear,
@@ -396,3 +397,13 @@ class SettlementAdmin(ReadOnlyAdmin):
     @admin.display(description="clawbacks netted")
     def clawbacks_count(self, settlement: Settlement) -> int:
         return Redemption.objects.filter(clawback_settlement=settlement).count()
+
+
+@admin.register(AuditRun)
+class AuditRunAdmin(ReadOnlyAdmin):
+    """Audit runs and their findings; started by beat nightly, or by an auditor over the API."""
+
+    list_display = ["id", "status", "started_by", "started_at", "finished_at"]
+    list_filter = ["status"]
+    list_select_related = ["started_by"]
+    date_hierarchy = "started_at"

@@ -5,7 +5,7 @@ from decimal import Decimal
 from django.contrib import admin
 from django.http import HttpRequest
 
-from ledger.models import Account, Transfer
+from ledger.models import Account, ChainHead, Transfer, TransferSeal
 
 
 def yuan(fen: int) -> str:
@@ -65,3 +65,15 @@ class TransferAdmin(ReadOnlyAdmin):
     @admin.display(description="amount")
     def amount_yuan(self, transfer: Transfer) -> str:
         return yuan(transfer.amount_fen)
+
+
+@admin.register(TransferSeal)
+class TransferSealAdmin(ReadOnlyAdmin):
+    list_display = ["sequence", "transfer", "link", "sealed_at"]
+    list_select_related = ["transfer"]
+    search_fields = ["link", "transfer__key"]
+
+
+@admin.register(ChainHead)
+class ChainHeadAdmin(ReadOnlyAdmin):
+    list_display = ["last_sequence", "last_link", "watermark_id"]

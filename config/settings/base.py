@@ -4,6 +4,8 @@
 Every variable read here is listed, with its meaning, in `.env.example`.
 """
 
+from celery.schedules import crontab
+
 from config.env import BASE_DIR, env
 
 # --- Core -------------------------------------------------------------------------------------
@@ -111,13 +113,31 @@ AUTH_PASSWORD_VALIDATORS = [
 
 REDIS_URL = env.str("REDIS_URL", default="")
 CELERY_BROKER_URL = REDIS_URL or "memory://"
-CELERY_RESULT_BACKEND = None
+CELERY_RESULT_BACKEND = None  # Tasks report through the database (AuditRun, reset reports in logs).
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
+# JSON only: tasks take ids and plain values, never pickled objects.
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_ENABLE_UTC = True
+# Every task is idempotent, so it is acknowledged only after it ran, and a message whose worker
+# died is delivered again; one message at a time per worker process keeps redelivery small.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# The longest task (a reset or audit over millions of rows) stays well under these limits, and
+# Redis's visibility timeout is above them, so a running task is never delivered twice at once.
+CELERY_TASK_SOFT_TIME_LIMIT = 25 * 60
+CELERY_TASK_TIME_LIMIT = 30 * 60
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60}
+CELERY_BEAT_SCHEDULE = {
+    # Schedules are in Asia/Shanghai (CELERY_TIMEZONE). Run exactly one beat.
+    "seal-ledger": {"task": "ledger.tasks.seal_ledger", "schedule": 5.0},
+    "expire-holds": {"task": "coupons.tasks.expire_holds", "schedule": 120.0},
+    "nightly-audit": {"task": "coupons.tasks.nightly_audit", "schedule": crontab(hour=2, minute=30)},
+    "annual-reset": {"task": "coupons.tasks.annual_reset_due", "schedule": crontab(hour=0, minute=5)},
+}
 
 # --- Cache (throttle counters) ------------------------------------------------------------------
 # Redis when REDIS_URL is set, so counters hold across processes and machines; otherwise memory.

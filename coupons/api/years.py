@@ -299,6 +299,39 @@ class ProgramYearOpen(APIView):
         return Response(ProgramYearSerializer(program_year_get(year)).data)
 
 
+class ProgramYearClose(APIView):
+    permission_classes = STAFF_ONLY
+
+    @extend_schema(
+        request=None,
+        responses={200: ProgramYearSerializer},
+        summary="Close a program year now and run its annual reset (superuser)",
+        description=(
+            "Closes the year to new applications at once, releases its holds and lapses its grants' unused "
+            "balances into lapsed:Y when the grace period, counted from now, is over (at once with 0 grace days), "
+            "then opens the next year. The reset runs in the background (Celery) and is idempotent: the answer is "
+            "the closed year; its figures show the lapse once the reset has run. Closing a closed year changes "
+            "nothing; a draft year is 409 `invalid_state`."
+        ),
+        tags=TAGS,
+    )
+    def post(self, request: Request, year: int) -> Response:
+        from django.db import transaction
+        from django.utils import timezone
+
+        from coupons.services.reset import program_year_close
+        from coupons.tasks import annual_reset
+
+        user: User = request.user  # type: ignore[assignment]
+        require_superuser(user)
+        validated(EmptyRequest, request.data)
+        program_year_get(year)
+        with transaction.atomic():
+            program_year_close(year=year, now=timezone.now(), actor=user)
+            transaction.on_commit(lambda: annual_reset.delay(year))
+        return Response(ProgramYearSerializer(program_year_get(year)).data)
+
+
 class CapOverrideCreate(APIView):
     permission_classes = STAFF_ONLY
 
@@ -349,5 +382,6 @@ urlpatterns = [
     path("program-years/", ProgramYearListCreate.as_view(), name="program-year-list"),
     path("program-years/<int:year>/", ProgramYearDetail.as_view(), name="program-year-detail"),
     path("program-years/<int:year>/open/", ProgramYearOpen.as_view(), name="program-year-open"),
+    path("program-years/<int:year>/close/", ProgramYearClose.as_view(), name="program-year-close"),
     path("program-years/<int:year>/cap-overrides/", CapOverrideCreate.as_view(), name="program-year-cap-override"),
 ]

@@ -149,6 +149,13 @@ class Command(BaseCommand):
                 self._check_no_demo_names_taken()
                 cast = self._cast_create(admin, password)
                 self._flows_create(cast, year)
+                # Seal the demo's transfers into the hash chain and audit them, as beat would.
+                from coupons.services.audit import audit_execute, audit_run_create
+                from ledger.chain import ledger_seal
+
+                self.stdout.write(f"Ledger: {ledger_seal()} transfers sealed.")
+                audit = audit_execute(run_id=audit_run_create(started_by=admin).pk)
+                self.stdout.write(f"Audit {audit.pk}: {audit.status}.")
         except ApplicationError as error:
             raise CommandError(f"{error.code}: {error.detail} (nothing was written)") from error
         self.stdout.write(self.style.SUCCESS(f"Demo data loaded for {year}; the demo users' password is {password}."))

@@ -1,0 +1,73 @@
+"""Audits: auditors list runs and their findings, and start one (it runs in the background)."""
+
+from django.db import transaction
+from django.urls import path
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import Role, User
+from api.serializers import EmptyRequest, validated
+from coupons.models import AuditRun
+from coupons.services.audit import audit_run_create
+
+
+class IsAuditor(BasePermission):
+    message = "This needs the auditor role."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return isinstance(request.user, User) and request.user.has_role(Role.AUDITOR)
+
+
+class CheckSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    ok = serializers.BooleanField()
+    details = serializers.JSONField(help_text='{"examined", "findings"} or {"error"} when the check could not run.')
+
+
+class AuditRunSerializer(serializers.ModelSerializer):
+    checks = CheckSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = AuditRun
+        fields = ["id", "status", "checks", "started_at", "finished_at"]
+        read_only_fields = fields
+
+
+class AuditRunList(generics.ListCreateAPIView):
+    permission_classes = [IsAuthenticated, IsAuditor]
+    serializer_class = AuditRunSerializer
+    queryset = AuditRun.objects.order_by("-id")
+    filterset_fields = ["status"]
+    ordering = ["-id"]
+
+    @extend_schema(
+        request=None,
+        responses={201: AuditRunSerializer},
+        summary="Start an audit (auditor)",
+        description="Creates a `running` run and queues it; poll GET /audits/{id}/ for its findings.",
+    )
+    def post(self, request: Request, *args: object, **kwargs: object) -> Response:
+        from coupons.tasks import run_audit
+
+        validated(EmptyRequest, request.data)
+        user: User = request.user  # type: ignore[assignment]
+        with transaction.atomic():
+            run = audit_run_create(started_by=user)
+            transaction.on_commit(lambda: run_audit.delay(run.pk))
+        return Response(AuditRunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+
+class AuditRunDetail(generics.RetrieveAPIView):
+    permission_classes = [IsAuthenticated, IsAuditor]
+    serializer_class = AuditRunSerializer
+    queryset = AuditRun.objects.all()
+
+
+urlpatterns = [
+    path("audits/", AuditRunList.as_view(), name="audit-list"),
+    path("audits/<int:pk>/", AuditRunDetail.as_view(), name="audit-detail"),
+]

@@ -1,0 +1,76 @@
+"""Background work of the coupon program (DESIGN.md §5). Each task takes ids, not objects, calls
+one service, and is safe to run twice or to kill: the services' state guards and ledger transfer
+keys make a rerun a no-op. Exactly-once effects come from the database, never from the broker.
+
+Durable work lives in domain rows, which act as the outbox: an AuditRun still `running` and a
+closed year with grants past their expiry are found and finished by the periodic tasks below,
+even if the broker lost the message that was sent when they were created.
+"""
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+from django.utils import timezone
+
+from coupons.models import AuditRun, Grant, ProgramYear
+from coupons.services.audit import audit_execute
+from coupons.services.redemptions import redemptions_expire_holds
+from coupons.services.reset import annual_reset as annual_reset_service
+from coupons.services.years import program_year_of, year_end
+from ledger.services import pending_transfers_expire
+
+log = logging.getLogger("coupons.tasks")
+STALE_AUDIT_AFTER = timedelta(minutes=30)
+
+
+@shared_task(acks_late=True)
+def expire_holds() -> int:
+    """Void redemption holds past their timeout, then any other ledger hold past its own."""
+    expired = redemptions_expire_holds()
+    expired += pending_transfers_expire()
+    return expired
+
+
+@shared_task(acks_late=True)
+def run_audit(run_id: int) -> str:
+    return audit_execute(run_id=run_id).status
+
+
+@shared_task(acks_late=True)
+def nightly_audit() -> int:
+    """Start tonight's audit, and finish any run that a lost message or a dead worker left running."""
+    from coupons.services.audit import audit_run_create
+
+    stale = AuditRun.objects.filter(status=AuditRun.Status.RUNNING, started_at__lt=timezone.now() - STALE_AUDIT_AFTER)
+    for run_id in stale.values_list("pk", flat=True):
+        audit_execute(run_id=run_id)
+    run = audit_run_create()
+    audit_execute(run_id=run.pk)
+    return run.pk
+
+
+@shared_task(acks_late=True)
+def annual_reset(year: int) -> dict[str, object]:
+    report = annual_reset_service(year=year)
+    log.info("annual reset %s: %s", year, report)
+    return report.__dict__
+
+
+@shared_task(acks_late=True)
+def annual_reset_due() -> list[int]:
+    """Reset every year that is over (or closed early) and not yet finished: on 1 January right
+    after midnight, and daily after that, so grace periods and lost messages are taken care of."""
+    now = timezone.now()
+    current = program_year_of(now)
+    due = []
+    for program_year in ProgramYear.objects.exclude(status=ProgramYear.Status.DRAFT).order_by("year"):
+        ended = program_year.status == ProgramYear.Status.OPEN and now >= year_end(program_year.year)
+        unfinished = program_year.status == ProgramYear.Status.CLOSED and (
+            Grant.objects.filter(year=program_year, status=Grant.Status.ACTIVE, expires_at__lte=now).exists()
+            or not ProgramYear.objects.filter(year=program_year.year + 1).exclude(status="draft").exists()
+        )
+        if (ended or unfinished) and program_year.year < current + 1:
+            annual_reset_service(year=program_year.year, now=now)
+            due.append(program_year.year)
+    return due
