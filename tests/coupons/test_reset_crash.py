@@ -1,0 +1,166 @@
+"""Crash safety of the annual reset: a real Celery worker is killed (SIGKILL) at random points of a
+reset over hundreds of grants, then restarted and the task sent again, for ten seeds. Every grant
+must lapse exactly once, and the lapsed total must equal the balances left, to the fen.
+
+Each seed resets its own program year (2030 to 2039), so one set-up serves all ten.
+"""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from accounts.models import Enterprise
+from config.celery import app
+from coupons import books
+from coupons.models import Application, Grant, ProgramYear
+from coupons.services.grants import grant_issue
+from coupons.services.reset import program_year_close
+from coupons.services.years import program_year_create, program_year_open
+from ledger.models import Transfer
+from ledger.selectors import account_balance, account_get
+from tests.coupons.conftest import make_cast
+from tests.coupons.test_worker import REDIS_URL, ROOT, database_url
+
+SEEDS = range(10)
+GRANTS_PER_YEAR = int(os.environ.get("CRASH_TEST_GRANTS", "250"))
+KILLS_PER_SEED = 2
+WAIT_S = 120
+
+
+def make_year(cast: Any, year: int) -> None:
+    """An open year with GRANTS_PER_YEAR grants of 100 fen, issued through the ledger."""
+    program_year_create(year=year, actor=cast.admin, pool_fen=10**9, default_cap_fen=10**9)
+    program_year = program_year_open(year=year, actor=cast.admin)
+    applications = Application.objects.bulk_create(
+        Application(
+            enterprise=cast.enterprise,
+            provider=cast.provider,
+            year=program_year,
+            contract_number=f"K{year}-{n}",
+            contract_fee_fen=1_000,
+            compute_source="domestic",
+            purpose="training",
+            rate_bp=3000,
+            rate_rule="test",
+            eligible_fen=300,
+            requested_fen=300,
+            recommended_fen=100,
+            status="approved",
+            submitted_by=cast.member,
+            reviewed_by=cast.reviewer,
+            approved_by=cast.approver,
+        )
+        for n in range(GRANTS_PER_YEAR)
+    )
+    for application in applications:
+        application.year = program_year
+        grant_issue(application=application, approver=cast.approver, amount_fen=100)
+    # Closed early (no grace), so its grants are due now although the year lies in the future.
+    program_year_close(year=year, now=timezone.now())
+
+
+def start_worker(queue: str) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.base",
+        "DATABASE_URL": database_url(),
+        "REDIS_URL": REDIS_URL,
+        "PYTHONPATH": str(ROOT),
+    }
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool=solo",
+            "--queues",
+            queue,
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel=WARNING",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def send_reset(year: int, queue: str) -> None:
+    with app.connection_for_write() as broker:
+        app.send_task("coupons.tasks.annual_reset", args=[year], queue=queue, connection=broker)
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_reset_killed_at_random_points_finishes_with_every_grant_lapsed_once():
+    cast = make_cast()
+    Enterprise.objects.filter(pk=cast.enterprise.pk).update(status="verified")
+    for seed in SEEDS:
+        make_year(cast, 2030 + seed)
+    previous = (app.conf.broker_url, app.conf.task_always_eager)
+    app.conf.broker_url, app.conf.task_always_eager = REDIS_URL, False
+    interrupted = []  # Grants still active right after each kill.
+    try:
+        for seed in SEEDS:
+            year = 2030 + seed
+            rng = random.Random(seed)
+            queue = f"crash-{seed}-{os.getpid()}"
+            assert ProgramYear.objects.get(year=year).status == "closed"
+            kills = 0
+            for _ in range(KILLS_PER_SEED):
+                worker = start_worker(queue)
+                send_reset(year, queue)
+                # Kill at a random point: once a random number of the remaining grants has lapsed.
+                active = Grant.objects.filter(year_id=year, status="active")
+                remaining = active.count()
+                kill_at = remaining - rng.randint(1, max(1, remaining - 1))
+                deadline = time.monotonic() + WAIT_S
+                while active.count() > kill_at and time.monotonic() < deadline:
+                    time.sleep(0.005)
+                worker.send_signal(signal.SIGKILL)
+                worker.wait(timeout=30)
+                kills += 1
+                interrupted.append(Grant.objects.filter(year_id=year, status="active").count())
+            # A fresh worker and a fresh message (beat sends one daily): the reset finishes.
+            worker = start_worker(queue)
+            try:
+                send_reset(year, queue)
+                deadline = time.monotonic() + WAIT_S
+                while Grant.objects.filter(year_id=year, status="active").exists():
+                    assert time.monotonic() < deadline, f"seed {seed}: the reset did not finish"
+                    time.sleep(0.3)
+            finally:
+                worker.terminate()
+                worker.wait(timeout=30)
+            assert kills == KILLS_PER_SEED
+            lapses = Transfer.objects.filter(
+                reason="grant_lapse", key__startswith="grant:", debit_account__code__startswith=f"grant:{year}:"
+            )
+            assert lapses.count() == GRANTS_PER_YEAR, f"seed {seed}: each grant lapses exactly once"
+            lapsed = account_balance(account_id=account_get(code=books.lapsed_code(year)).pk)
+            assert lapsed.credits_posted == 100 * GRANTS_PER_YEAR, f"seed {seed}: lapsed total"
+            assert sum(Grant.objects.filter(year_id=year).values_list("lapsed_fen", flat=True)) == 100 * GRANTS_PER_YEAR
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM ledger_account WHERE code LIKE %s AND credits_posted - debits_posted <> 0",
+                    [f"grant:{year}:%"],
+                )
+                assert cursor.fetchone() == (0,), f"seed {seed}: every grant account is empty"
+    finally:
+        app.conf.broker_url, app.conf.task_always_eager = previous
+    # The kills must really have cut resets short, not only hit idle or finished workers.
+    assert any(0 < active < GRANTS_PER_YEAR for active in interrupted), interrupted
+    print("grants still active after each kill:", interrupted)
