@@ -127,6 +127,9 @@ class User(AbstractUser):
 
     enterprise = models.ForeignKey(Enterprise, on_delete=models.PROTECT, null=True, blank=True, related_name="members")
     provider = models.ForeignKey(Provider, on_delete=models.PROTECT, null=True, blank=True, related_name="members")
+    receives_alerts = models.BooleanField(
+        default=False, help_text="Mail this person the program's alerts (pool and cap thresholds, failed audits)."
+    )
 
     class Meta:
         db_table = "accounts_user"

@@ -14,6 +14,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from coupons.models import (
+    Alert,
     Application,
     ApplicationEvent,
     AuditRun,
@@ -407,3 +408,11 @@ class AuditRunAdmin(ReadOnlyAdmin):
     list_filter = ["status"]
     list_select_related = ["started_by"]
     date_hierarchy = "started_at"
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "kind", "message", "mailed_at"]
+    list_filter = ["kind"]
+    search_fields = ["key", "message"]
+    date_hierarchy = "created_at"

@@ -436,3 +436,23 @@ class AuditRun(models.Model):
 
     def __str__(self) -> str:
         return f"Audit {self.pk} ({self.status})"
+
+
+class Alert(models.Model):
+    """Something the fund's staff must know, recorded once (its `key` is unique) and mailed once."""
+
+    class Kind(models.TextChoices):
+        POOL_80 = "pool_80", "pool 80% used"
+        POOL_95 = "pool_95", "pool 95% used"
+        CAP_90 = "cap_90", "an enterprise at 90% of its cap"
+        AUDIT_FAILED = "audit_failed", "an audit check failed"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    key = models.CharField(max_length=100, unique=True, help_text="What makes it the same alert: pool:2026:80, ...")
+    message = models.TextField()
+    details = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+    mailed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.message

@@ -74,3 +74,11 @@ def annual_reset_due() -> list[int]:
             annual_reset_service(year=program_year.year, now=now)
             due.append(program_year.year)
     return due
+
+
+@shared_task(acks_late=True)
+def check_alerts() -> int:
+    """Record and mail pool and cap threshold alerts (each once)."""
+    from coupons.services.alerts import alerts_check
+
+    return len(alerts_check())

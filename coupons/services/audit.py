@@ -347,6 +347,9 @@ def audit_execute(*, run_id: int, now: datetime | None = None) -> AuditRun:
     run.save(update_fields=["checks", "status", "finished_at"])
     if run.status == AuditRun.Status.FAILED:
         _alert_auditors(run)
+        from coupons.services.alerts import alert_audit_failed
+
+        alert_audit_failed(run)
     return run
 
 

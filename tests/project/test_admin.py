@@ -55,6 +55,9 @@ def demo(django_db_setup: None, django_db_blocker) -> Iterator[None]:
         clerk = User.objects.get(username="provider1")
         api_key_create(provider=clerk.provider, name="billing system", actor=clerk)
         token_issue(username="admin", password=PASSWORD_DEFAULT)
+        from coupons.models import Alert
+
+        Alert.objects.create(kind="pool_80", key="pool:test:80", message="The test pool is 80% used.")
         yield
         transaction.set_rollback(True)
 

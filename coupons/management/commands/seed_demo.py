@@ -156,6 +156,9 @@ class Command(BaseCommand):
                 self.stdout.write(f"Ledger: {ledger_seal()} transfers sealed.")
                 audit = audit_execute(run_id=audit_run_create(started_by=admin).pk)
                 self.stdout.write(f"Audit {audit.pk}: {audit.status}.")
+                from coupons.services.alerts import alerts_check
+
+                self.stdout.write(f"Alerts raised: {len(alerts_check())}.")
         except ApplicationError as error:
             raise CommandError(f"{error.code}: {error.detail} (nothing was written)") from error
         self.stdout.write(self.style.SUCCESS(f"Demo data loaded for {year}; the demo users' password is {password}."))
