@@ -20,6 +20,7 @@ from coupons.models import (
     AuditRun,
     CapOverride,
     Grant,
+    OutboxMessage,
     ProgramYear,
     RateRuleSet,
     Redemption,
@@ -416,3 +417,9 @@ class AlertAdmin(ReadOnlyAdmin):
     list_filter = ["kind"]
     search_fields = ["key", "message"]
     date_hierarchy = "created_at"
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "task", "args", "dispatched_at", "attempts"]
+    list_filter = ["task"]

@@ -456,3 +456,26 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return self.message
+
+
+class OutboxMessage(models.Model):
+    """A task to send, written in the same transaction as the change that needs it.
+
+    Redis here keeps nothing on disk: a message the broker lost is still in this table, and the
+    dispatcher (right after commit, and every minute by beat) sends whatever was not sent. Tasks
+    are idempotent, so sending one twice is harmless; not sending it is what this prevents.
+    """
+
+    task = models.CharField(max_length=200)
+    args = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["created_at"], condition=Q(dispatched_at__isnull=True), name="coupons_outbox_pending")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task}{tuple(self.args)}"

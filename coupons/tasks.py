@@ -82,3 +82,11 @@ def check_alerts() -> int:
     from coupons.services.alerts import alerts_check
 
     return len(alerts_check())
+
+
+@shared_task(acks_late=True)
+def dispatch_outbox() -> int:
+    """Send what the outbox holds that was never sent (a broker restart, a crash after commit)."""
+    from coupons.services.outbox import outbox_dispatch
+
+    return outbox_dispatch()

@@ -51,13 +51,13 @@ class AuditRunList(generics.ListCreateAPIView):
         description="Creates a `running` run and queues it; poll GET /audits/{id}/ for its findings.",
     )
     def post(self, request: Request, *args: object, **kwargs: object) -> Response:
-        from coupons.tasks import run_audit
+        from coupons.services.outbox import outbox_enqueue
 
         validated(EmptyRequest, request.data)
         user: User = request.user  # type: ignore[assignment]
         with transaction.atomic():
             run = audit_run_create(started_by=user)
-            transaction.on_commit(lambda: run_audit.delay(run.pk))
+            outbox_enqueue(task="coupons.tasks.run_audit", args=[run.pk])
         return Response(AuditRunSerializer(run).data, status=status.HTTP_201_CREATED)
 
 

@@ -319,8 +319,8 @@ class ProgramYearClose(APIView):
         from django.db import transaction
         from django.utils import timezone
 
+        from coupons.services.outbox import outbox_enqueue
         from coupons.services.reset import program_year_close
-        from coupons.tasks import annual_reset
 
         user: User = request.user  # type: ignore[assignment]
         require_superuser(user)
@@ -328,7 +328,7 @@ class ProgramYearClose(APIView):
         program_year_get(year)
         with transaction.atomic():
             program_year_close(year=year, now=timezone.now(), actor=user)
-            transaction.on_commit(lambda: annual_reset.delay(year))
+            outbox_enqueue(task="coupons.tasks.annual_reset", args=[year])
         return Response(ProgramYearSerializer(program_year_get(year)).data)
 
 

@@ -58,6 +58,9 @@ def demo(django_db_setup: None, django_db_blocker) -> Iterator[None]:
         from coupons.models import Alert
 
         Alert.objects.create(kind="pool_80", key="pool:test:80", message="The test pool is 80% used.")
+        from coupons.models import OutboxMessage
+
+        OutboxMessage.objects.create(task="coupons.tasks.run_audit", args=[1])
         yield
         transaction.set_rollback(True)
 
