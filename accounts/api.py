@@ -28,7 +28,14 @@ from accounts.services import (
     user_create,
 )
 from api.scoping import ScopedQuerysetMixin
-from api.serializers import StrictBooleanField, StrictCharField, StrictIntegerField, StrictSerializer, validated
+from api.serializers import (
+    EmptyRequest,
+    StrictBooleanField,
+    StrictCharField,
+    StrictIntegerField,
+    StrictSerializer,
+    validated,
+)
 from api.throttles import LoginFailures, LoginThrottled
 from config.errors import PermissionDenied, ValidationFailed
 
@@ -209,6 +216,11 @@ class LogoutView(APIView):
         summary="Revoke the bearer token sent",
     )
     def post(self, request: Request) -> Response:
+        validated(EmptyRequest, request.data)
+        if is_api_key(request):
+            raise PermissionDenied(
+                "An API key is not signed out: revoke it at /providers/{id}/api-keys/{key_id}/revoke/."
+            )
         if isinstance(request.auth, AccessToken):
             credentials.token_revoke(token=request.auth)
         return Response({"status": "signed_out"})
@@ -271,6 +283,7 @@ class EnterpriseAction(APIView):
     @extend_schema(request=None, responses={200: EnterpriseSerializer}, tags=["enterprises"])
     def post(self, request: Request, pk: int) -> Response:
         enterprise = get_object_or_404(enterprises_visible_to(request.user), pk=pk)  # type: ignore[arg-type]
+        validated(EmptyRequest, request.data)
         act = enterprise_verify if self.action == "verify" else enterprise_suspend
         return Response(EnterpriseSerializer(act(enterprise=enterprise, actor=request.user)).data)  # type: ignore[arg-type]
 
@@ -304,6 +317,7 @@ class ProviderSuspend(APIView):
     @extend_schema(request=None, responses={200: ProviderSerializer}, tags=["providers"])
     def post(self, request: Request, pk: int) -> Response:
         provider = get_object_or_404(providers_visible_to(request.user), pk=pk)  # type: ignore[arg-type]
+        validated(EmptyRequest, request.data)
         changed = provider_set_status(provider=provider, status=Provider.Status.SUSPENDED, actor=request.user)  # type: ignore[arg-type]
         return Response(ProviderSerializer(changed).data)
 
@@ -315,6 +329,9 @@ def _own_provider(request: Request, pk: int) -> Provider:
         raise PermissionDenied("An API key may not manage API keys.")
     if user.is_superuser or user.provider_id == pk:
         return get_object_or_404(Provider, pk=pk)
+    if user.is_staff_member and Provider.objects.filter(pk=pk).exists():
+        # Staff can see the provider, so hiding it would say nothing; their role may not do this.
+        raise PermissionDenied("Only the provider's members manage its API keys.")
     raise NotFound()
 
 
@@ -348,6 +365,7 @@ class ApiKeyRevoke(APIView):
     @extend_schema(request=None, responses={200: ApiKeySerializer}, tags=["providers"], summary="Revoke an API key")
     def post(self, request: Request, pk: int, key_id: int) -> Response:
         provider = _own_provider(request, pk)
+        validated(EmptyRequest, request.data)
         key = credentials.api_key_get(provider=provider, key_id=key_id)
         return Response(ApiKeySerializer(credentials.api_key_revoke(key=key, actor=request.user)).data)  # type: ignore[arg-type]
 

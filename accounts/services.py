@@ -32,6 +32,15 @@ def _check_name(name: str) -> str:
     return name
 
 
+def _check_username(username: str) -> None:
+    try:
+        User.username_validator(username)
+    except ValidationError as error:
+        raise ValidationFailed({"username": list(error.messages)}) from None
+    if not username or User.objects.filter(username=username).exists():
+        raise ValidationFailed("This username is taken or empty.", field="username")
+
+
 def _check_password(password: str, user: User) -> None:
     try:
         validate_password(password, user)
@@ -59,8 +68,7 @@ def enterprise_register(
         raise ValidationFailed("A registered model needs its CAC filing number.", field="model_filing_number")
     if not has_registered_model:
         model_filing_number = ""
-    if not username or User.objects.filter(username=username).exists():
-        raise ValidationFailed("This username is taken or empty.", field="username")
+    _check_username(username)
     if Enterprise.objects.filter(uscc=uscc).exists() or Provider.objects.filter(uscc=uscc).exists():
         raise ValidationFailed("An organisation with this credit code is already registered.", field="uscc")
     user = User(username=username, email=email)
@@ -162,8 +170,7 @@ def user_create(
         raise ValidationFailed("A user belongs to one organisation at most.", field="enterprise")
     if roles and (enterprise is not None or provider is not None):
         raise ValidationFailed("Members of an organisation hold no platform roles.", field="roles")
-    if not username or User.objects.filter(username=username).exists():
-        raise ValidationFailed("This username is taken or empty.", field="username")
+    _check_username(username)
     user = User(username=username, email=email, enterprise=enterprise, provider=provider)
     _check_password(password, user)
     user.set_password(password)

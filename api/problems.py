@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -80,6 +81,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             # A 429 carries Retry-After (DESIGN.md §6), whoever throttled.
             answer["Retry-After"] = str(exc.extra["retry_after_s"])
         return answer
+    if isinstance(exc, RequestDataTooBig):
+        exc = exceptions.ValidationError({"non_field_errors": ["The request body is too large."]})
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -105,3 +108,20 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if response.status_code == status.HTTP_401_UNAUTHORIZED and "WWW-Authenticate" not in result:
         result["WWW-Authenticate"] = "Bearer"
     return result
+
+
+def api_not_found(request: Any, exception: Exception | None = None) -> Any:
+    """handler404: paths under /api/ answer problem details, like every other API error."""
+    from django.http import JsonResponse
+    from django.views.defaults import page_not_found
+
+    if request.path.startswith("/api/"):
+        body = {
+            "type": PROBLEM_TYPE_BASE + "not_found",
+            "title": "Not found.",
+            "status": 404,
+            "detail": "No such endpoint.",
+            "code": "not_found",
+        }
+        return JsonResponse(body, status=404, content_type=PROBLEM_CONTENT_TYPE)
+    return page_not_found(request, exception)

@@ -30,7 +30,7 @@ def application_lock(pk: int) -> Application:
 
 
 def grant_lock(pk: int) -> Grant:
-    return _one(Grant.objects.select_related("provider", "year", "application"), pk, "grant")
+    return _one(Grant.objects.select_related("provider", "enterprise", "year", "application"), pk, "grant")
 
 
 def redemption_lock(pk: int) -> Redemption:

@@ -142,3 +142,11 @@ def subsidy_fen(amount_fen: int, rate_bp: int) -> int:
     """floor(amount × rate / 10000): rounding always favours the fund."""
     assert amount_fen >= 0 and 0 <= rate_bp <= BASIS_POINTS_WHOLE
     return amount_fen * rate_bp // BASIS_POINTS_WHOLE
+
+
+def reference_normalise(text: str) -> str:
+    """Contract and bill numbers as stored and compared: NFKC (full-width forms become ASCII),
+    trimmed and upper-cased, so `hz-001`, `HZ-001` and `ＨＺ-００１` are one contract."""
+    import unicodedata
+
+    return unicodedata.normalize("NFKC", text).strip().upper()

@@ -144,18 +144,20 @@ def settlement_lines_csv(settlement: Settlement) -> str:
     rows = {r.pk: r for r in related.filter(pk__in=[r.pk for _, _, r in lines])}
     for number, (kind, sign, line) in enumerate(lines, start=1):
         redemption = rows[line.pk]
+        captured_at = redemption.captured_at
         writer.writerow(
             (
                 number,
                 kind,
                 redemption.pk,
                 redemption.grant.code,
-                redemption.grant.enterprise.name,
-                redemption.grant.application.contract_number,
-                redemption.bill_number,
+                # Names and numbers the enterprise or the provider chose: never a spreadsheet formula.
+                _spreadsheet_safe(redemption.grant.enterprise.name),
+                _spreadsheet_safe(redemption.grant.application.contract_number),
+                _spreadsheet_safe(redemption.bill_number),
                 redemption.bill_amount_fen,
                 sign * redemption.coupon_fen,
-                redemption.captured_at.isoformat() if redemption.captured_at else "",
+                timezone.localtime(captured_at, PROGRAM_TIME_ZONE).isoformat() if captured_at else "",
             )
         )
     writer.writerow(("", "total", "", "", "", "", "", "", settlement.total_fen, ""))

@@ -9,8 +9,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api import providers_visible_to
-from accounts.models import User
+from accounts.models import Provider, Role, User
+from accounts.roles import require_role
 from api.idempotency import idempotent
 from api.scoping import ScopedQuerysetMixin
 from api.serializers import EmptyRequest, FenField, StrictCharField, StrictIntegerField, StrictSerializer, validated
@@ -110,7 +110,9 @@ class ApplicationListCreate(ScopedQuerysetMixin, generics.ListAPIView):
     @extend_schema(request=SubmitRequest, responses={201: ApplicationSerializer}, summary="Apply for coupons")
     def post(self, request: Request) -> Response:
         data = validated(SubmitRequest, request.data)
-        provider = get_object_or_404(providers_visible_to(request.user), pk=data.pop("provider"))  # type: ignore[arg-type]
+        # Every provider is named in the city's list, so an unknown id is 404 and a suspended
+        # provider is refused by the service with 409 provider_not_listed.
+        provider = get_object_or_404(Provider, pk=data.pop("provider"))
         application = application_submit(actor=request.user, provider=provider, **data)  # type: ignore[arg-type]
         return Response(ApplicationSerializer(application).data, status=status.HTTP_201_CREATED)
 
@@ -132,6 +134,7 @@ class ApplicationReview(APIView):
     @extend_schema(request=ReviewRequest, responses={200: ApplicationSerializer}, tags=["applications"])
     def post(self, request: Request, pk: int) -> Response:
         application = _application(request, pk)
+        require_role(request.user, Role.REVIEWER)  # type: ignore[arg-type]
         data = validated(ReviewRequest, request.data)
         user: User = request.user  # type: ignore[assignment]
         return _answer(application_review(application=application, actor=user, **data))
@@ -142,6 +145,7 @@ class ApplicationApprove(APIView):
     @idempotent(required=False)
     def post(self, request: Request, pk: int) -> Response:
         application = _application(request, pk)
+        require_role(request.user, Role.APPROVER)  # type: ignore[arg-type]
         data = validated(ApproveRequest, request.data)
         user: User = request.user  # type: ignore[assignment]
         return _answer(application_approve(application=application, actor=user, approved_fen=data.get("approved_fen")))
@@ -151,6 +155,7 @@ class ApplicationReject(APIView):
     @extend_schema(request=RejectRequest, responses={200: ApplicationSerializer}, tags=["applications"])
     def post(self, request: Request, pk: int) -> Response:
         application = _application(request, pk)
+        require_role(request.user, Role.REVIEWER, Role.APPROVER)  # type: ignore[arg-type]
         data = validated(RejectRequest, request.data)
         return _answer(application_reject(application=application, actor=request.user, reason=data["reason"]))  # type: ignore[arg-type]
 

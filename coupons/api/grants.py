@@ -10,7 +10,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import User
+from accounts.models import Role, User
+from accounts.roles import require_role
 from api.idempotency import idempotency_key_parameter, idempotent
 from api.scoping import ScopedQuerysetMixin
 from api.serializers import StrictCharField, StrictSerializer
@@ -138,6 +139,7 @@ class GrantRevoke(APIView):
     def post(self, request: Request, pk: int) -> Response:
         user: User = request.user  # type: ignore[assignment]
         grant = grant_in_scope(user, pk)
+        require_role(user, Role.APPROVER)
         data = GrantRevokeRequest(data=request.data)
         data.is_valid(raise_exception=True)
         grant_revoke(grant=grant, actor=user, reason=data.validated_data["reason"])

@@ -19,7 +19,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import User
+from accounts.models import Role, User
+from accounts.roles import require_role
 from api.idempotency import (
     KEY_LENGTH_MAX,
     IdempotencyKeyReused,
@@ -399,6 +400,7 @@ class RedemptionReverse(APIView):
     def post(self, request: Request, pk: int) -> Response:
         user: User = request.user  # type: ignore[assignment]
         redemption = _redemption(user, pk)
+        require_role(user, Role.APPROVER)
         data = validated(ReverseRequest, request.data)
         redemption_reverse(redemption=redemption, actor=user, reason=data["reason"])
         return _answer(user, pk)

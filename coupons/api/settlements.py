@@ -14,7 +14,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api import providers_visible_to
-from accounts.models import User
+from accounts.models import Role, User
+from accounts.roles import require_role
 from api.idempotency import idempotency_key_parameter, idempotent
 from api.scoping import ScopedQuerysetMixin
 from api.serializers import ID_MAX, StrictCharField, StrictIntegerField, StrictSerializer, validated
@@ -112,6 +113,7 @@ class SettlementListCreate(ScopedQuerysetMixin, generics.ListAPIView):
     @idempotent(required=False)
     def post(self, request: Request) -> Response:
         user: User = request.user  # type: ignore[assignment]
+        require_role(user, Role.FINANCE)
         data = validated(SettlementCreateRequest, request.data)
         provider = providers_visible_to(user).filter(pk=data["provider"]).first()
         if provider is None:
@@ -147,6 +149,7 @@ class SettlementPay(APIView):
     def post(self, request: Request, pk: int) -> Response:
         user: User = request.user  # type: ignore[assignment]
         settlement = _settlement(user, pk)
+        require_role(user, Role.FINANCE)
         data = validated(SettlementPayRequest, request.data)
         return Response(
             SettlementSerializer(settlement_pay(settlement=settlement, actor=user, **data)).data,

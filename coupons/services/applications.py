@@ -27,7 +27,7 @@ from coupons.models import (
     ProgramYear,
     Purpose,
 )
-from coupons.policy import ApplicationFacts, rate_for, subsidy_fen
+from coupons.policy import ApplicationFacts, rate_for, reference_normalise, subsidy_fen
 from coupons.services.grants import grant_issue
 from coupons.services.years import program_year_current
 
@@ -82,7 +82,7 @@ def application_submit(
     """An enterprise member applies for coupons against one compute contract."""
     if actor.enterprise_id is None:
         raise PermissionDenied("Only a member of an enterprise applies for coupons.")
-    contract_number = (contract_number or "").strip()
+    contract_number = reference_normalise(contract_number or "") if isinstance(contract_number, str) else ""
     if not 0 < len(contract_number) <= CONTRACT_NUMBER_LENGTH_MAX or not contract_number.isprintable():
         raise ValidationFailed(
             f"contract_number has 1 to {CONTRACT_NUMBER_LENGTH_MAX} printable characters.", field="contract_number"
@@ -158,6 +158,17 @@ def application_submit(
         return application
 
 
+def _require_parties_in_good_standing(application: Application) -> None:
+    """The enterprise is still verified and the provider still active and listed (either may have
+    been suspended since the application was made): no coupon for a party out of the program."""
+    enterprise = Enterprise.objects.get(pk=application.enterprise_id)
+    if enterprise.status != Enterprise.Status.VERIFIED:
+        raise EnterpriseNotVerified(f"{enterprise.name} is {enterprise.status}.")
+    provider = Provider.objects.get(pk=application.provider_id)
+    if not provider.takes_part:
+        raise ProviderNotListed(f"{provider.name} is {provider.status} and takes no part in the program.")
+
+
 def application_confirm(*, application: Application, actor: User) -> Application:
     """The contract's provider confirms that the contract is real."""
     require_provider_member(actor, application.provider_id)
@@ -165,6 +176,7 @@ def application_confirm(*, application: Application, actor: User) -> Application
         locked = application_lock(application.pk)
         if locked.status != Application.Status.SUBMITTED:
             raise InvalidState(f"Only a submitted application is confirmed; this one is {locked.status}.")
+        _require_parties_in_good_standing(locked)
         locked.status = Application.Status.CONFIRMED
         locked.confirmed_by = actor
         locked.save(update_fields=["status", "confirmed_by", "updated_at"])
@@ -217,6 +229,7 @@ def application_approve(*, application: Application, actor: User, approved_fen: 
             )
         if locked.year.status != ProgramYear.Status.OPEN:
             raise ProgramYearClosed(f"Program year {locked.year_id} is {locked.year.status}.")
+        _require_parties_in_good_standing(locked)
         grant_issue(application=locked, approver=actor, amount_fen=amount_fen)
         locked.status = Application.Status.APPROVED
         locked.approved_by = actor

@@ -16,13 +16,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from accounts.models import Role, User
+from accounts.models import Enterprise, Role, User
 from accounts.roles import require_provider_member, require_role
 from config.errors import InvalidState, ValidationFailed
 from coupons import books
 from coupons.errors import (
     ContractExceeded,
     DuplicateBill,
+    EnterpriseNotVerified,
     GrantExhausted,
     GrantExpired,
     GrantRevoked,
@@ -30,7 +31,7 @@ from coupons.errors import (
 )
 from coupons.locks import grant_lock, redemption_lock
 from coupons.models import BILL_NUMBER_LENGTH_MAX, CONTRACT_FEE_FEN_MAX, Grant, Redemption, Settlement
-from coupons.policy import subsidy_fen
+from coupons.policy import reference_normalise, subsidy_fen
 from ledger.errors import ExceedsCredits, PendingTransferAlreadyResolved, PendingTransferExpired
 from ledger.models import Transfer
 from ledger.selectors import account_balance
@@ -46,7 +47,7 @@ def hold_timeout_s() -> int:
 
 
 def _check_create_input(bill_number: str, bill_amount_fen: object, requested_fen: object) -> str:
-    bill_number = (bill_number or "").strip() if isinstance(bill_number, str) else ""
+    bill_number = reference_normalise(bill_number) if isinstance(bill_number, str) else ""
     if not 0 < len(bill_number) <= BILL_NUMBER_LENGTH_MAX or not bill_number.isprintable():
         raise ValidationFailed(
             f"bill_number has 1 to {BILL_NUMBER_LENGTH_MAX} printable characters.", field="bill_number"
@@ -90,7 +91,18 @@ def redemption_create(
         locked = grant_lock(grant.pk)
         if not locked.provider.takes_part:
             raise ProviderNotListed(f"{locked.provider.name} is {locked.provider.status}.")
+        if locked.enterprise.status != Enterprise.Status.VERIFIED:
+            raise EnterpriseNotVerified(f"{locked.enterprise.name} is {locked.enterprise.status}.")
         _check_grant_usable(locked, now)
+        # Holds past their timeout that the expiry job has not reached yet are released here, so
+        # their bill may be redeemed again and their amount is available again.
+        stale = Redemption.objects.filter(grant=locked, status=Redemption.Status.PENDING, expires_at__lte=now)
+        for stale_id in stale.order_by("pk").values_list("pk", flat=True):
+            stale_hold = redemption_lock(stale_id)
+            if stale_hold.status == Redemption.Status.PENDING:  # Not captured or voided since we looked.
+                redemption_release_locked(
+                    redemption=stale_hold, status=Redemption.Status.EXPIRED, reason="expired", now=now
+                )
         live = Redemption.objects.filter(grant=locked, status__in=_LIVE)
         if live.filter(bill_number=bill_number).exists():
             raise DuplicateBill(

@@ -4,6 +4,7 @@ import csv
 import io
 
 import pytest
+from django.utils import timezone
 
 from coupons import books
 from coupons.models import Redemption, Settlement
@@ -129,9 +130,9 @@ def test_lines_csv_lists_every_redemption_and_the_total(cast, grant, redeemed, s
     assert rows == [
         CSV_HEADER,
         ["1", "redemption", str(first.pk), grant.code, cast.enterprise.name, contract, "INV-1", "100000", "30000",
-         first.captured_at.isoformat()],
+         timezone.localtime(first.captured_at).isoformat()],
         ["2", "redemption", str(second.pk), grant.code, cast.enterprise.name, contract, "INV-2", "50000", "15000",
-         second.captured_at.isoformat()],
+         timezone.localtime(second.captured_at).isoformat()],
         ["", "total", "", "", "", "", "", "", "45000", ""],
     ]  # fmt: skip
 

@@ -13,7 +13,10 @@ from ledger.services import TransferRequest, account_create, transfer_create
 
 pytestmark = pytest.mark.django_db
 
-LATER = timezone.now() + timedelta(seconds=WATERMARK_LAG_S + 60)
+
+def later():
+    """A moment by which every transfer made so far is old enough to have to be sealed."""
+    return timezone.now() + timedelta(seconds=WATERMARK_LAG_S + 60)
 
 
 def make_transfers(count: int) -> None:
@@ -39,7 +42,7 @@ def test_sealing_extends_the_chain_and_it_verifies():
     make_transfers(5)
     assert ledger_seal() == 5
     assert ledger_seal() == 0  # Nothing new.
-    findings = chain_findings(now=LATER)
+    findings = chain_findings(now=later())
     assert intact(findings), findings
     assert findings["seals_examined"] == 5
     assert list(TransferSeal.objects.order_by("sequence").values_list("sequence", flat=True)) == [1, 2, 3, 4, 5]
@@ -50,7 +53,7 @@ def test_sealing_extends_the_chain_and_it_verifies():
 def test_a_batch_limit_seals_in_several_runs_with_the_same_links():
     make_transfers(7)
     assert [ledger_seal(limit=3) for _ in range(4)] == [3, 3, 1, 0]
-    assert intact(chain_findings(now=LATER))
+    assert intact(chain_findings(now=later()))
 
 
 def tamper(sql: str, params: list | None = None) -> None:
@@ -77,13 +80,13 @@ def test_any_tampering_is_found(sql, finding):
     make_transfers(5)
     ledger_seal()
     tamper(sql)
-    findings = chain_findings(now=LATER)
+    findings = chain_findings(now=later())
     assert findings[finding], findings
 
 
 def test_an_unsealed_old_transfer_is_found():
     make_transfers(2)
-    findings = chain_findings(now=LATER)
+    findings = chain_findings(now=later())
     assert len(findings["unsealed_old_transfers"]) == 2
 
 
@@ -103,6 +106,6 @@ def test_sealers_racing_with_writers_seal_each_transfer_once():
     race([(lambda i=i: write(i)) if i % 2 else ledger_seal for i in range(32)])
     while ledger_seal():
         pass
-    findings = chain_findings(now=LATER)
+    findings = chain_findings(now=later())
     assert intact(findings), findings
     assert findings["seals_examined"] == 16
