@@ -83,7 +83,11 @@ class RejectRequest(StrictSerializer):
 
 
 class ApplicationFilter(django_filters.FilterSet):
+    # Plain numbers, not choices: an id outside the caller's reach filters to nothing, where a
+    # choice filter would say 400 "not a valid choice" and so reveal which ids exist.
     year = django_filters.NumberFilter(field_name="year_id")
+    enterprise = django_filters.NumberFilter(field_name="enterprise_id")
+    provider = django_filters.NumberFilter(field_name="provider_id")
 
     class Meta:
         model = Application

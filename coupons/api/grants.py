@@ -86,7 +86,10 @@ class GrantRevokeRequest(StrictSerializer):
 
 
 class GrantFilter(django_filters.FilterSet):
+    # Plain numbers, not choices, so a filter never reveals which ids exist.
     year = django_filters.NumberFilter(field_name="year_id")
+    enterprise = django_filters.NumberFilter(field_name="enterprise_id")
+    provider = django_filters.NumberFilter(field_name="provider_id")
 
     class Meta:
         model = Grant

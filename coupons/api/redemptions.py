@@ -165,6 +165,9 @@ class ReverseRequest(StrictSerializer):
 class RedemptionFilter(django_filters.FilterSet):
     year = django_filters.NumberFilter(field_name="grant__year_id")
     enterprise = django_filters.NumberFilter(field_name="grant__enterprise_id")
+    # Plain numbers, not choices, so a filter never reveals which ids exist.
+    provider = django_filters.NumberFilter(field_name="provider_id")
+    grant = django_filters.NumberFilter(field_name="grant_id")
 
     class Meta:
         model = Redemption

@@ -57,9 +57,13 @@ class SettlementPayRequest(StrictSerializer):
 
 
 class SettlementFilter(django_filters.FilterSet):
+    # A plain number, not a choice, so a filter never reveals which ids exist.
+    provider = django_filters.NumberFilter(field_name="provider_id")
+    year = django_filters.NumberFilter(field_name="redemptions__grant__year_id", distinct=True)
+
     class Meta:
         model = Settlement
-        fields = ["status", "provider"]
+        fields = ["status", "provider", "year"]
 
 
 class CsvRenderer(renderers.BaseRenderer):

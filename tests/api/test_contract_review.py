@@ -71,3 +71,11 @@ def test_actions_refuse_a_body_they_would_ignore(cast, year, as_user):
     client = as_user(cast.reviewer)
     response = client.post(f"/api/v1/enterprises/{cast.enterprise.pk}/verify/", {"status": "suspended"}, format="json")
     assert "status" in assert_problem(response, 400, "validation_error")["errors"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/applications/", "/api/v1/grants/", "/api/v1/redemptions/"])
+def test_filters_do_not_reveal_which_ids_exist(path, cast, year, as_user):
+    client = as_user(cast.member)
+    for value in (cast.enterprise.pk + 1000, 999_999):
+        response = client.get(f"{path}?enterprise={value}")
+        assert (response.status_code, response.json()["results"]) == (200, [])
