@@ -11,7 +11,7 @@ PORT ?= 8000
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint migrate worker beat bench smoke-embedded clean
+.PHONY: help run test lint migrate worker beat bench bench-audit clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ beat: $(INSTALLED) ## Celery beat, the one scheduler (needs REDIS_URL).
 
 bench: $(INSTALLED) ## Ledger throughput against a plain-SQL baseline (not part of the tests).
 	$(BIN)/python -m bench.ledger_bench
+
+bench-audit: $(INSTALLED) ## Sealing and audit times over a million-transfer ledger.
+	$(BIN)/python -m bench.audit_bench
 
 clean: ## Remove the virtual environment (var/, the embedded database, is kept).
 	rm -rf $(VENV)
