@@ -1,48 +1,42 @@
 """What each caller may see. Staff see everything; an enterprise its own; a provider what names it."""
 
-from django.db.models import QuerySet
+from typing import TypeVar
+
+from django.db.models import Model, QuerySet
 
 from accounts.models import User
 from coupons.models import Application, Grant, Redemption, Settlement
 
+M = TypeVar("M", bound=Model)
 
-def applications_visible_to(user: User) -> QuerySet[Application]:
-    queryset = Application.objects.select_related("grant")
+
+def _scoped(queryset: QuerySet[M], user: User, *, enterprise: str | None, provider: str) -> QuerySet[M]:
+    """Staff: everything. A member: the rows whose `enterprise` (or `provider`) path names its
+    organisation; `enterprise=None` means enterprises see none of these rows."""
     if user.is_staff_member:
         return queryset
-    if user.enterprise_id is not None:
-        return queryset.filter(enterprise_id=user.enterprise_id)
+    if user.enterprise_id is not None and enterprise is not None:
+        return queryset.filter(**{enterprise: user.enterprise_id})
     if user.provider_id is not None:
-        return queryset.filter(provider_id=user.provider_id)
+        return queryset.filter(**{provider: user.provider_id})
     return queryset.none()
+
+
+def applications_visible_to(user: User) -> QuerySet[Application]:
+    return _scoped(
+        Application.objects.select_related("grant"), user, enterprise="enterprise_id", provider="provider_id"
+    )
 
 
 def grants_visible_to(user: User) -> QuerySet[Grant]:
-    queryset = Grant.objects.select_related("account")
-    if user.is_staff_member:
-        return queryset
-    if user.enterprise_id is not None:
-        return queryset.filter(enterprise_id=user.enterprise_id)
-    if user.provider_id is not None:
-        return queryset.filter(provider_id=user.provider_id)
-    return queryset.none()
+    return _scoped(Grant.objects.select_related("account"), user, enterprise="enterprise_id", provider="provider_id")
 
 
 def redemptions_visible_to(user: User) -> QuerySet[Redemption]:
     queryset = Redemption.objects.select_related("grant")
-    if user.is_staff_member:
-        return queryset
-    if user.enterprise_id is not None:
-        return queryset.filter(grant__enterprise_id=user.enterprise_id)
-    if user.provider_id is not None:
-        return queryset.filter(provider_id=user.provider_id)
-    return queryset.none()
+    return _scoped(queryset, user, enterprise="grant__enterprise_id", provider="provider_id")
 
 
 def settlements_visible_to(user: User) -> QuerySet[Settlement]:
     """Finance (and other staff) see all settlements; a provider its own; enterprises none."""
-    if user.is_staff_member:
-        return Settlement.objects.all()
-    if user.provider_id is not None:
-        return Settlement.objects.filter(provider_id=user.provider_id)
-    return Settlement.objects.none()
+    return _scoped(Settlement.objects.all(), user, enterprise=None, provider="provider_id")
