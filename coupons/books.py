@@ -17,6 +17,11 @@ from ledger.selectors import account_get
 from ledger.services import account_create
 
 
+def chain(year: int) -> str:
+    """The hash chain that seals a program year's transfers: one chain per year (DESIGN.md §4)."""
+    return str(year)
+
+
 def appropriation_code(year: int) -> str:
     return f"appropriation:{year}"
 

@@ -25,6 +25,8 @@ from django.db.models import F, Q
 ACCOUNT_CODE_LENGTH_MAX = 100
 KEY_LENGTH_MAX = 200
 REASON_LENGTH_MAX = 64
+CHAIN_LENGTH_MAX = 32
+DEFAULT_CHAIN = "ledger"
 
 
 class Account(models.Model):
@@ -99,6 +101,12 @@ class Transfer(models.Model):
     timeout_s = models.IntegerField(null=True, blank=True, help_text="Pending only: seconds until the hold expires.")
     expires_at = models.DateTimeField(null=True, blank=True)
     reason = models.CharField(max_length=REASON_LENGTH_MAX, help_text="Machine word saying why, e.g. grant_issue.")
+    chain = models.CharField(
+        max_length=CHAIN_LENGTH_MAX,
+        default=DEFAULT_CHAIN,
+        db_default=DEFAULT_CHAIN,
+        help_text="The hash chain that seals it (the coupon program keeps one per program year, e.g. 2026).",
+    )
     metadata = models.JSONField(default=dict, blank=True)
     # The database's clock_timestamp() at insert, taken after both accounts are locked, so along
     # one account it grows with the id.
@@ -166,11 +174,13 @@ class TransferSeal(models.Model):
     writers, so the chain never serialises them. Insert-only."""
 
     transfer = models.OneToOneField(Transfer, on_delete=models.PROTECT, primary_key=True, related_name="+")
-    sequence = models.BigIntegerField(unique=True)
+    chain = models.CharField(max_length=CHAIN_LENGTH_MAX, default=DEFAULT_CHAIN)
+    sequence = models.BigIntegerField()
     link = models.CharField(max_length=64)
     sealed_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        constraints = [models.UniqueConstraint(fields=["chain", "sequence"], name="ledger_seal_sequence_per_chain")]
         triggers = [pgtrigger.Protect(name="seal_insert_only", operation=pgtrigger.Update | pgtrigger.Delete)]
 
     def __str__(self) -> str:
@@ -178,15 +188,17 @@ class TransferSeal(models.Model):
 
 
 class ChainHead(models.Model):
-    """The end of the chain (one row): the sealer locks it, so sealers queue, writers never do.
+    """The end of one chain. The sealer locks the heads it extends, so sealers queue, writers never do.
 
-    `watermark_id`: every transfer with an id up to it is sealed and old enough that no
-    transaction still writing could hold a smaller id; the sealer looks only above it.
+    `watermark_id` (kept on the head of the default chain, which every sealer locks first): every
+    transfer with an id up to it is sealed and old enough that no transaction still writing could
+    hold a smaller id; the sealer looks only above it.
     """
 
+    chain = models.CharField(max_length=CHAIN_LENGTH_MAX, unique=True, default=DEFAULT_CHAIN)
     last_sequence = models.BigIntegerField(default=0)
     last_link = models.CharField(max_length=64, default="")
     watermark_id = models.BigIntegerField(default=0)
 
     def __str__(self) -> str:
-        return f"chain head #{self.last_sequence}"
+        return f"{self.chain} #{self.last_sequence}"

@@ -42,6 +42,8 @@ from ledger.errors import (
 )
 from ledger.models import (
     ACCOUNT_CODE_LENGTH_MAX,
+    CHAIN_LENGTH_MAX,
+    DEFAULT_CHAIN,
     KEY_LENGTH_MAX,
     REASON_LENGTH_MAX,
     Account,
@@ -84,6 +86,8 @@ class TransferRequest:
     pending_id: int | None = None
     timeout_s: int | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)  # Any: JSON values of the caller's.
+    # The hash chain that will seal the transfer; a post or void takes its pending transfer's.
+    chain: str | None = None
 
     @classmethod
     def posted(
@@ -95,9 +99,11 @@ class TransferRequest:
         amount_fen: int,
         reason: str,
         metadata: Mapping[str, Any] | None = None,
+        chain: str | None = None,
     ) -> "TransferRequest":
         return cls(
             key=key,
+            chain=chain,
             kind=TransferKind.POSTED,
             debit_account_id=debit_account_id,
             credit_account_id=credit_account_id,
@@ -117,9 +123,11 @@ class TransferRequest:
         reason: str,
         timeout_s: int | None = None,
         metadata: Mapping[str, Any] | None = None,
+        chain: str | None = None,
     ) -> "TransferRequest":
         return cls(
             key=key,
+            chain=chain,
             kind=TransferKind.PENDING,
             debit_account_id=debit_account_id,
             credit_account_id=credit_account_id,
@@ -233,6 +241,14 @@ def _validate(request: TransferRequest) -> None:
         raise InvalidTransfer(
             f"reason must be 1 to {REASON_LENGTH_MAX} lower-case letters, digits or _.:-", field="reason"
         )
+    if request.chain is not None and (
+        not isinstance(request.chain, str)
+        or not 0 < len(request.chain) <= CHAIN_LENGTH_MAX
+        or not _REASON_PATTERN.match(request.chain)
+    ):
+        raise InvalidTransfer(
+            f"chain must be 1 to {CHAIN_LENGTH_MAX} lower-case letters, digits or _.:-", field="chain"
+        )
     if request.kind not in TransferKind.values:
         raise InvalidTransfer(f"kind must be one of {', '.join(TransferKind.values)}.", field="kind")
     if request.kind in (TransferKind.POSTED, TransferKind.PENDING):
@@ -278,6 +294,7 @@ class _Resolved:
     credit_account_id: int
     amount_fen: int
     pending: Transfer | None
+    chain: str = DEFAULT_CHAIN
 
 
 class _KeyRace(Exception):
@@ -306,7 +323,7 @@ debit AS (
 )
 INSERT INTO ledger_transfer (
     key, debit_account_id, credit_account_id, amount_fen, kind, pending_id, timeout_s, expires_at,
-    reason, metadata, created_at,
+    reason, metadata, chain, created_at,
     debit_account_debits_pending, debit_account_debits_posted,
     debit_account_credits_pending, debit_account_credits_posted,
     credit_account_debits_pending, credit_account_debits_posted,
@@ -314,7 +331,7 @@ INSERT INTO ledger_transfer (
 )
 SELECT %(key)s::text, %(debit_account_id)s::bigint, %(credit_account_id)s::bigint, %(amount_fen)s::bigint,
        %(kind)s::text, %(pending_id)s::bigint, %(timeout_s)s::integer, %(expires_at)s::timestamptz,
-       %(reason)s::text, %(metadata)s::jsonb, stamp.at,
+       %(reason)s::text, %(metadata)s::jsonb, %(chain)s::text, stamp.at,
        debit.debits_pending, debit.debits_posted, debit.credits_pending, debit.credits_posted,
        credit.debits_pending, credit.debits_posted, credit.credits_pending, credit.credits_posted
   FROM stamp, debit, credit
@@ -366,7 +383,14 @@ def _resolve(requests: Sequence[TransferRequest], pendings: Mapping[int, Transfe
             assert request.debit_account_id is not None and request.credit_account_id is not None
             assert request.amount_fen is not None
             resolved.append(
-                _Resolved(request, request.debit_account_id, request.credit_account_id, request.amount_fen, None)
+                _Resolved(
+                    request,
+                    request.debit_account_id,
+                    request.credit_account_id,
+                    request.amount_fen,
+                    None,
+                    request.chain or DEFAULT_CHAIN,
+                )
             )
             continue
         pending = pendings.get(request.pending_id)
@@ -379,7 +403,11 @@ def _resolve(requests: Sequence[TransferRequest], pendings: Mapping[int, Transfe
             if given is not None and given != getattr(pending, name):
                 raise InvalidTransfer(f"{name} differs from the pending transfer's.", field=name)
         amount_fen = pending.amount_fen if request.amount_fen is None else request.amount_fen
-        resolved.append(_Resolved(request, pending.debit_account_id, pending.credit_account_id, amount_fen, pending))
+        if request.chain is not None and request.chain != pending.chain:
+            raise InvalidTransfer("chain differs from the pending transfer's.", field="chain")
+        resolved.append(
+            _Resolved(request, pending.debit_account_id, pending.credit_account_id, amount_fen, pending, pending.chain)
+        )
     return resolved
 
 
@@ -435,6 +463,7 @@ def _first_difference(existing: Transfer, item: _Resolved) -> str | None:
         "timeout_s": request.timeout_s,
         "reason": request.reason,
         "metadata": json.loads(json.dumps(dict(request.metadata))),
+        "chain": item.chain,
     }
     for name, value in wanted.items():
         if getattr(existing, name) != value:
@@ -501,6 +530,7 @@ def _apply(item: _Resolved, accounts: dict[int, dict[str, Any]], now: datetime) 
         "expires_at": now + timedelta(seconds=timeout_s) if timeout_s is not None else None,
         "reason": request.reason,
         "metadata": json.dumps(dict(request.metadata), sort_keys=True),
+        "chain": item.chain,
         **_deltas(item),
     }
     try:

@@ -47,6 +47,7 @@ def grant_issue(*, application: Application, approver: User, amount_fen: int) ->
                     credit_account_id=account.pk,
                     amount_fen=amount_fen,
                     reason="grant_issue",
+                    chain=books.chain(year.year),
                 ),
                 TransferRequest.posted(
                     key=f"grant:{application.pk}:cap",
@@ -54,6 +55,7 @@ def grant_issue(*, application: Application, approver: User, amount_fen: int) ->
                     credit_account_id=cap_used_id,
                     amount_fen=amount_fen,
                     reason="grant_cap",
+                    chain=books.chain(year.year),
                 ),
             ]
         )
@@ -110,6 +112,7 @@ def grant_revoke(*, grant: Grant, actor: User, reason: str, now: dt.datetime | N
                         credit_account_id=books.account_id(books.pool_code(year)),
                         amount_fen=unused_fen,
                         reason="grant_revoke",
+                        chain=books.chain(year),
                     ),
                     TransferRequest.posted(
                         key=f"grant:{locked.application_id}:revoke_cap",
@@ -117,6 +120,7 @@ def grant_revoke(*, grant: Grant, actor: User, reason: str, now: dt.datetime | N
                         credit_account_id=books.account_id(books.cap_code(locked.enterprise_id, year)),
                         amount_fen=unused_fen,
                         reason="grant_revoke_cap",
+                        chain=books.chain(year),
                     ),
                 ]
             )

@@ -153,6 +153,7 @@ def redemption_create(
                         credit_account_id=provider_account.pk,
                         amount_fen=coupon_fen,
                         reason="redemption_capture",
+                        chain=books.chain(locked.year_id),
                     ),
                     now=now,
                 )
@@ -164,6 +165,7 @@ def redemption_create(
                         credit_account_id=provider_account.pk,
                         amount_fen=coupon_fen,
                         reason="redemption_hold",
+                        chain=books.chain(locked.year_id),
                         timeout_s=hold_timeout_s(),
                     ),
                     now=now,
@@ -286,6 +288,7 @@ def redemption_reverse(
                 credit_account_id=destination_id,
                 amount_fen=locked.coupon_fen,
                 reason="redemption_reverse",
+                chain=books.chain(grant.year_id),
             )
         )
         locked.status = Redemption.Status.REVERSED

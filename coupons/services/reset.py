@@ -108,6 +108,7 @@ def grant_expire(*, grant_id: int, now: dt.datetime) -> int | None:
                     credit_account_id=books.account_id(books.lapsed_code(grant.year_id)),
                     amount_fen=remaining_fen,
                     reason="grant_lapse",
+                    chain=books.chain(grant.year_id),
                 ),
                 now=now,
             )

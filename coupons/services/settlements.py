@@ -96,6 +96,7 @@ def settlement_pay(*, settlement: Settlement, actor: User, bank_reference: str) 
                     credit_account_id=books.account_id(books.disbursed_code(year)),
                     amount_fen=amount_fen,
                     reason="settlement_pay",
+                    chain=books.chain(year),
                     metadata={"bank_reference": bank_reference},
                 )
             )
@@ -107,6 +108,7 @@ def settlement_pay(*, settlement: Settlement, actor: User, bank_reference: str) 
                     credit_account_id=provider_id,
                     amount_fen=amount_fen,
                     reason="settlement_clawback",
+                    chain=books.chain(year),
                     metadata={"bank_reference": bank_reference},
                 )
             )

@@ -112,6 +112,7 @@ def program_year_open_system(*, year: int, now: dt.datetime | None = None) -> Pr
                 credit_account_id=accounts["pool"].pk,
                 amount_fen=program_year.pool_fen,
                 reason="year_open",
+                chain=books.chain(year),
             )
         )
         program_year.status = ProgramYear.Status.OPEN
@@ -146,6 +147,7 @@ def cap_account_ensure(*, enterprise_id: int, year: ProgramYear) -> int:
             credit_account_id=cap.pk,
             amount_fen=year.default_cap_fen,
             reason="cap_default",
+            chain=books.chain(year.year),
         )
     )
     return cap.pk
@@ -192,6 +194,7 @@ def cap_override_grant(
                 credit_account_id=cap_account_id,
                 amount_fen=cap_fen - previous_cap_fen,
                 reason="cap_override",
+                chain=books.chain(year),
             )
         )
         return override

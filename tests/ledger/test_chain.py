@@ -109,3 +109,48 @@ def test_sealers_racing_with_writers_seal_each_transfer_once():
     findings = chain_findings(now=later())
     assert intact(findings), findings
     assert findings["seals_examined"] == 16
+
+
+def test_each_chain_runs_on_its_own():
+    source, sink = account_create(code="multi:source"), account_create(code="multi:sink")
+    for i, chain in enumerate(["2026", "2027", "2026", None, "2027", "2026"]):
+        transfer_create(
+            transfer=TransferRequest.posted(
+                key=f"multi-{i}",
+                debit_account_id=source.pk,
+                credit_account_id=sink.pk,
+                amount_fen=1,
+                reason="t",
+                chain=chain,
+            )
+        )
+    assert ledger_seal() == 6
+    sequences = {}
+    for seal in TransferSeal.objects.order_by("chain", "sequence"):
+        sequences.setdefault(seal.chain, []).append(seal.sequence)
+    assert sequences == {"2026": [1, 2, 3], "2027": [1, 2], "ledger": [1]}
+    assert {h.chain: h.last_sequence for h in ChainHead.objects.all()} == {"2026": 3, "2027": 2, "ledger": 1}
+    assert intact(chain_findings(now=later()))
+    # Tampering in one chain is reported in that chain.
+    tamper("UPDATE ledger_transfer SET amount_fen = 2 WHERE key = 'multi-1'")
+    broken = chain_findings(now=later())["broken_links"]
+    assert [(b["chain"], b["sequence"]) for b in broken] == [("2027", 1)]
+
+
+def test_a_resolution_stays_on_its_holds_chain():
+    from ledger.errors import InvalidTransfer
+
+    source, sink = account_create(code="hold:source"), account_create(code="hold:sink")
+    pending = transfer_create(
+        transfer=TransferRequest.pending(
+            key="hold", debit_account_id=source.pk, credit_account_id=sink.pk, amount_fen=5, reason="t", chain="2026"
+        )
+    ).transfer
+    post = transfer_create(
+        transfer=TransferRequest.post_pending(key="post", pending_id=pending.pk, reason="t")
+    ).transfer
+    assert post.chain == "2026"
+    with pytest.raises(InvalidTransfer):
+        transfer_create(
+            transfer=TransferRequest(key="void", kind="void_pending", pending_id=pending.pk, reason="t", chain="2027")
+        )
