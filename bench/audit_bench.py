@@ -6,8 +6,8 @@ DATABASE_URL names or the embedded one), fills the ledger with N posted transfer
 set-based INSERT (with consistent totals), seals them all with the real sealer, runs every audit
 check, prints the times, and drops the database. Not part of the test suite.
 
-Reference point (2 cores, PostgreSQL 15): 1,000,000 transfers sealed in 32.5 s; the account-totals
-check took 0.63 s and the whole-chain verification 3.95 s.
+Reference point (2 cores, PostgreSQL 15): 1,000,000 transfers sealed in 38 s; all thirteen audit
+checks ran in 5.7 s, of which the whole-chain verification took 5.0 s.
 """
 
 import argparse
