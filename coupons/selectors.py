@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Final, TypedDict
 
+from django.db import connection
 from django.db.models import BigIntegerField, Count, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -15,6 +16,7 @@ from coupons import books
 from coupons.models import BASIS_POINTS_WHOLE, CapOverride, Grant, ProgramYear, Redemption, Settlement
 from coupons.services.years import PROGRAM_TIME_ZONE, year_end
 from ledger.models import Account
+from ledger.selectors import account_balance_daily
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,9 +154,9 @@ def settlement_lines_csv(settlement: Settlement) -> str:
                 redemption.pk,
                 redemption.grant.code,
                 # Names and numbers the enterprise or the provider chose: never a spreadsheet formula.
-                _spreadsheet_safe(redemption.grant.enterprise.name),
-                _spreadsheet_safe(redemption.grant.application.contract_number),
-                _spreadsheet_safe(redemption.bill_number),
+                spreadsheet_safe(redemption.grant.enterprise.name),
+                spreadsheet_safe(redemption.grant.application.contract_number),
+                spreadsheet_safe(redemption.bill_number),
                 redemption.bill_amount_fen,
                 sign * redemption.coupon_fen,
                 timezone.localtime(captured_at, PROGRAM_TIME_ZONE).isoformat() if captured_at else "",
@@ -256,6 +258,26 @@ def pool_by_compute_source(*, year: int) -> list[ComputeSourceFigures]:
     ]
 
 
+class PurposeFigures(TypedDict):
+    purpose: str
+    issued_fen: int
+    grants_count: int
+
+
+def pool_by_purpose(*, year: int) -> list[PurposeFigures]:
+    """Grants issued and their number per purpose of the contract, largest issuance first (one query)."""
+    rows = (
+        Grant.objects.filter(year_id=year)
+        .values("application__purpose")
+        .annotate(issued=Sum("amount_fen"), count=Count("pk"))
+        .order_by("-issued", "application__purpose")
+    )
+    return [
+        PurposeFigures(purpose=row["application__purpose"], issued_fen=int(row["issued"]), grants_count=row["count"])
+        for row in rows
+    ]
+
+
 def pool_by_provider(*, year: int) -> list[ProviderFigures]:
     """Grants issued and coupons redeemed per provider, largest issuance first (one query)."""
     rows = (
@@ -333,6 +355,78 @@ def pool_stats(*, year: int, now: dt.datetime | None = None) -> PoolStats:
     )
 
 
+# --- The dashboard: the pool over the year and the enterprises near their cap ---------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnterpriseCapUse:
+    enterprise: int
+    name: str
+    used_fen: int
+    cap_fen: int
+
+    @property
+    def left_fen(self) -> int:
+        return self.cap_fen - self.used_fen
+
+    @property
+    def used_share_bp(self) -> int:
+        return self.used_fen * BASIS_POINTS_WHOLE // self.cap_fen if self.cap_fen else BASIS_POINTS_WHOLE
+
+
+def pool_available_by_day(*, year: int) -> list[tuple[dt.date, int]]:
+    """What the pool had available at the end of each day (Asia/Shanghai) on which it changed,
+    oldest first, read from the totals the ledger recorded on the pool account's transfers: the
+    last point is `program_year_figures(year=year).available_fen`."""
+    pool = Account.objects.filter(code=books.pool_code(year)).first()
+    if pool is None:
+        return []
+    return [
+        (day, balance.available_fen)
+        for day, balance in account_balance_daily(account_id=pool.pk, time_zone=PROGRAM_TIME_ZONE)
+    ]
+
+
+def enterprises_near_cap(*, program_year: ProgramYear, threshold_bp: int) -> list[EnterpriseCapUse]:
+    """Enterprises that used (issued less revoked) at least `threshold_bp` of their cap for the year,
+    the closest to their cap first. One query, however many grants the year has."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH caps AS (
+                SELECT DISTINCT ON (enterprise_id) enterprise_id, cap_fen FROM coupons_capoverride
+                 WHERE year_id = %(year)s ORDER BY enterprise_id, id DESC
+            )
+            SELECT g.enterprise_id, e.name, sum(g.amount_fen - g.revoked_fen) AS used_fen,
+                   coalesce(c.cap_fen, %(default_cap)s) AS cap_fen
+              FROM coupons_grant g JOIN accounts_enterprise e ON e.id = g.enterprise_id
+              LEFT JOIN caps c ON c.enterprise_id = g.enterprise_id
+             WHERE g.year_id = %(year)s
+             GROUP BY g.enterprise_id, e.name, c.cap_fen
+            HAVING sum(g.amount_fen - g.revoked_fen) * 10000 >= coalesce(c.cap_fen, %(default_cap)s) * %(bp)s
+             ORDER BY sum(g.amount_fen - g.revoked_fen)::numeric
+                      / greatest(coalesce(c.cap_fen, %(default_cap)s), 1) DESC, g.enterprise_id
+            """,
+            {"year": program_year.year, "default_cap": program_year.default_cap_fen, "bp": threshold_bp},
+        )
+        return [
+            EnterpriseCapUse(enterprise=enterprise_id, name=name, used_fen=int(used), cap_fen=int(cap))
+            for enterprise_id, name, used, cap in cursor.fetchall()
+        ]
+
+
+def enterprise_cap_use(*, enterprise_id: int, program_year: ProgramYear) -> EnterpriseCapUse:
+    """The enterprise's cap for the year and how much of it its grants use, from its ledger cap account."""
+    from coupons.services.years import enterprise_cap_fen
+
+    cap_fen = enterprise_cap_fen(enterprise_id=enterprise_id, year=program_year)
+    account = Account.objects.filter(code=books.cap_code(enterprise_id, program_year.year)).first()
+    used_fen = 0
+    if account is not None:
+        used_fen = cap_fen - (account.credits_posted - account.debits_posted - account.debits_pending)
+    return EnterpriseCapUse(enterprise=enterprise_id, name="", used_fen=used_fen, cap_fen=cap_fen)
+
+
 # --- The public notice (公示) ----------------------------------------------------------------------
 
 PUBLIC_AWARDS_CSV_HEADER: Final = ("enterprise", "uscc", "amount_fen", "approved_on", "grant_code")
@@ -357,7 +451,7 @@ def approved_on(grant: Grant) -> dt.date:
     return timezone.localtime(grant.issued_at, PROGRAM_TIME_ZONE).date()
 
 
-def _spreadsheet_safe(text: str) -> str:
+def spreadsheet_safe(text: str) -> str:
     return "'" + text if text.startswith(_SPREADSHEET_FORMULA_STARTS) else text
 
 
@@ -375,7 +469,7 @@ def public_awards_csv_lines(*, year: int | None = None) -> Iterator[str]:
     for grant in public_awards(year=year).iterator(chunk_size=PUBLIC_AWARDS_CSV_CHUNK_ROWS):
         yield writer.writerow(
             (
-                _spreadsheet_safe(grant.enterprise.name),
+                spreadsheet_safe(grant.enterprise.name),
                 grant.enterprise.uscc,
                 grant.amount_fen,
                 approved_on(grant).isoformat(),

@@ -1,10 +1,11 @@
 """Reads from the ledger: balances now and at a past moment, and an account's history."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, tzinfo
 from typing import Final, Literal
 
 from django.db.models import Q
+from django.db.models.functions import TruncDate
 
 from ledger.errors import AccountNotFound
 from ledger.models import Account, Transfer
@@ -117,6 +118,22 @@ def account_balance_at(*, account_id: int, at: datetime) -> Balance:
         )
     last = max(newest, key=lambda t: (t.created_at, t.pk))
     return _balance_after(last, account)
+
+
+def account_balance_daily(*, account_id: int, time_zone: tzinfo) -> list[tuple[date, Balance]]:
+    """The account's totals at the end of each day (in `time_zone`) on which a transfer touched it,
+    oldest first: those recorded on the day's last transfer. One query (DISTINCT ON the day)."""
+    try:
+        account = Account.objects.get(pk=account_id)
+    except Account.DoesNotExist:
+        raise AccountNotFound(f"No account with id {account_id}.", account_ids=[account_id]) from None
+    last_of_each_day = (
+        Transfer.objects.filter(Q(debit_account_id=account_id) | Q(credit_account_id=account_id))
+        .annotate(day=TruncDate("created_at", tzinfo=time_zone))
+        .order_by("day", "-created_at", "-id")
+        .distinct("day")
+    )
+    return [(transfer.day, _balance_after(transfer, account)) for transfer in last_of_each_day]
 
 
 def account_history(

@@ -7,12 +7,12 @@ from typing import Final
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
 from coupons.models import Alert, AuditRun, ProgramYear
-from coupons.selectors import program_year_figures
+from coupons.selectors import enterprises_near_cap, program_year_figures
 
 POOL_THRESHOLDS_BP: Final = ((8000, Alert.Kind.POOL_80), (9500, Alert.Kind.POOL_95))
 CAP_THRESHOLD_BP: Final = 9000
@@ -64,32 +64,16 @@ def alerts_check() -> list[Alert]:
                 )
                 if alert:
                     new.append(alert)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                """
-                WITH caps AS (
-                    SELECT DISTINCT ON (enterprise_id) enterprise_id, cap_fen FROM coupons_capoverride
-                     WHERE year_id = %(year)s ORDER BY enterprise_id, id DESC
-                )
-                SELECT g.enterprise_id, e.name, sum(g.amount_fen - g.revoked_fen) AS used_fen,
-                       coalesce(c.cap_fen, %(default_cap)s) AS cap_fen
-                  FROM coupons_grant g JOIN accounts_enterprise e ON e.id = g.enterprise_id
-                  LEFT JOIN caps c ON c.enterprise_id = g.enterprise_id
-                 WHERE g.year_id = %(year)s
-                 GROUP BY g.enterprise_id, e.name, c.cap_fen
-                HAVING sum(g.amount_fen - g.revoked_fen) * 10000 >= coalesce(c.cap_fen, %(default_cap)s) * %(bp)s
-                """,
-                {"year": year, "default_cap": program_year.default_cap_fen, "bp": CAP_THRESHOLD_BP},
+        for use in enterprises_near_cap(program_year=program_year, threshold_bp=CAP_THRESHOLD_BP):
+            alert = _record(
+                kind=Alert.Kind.CAP_90,
+                key=f"cap:{use.enterprise}:{year}:90",
+                message=f"{use.name} has used {use.used_share_bp // 100}% of its {year} cap "
+                f"({use.used_fen} of {use.cap_fen} fen).",
+                details={"year": year, "enterprise": use.enterprise, "used_fen": use.used_fen, "cap_fen": use.cap_fen},
             )
-            for enterprise_id, name, used, cap in cursor.fetchall():
-                alert = _record(
-                    kind=Alert.Kind.CAP_90,
-                    key=f"cap:{enterprise_id}:{year}:90",
-                    message=f"{name} has used {int(used) * 100 // cap}% of its {year} cap ({int(used)} of {cap} fen).",
-                    details={"year": year, "enterprise": enterprise_id, "used_fen": int(used), "cap_fen": cap},
-                )
-                if alert:
-                    new.append(alert)
+            if alert:
+                new.append(alert)
     _mail(new)
     return new
 

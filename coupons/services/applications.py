@@ -27,7 +27,7 @@ from coupons.models import (
     ProgramYear,
     Purpose,
 )
-from coupons.policy import ApplicationFacts, rate_for, reference_normalise, subsidy_fen
+from coupons.policy import ApplicationFacts, Rate, rate_for, reference_normalise, subsidy_fen
 from coupons.services.grants import grant_issue
 from coupons.services.years import program_year_current
 
@@ -66,6 +66,26 @@ def contracted_total_fen(*, enterprise_id: int, year: ProgramYear) -> int:
         total=Sum("contract_fee_fen")
     )["total"]
     return int(total or 0)
+
+
+def application_terms(
+    *, enterprise: Enterprise, year: ProgramYear, contract_fee_fen: int, compute_source: str, purpose: str
+) -> tuple[Rate, int]:
+    """The rate rule that applies to a contract of the enterprise, and its eligible amount in fen.
+
+    `application_submit` decides with it (under the enterprise's lock); the portal's apply form
+    previews with it, so the preview is the rule that will apply, not a copy of it.
+    """
+    facts = ApplicationFacts(
+        purpose=purpose,
+        compute_source=compute_source,
+        has_registered_model=enterprise.has_registered_model,
+        foundation_model_developer=enterprise.foundation_model_developer,
+        small_or_medium=enterprise.small_or_medium,
+        contracted_total_fen=contracted_total_fen(enterprise_id=enterprise.pk, year=year) + contract_fee_fen,
+    )
+    rate = rate_for(rules=year.rule_set.rules, ceiling_bp=year.rule_set.ceiling_bp, facts=facts)
+    return rate, subsidy_fen(contract_fee_fen, rate.rate_bp)
 
 
 def application_submit(
@@ -114,16 +134,13 @@ def application_submit(
         ).exists():
             raise DuplicateContract(f"Contract {contract_number} with {provider.name} already has an application.")
 
-        facts = ApplicationFacts(
-            purpose=purpose,
+        rate, eligible_fen = application_terms(
+            enterprise=enterprise,
+            year=year,
+            contract_fee_fen=contract_fee_fen,
             compute_source=compute_source,
-            has_registered_model=enterprise.has_registered_model,
-            foundation_model_developer=enterprise.foundation_model_developer,
-            small_or_medium=enterprise.small_or_medium,
-            contracted_total_fen=contracted_total_fen(enterprise_id=enterprise.pk, year=year) + contract_fee_fen,
+            purpose=purpose,
         )
-        rate = rate_for(rules=year.rule_set.rules, ceiling_bp=year.rule_set.ceiling_bp, facts=facts)
-        eligible_fen = subsidy_fen(contract_fee_fen, rate.rate_bp)
         if eligible_fen == 0:
             raise ValidationFailed(f"No subsidy applies to this contract ({rate.label}).", field="contract_fee_fen")
         if requested_fen is None:
