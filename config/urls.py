@@ -4,11 +4,13 @@ from django.urls import include, path
 from config import health
 
 urlpatterns = [
-    path("", health.home, name="home"),
+    path("status/", health.home, name="status"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/", include("api.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("portal.urls")),
 ]
 
 handler404 = "api.problems.api_not_found"

@@ -1,4 +1,4 @@
-"""The front page and the health probes answer, and say what is wrong when something is."""
+"""The status page and the health probes answer, and say what is wrong when something is."""
 
 import pytest
 from django.test import Client
@@ -6,8 +6,8 @@ from django.test import Client
 pytestmark = pytest.mark.django_db
 
 
-def test_home_page_says_the_service_is_up(client: Client):
-    response = client.get("/")
+def test_status_page_says_the_service_is_up(client: Client):
+    response = client.get("/status/")
     assert response.status_code == 200
     body = response.content.decode()
     assert 'id="service-status" class="ok"' in body

@@ -1,0 +1,51 @@
+"""A service's refusal, said in the person's language.
+
+Services raise `ApplicationError`s with a stable `code` and English detail for the API. The portal
+says the same thing by code, with the figures the error carries (what is left) in yuan.
+"""
+
+from django.utils.translation import gettext as _
+
+from config.errors import ApplicationError, ValidationFailed
+from portal.formatting import yuan_text
+
+
+def _left(error: ApplicationError, name: str = "available_fen") -> str:
+    value = error.extra.get(name)
+    return yuan_text(value) if isinstance(value, int) else "—"
+
+
+def describe(error: ApplicationError) -> str:
+    """One sentence for a person. Unknown codes fall back to the service's own words."""
+    code = error.code
+    if code == "pool_exhausted":
+        return _("The pool has only %(left)s left. Approve a smaller amount.") % {"left": _left(error)}
+    if code == "cap_exceeded":
+        return _("The enterprise has only %(left)s of its annual cap left. Approve a smaller amount.") % {
+            "left": _left(error)
+        }
+    if code == "grant_exhausted":
+        return _("Nothing is left on this coupon.")
+    if code == "contract_exceeded":
+        return _("The bills of this contract would pass its fee: bills of %(left)s remain.") % {
+            "left": _left(error, "remaining_fen")
+        }
+    sentences = {
+        "duplicate_bill": _("This bill number was already redeemed under this contract."),
+        "provider_not_listed": _("The computing center is suspended or not listed and takes no part."),
+        "enterprise_not_verified": _("The enterprise is not verified yet, or is suspended."),
+        "program_year_closed": _("The program year is closed."),
+        "duplicate_contract": _("This contract with this computing center already has an application."),
+        "affiliated_provider": _("The computing center is the enterprise itself or a related party."),
+        "grant_expired": _("The coupon has expired."),
+        "grant_revoked": _("The coupon was revoked."),
+        "four_eyes": _("Four eyes: the approver may not be the reviewer (or the requester)."),
+        "invalid_state": _("This action is not allowed in the current state."),
+        "permission_denied": _("Your role may not take this action."),
+        "not_found": _("Not found."),
+    }
+    if code in sentences:
+        return sentences[code]
+    if isinstance(error, ValidationFailed):
+        return _("The input is not valid: %(detail)s") % {"detail": error.detail}
+    return error.detail

@@ -1,0 +1,191 @@
+"""Finance exports: grants, redemptions and settlements of a period, as CSV or XLSX.
+
+Amounts are whole fen (exact integers, as in the API) with a yuan column beside them for people.
+The period is in Asia/Shanghai days, both ends included. Text that enterprises or providers chose
+is made safe for spreadsheets (no formula), as in the other CSV files.
+"""
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Final
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from coupons.models import Grant, Redemption, Settlement
+from coupons.selectors import spreadsheet_safe
+from coupons.services.years import PROGRAM_TIME_ZONE
+
+EXPORT_ROWS_MAX: Final = 200_000  # An XLSX of this many rows is built in memory; far above a year's grants.
+EXPORT_CHUNK_ROWS: Final = 2_000
+YUAN_FORMAT: Final = "#,##0.00"
+
+
+def _yuan(fen: int) -> Decimal:
+    """Fen as a yuan Decimal for a spreadsheet cell (exact: fen / 100 has two decimals)."""
+    return Decimal(fen).scaleb(-2)
+
+
+def _when(moment: dt.datetime | None) -> str:
+    return timezone.localtime(moment, PROGRAM_TIME_ZONE).strftime("%Y-%m-%d %H:%M:%S") if moment else ""
+
+
+@dataclass(frozen=True)
+class Export:
+    name: str
+    header: tuple[str, ...]
+    money_columns: frozenset[str]  # Columns holding yuan Decimals (formatted in XLSX).
+    queryset: Callable[[dt.datetime, dt.datetime], QuerySet[Any]]
+    row: Callable[[Any], tuple[Any, ...]]
+
+
+def _grant_row(grant: Grant) -> tuple[Any, ...]:
+    return (
+        grant.code,
+        grant.year_id,
+        spreadsheet_safe(grant.enterprise.name),
+        grant.enterprise.uscc,
+        spreadsheet_safe(grant.provider.name),
+        spreadsheet_safe(grant.application.contract_number),
+        grant.rate_bp,
+        grant.amount_fen,
+        _yuan(grant.amount_fen),
+        grant.revoked_fen,
+        grant.lapsed_fen,
+        grant.status,
+        _when(grant.issued_at),
+        _when(grant.expires_at),
+    )
+
+
+def _redemption_row(redemption: Redemption) -> tuple[Any, ...]:
+    return (
+        redemption.pk,
+        redemption.grant.code,
+        spreadsheet_safe(redemption.grant.enterprise.name),
+        spreadsheet_safe(redemption.provider.name),
+        spreadsheet_safe(redemption.grant.application.contract_number),
+        spreadsheet_safe(redemption.bill_number),
+        redemption.bill_amount_fen,
+        redemption.coupon_fen,
+        _yuan(redemption.coupon_fen),
+        redemption.bill_amount_fen - redemption.coupon_fen,
+        redemption.status,
+        _when(redemption.created_at),
+        _when(redemption.captured_at),
+        redemption.settlement_id or "",
+    )
+
+
+def _settlement_row(settlement: Settlement) -> tuple[Any, ...]:
+    return (
+        settlement.pk,
+        spreadsheet_safe(settlement.provider.name),
+        settlement.provider.uscc,
+        settlement.status,
+        settlement.redemptions_count,
+        settlement.total_fen,
+        _yuan(settlement.total_fen),
+        spreadsheet_safe(settlement.bank_reference),
+        _when(settlement.created_at),
+        _when(settlement.paid_at),
+    )
+
+
+EXPORTS: Final = {
+    "grants": Export(
+        name="grants",
+        header=(
+            "code", "year", "enterprise", "uscc", "provider", "contract_number", "rate_bp", "amount_fen",
+            "amount_yuan", "revoked_fen", "lapsed_fen", "status", "issued_at", "expires_at",
+        ),
+        money_columns=frozenset({"amount_yuan"}),
+        queryset=lambda start, end: Grant.objects.filter(issued_at__gte=start, issued_at__lt=end)
+        .select_related("enterprise", "provider", "application")
+        .order_by("issued_at", "pk"),
+        row=_grant_row,
+    ),
+    "redemptions": Export(
+        name="redemptions",
+        header=(
+            "id", "grant_code", "enterprise", "provider", "contract_number", "bill_number", "bill_amount_fen",
+            "coupon_fen", "coupon_yuan", "payable_fen", "status", "created_at", "captured_at", "settlement",
+        ),
+        money_columns=frozenset({"coupon_yuan"}),
+        queryset=lambda start, end: Redemption.objects.filter(created_at__gte=start, created_at__lt=end)
+        .select_related("grant__enterprise", "grant__application", "provider")
+        .order_by("created_at", "pk"),
+        row=_redemption_row,
+    ),
+    "settlements": Export(
+        name="settlements",
+        header=(
+            "id", "provider", "uscc", "status", "redemptions_count", "total_fen", "total_yuan", "bank_reference",
+            "created_at", "paid_at",
+        ),
+        money_columns=frozenset({"total_yuan"}),
+        queryset=lambda start, end: Settlement.objects.filter(created_at__gte=start, created_at__lt=end)
+        .select_related("provider")
+        .order_by("created_at", "pk"),
+        row=_settlement_row,
+    ),
+}  # fmt: skip
+
+
+def period_bounds(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """[start 00:00, the day after end 00:00) in Asia/Shanghai."""
+    return (
+        dt.datetime.combine(start, dt.time(), tzinfo=PROGRAM_TIME_ZONE),
+        dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=PROGRAM_TIME_ZONE),
+    )
+
+
+def export_rows(export: Export, start: dt.date, end: dt.date) -> Iterator[tuple[Any, ...]]:
+    since, until = period_bounds(start, end)
+    for item in export.queryset(since, until)[:EXPORT_ROWS_MAX].iterator(chunk_size=EXPORT_CHUNK_ROWS):
+        yield export.row(item)
+
+
+class _Line:
+    def write(self, line: str) -> str:
+        return line
+
+
+def export_csv_lines(export: Export, start: dt.date, end: dt.date) -> Iterator[str]:
+    """CSV lines, header first; a byte-order mark first so that Excel reads the Chinese names right."""
+    writer = csv.writer(_Line(), lineterminator="\n")
+    yield "\ufeff" + writer.writerow(export.header)
+    for row in export_rows(export, start, end):
+        yield writer.writerow(row)
+
+
+def export_xlsx(export: Export, start: dt.date, end: dt.date) -> bytes:
+    """One worksheet: the header in bold, yuan columns formatted #,##0.00, fen columns as integers."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet(title=export.name)
+    bold = Font(bold=True)
+    header = []
+    for title in export.header:
+        cell = WriteOnlyCell(sheet, value=title)
+        cell.font = bold
+        header.append(cell)
+    sheet.append(header)
+    money = [index for index, title in enumerate(export.header) if title in export.money_columns]
+    for row in export_rows(export, start, end):
+        cells: list[Any] = list(row)
+        for index in money:
+            cell = WriteOnlyCell(sheet, value=row[index])
+            cell.number_format = YUAN_FORMAT
+            cells[index] = cell
+        sheet.append(cells)
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()

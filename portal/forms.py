@@ -1,0 +1,165 @@
+"""The portal's forms. They check input in the person's language before any service is called;
+the services check again (the API reaches them without these forms)."""
+
+import datetime as dt
+from typing import Any
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import Enterprise, Provider
+from coupons.models import CONTRACT_FEE_FEN_MAX, ComputeSource, Purpose
+from portal.formatting import fen_from_yuan_text, yuan_text
+from portal.words import choices
+
+REASON_LENGTH_MAX = 500
+EXPORT_PERIOD_DAYS_MAX = 3 * 366
+
+
+class YuanField(forms.CharField):
+    """An amount typed in yuan ('1,234.56'), cleaned to whole fen (an int). No float on the way."""
+
+    def __init__(self, *, maximum_fen: int = CONTRACT_FEE_FEN_MAX, allow_zero: bool = False, **kwargs: Any) -> None:
+        self.maximum_fen, self.allow_zero = maximum_fen, allow_zero
+        kwargs.setdefault("max_length", 24)
+        super().__init__(**kwargs)
+
+    def widget_attrs(self, widget: forms.Widget) -> dict[str, Any]:
+        return {**super().widget_attrs(widget), "inputmode": "decimal", "autocomplete": "off"}
+
+    def to_python(self, value: Any) -> int | None:  # type: ignore[override]
+        text = super().to_python(value)
+        if text is None or text in self.empty_values:
+            return None
+        fen = fen_from_yuan_text(text)
+        if fen is None:
+            raise forms.ValidationError(
+                _("Enter an amount in yuan, with at most two decimals, such as 1,234.56."), code="invalid"
+            )
+        if fen == 0 and not self.allow_zero:
+            raise forms.ValidationError(_("Enter an amount above zero."), code="min_value")
+        if fen > self.maximum_fen:
+            raise forms.ValidationError(
+                _("Enter at most %(maximum)s.") % {"maximum": yuan_text(self.maximum_fen)}, code="max_value"
+            )
+        return fen
+
+
+def _text(label: Any, *, max_length: int, required: bool = True, help_text: Any = "") -> forms.CharField:
+    return forms.CharField(label=label, max_length=max_length, required=required, help_text=help_text, strip=True)
+
+
+class ApplyForm(forms.Form):
+    provider = forms.ModelChoiceField(
+        label=_("Computing center"),
+        queryset=Provider.objects.filter(status=Provider.Status.ACTIVE).order_by("name"),
+        empty_label=_("Choose a computing center"),
+    )
+    contract_number = _text(_("Contract number"), max_length=100)
+    contract_fee = YuanField(label=_("Contract fee (yuan)"))
+    compute_source = forms.ChoiceField(label=_("Compute source"), choices=choices(*ComputeSource.values))
+    purpose = forms.ChoiceField(label=_("Purpose"), choices=choices(*Purpose.values))
+    requested = YuanField(
+        label=_("Amount requested (yuan)"),
+        required=False,
+        help_text=_("Leave empty to request the whole eligible amount."),
+    )
+
+
+class ReviewForm(forms.Form):
+    recommended = YuanField(label=_("Recommended amount (yuan)"))
+    note = _text(_("Note"), max_length=REASON_LENGTH_MAX, required=False)
+    note.widget = forms.Textarea(attrs={"rows": 2})
+
+
+class ApproveForm(forms.Form):
+    approved = YuanField(
+        label=_("Amount approved (yuan)"),
+        required=False,
+        help_text=_("At most the recommended amount; leave empty to approve it whole."),
+    )
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Reason"), max_length=REASON_LENGTH_MAX, strip=True, widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+
+class RedeemForm(forms.Form):
+    grant_code = _text(_("Coupon code"), max_length=32, help_text=_("The code on the enterprise's coupon."))
+    bill_number = _text(_("Bill number"), max_length=100)
+    bill_amount = YuanField(label=_("Bill amount (yuan)"))
+    requested = YuanField(
+        label=_("Coupon amount requested (yuan)"),
+        required=False,
+        help_text=_("Leave empty to apply as much as the rate and the coupon allow."),
+    )
+    capture = forms.BooleanField(
+        label=_("Capture now (otherwise the amount is held until captured or voided)"), required=False, initial=True
+    )
+
+
+class SettlementForm(forms.Form):
+    provider = forms.ModelChoiceField(
+        label=_("Computing center"),
+        queryset=Provider.objects.order_by("name"),
+        empty_label=_("Choose a computing center"),
+    )
+
+
+class PayForm(forms.Form):
+    bank_reference = _text(_("Bank reference"), max_length=100)
+
+
+class ApiKeyForm(forms.Form):
+    name = _text(_("Key name"), max_length=100, help_text=_("Say which system uses it, e.g. billing-prod."))
+
+
+class ProviderForm(forms.Form):
+    name = _text(_("Name"), max_length=200)
+    uscc = _text(_("Unified social credit code"), max_length=18)
+    listing = forms.ChoiceField(label=_("Listing"), choices=choices("planning_layout", "matched_partner"))
+
+
+class RelatedPartyForm(forms.Form):
+    uscc_a = _text(_("Credit code of the first party"), max_length=18)
+    uscc_b = _text(_("Credit code of the second party"), max_length=18)
+    note = _text(_("Note"), max_length=REASON_LENGTH_MAX, required=False)
+
+
+class CapOverrideForm(forms.Form):
+    enterprise = forms.ModelChoiceField(
+        label=_("Enterprise"),
+        queryset=Enterprise.objects.filter(foundation_model_developer=True).order_by("name"),
+        empty_label=_("Choose a foundation-model enterprise"),
+    )
+    cap = YuanField(label=_("New annual cap (yuan)"), maximum_fen=25_000_000_000)
+    reason = forms.CharField(
+        label=_("Written reason"), max_length=REASON_LENGTH_MAX, widget=forms.Textarea(attrs={"rows": 2})
+    )
+    requested_by = forms.CharField(
+        label=_("Requested by (username)"),
+        max_length=150,
+        help_text=_("The colleague who asked for it; four eyes: not yourself."),
+    )
+
+
+class ExportForm(forms.Form):
+    what = forms.ChoiceField(
+        label=_("What"),
+        choices=[("grants", _("Grants")), ("redemptions", _("Redemptions")), ("settlements", _("Settlements"))],
+    )
+    start = forms.DateField(label=_("From (inclusive)"), widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(label=_("To (inclusive)"), widget=forms.DateInput(attrs={"type": "date"}))
+    file_format = forms.ChoiceField(label=_("Format"), choices=[("csv", "CSV"), ("xlsx", "XLSX (Excel)")])
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        start, end = data.get("start"), data.get("end")
+        if isinstance(start, dt.date) and isinstance(end, dt.date):
+            if end < start:
+                self.add_error("end", _("The end comes before the start."))
+            elif (end - start).days > EXPORT_PERIOD_DAYS_MAX:
+                self.add_error("end", _("Choose a period of at most three years."))
+        return data

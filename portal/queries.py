@@ -1,0 +1,19 @@
+"""The portal's reads, scoped to the person exactly as the API scopes them (coupons.api.scopes)."""
+
+from django.db.models import F, QuerySet
+
+from accounts.models import User
+from coupons.api.grants import grants_with_figures
+from coupons.models import Grant
+
+
+def grants_for(user: User) -> QuerySet[Grant]:
+    """The person's grants with available, held (from the ledger account) and redeemed annotated."""
+    return (
+        grants_with_figures(user)
+        .select_related("enterprise", "provider", "application")
+        .annotate(
+            available_fen=F("account__credits_posted") - F("account__debits_posted") - F("account__debits_pending"),
+            held_fen=F("account__debits_pending"),
+        )
+    )

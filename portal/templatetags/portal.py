@@ -1,0 +1,49 @@
+"""Formatting for people: yuan from fen, percentages from basis points.
+
+Money stays an int of fen until here; the text is built from integer division, never a float.
+"""
+
+from django import template
+
+from portal.formatting import bp_text, yuan_text
+
+register = template.Library()
+
+
+@register.filter
+def yuan(fen: int | None) -> str:
+    """12345678901 → ¥123,456,789.01 (negative: −¥1.00); None → an em dash."""
+    return "—" if fen is None else yuan_text(fen)
+
+
+@register.filter
+def percent_bp(rate_bp: int | None) -> str:
+    """3000 → 30%, 2550 → 25.5%, 1 → 0.01%."""
+    return "—" if rate_bp is None else bp_text(rate_bp)
+
+
+@register.filter
+def status_label(value: str) -> str:
+    """The translated word for a status, purpose, compute source or listing (see portal.words)."""
+    from portal.words import WORDS
+
+    word = WORDS.get(value)
+    return str(word) if word else value
+
+
+@register.simple_tag(takes_context=True)
+def query_with(context: template.Context, **changes: object) -> str:
+    """The current query string with some parameters replaced (for pagination and filters)."""
+    query = context["request"].GET.copy()
+    for name, value in changes.items():
+        if value in (None, ""):
+            query.pop(name, None)
+        else:
+            query[name] = str(value)
+    return "?" + query.urlencode() if query else "?"
+
+
+@register.filter
+def sub(value: int, other: int) -> int:
+    """value − other, for amounts in fen (a bill less its coupon)."""
+    return int(value) - int(other)

@@ -1,0 +1,97 @@
+"""What every portal view shares: calling a service and saying its refusal, paging, the home page,
+and sign-in with the same failed-sign-in throttle as the API."""
+
+import logging
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
+
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
+from django.core.paginator import Page, Paginator
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.translation import gettext as _
+
+from accounts.authentication import client_address
+from accounts.models import User
+from api.throttles import LoginFailures, LoginThrottled
+from config.errors import ApplicationError
+from portal.errors import describe
+
+PAGE_SIZE: Final = 50
+T = TypeVar("T")
+security_log = logging.getLogger("security")
+
+
+def attempt(request: HttpRequest, action: Callable[[], T], success: str) -> T | None:
+    """Run one service call; on success say `success`, on a refusal say why. None when refused."""
+    try:
+        result = action()
+    except ApplicationError as error:
+        messages.error(request, describe(error))
+        return None
+    messages.success(request, success)
+    return result
+
+
+def page_of(request: HttpRequest, queryset: QuerySet[Any]) -> Page[Any]:
+    return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+
+
+def back(request: HttpRequest, fallback: str) -> HttpResponseRedirect:
+    """Back to the page the form was on, if it is ours; else `fallback` (a URL name)."""
+    target = request.POST.get("next", "")
+    if target.startswith("/") and not target.startswith("//"):
+        return HttpResponseRedirect(target)
+    return redirect(fallback)
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    """Each person's first page: the one their role works from."""
+    user = request.user
+    if not user.is_authenticated:
+        return redirect("portal:login")
+    assert isinstance(user, User)
+    if user.enterprise_id is not None:
+        return redirect("portal:enterprise_home")
+    if user.provider_id is not None:
+        return redirect("portal:provider_home")
+    if user.is_staff_member:
+        return redirect("portal:dashboard")
+    return redirect("portal:public_awards")
+
+
+class ThrottledAuthenticationForm(AuthenticationForm):
+    """Django's sign-in form, counting failures per username and address like POST /auth/token/."""
+
+    def clean(self) -> dict[str, Any]:
+        username = self.cleaned_data.get("username") or ""
+        failures = LoginFailures(username, client_address(self.request))  # type: ignore[arg-type]
+        try:
+            failures.check()
+        except LoginThrottled as throttled:
+            security_log.warning("portal sign-in throttled: username=%r", username)
+            raise ValidationError(
+                _("Too many failed sign-ins. Try again in %(seconds)s seconds.") % {"seconds": throttled.wait_s},
+                code="throttled",
+            ) from None
+        try:
+            return super().clean()
+        except ValidationError:
+            failures.record()
+            security_log.warning("portal sign-in failed: username=%r", username)
+            raise
+
+
+class LoginView(auth_views.LoginView):
+    template_name = "portal/login.html"
+    authentication_form = ThrottledAuthenticationForm
+    redirect_authenticated_user = True
+
+
+def logout_done(request: HttpRequest) -> HttpResponse:
+    return HttpResponseRedirect(reverse("portal:login"))

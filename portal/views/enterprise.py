@@ -1,0 +1,114 @@
+"""The enterprise's pages: its overview, the apply form with a live preview, its redemptions."""
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+
+from accounts.models import Enterprise, User
+from config.errors import ApplicationError
+from coupons.api.scopes import applications_visible_to
+from coupons.models import ProgramYear
+from coupons.selectors import enterprise_cap_use
+from coupons.services.applications import application_submit, application_terms
+from coupons.services.years import program_year_current
+from portal import access
+from portal.errors import describe
+from portal.forms import ApplyForm
+from portal.queries import grants_for
+
+PENDING_STATUSES = ("submitted", "confirmed", "reviewed")
+
+
+def _current_year() -> ProgramYear | None:
+    try:
+        return program_year_current()
+    except ApplicationError:
+        return None
+
+
+@access.enterprise_member
+def enterprise_home(request: HttpRequest) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    assert user.enterprise_id is not None
+    year = _current_year()
+    applications = applications_visible_to(user).select_related("provider").order_by("-created_at", "-id")
+    context = {
+        "enterprise": user.enterprise,
+        "year": year,
+        "cap": enterprise_cap_use(enterprise_id=user.enterprise_id, program_year=year) if year else None,
+        "grants": grants_for(user).order_by("-issued_at", "-id"),
+        "pending": applications.filter(status__in=PENDING_STATUSES),
+        "recent": applications.exclude(status__in=PENDING_STATUSES)[:20],
+    }
+    return render(request, "portal/enterprise_home.html", context)
+
+
+def _preview(user: User, form: ApplyForm) -> dict[str, object] | None:
+    """The rate and eligible amount the entered contract would get, or None when it cannot be told yet."""
+    data = form.cleaned_data
+    if not all(data.get(name) for name in ("contract_fee", "compute_source", "purpose")):
+        return None
+    year = _current_year()
+    if year is None:
+        return None
+    assert user.enterprise_id is not None
+    enterprise = Enterprise.objects.get(pk=user.enterprise_id)
+    rate, eligible_fen = application_terms(
+        enterprise=enterprise,
+        year=year,
+        contract_fee_fen=data["contract_fee"],
+        compute_source=data["compute_source"],
+        purpose=data["purpose"],
+    )
+    requested = data.get("requested")
+    return {
+        "rate_bp": rate.rate_bp,
+        "rule": rate.label,
+        "eligible_fen": eligible_fen,
+        "requested_fen": requested if requested is not None else eligible_fen,
+        "too_much": requested is not None and requested > eligible_fen,
+        "year": year.year,
+    }
+
+
+@access.enterprise_member
+def apply(request: HttpRequest) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    form = ApplyForm(request.POST or None)
+    preview = None
+    if request.method == "POST" and form.is_valid():
+        preview = _preview(user, form)
+        if preview and preview["too_much"]:
+            form.add_error("requested", _("At most the eligible amount may be requested."))
+        else:
+            data = form.cleaned_data
+            try:
+                application = application_submit(
+                    actor=user,
+                    provider=data["provider"],
+                    contract_number=data["contract_number"],
+                    contract_fee_fen=data["contract_fee"],
+                    compute_source=data["compute_source"],
+                    purpose=data["purpose"],
+                    requested_fen=data.get("requested"),
+                )
+            except ApplicationError as error:
+                form.add_error(None, describe(error))
+            else:
+                messages.success(request, _("Application submitted. The computing center will confirm the contract."))
+                return redirect("portal:application", pk=application.pk)
+    return render(request, "portal/apply.html", {"form": form, "preview": preview, "year": _current_year()})
+
+
+@access.enterprise_member
+def apply_preview(request: HttpRequest) -> HttpResponse:
+    """The preview box alone, for htmx: recomputed as the person types, nothing written."""
+    user: User = request.user  # type: ignore[assignment]
+    form = ApplyForm(request.GET)
+    form.is_valid()  # Only the fields that are valid so far are in cleaned_data.
+    try:
+        preview = _preview(user, form)
+    except ApplicationError:
+        preview = None
+    return render(request, "portal/_apply_preview.html", {"preview": preview, "form": form})

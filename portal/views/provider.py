@@ -1,0 +1,159 @@
+"""The computing center's pages: contracts to confirm, the manual redeem form, API keys; and the
+redemptions list every role sees (scoped), with capture, void and reversal where allowed."""
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from accounts.credentials import api_key_create, api_key_get, api_key_revoke
+from accounts.models import ApiKey, Role, User
+from config.errors import ApplicationError
+from coupons.api.scopes import applications_visible_to, redemptions_visible_to
+from coupons.grant_codes import grant_code_valid
+from coupons.models import Application, Redemption
+from coupons.services.redemptions import redemption_capture, redemption_create, redemption_reverse, redemption_void
+from portal import access
+from portal.errors import describe
+from portal.formatting import yuan_text
+from portal.forms import ApiKeyForm, ReasonForm, RedeemForm
+from portal.queries import grants_for
+from portal.views.common import attempt, back, page_of
+
+R = Redemption.Status
+
+
+@access.provider_member
+def provider_home(request: HttpRequest) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    to_confirm = (
+        applications_visible_to(user)
+        .filter(status=Application.Status.SUBMITTED)
+        .select_related("enterprise")
+        .order_by("created_at", "id")
+    )
+    held = (
+        redemptions_visible_to(user).filter(status=R.PENDING).select_related("grant__enterprise").order_by("expires_at")
+    )
+    return render(request, "portal/provider_home.html", {"to_confirm": to_confirm, "held": held})
+
+
+@access.signed_in
+def redemption_list(request: HttpRequest) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    queryset = (
+        redemptions_visible_to(user)
+        .select_related("grant__enterprise", "provider", "grant__application")
+        .order_by("-created_at", "-id")
+    )
+    status = request.GET.get("status", "")
+    if status in R.values:
+        queryset = queryset.filter(status=status)
+    context = {
+        "page": page_of(request, queryset),
+        "status": status,
+        "statuses": R.values,
+        "can_reverse": user.has_role(Role.APPROVER),
+        "reverse_form": ReasonForm(),
+    }
+    return render(request, "portal/redemptions.html", context)
+
+
+@require_POST
+@access.signed_in
+def redemption_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    redemption = get_object_or_404(redemptions_visible_to(user), pk=pk)
+    if action == "capture":
+        attempt(request, lambda: redemption_capture(redemption=redemption, actor=user), _("Redemption captured."))
+    elif action == "void":
+        attempt(
+            request,
+            lambda: redemption_void(redemption=redemption, actor=user),
+            _("Hold voided; the coupon amount is back on the grant."),
+        )
+    elif action == "reverse":
+        form = ReasonForm(request.POST)
+        if form.is_valid():
+            reason = form.cleaned_data["reason"]
+            attempt(
+                request,
+                lambda: redemption_reverse(redemption=redemption, actor=user, reason=reason),
+                _("Redemption reversed."),
+            )
+        else:
+            messages.error(request, _("A reversal needs a reason."))
+    return back(request, "portal:redemptions")
+
+
+@access.provider_member
+def redeem(request: HttpRequest) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    form = RedeemForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        code = data["grant_code"].upper()
+        grant = grants_for(user).filter(code=code).first() if grant_code_valid(code) else None
+        if grant is None:
+            form.add_error(
+                "grant_code",
+                _("No coupon of your computing center has this code. Check the code and its last character."),
+            )
+        else:
+            try:
+                redemption = redemption_create(
+                    grant=grant,
+                    bill_number=data["bill_number"],
+                    bill_amount_fen=data["bill_amount"],
+                    requested_fen=data.get("requested"),
+                    capture=data["capture"],
+                    actor=user,
+                )
+            except ApplicationError as error:
+                form.add_error(None, describe(error))
+            else:
+                messages.success(
+                    request,
+                    _("Bill %(bill)s: coupon %(coupon)s applied; the enterprise pays %(payable)s.")
+                    % {
+                        "bill": redemption.bill_number,
+                        "coupon": yuan_text(redemption.coupon_fen),
+                        "payable": yuan_text(redemption.bill_amount_fen - redemption.coupon_fen),
+                    },
+                )
+                return redirect("portal:redemptions")
+    grants = grants_for(user).filter(status="active").order_by("code")
+    return render(request, "portal/redeem.html", {"form": form, "grants": grants})
+
+
+@never_cache
+@access.provider_member
+def api_keys(request: HttpRequest) -> HttpResponse:
+    """The provider's API keys. A new key's secret is shown once, on the answer to its creation."""
+    user: User = request.user  # type: ignore[assignment]
+    form = ApiKeyForm(request.POST or None)
+    secret = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            _key, secret = api_key_create(provider=user.provider, name=form.cleaned_data["name"], actor=user)  # type: ignore[arg-type]
+        except ApplicationError as error:
+            form.add_error(None, describe(error))
+        else:
+            form = ApiKeyForm()
+    assert user.provider_id is not None
+    keys = ApiKey.objects.filter(provider_id=user.provider_id).select_related("created_by").order_by("-created_at")
+    return render(request, "portal/api_keys.html", {"form": form, "keys": keys, "secret": secret})
+
+
+@require_POST
+@access.provider_member
+def api_key_revoke_view(request: HttpRequest, key_id: int) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    try:
+        key = api_key_get(provider=user.provider, key_id=key_id)  # type: ignore[arg-type]
+    except ApplicationError:
+        raise Http404 from None
+    attempt(request, lambda: api_key_revoke(key=key, actor=user), _("Key revoked: it stops working at once."))
+    return redirect("portal:api_keys")

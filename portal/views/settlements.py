@@ -1,0 +1,103 @@
+"""Settlements: finance creates, exports and pays them; a computing center reads its own."""
+
+from django.db.models import Count, Sum
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from accounts.models import Provider, Role, User
+from config.errors import ApplicationError
+from coupons.api.scopes import settlements_visible_to
+from coupons.models import Redemption, Settlement
+from coupons.selectors import settlement_lines_csv
+from coupons.services.settlements import settlement_create, settlement_pay
+from portal import access
+from portal.errors import describe
+from portal.forms import PayForm, SettlementForm
+from portal.views.common import attempt, page_of
+
+
+def _visible(user: User) -> bool:
+    return user.provider_id is not None or user.is_staff_member
+
+
+def _unsettled_by_provider() -> list[dict[str, object]]:
+    """Captured redemptions not yet in a settlement, per provider: what the next settlements will hold."""
+    return list(
+        Redemption.objects.filter(status=Redemption.Status.CAPTURED, settlement__isnull=True)
+        .values("provider_id", "provider__name")
+        .annotate(count=Count("pk"), total=Sum("coupon_fen"))
+        .order_by("provider__name")
+    )
+
+
+@access.signed_in
+def settlement_list(request: HttpRequest) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    if not _visible(user):
+        return redirect("portal:home")
+    is_finance = user.has_role(Role.FINANCE)
+    form = SettlementForm(request.POST or None) if is_finance else None
+    if request.method == "POST":
+        if form is None:
+            return redirect("portal:settlements")
+        if form.is_valid():
+            provider: Provider = form.cleaned_data["provider"]
+            try:
+                settlement = settlement_create(provider=provider, actor=user)
+            except ApplicationError as error:
+                form.add_error(None, describe(error))
+            else:
+                return redirect("portal:settlement", pk=settlement.pk)
+    queryset = settlements_visible_to(user).select_related("provider").order_by("-created_at", "-id")
+    context = {
+        "page": page_of(request, queryset),
+        "form": form,
+        "unsettled": _unsettled_by_provider() if is_finance else [],
+    }
+    return render(request, "portal/settlements.html", context, status=400 if form is not None and form.errors else 200)
+
+
+@access.signed_in
+def settlement_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    settlement = get_object_or_404(settlements_visible_to(user).select_related("provider", "paid_by"), pk=pk)
+    related = ("grant__enterprise", "grant__application")
+    context = {
+        "settlement": settlement,
+        "lines": settlement.redemptions.select_related(*related).order_by("pk"),
+        "clawbacks": settlement.clawbacks.select_related(*related).order_by("pk"),
+        "pay_form": PayForm(),
+        "can_pay": user.has_role(Role.FINANCE) and settlement.status == Settlement.Status.OPEN,
+    }
+    return render(request, "portal/settlement.html", context)
+
+
+@access.signed_in
+def settlement_lines(request: HttpRequest, pk: int) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    settlement = get_object_or_404(settlements_visible_to(user), pk=pk)
+    response = HttpResponse(settlement_lines_csv(settlement), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="settlement-{settlement.pk}.csv"'
+    return response
+
+
+@require_POST
+@access.role(Role.FINANCE)
+def settlement_pay_view(request: HttpRequest, pk: int) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    settlement = get_object_or_404(settlements_visible_to(user), pk=pk)
+    form = PayForm(request.POST)
+    if form.is_valid():
+        reference = form.cleaned_data["bank_reference"]
+        attempt(
+            request,
+            lambda: settlement_pay(settlement=settlement, actor=user, bank_reference=reference),
+            _("Settlement marked paid."),
+        )
+    else:
+        from django.contrib import messages
+
+        messages.error(request, _("Enter the bank's reference for the payment."))
+    return redirect("portal:settlement", pk=pk)

@@ -1,0 +1,257 @@
+"""The fund administrators' pages: the review queue, enterprises, computing centers and related
+parties, grants, cap overrides, audits and alerts."""
+
+from django.contrib import messages
+from django.db import transaction
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from accounts.models import Enterprise, Provider, RelatedParty, Role, User
+from accounts.services import (
+    enterprise_suspend,
+    enterprise_verify,
+    provider_create,
+    provider_set_status,
+    related_party_add,
+)
+from config.errors import ApplicationError
+from coupons.api.scopes import applications_visible_to
+from coupons.models import Alert, Application, AuditRun, CapOverride, Grant
+from coupons.services.audit import audit_run_create
+from coupons.services.grants import grant_revoke
+from coupons.services.outbox import outbox_enqueue
+from coupons.services.years import cap_override_grant, program_year_current
+from portal import access
+from portal.errors import describe
+from portal.forms import CapOverrideForm, ProviderForm, ReasonForm, RelatedPartyForm
+from portal.queries import grants_for
+from portal.views.common import attempt, back, page_of
+
+A = Application.Status
+
+
+@access.role(Role.REVIEWER, Role.APPROVER)
+def review_queue(request: HttpRequest) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    queryset = applications_visible_to(user).select_related("enterprise", "provider", "reviewed_by")
+    context = {
+        "to_review": queryset.filter(status=A.CONFIRMED).order_by("updated_at", "id"),
+        "to_approve": queryset.filter(status=A.REVIEWED).order_by("updated_at", "id"),
+        "awaiting_provider": queryset.filter(status=A.SUBMITTED).count(),
+        "is_reviewer": user.has_role(Role.REVIEWER),
+        "is_approver": user.has_role(Role.APPROVER),
+    }
+    return render(request, "portal/review_queue.html", context)
+
+
+@access.staff
+def enterprise_list(request: HttpRequest) -> HttpResponse:
+    queryset = Enterprise.objects.order_by("status", "name")
+    status = request.GET.get("status", "")
+    if status in Enterprise.Status.values:
+        queryset = queryset.filter(status=status)
+    search = request.GET.get("q", "").strip()[:100]
+    if search:
+        queryset = queryset.filter(Q(name__icontains=search) | Q(uscc__icontains=search))
+    user: User = request.user  # type: ignore[assignment]
+    context = {
+        "page": page_of(request, queryset),
+        "status": status,
+        "q": search,
+        "statuses": Enterprise.Status.values,
+        "can_verify": user.has_role(Role.REVIEWER),
+    }
+    return render(request, "portal/enterprises.html", context)
+
+
+@require_POST
+@access.role(Role.REVIEWER)
+def enterprise_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    enterprise = get_object_or_404(Enterprise, pk=pk)
+    if action == "verify":
+        attempt(
+            request,
+            lambda: enterprise_verify(enterprise=enterprise, actor=user),
+            _("%(name)s verified.") % {"name": enterprise.name},
+        )
+    elif action == "suspend":
+        attempt(
+            request,
+            lambda: enterprise_suspend(enterprise=enterprise, actor=user),
+            _("%(name)s suspended.") % {"name": enterprise.name},
+        )
+    return back(request, "portal:enterprises")
+
+
+@access.staff
+def provider_list(request: HttpRequest) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    provider_form = ProviderForm(request.POST or None, prefix="provider") if user.is_superuser else None
+    party_form = (
+        RelatedPartyForm(request.POST or None, prefix="party")
+        if user.has_role(Role.REVIEWER) or user.has_role(Role.APPROVER)
+        else None
+    )
+    status = 200
+    if request.method == "POST":
+        which = request.POST.get("form")
+        if which == "provider" and provider_form is not None:
+            if provider_form.is_valid():
+                data = provider_form.cleaned_data
+                try:
+                    provider_create(name=data["name"], uscc=data["uscc"].upper(), listing=data["listing"], actor=user)
+                except ApplicationError as error:
+                    provider_form.add_error(None, describe(error))
+                else:
+                    messages.success(request, _("Computing center listed."))
+                    return redirect("portal:providers")
+            status = 400
+            party_form = RelatedPartyForm(prefix="party") if party_form is not None else None
+        elif which == "party" and party_form is not None:
+            if party_form.is_valid():
+                data = party_form.cleaned_data
+                try:
+                    related_party_add(
+                        uscc_a=data["uscc_a"].upper(), uscc_b=data["uscc_b"].upper(), note=data["note"], actor=user
+                    )
+                except ApplicationError as error:
+                    party_form.add_error(None, describe(error))
+                else:
+                    messages.success(request, _("Related parties recorded."))
+                    return redirect("portal:providers")
+            status = 400
+            provider_form = ProviderForm(prefix="provider") if provider_form is not None else None
+        else:
+            return redirect("portal:providers")
+    context = {
+        "providers": Provider.objects.order_by("name"),
+        "parties": RelatedParty.objects.select_related("created_by").order_by("-created_at")[:200],
+        "provider_form": provider_form,
+        "party_form": party_form,
+        "can_list": user.is_superuser,
+    }
+    return render(request, "portal/providers.html", context, status=status)
+
+
+@require_POST
+@access.superuser
+def provider_status(request: HttpRequest, pk: int, status: str) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    provider = get_object_or_404(Provider, pk=pk)
+    if status in Provider.Status.values:
+        attempt(
+            request,
+            lambda: provider_set_status(provider=provider, status=status, actor=user),
+            _("%(name)s is now %(status)s.") % {"name": provider.name, "status": _(status)},
+        )
+    return redirect("portal:providers")
+
+
+@access.staff
+def grant_list(request: HttpRequest) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    queryset = grants_for(user).order_by("-issued_at", "-id")
+    status = request.GET.get("status", "")
+    if status in Grant.Status.values:
+        queryset = queryset.filter(status=status)
+    return render(
+        request,
+        "portal/grants.html",
+        {"page": page_of(request, queryset), "status": status, "statuses": Grant.Status.values},
+    )
+
+
+@access.signed_in
+def grant_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    grant = get_object_or_404(grants_for(user), pk=pk)
+    context = {
+        "grant": grant,
+        "redemptions": grant.redemptions.order_by("-created_at", "-id")[:200],
+        "can_revoke": user.has_role(Role.APPROVER) and grant.status == Grant.Status.ACTIVE,
+        "revoke_form": ReasonForm(),
+    }
+    return render(request, "portal/grant.html", context)
+
+
+@require_POST
+@access.role(Role.APPROVER)
+def grant_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    grant = get_object_or_404(grants_for(user), pk=pk)
+    form = ReasonForm(request.POST)
+    if form.is_valid():
+        reason = form.cleaned_data["reason"]
+        attempt(
+            request,
+            lambda: grant_revoke(grant=grant, actor=user, reason=reason),
+            _("Coupon revoked; what was unused is back in the pool."),
+        )
+    else:
+        messages.error(request, _("A revocation needs a reason."))
+    return redirect("portal:grant", pk=pk)
+
+
+@access.role(Role.APPROVER)
+def cap_overrides(request: HttpRequest) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    form = CapOverrideForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            data = form.cleaned_data
+            requester = User.objects.filter(username=data["requested_by"], is_active=True).first()
+            if requester is None or not requester.is_staff_member:
+                form.add_error("requested_by", _("No active staff member has this username."))
+            else:
+                try:
+                    cap_override_grant(
+                        year=program_year_current().year,
+                        enterprise=data["enterprise"],
+                        cap_fen=data["cap"],
+                        reason=data["reason"],
+                        requested_by=requester,
+                        actor=user,
+                    )
+                except ApplicationError as error:
+                    form.add_error(None, describe(error))
+                else:
+                    messages.success(request, _("Cap override granted."))
+                    return redirect("portal:cap_overrides")
+        status = 400
+    overrides = CapOverride.objects.select_related("enterprise", "requested_by", "granted_by").order_by("-created_at")
+    return render(request, "portal/cap_overrides.html", {"form": form, "overrides": overrides[:200]}, status=status)
+
+
+@access.role(Role.AUDITOR)
+def audits(request: HttpRequest) -> HttpResponse:
+    runs = AuditRun.objects.select_related("started_by").order_by("-started_at", "-id")
+    latest = runs.first()
+    return render(request, "portal/audits.html", {"latest": latest, "page": page_of(request, runs)})
+
+
+@require_POST
+@access.role(Role.AUDITOR)
+def audit_run_now(request: HttpRequest) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    with transaction.atomic():
+        run = audit_run_create(started_by=user)
+        outbox_enqueue(task="coupons.tasks.run_audit", args=[run.pk])
+    messages.success(request, _("Audit %(id)s started. Reload this page to see its result.") % {"id": run.pk})
+    return redirect("portal:audit", pk=run.pk)
+
+
+@access.role(Role.AUDITOR)
+def audit_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    run = get_object_or_404(AuditRun.objects.select_related("started_by"), pk=pk)
+    return render(request, "portal/audit.html", {"run": run})
+
+
+@access.staff
+def alerts(request: HttpRequest) -> HttpResponse:
+    queryset = Alert.objects.order_by("-created_at", "-id")
+    return render(request, "portal/alerts.html", {"page": page_of(request, queryset)})

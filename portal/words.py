@@ -1,0 +1,55 @@
+"""The words people read for the machine words of DESIGN.md §6 (statuses, purposes, sources)."""
+
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+
+WORDS: dict[str, Promise] = {
+    # Application
+    "submitted": _("Submitted"),
+    "confirmed": _("Confirmed by provider"),
+    "reviewed": _("Reviewed"),
+    "approved": _("Approved"),
+    "rejected": _("Rejected"),
+    "withdrawn": _("Withdrawn"),
+    # Grant
+    "active": _("Active"),
+    "expired": _("Expired"),
+    "revoked": _("Revoked"),
+    # Redemption
+    "pending": _("Held"),
+    "captured": _("Captured"),
+    "voided": _("Voided"),
+    "reversed": _("Reversed"),
+    # Settlement
+    "open": _("Open"),
+    "paid": _("Paid"),
+    # Enterprise and provider
+    "verified": _("Verified"),
+    "suspended": _("Suspended"),
+    "planning_layout": _("Planning layout"),
+    "matched_partner": _("Matched partner"),
+    # Program year and audit
+    "draft": _("Draft"),
+    "closed": _("Closed"),
+    "running": _("Running"),
+    "passed": _("Passed"),
+    "failed": _("Failed"),
+    # Compute source and purpose
+    "domestic": _("Domestic compute"),
+    "other": _("Other compute"),
+    "training": _("Model training"),
+    "inference": _("Inference"),
+    "application": _("Application"),
+    "maas": _("Model as a service (MaaS)"),
+    "agent": _("Agent development"),
+    # Alerts
+    "pool_80": _("Pool 80% used"),
+    "pool_95": _("Pool 95% used"),
+    "cap_90": _("Enterprise at 90% of its cap"),
+    "audit_failed": _("Audit check failed"),
+}
+
+
+def choices(*values: str) -> list[tuple[str, Promise]]:
+    """Form choices for machine words, labelled in the person's language."""
+    return [(value, WORDS[value]) for value in values]
