@@ -43,8 +43,11 @@ WORDS: dict[str, Promise] = {
     "maas": _("Model as a service (MaaS)"),
     "agent": _("Agent development"),
     # Alerts
+    # xgettext:no-python-format
     "pool_80": _("Pool 80% used"),
+    # xgettext:no-python-format
     "pool_95": _("Pool 95% used"),
+    # xgettext:no-python-format
     "cap_90": _("Enterprise at 90% of its cap"),
     "audit_failed": _("Audit check failed"),
 }

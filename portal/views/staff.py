@@ -29,6 +29,7 @@ from portal.errors import describe
 from portal.forms import CapOverrideForm, ProviderForm, ReasonForm, RelatedPartyForm
 from portal.queries import grants_for
 from portal.views.common import attempt, back, page_of
+from portal.words import WORDS
 
 A = Application.Status
 
@@ -146,7 +147,7 @@ def provider_status(request: HttpRequest, pk: int, status: str) -> HttpResponse:
         attempt(
             request,
             lambda: provider_set_status(provider=provider, status=status, actor=user),
-            _("%(name)s is now %(status)s.") % {"name": provider.name, "status": _(status)},
+            _("%(name)s is now %(status)s.") % {"name": provider.name, "status": WORDS[status]},
         )
     return redirect("portal:providers")
 
