@@ -14,6 +14,7 @@ from portal.words import choices
 
 REASON_LENGTH_MAX = 500
 EXPORT_PERIOD_DAYS_MAX = 3 * 366
+YUAN_TEXT_LENGTH_MAX = 24  # "100,000,000,000.00" with room for spaces and a ¥
 
 
 class YuanField(forms.CharField):
@@ -21,17 +22,19 @@ class YuanField(forms.CharField):
 
     def __init__(self, *, maximum_fen: int = CONTRACT_FEE_FEN_MAX, allow_zero: bool = False, **kwargs: Any) -> None:
         self.maximum_fen, self.allow_zero = maximum_fen, allow_zero
-        kwargs.setdefault("max_length", 24)
+        # No max_length: CharField's length validator would run on the cleaned int. The length
+        # is checked in to_python instead, before the text is read.
         super().__init__(**kwargs)
 
     def widget_attrs(self, widget: forms.Widget) -> dict[str, Any]:
-        return {**super().widget_attrs(widget), "inputmode": "decimal", "autocomplete": "off"}
+        attrs = {"inputmode": "decimal", "autocomplete": "off", "maxlength": str(YUAN_TEXT_LENGTH_MAX)}
+        return {**super().widget_attrs(widget), **attrs}
 
     def to_python(self, value: Any) -> int | None:  # type: ignore[override]
         text = super().to_python(value)
         if text is None or text in self.empty_values:
             return None
-        fen = fen_from_yuan_text(text)
+        fen = fen_from_yuan_text(text) if len(text) <= YUAN_TEXT_LENGTH_MAX else None
         if fen is None:
             raise forms.ValidationError(
                 _("Enter an amount in yuan, with at most two decimals, such as 1,234.56."), code="invalid"
