@@ -1,0 +1,152 @@
+"""The issue's walk in a real browser, in Chinese and in English: an enterprise applies (with the
+live preview), the computing center confirms, a reviewer reviews, a different approver approves,
+the computing center redeems a bill, and the pool dashboard moves by exactly those amounts, as
+GET /api/v1/stats/pool/ says too. Every page seen is saved as a screenshot."""
+
+import io
+from collections.abc import Callable
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone, translation
+from playwright.sync_api import Page, expect
+
+from accounts.models import User
+from coupons.models import Application, Grant, Redemption
+from coupons.services.years import PROGRAM_TIME_ZONE
+from tests.browser.conftest import ARTIFACTS, Portal, Screens
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+FIGURES = (
+    "pool_fen",
+    "issued_fen",
+    "held_fen",
+    "redeemed_fen",
+    "settled_fen",
+    "lapsed_fen",
+    "revoked_fen",
+    "available_fen",
+)
+CONTRACT_FEE = "1,000,000.00"  # yuan: 100,000,000 fen
+GRANT_FEN = 30_000_000  # 30% of the fee (domestic compute, training)
+BILL = "200,000.00"
+COUPON_FEN = 6_000_000  # 30% of the bill
+
+
+def said(language: str, message: str) -> str:
+    with translation.override(language):
+        return translation.gettext(message)
+
+
+def dashboard_figures(page: Page, base_url: str, screens: Screens, name: str) -> dict[str, int]:
+    """The dashboard's figures, read from the page; they must equal the API's for the same year."""
+    year = timezone.localtime(timezone.now(), PROGRAM_TIME_ZONE).year
+    page.goto(f"{base_url}/dashboard/?year={year}")
+    screens.shoot(page, name)
+    shown = {key: int(page.locator(f'[data-figure="{key}"]').get_attribute("data-fen") or "") for key in FIGURES}
+    api = page.request.get(f"{base_url}/api/v1/stats/pool/?year={year}")
+    assert api.status == 200
+    assert shown == {key: api.json()[key] for key in FIGURES}
+    return shown
+
+
+@pytest.mark.parametrize("language", ["zh-hans", "en"])
+def test_the_whole_walk_in_the_browser(language: str, portal_in: Callable[[str], Portal], live_server: object):
+    call_command("seed_demo", stdout=io.StringIO())
+    portal = portal_in(language)
+    base = portal.base_url
+    screens = Screens(ARTIFACTS / language / "walk")
+    contract = f"WALK-{language.upper()}-001"
+    provider = User.objects.get(username="provider1").provider
+    assert provider is not None
+
+    admin = portal.sign_in("admin")
+    before = dashboard_figures(admin, base, screens, "dashboard-before")
+
+    # The enterprise applies, watching the preview.
+    enterprise = portal.sign_in("enterprise1")
+    screens.shoot(enterprise, "enterprise-overview")
+    enterprise.get_by_role("link", name=said(language, "Apply"), exact=True).click()
+    enterprise.locator("#id_provider").select_option(str(provider.pk))
+    enterprise.locator("#id_contract_number").fill(contract)
+    enterprise.locator("#id_compute_source").select_option("domestic")
+    enterprise.locator("#id_purpose").select_option("training")
+    enterprise.locator("#id_contract_fee").fill(CONTRACT_FEE)
+    expect(enterprise.locator("#preview-eligible")).to_have_attribute("data-fen", str(GRANT_FEN))
+    expect(enterprise.locator("#preview-rate")).to_have_text("30%")
+    expect(enterprise.locator("#preview-eligible")).to_have_text("¥300,000.00")
+    screens.shoot(enterprise, "apply-with-preview")
+    enterprise.locator("#submit-application").click()
+    expect(enterprise.locator("#application-status")).to_have_attribute("data-status", "submitted")
+    expect(enterprise.locator(".message.success")).to_contain_text(
+        said(language, "Application submitted. The computing center will confirm the contract.")
+    )
+    screens.shoot(enterprise, "application-submitted")
+    application = Application.objects.get(contract_number=contract)
+    application_url = f"{base}/applications/{application.pk}/"
+
+    # The computing center confirms the contract from its first page.
+    clerk = portal.sign_in("provider1")
+    screens.shoot(clerk, "provider-contracts-to-confirm")
+    clerk.locator("tr", has_text=contract).get_by_role("button", name=said(language, "Confirm")).click()
+    expect(clerk.locator(".message.success")).to_contain_text(said(language, "Contract confirmed."))
+    assert Application.objects.get(pk=application.pk).status == "confirmed"
+
+    # A reviewer finds it in the queue and recommends the eligible amount (pre-filled).
+    reviewer = portal.sign_in("reviewer")
+    reviewer.goto(f"{base}/review/")
+    screens.shoot(reviewer, "review-queue")
+    reviewer.locator("tr", has_text=provider.name).get_by_role("link", name=f"#{application.pk}").click()
+    expect(reviewer.locator("#id_recommended")).to_have_value("300000.00")
+    expect(reviewer.locator("#approve")).to_have_count(0)  # The reviewer may not approve.
+    screens.shoot(reviewer, "application-to-review")
+    reviewer.locator("#review").click()
+    expect(reviewer.locator("#application-status")).to_have_attribute("data-status", "reviewed")
+    expect(reviewer.locator("#reviewed-by")).to_have_text("reviewer")
+
+    # A different approver sees four eyes and approves.
+    approver = portal.sign_in("approver")
+    approver.goto(application_url)
+    expect(approver.locator("#four-eyes")).to_contain_text("reviewer")
+    screens.shoot(approver, "application-to-approve")
+    approver.locator("#approve").click()
+    expect(approver.locator("#application-status")).to_have_attribute("data-status", "approved")
+    expect(approver.locator("#approved-by")).to_have_text("approver")
+    code = approver.locator("#grant-code").inner_text()
+    screens.shoot(approver, "application-approved")
+    grant = Grant.objects.get(application=application)
+    assert (grant.code, grant.amount_fen) == (code, GRANT_FEN)
+
+    # The computing center redeems one bill against the coupon and captures it.
+    clerk.goto(f"{base}/redeem/")
+    clerk.get_by_label(said(language, "Coupon code")).fill(code)
+    clerk.get_by_label(said(language, "Bill number")).fill(f"BILL-{language}-1")
+    clerk.get_by_label(said(language, "Bill amount (yuan)")).fill(BILL)
+    screens.shoot(clerk, "redeem-form")
+    clerk.locator("#redeem").click()
+    expect(clerk.locator(".message.success")).to_contain_text("¥60,000.00")
+    expect(clerk.locator(".message.success")).to_contain_text("¥140,000.00")
+    screens.shoot(clerk, "redemptions")
+    redemption = Redemption.objects.get(grant=grant)
+    assert (redemption.status, redemption.coupon_fen) == ("captured", COUPON_FEN)
+
+    # The enterprise sees its coupon with what is left on it.
+    enterprise.goto(f"{base}/enterprise/")
+    expect(enterprise.locator("tr", has_text=code)).to_contain_text("¥240,000.00")
+    screens.shoot(enterprise, "enterprise-overview-after")
+
+    # The dashboard moved by exactly the amounts of the walk.
+    after = dashboard_figures(admin, base, screens, "dashboard-after")
+    change = {key: after[key] - before[key] for key in FIGURES}
+    assert change == {
+        "pool_fen": 0,
+        "issued_fen": GRANT_FEN,
+        "held_fen": 0,
+        "redeemed_fen": COUPON_FEN,
+        "settled_fen": 0,
+        "lapsed_fen": 0,
+        "revoked_fen": 0,
+        "available_fen": -GRANT_FEN,
+    }
+    assert len(screens.taken) >= 12 and all(path.stat().st_size > 10_000 for path in screens.taken)
