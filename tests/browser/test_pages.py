@@ -28,7 +28,8 @@ UNLABELLED = """() => {
     if (visible(el) && !el.textContent.trim() && !el.getAttribute('aria-label')) bad.push(el.outerHTML.slice(0, 120));
   }
   for (const el of document.querySelectorAll('svg')) {
-    if (!(el.getAttribute('role') === 'img' && el.getAttribute('aria-label')) && el.getAttribute('aria-hidden') !== 'true') bad.push(el.outerHTML.slice(0, 120));
+    const described = el.getAttribute('role') === 'img' && el.getAttribute('aria-label');
+    if (!described && el.getAttribute('aria-hidden') !== 'true') bad.push(el.outerHTML.slice(0, 120));
   }
   return bad;
 }"""
