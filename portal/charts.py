@@ -137,7 +137,9 @@ def burndown_svg(
                 '<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#a40e26" stroke-width="2" '
                 'stroke-dasharray="6 4"><title>{}</title></line>'
                 '<circle cx="{}" cy="{}" r="4" fill="#a40e26"/>',
-                _n(x1), _n(y1), _n(x2), _n(y2), _("Forecast: runs out on %(day)s") % {"day": end.isoformat()}, _n(x2), _n(y2),
+                _n(x1), _n(y1), _n(x2), _n(y2),
+                _("Forecast: runs out on %(day)s") % {"day": end.isoformat()},
+                _n(x2), _n(y2),
             )  # fmt: skip
     months = format_html_join(
         "",

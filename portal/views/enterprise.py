@@ -74,14 +74,17 @@ def _preview(user: User, form: ApplyForm) -> dict[str, object] | None:
 
 @access.enterprise_member
 def apply(request: HttpRequest) -> HttpResponse:
+    """The apply form. With htmx the preview follows the typing; without it, the Preview button
+    (or any refused submission) shows the same preview, and nothing is written until Submit."""
     user: User = request.user  # type: ignore[assignment]
     form = ApplyForm(request.POST or None)
     preview = None
-    if request.method == "POST" and form.is_valid():
-        preview = _preview(user, form)
-        if preview and preview["too_much"]:
+    if request.method == "POST":
+        valid = form.is_valid()
+        preview = _preview_or_none(user, form)
+        if valid and preview and preview["too_much"]:
             form.add_error("requested", _("At most the eligible amount may be requested."))
-        else:
+        elif valid and "preview" not in request.POST:
             data = form.cleaned_data
             try:
                 application = application_submit(
@@ -98,7 +101,15 @@ def apply(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, _("Application submitted. The computing center will confirm the contract."))
                 return redirect("portal:application", pk=application.pk)
-    return render(request, "portal/apply.html", {"form": form, "preview": preview, "year": _current_year()})
+    context = {"form": form, "preview": preview, "year": _current_year()}
+    return render(request, "portal/apply.html", context, status=400 if form.errors else 200)
+
+
+def _preview_or_none(user: User, form: ApplyForm) -> dict[str, object] | None:
+    try:
+        return _preview(user, form)
+    except ApplicationError:
+        return None
 
 
 @access.enterprise_member
@@ -107,8 +118,5 @@ def apply_preview(request: HttpRequest) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     form = ApplyForm(request.GET)
     form.is_valid()  # Only the fields that are valid so far are in cleaned_data.
-    try:
-        preview = _preview(user, form)
-    except ApplicationError:
-        preview = None
+    preview = _preview_or_none(user, form)
     return render(request, "portal/_apply_preview.html", {"preview": preview, "form": form})

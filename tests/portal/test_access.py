@@ -87,7 +87,7 @@ def test_the_navigation_links_only_pages_the_role_may_open(
 
 def test_anonymous_people_are_sent_to_sign_in_except_for_the_public_notice(year: ProgramYear):
     client = Client()
-    for page in ALL_PAGES + ["/"]:
+    for page in [*ALL_PAGES, "/"]:
         response = client.get(page)
         assert response.status_code == 302, page
         assert response["Location"].startswith("/login/"), (page, response["Location"])

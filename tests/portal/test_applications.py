@@ -40,6 +40,18 @@ def test_the_preview_shows_the_rate_and_eligible_amount_and_writes_nothing(
     assert db_snapshot() == before
 
 
+def test_without_javascript_the_preview_button_shows_the_preview_and_writes_nothing(
+    cast: Cast, year: ProgramYear, as_user: Callable[..., Client], db_snapshot: Callable[[], object]
+):
+    client = as_user(cast.member)
+    before = db_snapshot()
+    response = client.post("/apply/", apply_form(cast) | {"preview": "1"})
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert 'id="preview-eligible" data-fen="300000"' in body and 'value="HZ-2026-001"' in body
+    assert db_snapshot() == before
+
+
 def test_the_preview_says_what_to_enter_until_it_can_tell(
     cast: Cast, year: ProgramYear, as_user: Callable[..., Client]
 ):
@@ -96,7 +108,7 @@ def test_bad_input_is_refused_in_the_persons_language_with_their_input_kept(
     for language, client in clients.items():
         response = client.post("/apply/", form)
         body = response.content.decode()
-        assert response.status_code == 200, body[:300]
+        assert response.status_code == 400, body[:300]
         assert f'id="id_{field}_errors"' in body or (field == "requested" and "errorlist" in body)
         assert f'lang="{language}"' in body
         # What the person typed is still in the form.
