@@ -25,6 +25,7 @@ $(INSTALLED): requirements.txt requirements-dev.txt
 run: $(INSTALLED) ## Serve on http://127.0.0.1:8000 with demo data (embedded PostgreSQL unless DATABASE_URL is set).
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
+	@echo "Portal: http://$(HOST):$(PORT)/ (sign in as enterprise1, provider1, reviewer, approver, finance, auditor or admin; password demo-pass-2026)"
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 test: $(INSTALLED) ## Run the whole test suite (embedded PostgreSQL unless DATABASE_URL is set).

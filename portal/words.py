@@ -2,6 +2,7 @@
 
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 WORDS: dict[str, Promise] = {
     # Application
@@ -50,6 +51,14 @@ WORDS: dict[str, Promise] = {
     # xgettext:no-python-format
     "cap_90": _("Enterprise at 90% of its cap"),
     "audit_failed": _("Audit check failed"),
+}
+
+
+# A program year's "open" is not a settlement's "open" (not yet paid): its own words.
+YEAR_STATUS_WORDS: dict[str, Promise] = {
+    "draft": pgettext_lazy("program year status", "Draft"),
+    "open": pgettext_lazy("program year status", "Open"),
+    "closed": pgettext_lazy("program year status", "Closed"),
 }
 
 

@@ -31,6 +31,14 @@ def status_label(value: str) -> str:
     return str(word) if word else value
 
 
+@register.filter
+def year_status_label(value: str) -> str:
+    from portal.words import YEAR_STATUS_WORDS
+
+    word = YEAR_STATUS_WORDS.get(value)
+    return str(word) if word else value
+
+
 @register.simple_tag(takes_context=True)
 def query_with(context: template.Context, **changes: object) -> str:
     """The current query string with some parameters replaced (for pagination and filters)."""
