@@ -28,7 +28,7 @@ NEAR_CAP_THRESHOLD_BP = 8000
 
 def _year_chosen(request: HttpRequest, years: list[int]) -> int | None:
     asked = request.GET.get("year", "")
-    if asked.isdigit() and int(asked) in years:
+    if asked.isascii() and asked.isdigit() and int(asked) in years:  # "²".isdigit() is True
         return int(asked)
     this_year = timezone.localtime(timezone.now(), PROGRAM_TIME_ZONE).year
     if this_year in years:
@@ -101,7 +101,7 @@ def public_notice(request: HttpRequest) -> HttpResponse:
 
 def public_notice_csv(request: HttpRequest) -> StreamingHttpResponse:
     asked = request.GET.get("year", "")
-    year = int(asked) if asked.isdigit() and len(asked) == 4 else None
+    year = int(asked) if asked.isascii() and asked.isdigit() and len(asked) == 4 else None
     response = StreamingHttpResponse(public_awards_csv_lines(year=year), content_type="text/csv; charset=utf-8")
     name = f"public-awards-{year}.csv" if year else "public-awards.csv"
     response["Content-Disposition"] = f'attachment; filename="{name}"'

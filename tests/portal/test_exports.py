@@ -23,6 +23,7 @@ from openpyxl import load_workbook
 
 from accounts.models import Enterprise, Provider, Role, User
 from coupons.models import Grant, ProgramYear, Redemption, Settlement
+from coupons.services.grants import grant_revoke
 from coupons.services.redemptions import redemption_create
 from coupons.services.settlements import settlement_create, settlement_pay
 from coupons.services.years import PROGRAM_TIME_ZONE
@@ -49,8 +50,11 @@ SETTLEMENTS_HEADER = [
 ]  # fmt: skip
 
 
-def shanghai(*parts: int) -> dt.datetime:
-    return dt.datetime(*parts, tzinfo=PROGRAM_TIME_ZONE)  # type: ignore[misc, arg-type]
+def shanghai(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0, microsecond: int = 0
+) -> dt.datetime:
+    """A moment on the wall clocks of Hangzhou."""
+    return dt.datetime(year, month, day, hour, minute, second, microsecond, tzinfo=PROGRAM_TIME_ZONE)
 
 
 def start() -> dt.date:
@@ -205,8 +209,6 @@ def test_grants_xlsx_has_the_same_rows_with_yuan_formatted(cast: Cast, grants: G
 
 
 def test_a_revoked_grant_is_exported_with_what_was_revoked(cast: Cast, year: ProgramYear, as_user: AsUser) -> None:
-    from coupons.services.grants import grant_revoke
-
     grant = walk_to_grant(cast, fee_fen=100_000)  # 30,000
     redemption_create(grant=grant, bill_number="B-1", bill_amount_fen=10_000, actor=cast.clerk, capture=True)
     grant_revoke(grant=grant, actor=cast.approver, reason="The contract was cancelled.")
