@@ -11,7 +11,7 @@ PORT ?= 8000
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint migrate worker beat bench bench-audit clean
+.PHONY: help run test browser-tools lint migrate worker beat bench bench-audit clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -28,8 +28,18 @@ run: $(INSTALLED) ## Serve on http://127.0.0.1:8000 with demo data (embedded Pos
 	@echo "Portal: http://$(HOST):$(PORT)/ (sign in as enterprise1, provider1, reviewer, approver, finance, auditor or admin; password demo-pass-2026)"
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
-test: $(INSTALLED) ## Run the whole test suite (embedded PostgreSQL unless DATABASE_URL is set).
+test: $(INSTALLED) browser-tools ## Run the whole test suite (embedded PostgreSQL unless DATABASE_URL is set).
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The browser tests drive Debian's Chromium, and a test checks the compiled translations with
+# gettext. As root on Debian they are installed here; elsewhere, say what to install.
+browser-tools:
+	@command -v chromium >/dev/null 2>&1 && command -v msgfmt >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei gettext; \
+	  else \
+	    echo "The browser tests need Debian's chromium and gettext: sudo apt-get install chromium fonts-wqy-microhei gettext"; exit 1; \
+	  fi; }
 
 lint: $(INSTALLED) ## ruff and mypy.
 	$(BIN)/ruff check .
