@@ -30,6 +30,13 @@ def describe(error: ApplicationError) -> str:
         return _("The bills of this contract would pass its fee: bills of %(left)s remain.") % {
             "left": _left(error, "remaining_fen")
         }
+    reason = error.extra.get("reason")
+    if reason == "hold_expired":
+        return _("The hold expired before it was captured; the amount is back on the coupon. Redeem the bill again.")
+    if reason == "settlement_unpaid":
+        return _("This redemption is in settlement #%(settlement)s, which is not paid yet; pay it first.") % {
+            "settlement": error.extra.get("settlement", "—")
+        }
     sentences = {
         "duplicate_bill": _("This bill number was already redeemed under this contract."),
         "provider_not_listed": _("The computing center is suspended or not listed and takes no part."),
@@ -49,3 +56,11 @@ def describe(error: ApplicationError) -> str:
     if isinstance(error, ValidationFailed):
         return _("The input is not valid: %(detail)s") % {"detail": error.detail}
     return error.detail
+
+
+def describe_with_detail(error: ApplicationError) -> str:
+    """`describe`, and for a generic refusal the service's own words after it (English)."""
+    sentence = describe(error)
+    if error.code == "invalid_state" and "reason" not in error.extra and sentence != error.detail:
+        return f"{sentence} ({error.detail})"
+    return sentence

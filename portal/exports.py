@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from django.db.models import QuerySet
 from django.utils import timezone
+from openpyxl.cell import WriteOnlyCell
 
 from coupons.models import Grant, Redemption, Settlement
 from coupons.selectors import spreadsheet_safe
@@ -163,10 +164,20 @@ def export_csv_lines(export: Export, start: dt.date, end: dt.date) -> Iterator[s
         yield writer.writerow(row)
 
 
+def _xlsx_text(sheet: Any, value: Any) -> Any:
+    """Text made spreadsheet-safe ('=…) goes into XLSX as text with Excel's quote prefix, so the
+    cell shows exactly what was typed and is never a formula; other values go in as they are."""
+    if isinstance(value, str) and value.startswith("'") and value[1:2] in ("=", "+", "-", "@", "\t", "\r"):
+        cell = WriteOnlyCell(sheet, value=value[1:])
+        cell.data_type = "s"
+        cell.quotePrefix = True
+        return cell
+    return value
+
+
 def export_xlsx(export: Export, start: dt.date, end: dt.date) -> bytes:
     """One worksheet: the header in bold, yuan columns formatted #,##0.00, fen columns as integers."""
     from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
 
     workbook = Workbook(write_only=True)
@@ -180,7 +191,7 @@ def export_xlsx(export: Export, start: dt.date, end: dt.date) -> bytes:
     sheet.append(header)
     money = [index for index, title in enumerate(export.header) if title in export.money_columns]
     for row in export_rows(export, start, end):
-        cells: list[Any] = list(row)
+        cells: list[Any] = [_xlsx_text(sheet, value) for value in row]
         for index in money:
             cell = WriteOnlyCell(sheet, value=row[index])
             cell.number_format = YUAN_FORMAT

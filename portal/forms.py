@@ -14,6 +14,7 @@ from portal.words import choices
 
 REASON_LENGTH_MAX = 500
 EXPORT_PERIOD_DAYS_MAX = 3 * 366
+EXPORT_YEAR_MIN, EXPORT_YEAR_MAX = 2000, 2999  # The program years the service knows (as the API's ?year=).
 YUAN_TEXT_LENGTH_MAX = 24  # "100,000,000,000.00" with room for spaces and a ¥
 
 
@@ -160,7 +161,16 @@ class ExportForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         start, end = data.get("start"), data.get("end")
-        if isinstance(start, dt.date) and isinstance(end, dt.date):
+        for name in ("start", "end"):
+            day = data.get(name)
+            if isinstance(day, dt.date) and not EXPORT_YEAR_MIN <= day.year <= EXPORT_YEAR_MAX:
+                self.add_error(
+                    name,
+                    _("Choose a day between %(first)s and %(last)s.")
+                    % {"first": EXPORT_YEAR_MIN, "last": EXPORT_YEAR_MAX},
+                )
+        start, end = data.get("start"), data.get("end")
+        if isinstance(start, dt.date) and isinstance(end, dt.date) and not self.errors:
             if end < start:
                 self.add_error("end", _("The end comes before the start."))
             elif (end - start).days > EXPORT_PERIOD_DAYS_MAX:

@@ -44,7 +44,11 @@ def items_for(user: User | None) -> list[Item]:
     if user.has_role(Role.REVIEWER) or user.has_role(Role.APPROVER):
         items += [Item("portal:review_queue", _("Review queue")), Item("portal:enterprises", _("Enterprises"))]
     if user.is_staff_member:
-        items.append(Item("portal:providers", _("Computing centers")))
+        items += [
+            Item("portal:applications", _("Applications")),
+            Item("portal:grants", _("Coupons")),
+            Item("portal:providers", _("Computing centers")),
+        ]
     if user.has_role(Role.APPROVER):
         items.append(Item("portal:cap_overrides", _("Cap overrides")))
     if user.is_staff_member:

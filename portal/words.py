@@ -54,6 +54,11 @@ WORDS: dict[str, Promise] = {
 }
 
 
+# Words whose meaning depends on the object: an enterprise's "pending" is not a redemption's.
+KIND_WORDS: dict[str, dict[str, Promise]] = {
+    "enterprise": {"pending": _("Pending verification")},
+}
+
 # A program year's "open" is not a settlement's "open" (not yet paid): its own words.
 YEAR_STATUS_WORDS: dict[str, Promise] = {
     "draft": pgettext_lazy("program year status", "Draft"),

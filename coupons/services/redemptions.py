@@ -201,7 +201,9 @@ def redemption_capture(*, redemption: Redemption, actor: User, now: dt.datetime 
                 now=now,
             )
         except PendingTransferExpired:
-            raise InvalidState(f"The hold expired at {locked.expires_at}; redeem the bill again.") from None
+            raise InvalidState(
+                f"The hold expired at {locked.expires_at}; redeem the bill again.", reason="hold_expired"
+            ) from None
         locked.status = Redemption.Status.CAPTURED
         locked.captured_at = now
         locked.save(update_fields=["status", "captured_at"])
@@ -278,7 +280,11 @@ def redemption_reverse(
         if locked.settlement_id is not None:
             settlement = Settlement.objects.get(pk=locked.settlement_id)
             if settlement.status == Settlement.Status.OPEN:
-                raise InvalidState(f"The redemption is in settlement {settlement.pk}, awaiting payment; pay it first.")
+                raise InvalidState(
+                    f"The redemption is in settlement {settlement.pk}, awaiting payment; pay it first.",
+                    reason="settlement_unpaid",
+                    settlement=settlement.pk,
+                )
         back_to_grant = grant.status == Grant.Status.ACTIVE and now < grant.expires_at and grant.year.status == "open"
         destination_id = grant.account_id if back_to_grant else books.account_id(books.lapsed_code(grant.year_id))
         transfer_create(

@@ -23,11 +23,12 @@ def percent_bp(rate_bp: int | None) -> str:
 
 
 @register.filter
-def status_label(value: str) -> str:
-    """The translated word for a status, purpose, compute source or listing (see portal.words)."""
-    from portal.words import WORDS
+def status_label(value: str, kind: str = "") -> str:
+    """The translated word for a status, purpose, compute source or listing (see portal.words);
+    `kind` picks the object's own word where it differs (`status_label:"enterprise"`)."""
+    from portal.words import KIND_WORDS, WORDS
 
-    word = WORDS.get(value)
+    word = KIND_WORDS.get(kind, {}).get(value) or WORDS.get(value)
     return str(word) if word else value
 
 

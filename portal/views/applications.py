@@ -6,7 +6,7 @@ looking may approve.
 
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -22,6 +22,7 @@ from coupons.services.applications import (
     application_withdraw,
 )
 from portal import access
+from portal.formatting import yuan_text
 from portal.forms import ApproveForm, ReasonForm, ReviewForm
 from portal.views.common import attempt, page_of
 
@@ -104,6 +105,12 @@ def application_action(request: HttpRequest, pk: int, action: str) -> HttpRespon
         if not review_form.is_valid():
             return _invalid(request, user, application, review_form=review_form)
         data = review_form.cleaned_data
+        if data["recommended"] > application.requested_fen:
+            review_form.add_error(
+                "recommended",
+                _("At most the amount requested, %(amount)s.") % {"amount": yuan_text(application.requested_fen)},
+            )
+            return _invalid(request, user, application, review_form=review_form)
         attempt(
             request,
             lambda: application_review(
@@ -116,6 +123,12 @@ def application_action(request: HttpRequest, pk: int, action: str) -> HttpRespon
         if not approve_form.is_valid():
             return _invalid(request, user, application, approve_form=approve_form)
         approved = approve_form.cleaned_data.get("approved")
+        recommended = application.recommended_fen
+        if approved is not None and recommended is not None and approved > recommended:
+            approve_form.add_error(
+                "approved", _("At most the recommended amount, %(amount)s.") % {"amount": yuan_text(recommended)}
+            )
+            return _invalid(request, user, application, approve_form=approve_form)
         done = attempt(
             request,
             lambda: application_approve(application=application, actor=user, approved_fen=approved),
@@ -135,7 +148,7 @@ def application_action(request: HttpRequest, pk: int, action: str) -> HttpRespon
             _("Application rejected."),
         )
     else:
-        return redirect("portal:application", pk=pk)
+        raise Http404("No such action.")
     return redirect("portal:application", pk=pk)
 
 

@@ -14,13 +14,14 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 
 from accounts.authentication import client_address
 from accounts.models import User
 from api.throttles import LoginFailures, LoginThrottled
 from config.errors import ApplicationError
-from portal.errors import describe
+from portal.errors import describe_with_detail
 
 PAGE_SIZE: Final = 50
 T = TypeVar("T")
@@ -32,10 +33,18 @@ def attempt(request: HttpRequest, action: Callable[[], T], success: str) -> T | 
     try:
         result = action()
     except ApplicationError as error:
-        messages.error(request, describe(error))
+        messages.error(request, describe_with_detail(error))
         return None
     messages.success(request, success)
     return result
+
+
+def form_refused(request: HttpRequest, form: Any) -> None:
+    """Say what is wrong with a small form posted from a list (its own errors, in the person's language)."""
+    for field, errors in form.errors.items():
+        label = form.fields[field].label if field in form.fields else ""
+        for error in errors:
+            messages.error(request, f"{label}: {error}" if label else str(error))
 
 
 def page_of(request: HttpRequest, queryset: QuerySet[Any]) -> Page[Any]:
@@ -45,7 +54,9 @@ def page_of(request: HttpRequest, queryset: QuerySet[Any]) -> Page[Any]:
 def back(request: HttpRequest, fallback: str) -> HttpResponseRedirect:
     """Back to the page the form was on, if it is ours; else `fallback` (a URL name)."""
     target = request.POST.get("next", "")
-    if target.startswith("/") and not target.startswith("//"):
+    if target.startswith("/") and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         return HttpResponseRedirect(target)
     return redirect(fallback)
 

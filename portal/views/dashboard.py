@@ -4,6 +4,8 @@ The dashboard's figures come from `pool_stats`, the selector behind GET /api/v1/
 the page and the API cannot disagree; the burn-down comes from the pool account's ledger totals.
 """
 
+import itertools
+
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -102,7 +104,9 @@ def public_notice(request: HttpRequest) -> HttpResponse:
 def public_notice_csv(request: HttpRequest) -> StreamingHttpResponse:
     asked = request.GET.get("year", "")
     year = int(asked) if asked.isascii() and asked.isdigit() and len(asked) == 4 else None
-    response = StreamingHttpResponse(public_awards_csv_lines(year=year), content_type="text/csv; charset=utf-8")
+    # A byte-order mark first, so that Excel reads the Chinese names as UTF-8.
+    lines = itertools.chain(["\ufeff"], public_awards_csv_lines(year=year))
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     name = f"public-awards-{year}.csv" if year else "public-awards.csv"
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response

@@ -4,6 +4,7 @@ redemptions list every role sees (scoped), with capture, void and reversal where
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
@@ -20,7 +21,7 @@ from portal.errors import describe
 from portal.formatting import yuan_text
 from portal.forms import ApiKeyForm, ReasonForm, RedeemForm
 from portal.queries import grants_for
-from portal.views.common import attempt, back, page_of
+from portal.views.common import attempt, back, form_refused, page_of
 
 R = Redemption.Status
 
@@ -37,7 +38,8 @@ def provider_home(request: HttpRequest) -> HttpResponse:
     held = (
         redemptions_visible_to(user).filter(status=R.PENDING).select_related("grant__enterprise").order_by("expires_at")
     )
-    return render(request, "portal/provider_home.html", {"to_confirm": to_confirm, "held": held})
+    context = {"to_confirm": to_confirm, "held": held, "now": timezone.now()}
+    return render(request, "portal/provider_home.html", context)
 
 
 @access.signed_in
@@ -74,7 +76,9 @@ def redemption_action(request: HttpRequest, pk: int, action: str) -> HttpRespons
             lambda: redemption_void(redemption=redemption, actor=user),
             _("Hold voided; the coupon amount is back on the grant."),
         )
-    elif action == "reverse":
+    elif action != "reverse":
+        raise Http404("No such action.")
+    else:
         form = ReasonForm(request.POST)
         if form.is_valid():
             reason = form.cleaned_data["reason"]
@@ -84,7 +88,7 @@ def redemption_action(request: HttpRequest, pk: int, action: str) -> HttpRespons
                 _("Redemption reversed."),
             )
         else:
-            messages.error(request, _("A reversal needs a reason."))
+            form_refused(request, form)
     return back(request, "portal:redemptions")
 
 

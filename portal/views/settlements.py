@@ -15,7 +15,7 @@ from coupons.services.settlements import settlement_create, settlement_pay
 from portal import access
 from portal.errors import describe
 from portal.forms import PayForm, SettlementForm
-from portal.views.common import attempt, page_of
+from portal.views.common import attempt, form_refused, page_of
 
 
 def _visible(user: User) -> bool:
@@ -78,7 +78,8 @@ def settlement_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def settlement_lines(request: HttpRequest, pk: int) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     settlement = get_object_or_404(settlements_visible_to(user), pk=pk)
-    response = HttpResponse(settlement_lines_csv(settlement), content_type="text/csv; charset=utf-8")
+    # A byte-order mark first, so that Excel reads the Chinese names as UTF-8.
+    response = HttpResponse("\ufeff" + settlement_lines_csv(settlement), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="settlement-{settlement.pk}.csv"'
     return response
 
@@ -97,7 +98,5 @@ def settlement_pay_view(request: HttpRequest, pk: int) -> HttpResponse:
             _("Settlement marked paid."),
         )
     else:
-        from django.contrib import messages
-
-        messages.error(request, _("Enter the bank's reference for the payment."))
+        form_refused(request, form)
     return redirect("portal:settlement", pk=pk)

@@ -4,7 +4,7 @@ parties, grants, cap overrides, audits and alerts."""
 from django.contrib import messages
 from django.db import transaction
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -28,7 +28,7 @@ from portal import access
 from portal.errors import describe
 from portal.forms import CapOverrideForm, ProviderForm, ReasonForm, RelatedPartyForm
 from portal.queries import grants_for
-from portal.views.common import attempt, back, page_of
+from portal.views.common import attempt, back, form_refused, page_of
 from portal.words import WORDS
 
 A = Application.Status
@@ -54,7 +54,7 @@ def enterprise_list(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status", "")
     if status in Enterprise.Status.values:
         queryset = queryset.filter(status=status)
-    search = request.GET.get("q", "").strip()[:100]
+    search = request.GET.get("q", "").replace("\x00", "").strip()[:100]  # PostgreSQL text holds no NUL
     if search:
         queryset = queryset.filter(Q(name__icontains=search) | Q(uscc__icontains=search))
     user: User = request.user  # type: ignore[assignment]
@@ -85,6 +85,8 @@ def enterprise_action(request: HttpRequest, pk: int, action: str) -> HttpRespons
             lambda: enterprise_suspend(enterprise=enterprise, actor=user),
             _("%(name)s suspended.") % {"name": enterprise.name},
         )
+    else:
+        raise Http404("No such action.")
     return back(request, "portal:enterprises")
 
 
@@ -143,12 +145,13 @@ def provider_list(request: HttpRequest) -> HttpResponse:
 def provider_status(request: HttpRequest, pk: int, status: str) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     provider = get_object_or_404(Provider, pk=pk)
-    if status in Provider.Status.values:
-        attempt(
-            request,
-            lambda: provider_set_status(provider=provider, status=status, actor=user),
-            _("%(name)s is now %(status)s.") % {"name": provider.name, "status": WORDS[status]},
-        )
+    if status not in Provider.Status.values:
+        raise Http404("No such status.")
+    attempt(
+        request,
+        lambda: provider_set_status(provider=provider, status=status, actor=user),
+        _("%(name)s is now %(status)s.") % {"name": provider.name, "status": WORDS[status]},
+    )
     return redirect("portal:providers")
 
 
@@ -193,7 +196,7 @@ def grant_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
             _("Coupon revoked; what was unused is back in the pool."),
         )
     else:
-        messages.error(request, _("A revocation needs a reason."))
+        form_refused(request, form)
     return redirect("portal:grant", pk=pk)
 
 

@@ -115,6 +115,14 @@ def as_text(row: tuple[object, ...]) -> list[str]:
     return ["" if value is None else str(value) for value in row]
 
 
+def cells_as_text(cells: tuple[Any, ...]) -> list[str]:
+    """XLSX cells as the CSV would say them: a quote-prefixed text cell is the CSV's '-prefixed text."""
+    for cell in cells:
+        if cell.quotePrefix:
+            assert cell.data_type == "s" and not str(cell.value).startswith("'")
+    return ["'" + str(cell.value) if cell.quotePrefix else cell for cell in cells]
+
+
 def with_enterprise(cast: Cast, name: str) -> Cast:
     enterprise = EnterpriseFactory.create(name=name)
     return dataclasses.replace(cast, enterprise=enterprise, member=UserFactory.create(enterprise=enterprise))
@@ -194,7 +202,7 @@ def test_grants_xlsx_has_the_same_rows_with_yuan_formatted(cast: Cast, grants: G
     expected = expected_grant_rows(grants)
     assert len(rows) == len(expected)
     for row, expected_row in zip(rows, expected, strict=True):
-        values = as_text(tuple(cell.value for cell in row))
+        values = as_text(tuple(c if isinstance(c, str) else c.value for c in cells_as_text(row)))
         assert values[:yuan] + values[yuan + 1 :] == expected_row[:yuan] + expected_row[yuan + 1 :]
     assert all(cell.font.b for cell in rows[0])
     for row, fen in zip(rows[1:], [123_456, 300_000], strict=True):
@@ -289,7 +297,7 @@ def test_redemptions_xlsx_has_the_same_rows_with_yuan_formatted(
     from_csv = csv_rows(client, "redemptions")
     assert len(rows) == len(from_csv) == 3
     for row, csv_row in zip(rows, from_csv, strict=True):
-        values = as_text(tuple(cell.value for cell in row))
+        values = as_text(tuple(c if isinstance(c, str) else c.value for c in cells_as_text(row)))
         assert values[:yuan] + values[yuan + 1 :] == csv_row[:yuan] + csv_row[yuan + 1 :]
     for row, fen in zip(rows[1:], [5, 123_456], strict=True):
         assert row[yuan].number_format == "#,##0.00"
@@ -351,7 +359,10 @@ def test_settlements_xlsx_has_the_same_rows_with_yuan_formatted(
     rows = [tuple(cell.value for cell in row) for row in sheet.iter_rows()]
     assert [row[0] for row in rows] == ["id", settlements["first"].pk, settlements["last"].pk]
     assert [row[SETTLEMENTS_HEADER.index("total_fen")] for row in rows[1:]] == [6000, 9000]
-    assert [row[SETTLEMENTS_HEADER.index("bank_reference")] for row in rows[1:]] == ["'-ICBC-0001", None]
+    references = [row[SETTLEMENTS_HEADER.index("bank_reference")] for row in sheet.iter_rows(min_row=2)]
+    # Text that looks like a formula is text with Excel's quote prefix, shown exactly as typed.
+    assert [(cell.value, cell.quotePrefix) for cell in references] == [("-ICBC-0001", True), (None, False)]
+    assert references[0].data_type == "s"
     yuan = SETTLEMENTS_HEADER.index("total_yuan")
     cells = [row[yuan] for row in sheet.iter_rows(min_row=2)]
     assert [(cell.value, cell.number_format) for cell in cells] == [(60, "#,##0.00"), (90, "#,##0.00")]

@@ -87,7 +87,9 @@ def csv_of(client: Client, **query: str) -> str:
     year = query.get("year", "")
     name = f"public-awards-{year}.csv" if year.isascii() and year.isdigit() and len(year) == 4 else "public-awards.csv"
     assert response["Content-Disposition"] == f'attachment; filename="{name}"'
-    return response.getvalue().decode("utf-8")
+    text = response.getvalue().decode("utf-8")
+    assert text.startswith("\ufeff") and not text.startswith("\ufeff\ufeff"), "one byte-order mark, for Excel"
+    return text.removeprefix("\ufeff")
 
 
 def zh(text: str) -> str:
