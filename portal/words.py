@@ -54,6 +54,23 @@ WORDS: dict[str, Promise] = {
 }
 
 
+# The audit's checks (coupons.services.audit.CHECKS), said for people; the code name stays beside it.
+AUDIT_CHECK_WORDS: dict[str, Promise] = {
+    "account_totals_equal_transfers": _("Every account's totals equal the sum of its transfers"),
+    "debits_equal_credits": _("Debits equal credits"),
+    "no_limited_account_overdrawn": _("No limited account is overdrawn"),
+    "hash_chain_intact": _("The ledger's hash chains are intact"),
+    "issued_within_pool": _("Coupons issued stay within the pool"),
+    "granted_within_cap": _("Each enterprise's coupons stay within its cap"),
+    "redemptions_within_rate": _("Each redemption is within the rate of its bill"),
+    "contract_bills_within_fee": _("A contract's bills stay within its fee"),
+    "closed_years_hold_nothing": _("Closed years hold nothing"),
+    "grants_match_ledger": _("Coupons match their ledger accounts"),
+    "redemptions_match_ledger": _("Redemptions match the ledger"),
+    "settlements_match_ledger": _("Settlements match the ledger"),
+    "pool_figures_match_rows": _("Pool figures from the ledger match the records"),
+}
+
 # Words whose meaning depends on the object: an enterprise's "pending" is not a redemption's.
 KIND_WORDS: dict[str, dict[str, Promise]] = {
     "enterprise": {"pending": _("Pending verification")},

@@ -33,6 +33,14 @@ def status_label(value: str, kind: str = "") -> str:
 
 
 @register.filter
+def audit_check_label(name: str) -> str:
+    from portal.words import AUDIT_CHECK_WORDS
+
+    word = AUDIT_CHECK_WORDS.get(name)
+    return str(word) if word else name
+
+
+@register.filter
 def year_status_label(value: str) -> str:
     from portal.words import YEAR_STATUS_WORDS
 
