@@ -5,9 +5,12 @@ import datetime as dt
 from typing import Any
 
 from django import forms
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import Enterprise, Provider
+from accounts.models import Enterprise, Provider, User
+from accounts.uscc import check_character, validate_uscc
 from coupons.models import CONTRACT_FEE_FEN_MAX, ComputeSource, Purpose
 from portal.formatting import fen_from_yuan_text, yuan_text
 from portal.words import choices
@@ -49,6 +52,39 @@ class YuanField(forms.CharField):
         return fen
 
 
+class UsccField(forms.CharField):
+    """A unified social credit code (GB 32100-2015), upper-cased, its check character verified,
+    and what is wrong said in the person's language."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 18)
+        kwargs.setdefault("min_length", 18)
+        super().__init__(**kwargs)
+
+    def to_python(self, value: Any) -> str:
+        return (super().to_python(value) or "").upper()
+
+    def validate(self, value: Any) -> None:
+        super().validate(value)
+        if not value:
+            return
+        try:
+            validate_uscc(value)
+        except ValidationError as error:
+            code = error.code
+            message: Any  # text, or a lazy translation
+            if code == "uscc_check":
+                expected = check_character(value[:-1])
+                message = _("The check character is wrong: GB 32100-2015 gives %(expected)s here.") % {
+                    "expected": expected
+                }
+            elif code == "uscc_alphabet":
+                message = _("A credit code uses digits and capital letters other than I, O, S, V and Z.")
+            else:
+                message = _("A credit code has exactly 18 characters.")
+            raise forms.ValidationError(message, code=code or "invalid") from None
+
+
 def _text(label: Any, *, max_length: int, required: bool = True, help_text: Any = "") -> forms.CharField:
     return forms.CharField(label=label, max_length=max_length, required=required, help_text=help_text, strip=True)
 
@@ -68,6 +104,62 @@ class ApplyForm(forms.Form):
         required=False,
         help_text=_("Leave empty to request the whole eligible amount."),
     )
+
+
+class RegisterForm(forms.Form):
+    """An enterprise registers with its first member; a reviewer verifies it before it may apply."""
+
+    name = _text(_("Enterprise name"), max_length=200)
+    uscc = UsccField(label=_("Unified social credit code"))
+    has_registered_model = forms.BooleanField(
+        label=_("We provide services on a registered (CAC-filed) generative model"), required=False
+    )
+    model_filing_number = _text(
+        _("CAC filing number of the model"),
+        max_length=100,
+        required=False,
+        help_text=_("Needed with a registered model."),
+    )
+    foundation_model_developer = forms.BooleanField(
+        label=_("We develop a large generative multimodal foundation model"), required=False
+    )
+    small_or_medium = forms.BooleanField(label=_("We are a small or medium enterprise"), required=False)
+    username = _text(_("Username for signing in"), max_length=150, help_text=_("Letters, digits and @/./+/-/_ only."))
+    email = forms.EmailField(label=_("Email"), max_length=254)
+    password = forms.CharField(label=_("Password"), strip=False, widget=forms.PasswordInput(render_value=False))
+    password_again = forms.CharField(
+        label=_("Password again"), strip=False, widget=forms.PasswordInput(render_value=False)
+    )
+
+    def clean_username(self) -> str:
+        username: str = self.cleaned_data["username"]
+        try:
+            User.username_validator(username)
+        except ValidationError as error:
+            raise forms.ValidationError(error.messages) from None
+        if User.objects.filter(username__iexact=username).exists():
+            raise forms.ValidationError(_("This username is taken."))
+        return username
+
+    def clean_uscc(self) -> str:
+        uscc: str = self.cleaned_data["uscc"]
+        if Enterprise.objects.filter(uscc=uscc).exists() or Provider.objects.filter(uscc=uscc).exists():
+            raise forms.ValidationError(_("An organisation with this credit code is already registered."))
+        return uscc
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("has_registered_model") and not data.get("model_filing_number"):
+            self.add_error("model_filing_number", _("A registered model needs its CAC filing number."))
+        password, again = data.get("password"), data.get("password_again")
+        if password and again and password != again:
+            self.add_error("password_again", _("The two passwords differ."))
+        elif password:
+            try:
+                validate_password(password, User(username=data.get("username", ""), email=data.get("email", "")))
+            except ValidationError as error:
+                self.add_error("password", error)
+        return data
 
 
 class ReviewForm(forms.Form):
@@ -122,13 +214,13 @@ class ApiKeyForm(forms.Form):
 
 class ProviderForm(forms.Form):
     name = _text(_("Name"), max_length=200)
-    uscc = _text(_("Unified social credit code"), max_length=18)
+    uscc = UsccField(label=_("Unified social credit code"))
     listing = forms.ChoiceField(label=_("Listing"), choices=choices("planning_layout", "matched_partner"))
 
 
 class RelatedPartyForm(forms.Form):
-    uscc_a = _text(_("Credit code of the first party"), max_length=18)
-    uscc_b = _text(_("Credit code of the second party"), max_length=18)
+    uscc_a = UsccField(label=_("Credit code of the first party"))
+    uscc_b = UsccField(label=_("Credit code of the second party"))
     note = _text(_("Note"), max_length=REASON_LENGTH_MAX, required=False)
 
 

@@ -22,7 +22,11 @@ class Item:
 
 def items_for(user: User | None) -> list[Item]:
     if user is None or not user.is_authenticated or not user.is_active:
-        return [Item("portal:public_awards", _("Public notice"))]
+        return [
+            Item("portal:login", _("Sign in")),
+            Item("portal:register", _("Register an enterprise")),
+            Item("portal:public_awards", _("Public notice")),
+        ]
     if user.enterprise_id is not None:
         return [
             Item("portal:enterprise_home", _("Overview")),

@@ -25,6 +25,7 @@ urlpatterns = [
     ),
     # Enterprise
     path("enterprise/", enterprise.enterprise_home, name="enterprise_home"),
+    path("register/", enterprise.register, name="register"),
     path("apply/", enterprise.apply, name="apply"),
     path("apply/preview/", enterprise.apply_preview, name="apply_preview"),
     # Applications, grants, redemptions: one page each for every role, scoped to the person

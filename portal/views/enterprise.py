@@ -1,11 +1,14 @@
 """The enterprise's pages: its overview, the apply form with a live preview, its redemptions."""
 
 from django.contrib import messages
+from django.contrib.auth import login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_post_parameters
 
 from accounts.models import Enterprise, User
+from accounts.services import enterprise_register
 from config.errors import ApplicationError
 from coupons.api.scopes import applications_visible_to
 from coupons.models import ProgramYear
@@ -14,7 +17,7 @@ from coupons.services.applications import application_submit, application_terms
 from coupons.services.years import program_year_current
 from portal import access
 from portal.errors import describe
-from portal.forms import ApplyForm
+from portal.forms import ApplyForm, RegisterForm
 from portal.queries import grants_for
 
 PENDING_STATUSES = ("submitted", "confirmed", "reviewed")
@@ -120,3 +123,37 @@ def apply_preview(request: HttpRequest) -> HttpResponse:
     form.is_valid()  # Only the fields that are valid so far are in cleaned_data.
     preview = _preview_or_none(user, form)
     return render(request, "portal/_apply_preview.html", {"preview": preview, "form": form})
+
+
+@sensitive_post_parameters("password", "password_again")
+def register(request: HttpRequest) -> HttpResponse:
+    """An enterprise registers with its first member (anyone may); it is pending until a reviewer
+    verifies it. The new member is signed in and sees that on the overview."""
+    if request.user.is_authenticated:
+        return redirect("portal:home")
+    form = RegisterForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            user, enterprise = enterprise_register(
+                username=data["username"],
+                password=data["password"],
+                email=data["email"],
+                name=data["name"],
+                uscc=data["uscc"],
+                has_registered_model=data["has_registered_model"],
+                model_filing_number=data["model_filing_number"],
+                foundation_model_developer=data["foundation_model_developer"],
+                small_or_medium=data["small_or_medium"],
+            )
+        except ApplicationError as error:
+            form.add_error(None, describe(error))
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(
+                request,
+                _("%(name)s is registered. A reviewer will verify it; then you may apply for coupons.")
+                % {"name": enterprise.name},
+            )
+            return redirect("portal:enterprise_home")
+    return render(request, "portal/register.html", {"form": form}, status=400 if form.errors else 200)

@@ -16,6 +16,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 OBJECT_KINDS = ("applications", "grants", "settlements", "audits")
 ROLES = ("enterprise1", "provider1", "reviewer", "approver", "finance", "auditor", "admin")
+# In English, the three kinds of navigation: a superuser's holds every staff page.
+ROLES_EN = ("enterprise1", "provider1", "admin")
 
 # Form controls without a label, buttons without a name, SVG charts without a text alternative.
 UNLABELLED = """() => {
@@ -46,7 +48,7 @@ def test_every_page_of_every_role(language: str, portal_in: Callable[[str], Port
     call_command("seed_demo", stdout=io.StringIO())
     portal = portal_in(language)
     seen = 0
-    for username in ROLES:
+    for username in ROLES if language == "zh-hans" else ROLES_EN:
         screens = Screens(ARTIFACTS / language / username)
         page = portal.sign_in(username)
         links = page.locator("nav.primary a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
@@ -69,7 +71,7 @@ def test_every_page_of_every_role(language: str, portal_in: Callable[[str], Port
             check_page(page, language)
             screens.shoot(page, href.strip("/").replace("/", "-"))
             seen += 1
-    assert seen >= 45
+    assert seen >= (45 if language == "zh-hans" else 25)
 
 
 @pytest.mark.parametrize("language", ["zh-hans", "en"])
