@@ -36,10 +36,24 @@ _DRF_CODES: list[tuple[type[exceptions.APIException], str, str]] = [
 ]
 
 
+def _without_nul(value: Any) -> Any:
+    """The value with every NUL in its texts (keys included) replaced by U+FFFD.
+
+    A problem may echo what the client sent (an unknown field's name); PostgreSQL's text and
+    jsonb hold no NUL, and the idempotency record stores the problem to replay it."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    return value
+
+
 def problem(*, status_code: int, code: str, title: str, detail: str, **extra: Any) -> Response:
     body = {"type": PROBLEM_TYPE_BASE + code, "title": title, "status": status_code, "detail": detail, "code": code}
     body.update(extra)
-    return Response(body, status=status_code, content_type=PROBLEM_CONTENT_TYPE)
+    return Response(_without_nul(body), status=status_code, content_type=PROBLEM_CONTENT_TYPE)
 
 
 def _field_errors(data: Any, prefix: str = "") -> dict[str, list[str]]:
