@@ -39,6 +39,15 @@ def attempt(request: HttpRequest, action: Callable[[], T], success: str) -> T | 
     return result
 
 
+def attempt_with(request: HttpRequest, form: Any, action: Callable[[dict[str, Any]], object], success: str) -> None:
+    """A small form posted from a page: when valid, one service call with its cleaned data (said as
+    `attempt` says it); when not, what is wrong with it."""
+    if form.is_valid():
+        attempt(request, lambda: action(form.cleaned_data), success)
+    else:
+        form_refused(request, form)
+
+
 def form_refused(request: HttpRequest, form: Any) -> None:
     """Say what is wrong with a small form posted from a list (its own errors, in the person's language)."""
     for field, errors in form.errors.items():

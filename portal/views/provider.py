@@ -21,7 +21,7 @@ from portal.errors import describe
 from portal.formatting import yuan_text
 from portal.forms import ApiKeyForm, ReasonForm, RedeemForm
 from portal.queries import grants_for
-from portal.views.common import attempt, back, form_refused, page_of
+from portal.views.common import attempt, attempt_with, back, page_of
 
 R = Redemption.Status
 
@@ -79,16 +79,12 @@ def redemption_action(request: HttpRequest, pk: int, action: str) -> HttpRespons
     elif action != "reverse":
         raise Http404("No such action.")
     else:
-        form = ReasonForm(request.POST)
-        if form.is_valid():
-            reason = form.cleaned_data["reason"]
-            attempt(
-                request,
-                lambda: redemption_reverse(redemption=redemption, actor=user, reason=reason),
-                _("Redemption reversed."),
-            )
-        else:
-            form_refused(request, form)
+        attempt_with(
+            request,
+            ReasonForm(request.POST),
+            lambda data: redemption_reverse(redemption=redemption, actor=user, reason=data["reason"]),
+            _("Redemption reversed."),
+        )
     return back(request, "portal:redemptions")
 
 

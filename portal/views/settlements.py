@@ -15,7 +15,7 @@ from coupons.services.settlements import settlement_create, settlement_pay
 from portal import access
 from portal.errors import describe
 from portal.forms import PayForm, SettlementForm
-from portal.views.common import attempt, form_refused, page_of
+from portal.views.common import attempt_with, page_of
 
 
 def _visible(user: User) -> bool:
@@ -89,14 +89,10 @@ def settlement_lines(request: HttpRequest, pk: int) -> HttpResponse:
 def settlement_pay_view(request: HttpRequest, pk: int) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     settlement = get_object_or_404(settlements_visible_to(user), pk=pk)
-    form = PayForm(request.POST)
-    if form.is_valid():
-        reference = form.cleaned_data["bank_reference"]
-        attempt(
-            request,
-            lambda: settlement_pay(settlement=settlement, actor=user, bank_reference=reference),
-            _("Settlement marked paid."),
-        )
-    else:
-        form_refused(request, form)
+    attempt_with(
+        request,
+        PayForm(request.POST),
+        lambda data: settlement_pay(settlement=settlement, actor=user, bank_reference=data["bank_reference"]),
+        _("Settlement marked paid."),
+    )
     return redirect("portal:settlement", pk=pk)

@@ -28,7 +28,7 @@ from portal import access
 from portal.errors import describe
 from portal.forms import CapOverrideForm, ProviderForm, ReasonForm, RelatedPartyForm
 from portal.queries import grants_for
-from portal.views.common import attempt, back, form_refused, page_of
+from portal.views.common import attempt, attempt_with, back, page_of
 from portal.words import WORDS
 
 A = Application.Status
@@ -187,16 +187,12 @@ def grant_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def grant_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     grant = get_object_or_404(grants_for(user), pk=pk)
-    form = ReasonForm(request.POST)
-    if form.is_valid():
-        reason = form.cleaned_data["reason"]
-        attempt(
-            request,
-            lambda: grant_revoke(grant=grant, actor=user, reason=reason),
-            _("Coupon revoked; what was unused is back in the pool."),
-        )
-    else:
-        form_refused(request, form)
+    attempt_with(
+        request,
+        ReasonForm(request.POST),
+        lambda data: grant_revoke(grant=grant, actor=user, reason=data["reason"]),
+        _("Coupon revoked; what was unused is back in the pool."),
+    )
     return redirect("portal:grant", pk=pk)
 
 
