@@ -432,7 +432,7 @@ def enterprise_cap_use(*, enterprise_id: int, program_year: ProgramYear) -> Ente
 PUBLIC_AWARDS_CSV_HEADER: Final = ("enterprise", "uscc", "amount_fen", "approved_on", "grant_code")
 PUBLIC_AWARDS_CSV_CHUNK_ROWS: Final = 2_000  # Rows fetched at a time while the CSV streams out.
 # A cell starting with one of these is a formula to a spreadsheet; enterprise names are public input.
-_SPREADSHEET_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+SPREADSHEET_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
 
 
 def public_awards(*, year: int | None = None) -> QuerySet[Grant]:
@@ -452,10 +452,10 @@ def approved_on(grant: Grant) -> dt.date:
 
 
 def spreadsheet_safe(text: str) -> str:
-    return "'" + text if text.startswith(_SPREADSHEET_FORMULA_STARTS) else text
+    return "'" + text if text.startswith(SPREADSHEET_FORMULA_STARTS) else text
 
 
-class _Line:
+class CsvLines:
     """A file-like object whose write returns the line: csv.writer then yields lines one by one."""
 
     def write(self, line: str) -> str:
@@ -464,7 +464,7 @@ class _Line:
 
 def public_awards_csv_lines(*, year: int | None = None) -> Iterator[str]:
     """The public notice as CSV lines (header first, amounts in fen), read with one streaming query."""
-    writer = csv.writer(_Line(), lineterminator="\n")
+    writer = csv.writer(CsvLines(), lineterminator="\n")
     yield writer.writerow(PUBLIC_AWARDS_CSV_HEADER)
     for grant in public_awards(year=year).iterator(chunk_size=PUBLIC_AWARDS_CSV_CHUNK_ROWS):
         yield writer.writerow(
