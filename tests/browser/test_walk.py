@@ -15,19 +15,10 @@ from accounts.models import User
 from coupons.models import Application, Grant, Redemption
 from coupons.services.years import PROGRAM_TIME_ZONE
 from tests.browser.conftest import ARTIFACTS, Portal, Screens
+from tests.portal.conftest import FIGURES
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-FIGURES = (
-    "pool_fen",
-    "issued_fen",
-    "held_fen",
-    "redeemed_fen",
-    "settled_fen",
-    "lapsed_fen",
-    "revoked_fen",
-    "available_fen",
-)
 CONTRACT_FEE = "1,000,000.00"  # yuan: 100,000,000 fen
 GRANT_FEN = 30_000_000  # 30% of the fee (domestic compute, training)
 BILL = "200,000.00"

@@ -12,6 +12,18 @@ from coupons.models import Grant, ProgramYear
 from coupons.services.years import PROGRAM_TIME_ZONE, program_year_create, program_year_open
 from tests.coupons.conftest import CAP_FEN, POOL_FEN, Cast, make_cast
 
+# The dashboard's figures, as the issue and GET /api/v1/stats/pool/ name them.
+FIGURES = (
+    "pool_fen",
+    "issued_fen",
+    "held_fen",
+    "redeemed_fen",
+    "settled_fen",
+    "lapsed_fen",
+    "revoked_fen",
+    "available_fen",
+)
+
 
 def client_of(user: User | None, *, language: str | None = None) -> Client:
     """A client signed in as `user` (None: nobody), with the language cookie set when asked."""

@@ -32,21 +32,11 @@ from portal.formatting import bp_text, yuan_text
 from portal.words import WORDS
 from tests.coupons.conftest import CAP_FEN, POOL_FEN, Cast
 from tests.factories import EnterpriseFactory, ProviderFactory, UserFactory
-from tests.portal.conftest import this_year
+from tests.portal.conftest import FIGURES, this_year
 
 pytestmark = pytest.mark.django_db
 
 AsUser = Callable[..., Client]
-FIGURES = (
-    "pool_fen",
-    "issued_fen",
-    "held_fen",
-    "redeemed_fen",
-    "settled_fen",
-    "lapsed_fen",
-    "revoked_fen",
-    "available_fen",
-)
 
 
 # --- Reading the page -----------------------------------------------------------------------------
