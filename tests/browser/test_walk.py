@@ -59,6 +59,8 @@ def test_the_whole_walk_in_the_browser(language: str, portal_in: Callable[[str],
     enterprise = portal.sign_in("enterprise1")
     screens.shoot(enterprise, "enterprise-overview")
     enterprise.get_by_role("link", name=said(language, "Apply"), exact=True).click()
+    previews: list[str] = []
+    enterprise.on("request", lambda request: previews.append(request.url) if "/apply/preview/" in request.url else None)
     enterprise.locator("#id_provider").select_option(str(provider.pk))
     enterprise.locator("#id_contract_number").fill(contract)
     enterprise.locator("#id_compute_source").select_option("domestic")
@@ -68,6 +70,8 @@ def test_the_whole_walk_in_the_browser(language: str, portal_in: Callable[[str],
     expect(enterprise.locator("#preview-rate")).to_have_text("30%")
     expect(enterprise.locator("#preview-eligible")).to_have_text("¥300,000.00")
     screens.shoot(enterprise, "apply-with-preview")
+    # The preview is a GET: it must not put the CSRF token in URLs (logs, referrers).
+    assert previews and not any("csrfmiddlewaretoken" in url for url in previews)
     enterprise.locator("#submit-application").click()
     expect(enterprise.locator("#application-status")).to_have_attribute("data-status", "submitted")
     expect(enterprise.locator(".message.success")).to_contain_text(
