@@ -5,6 +5,8 @@ answers. Querysets are scoped to the caller before any lookup, so another organi
 is a 404 and never appears in a list.
 """
 
+from typing import Any
+
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -17,9 +19,21 @@ from rest_framework.views import APIView
 
 from accounts import credentials
 from accounts.authentication import client_address, security_log
-from accounts.models import AccessToken, ApiKey, Enterprise, Provider, Role, User
+from accounts.models import (
+    FACILITY_DESCRIPTION_LENGTH_MAX,
+    AccessToken,
+    ApiKey,
+    ComputeSource,
+    Enterprise,
+    Facility,
+    Provider,
+    Role,
+    User,
+)
 from accounts.roles import require_superuser
 from accounts.services import (
+    FACILITIES_COUNT_MAX,
+    REASON_LENGTH_MAX,
     enterprise_register,
     enterprise_suspend,
     enterprise_verify,
@@ -58,10 +72,19 @@ class EnterpriseSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class FacilitySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Facility
+        fields = ["compute_source", "description", "listed_from", "listed_until"]
+        read_only_fields = fields
+
+
 class ProviderSerializer(serializers.ModelSerializer):
+    facilities = FacilitySerializer(many=True, read_only=True)
+
     class Meta:
         model = Provider
-        fields = ["id", "name", "uscc", "listing", "status"]
+        fields = ["id", "name", "uscc", "listing", "status", "facilities"]
         read_only_fields = fields
 
 
@@ -117,10 +140,48 @@ class RegisterAnswer(serializers.Serializer):
     enterprise = EnterpriseSerializer()
 
 
+class FacilityRequest(StrictSerializer):
+    """What a computing center offers, and the days (Asia/Shanghai, both included) it is listed for it."""
+
+    compute_source = serializers.ChoiceField(choices=ComputeSource.choices)
+    description = StrictCharField(max_length=FACILITY_DESCRIPTION_LENGTH_MAX)
+    listed_from = serializers.DateField(help_text="The first day listed (YYYY-MM-DD).")
+    listed_until = serializers.DateField(
+        required=False, allow_null=True, default=None, help_text="The last day listed; null: until further notice."
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["listed_until"] is not None and attrs["listed_until"] < attrs["listed_from"]:
+            raise serializers.ValidationError({"listed_until": ["listed_until may not be before listed_from."]})
+        return attrs
+
+
+class FacilitiesField(serializers.ListField):
+    child = FacilityRequest()
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_empty", False)
+        kwargs.setdefault("max_length", FACILITIES_COUNT_MAX)
+        kwargs.setdefault("help_text", f"1 to {FACILITIES_COUNT_MAX} facilities: the whole list.")
+        super().__init__(**kwargs)
+
+
 class ProviderRequest(StrictSerializer):
     name = StrictCharField(max_length=200)
     uscc = StrictCharField(max_length=18)
     listing = serializers.ChoiceField(choices=Provider.Listing.choices)
+    facilities = FacilitiesField()
+
+
+class ProviderFacilitiesRequest(StrictSerializer):
+    facilities = FacilitiesField()
+    reason = StrictCharField(max_length=REASON_LENGTH_MAX, help_text="Why the facilities change (for the approver).")
+
+
+class ProviderStatusRequest(StrictSerializer):
+    reason = StrictCharField(
+        max_length=REASON_LENGTH_MAX, required=False, default="", allow_blank=True, help_text="Why (for the approver)."
+    )
 
 
 class ApiKeyRequest(StrictSerializer):
@@ -165,6 +226,11 @@ def providers_visible_to(user: User) -> QuerySet[Provider]:
         return Provider.objects.all()
     own = Provider.objects.filter(pk=user.provider_id) if user.provider_id else Provider.objects.none()
     return Provider.objects.filter(status=Provider.Status.ACTIVE) | own
+
+
+def providers_shown_to(user: User) -> QuerySet[Provider]:
+    """`providers_visible_to`, with their facilities in one more query however long the page."""
+    return providers_visible_to(user).prefetch_related("facilities")
 
 
 # --- Authentication ---------------------------------------------------------------------------
@@ -294,12 +360,22 @@ class EnterpriseAction(APIView):
 class ProviderListCreate(ScopedQuerysetMixin, generics.ListAPIView):
     serializer_class = ProviderSerializer
     scoped_model = Provider
-    scope = staticmethod(providers_visible_to)
+    scope = staticmethod(providers_shown_to)
     filterset_fields = ["status", "listing"]
     ordering_fields = ["id", "name"]
     ordering = ["id"]
 
-    @extend_schema(request=ProviderRequest, responses={201: ProviderSerializer}, summary="List a provider (superuser)")
+    @extend_schema(
+        request=ProviderRequest,
+        responses={201: ProviderSerializer},
+        summary="List a provider with its facilities (superuser)",
+        description=(
+            "Each facility is a compute source the center offers and the days it is listed for it "
+            "(`listed_until` null: until further notice; never before `listed_from`). A center takes "
+            "part on a day when one of its facilities is listed that day; an application's "
+            "`compute_source` must be one it offers on the day of submission."
+        ),
+    )
     def post(self, request: Request) -> Response:
         require_superuser(request.user)  # type: ignore[arg-type]
         data = validated(ProviderRequest, request.data)
@@ -310,7 +386,7 @@ class ProviderListCreate(ScopedQuerysetMixin, generics.ListAPIView):
 class ProviderDetail(ScopedQuerysetMixin, generics.RetrieveAPIView):
     serializer_class = ProviderSerializer
     scoped_model = Provider
-    scope = staticmethod(providers_visible_to)
+    scope = staticmethod(providers_shown_to)
 
 
 class ProviderSuspend(APIView):

@@ -7,14 +7,44 @@ exactly one organisation: an `Enterprise` that applies for coupons, or a `Provid
 intelligent computing center) that redeems them. Both organisations carry a unified social credit
 code validated by its GB 32100-2015 check character. `RelatedParty` is the administrators' list
 of pairs of codes that may not deal with each other under the program.
+
+A provider's `Facility` rows say what it offers and when: a compute source (`ComputeSource`, the
+one list of those words, which `coupons` imports from here) and a listing window of dates. A
+provider takes part on a day when it is active and at least one facility's window covers the day
+(`Provider.takes_part_on`); an application's compute source must be one it offers that day.
+`ProviderChange` is the insert-only history of every change to a provider's status, listing or
+facilities: who requested it, who decided it, when, and the provider before and after.
 """
 
+import datetime as dt
+from typing import Final
+from zoneinfo import ZoneInfo
+
+import pgtrigger
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
 from django.utils.functional import cached_property
 
 from accounts.uscc import validate_uscc
+
+# The program's days are Beijing days: a listing window covers whole days in Asia/Shanghai. (The
+# same zone as the program years in `coupons`, which this app may not import.)
+LISTING_TIME_ZONE: Final = ZoneInfo("Asia/Shanghai")
+FACILITY_DESCRIPTION_LENGTH_MAX: Final = 500
+
+
+def listing_day(moment: dt.datetime | None = None) -> dt.date:
+    """The program's day (Asia/Shanghai) of a moment, by default now."""
+    return timezone.localtime(moment or timezone.now(), LISTING_TIME_ZONE).date()
+
+
+class ComputeSource(models.TextChoices):
+    """Where a contract's compute comes from. A provider's facilities offer them; applications name one."""
+
+    DOMESTIC = "domestic", "domestic (国产) compute"
+    OTHER = "other", "other compute"
 
 
 class Role(models.TextChoices):
@@ -95,8 +125,103 @@ class Provider(models.Model):
 
     @property
     def takes_part(self) -> bool:
-        """Only active, listed providers take part in the program."""
+        """Active and listed: the provider's standing, whatever the day (see `takes_part_on`)."""
         return self.status == self.Status.ACTIVE and self.listing in self.Listing.values
+
+    def facilities_on(self, day: dt.date) -> "models.QuerySet[Facility]":
+        """The facilities whose listing window covers `day`."""
+        return self.facilities.filter(Q(listed_until__isnull=True) | Q(listed_until__gte=day), listed_from__lte=day)
+
+    def takes_part_on(self, day: dt.date) -> bool:
+        """The one rule of who takes part on a day: an active, listed provider with at least one
+        facility listed that day. Submission, confirmation, approval and redemption all ask it."""
+        return self.takes_part and self.facilities_on(day).exists()
+
+    def offers_on(self, compute_source: str, day: dt.date) -> bool:
+        """Whether the provider takes part on `day` with a facility of this compute source."""
+        return self.takes_part and self.facilities_on(day).filter(compute_source=compute_source).exists()
+
+
+class Facility(models.Model):
+    """What a computing center offers, and the days it is listed for it (both ends included).
+
+    A provider's facilities are replaced as a whole when they change (through an approved
+    provider change); the history of what they were is in `ProviderChange`.
+    """
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="facilities")
+    compute_source = models.CharField(max_length=16, choices=ComputeSource.choices)
+    description = models.CharField(max_length=FACILITY_DESCRIPTION_LENGTH_MAX)
+    listed_from = models.DateField()
+    listed_until = models.DateField(
+        null=True, blank=True, help_text="The last day listed; empty: until further notice."
+    )
+
+    class Meta:
+        verbose_name_plural = "facilities"
+        ordering = ["listed_from", "compute_source", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(compute_source__in=ComputeSource.values), name="accounts_facility_compute_source_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(listed_until__isnull=True) | Q(listed_until__gte=F("listed_from")),
+                name="accounts_facility_window_ordered",
+            ),
+            models.CheckConstraint(condition=~Q(description=""), name="accounts_facility_description_given"),
+        ]
+        indexes = [models.Index(fields=["provider", "listed_from"], name="accounts_facility_window")]
+
+    def __str__(self) -> str:
+        until = self.listed_until.isoformat() if self.listed_until else "…"
+        return f"{self.compute_source}: {self.description} ({self.listed_from.isoformat()} – {until})"
+
+
+class ProviderChange(models.Model):
+    """One change to a provider's status, listing or facilities. Insert-only (a trigger refuses
+    UPDATE and DELETE), so it is the audit trail of when each center was listed for what.
+
+    `kind` says how the change was made: `listed` when a superuser lists the center (they both ask
+    and decide); `changed` when a superuser asked and someone else approved (a CHECK holds the two
+    people apart); `migrated` for the facilities the migration gave the centers that existed
+    before facilities were recorded (no person).
+    """
+
+    class Kind(models.TextChoices):
+        LISTED = "listed", "listed"
+        CHANGED = "changed", "changed"
+        MIGRATED = "migrated", "migrated"
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="changes")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    requested_by = models.ForeignKey("accounts.User", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    decided_by = models.ForeignKey("accounts.User", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    reason = models.TextField(blank=True)
+    before = models.JSONField(null=True, blank=True, help_text="The provider's status, listing and facilities before.")
+    after = models.JSONField(help_text="The provider's status, listing and facilities after.")
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(kind="listed", requested_by__isnull=False, decided_by=F("requested_by"))
+                    | (
+                        Q(kind="changed", requested_by__isnull=False, decided_by__isnull=False)
+                        & ~Q(decided_by=F("requested_by"))
+                    )
+                    | Q(kind="migrated", requested_by__isnull=True, decided_by__isnull=True)
+                ),
+                name="accounts_provider_change_people",
+            ),
+        ]
+        triggers = [
+            pgtrigger.Protect(name="provider_change_insert_only", operation=pgtrigger.Update | pgtrigger.Delete)
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.provider_id} at {self.at:%Y-%m-%d %H:%M}"
 
 
 class RelatedParty(models.Model):

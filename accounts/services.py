@@ -1,6 +1,9 @@
 """Writes about people and organisations: registration, verification, listing, users, related parties."""
 
+import contextlib
+import datetime as dt
 from collections.abc import Sequence
+from typing import Any, Final
 
 from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
@@ -8,12 +11,30 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.models import Enterprise, Provider, RelatedParty, Role, User
+from accounts.errors import FourEyes
+from accounts.models import (
+    FACILITY_DESCRIPTION_LENGTH_MAX,
+    ComputeSource,
+    Enterprise,
+    Facility,
+    Provider,
+    ProviderChange,
+    RelatedParty,
+    Role,
+    User,
+)
 from accounts.roles import require_role, require_superuser
 from accounts.uscc import validate_uscc
-from config.errors import InvalidState, ValidationFailed
+from config.errors import InvalidState, PermissionDenied, ValidationFailed
 
 NAME_LENGTH_MAX = 200
+FACILITIES_COUNT_MAX: Final = 20
+REASON_LENGTH_MAX: Final = 2_000
+# Listing windows are program days; these bound them to the years a program year may have.
+LISTING_DAY_MIN: Final = dt.date(2000, 1, 1)
+LISTING_DAY_MAX: Final = dt.date(2999, 12, 31)
+PROVIDER_CHANGE_KEYS: Final = frozenset({"status", "facilities"})
+_FACILITY_KEYS: Final = frozenset({"compute_source", "description", "listed_from", "listed_until"})
 
 
 def _check_uscc(uscc: str, field: str = "uscc") -> str:
@@ -126,20 +147,131 @@ def enterprise_suspend(*, enterprise: Enterprise, actor: User) -> Enterprise:
     )
 
 
-def provider_create(*, name: str, uscc: str, listing: str, actor: User) -> Provider:
-    """A superuser lists a computing center."""
+def _check_day(value: object, field: str, *, optional: bool = False) -> dt.date | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):  # Not a date: refused just below.
+            value = dt.date.fromisoformat(value)
+    if not isinstance(value, dt.date) or isinstance(value, dt.datetime):
+        raise ValidationFailed(f"{field} is a date, YYYY-MM-DD.", field=field)
+    if not LISTING_DAY_MIN <= value <= LISTING_DAY_MAX:
+        raise ValidationFailed(
+            f"{field} is from {LISTING_DAY_MIN.isoformat()} to {LISTING_DAY_MAX.isoformat()}.", field=field
+        )
+    return value
+
+
+def facilities_clean(facilities: object) -> list[dict[str, Any]]:
+    """Check a provider's facilities as given (dates as `date`s or ISO strings) and return them
+    in one canonical shape, dates as ISO strings (the shape of approval payloads and the history).
+
+    At least one, at most FACILITIES_COUNT_MAX; each a known compute source, a description, and a
+    window whose last day (when given) is not before its first.
+    """
+    if not isinstance(facilities, list) or not 0 < len(facilities) <= FACILITIES_COUNT_MAX:
+        raise ValidationFailed(f"A computing center has 1 to {FACILITIES_COUNT_MAX} facilities.", field="facilities")
+    cleaned = []
+    for index, facility in enumerate(facilities):
+        where = f"facilities.{index}"
+        if not isinstance(facility, dict) or set(facility) - _FACILITY_KEYS:
+            raise ValidationFailed(
+                "A facility is {compute_source, description, listed_from, listed_until}.", field=where
+            )
+        compute_source = facility.get("compute_source")
+        if compute_source not in ComputeSource.values:
+            raise ValidationFailed(
+                f"compute_source is one of {', '.join(ComputeSource.values)}.", field=f"{where}.compute_source"
+            )
+        description = facility.get("description")
+        description = description.strip() if isinstance(description, str) else ""
+        if not 0 < len(description) <= FACILITY_DESCRIPTION_LENGTH_MAX or not description.isprintable():
+            raise ValidationFailed(
+                f"description has 1 to {FACILITY_DESCRIPTION_LENGTH_MAX} printable characters.",
+                field=f"{where}.description",
+            )
+        listed_from = _check_day(facility.get("listed_from"), f"{where}.listed_from")
+        listed_until = _check_day(facility.get("listed_until"), f"{where}.listed_until", optional=True)
+        assert listed_from is not None
+        if listed_until is not None and listed_until < listed_from:
+            raise ValidationFailed("listed_until may not be before listed_from.", field=f"{where}.listed_until")
+        cleaned.append(
+            {
+                "compute_source": compute_source,
+                "description": description,
+                "listed_from": listed_from.isoformat(),
+                "listed_until": listed_until.isoformat() if listed_until else None,
+            }
+        )
+    return cleaned
+
+
+def provider_snapshot(provider: Provider) -> dict[str, Any]:
+    """A provider's status, listing and facilities, as the history records them (JSON)."""
+    return {
+        "status": provider.status,
+        "listing": provider.listing,
+        "facilities": [
+            {
+                "compute_source": facility.compute_source,
+                "description": facility.description,
+                "listed_from": facility.listed_from.isoformat(),
+                "listed_until": facility.listed_until.isoformat() if facility.listed_until else None,
+            }
+            for facility in Facility.objects.filter(provider=provider).order_by("listed_from", "compute_source", "id")
+        ],
+    }
+
+
+def _facilities_write(provider: Provider, facilities: list[dict[str, Any]]) -> None:
+    """Replace the provider's facilities with `facilities` (cleaned). The caller holds its lock."""
+    Facility.objects.filter(provider=provider).delete()
+    Facility.objects.bulk_create(
+        Facility(
+            provider=provider,
+            compute_source=facility["compute_source"],
+            description=facility["description"],
+            listed_from=dt.date.fromisoformat(facility["listed_from"]),
+            listed_until=dt.date.fromisoformat(facility["listed_until"]) if facility["listed_until"] else None,
+        )
+        for facility in facilities
+    )
+
+
+def provider_create(*, name: str, uscc: str, listing: str, facilities: list[dict[str, Any]], actor: User) -> Provider:
+    """A superuser lists a computing center with its facilities (what it offers, and when).
+
+    The listing is recorded in the provider's history as a change the superuser asked for and
+    decided (there is nothing yet for a second person to check against).
+    """
     require_superuser(actor)
     name = _check_name(name)
     uscc = _check_uscc(uscc)
     if listing not in Provider.Listing.values:
         raise ValidationFailed(f"listing is one of {', '.join(Provider.Listing.values)}.", field="listing")
+    cleaned = facilities_clean(facilities)
     if Provider.objects.filter(uscc=uscc).exists() or Enterprise.objects.filter(uscc=uscc).exists():
         raise ValidationFailed("An organisation with this credit code is already registered.", field="uscc")
-    return Provider.objects.create(name=name, uscc=uscc, listing=listing)
+    try:
+        with transaction.atomic():
+            provider = Provider.objects.create(name=name, uscc=uscc, listing=listing)
+            _facilities_write(provider, cleaned)
+            ProviderChange.objects.create(
+                provider=provider,
+                kind=ProviderChange.Kind.LISTED,
+                requested_by=actor,
+                decided_by=actor,
+                before=None,
+                after=provider_snapshot(provider),
+            )
+    except IntegrityError:
+        # A concurrent listing took the code between the check and here.
+        raise ValidationFailed("An organisation with this credit code was just registered.", field="uscc") from None
+    return provider
 
 
 def provider_set_status(*, provider: Provider, status: str, actor: User) -> Provider:
-    """A superuser suspends or reinstates a computing center."""
+    """Interim: the direct suspension the API still calls until it asks for an approval instead."""
     require_superuser(actor)
     if status not in Provider.Status.values:
         raise ValidationFailed(f"status is one of {', '.join(Provider.Status.values)}.", field="status")
@@ -149,6 +281,66 @@ def provider_set_status(*, provider: Provider, status: str, actor: User) -> Prov
             locked.status = status
             locked.save(update_fields=["status"])
         return locked
+
+
+def provider_change_check(*, provider: Provider, changes: object) -> dict[str, Any]:
+    """Check a change to a provider's status or facilities before anyone is asked to approve it,
+    and return it in its canonical shape (the approval request's payload).
+
+    `changes` holds `status` (a provider status word), `facilities` (the whole new list), or both.
+    Refuses a change that would change nothing (409 invalid_state).
+    """
+    if not isinstance(changes, dict) or not changes or set(changes) - PROVIDER_CHANGE_KEYS:
+        raise ValidationFailed("A provider change sets status, facilities or both.", field="changes")
+    cleaned: dict[str, Any] = {}
+    if "status" in changes:
+        if changes["status"] not in Provider.Status.values:
+            raise ValidationFailed(f"status is one of {', '.join(Provider.Status.values)}.", field="status")
+        cleaned["status"] = changes["status"]
+    if "facilities" in changes:
+        cleaned["facilities"] = facilities_clean(changes["facilities"])
+    current = provider_snapshot(provider)
+    if all(current[key] == value for key, value in cleaned.items()):
+        raise InvalidState(f"{provider.name} already has this {' and '.join(sorted(cleaned))}: nothing would change.")
+    return cleaned
+
+
+def provider_change_apply(
+    *, provider_id: int, changes: dict[str, Any], requested_by: User, decided_by: User, reason: str = ""
+) -> Provider:
+    """Apply an approved change to a provider's status or facilities, and record it in the history.
+
+    Maker-checker: a superuser asked for it (`requested_by`), and another person with the approver
+    role (a superuser holds every role) decided it. The change is checked again here, against the
+    provider as it is now.
+    """
+    if not (requested_by.is_active and requested_by.is_superuser):
+        raise PermissionDenied("A provider change is asked for by a superuser.")
+    require_role(decided_by, Role.APPROVER)
+    if decided_by.pk == requested_by.pk:
+        raise FourEyes("The person who asked for a provider change may not also decide it.")
+    reason = (reason or "").strip()
+    if len(reason) > REASON_LENGTH_MAX:
+        raise ValidationFailed(f"reason has at most {REASON_LENGTH_MAX} characters.", field="reason")
+    with transaction.atomic():
+        provider = Provider.objects.select_for_update().get(pk=provider_id)
+        cleaned = provider_change_check(provider=provider, changes=changes)
+        before = provider_snapshot(provider)
+        if "status" in cleaned and cleaned["status"] != provider.status:
+            provider.status = cleaned["status"]
+            provider.save(update_fields=["status"])
+        if "facilities" in cleaned:
+            _facilities_write(provider, cleaned["facilities"])
+        ProviderChange.objects.create(
+            provider=provider,
+            kind=ProviderChange.Kind.CHANGED,
+            requested_by=requested_by,
+            decided_by=decided_by,
+            reason=reason,
+            before=before,
+            after=provider_snapshot(provider),
+        )
+        return provider
 
 
 def user_create(

@@ -34,7 +34,12 @@ class DuplicateBill(CouponError):
 
 class ProviderNotListed(CouponError):
     code = "provider_not_listed"
-    title = "The provider is suspended or not listed by the city."
+    title = "The provider is suspended, or not listed by the city on this day."
+
+
+class ComputeSourceNotOffered(CouponError):
+    code = "compute_source_not_offered"
+    title = "The computing center offers no facility of this compute source on this day."
 
 
 class EnterpriseNotVerified(CouponError):

@@ -21,17 +21,12 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
-from accounts.models import Enterprise, Provider
+from accounts.models import ComputeSource, Enterprise, Provider
 
 CONTRACT_FEE_FEN_MAX = 10**13  # 100 billion yuan: far above any contract, and fee × rate fits in 64 bits.
 BASIS_POINTS_WHOLE = 10_000
 CONTRACT_NUMBER_LENGTH_MAX = 64
 BILL_NUMBER_LENGTH_MAX = 64
-
-
-class ComputeSource(models.TextChoices):
-    DOMESTIC = "domestic", "domestic (国产) compute"
-    OTHER = "other", "other compute"
 
 
 class Purpose(models.TextChoices):

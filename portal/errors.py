@@ -40,6 +40,10 @@ def describe(error: ApplicationError) -> str:
     sentences = {
         "duplicate_bill": _("This bill number was already redeemed under this contract."),
         "provider_not_listed": _("The computing center is suspended or not listed and takes no part."),
+        "compute_source_not_offered": _(
+            "The computing center offers no facility of this compute source today. Choose the compute source "
+            "it offers, or another computing center."
+        ),
         "enterprise_not_verified": _("The enterprise is not verified yet, or is suspended."),
         "program_year_closed": _("The program year is closed."),
         "duplicate_contract": _("This contract with this computing center already has an application."),

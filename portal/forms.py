@@ -9,7 +9,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import Enterprise, Provider, User
+from accounts.models import FACILITY_DESCRIPTION_LENGTH_MAX, Enterprise, Provider, User
 from accounts.uscc import check_character, validate_uscc
 from coupons.models import CONTRACT_FEE_FEN_MAX, ComputeSource, Purpose
 from portal.formatting import fen_from_yuan_text, yuan_text
@@ -213,9 +213,48 @@ class ApiKeyForm(forms.Form):
 
 
 class ProviderForm(forms.Form):
+    """A computing center and its first facilities: one per compute source ticked, with one window."""
+
     name = _text(_("Name"), max_length=200)
     uscc = UsccField(label=_("Unified social credit code"))
     listing = forms.ChoiceField(label=_("Listing"), choices=choices("planning_layout", "matched_partner"))
+    offers_domestic = forms.BooleanField(label=_("Offers domestic compute"), required=False)
+    offers_other = forms.BooleanField(label=_("Offers other compute"), required=False)
+    facility = _text(
+        _("Facilities"),
+        max_length=FACILITY_DESCRIPTION_LENGTH_MAX,
+        help_text=_("What the center offers, such as its clusters."),
+    )
+    listed_from = forms.DateField(label=_("Listed from"), widget=forms.DateInput(attrs={"type": "date"}))
+    listed_until = forms.DateField(
+        label=_("Listed until (inclusive)"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text=_("Leave empty: listed until further notice."),
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not (data.get("offers_domestic") or data.get("offers_other")):
+            self.add_error("offers_domestic", _("Tick at least one compute source the center offers."))
+        start, end = data.get("listed_from"), data.get("listed_until")
+        if isinstance(start, dt.date) and isinstance(end, dt.date) and end < start:
+            self.add_error("listed_until", _("The end comes before the start."))
+        return data
+
+    def facilities(self) -> list[dict[str, Any]]:
+        """The facilities to list, from the cleaned form."""
+        data = self.cleaned_data
+        sources = [source for source in ComputeSource.values if data.get(f"offers_{source}")]
+        return [
+            {
+                "compute_source": source,
+                "description": data["facility"],
+                "listed_from": data["listed_from"],
+                "listed_until": data.get("listed_until"),
+            }
+            for source in sources
+        ]
 
 
 class RelatedPartyForm(forms.Form):

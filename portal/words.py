@@ -29,6 +29,10 @@ WORDS: dict[str, Promise] = {
     "suspended": _("Suspended"),
     "planning_layout": _("Planning layout"),
     "matched_partner": _("Matched partner"),
+    # A provider's history (accounts.ProviderChange.Kind)
+    "listed": _("Listed"),
+    "changed": _("Changed by approval"),
+    "migrated": _("Recorded at migration"),
     # Program year and audit
     "draft": _("Draft"),
     "closed": _("Closed"),

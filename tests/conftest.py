@@ -17,6 +17,8 @@ SNAPSHOT_TABLES = (
     "coupons_settlement",
     "accounts_enterprise",
     "accounts_provider",
+    "accounts_facility",
+    "accounts_providerchange",
     "accounts_relatedparty",
     "accounts_user",
 )

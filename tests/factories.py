@@ -1,14 +1,17 @@
 """Factories for people and organisations. Money never comes from a factory: only from services."""
 
+import datetime as dt
 import itertools
+from typing import Any
 
 import factory
 from django.contrib.auth.models import Group
 
-from accounts.models import Enterprise, Provider, Role, User
+from accounts.models import ComputeSource, Enterprise, Facility, Provider, Role, User
 from accounts.uscc import ALPHABET, check_character
 
 _serial = itertools.count(1)
+FACILITY_LISTED_FROM = dt.date(2000, 1, 1)
 
 
 def valid_uscc() -> str:
@@ -32,13 +35,34 @@ class EnterpriseFactory(factory.django.DjangoModelFactory):
     status = Enterprise.Status.VERIFIED
 
 
+def _facilities_add(provider: Provider, create: bool, extracted: list[dict[str, Any]] | None, **kwargs: object) -> None:
+    """Both compute sources, listed since long before any test's dates (as the migration gives the
+    providers that existed before facilities), unless the test passes `facilities=[...]`."""
+    if not create:
+        return
+    rows = extracted
+    if rows is None:
+        rows = [{"compute_source": source, "listed_from": FACILITY_LISTED_FROM} for source in ComputeSource.values]
+    for row in rows:
+        Facility.objects.create(
+            provider=provider,
+            compute_source=row["compute_source"],
+            description=row.get("description", f"{row['compute_source']} compute"),
+            listed_from=row["listed_from"],
+            listed_until=row.get("listed_until"),
+        )
+
+
 class ProviderFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Provider
+        skip_postgeneration_save = True
 
     name = factory.Sequence(lambda n: f"Computing center {n}")
     uscc = factory.LazyFunction(valid_uscc)
     listing = Provider.Listing.PLANNING_LAYOUT
+
+    facilities = factory.PostGeneration(_facilities_add)
 
 
 class UserFactory(factory.django.DjangoModelFactory):

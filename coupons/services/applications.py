@@ -5,18 +5,19 @@ import datetime as dt
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 
-from accounts.models import Enterprise, Provider, Role, User
+from accounts.models import Enterprise, Provider, Role, User, listing_day
 from accounts.roles import require_enterprise_member, require_provider_member, require_role
 from accounts.selectors import related_parties
 from config.errors import InvalidState, PermissionDenied, ValidationFailed
 from coupons.errors import (
     AffiliatedProvider,
+    ComputeSourceNotOffered,
     DuplicateContract,
     EnterpriseNotVerified,
     FourEyes,
     ProgramYearClosed,
-    ProviderNotListed,
 )
+from coupons.listing import provider_require_listed
 from coupons.locks import application_lock
 from coupons.models import (
     CONTRACT_FEE_FEN_MAX,
@@ -124,8 +125,12 @@ def application_submit(
                 f"{enterprise.name} is {enterprise.status}; only a verified enterprise applies."
             )
         provider = Provider.objects.get(pk=provider.pk)
-        if not provider.takes_part:
-            raise ProviderNotListed(f"{provider.name} is {provider.status} and takes no part in the program.")
+        day = listing_day(now)
+        provider_require_listed(provider, day)
+        if not provider.offers_on(compute_source, day):
+            raise ComputeSourceNotOffered(
+                f"{provider.name} offers no {compute_source} compute facility listed on {day.isoformat()}."
+            )
         if provider.uscc == enterprise.uscc or related_parties(provider.uscc, enterprise.uscc):
             raise AffiliatedProvider(f"{provider.name} is {enterprise.name} itself or a related party.")
         year = program_year_current(now=now)
@@ -176,14 +181,13 @@ def application_submit(
 
 
 def _require_parties_in_good_standing(application: Application) -> None:
-    """The enterprise is still verified and the provider still active and listed (either may have
-    been suspended since the application was made): no coupon for a party out of the program."""
+    """The enterprise is still verified and the provider still active and listed today (either may
+    have been suspended, or the center's listing may have ended, since the application was made):
+    no coupon for a party out of the program."""
     enterprise = Enterprise.objects.get(pk=application.enterprise_id)
     if enterprise.status != Enterprise.Status.VERIFIED:
         raise EnterpriseNotVerified(f"{enterprise.name} is {enterprise.status}.")
-    provider = Provider.objects.get(pk=application.provider_id)
-    if not provider.takes_part:
-        raise ProviderNotListed(f"{provider.name} is {provider.status} and takes no part in the program.")
+    provider_require_listed(Provider.objects.get(pk=application.provider_id), listing_day())
 
 
 def application_confirm(*, application: Application, actor: User) -> Application:

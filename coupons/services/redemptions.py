@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from accounts.models import Enterprise, Role, User
+from accounts.models import Enterprise, Role, User, listing_day
 from accounts.roles import require_provider_member, require_role
 from config.errors import InvalidState, ValidationFailed
 from coupons import books
@@ -27,8 +27,8 @@ from coupons.errors import (
     GrantExhausted,
     GrantExpired,
     GrantRevoked,
-    ProviderNotListed,
 )
+from coupons.listing import provider_require_listed
 from coupons.locks import grant_lock, redemption_lock
 from coupons.models import BILL_NUMBER_LENGTH_MAX, CONTRACT_FEE_FEN_MAX, Grant, Redemption, Settlement
 from coupons.policy import reference_normalise, subsidy_fen
@@ -89,8 +89,7 @@ def redemption_create(
         # The grant's lock orders every redemption of the contract: the bill and contract checks
         # below cannot be raced. The grant's ledger account is the backstop for the money.
         locked = grant_lock(grant.pk)
-        if not locked.provider.takes_part:
-            raise ProviderNotListed(f"{locked.provider.name} is {locked.provider.status}.")
+        provider_require_listed(locked.provider, listing_day(now))
         if locked.enterprise.status != Enterprise.Status.VERIFIED:
             raise EnterpriseNotVerified(f"{locked.enterprise.name} is {locked.enterprise.status}.")
         _check_grant_usable(locked, now)

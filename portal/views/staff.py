@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from accounts.models import Enterprise, Provider, RelatedParty, Role, User
+from accounts.models import Enterprise, Provider, ProviderChange, RelatedParty, Role, User
 from accounts.services import (
     enterprise_suspend,
     enterprise_verify,
@@ -32,6 +32,7 @@ from portal.views.common import attempt, attempt_with, back, page_of
 from portal.words import WORDS
 
 A = Application.Status
+PROVIDER_CHANGES_SHOWN = 200
 
 
 @access.role(Role.REVIEWER, Role.APPROVER)
@@ -106,7 +107,13 @@ def provider_list(request: HttpRequest) -> HttpResponse:
             if provider_form.is_valid():
                 data = provider_form.cleaned_data
                 try:
-                    provider_create(name=data["name"], uscc=data["uscc"].upper(), listing=data["listing"], actor=user)
+                    provider_create(
+                        name=data["name"],
+                        uscc=data["uscc"].upper(),
+                        listing=data["listing"],
+                        facilities=provider_form.facilities(),
+                        actor=user,
+                    )
                 except ApplicationError as error:
                     provider_form.add_error(None, describe(error))
                 else:
@@ -131,7 +138,10 @@ def provider_list(request: HttpRequest) -> HttpResponse:
         else:
             return redirect("portal:providers")
     context = {
-        "providers": Provider.objects.order_by("name"),
+        "providers": Provider.objects.order_by("name").prefetch_related("facilities"),
+        "changes": ProviderChange.objects.select_related("provider", "requested_by", "decided_by").order_by(
+            "-at", "-id"
+        )[:PROVIDER_CHANGES_SHOWN],
         "parties": RelatedParty.objects.select_related("created_by").order_by("-created_at")[:200],
         "provider_form": provider_form,
         "party_form": party_form,

@@ -24,6 +24,7 @@ PASSWORD = "correct horse battery staple"
 CODE = "91350100M000100Y43"
 OTHER_CODE = "91110000802100433B"
 THIRD_CODE = "913301007517117015"
+FACILITIES = [{"compute_source": "domestic", "description": "Ascend cluster", "listed_from": "2024-01-01"}]
 
 
 def row_counts() -> dict[str, int]:
@@ -261,7 +262,9 @@ def test_only_a_reviewer_verifies_or_suspends(action, who, approver, finance):
 
 
 def test_a_superuser_lists_a_computing_center(admin):
-    provider = provider_create(name=" Hangzhou AI Center ", uscc=CODE.lower(), listing="matched_partner", actor=admin)
+    provider = provider_create(
+        name=" Hangzhou AI Center ", uscc=CODE.lower(), listing="matched_partner", facilities=FACILITIES, actor=admin
+    )
     provider.refresh_from_db()
     assert (provider.name, provider.uscc, provider.listing) == ("Hangzhou AI Center", CODE, "matched_partner")
     assert provider.status == Provider.Status.ACTIVE
@@ -273,7 +276,7 @@ def test_only_a_superuser_lists_a_computing_center(role):
     actor = UserFactory(roles=[role])
     before = row_counts()
     with pytest.raises(PermissionDenied) as caught:
-        provider_create(name="Center", uscc=CODE, listing="planning_layout", actor=actor)
+        provider_create(name="Center", uscc=CODE, listing="planning_layout", facilities=FACILITIES, actor=actor)
     assert caught.value.code == "permission_denied"
     assert row_counts() == before
 
@@ -282,7 +285,7 @@ def test_an_inactive_superuser_lists_nothing():
     actor = UserFactory(is_superuser=True, is_active=False)
     before = row_counts()
     with pytest.raises(PermissionDenied):
-        provider_create(name="Center", uscc=CODE, listing="planning_layout", actor=actor)
+        provider_create(name="Center", uscc=CODE, listing="planning_layout", facilities=FACILITIES, actor=actor)
     assert row_counts() == before
 
 
@@ -298,7 +301,16 @@ def test_an_inactive_superuser_lists_nothing():
 def test_a_provider_with_bad_input_is_refused(admin, overrides, field):
     before = row_counts()
     with pytest.raises(ValidationFailed) as caught:
-        provider_create(**{"name": "Center", "uscc": CODE, "listing": "planning_layout", "actor": admin, **overrides})
+        provider_create(
+            **{
+                "name": "Center",
+                "uscc": CODE,
+                "listing": "planning_layout",
+                "facilities": FACILITIES,
+                "actor": admin,
+                **overrides,
+            }
+        )
     assert list(caught.value.errors) == [field]
     assert row_counts() == before
 
@@ -308,7 +320,7 @@ def test_a_provider_with_a_taken_credit_code_is_refused(admin, factory):
     factory(uscc=CODE)
     before = row_counts()
     with pytest.raises(ValidationFailed) as caught:
-        provider_create(name="Center", uscc=CODE, listing="planning_layout", actor=admin)
+        provider_create(name="Center", uscc=CODE, listing="planning_layout", facilities=FACILITIES, actor=admin)
     assert list(caught.value.errors) == ["uscc"]
     assert row_counts() == before
 

@@ -22,8 +22,8 @@ from accounts.models import Enterprise, Provider, Role, User
 from accounts.services import (
     enterprise_register,
     enterprise_verify,
+    provider_change_apply,
     provider_create,
-    provider_set_status,
     related_party_add,
     user_create,
 )
@@ -77,6 +77,50 @@ PROVIDERS = (
     ("provider3", "Qiantang Compute Matching Partner", Provider.Listing.MATCHED_PARTNER, False),
     ("provider4", "Xiaoshan Legacy Computing Center", Provider.Listing.PLANNING_LAYOUT, True),
 )
+# The program began in 2024: the demo centers have been listed since then.
+LISTED_SINCE = dt.date(2024, 1, 1)
+# What each demo center offers (by its username): provider1 domestic compute only, provider2 both,
+# provider3 (a matching partner) other compute only, provider4 a window that has ended.
+FACILITIES: dict[str, list[dict[str, object]]] = {
+    "provider1": [
+        {
+            "compute_source": ComputeSource.DOMESTIC,
+            "description": "Ascend 910B training cluster, 2,000 PFLOPS (FP16)",
+            "listed_from": LISTED_SINCE,
+            "listed_until": None,
+        }
+    ],
+    "provider2": [
+        {
+            "compute_source": ComputeSource.DOMESTIC,
+            "description": "Hygon DCU cluster for training and fine-tuning",
+            "listed_from": LISTED_SINCE,
+            "listed_until": None,
+        },
+        {
+            "compute_source": ComputeSource.OTHER,
+            "description": "A800 GPU cloud for inference",
+            "listed_from": dt.date(2024, 3, 1),
+            "listed_until": None,
+        },
+    ],
+    "provider3": [
+        {
+            "compute_source": ComputeSource.OTHER,
+            "description": "GPU capacity matched from partner data centers",
+            "listed_from": dt.date(2024, 6, 1),
+            "listed_until": None,
+        }
+    ],
+    "provider4": [
+        {
+            "compute_source": ComputeSource.DOMESTIC,
+            "description": "Legacy domestic CPU and accelerator cluster",
+            "listed_from": LISTED_SINCE,
+            "listed_until": dt.date(2025, 12, 31),
+        }
+    ],
+}
 MODEL_FILING_NUMBER = "Zhejiang-WestLakeModel-20240315"
 ENTERPRISES = (
     # username, name, foundation model developer (with a registered model), small or medium, verified
@@ -232,7 +276,13 @@ class Command(BaseCommand):
         serials = iter(range(1, len(DEMO_USCCS) + 1))
         providers, provider_members = [], []
         for username, name, listing, suspended in PROVIDERS:
-            provider = provider_create(name=name, uscc=demo_uscc(next(serials)), listing=listing, actor=admin)
+            provider = provider_create(
+                name=name,
+                uscc=demo_uscc(next(serials)),
+                listing=listing,
+                facilities=FACILITIES[username],
+                actor=admin,
+            )
             provider_members.append(
                 user_create(
                     username=username,
@@ -243,7 +293,14 @@ class Command(BaseCommand):
                 )
             )
             if suspended:
-                provider = provider_set_status(provider=provider, status=Provider.Status.SUSPENDED, actor=admin)
+                # A listed center's status changes by maker-checker: the superuser asks, an approver decides.
+                provider = provider_change_apply(
+                    provider_id=provider.pk,
+                    changes={"status": Provider.Status.SUSPENDED},
+                    requested_by=admin,
+                    decided_by=staff["approver"],
+                    reason="The center's facilities left the city's planning layout (demo).",
+                )
             providers.append(provider)
         self.stdout.write(f"Providers: created {len(providers)} (one suspended), each with a member.")
 
@@ -339,7 +396,7 @@ class Command(BaseCommand):
         confirm(submit(m2, p3, 6, 1_500_000, other, Purpose.TRAINING))
         review(submit(m1, p2, 7, 8_000_000, domestic, Purpose.AGENT), "reviewer2", fen(2_000_000))
         application_reject(
-            application=review(submit(m3, p1, 8, 4_000_000, other, Purpose.TRAINING), "reviewer"),
+            application=review(submit(m3, p1, 8, 4_000_000, domestic, Purpose.TRAINING), "reviewer"),
             actor=staff["approver2"],
             reason="The contract covers storage, not compute.",
         )

@@ -1,0 +1,11 @@
+"""Refusals about people and organisations, each with the stable code the API answers with."""
+
+from config.errors import ApplicationError
+
+
+class FourEyes(ApplicationError):
+    """The person who asked for a change may not also decide it."""
+
+    code = "four_eyes"
+    http_status = 403
+    title = "The same person may not take both steps."
