@@ -1,9 +1,9 @@
 """Refusals about people and organisations, each with the stable code the API answers with."""
 
-from config.errors import ApplicationError
+from config.errors import PermissionDenied
 
 
-class FourEyes(ApplicationError):
+class FourEyes(PermissionDenied):
     """The person who asked for a change may not also decide it."""
 
     code = "four_eyes"

@@ -9,6 +9,8 @@ from tests.factories import EnterpriseFactory, ProviderFactory, UserFactory, val
 
 pytestmark = pytest.mark.django_db
 
+FACILITIES = [{"compute_source": "domestic", "description": "Ascend 910B cluster", "listed_from": "2024-01-01"}]
+
 
 def wrong_check_character(uscc: str) -> str:
     return uscc[:-1] + ("1" if uscc[-1] != "1" else "2")
@@ -238,7 +240,7 @@ def test_any_signed_in_user_sees_the_active_providers(cast):
         assert cast.provider.pk in ids and suspended.pk not in ids
         assert_problem(signed_in(user).get(f"/api/v1/providers/{suspended.pk}/"), 404, "not_found")
     shape = signed_in(cast.member).get(f"/api/v1/providers/{cast.provider.pk}/").json()
-    assert set(shape) == {"id", "name", "uscc", "listing", "status"}
+    assert set(shape) == {"id", "name", "uscc", "listing", "status", "facilities"}
     assert_problem(APIClient().get("/api/v1/providers/"), 401, "not_authenticated")
 
 
@@ -260,18 +262,24 @@ def test_staff_see_suspended_providers_too(cast):
 
 def test_a_superuser_lists_a_provider(cast):
     uscc = valid_uscc()
-    body = {"name": "Hangzhou Compute Center", "uscc": uscc, "listing": "matched_partner"}
+    body = {"name": "Hangzhou Compute Center", "uscc": uscc, "listing": "matched_partner", "facilities": FACILITIES}
 
     response = signed_in(cast.admin).post("/api/v1/providers/", body, format="json")
 
     assert response.status_code == 201, response.content
     provider = Provider.objects.get(uscc=uscc)
-    assert response.json() == {"id": provider.pk, **body, "status": "active"}
+    facilities = [{**facility, "listed_until": None} for facility in FACILITIES]
+    assert response.json() == {"id": provider.pk, **body, "status": "active", "facilities": facilities}
     assert provider.pk in [p["id"] for p in signed_in(cast.member).get("/api/v1/providers/").json()["results"]]
 
 
 def test_only_a_superuser_lists_a_provider(cast, db_snapshot):
-    body = {"name": "Hangzhou Compute Center", "uscc": valid_uscc(), "listing": "planning_layout"}
+    body = {
+        "name": "Hangzhou Compute Center",
+        "uscc": valid_uscc(),
+        "listing": "planning_layout",
+        "facilities": FACILITIES,
+    }
     before = db_snapshot()
     for user in (cast.reviewer, cast.approver, cast.member, cast.clerk):
         assert_problem(signed_in(user).post("/api/v1/providers/", body, format="json"), 403, "permission_denied")
@@ -294,7 +302,13 @@ def test_only_a_superuser_lists_a_provider(cast, db_snapshot):
     ],
 )
 def test_a_bad_provider_is_400_and_writes_nothing(changes, field, cast, db_snapshot):
-    body = {"name": "Hangzhou Compute Center", "uscc": valid_uscc(), "listing": "planning_layout", **changes}
+    body = {
+        "name": "Hangzhou Compute Center",
+        "uscc": valid_uscc(),
+        "listing": "planning_layout",
+        "facilities": FACILITIES,
+        **changes,
+    }
     before = db_snapshot()
     problem = assert_problem(
         signed_in(cast.admin).post("/api/v1/providers/", body, format="json"), 400, "validation_error"
@@ -307,7 +321,7 @@ def test_a_providers_code_is_unique_across_organisations(cast, db_snapshot):
     admin = signed_in(cast.admin)
     before = db_snapshot()
     for uscc in (cast.provider.uscc, cast.enterprise.uscc):
-        body = {"name": "Copy", "uscc": uscc, "listing": "planning_layout"}
+        body = {"name": "Copy", "uscc": uscc, "listing": "planning_layout", "facilities": FACILITIES}
         problem = assert_problem(admin.post("/api/v1/providers/", body, format="json"), 400, "validation_error")
         assert "uscc" in problem["errors"]
     assert db_snapshot() == before
