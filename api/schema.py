@@ -43,6 +43,7 @@ PROBLEM_CODES = [
     "contract_exceeded",
     "duplicate_bill",
     "provider_not_listed",
+    "compute_source_not_offered",
     "enterprise_not_verified",
     "program_year_closed",
     "idempotency_key_reused",

@@ -111,7 +111,16 @@ class ApplicationListCreate(ScopedQuerysetMixin, generics.ListAPIView):
     ordering_fields = ["id", "created_at", "contract_fee_fen"]
     ordering = ["id"]
 
-    @extend_schema(request=SubmitRequest, responses={201: ApplicationSerializer}, summary="Apply for coupons")
+    @extend_schema(
+        request=SubmitRequest,
+        responses={201: ApplicationSerializer},
+        summary="Apply for coupons",
+        description=(
+            "409 `provider_not_listed` when the computing center is suspended or has no facility listed on "
+            "the day of submission (Asia/Shanghai); 409 `compute_source_not_offered` when none of its "
+            "facilities listed that day offers the `compute_source` asked for (see the provider's `facilities`)."
+        ),
+    )
     def post(self, request: Request) -> Response:
         data = validated(SubmitRequest, request.data)
         # Every provider is named in the city's list, so an unknown id is 404 and a suspended

@@ -49,6 +49,28 @@ def test_a_superuser_lists_a_provider_and_a_bad_credit_code_is_refused(
     )
     assert response.status_code == 400 and 'value="West Lake Compute"' in response.content.decode()
     assert db_snapshot() == before
+    facility = {
+        "provider-offers_domestic": "on",
+        "provider-facility": "Ascend 910B cluster",
+        "provider-listed_from": "2024-01-01",
+    }
+    # No compute source ticked, or a window that ends before it starts: refused, nothing written.
+    for wrong in (
+        {**facility, "provider-offers_domestic": ""},
+        {**facility, "provider-listed_until": "2023-12-31"},
+    ):
+        response = admin.post(
+            "/providers/",
+            {
+                "form": "provider",
+                "provider-name": "West Lake Compute",
+                "provider-uscc": good,
+                "provider-listing": "planning_layout",
+                **wrong,
+            },
+        )
+        assert response.status_code == 400
+        assert db_snapshot() == before
     admin.post(
         "/providers/",
         {
@@ -56,10 +78,17 @@ def test_a_superuser_lists_a_provider_and_a_bad_credit_code_is_refused(
             "provider-name": "West Lake Compute",
             "provider-uscc": good,
             "provider-listing": "planning_layout",
+            **facility,
         },
     )
     provider = Provider.objects.get(name="West Lake Compute")
     assert provider.status == "active"
+    assert list(provider.facilities.values_list("compute_source", "description")) == [
+        ("domestic", "Ascend 910B cluster")
+    ]
+    page = admin.get("/providers/").content.decode()
+    assert "Ascend 910B cluster (2024-01-01 – until further notice)" in page
+    assert "History of listing changes" in page and "Listed" in page
     admin.post(f"/providers/{provider.pk}/status/suspended/")
     provider.refresh_from_db()
     assert provider.status == "suspended"
