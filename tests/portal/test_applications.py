@@ -224,3 +224,24 @@ def test_reject_needs_a_reason_and_withdraw_is_the_enterprises(
     assert second.status == "withdrawn"
     history = as_user(cast.member).get(f"/applications/{second.pk}/").content.decode()
     assert history.count("<td>" + cast.member.username + "</td>") == 2  # submitted and withdrawn
+
+
+def test_a_compute_source_the_center_does_not_offer_is_refused_in_the_persons_language(
+    cast: Cast, year: ProgramYear, as_user: Callable[..., Client], db_snapshot: Callable[[], object]
+):
+    cast.provider.facilities.filter(compute_source="other").delete()
+    english = (
+        "The computing center offers no facility of this compute source today. Choose the compute source "
+        "it offers, or another computing center."
+    )
+    clients = {language: as_user(cast.member, language=language) for language in ("zh-hans", "en")}
+    before = db_snapshot()
+    for language, client in clients.items():
+        response = client.post("/apply/", apply_form(cast, compute_source="other"))
+        body = response.content.decode()
+        with translation.override(language):
+            expected = translation.gettext(english)
+        assert response.status_code == 400 and expected in body, body[:300]
+        assert (expected != english) == (language == "zh-hans")
+        assert 'value="HZ-2026-001"' in body
+    assert db_snapshot() == before
