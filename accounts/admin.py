@@ -13,7 +13,7 @@ from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 
-from accounts.models import AccessToken, ApiKey, Enterprise, Provider, RelatedParty, User
+from accounts.models import AccessToken, ApiKey, Enterprise, Facility, Provider, ProviderChange, RelatedParty, User
 from ledger.admin import ReadOnlyAdmin
 
 
@@ -86,6 +86,27 @@ class ProviderAdmin(_OrganisationAdmin):
     list_filter = ["listing", "status"]
     search_fields = ["name", "uscc"]
     ordering = ["name"]
+
+
+@admin.register(Facility)
+class FacilityAdmin(_ViewOnly, admin.ModelAdmin):
+    """Facilities change only through an approved provider change (the API or the portal)."""
+
+    list_display = ["provider", "compute_source", "description", "listed_from", "listed_until"]
+    list_filter = ["compute_source"]
+    search_fields = ["provider__name", "description"]
+    list_select_related = ["provider"]
+
+
+@admin.register(ProviderChange)
+class ProviderChangeAdmin(_ViewOnly, admin.ModelAdmin):
+    """The insert-only history of listing changes."""
+
+    list_display = ["at", "provider", "kind", "requested_by", "decided_by", "reason"]
+    list_filter = ["kind"]
+    search_fields = ["provider__name", "reason"]
+    list_select_related = ["provider", "requested_by", "decided_by"]
+    date_hierarchy = "at"
 
 
 def _organisation_name(code: OuterRef) -> Coalesce:

@@ -14,7 +14,7 @@ from django.db import models, transaction
 from django.test import Client
 from django.urls import reverse
 
-from accounts.models import Enterprise, Provider, RelatedParty, User
+from accounts.models import Enterprise, Facility, Provider, ProviderChange, RelatedParty, User
 from coupons.management.commands.seed_demo import PASSWORD_DEFAULT
 from coupons.models import (
     Application,
@@ -41,6 +41,8 @@ VIEW_ONLY = [
     Redemption,
     Settlement,
     RelatedParty,
+    Facility,
+    ProviderChange,
 ]
 
 
