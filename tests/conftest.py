@@ -19,6 +19,7 @@ SNAPSHOT_TABLES = (
     "accounts_provider",
     "accounts_relatedparty",
     "accounts_user",
+    "approvals_approvalrequest",
 )
 
 

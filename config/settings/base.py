@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "api",
     "accounts",
+    "approvals",
     "ledger",
     "coupons",
     "portal",
