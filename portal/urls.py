@@ -3,7 +3,17 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from portal.views import applications, common, dashboard, enterprise, exports, provider, settlements, staff
+from portal.views import (
+    applications,
+    common,
+    dashboard,
+    enterprise,
+    exports,
+    provider,
+    second_factor,
+    settlements,
+    staff,
+)
 
 app_name = "portal"
 
@@ -23,6 +33,7 @@ urlpatterns = [
         auth_views.PasswordChangeDoneView.as_view(template_name="portal/password_change_done.html"),
         name="password_change_done",
     ),
+    path("two-step/", second_factor.second_factor, name="second_factor"),
     # Enterprise
     path("enterprise/", enterprise.enterprise_home, name="enterprise_home"),
     path("register/", enterprise.register, name="register"),
