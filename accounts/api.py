@@ -17,7 +17,6 @@ from rest_framework.views import APIView
 
 from accounts import credentials
 from accounts.errors import SignInFailed
-from accounts.signin import sign_in_check
 from accounts.models import AccessToken, ApiKey, Enterprise, Provider, Role, User
 from accounts.roles import require_superuser
 from accounts.services import (
@@ -28,6 +27,7 @@ from accounts.services import (
     provider_set_status,
     user_create,
 )
+from accounts.signin import sign_in_check
 from api.scoping import ScopedQuerysetMixin
 from api.serializers import (
     EmptyRequest,

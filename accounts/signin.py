@@ -90,7 +90,7 @@ def _lockout_wait_s(request: HttpRequest, credentials: dict[str, object]) -> int
     handler = AxesProxyHandler.get_implementation()
     window = lockout_window(request)
     last = None
-    for attempts in handler.get_user_attempts(request, credentials):  # type: ignore[attr-defined]
+    for attempts in handler.get_user_attempts(request, credentials):
         latest = attempts.aggregate(latest=Max("attempt_time"))["latest"]
         if latest is not None and (last is None or latest > last):
             last = latest

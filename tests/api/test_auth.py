@@ -273,7 +273,11 @@ def test_a_portal_password_change_revokes_every_token_issued_before():
     # when
     response = portal.post(
         "/password/",
-        {"old_password": PASSWORD, "new_password1": "a new long passphrase 42", "new_password2": "a new long passphrase 42"},
+        {
+            "old_password": PASSWORD,
+            "new_password1": "a new long passphrase 42",
+            "new_password2": "a new long passphrase 42",
+        },
     )
 
     # then

@@ -6,8 +6,8 @@ from io import StringIO
 import pytest
 from django.apps import apps
 from django.contrib.auth import authenticate
-from django.http import HttpRequest
 from django.core.management import CommandError, call_command
+from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.models import Enterprise, Provider, Role, User
