@@ -20,19 +20,15 @@ from django.urls import reverse
 
 from accounts.models import User
 from accounts.second_factor import second_factor_enrolled, second_factor_required
+from api.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE
 
 API_PREFIX = "/api/"
 
 
 def _problem(status: int, code: str, title: str, detail: str) -> JsonResponse:
-    body = {
-        "type": f"https://coupons.hangzhou.example/problems/{code}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "code": code,
-    }
-    return JsonResponse(body, status=status, content_type="application/problem+json")
+    """The API's problem details (api.problems), answered before DRF sees the request."""
+    body = {"type": PROBLEM_TYPE_BASE + code, "title": title, "status": status, "detail": detail, "code": code}
+    return JsonResponse(body, status=status, content_type=PROBLEM_CONTENT_TYPE)
 
 
 class SecondFactorMiddleware:
