@@ -23,7 +23,8 @@ class SignInForm(AuthenticationForm):
         max_length=CODE_LENGTH_MAX,
         strip=True,
         help_text=_("Only if you set up two-step sign-in: the code your authenticator app shows, or a recovery code."),
-        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+        # Not inputmode=numeric: a recovery code has letters.
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code"}),
     )
 
     def clean(self) -> dict[str, Any]:
