@@ -9,6 +9,7 @@ code validated by its GB 32100-2015 check character. `RelatedParty` is the admin
 of pairs of codes that may not deal with each other under the program.
 """
 
+import pgtrigger
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import F, Q
@@ -144,6 +145,21 @@ class User(AbstractUser):
             models.CheckConstraint(
                 condition=Q(is_superuser=False) | Q(enterprise__isnull=True, provider__isnull=True),
                 name="accounts_user_superuser_has_no_organisation",
+            ),
+        ]
+        triggers = [
+            # A changed password revokes every bearer token issued before, whatever path changed it
+            # (the portal, the admin, a service, a command, SQL). A rehash of the same password
+            # after an upgrade of the hasher counts as a change too: the user signs in again.
+            pgtrigger.Trigger(
+                name="password_change_revokes_tokens",
+                operation=pgtrigger.Update,
+                when=pgtrigger.After,
+                condition=pgtrigger.Q(old__password__df=pgtrigger.F("new__password")),
+                func=(
+                    "UPDATE accounts_accesstoken SET revoked_at = now() "
+                    "WHERE user_id = NEW.id AND revoked_at IS NULL; RETURN NULL;"
+                ),
             ),
         ]
 

@@ -11,6 +11,7 @@ from portal.views import (
     enterprise,
     exports,
     provider,
+    second_factor,
     settlements,
     staff,
 )
@@ -33,6 +34,7 @@ urlpatterns = [
         auth_views.PasswordChangeDoneView.as_view(template_name="portal/password_change_done.html"),
         name="password_change_done",
     ),
+    path("two-step/", second_factor.second_factor, name="second_factor"),
     # Enterprise
     path("enterprise/", enterprise.enterprise_home, name="enterprise_home"),
     path("register/", enterprise.register, name="register"),

@@ -1,0 +1,24 @@
+"""Sign-in failures. The API maps them to 401 `authentication_failed` and 429 `throttled`; the
+portal and the admin say them on their sign-in forms in the person's language."""
+
+from config.errors import ApplicationError
+
+
+class SignInFailed(ApplicationError):
+    """The username, the password or the second-factor code is wrong (never which one)."""
+
+    code = "authentication_failed"
+    http_status = 401
+    title = "The username, password or code is wrong."
+
+
+class SignInThrottled(ApplicationError):
+    """Too many failed sign-ins for this username from this address: locked for `wait_s`."""
+
+    code = "throttled"
+    http_status = 429
+    title = "Too many failed sign-ins."
+
+    def __init__(self, wait_s: int) -> None:
+        super().__init__(f"Too many failed sign-ins; try again in {wait_s} seconds.", retry_after_s=wait_s)
+        self.wait_s = wait_s
