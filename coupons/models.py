@@ -27,6 +27,8 @@ CONTRACT_FEE_FEN_MAX = 10**13  # 100 billion yuan: far above any contract, and f
 BASIS_POINTS_WHOLE = 10_000
 CONTRACT_NUMBER_LENGTH_MAX = 64
 BILL_NUMBER_LENGTH_MAX = 64
+# A relaxed cap may reach this by default: 20 million yuan, two and a half times the standard cap.
+RELAXED_CAP_CEILING_FEN_DEFAULT = 2_000_000_000
 
 
 class Purpose(models.TextChoices):
@@ -72,6 +74,10 @@ class ProgramYear(models.Model):
     pool_fen = models.BigIntegerField()
     default_cap_fen = models.BigIntegerField()
     grace_days = models.PositiveIntegerField(default=0)
+    relaxed_cap_ceiling_fen = models.BigIntegerField(
+        default=RELAXED_CAP_CEILING_FEN_DEFAULT,
+        help_text="The highest cap an override may give one enterprise in the year (policy data).",
+    )
     rule_set = models.ForeignKey(RateRuleSet, on_delete=models.PROTECT, related_name="years")
     opened_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
@@ -94,6 +100,7 @@ class ProgramYear(models.Model):
                     | pgtrigger.Q(old__pool_fen__df=pgtrigger.F("new__pool_fen"))
                     | pgtrigger.Q(old__default_cap_fen__df=pgtrigger.F("new__default_cap_fen"))
                     | pgtrigger.Q(old__grace_days__df=pgtrigger.F("new__grace_days"))
+                    | pgtrigger.Q(old__relaxed_cap_ceiling_fen__df=pgtrigger.F("new__relaxed_cap_ceiling_fen"))
                 ),
             ),
         ]
@@ -103,7 +110,8 @@ class ProgramYear(models.Model):
 
 
 class CapOverride(models.Model):
-    """A relaxed cap for one enterprise in one year, granted by an approver with a written reason."""
+    """A relaxed cap for one enterprise in one year: asked for by one member of staff with a written
+    reason, granted by a different approver (an `approvals.ApprovalRequest` records both steps)."""
 
     year = models.ForeignKey(ProgramYear, on_delete=models.PROTECT, related_name="cap_overrides")
     enterprise = models.ForeignKey(Enterprise, on_delete=models.PROTECT, related_name="cap_overrides")
@@ -250,6 +258,9 @@ class Grant(models.Model):
     issued_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     issued_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
+    revocation_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     revoked_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
@@ -271,6 +282,11 @@ class Grant(models.Model):
             models.CheckConstraint(
                 condition=Q(status__in=["active", "expired", "revoked"]), name="coupons_grant_status"
             ),
+            # Four eyes: the approver who revoked it is not the person who asked.
+            models.CheckConstraint(
+                condition=Q(revoked_by__isnull=True) | ~Q(revoked_by=F("revocation_requested_by")),
+                name="coupons_grant_revocation_four_eyes",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -291,6 +307,9 @@ class Settlement(models.Model):
     bank_reference = models.CharField(max_length=100, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    payment_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     paid_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
@@ -303,6 +322,13 @@ class Settlement(models.Model):
                 condition=Q(status="open", paid_at__isnull=True)
                 | (Q(status="paid", paid_at__isnull=False) & ~Q(bank_reference="")),
                 name="coupons_settlement_paid_has_reference",
+            ),
+            # Four eyes: the finance user who confirms the payment neither created the settlement
+            # nor asked for its payment.
+            models.CheckConstraint(
+                condition=Q(paid_by__isnull=True)
+                | (~Q(paid_by=F("created_by")) & ~Q(paid_by=F("payment_requested_by"))),
+                name="coupons_settlement_payment_four_eyes",
             ),
         ]
 
@@ -338,6 +364,9 @@ class Redemption(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     captured_at = models.DateTimeField(null=True, blank=True)
     released_at = models.DateTimeField(null=True, blank=True, help_text="When a hold was voided or expired.")
+    reversal_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     reversed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
@@ -390,6 +419,11 @@ class Redemption(models.Model):
             models.CheckConstraint(
                 condition=Q(clawback_settlement__isnull=True) | Q(status="reversed", settlement__isnull=False),
                 name="coupons_redemption_clawback_only_if_paid_and_reversed",
+            ),
+            # Four eyes: the approver who reversed it is not the person who asked.
+            models.CheckConstraint(
+                condition=Q(reversed_by__isnull=True) | ~Q(reversed_by=F("reversal_requested_by")),
+                name="coupons_redemption_reversal_four_eyes",
             ),
         ]
         indexes = [

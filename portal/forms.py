@@ -182,6 +182,16 @@ class ReasonForm(forms.Form):
     )
 
 
+class OptionalReasonForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Note"),
+        max_length=REASON_LENGTH_MAX,
+        strip=True,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 1}),
+    )
+
+
 class RedeemForm(forms.Form):
     grant_code = _text(_("Coupon code"), max_length=32, help_text=_("The code on the enterprise's coupon."))
     bill_number = _text(_("Bill number"), max_length=100)
@@ -266,17 +276,14 @@ class RelatedPartyForm(forms.Form):
 class CapOverrideForm(forms.Form):
     enterprise = forms.ModelChoiceField(
         label=_("Enterprise"),
-        queryset=Enterprise.objects.filter(foundation_model_developer=True).order_by("name"),
+        queryset=Enterprise.objects.filter(foundation_model_developer=True, status=Enterprise.Status.VERIFIED).order_by(
+            "name"
+        ),
         empty_label=_("Choose a foundation-model enterprise"),
     )
     cap = YuanField(label=_("New annual cap (yuan)"), maximum_fen=25_000_000_000)
     reason = forms.CharField(
         label=_("Written reason"), max_length=REASON_LENGTH_MAX, widget=forms.Textarea(attrs={"rows": 2})
-    )
-    requested_by = forms.CharField(
-        label=_("Requested by (username)"),
-        max_length=150,
-        help_text=_("The colleague who asked for it; four eyes: not yourself."),
     )
 
 

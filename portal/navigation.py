@@ -53,8 +53,10 @@ def items_for(user: User | None) -> list[Item]:
             Item("portal:grants", _("Coupons")),
             Item("portal:providers", _("Computing centers")),
         ]
-    if user.has_role(Role.APPROVER):
+    if user.has_role(Role.REVIEWER) or user.has_role(Role.APPROVER):
         items.append(Item("portal:cap_overrides", _("Cap overrides")))
+    if user.is_staff_member:
+        items.append(Item("portal:approval_requests", _("Approval requests")))
     if user.is_staff_member:
         items.append(Item("portal:redemptions", _("Redemptions")))
     if user.has_role(Role.FINANCE):

@@ -21,6 +21,7 @@ SNAPSHOT_TABLES = (
     "accounts_providerchange",
     "accounts_relatedparty",
     "accounts_user",
+    "approvals_approvalrequest",
 )
 
 

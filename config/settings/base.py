@@ -15,7 +15,8 @@ DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS: list[str] = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin with the project's site: sign-in through the lockout, and a second factor.
+    "accounts.apps.AdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -26,8 +27,13 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "api",
     "accounts",
+    "approvals",
     "ledger",
     "coupons",
     "portal",
@@ -41,6 +47,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "accounts.middleware.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -95,6 +103,39 @@ LOGIN_URL = "portal:login"
 LOGIN_REDIRECT_URL = "portal:home"
 LOGOUT_REDIRECT_URL = "portal:login"
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE_S", default=8 * 3600)
+
+# --- Sign-in: lockout and second factor ---------------------------------------------------------
+# Every sign-in (portal /login/, admin /admin/login/, POST /api/v1/auth/token/) goes through
+# accounts.signin.sign_in_check. django-axes counts failed sign-ins (wrong password or wrong code)
+# per username and address in the database, which every worker shares; THROTTLE_LOGIN (below,
+# "N/period") drives it: N failures lock that username at that address for one period. The lockout
+# answer is the project's own (429 `throttled` in the API, a message on the sign-in forms), so
+# axes's middleware, which would answer with its own page, is not installed.
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # First: refuses a locked-out username and address.
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = "accounts.signin.lockout_failure_limit"
+AXES_COOLOFF_TIME = "accounts.signin.lockout_window"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_USERNAME_CALLABLE = "accounts.signin.lockout_username"
+AXES_CLIENT_IP_CALLABLE = "accounts.signin.lockout_address"
+# A sign-in refused during a lockout neither counts nor extends it: the lock lasts one period.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = False
+# Every failed sign-in is also kept in a log (the newest 1000 per username), beside every sign-in.
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+# Masked wherever axes writes a request's parameters or the client into its records and logs.
+AXES_SENSITIVE_PARAMETERS = ["username", "password", "otp", "code"]
+SILENCED_SYSTEM_CHECKS = ["axes.W002"]  # axes's middleware: see above.
+
+# Staff (reviewers, approvers, finance, auditors, superusers) need a TOTP second factor when true;
+# anyone who enrolled one needs it regardless. Production defaults to true.
+STAFF_2FA_REQUIRED = env.bool("STAFF_2FA_REQUIRED", default=False)
+# The issuer shown in authenticator apps.
+OTP_TOTP_ISSUER = "Hangzhou compute coupons"
 
 # --- Static files -----------------------------------------------------------------------------
 

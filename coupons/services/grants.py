@@ -1,4 +1,5 @@
-"""Grants: issued on approval in one ledger batch against the pool and the cap; revoked by an approver."""
+"""Grants: issued on approval in one ledger batch against the pool and the cap; revoked when one member
+of staff asks and a different approver approves (`approvals`)."""
 
 import datetime as dt
 
@@ -7,9 +8,11 @@ from django.utils import timezone
 
 from accounts.models import Role, User
 from accounts.roles import require_role
-from config.errors import InvalidState, ValidationFailed
+from approvals.models import ApprovalRequest
+from approvals.services import approval_request_create, reason_clean
+from config.errors import InvalidState
 from coupons import books
-from coupons.errors import CapExceeded, PoolExhausted
+from coupons.errors import CapExceeded, FourEyes, PoolExhausted
 from coupons.grant_codes import grant_code
 from coupons.locks import grant_lock
 from coupons.models import Application, Grant, Redemption
@@ -18,7 +21,7 @@ from ledger.errors import ExceedsCredits
 from ledger.selectors import account_balance
 from ledger.services import TransferRequest, account_create, transfers_create
 
-REASON_LENGTH_MAX = 2_000
+ACTION_REVOKE = "grant_revoke"
 
 
 def grant_expires_at(*, year: int, grace_days: int) -> dt.datetime:
@@ -83,15 +86,34 @@ def grant_issue(*, application: Application, approver: User, amount_fen: int) ->
     )
 
 
-def grant_revoke(*, grant: Grant, actor: User, reason: str, now: dt.datetime | None = None) -> Grant:
-    """An approver revokes a grant: outstanding holds are voided, and the unused balance goes
-    back to the pool and to the enterprise's cap. Captured redemptions stand."""
+def grant_revoke_request(*, grant: Grant, requester: User, reason: str) -> ApprovalRequest:
+    """A reviewer or approver asks for a grant's revocation; a different approver decides it."""
+    require_role(requester, Role.REVIEWER, Role.APPROVER)
+    reason = reason_clean(reason)
+    if grant.status != Grant.Status.ACTIVE:
+        raise InvalidState(f"Only an active grant is revoked; this one is {grant.status}.")
+    return approval_request_create(
+        action=ACTION_REVOKE,
+        target=f"grant:{grant.pk}",
+        payload={"grant": grant.pk, "code": grant.code},
+        reason=reason,
+        requester=requester,
+    )
+
+
+def grant_revoke(
+    *, grant: Grant, actor: User, requested_by: User, reason: str, now: dt.datetime | None = None
+) -> Grant:
+    """An approver revokes a grant someone else asked to revoke: outstanding holds are voided, and the
+    unused balance goes back to the pool and to the enterprise's cap. Captured redemptions stand.
+
+    Called by the approval of a `grant_revoke` request (`coupons/approval_actions.py`)."""
     from coupons.services.redemptions import redemption_release_locked
 
     require_role(actor, Role.APPROVER)
-    reason = (reason or "").strip()
-    if not reason or len(reason) > REASON_LENGTH_MAX:
-        raise ValidationFailed(f"reason has 1 to {REASON_LENGTH_MAX} characters.", field="reason")
+    if requested_by.pk == actor.pk:
+        raise FourEyes("The approver who revokes a grant may not be the one who asked for it.")
+    reason = reason_clean(reason)
     with transaction.atomic():
         locked = grant_lock(grant.pk)
         if locked.status != Grant.Status.ACTIVE:
@@ -125,11 +147,21 @@ def grant_revoke(*, grant: Grant, actor: User, reason: str, now: dt.datetime | N
                 ]
             )
         locked.status = Grant.Status.REVOKED
+        locked.revocation_requested_by = requested_by
         locked.revoked_by = actor
         locked.revoked_at = now or timezone.now()
         locked.revoke_reason = reason
         locked.revoked_fen = unused_fen
-        locked.save(update_fields=["status", "revoked_by", "revoked_at", "revoke_reason", "revoked_fen"])
+        locked.save(
+            update_fields=[
+                "status",
+                "revocation_requested_by",
+                "revoked_by",
+                "revoked_at",
+                "revoke_reason",
+                "revoked_fen",
+            ]
+        )
         return locked
 
 

@@ -315,7 +315,7 @@ def test_the_database_holds_the_two_people_of_a_change_apart(admin):
 
 
 def test_the_migration_gives_an_existing_provider_both_sources_from_its_creation_day():
-    migration = importlib.import_module("accounts.migrations.0007_provider_facilities_from_creation")
+    migration = importlib.import_module("accounts.migrations.0008_provider_facilities_from_creation")
     provider = Provider.objects.create(name="Old center", uscc=valid_uscc(), listing="planning_layout")
     listed = ProviderFactory()  # Has facilities already: left alone.
     listed_rows = facilities_of(listed)

@@ -7,10 +7,10 @@ from django.db import connection
 
 from coupons.models import AuditRun
 from coupons.services.audit import CHECKS, audit_execute, audit_run_create
-from coupons.services.grants import grant_revoke
-from coupons.services.redemptions import redemption_create, redemption_reverse
-from coupons.services.settlements import settlement_create, settlement_pay
+from coupons.services.redemptions import redemption_create
+from coupons.services.settlements import settlement_create
 from ledger.chain import ledger_seal
+from tests.controls import grant_revoke, redemption_reverse, settlement_pay
 from tests.coupons.conftest import IN_YEAR, grant_for
 from tests.factories import UserFactory
 

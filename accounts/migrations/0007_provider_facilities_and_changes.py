@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0005_user_receives_alerts'),
+        ('accounts', '0006_password_change_revokes_tokens'),
     ]
 
     operations = [

@@ -71,7 +71,7 @@ def _facilities_remove(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0006_provider_facilities_and_changes"),
+        ("accounts", "0007_provider_facilities_and_changes"),
     ]
 
     operations = [migrations.RunPython(_facilities_add, _facilities_remove)]
