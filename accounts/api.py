@@ -33,12 +33,11 @@ from accounts.models import (
 from accounts.roles import require_superuser
 from accounts.services import (
     FACILITIES_COUNT_MAX,
-    REASON_LENGTH_MAX,
     enterprise_register,
     enterprise_suspend,
     enterprise_verify,
+    provider_change_request,
     provider_create,
-    provider_set_status,
     user_create,
 )
 from accounts.signin import sign_in_check
@@ -51,6 +50,8 @@ from api.serializers import (
     StrictSerializer,
     validated,
 )
+from approvals.api import ApprovalRequestSerializer
+from approvals.models import REASON_LENGTH_MAX
 from config.errors import PermissionDenied, ValidationFailed
 
 # --- Shapes -------------------------------------------------------------------------------------
@@ -182,13 +183,11 @@ class ProviderRequest(StrictSerializer):
 
 class ProviderFacilitiesRequest(StrictSerializer):
     facilities = FacilitiesField()
-    reason = StrictCharField(max_length=REASON_LENGTH_MAX, help_text="Why the facilities change (for the approver).")
+    reason = StrictCharField(max_length=REASON_LENGTH_MAX, help_text="Why (for the person who decides).")
 
 
 class ProviderStatusRequest(StrictSerializer):
-    reason = StrictCharField(
-        max_length=REASON_LENGTH_MAX, required=False, default="", allow_blank=True, help_text="Why (for the approver)."
-    )
+    reason = StrictCharField(max_length=REASON_LENGTH_MAX, help_text="Why (for the person who decides).")
 
 
 class ApiKeyRequest(StrictSerializer):
@@ -393,13 +392,78 @@ class ProviderDetail(ScopedQuerysetMixin, generics.RetrieveAPIView):
     scope = staticmethod(providers_shown_to)
 
 
-class ProviderSuspend(APIView):
-    @extend_schema(request=None, responses={200: ProviderSerializer}, tags=["providers"])
+class ProviderChangeView(APIView):
+    """A superuser asks for a change to a listed provider: answered 202 with the approval request.
+
+    `change` is `suspend`, `reinstate` or `facilities`. The provider changes only when someone else
+    approves the request (an approver, or another superuser): `POST /approval-requests/{id}/approve/`.
+    """
+
+    change = ""
+
     def post(self, request: Request, pk: int) -> Response:
-        provider = get_object_or_404(providers_visible_to(request.user), pk=pk)  # type: ignore[arg-type]
-        validated(EmptyRequest, request.data)
-        changed = provider_set_status(provider=provider, status=Provider.Status.SUSPENDED, actor=request.user)  # type: ignore[arg-type]
-        return Response(ProviderSerializer(changed).data)
+        user: User = request.user  # type: ignore[assignment]
+        provider = get_object_or_404(providers_visible_to(user), pk=pk)
+        require_superuser(user)
+        if self.change == "facilities":
+            data = validated(ProviderFacilitiesRequest, request.data)
+            changes: dict[str, Any] = {"facilities": data["facilities"]}
+        else:
+            data = validated(ProviderStatusRequest, request.data)
+            status_to = Provider.Status.SUSPENDED if self.change == "suspend" else Provider.Status.ACTIVE
+            changes = {"status": status_to}
+        approval = provider_change_request(provider=provider, changes=changes, reason=data["reason"], requester=user)
+        return Response(ApprovalRequestSerializer(approval).data, status=status.HTTP_202_ACCEPTED)
+
+
+_CHANGE_DESCRIPTION = (
+    "Answers 202 with an approval request (action `provider_change`, target `provider:<id>`, payload the new "
+    "`status` or `facilities`); nothing changes until a different person, an approver or another superuser, "
+    "approves it at `POST /approval-requests/{id}/approve/`, which applies it and records it in the provider's "
+    "history. 409 `invalid_state` when it would change nothing or a change of the provider is already pending."
+)
+
+
+class ProviderSuspend(ProviderChangeView):
+    change = "suspend"
+
+    @extend_schema(
+        request=ProviderStatusRequest,
+        responses={202: ApprovalRequestSerializer},
+        tags=["providers"],
+        summary="Ask for a provider's suspension (superuser)",
+        description=_CHANGE_DESCRIPTION,
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        return super().post(request, pk)
+
+
+class ProviderReinstate(ProviderChangeView):
+    change = "reinstate"
+
+    @extend_schema(
+        request=ProviderStatusRequest,
+        responses={202: ApprovalRequestSerializer},
+        tags=["providers"],
+        summary="Ask for a suspended provider's reinstatement (superuser)",
+        description=_CHANGE_DESCRIPTION,
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        return super().post(request, pk)
+
+
+class ProviderFacilities(ProviderChangeView):
+    change = "facilities"
+
+    @extend_schema(
+        request=ProviderFacilitiesRequest,
+        responses={202: ApprovalRequestSerializer},
+        tags=["providers"],
+        summary="Ask to replace a provider's facilities (superuser)",
+        description=_CHANGE_DESCRIPTION + " `facilities` is the whole new list.",
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        return super().post(request, pk)
 
 
 def _own_provider(request: Request, pk: int) -> Provider:

@@ -24,12 +24,14 @@ from accounts.models import (
     User,
 )
 from accounts.roles import require_role, require_superuser
+from accounts.selectors import PROVIDER_CHANGE_ACTION
 from accounts.uscc import validate_uscc
+from approvals.models import REASON_LENGTH_MAX, ApprovalRequest
+from approvals.services import approval_request_create
 from config.errors import InvalidState, PermissionDenied, ValidationFailed
 
 NAME_LENGTH_MAX = 200
 FACILITIES_COUNT_MAX: Final = 20
-REASON_LENGTH_MAX: Final = 2_000
 # Listing windows are program days; these bound them to the years a program year may have.
 LISTING_DAY_MIN: Final = dt.date(2000, 1, 1)
 LISTING_DAY_MAX: Final = dt.date(2999, 12, 31)
@@ -270,19 +272,6 @@ def provider_create(*, name: str, uscc: str, listing: str, facilities: list[dict
     return provider
 
 
-def provider_set_status(*, provider: Provider, status: str, actor: User) -> Provider:
-    """Interim: the direct suspension the API still calls until it asks for an approval instead."""
-    require_superuser(actor)
-    if status not in Provider.Status.values:
-        raise ValidationFailed(f"status is one of {', '.join(Provider.Status.values)}.", field="status")
-    with transaction.atomic():
-        locked = Provider.objects.select_for_update().get(pk=provider.pk)
-        if locked.status != status:
-            locked.status = status
-            locked.save(update_fields=["status"])
-        return locked
-
-
 def provider_change_check(*, provider: Provider, changes: object) -> dict[str, Any]:
     """Check a change to a provider's status or facilities before anyone is asked to approve it,
     and return it in its canonical shape (the approval request's payload).
@@ -303,6 +292,31 @@ def provider_change_check(*, provider: Provider, changes: object) -> dict[str, A
     if all(current[key] == value for key, value in cleaned.items()):
         raise InvalidState(f"{provider.name} already has this {' and '.join(sorted(cleaned))}: nothing would change.")
     return cleaned
+
+
+def provider_change_request(
+    *, provider: Provider, changes: dict[str, Any], reason: str, requester: User
+) -> ApprovalRequest:
+    """A superuser asks for a change to a listed provider's status or facilities; nothing changes
+    until someone else approves it (an approver, or another superuser): then `provider_change_apply`.
+
+    One pending change per provider (a second is 409 invalid_state), and a change that would change
+    nothing is refused now rather than on approval.
+    """
+    require_superuser(requester)
+    payload = provider_change_check(provider=provider, changes=changes)
+    return approval_request_create(
+        action=PROVIDER_CHANGE_ACTION,
+        target=provider_change_target(provider.pk),
+        payload=payload,
+        reason=reason,
+        requester=requester,
+    )
+
+
+def provider_change_target(provider_id: int) -> str:
+    """The approval request's target for a provider: `provider:<id>`."""
+    return f"provider:{provider_id}"
 
 
 def provider_change_apply(

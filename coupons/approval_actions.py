@@ -8,12 +8,15 @@ Registered with `approvals` at start-up (`CouponsConfig.ready`). Who may ask and
 | `redemption_reverse` | reviewer or approver | another approver |
 | `grant_revoke` | reviewer or approver | another approver |
 | `settlement_pay` | finance | another finance user, who did not create the settlement |
+| `provider_change` | superuser | an approver, or another superuser (a superuser holds every role) |
 
 Each `execute` re-reads its target and calls the entity's service with both people, so the
 service's own checks (state, policy, four eyes) run again at the moment of decision.
 """
 
 from accounts.models import Enterprise, Role, User
+from accounts.selectors import PROVIDER_CHANGE_ACTION
+from accounts.services import provider_change_apply
 from approvals.models import ApprovalRequest
 from approvals.registry import ApprovalAction, approval_action_register
 from coupons.models import Grant, Redemption, Settlement
@@ -75,6 +78,18 @@ def _payer_conflict(request: ApprovalRequest, decider: User) -> str | None:
     return settlement_payer_conflict(settlement=settlement, payer=decider, requested_by_id=request.requested_by_id)
 
 
+def _provider_change(*, request: ApprovalRequest, decider: User) -> None:
+    kind, _, provider_id = request.target.partition(":")
+    assert kind == "provider" and provider_id.isdigit(), request.target
+    provider_change_apply(
+        provider_id=int(provider_id),
+        changes=request.payload,
+        requested_by=request.requested_by,
+        decided_by=decider,
+        reason=request.reason,
+    )
+
+
 def register() -> None:
     approval_action_register(
         ApprovalAction(
@@ -111,5 +126,14 @@ def register() -> None:
             may_decide=lambda user, request: user.has_role(Role.FINANCE),
             execute=_pay,
             conflicts=_payer_conflict,
+        )
+    )
+    approval_action_register(
+        ApprovalAction(
+            name=PROVIDER_CHANGE_ACTION,
+            label="change a computing center",
+            may_request=lambda user: user.is_active and user.is_superuser,
+            may_decide=_approver,
+            execute=_provider_change,
         )
     )

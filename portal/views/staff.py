@@ -10,11 +10,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.models import Enterprise, Provider, ProviderChange, RelatedParty, Role, User
+from accounts.selectors import provider_changes_pending
 from accounts.services import (
     enterprise_suspend,
     enterprise_verify,
+    provider_change_request,
     provider_create,
-    provider_set_status,
     related_party_add,
 )
 from config.errors import ApplicationError
@@ -137,8 +138,12 @@ def provider_list(request: HttpRequest) -> HttpResponse:
             provider_form = ProviderForm(prefix="provider") if provider_form is not None else None
         else:
             return redirect("portal:providers")
+    pending = provider_changes_pending()
     context = {
-        "providers": Provider.objects.order_by("name").prefetch_related("facilities"),
+        "providers": [
+            (provider, pending.get(provider.pk))
+            for provider in Provider.objects.order_by("name").prefetch_related("facilities")
+        ],
         "changes": ProviderChange.objects.select_related("provider", "requested_by", "decided_by").order_by(
             "-at", "-id"
         )[:PROVIDER_CHANGES_SHOWN],
@@ -146,6 +151,7 @@ def provider_list(request: HttpRequest) -> HttpResponse:
         "provider_form": provider_form,
         "party_form": party_form,
         "can_list": user.is_superuser,
+        "reason_form": ReasonForm(),
     }
     return render(request, "portal/providers.html", context, status=status)
 
@@ -153,14 +159,22 @@ def provider_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 @access.superuser
 def provider_status(request: HttpRequest, pk: int, status: str) -> HttpResponse:
+    """Suspend or reinstate: asks for an approval (a listed center changes by maker-checker)."""
     user: User = request.user  # type: ignore[assignment]
     provider = get_object_or_404(Provider, pk=pk)
     if status not in Provider.Status.values:
         raise Http404("No such status.")
-    attempt(
+    attempt_with(
         request,
-        lambda: provider_set_status(provider=provider, status=status, actor=user),
-        _("%(name)s is now %(status)s.") % {"name": provider.name, "status": WORDS[status]},
+        ReasonForm(request.POST),
+        lambda data: provider_change_request(
+            provider=provider, changes={"status": status}, reason=data["reason"], requester=user
+        ),
+        _(
+            "Asked for approval: %(name)s to become %(status)s. Nothing changes until an approver (not you) "
+            "approves it under Approval requests."
+        )
+        % {"name": provider.name, "status": WORDS[status]},
     )
     return redirect("portal:providers")
 

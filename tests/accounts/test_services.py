@@ -11,7 +11,6 @@ from accounts.services import (
     enterprise_suspend,
     enterprise_verify,
     provider_create,
-    provider_set_status,
     related_party_add,
     user_create,
 )
@@ -258,7 +257,7 @@ def test_only_a_reviewer_verifies_or_suspends(action, who, approver, finance):
     assert (enterprise.status, enterprise.verified_at) == (Enterprise.Status.PENDING, None)
 
 
-# --- provider_create / provider_set_status ------------------------------------------------------
+# --- provider_create (its changes: tests/accounts/test_facilities.py) --------------------------------------
 
 
 def test_a_superuser_lists_a_computing_center(admin):
@@ -323,41 +322,6 @@ def test_a_provider_with_a_taken_credit_code_is_refused(admin, factory):
         provider_create(name="Center", uscc=CODE, listing="planning_layout", facilities=FACILITIES, actor=admin)
     assert list(caught.value.errors) == ["uscc"]
     assert row_counts() == before
-
-
-def test_a_superuser_suspends_and_reinstates_a_computing_center(admin):
-    provider = ProviderFactory()
-
-    provider_set_status(provider=provider, status="suspended", actor=admin)
-    provider.refresh_from_db()
-    assert provider.status == Provider.Status.SUSPENDED
-    assert not provider.takes_part
-
-    provider_set_status(provider=provider, status="active", actor=admin)
-    provider.refresh_from_db()
-    assert provider.status == Provider.Status.ACTIVE
-    assert provider.takes_part
-
-
-def test_only_a_superuser_sets_a_providers_status(reviewer):
-    provider = ProviderFactory()
-    with pytest.raises(PermissionDenied) as caught:
-        provider_set_status(provider=provider, status="suspended", actor=reviewer)
-    assert caught.value.code == "permission_denied"
-    provider.refresh_from_db()
-    assert provider.status == Provider.Status.ACTIVE
-
-
-def test_an_unknown_provider_status_is_refused(admin):
-    provider = ProviderFactory()
-    with pytest.raises(ValidationFailed) as caught:
-        provider_set_status(provider=provider, status="closed", actor=admin)
-    assert list(caught.value.errors) == ["status"]
-    provider.refresh_from_db()
-    assert provider.status == Provider.Status.ACTIVE
-
-
-# --- user_create ---------------------------------------------------------------------------------
 
 
 def test_a_superuser_creates_staff_holding_exactly_their_roles(admin):

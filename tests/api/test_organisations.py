@@ -327,25 +327,32 @@ def test_a_providers_code_is_unique_across_organisations(cast, db_snapshot):
     assert db_snapshot() == before
 
 
-def test_a_superuser_suspends_a_provider(cast, db_snapshot):
+def test_a_superuser_asks_for_a_providers_suspension_and_an_approver_decides(cast, db_snapshot):
     path = f"/api/v1/providers/{cast.provider.pk}/suspend/"
+    body = {"reason": "Left the planning layout."}
     other_clerk = UserFactory(provider=ProviderFactory())
     before = db_snapshot()
-    assert_problem(signed_in(cast.reviewer).post(path), 403, "permission_denied")
-    assert_problem(signed_in(cast.clerk).post(path), 403, "permission_denied")
-    assert_problem(signed_in(other_clerk).post(path), 403, "permission_denied")
-    assert_problem(APIClient().post(path), 401, "not_authenticated")
+    assert_problem(signed_in(cast.reviewer).post(path, body, format="json"), 403, "permission_denied")
+    assert_problem(signed_in(cast.clerk).post(path, body, format="json"), 403, "permission_denied")
+    assert_problem(signed_in(other_clerk).post(path, body, format="json"), 403, "permission_denied")
+    assert_problem(APIClient().post(path, body, format="json"), 401, "not_authenticated")
     assert db_snapshot() == before
 
-    response = signed_in(cast.admin).post(path)
+    response = signed_in(cast.admin).post(path, body, format="json")
 
-    assert response.status_code == 200, response.content
-    assert (response.json()["id"], response.json()["status"]) == (cast.provider.pk, "suspended")
+    assert response.status_code == 202, response.content
+    assert (response.json()["action"], response.json()["status"]) == ("provider_change", "pending")
+    cast.provider.refresh_from_db()
+    assert cast.provider.status == "active"  # Not until someone else approves.
+    approved = signed_in(cast.approver).post(f"/api/v1/approval-requests/{response.json()['id']}/approve/")
+    assert approved.status_code == 200, approved.content
     cast.provider.refresh_from_db()
     assert cast.provider.status == "suspended"
     # Now out of the listing: outside staff no longer find it, even to try again.
-    assert_problem(signed_in(cast.member).post(path), 404, "not_found")
-    assert_problem(signed_in(cast.admin).post("/api/v1/providers/999999/suspend/"), 404, "not_found")
+    assert_problem(signed_in(cast.member).post(path, body, format="json"), 404, "not_found")
+    assert_problem(
+        signed_in(cast.admin).post("/api/v1/providers/999999/suspend/", body, format="json"), 404, "not_found"
+    )
 
 
 # --- Users ----------------------------------------------------------------------------------------

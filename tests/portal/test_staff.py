@@ -8,6 +8,7 @@ from django.test import Client
 
 from accounts.models import Enterprise, Provider, RelatedParty, Role
 from approvals.models import ApprovalRequest
+from approvals.services import approval_request_approve
 from coupons.models import Alert, AuditRun, CapOverride, Grant, ProgramYear, Redemption, Settlement
 from coupons.services.redemptions import redemption_create
 from tests.coupons.conftest import Cast
@@ -90,9 +91,27 @@ def test_a_superuser_lists_a_provider_and_a_bad_credit_code_is_refused(
     page = admin.get("/providers/").content.decode()
     assert "Ascend 910B cluster (2024-01-01 – until further notice)" in page
     assert "History of listing changes" in page and "Listed" in page
-    admin.post(f"/providers/{provider.pk}/status/suspended/")
+    # Suspending asks for an approval, and says so; nothing changes until an approver approves.
+    before = db_snapshot()
+    assert admin.post(f"/providers/{provider.pk}/status/suspended/", {"reason": ""}).status_code == 302
+    assert db_snapshot() == before and not ApprovalRequest.objects.exists()
+    response = admin.post(f"/providers/{provider.pk}/status/suspended/", {"reason": "Audit finding"}, follow=True)
+    page = response.content.decode()
+    assert "Asked for approval: West Lake Compute to become Suspended." in page
+    assert "Change awaiting approval" in page
+    provider.refresh_from_db()
+    assert provider.status == "active"
+    approval = ApprovalRequest.objects.get()
+    assert (approval.action, approval.payload, approval.requested_by) == (
+        "provider_change",
+        {"status": "suspended"},
+        cast.admin,
+    )
+    approval_request_approve(request_id=approval.pk, decider=cast.approver)
     provider.refresh_from_db()
     assert provider.status == "suspended"
+    page = admin.get("/providers/").content.decode()
+    assert "Ask to reinstate" in page and "Changed by approval" in page and "Audit finding" in page
     # A reviewer may record related parties but not list providers.
     reviewer = as_user(cast.reviewer)
     assert 'name="provider-name"' not in reviewer.get("/providers/").content.decode()
@@ -101,7 +120,8 @@ def test_a_superuser_lists_a_provider_and_a_bad_credit_code_is_refused(
         {"form": "party", "party-uscc_a": cast.enterprise.uscc, "party-uscc_b": good, "party-note": "same owner"},
     )
     assert RelatedParty.objects.count() == 1
-    assert as_user(cast.reviewer).post(f"/providers/{provider.pk}/status/active/").status_code == 403
+    assert as_user(cast.reviewer).post(f"/providers/{provider.pk}/status/active/", {"reason": "r"}).status_code == 403
+    assert ApprovalRequest.objects.filter(status="pending").count() == 0
 
 
 def test_a_cap_override_asked_in_the_portal_is_granted_when_another_approver_approves(

@@ -22,7 +22,7 @@ from accounts.models import Enterprise, Provider, Role, User
 from accounts.services import (
     enterprise_register,
     enterprise_verify,
-    provider_change_apply,
+    provider_change_request,
     provider_create,
     related_party_add,
     user_create,
@@ -296,14 +296,15 @@ class Command(BaseCommand):
                 )
             )
             if suspended:
-                # A listed center's status changes by maker-checker: the superuser asks, an approver decides.
-                provider = provider_change_apply(
-                    provider_id=provider.pk,
+                # A listed center changes by maker-checker: the superuser asks, an approver decides.
+                approval = provider_change_request(
+                    provider=provider,
                     changes={"status": Provider.Status.SUSPENDED},
-                    requested_by=admin,
-                    decided_by=staff["approver"],
                     reason="The center's facilities left the city's planning layout (demo).",
+                    requester=admin,
                 )
+                approval_request_approve(request_id=approval.pk, decider=staff["approver"])
+                provider.refresh_from_db()
             providers.append(provider)
         self.stdout.write(f"Providers: created {len(providers)} (one suspended), each with a member.")
 
