@@ -6,7 +6,7 @@ Every variable read here is listed, with its meaning, in `.env.example`.
 
 from celery.schedules import crontab
 
-from config.env import BASE_DIR, env
+from config.env import BASE_DIR, CONSOLE_MAIL_BACKEND, env, mail_settings
 
 # --- Core -------------------------------------------------------------------------------------
 
@@ -216,6 +216,23 @@ SPECTACULAR_SETTINGS = {
 
 # How long a redemption's hold waits for capture before it expires and the coupon returns.
 COUPONS_HOLD_TIMEOUT_S = env.int("COUPONS_HOLD_TIMEOUT_S", default=15 * 60)
+
+# --- Mail ---------------------------------------------------------------------------------------
+# Alerts are mailed (coupons/services/alerts.py). EMAIL_URL, or the EMAIL_* variables one by one
+# (config/env.py). Unset, mail is printed to the console: right for development, and production
+# (production.py) falls back to SMTP on localhost instead, so that alerts are never only printed.
+
+_MAIL = mail_settings(default_backend=CONSOLE_MAIL_BACKEND)
+EMAIL_BACKEND = str(_MAIL["EMAIL_BACKEND"])
+EMAIL_HOST = str(_MAIL["EMAIL_HOST"])
+EMAIL_PORT = int(str(_MAIL["EMAIL_PORT"]))
+EMAIL_HOST_USER = str(_MAIL["EMAIL_HOST_USER"])
+EMAIL_HOST_PASSWORD = str(_MAIL["EMAIL_HOST_PASSWORD"])
+EMAIL_USE_TLS = bool(_MAIL["EMAIL_USE_TLS"])
+EMAIL_USE_SSL = bool(_MAIL["EMAIL_USE_SSL"])
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT_S", default=10)  # Seconds: a hung mail server must not hold a worker.
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="coupons@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- Logging ----------------------------------------------------------------------------------
 

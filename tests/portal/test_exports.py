@@ -466,7 +466,7 @@ def test_anonymous_people_are_sent_to_sign_in(year: ProgramYear) -> None:
 FORMULA_LOOK_ALIKES = ["＝1+1", "＋1+1", "－1+1", "＠SUM(A1)", "﹦1+1", "﹢1", "﹣1", "﹫A1", "\t=1+1", "\r=1+1"]
 
 
-@pytest.mark.parametrize("text", FORMULA_LOOK_ALIKES + ["=1", "+1", "-1", "@A1"])
+@pytest.mark.parametrize("text", [*FORMULA_LOOK_ALIKES, "=1", "+1", "-1", "@A1"])
 def test_formula_starts_are_found_after_folding_look_alikes(text: str) -> None:
     from coupons.selectors import spreadsheet_safe
 
@@ -489,6 +489,6 @@ def test_a_full_width_formula_never_reaches_the_csv_or_xlsx_as_a_formula(
     column = GRANTS_HEADER.index("enterprise")
 
     assert csv_rows(as_user(cast.finance), "grants")[1][column] == "'" + name
-    cell = list(xlsx_sheet(as_user(cast.finance), "grants").iter_rows(min_row=2))[0][column]
+    cell = next(iter(xlsx_sheet(as_user(cast.finance), "grants").iter_rows(min_row=2)))[column]
     # XML reads a stored CR back as LF (line-end normalisation); the cell is still quoted text.
     assert (cell.value, cell.quotePrefix, cell.data_type) == (name.replace("\r", "\n"), True, "s")
