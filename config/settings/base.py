@@ -5,6 +5,7 @@ Every variable read here is listed, with its meaning, in `.env.example`.
 """
 
 from celery.schedules import crontab
+from csp.constants import NONE, SELF
 
 from config.env import BASE_DIR, CONSOLE_MAIL_BACKEND, env, mail_settings
 
@@ -26,6 +27,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "csp",
     "api",
     "accounts",
     "ledger",
@@ -35,7 +37,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "config.middleware.NoStoreMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "portal.middleware.LanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -65,6 +69,28 @@ TEMPLATES = [
         },
     },
 ]
+
+# --- Security headers ---------------------------------------------------------------------------
+# Content-Security-Policy (django-csp) on every answer: scripts, styles, images, fonts and requests
+# from this origin only, never inline (templates keep their CSS and JavaScript in static/portal/),
+# no plugins, no <base>, forms posting only here, no framing. /api/docs/ widens style-src and
+# img-src for Swagger UI (api/urls.py says why). Answers to signed-in people and API clients are
+# never stored by browsers or proxies (config/middleware.py).
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 # --- Database ---------------------------------------------------------------------------------
 # One database everywhere: PostgreSQL. With DATABASE_URL unset, an embedded server from the
