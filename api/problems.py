@@ -103,7 +103,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             answer["Retry-After"] = str(exc.extra["retry_after_s"])
         return answer
     if isinstance(exc, RequestDataTooBig):
-        return problem(status_code=413, code=REQUEST_TOO_LARGE, title=REQUEST_TOO_LARGE_TITLE, detail=_too_large_detail())
+        return problem(
+            status_code=413, code=REQUEST_TOO_LARGE, title=REQUEST_TOO_LARGE_TITLE, detail=_too_large_detail()
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

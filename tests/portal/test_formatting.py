@@ -81,7 +81,8 @@ def test_digit_grouping_is_read_where_it_is_well_formed(typed: str, fen: int):
 
 
 @pytest.mark.parametrize(
-    "typed", ["1,0,0,0", "1,50", "1,5", "10,00", "1234,567", ",100", "100,", "1,,000", "1,000,00", "1.000,50", "1,000.5,0"]
+    "typed",
+    ["1,0,0,0", "1,50", "1,5", "10,00", "1234,567", ",100", "100,", "1,,000", "1,000,00", "1.000,50", "1,000.5,0"],
 )
 def test_badly_placed_commas_are_refused(typed: str):
     # Once 1,0,0,0 was stored as 1,000 yuan and 1,50 as 150 yuan: commas were dropped wherever they were.
@@ -94,9 +95,7 @@ def test_grouping_is_not_called_misplaced_where_it_is_fine_or_absent(typed: str)
     assert not yuan_grouping_misplaced(typed)
 
 
-@pytest.mark.parametrize(
-    ("language", "words"), [("en", "groups of three digits"), ("zh-hans", "每三位数字")]
-)
+@pytest.mark.parametrize(("language", "words"), [("en", "groups of three digits"), ("zh-hans", "每三位数字")])
 def test_a_badly_grouped_amount_is_refused_in_the_persons_language_and_nothing_is_written(
     language: str,
     words: str,
