@@ -34,7 +34,7 @@ def mail_settings(*, default_backend: str) -> dict[str, object]:
             "EMAIL_USE_SSL": bool(parsed.get("EMAIL_USE_SSL", False)),
         }
     return {
-        "EMAIL_BACKEND": env.str("EMAIL_BACKEND", default=default_backend),
+        "EMAIL_BACKEND": env.str("EMAIL_BACKEND", default="") or default_backend,
         "EMAIL_HOST": env.str("EMAIL_HOST", default="localhost"),
         "EMAIL_PORT": env.int("EMAIL_PORT", default=25),
         "EMAIL_HOST_USER": env.str("EMAIL_HOST_USER", default=""),

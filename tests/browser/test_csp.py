@@ -19,7 +19,8 @@ ROLES = ("enterprise1", "provider1", "reviewer", "approver", "finance", "auditor
 OBJECT_KINDS = ("applications", "grants", "settlements", "audits")
 # Collects what the page itself hears about (the event fires for violations of inline code too).
 LISTEN = """document.addEventListener('securitypolicyviolation', (e) => {
-  (window.__violations = window.__violations || []).push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`);
+  const where = `${e.sourceFile}:${e.lineNumber}`;
+  (window.__violations = window.__violations || []).push(`${e.violatedDirective} ${e.blockedURI} ${where}`);
 });"""
 
 

@@ -9,6 +9,7 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
+from coupons.services.redemptions import redemption_create
 from coupons.services.settlements import settlement_create
 from tests.api.conftest import PASSWORD, signed_in
 from tests.coupons.conftest import make_cast, open_year
@@ -69,7 +70,8 @@ def test_the_token_and_a_new_api_keys_answers_are_not_stored(cast, year):
         "/api/v1/auth/token/", {"username": cast.clerk.username, "password": PASSWORD}, content_type="application/json"
     )
     assert token.status_code == 200 and no_store(token)
-    key = signed_in(cast.clerk).post(f"/api/v1/providers/{cast.provider.pk}/api-keys/", {"name": "billing"}, format="json")
+    keys = f"/api/v1/providers/{cast.provider.pk}/api-keys/"
+    key = signed_in(cast.clerk).post(keys, {"name": "billing"}, format="json")
     assert key.status_code == 201 and no_store(key)
     page = client_of(cast.clerk).post("/api-keys/", {"name": "billing-2"})
     assert page.status_code == 200 and no_store(page)
@@ -77,8 +79,6 @@ def test_the_token_and_a_new_api_keys_answers_are_not_stored(cast, year):
 
 def test_settlements_exports_dashboard_stats_and_me_are_not_stored(cast, year):
     grant = walk_to_grant(cast)
-    from coupons.services.redemptions import redemption_create
-
     redemption_create(grant=grant, bill_number="B-1", bill_amount_fen=10_000, actor=cast.clerk, capture=True)
     settlement = settlement_create(provider=cast.provider, actor=cast.finance)
     api = signed_in(cast.finance)
