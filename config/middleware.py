@@ -3,6 +3,7 @@
 from collections.abc import Callable
 from typing import Final
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.cache import add_never_cache_headers
 
@@ -13,6 +14,8 @@ NO_STORE_ANONYMOUS_PATHS: Final = frozenset({"/api/v1/auth/token/"})
 def _has_credentials(request: HttpRequest) -> bool:
     if "HTTP_AUTHORIZATION" in request.META:  # A bearer token or an API key.
         return True
+    if settings.SESSION_COOKIE_NAME not in request.COOKIES:
+        return False  # Nobody signed in: the public answer is not read from the session at all.
     user = getattr(request, "user", None)
     return bool(user is not None and user.is_authenticated)
 
