@@ -12,6 +12,7 @@ from coupons.models import Alert, AuditRun, OutboxMessage
 from coupons.services.alerts import ALERT_DELIVERY_TASK, alert_deliver, alerts_check, alerts_deliver_pending
 from coupons.services.audit import audit_execute, audit_run_create
 from coupons.services.outbox import outbox_dispatch
+from tests.concurrency import THREADS, race
 from tests.coupons.conftest import grant_for, make_cast, open_year
 from tests.factories import UserFactory
 
@@ -154,3 +155,18 @@ def test_an_alert_with_nobody_to_mail_is_marked_mailed(db, django_capture_on_com
     with django_capture_on_commit_callbacks(execute=True):
         assert len(alerts_check()) == 2
     assert mail.outbox == [] and not Alert.objects.filter(mailed_at__isnull=True).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deliveries_racing_on_one_alert_mail_it_once(settings):
+    # The outbox, a task's retry and the sweep may all reach one alert at the same moment.
+    settings.EMAIL_BACKEND = LOCAL_MAIL
+    UserFactory(roles=["reviewer"], email="watch@fund.example", receives_alerts=True)
+    alert = Alert.objects.create(kind=Alert.Kind.POOL_80, key="pool:2026:80", message="The 2026 pool is 80% used.")
+
+    results = race([lambda: alert_deliver(alert_id=alert.pk) for _ in range(THREADS)])
+
+    assert sorted(results, key=repr) == [False] * (THREADS - 1) + [True]
+    assert [m.to for m in mail.outbox] == [["watch@fund.example"]]
+    alert.refresh_from_db()
+    assert alert.mailed_at is not None
