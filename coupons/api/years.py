@@ -29,7 +29,7 @@ from api.serializers import (
     validated,
 )
 from config.errors import ValidationFailed
-from coupons.models import BASIS_POINTS_WHOLE, CapOverride, ComputeSource, ProgramYear, Purpose, RateRuleSet
+from coupons.models import BASIS_POINTS_WHOLE, GRANT_VALIDITY_MONTHS_MAX, CapOverride, ComputeSource, ProgramYear, Purpose, RateRuleSet
 from coupons.policy import LABEL_LENGTH_MAX, RULES_COUNT_MAX
 from coupons.selectors import program_year_figures
 from coupons.services.years import (
@@ -127,7 +127,18 @@ class ProgramYearSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ProgramYear
-        fields = ["year", "status", "pool_fen", "default_cap_fen", "grace_days", "rates", "figures"]
+        fields = [
+            "year",
+            "status",
+            "pool_fen",
+            "default_cap_fen",
+            "grace_days",
+            "open_applications_at_close",
+            "grant_validity",
+            "grant_validity_months",
+            "rates",
+            "figures",
+        ]
         read_only_fields = fields
 
     @extend_schema_field(PoolFiguresSerializer)
@@ -143,7 +154,36 @@ class ProgramYearRequest(StrictSerializer):
     year = StrictIntegerField(min_value=2000, max_value=2999)
     pool_fen = FenField(required=False, help_text="Defaults to 250 million yuan (25,000,000,000 fen).")
     default_cap_fen = FenField(required=False, help_text="Defaults to 8 million yuan (800,000,000 fen).")
-    grace_days = StrictIntegerField(min_value=0, max_value=GRACE_DAYS_MAX, required=False, help_text="Defaults to 0.")
+    grace_days = StrictIntegerField(
+        min_value=0,
+        max_value=GRACE_DAYS_MAX,
+        required=False,
+        help_text="Days after year end (or an early close) that grants valid to year end still redeem. Defaults to 0.",
+    )
+    open_applications_at_close = serializers.ChoiceField(
+        choices=ProgramYear.OpenApplicationsAtClose.choices,
+        required=False,
+        help_text=(
+            "What the annual reset does with applications still submitted, confirmed or reviewed: `carry` them into "
+            "the next year's queue (re-priced by its rates) or `withdraw` them with a recorded reason. "
+            "Defaults to `carry`."
+        ),
+    )
+    grant_validity = serializers.ChoiceField(
+        choices=ProgramYear.GrantValidity.choices,
+        required=False,
+        help_text=(
+            "`year_end`: grants expire at year end plus `grace_days` (the default). `months`: grants expire "
+            "`grant_validity_months` calendar months after issue (Asia/Shanghai, clamped to the month's end), "
+            "even after the year closes; `grace_days` must then be 0."
+        ),
+    )
+    grant_validity_months = StrictIntegerField(
+        min_value=1,
+        max_value=GRANT_VALIDITY_MONTHS_MAX,
+        required=False,
+        help_text="With `grant_validity` `months` only (and then required).",
+    )
     rates = RatesSerializer(required=False, help_text="Defaults to the 2024 municipal measures.")
 
 
