@@ -1,5 +1,6 @@
 """The annual reset (DESIGN.md §5): close year Y, release its holds, lapse its unused coupons once
-the grace period is over, and open Y+1.
+the grace period is over, and open Y+1. Grants that the year's policy makes valid for months from
+issue outlive the close: the reset leaves them and their holds alone until they expire.
 
 Every step is idempotent and the reset is resumable: killed at any point and run again, it picks
 up where it stopped, and each grant expires exactly once. The year's row lock orders two resets
@@ -20,12 +21,13 @@ from accounts.models import User
 from accounts.roles import require_superuser
 from config.errors import InvalidState
 from coupons import books
-from coupons.locks import grant_lock, program_year_lock, redemption_lock
+from coupons.locks import program_year_lock, redemption_lock
 from coupons.models import Grant, ProgramYear, Redemption
+from coupons.services.grants import grant_expire
 from coupons.services.redemptions import redemption_release_locked
 from coupons.services.years import year_end
-from ledger.selectors import account_balance
-from ledger.services import TransferRequest, transfer_create
+
+__all__ = ["ResetReport", "annual_reset", "grant_expire", "program_year_close"]
 
 RESET_BATCH_SIZE: Final = 500
 
@@ -41,6 +43,7 @@ class ResetReport:
     lapsed_fen: int = 0
     next_year_opened: bool = False
     waiting_for_grace: bool = False
+    grants_outliving_the_year: int = 0  # Grants valid for months from issue that expire after now.
 
 
 def _quiet(_: str) -> None:
@@ -49,7 +52,8 @@ def _quiet(_: str) -> None:
 
 def program_year_close(*, year: int, now: dt.datetime, actor: User | None = None) -> ProgramYear:
     """Close an open year to new applications (a closed year stays closed). A superuser may close
-    early; then the year's grants expire `grace_days` after the close instead of after year end."""
+    early; then grants valid to year end expire `grace_days` after the close instead of after year
+    end. Grants valid for months from issue keep their expiry: the close does not shorten them."""
     if actor is not None:
         require_superuser(actor)
     with transaction.atomic():
@@ -61,6 +65,8 @@ def program_year_close(*, year: int, now: dt.datetime, actor: User | None = None
         program_year.status = ProgramYear.Status.CLOSED
         program_year.closed_at = now
         program_year.save(update_fields=["status", "closed_at"])
+        if program_year.grant_validity == ProgramYear.GrantValidity.MONTHS:
+            return program_year
         expiry = min(now, year_end(year)) + dt.timedelta(days=program_year.grace_days)
         Grant.objects.filter(year=program_year, status=Grant.Status.ACTIVE, expires_at__gt=expiry).update(
             expires_at=expiry
@@ -88,34 +94,6 @@ def _release_holds(program_year: ProgramYear, now: dt.datetime, progress: Progre
                     )
                     released += 1
         progress(f"holds released: {released}")
-
-
-def grant_expire(*, grant_id: int, now: dt.datetime) -> int | None:
-    """Lapse what is left on one grant into `lapsed:Y`; return the fen lapsed, or None when the
-    grant was no longer active (expired by an earlier or concurrent run, or revoked)."""
-    with transaction.atomic():
-        grant = grant_lock(grant_id)
-        if grant.status != Grant.Status.ACTIVE:
-            return None
-        assert now >= grant.expires_at, "a grant expires only after its expiry"
-        assert not grant.redemptions.filter(status=Redemption.Status.PENDING).exists(), "holds are released first"
-        remaining_fen = account_balance(account_id=grant.account_id).available_fen
-        if remaining_fen > 0:
-            transfer_create(
-                transfer=TransferRequest.posted(
-                    key=f"grant:{grant.application_id}:lapse",
-                    debit_account_id=grant.account_id,
-                    credit_account_id=books.account_id(books.lapsed_code(grant.year_id)),
-                    amount_fen=remaining_fen,
-                    reason="grant_lapse",
-                    chain=books.chain(grant.year_id),
-                ),
-                now=now,
-            )
-        grant.status = Grant.Status.EXPIRED
-        grant.lapsed_fen = remaining_fen
-        grant.save(update_fields=["status", "lapsed_fen"])
-        return remaining_fen
 
 
 def _open_next_year(program_year: ProgramYear, now: dt.datetime) -> bool:
@@ -155,11 +133,18 @@ def annual_reset(*, year: int, now: dt.datetime | None = None, progress: Progres
     program_year.refresh_from_db()
     if program_year.status != ProgramYear.Status.CLOSED:
         raise InvalidState(f"Program year {year} is {program_year.status}; there is nothing to reset.")
-    report.holds_released = _release_holds(program_year, now, progress)
     due = Grant.objects.filter(year=program_year, status=Grant.Status.ACTIVE)
-    if due.filter(expires_at__gt=now).exists():
-        report.waiting_for_grace = True
-        progress(f"{year}: grants expire after the grace period; run again then")
+    if program_year.grant_validity == ProgramYear.GrantValidity.MONTHS:
+        # Valid for months from issue: such grants outlive the close and keep their holds; the
+        # grant expiry job (or a later run of this) lapses each once it is past its expiry.
+        report.grants_outliving_the_year = due.filter(expires_at__gt=now).count()
+        if report.grants_outliving_the_year:
+            progress(f"{year}: {report.grants_outliving_the_year} grants stay valid for months after the close")
+    else:
+        report.holds_released = _release_holds(program_year, now, progress)
+        if due.filter(expires_at__gt=now).exists():
+            report.waiting_for_grace = True
+            progress(f"{year}: grants expire after the grace period; run again then")
     total = due.filter(expires_at__lte=now).count()
     for index, grant_id in enumerate(due.filter(expires_at__lte=now).order_by("pk").values_list("pk", flat=True)):
         lapsed_fen = grant_expire(grant_id=grant_id, now=now)
