@@ -261,12 +261,22 @@ class ApplicationEvent(models.Model):
 
     application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="events")
     action = models.CharField(max_length=16)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    # None: the program acted by its recorded policy, not a person (the annual reset carrying or
+    # withdrawing an open application); the note says why. Every other step has its actor.
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     note = models.TextField(blank=True)
     at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(actor__isnull=False) | (Q(action__in=["carried", "withdrawn"]) & ~Q(note="")),
+                name="coupons_application_event_actor_or_policy",
+            ),
+        ]
         triggers = [
             pgtrigger.Protect(name="application_event_insert_only", operation=pgtrigger.Update | pgtrigger.Delete)
         ]

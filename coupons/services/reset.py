@@ -1,5 +1,5 @@
 """The annual reset (DESIGN.md §5): close year Y, release its holds, lapse its unused coupons once
-the grace period is over, and open Y+1. Grants that the year's policy makes valid for months from
+the grace period is over, carry or withdraw its open applications by its policy, and open Y+1. Grants that the year's policy makes valid for months from
 issue outlive the close: the reset leaves them and their holds alone until they expire.
 
 Every step is idempotent and the reset is resumable: killed at any point and run again, it picks
@@ -25,6 +25,7 @@ from coupons.locks import program_year_lock, redemption_lock
 from coupons.models import Grant, ProgramYear, Redemption
 from coupons.services.grants import grant_expire
 from coupons.services.redemptions import redemption_release_locked
+from coupons.services.year_end import applications_settle_at_close
 from coupons.services.years import year_end
 
 __all__ = ["ResetReport", "annual_reset", "grant_expire", "program_year_close"]
@@ -43,6 +44,8 @@ class ResetReport:
     lapsed_fen: int = 0
     next_year_opened: bool = False
     waiting_for_grace: bool = False
+    applications_carried: int = 0
+    applications_withdrawn: int = 0
     grants_outliving_the_year: int = 0  # Grants valid for months from issue that expire after now.
 
 
@@ -96,23 +99,31 @@ def _release_holds(program_year: ProgramYear, now: dt.datetime, progress: Progre
         progress(f"holds released: {released}")
 
 
+def _prepare_next_year(program_year: ProgramYear) -> None:
+    """Y+1 as an administrator prepared it, or a draft copy of Y's terms and policy."""
+    with transaction.atomic():
+        # Y's row lock orders concurrent resets: one creates Y+1, the others find it.
+        program_year_lock(program_year.year)
+        if not ProgramYear.objects.filter(year=program_year.year + 1).exists():
+            ProgramYear.objects.create(
+                year=program_year.year + 1,
+                pool_fen=program_year.pool_fen,
+                default_cap_fen=program_year.default_cap_fen,
+                grace_days=program_year.grace_days,
+                open_applications_at_close=program_year.open_applications_at_close,
+                grant_validity=program_year.grant_validity,
+                grant_validity_months=program_year.grant_validity_months,
+                rule_set=program_year.rule_set,
+            )
+
+
 def _open_next_year(program_year: ProgramYear, now: dt.datetime) -> bool:
-    """Open Y+1 with the policy an administrator prepared, or a copy of Y's; True if opened now."""
+    """Open the prepared Y+1; True if opened now."""
     from coupons.services.years import program_year_open_system
 
     next_year = program_year.year + 1
     with transaction.atomic():
-        # Y's row lock orders concurrent resets: one creates Y+1, the others find it.
-        program_year_lock(program_year.year)
-        prepared = ProgramYear.objects.select_for_update().filter(year=next_year).first()
-        if prepared is None:
-            prepared = ProgramYear.objects.create(
-                year=next_year,
-                pool_fen=program_year.pool_fen,
-                default_cap_fen=program_year.default_cap_fen,
-                grace_days=program_year.grace_days,
-                rule_set=program_year.rule_set,
-            )
+        prepared = ProgramYear.objects.select_for_update().get(year=next_year)
         if prepared.status != ProgramYear.Status.DRAFT:
             return False
         program_year_open_system(year=next_year, now=now)
@@ -153,6 +164,14 @@ def annual_reset(*, year: int, now: dt.datetime | None = None, progress: Progres
             report.lapsed_fen += lapsed_fen
         if (index + 1) % 100 == 0 or index + 1 == total:
             progress(f"{year}: grants expired {index + 1}/{total}")
+    _prepare_next_year(program_year)
+    # Before Y+1 opens, so nothing is left unapprovable in Y: carried into Y+1's queue, or withdrawn.
+    report.applications_carried, report.applications_withdrawn = applications_settle_at_close(year=year)
+    if report.applications_carried or report.applications_withdrawn:
+        progress(
+            f"{year}: open applications carried into {year + 1}: {report.applications_carried}, "
+            f"withdrawn: {report.applications_withdrawn}"
+        )
     report.next_year_opened = _open_next_year(program_year, now)
     if report.next_year_opened:
         progress(f"{year + 1}: opened")
