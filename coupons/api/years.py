@@ -29,7 +29,15 @@ from api.serializers import (
     validated,
 )
 from config.errors import ValidationFailed
-from coupons.models import BASIS_POINTS_WHOLE, GRANT_VALIDITY_MONTHS_MAX, CapOverride, ComputeSource, ProgramYear, Purpose, RateRuleSet
+from coupons.models import (
+    BASIS_POINTS_WHOLE,
+    GRANT_VALIDITY_MONTHS_MAX,
+    CapOverride,
+    ComputeSource,
+    ProgramYear,
+    Purpose,
+    RateRuleSet,
+)
 from coupons.policy import LABEL_LENGTH_MAX, RULES_COUNT_MAX
 from coupons.selectors import program_year_figures
 from coupons.services.years import (

@@ -1,6 +1,7 @@
 """The annual reset (DESIGN.md §5): close year Y, release its holds, lapse its unused coupons once
-the grace period is over, carry or withdraw its open applications by its policy, and open Y+1. Grants that the year's policy makes valid for months from
-issue outlive the close: the reset leaves them and their holds alone until they expire.
+the grace period is over, carry or withdraw its open applications by its policy, and open Y+1.
+Grants that the year's policy makes valid for months from issue outlive the close: the reset
+leaves them and their holds alone until they expire.
 
 Every step is idempotent and the reset is resumable: killed at any point and run again, it picks
 up where it stopped, and each grant expires exactly once. The year's row lock orders two resets
@@ -20,7 +21,6 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.roles import require_superuser
 from config.errors import InvalidState
-from coupons import books
 from coupons.locks import program_year_lock, redemption_lock
 from coupons.models import Grant, ProgramYear, Redemption
 from coupons.services.grants import grant_expire

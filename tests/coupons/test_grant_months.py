@@ -137,9 +137,7 @@ def test_the_expiry_job_lapses_a_month_grant_once_and_voids_its_holds(cast, mont
     redemption_create(grant=grant, bill_number="C", bill_amount_fen=10_000, actor=cast.clerk, capture=True, now=IN_YEAR)
     annual_reset(year=YEAR, now=AFTER)
     before_expiry = grant.expires_at - timedelta(seconds=1)
-    hold = redemption_create(
-        grant=grant, bill_number="H", bill_amount_fen=10_000, actor=cast.clerk, now=before_expiry
-    )
+    hold = redemption_create(grant=grant, bill_number="H", bill_amount_fen=10_000, actor=cast.clerk, now=before_expiry)
     # Not yet due: nothing happens.
     assert grants_expire_due(now=before_expiry) == 0
     assert Grant.objects.get(pk=grant.pk).status == "active"
@@ -153,9 +151,7 @@ def test_the_expiry_job_lapses_a_month_grant_once_and_voids_its_holds(cast, mont
     assert (account.available_fen, account.debits_pending) == (0, 0)
     assert lapsed_credits_fen() == 300_000 - 3_000
     with pytest.raises(GrantExpired):
-        redemption_create(
-            grant=grant, bill_number="X", bill_amount_fen=10_000, actor=cast.clerk, now=grant.expires_at
-        )
+        redemption_create(grant=grant, bill_number="X", bill_amount_fen=10_000, actor=cast.clerk, now=grant.expires_at)
     snapshot = db_snapshot()
     assert grants_expire_due(now=grant.expires_at + timedelta(days=1)) == 0
     assert annual_reset(year=YEAR, now=grant.expires_at + timedelta(days=1)).grants_expired == 0

@@ -114,7 +114,9 @@ def test_an_application_next_years_rates_do_not_subsidise_is_withdrawn(cast):
     open_year_with(cast)
     application = submit(cast, fee_fen=100_000)  # Domestic compute.
     other_only = rule_set_create(
-        name="other-only", ceiling_bp=2000, rules=[{"label": "Other", "rate_bp": 2000, "when": {"compute_sources": ["other"]}}]
+        name="other-only",
+        ceiling_bp=2000,
+        rules=[{"label": "Other", "rate_bp": 2000, "when": {"compute_sources": ["other"]}}],
     )
     program_year_create(year=NEXT, actor=cast.admin, rule_set=other_only)
 
@@ -196,4 +198,3 @@ def test_resets_racing_carry_each_application_once():
         application.refresh_from_db()
         assert application.year_id == NEXT
         assert ApplicationEvent.objects.filter(application=application, action="carried").count() == 1
-
