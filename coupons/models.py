@@ -282,7 +282,7 @@ class ApplicationEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.action} by {self.actor_id} at {self.at:%Y-%m-%d %H:%M}"
+        return f"{self.action} by {self.actor_id or 'the program'} at {self.at:%Y-%m-%d %H:%M}"
 
 
 class Grant(models.Model):
