@@ -359,9 +359,9 @@ class ProgramYearClose(APIView):
             "balances into lapsed:Y when the grace period, counted from now, is over (at once with 0 grace days; "
             "grants valid for months keep their expiry and holds, and lapse when they expire), carries its "
             "applications still submitted, confirmed or reviewed into the next year or withdraws them (by "
-            "`open_applications_at_close`), then opens the next year. The reset runs in the background (Celery) and is idempotent: the answer is "
-            "the closed year; its figures show the lapse once the reset has run. Closing a closed year changes "
-            "nothing; a draft year is 409 `invalid_state`."
+            "`open_applications_at_close`), then opens the next year. The reset runs in the background (Celery) "
+            "and is idempotent: the answer is the closed year; its figures show the lapse once the reset has run. "
+            "Closing a closed year changes nothing; a draft year is 409 `invalid_state`."
         ),
         tags=TAGS,
     )
