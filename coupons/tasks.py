@@ -9,14 +9,17 @@ even if the broker lost the message that was sent when they were created.
 
 import logging
 from datetime import timedelta
+from functools import partial
 from smtplib import SMTPException
 from typing import Final
 
 from celery import shared_task
+from django.db import transaction
 from django.utils import timezone
 
 from coupons.models import AuditRun, Grant, ProgramYear
 from coupons.services.audit import audit_execute
+from coupons.services.grants import grant_expire, grants_due
 from coupons.services.redemptions import redemptions_expire_holds
 from coupons.services.reset import annual_reset as annual_reset_service
 from coupons.services.years import program_year_of, year_end
@@ -37,6 +40,24 @@ def expire_holds() -> int:
     expired = redemptions_expire_holds()
     expired += pending_transfers_expire()
     return expired
+
+
+@shared_task(acks_late=True)
+def expire_grant(grant_id: int) -> int | None:
+    """Lapse one grant past its expiry (None: it was expired or revoked already)."""
+    return grant_expire(grant_id=grant_id, now=timezone.now())
+
+
+@shared_task(acks_late=True)
+def expire_grants_due() -> list[int]:
+    """Send an `expire_grant` for each active grant past its expiry, once the sweep's transaction
+    commits (grants valid for months from issue expire at any time of the year, and after it). A
+    lost message is harmless: the grant is still due, and the next sweep sends it again."""
+    with transaction.atomic():
+        due = grants_due(now=timezone.now())
+        for grant_id in due:
+            transaction.on_commit(partial(expire_grant.delay, grant_id))
+    return due
 
 
 @shared_task(acks_late=True)

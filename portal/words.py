@@ -12,6 +12,7 @@ WORDS: dict[str, Promise] = {
     "approved": _("Approved"),
     "rejected": _("Rejected"),
     "withdrawn": _("Withdrawn"),
+    "carried": _("Carried into the next year"),
     # Grant
     "active": _("Active"),
     "expired": _("Expired"),
