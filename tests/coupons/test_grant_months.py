@@ -15,13 +15,14 @@ from coupons.models import Grant, ProgramYear, Redemption
 from coupons.selectors import program_year_figures, program_year_figures_from_rows
 from coupons.services.audit import audit_execute, audit_run_create
 from coupons.services.grants import grant_expires_at, grants_expire_due, months_after
-from coupons.services.redemptions import redemption_capture, redemption_create, redemption_reverse
+from coupons.services.redemptions import redemption_capture, redemption_create
 from coupons.services.reset import annual_reset, program_year_close
 from coupons.services.years import PROGRAM_TIME_ZONE, program_year_create, program_year_open, year_end
 from coupons.tasks import expire_grants_due
 from ledger.models import Transfer
 from ledger.selectors import account_balance, account_get
 from tests.concurrency import race
+from tests.controls import redemption_reverse
 from tests.coupons.conftest import CAP_FEN, IN_YEAR, POOL_FEN, YEAR, grant_for, make_cast, submit
 
 pytestmark = pytest.mark.django_db
