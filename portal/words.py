@@ -1,4 +1,4 @@
-"""The words people read for the machine words of DESIGN.md §6 (statuses, purposes, sources)."""
+"""The words people read for the machine words of the API (docs/api.md: statuses, purposes, sources)."""
 
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _

@@ -1,4 +1,4 @@
-"""The audit (DESIGN.md §5): recompute the books from their parts and compare, check by check.
+"""The audit: recompute the books from their parts and compare, check by check.
 
 Every check is one set-based SQL statement that returns the offending rows (at most FINDINGS_MAX)
 and how many rows it examined, so a million transfers audit in seconds. A check holds only when
