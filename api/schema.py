@@ -58,6 +58,9 @@ PROBLEM_CODES = [
     "method_not_allowed",
     "unsupported_media_type",
     "not_acceptable",
+    "request_too_large",
+    "bad_request",
+    "server_error",
 ]
 
 PROBLEM_SCHEMA = {

@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import FACILITY_DESCRIPTION_LENGTH_MAX, Enterprise, Provider, User
 from accounts.uscc import check_character, validate_uscc
 from coupons.models import CONTRACT_FEE_FEN_MAX, ComputeSource, Purpose
-from portal.formatting import fen_from_yuan_text, yuan_text
+from portal.formatting import fen_from_yuan_text, yuan_grouping_misplaced, yuan_text
 from portal.words import choices
 
 REASON_LENGTH_MAX = 500
@@ -39,6 +39,11 @@ class YuanField(forms.CharField):
         if text is None or text in self.empty_values:
             return None
         fen = fen_from_yuan_text(text) if len(text) <= YUAN_TEXT_LENGTH_MAX else None
+        if fen is None and yuan_grouping_misplaced(text):
+            raise forms.ValidationError(
+                _("Put commas only between groups of three digits, such as 1,234,567.89, or leave them out."),
+                code="invalid_grouping",
+            )
         if fen is None:
             raise forms.ValidationError(
                 _("Enter an amount in yuan, with at most two decimals, such as 1,234.56."), code="invalid"

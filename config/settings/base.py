@@ -5,8 +5,9 @@ Every variable read here is listed, with its meaning, in `.env.example`.
 """
 
 from celery.schedules import crontab
+from csp.constants import NONE, SELF
 
-from config.env import BASE_DIR, env
+from config.env import BASE_DIR, CONSOLE_MAIL_BACKEND, env, mail_settings
 
 # --- Core -------------------------------------------------------------------------------------
 
@@ -31,6 +32,7 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    "csp",
     "api",
     "accounts",
     "approvals",
@@ -41,7 +43,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "config.middleware.NoStoreMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "portal.middleware.LanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -73,6 +77,28 @@ TEMPLATES = [
         },
     },
 ]
+
+# --- Security headers ---------------------------------------------------------------------------
+# Content-Security-Policy (django-csp) on every answer: scripts, styles, images, fonts and requests
+# from this origin only, never inline (templates keep their CSS and JavaScript in static/portal/),
+# no plugins, no <base>, forms posting only here, no framing. /api/docs/ widens style-src and
+# img-src for Swagger UI (api/urls.py says why). Answers to signed-in people and API clients are
+# never stored by browsers or proxies (config/middleware.py).
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 # --- Database ---------------------------------------------------------------------------------
 # One database everywhere: PostgreSQL. With DATABASE_URL unset, an embedded server from the
@@ -187,6 +213,7 @@ CELERY_BEAT_SCHEDULE = {
     # Schedules are in Asia/Shanghai (CELERY_TIMEZONE). Run exactly one beat.
     "seal-ledger": {"task": "ledger.tasks.seal_ledger", "schedule": 5.0},
     "expire-holds": {"task": "coupons.tasks.expire_holds", "schedule": 120.0},
+    "expire-grants": {"task": "coupons.tasks.expire_grants_due", "schedule": 600.0},
     "check-alerts": {"task": "coupons.tasks.check_alerts", "schedule": 300.0},
     "dispatch-outbox": {"task": "coupons.tasks.dispatch_outbox", "schedule": 60.0},
     "nightly-audit": {"task": "coupons.tasks.nightly_audit", "schedule": crontab(hour=2, minute=30)},
@@ -257,6 +284,23 @@ SPECTACULAR_SETTINGS = {
 
 # How long a redemption's hold waits for capture before it expires and the coupon returns.
 COUPONS_HOLD_TIMEOUT_S = env.int("COUPONS_HOLD_TIMEOUT_S", default=15 * 60)
+
+# --- Mail ---------------------------------------------------------------------------------------
+# Alerts are mailed (coupons/services/alerts.py). EMAIL_URL, or the EMAIL_* variables one by one
+# (config/env.py). Unset, mail is printed to the console: right for development, and production
+# (production.py) falls back to SMTP on localhost instead, so that alerts are never only printed.
+
+_MAIL = mail_settings(default_backend=CONSOLE_MAIL_BACKEND)
+EMAIL_BACKEND = str(_MAIL["EMAIL_BACKEND"])
+EMAIL_HOST = str(_MAIL["EMAIL_HOST"])
+EMAIL_PORT = int(str(_MAIL["EMAIL_PORT"]))
+EMAIL_HOST_USER = str(_MAIL["EMAIL_HOST_USER"])
+EMAIL_HOST_PASSWORD = str(_MAIL["EMAIL_HOST_PASSWORD"])
+EMAIL_USE_TLS = bool(_MAIL["EMAIL_USE_TLS"])
+EMAIL_USE_SSL = bool(_MAIL["EMAIL_USE_SSL"])
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT_S", default=10)  # Seconds: a hung mail server must not hold a worker.
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="coupons@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- Logging ----------------------------------------------------------------------------------
 

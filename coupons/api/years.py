@@ -32,7 +32,14 @@ from api.serializers import (
 from approvals.api import ApprovalRequestSerializer
 from approvals.models import REASON_LENGTH_MAX
 from config.errors import ValidationFailed
-from coupons.models import BASIS_POINTS_WHOLE, ComputeSource, ProgramYear, Purpose, RateRuleSet
+from coupons.models import (
+    BASIS_POINTS_WHOLE,
+    GRANT_VALIDITY_MONTHS_MAX,
+    ComputeSource,
+    ProgramYear,
+    Purpose,
+    RateRuleSet,
+)
 from coupons.policy import LABEL_LENGTH_MAX, RULES_COUNT_MAX
 from coupons.selectors import program_year_figures
 from coupons.services.years import (
@@ -136,6 +143,9 @@ class ProgramYearSerializer(serializers.ModelSerializer):
             "default_cap_fen",
             "relaxed_cap_ceiling_fen",
             "grace_days",
+            "open_applications_at_close",
+            "grant_validity",
+            "grant_validity_months",
             "rates",
             "figures",
         ]
@@ -161,7 +171,36 @@ class ProgramYearRequest(StrictSerializer):
             "(2,000,000,000 fen), or the default cap if higher. Fixed once the year opens."
         ),
     )
-    grace_days = StrictIntegerField(min_value=0, max_value=GRACE_DAYS_MAX, required=False, help_text="Defaults to 0.")
+    grace_days = StrictIntegerField(
+        min_value=0,
+        max_value=GRACE_DAYS_MAX,
+        required=False,
+        help_text="Days after year end (or an early close) that grants valid to year end still redeem. Defaults to 0.",
+    )
+    open_applications_at_close = serializers.ChoiceField(
+        choices=ProgramYear.OpenApplicationsAtClose.choices,
+        required=False,
+        help_text=(
+            "What the annual reset does with applications still submitted, confirmed or reviewed: `carry` them into "
+            "the next year's queue (re-priced by its rates) or `withdraw` them with a recorded reason. "
+            "Defaults to `carry`."
+        ),
+    )
+    grant_validity = serializers.ChoiceField(
+        choices=ProgramYear.GrantValidity.choices,
+        required=False,
+        help_text=(
+            "`year_end`: grants expire at year end plus `grace_days` (the default). `months`: grants expire "
+            "`grant_validity_months` calendar months after issue (Asia/Shanghai, clamped to the month's end), "
+            "even after the year closes; `grace_days` must then be 0."
+        ),
+    )
+    grant_validity_months = StrictIntegerField(
+        min_value=1,
+        max_value=GRANT_VALIDITY_MONTHS_MAX,
+        required=False,
+        help_text="With `grant_validity` `months` only (and then required).",
+    )
     rates = RatesSerializer(required=False, help_text="Defaults to the 2024 municipal measures.")
 
 
@@ -278,7 +317,7 @@ class ProgramYearOpen(APIView):
         responses={200: ProgramYearSerializer},
         summary="Open a draft program year (superuser)",
         description=(
-            "An addition to the endpoints of DESIGN.md §6, which names none for this step: opens a draft year, "
+            "Opens a draft year, "
             "crediting its pool from the appropriation in the ledger. Opening an open year changes nothing; a "
             "closed year is 409 `invalid_state`."
         ),
@@ -301,10 +340,12 @@ class ProgramYearClose(APIView):
         summary="Close a program year now and run its annual reset (superuser)",
         description=(
             "Closes the year to new applications at once, releases its holds and lapses its grants' unused "
-            "balances into lapsed:Y when the grace period, counted from now, is over (at once with 0 grace days), "
-            "then opens the next year. The reset runs in the background (Celery) and is idempotent: the answer is "
-            "the closed year; its figures show the lapse once the reset has run. Closing a closed year changes "
-            "nothing; a draft year is 409 `invalid_state`."
+            "balances into lapsed:Y when the grace period, counted from now, is over (at once with 0 grace days; "
+            "grants valid for months keep their expiry and holds, and lapse when they expire), carries its "
+            "applications still submitted, confirmed or reviewed into the next year or withdraws them (by "
+            "`open_applications_at_close`), then opens the next year. The reset runs in the background (Celery) "
+            "and is idempotent: the answer is the closed year; its figures show the lapse once the reset has run. "
+            "Closing a closed year changes nothing; a draft year is 409 `invalid_state`."
         ),
         tags=TAGS,
     )

@@ -1,4 +1,4 @@
-"""The audit (DESIGN.md §5): recompute the books from their parts and compare, check by check.
+"""The audit: recompute the books from their parts and compare, check by check.
 
 Every check is one set-based SQL statement that returns the offending rows (at most FINDINGS_MAX)
 and how many rows it examined, so a million transfers audit in seconds. A check holds only when
@@ -12,12 +12,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
 
-from django.conf import settings
-from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.utils import timezone
 
-from accounts.models import Role, User
+from accounts.models import User
 from coupons.models import AuditRun
 from coupons.selectors import program_year_figures, program_year_figures_from_rows
 from ledger.chain import chain_findings
@@ -298,6 +296,68 @@ def check_pool_figures_match_rows() -> tuple[list[Finding], int]:
     return findings, len(years)
 
 
+def check_two_people_decided() -> tuple[list[Finding], int]:
+    """Every approval, cap override, reversal, revocation and payment was asked for (or reviewed) by one
+    person and decided by a different one, and each sensitive action matches the approved request
+    (`approvals`) that let it happen: same requester, same decider."""
+    approved_request = """
+        EXISTS (SELECT 1 FROM approvals_approvalrequest q
+                 WHERE q.action = %s AND q.target = {target} AND q.status = 'approved'
+                   AND q.requested_by_id = {requester} AND q.decided_by_id = {decider})
+    """
+
+    def matched(action: str, target: str, requester: str, decider: str) -> str:
+        return approved_request.format(target=target, requester=requester, decider=decider).replace("%s", f"'{action}'")
+
+    sql = f"""
+        SELECT 'application' AS kind, a.id, a.reviewed_by_id AS requested_by, a.approved_by_id AS decided_by
+          FROM coupons_application a
+         WHERE a.status = 'approved' AND (a.approved_by_id IS NULL OR a.reviewed_by_id IS NULL
+                                          OR a.approved_by_id = a.reviewed_by_id)
+        UNION ALL
+        SELECT 'cap_override', o.id, o.requested_by_id, o.granted_by_id
+          FROM coupons_capoverride o
+         WHERE o.requested_by_id = o.granted_by_id
+            OR NOT {
+        matched("cap_override", "'cap:' || o.enterprise_id || ':' || o.year_id", "o.requested_by_id", "o.granted_by_id")
+    }
+        UNION ALL
+        SELECT 'redemption_reverse', r.id, r.reversal_requested_by_id, r.reversed_by_id
+          FROM coupons_redemption r
+         WHERE r.status = 'reversed'
+           AND (r.reversal_requested_by_id IS NULL OR r.reversed_by_id IS NULL
+                OR r.reversal_requested_by_id = r.reversed_by_id
+                OR NOT {
+        matched("redemption_reverse", "'redemption:' || r.id", "r.reversal_requested_by_id", "r.reversed_by_id")
+    })
+        UNION ALL
+        SELECT 'grant_revoke', g.id, g.revocation_requested_by_id, g.revoked_by_id
+          FROM coupons_grant g
+         WHERE g.status = 'revoked'
+           AND (g.revocation_requested_by_id IS NULL OR g.revoked_by_id IS NULL
+                OR g.revocation_requested_by_id = g.revoked_by_id
+                OR NOT {matched("grant_revoke", "'grant:' || g.id", "g.revocation_requested_by_id", "g.revoked_by_id")})
+        UNION ALL
+        SELECT 'settlement_pay', st.id, st.payment_requested_by_id, st.paid_by_id
+          FROM coupons_settlement st
+         WHERE st.status = 'paid'
+           AND (st.payment_requested_by_id IS NULL OR st.paid_by_id IS NULL
+                OR st.paid_by_id = st.payment_requested_by_id OR st.paid_by_id = st.created_by_id
+                OR NOT {
+        matched("settlement_pay", "'settlement:' || st.id", "st.payment_requested_by_id", "st.paid_by_id")
+    })
+         ORDER BY 1, 2
+    """
+    total = _count(
+        """SELECT (SELECT count(*) FROM coupons_application WHERE status = 'approved')
+                + (SELECT count(*) FROM coupons_capoverride)
+                + (SELECT count(*) FROM coupons_redemption WHERE status = 'reversed')
+                + (SELECT count(*) FROM coupons_grant WHERE status = 'revoked')
+                + (SELECT count(*) FROM coupons_settlement WHERE status = 'paid')"""
+    )
+    return _rows(sql), total
+
+
 def _years() -> list[int]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT year FROM coupons_programyear WHERE status <> 'draft' ORDER BY year")
@@ -318,6 +378,7 @@ CHECKS: Final[list[tuple[str, Callable[[], tuple[list[Finding], int]]]]] = [
     ("redemptions_match_ledger", check_redemptions_match_ledger),
     ("settlements_match_ledger", check_settlements_match_ledger),
     ("pool_figures_match_rows", check_pool_figures_match_rows),
+    ("two_people_decided", check_two_people_decided),
 ]
 
 
@@ -336,35 +397,26 @@ def audit_run_create(*, started_by: User | None = None) -> AuditRun:
 
 
 def audit_execute(*, run_id: int, now: datetime | None = None) -> AuditRun:
-    """Run every check for an AuditRun and store the findings (a finished run is left alone)."""
+    """Run every check for an AuditRun and store the findings (a finished run is left alone).
+
+    A failed run's result and its alert are stored in one transaction, and the alert is mailed
+    from the outbox after it commits: a mail server that is down loses no alert, and a rerun of
+    a finished run (a retried task) has nothing left to do."""
     run = AuditRun.objects.get(pk=run_id)
     if run.status != AuditRun.Status.RUNNING:
         return run
     results = [_run_check(name, check) for name, check in CHECKS]
-    run.checks = results
-    run.status = AuditRun.Status.PASSED if all(r["ok"] for r in results) else AuditRun.Status.FAILED
-    run.finished_at = now or timezone.now()
-    run.save(update_fields=["checks", "status", "finished_at"])
-    if run.status == AuditRun.Status.FAILED:
-        _alert_auditors(run)
-        from coupons.services.alerts import alert_audit_failed
+    with transaction.atomic():
+        run = AuditRun.objects.select_for_update().get(pk=run_id)
+        if run.status != AuditRun.Status.RUNNING:  # Another worker finished it meanwhile.
+            return run
+        run.checks = results
+        run.status = AuditRun.Status.PASSED if all(r["ok"] for r in results) else AuditRun.Status.FAILED
+        run.finished_at = now or timezone.now()
+        run.save(update_fields=["checks", "status", "finished_at"])
+        if run.status == AuditRun.Status.FAILED:
+            from coupons.services.alerts import alert_audit_failed
 
-        alert_audit_failed(run)
+            audit_log.error("audit %s failed: %s", run.pk, ", ".join(r["name"] for r in results if not r["ok"]))
+            alert_audit_failed(run)
     return run
-
-
-def _alert_auditors(run: AuditRun) -> None:
-    failed = [check["name"] for check in run.checks if not check["ok"]]
-    audit_log.error("audit %s failed: %s", run.pk, ", ".join(failed))
-    auditors = [
-        user.email
-        for user in User.objects.filter(is_active=True).exclude(email="").prefetch_related("groups")
-        if user.has_role(Role.AUDITOR)
-    ]
-    if auditors:
-        send_mail(
-            subject=f"[coupons] audit {run.pk} failed: {', '.join(failed)}",
-            message="Failed checks:\n" + "\n".join(f"- {name}" for name in failed),
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            recipient_list=auditors,
-        )

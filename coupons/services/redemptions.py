@@ -309,7 +309,12 @@ def redemption_reverse(
         grant = grant_lock(redemption.grant_id)
         locked = redemption_lock(redemption.pk)
         _reversible_check(locked)
-        back_to_grant = grant.status == Grant.Status.ACTIVE and now < grant.expires_at and grant.year.status == "open"
+        # A grant valid for months from issue still redeems after its year closes, so it takes its coupon back.
+        back_to_grant = (
+            grant.status == Grant.Status.ACTIVE
+            and now < grant.expires_at
+            and (grant.year.status == "open" or grant.year.grant_validity == "months")
+        )
         destination_id = grant.account_id if back_to_grant else books.account_id(books.lapsed_code(grant.year_id))
         transfer_create(
             transfer=TransferRequest.posted(

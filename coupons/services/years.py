@@ -15,7 +15,13 @@ from config.errors import InvalidState, NotFound, ValidationFailed
 from coupons import books
 from coupons.errors import FourEyes, NotEligible, ProgramYearClosed
 from coupons.locks import program_year_lock
-from coupons.models import RELAXED_CAP_CEILING_FEN_DEFAULT, CapOverride, ProgramYear, RateRuleSet
+from coupons.models import (
+    GRANT_VALIDITY_MONTHS_MAX,
+    RELAXED_CAP_CEILING_FEN_DEFAULT,
+    CapOverride,
+    ProgramYear,
+    RateRuleSet,
+)
 from coupons.policy import MEASURES_2024, rules_validate
 from ledger.services import TransferRequest, account_create, transfer_create
 
@@ -65,6 +71,46 @@ def program_year_of(moment: dt.datetime) -> int:
     return timezone.localtime(moment, PROGRAM_TIME_ZONE).year
 
 
+def _whole_number(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_year_end_policy(
+    *, grace_days: int, open_applications_at_close: str, grant_validity: str, grant_validity_months: int | None
+) -> None:
+    """The year-end policy's combinations (the database checks them too)."""
+    if not _whole_number(grace_days) or not 0 <= grace_days <= GRACE_DAYS_MAX:
+        raise ValidationFailed(f"grace_days must be 0 to {GRACE_DAYS_MAX}.", field="grace_days")
+    if open_applications_at_close not in ProgramYear.OpenApplicationsAtClose.values:
+        raise ValidationFailed(
+            f"open_applications_at_close is one of {', '.join(ProgramYear.OpenApplicationsAtClose.values)}.",
+            field="open_applications_at_close",
+        )
+    if grant_validity not in ProgramYear.GrantValidity.values:
+        raise ValidationFailed(
+            f"grant_validity is one of {', '.join(ProgramYear.GrantValidity.values)}.", field="grant_validity"
+        )
+    if grant_validity == ProgramYear.GrantValidity.YEAR_END:
+        if grant_validity_months is not None:
+            raise ValidationFailed(
+                "grant_validity_months goes with grant_validity 'months' only.", field="grant_validity_months"
+            )
+        return
+    if (
+        not _whole_number(grant_validity_months)
+        or grant_validity_months is None
+        or not 1 <= grant_validity_months <= GRANT_VALIDITY_MONTHS_MAX
+    ):
+        raise ValidationFailed(
+            f"grant_validity 'months' needs grant_validity_months from 1 to {GRANT_VALIDITY_MONTHS_MAX}.",
+            field="grant_validity_months",
+        )
+    if grace_days != 0:
+        raise ValidationFailed(
+            "grace_days applies to grants valid to year end; grants valid for months have none.", field="grace_days"
+        )
+
+
 def program_year_create(
     *,
     year: int,
@@ -72,18 +118,23 @@ def program_year_create(
     pool_fen: int = POOL_FEN_DEFAULT,
     default_cap_fen: int = CAP_FEN_DEFAULT,
     grace_days: int = 0,
+    open_applications_at_close: str = ProgramYear.OpenApplicationsAtClose.CARRY,
+    grant_validity: str = ProgramYear.GrantValidity.YEAR_END,
+    grant_validity_months: int | None = None,
     rule_set: RateRuleSet | None = None,
     relaxed_cap_ceiling_fen: int | None = None,
 ) -> ProgramYear:
-    """A superuser prepares a year (draft) with its pool, default cap, grace days, policy, and the
-    ceiling of relaxed caps (by default 20 million yuan, or the default cap if that is higher)."""
+    """A superuser prepares a year (draft) with its pool, default cap, year-end policy, rates and the
+    ceiling of relaxed caps (by default 20 million yuan, or the default cap if that is higher).
+
+    By default, applications still open when the year closes are carried into the next year: the
+    applicant did everything asked in time, and the backlog is the fund's, not theirs.
+    """
     require_superuser(actor)
     if not isinstance(year, int) or not 2000 <= year <= 2999:
         raise ValidationFailed("year must be from 2000 to 2999.", field="year")
     _check_amount(pool_fen, "pool_fen")
     _check_amount(default_cap_fen, "default_cap_fen")
-    if not isinstance(grace_days, int) or isinstance(grace_days, bool) or not 0 <= grace_days <= GRACE_DAYS_MAX:
-        raise ValidationFailed(f"grace_days must be 0 to {GRACE_DAYS_MAX}.", field="grace_days")
     if relaxed_cap_ceiling_fen is None:
         relaxed_cap_ceiling_fen = max(RELAXED_CAP_CEILING_FEN_DEFAULT, default_cap_fen)
     _check_amount(relaxed_cap_ceiling_fen, "relaxed_cap_ceiling_fen")
@@ -92,6 +143,12 @@ def program_year_create(
             "relaxed_cap_ceiling_fen is at least the default cap (an override only raises a cap).",
             field="relaxed_cap_ceiling_fen",
         )
+    _check_year_end_policy(
+        grace_days=grace_days,
+        open_applications_at_close=open_applications_at_close,
+        grant_validity=grant_validity,
+        grant_validity_months=grant_validity_months,
+    )
     if ProgramYear.objects.filter(year=year).exists():
         raise InvalidState(f"Program year {year} exists.")
     return ProgramYear.objects.create(
@@ -100,6 +157,9 @@ def program_year_create(
         default_cap_fen=default_cap_fen,
         grace_days=grace_days,
         relaxed_cap_ceiling_fen=relaxed_cap_ceiling_fen,
+        open_applications_at_close=open_applications_at_close,
+        grant_validity=grant_validity,
+        grant_validity_months=grant_validity_months,
         rule_set=rule_set or rule_set_default(),
     )
 

@@ -335,7 +335,7 @@ def test_the_public_notice_as_csv(cast, scenario, anonymous):
     assert everything["Content-Disposition"] == 'attachment; filename="awards.csv"'
     assert b"".join(everything.streaming_content).decode() == text
     empty = anonymous.get(f"/api/v1/public/awards.csv?year={YEAR + 1}")
-    assert b"".join(empty.streaming_content).decode() == "enterprise,uscc,amount_fen,approved_on,grant_code\n"
+    assert b"".join(empty.streaming_content).decode() == "enterprise,uscc,amount_fen,approved_on,grant_code\r\n"
     assert_problem(anonymous.get("/api/v1/public/awards.csv?year=1"), 400, "validation_error")
 
 

@@ -65,9 +65,17 @@ def test_staff_read_years_with_their_policy_and_live_figures(cast, year, as_user
         "default_cap_fen",
         "relaxed_cap_ceiling_fen",
         "grace_days",
+        "open_applications_at_close",
+        "grant_validity",
+        "grant_validity_months",
         "rates",
         "figures",
     }
+    assert (body["open_applications_at_close"], body["grant_validity"], body["grant_validity_months"]) == (
+        "carry",
+        "year_end",
+        None,
+    )
     assert (body["year"], body["status"], body["pool_fen"], body["default_cap_fen"], body["grace_days"]) == (
         YEAR,
         "open",
@@ -182,6 +190,15 @@ GOOD_RULE = {"label": "All", "rate_bp": 2000, "when": {}}
         ({"grace_days": -1}, "grace_days"),
         ({"grace_days": 1.5}, "grace_days"),
         ({"status": "open"}, "status"),
+        ({"open_applications_at_close": "keep"}, "open_applications_at_close"),
+        ({"grant_validity": "forever"}, "grant_validity"),
+        ({"grant_validity": "months"}, "grant_validity_months"),
+        ({"grant_validity": "months", "grant_validity_months": 0}, "grant_validity_months"),
+        ({"grant_validity": "months", "grant_validity_months": 37}, "grant_validity_months"),
+        ({"grant_validity": "months", "grant_validity_months": "12"}, "grant_validity_months"),
+        ({"grant_validity_months": 12}, "grant_validity_months"),
+        ({"grant_validity": "year_end", "grant_validity_months": 12}, "grant_validity_months"),
+        ({"grant_validity": "months", "grant_validity_months": 12, "grace_days": 5}, "grace_days"),
         ({"figures": {}}, "figures"),
         ({"opened_at": "2027-01-01T00:00:00+08:00"}, "opened_at"),
         ({"rates": {"name": "r", "ceiling_bp": 3000}}, "rates.rules"),
@@ -225,6 +242,31 @@ def test_bad_year_input_is_400_and_writes_nothing(changes, field, cast, as_user,
     assert db_snapshot() == before
     assert RateRuleSet.objects.count() == rule_sets
     assert not ProgramYear.objects.filter(year=NEXT).exists()
+
+
+def test_a_year_may_carry_or_withdraw_and_grant_for_months(cast, as_user):
+    client = as_user(cast.admin)
+    body = {
+        "year": NEXT,
+        "open_applications_at_close": "withdraw",
+        "grant_validity": "months",
+        "grant_validity_months": 12,
+    }
+    created = client.post("/api/v1/program-years/", body, format="json")
+    assert created.status_code == 201, created.content
+    answer = created.json()
+    assert (answer["open_applications_at_close"], answer["grant_validity"], answer["grant_validity_months"]) == (
+        "withdraw",
+        "months",
+        12,
+    )
+    assert client.get(f"/api/v1/program-years/{NEXT}/").json() == answer
+    stored = ProgramYear.objects.get(year=NEXT)
+    assert (stored.open_applications_at_close, stored.grant_validity, stored.grant_validity_months) == (
+        "withdraw",
+        "months",
+        12,
+    )
 
 
 def test_open_refuses_a_body(cast, as_user):
