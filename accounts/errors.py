@@ -2,7 +2,7 @@
 `authentication_failed` and 429 `throttled`; the portal and the admin say them on their sign-in
 forms in the person's language. A provider change decided by its requester: 403 `four_eyes`."""
 
-from config.errors import ApplicationError, PermissionDenied
+from config.errors import ApplicationError
 
 
 class SignInFailed(ApplicationError):
@@ -23,11 +23,3 @@ class SignInThrottled(ApplicationError):
     def __init__(self, wait_s: int) -> None:
         super().__init__(f"Too many failed sign-ins; try again in {wait_s} seconds.", retry_after_s=wait_s)
         self.wait_s = wait_s
-
-
-class FourEyes(PermissionDenied):
-    """The person who asked for a change may not also decide it."""
-
-    code = "four_eyes"
-    http_status = 403
-    title = "The same person may not take both steps."

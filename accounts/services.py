@@ -11,7 +11,6 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.errors import FourEyes
 from accounts.models import (
     FACILITY_DESCRIPTION_LENGTH_MAX,
     ComputeSource,
@@ -28,7 +27,7 @@ from accounts.selectors import PROVIDER_CHANGE_ACTION
 from accounts.uscc import validate_uscc
 from approvals.models import REASON_LENGTH_MAX, ApprovalRequest
 from approvals.services import approval_request_create
-from config.errors import InvalidState, PermissionDenied, ValidationFailed
+from config.errors import FourEyes, InvalidState, PermissionDenied, ValidationFailed
 
 NAME_LENGTH_MAX = 200
 FACILITIES_COUNT_MAX: Final = 20

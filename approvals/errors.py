@@ -1,9 +1,5 @@
-"""Refusals of the approvals app, with their stable codes."""
+"""Refusals of the approvals app: the four-eyes refusal, one class for the whole service."""
 
-from config.errors import ApplicationError
+from config.errors import FourEyes
 
-
-class FourEyes(ApplicationError):
-    code = "four_eyes"
-    http_status = 403
-    title = "The same person may not take both steps."
+__all__ = ["FourEyes"]

@@ -61,3 +61,12 @@ class InvalidState(ApplicationError):
     code = "invalid_state"
     http_status = 409
     title = "The action is not allowed in the object's current state."
+
+
+class FourEyes(PermissionDenied):
+    """One person on both sides of a control: the requester deciding, the reviewer approving, the
+    creator of a settlement confirming its payment. One class for the whole service."""
+
+    code = "four_eyes"
+    http_status = 403
+    title = "The same person may not take both steps."
