@@ -5,7 +5,7 @@ Lock order: the approval request first, then whatever the action's own service l
 
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
@@ -58,9 +58,20 @@ def approval_request_create(
             raise InvalidState(
                 f"Approval request {pending.pk} for {action} on {target} is already pending.", request=pending.pk
             )
-        return ApprovalRequest.objects.create(
-            action=action, target=target, payload=payload, reason=reason, evidence=evidence, requested_by=requester
-        )
+        try:
+            with transaction.atomic():
+                return ApprovalRequest.objects.create(
+                    action=action,
+                    target=target,
+                    payload=payload,
+                    reason=reason,
+                    evidence=evidence,
+                    requested_by=requester,
+                )
+        except IntegrityError:
+            # Another request for this target was inserted after our look (no row existed to lock):
+            # the partial unique index refused ours.
+            raise InvalidState(f"A request for {action} on {target} is already pending.") from None
 
 
 def _lock(request_id: int) -> ApprovalRequest:
@@ -70,7 +81,7 @@ def _lock(request_id: int) -> ApprovalRequest:
     return request
 
 
-def _check_decider(request: ApprovalRequest, decider: User) -> None:
+def _check_decider(request: ApprovalRequest, decider: User, *, approving: bool) -> None:
     if request.status != ApprovalRequest.Status.PENDING:
         raise InvalidState(f"Approval request {request.pk} is already {request.status}.")
     if request.requested_by_id == decider.pk:
@@ -78,7 +89,8 @@ def _check_decider(request: ApprovalRequest, decider: User) -> None:
     kind = approval_action(request.action)
     if not decider.is_active or not kind.may_decide(decider, request):
         raise PermissionDenied(f"You may not decide {request.action}.")
-    conflict = kind.conflicts(request, decider)
+    # The action's own four-eyes rules guard doing it; refusing it does nothing, so they do not apply.
+    conflict = kind.conflicts(request, decider) if approving else None
     if conflict:
         raise FourEyes(conflict)
 
@@ -95,7 +107,7 @@ def approval_request_approve(*, request_id: int, decider: User, reason: str = ""
         raise ValidationFailed(f"reason has at most {REASON_LENGTH_MAX} characters.", field="reason")
     with transaction.atomic():
         request = _lock(request_id)
-        _check_decider(request, decider)
+        _check_decider(request, decider, approving=True)
         approval_action(request.action).execute(request=request, decider=decider)
         request.status = ApprovalRequest.Status.APPROVED
         request.decided_by = decider
@@ -110,7 +122,7 @@ def approval_request_reject(*, request_id: int, decider: User, reason: str) -> A
     reason = reason_clean(reason)
     with transaction.atomic():
         request = _lock(request_id)
-        _check_decider(request, decider)
+        _check_decider(request, decider, approving=False)
         request.status = ApprovalRequest.Status.REJECTED
         request.decided_by = decider
         request.decided_at = timezone.now()

@@ -188,13 +188,21 @@ def _hold_of(redemption: Redemption) -> Transfer:
 
 
 def redemption_capture(*, redemption: Redemption, actor: User, now: dt.datetime | None = None) -> Redemption:
-    """The provider captures a hold: the coupon is posted to the provider."""
+    """The provider captures a hold: the coupon is posted to the provider.
+
+    Only while the grant can still be used: once its year is closed (its expiry brought forward to the
+    close) or it expired, a hold is not captured, even before the reset's job has voided it."""
     require_provider_member(actor, redemption.provider_id)
     now = now or timezone.now()
     with transaction.atomic():
+        grant = grant_lock(redemption.grant_id)  # Lock order: grant, then redemption.
         locked = redemption_lock(redemption.pk)
         if locked.status != Redemption.Status.PENDING:
             raise InvalidState(f"Only a held redemption is captured; this one is {locked.status}.")
+        if grant.status == Grant.Status.REVOKED:
+            raise GrantRevoked(f"Grant {grant.code} was revoked; its holds are released.")
+        if now >= grant.expires_at:
+            raise GrantExpired(f"Grant {grant.code} expired at {grant.expires_at}; its holds are released.")
         try:
             transfer_create(
                 transfer=TransferRequest.post_pending(

@@ -294,3 +294,21 @@ def test_reverse_refusals(cast, year, grant_of, db_snapshot):
     settlement_create(provider=cast.provider, actor=cast.finance)
     error = refused(db_snapshot, InvalidState, by(cast.approver, captured))
     assert "awaiting payment" in error.detail
+
+
+def test_a_hold_is_not_captured_once_its_year_is_closed_even_before_the_reset_voids_it(
+    cast, year, grant_of, db_snapshot
+):
+    # Found from outside: the close only queues the reset, and a hold stayed capturable until it ran.
+    from coupons.errors import GrantExpired
+    from coupons.services.reset import program_year_close
+
+    grant = grant_of()
+    held = redemption_create(grant=grant, bill_number="B1", bill_amount_fen=100_000, actor=cast.clerk, now=IN_YEAR)
+    program_year_close(year=YEAR, now=IN_YEAR + timedelta(hours=1), actor=cast.admin)
+    before = db_snapshot()
+    with pytest.raises(GrantExpired):
+        redemption_capture(redemption=held, actor=cast.clerk, now=IN_YEAR + timedelta(hours=2))
+    assert db_snapshot() == before
+    held.refresh_from_db()
+    assert held.status == "pending"  # The reset voids it.
