@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from config.errors import ApplicationError
+from config.middleware import LengthRequired
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 API_PATH_PREFIX = "/api/"
@@ -162,6 +163,10 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     outside DRF, too many fields, a bad host) answer problem details under /api/."""
     if not _is_api(request):
         return defaults.bad_request(request, exception)
+    if isinstance(exception, LengthRequired):
+        return _problem_page(
+            status_code=411, code="length_required", title="The body needs a Content-Length.", detail=str(exception)
+        )
     if isinstance(exception, RequestDataTooBig):
         return _problem_page(
             status_code=413, code=REQUEST_TOO_LARGE, title=REQUEST_TOO_LARGE_TITLE, detail=_too_large_detail()

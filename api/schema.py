@@ -55,6 +55,7 @@ PROBLEM_CODES = [
     "four_eyes",
     "not_eligible",
     "throttled",
+    "length_required",
     "method_not_allowed",
     "unsupported_media_type",
     "not_acceptable",

@@ -105,3 +105,36 @@ def test_a_nul_in_an_unknown_field_name_is_a_400_that_replays(cast, year, as_use
     assert "\x00" not in first.content.decode() and "c\ufffdx" in problem["errors"]
     again = client.post("/api/v1/redemptions/", body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="nul-1")
     assert (again.status_code, again.json()) == (400, problem)
+
+
+# --- Found from outside, against gunicorn -------------------------------------------------------
+
+
+def test_a_chunked_body_is_411_not_read_as_empty(client):
+    # gunicorn hands Django a chunked body with no length; Django would read it as empty and judge an
+    # empty body (an approval without its reason, a sign-in without credentials).
+    response = client.post(
+        "/api/v1/auth/token/",
+        data=b'{"username": "x", "password": "y"}',
+        content_type="application/json",
+        HTTP_TRANSFER_ENCODING="chunked",
+        CONTENT_LENGTH="",
+    )
+    assert response.status_code == 411, response.content
+    assert response["Content-Type"].startswith("application/problem+json")
+    assert response.json()["code"] == "length_required"
+
+
+def test_a_nul_in_the_query_string_is_400_everywhere(client, admin_client):
+    api = client.get("/api/v1/public/awards/?year=%00")
+    assert api.status_code == 400 and api["Content-Type"].startswith("application/problem+json")
+    assert admin_client.get("/admin/approvals/approvalrequest/?status__exact=%00").status_code == 400
+    assert client.get("/public/awards/?year=%00").status_code == 400
+
+
+def test_the_schema_refuses_a_version_rather_than_echo_it_into_a_header(client):
+    for version in ("%00", "%22%3B%20filename%3Devil.html", "2"):
+        response = client.get(f"/api/schema/?version={version}")
+        assert response.status_code == 400, (version, response.status_code)
+        assert "evil" not in response.get("Content-Disposition", "")
+    assert client.get("/api/schema/").status_code == 200
