@@ -71,3 +71,12 @@ class FourEyes(CouponError):
     code = "four_eyes"
     http_status = 403
     title = "The same person may not take both steps."
+
+
+class NotEligible(CouponError):
+    """Outside the program's region by its credit code, sanctioned, or not flagged by staff for
+    what it asks; `detail` says which."""
+
+    code = "not_eligible"
+    http_status = 403
+    title = "The organisation is not eligible for the program."

@@ -29,7 +29,15 @@ from api.serializers import (
     validated,
 )
 from config.errors import ValidationFailed
-from coupons.models import BASIS_POINTS_WHOLE, CapOverride, ComputeSource, ProgramYear, Purpose, RateRuleSet
+from coupons.models import (
+    BASIS_POINTS_WHOLE,
+    REGION_DIVISION_PREFIXES_COUNT_MAX,
+    CapOverride,
+    ComputeSource,
+    ProgramYear,
+    Purpose,
+    RateRuleSet,
+)
 from coupons.policy import LABEL_LENGTH_MAX, RULES_COUNT_MAX
 from coupons.selectors import program_year_figures
 from coupons.services.years import (
@@ -123,11 +131,21 @@ class RatesSerializer(StrictSerializer):
 
 class ProgramYearSerializer(serializers.ModelSerializer):
     rates = RatesSerializer(source="rule_set", read_only=True)
+    region_division_prefixes = serializers.ListField(child=serializers.CharField(), read_only=True)
     figures = serializers.SerializerMethodField()
 
     class Meta:
         model = ProgramYear
-        fields = ["year", "status", "pool_fen", "default_cap_fen", "grace_days", "rates", "figures"]
+        fields = [
+            "year",
+            "status",
+            "pool_fen",
+            "default_cap_fen",
+            "grace_days",
+            "region_division_prefixes",
+            "rates",
+            "figures",
+        ]
         read_only_fields = fields
 
     @extend_schema_field(PoolFiguresSerializer)
@@ -144,6 +162,16 @@ class ProgramYearRequest(StrictSerializer):
     pool_fen = FenField(required=False, help_text="Defaults to 250 million yuan (25,000,000,000 fen).")
     default_cap_fen = FenField(required=False, help_text="Defaults to 8 million yuan (800,000,000 fen).")
     grace_days = StrictIntegerField(min_value=0, max_value=GRACE_DAYS_MAX, required=False, help_text="Defaults to 0.")
+    region_division_prefixes = serializers.ListField(
+        child=StrictCharField(min_length=2, max_length=6),
+        min_length=1,
+        max_length=REGION_DIVISION_PREFIXES_COUNT_MAX,
+        required=False,
+        help_text=(
+            "The program's region: prefixes of the administrative-division code in characters 3-8 of an "
+            'enterprise\'s credit code. Defaults to Hangzhou, ["3301"]. Fixed once the year opens.'
+        ),
+    )
     rates = RatesSerializer(required=False, help_text="Defaults to the 2024 municipal measures.")
 
 

@@ -13,7 +13,13 @@ from config.errors import InvalidState, NotFound, ValidationFailed
 from coupons import books
 from coupons.errors import FourEyes, ProgramYearClosed
 from coupons.locks import program_year_lock
-from coupons.models import CapOverride, ProgramYear, RateRuleSet
+from coupons.models import (
+    REGION_DIVISION_PREFIXES_COUNT_MAX,
+    REGION_DIVISION_PREFIXES_DEFAULT,
+    CapOverride,
+    ProgramYear,
+    RateRuleSet,
+)
 from coupons.policy import MEASURES_2024, rules_validate
 from ledger.services import TransferRequest, account_create, transfer_create
 
@@ -62,6 +68,26 @@ def program_year_of(moment: dt.datetime) -> int:
     return timezone.localtime(moment, PROGRAM_TIME_ZONE).year
 
 
+DIVISION_CODE_LENGTH = 6  # GB/T 2260: two digits of province, two of city, two of county.
+
+
+def region_division_prefixes_check(value: object) -> list[str]:
+    """A list of 1 to REGION_DIVISION_PREFIXES_COUNT_MAX prefixes of division codes, each 2 to 6 digits."""
+    field = "region_division_prefixes"
+    if not isinstance(value, list) or not 0 < len(value) <= REGION_DIVISION_PREFIXES_COUNT_MAX:
+        raise ValidationFailed(f"A list of 1 to {REGION_DIVISION_PREFIXES_COUNT_MAX} prefixes is required.", field=field)
+    for prefix in value:
+        if (
+            not isinstance(prefix, str)
+            or not 2 <= len(prefix) <= DIVISION_CODE_LENGTH
+            or not (prefix.isascii() and prefix.isdigit())
+        ):
+            raise ValidationFailed(
+                f"Each prefix is 2 to {DIVISION_CODE_LENGTH} digits of a division code (Hangzhou: 3301).", field=field
+            )
+    return sorted(set(value))
+
+
 def program_year_create(
     *,
     year: int,
@@ -70,8 +96,10 @@ def program_year_create(
     default_cap_fen: int = CAP_FEN_DEFAULT,
     grace_days: int = 0,
     rule_set: RateRuleSet | None = None,
+    region_division_prefixes: list[str] | None = None,
 ) -> ProgramYear:
-    """A superuser prepares a year (draft) with its pool, default cap, grace days and policy."""
+    """A superuser prepares a year (draft) with its pool, default cap, grace days, policy and region
+    (the division-code prefixes of the credit codes of enterprises that may apply; Hangzhou by default)."""
     require_superuser(actor)
     if not isinstance(year, int) or not 2000 <= year <= 2999:
         raise ValidationFailed("year must be from 2000 to 2999.", field="year")
@@ -79,10 +107,14 @@ def program_year_create(
     _check_amount(default_cap_fen, "default_cap_fen")
     if not isinstance(grace_days, int) or isinstance(grace_days, bool) or not 0 <= grace_days <= GRACE_DAYS_MAX:
         raise ValidationFailed(f"grace_days must be 0 to {GRACE_DAYS_MAX}.", field="grace_days")
+    prefixes = region_division_prefixes_check(
+        list(REGION_DIVISION_PREFIXES_DEFAULT) if region_division_prefixes is None else region_division_prefixes
+    )
     if ProgramYear.objects.filter(year=year).exists():
         raise InvalidState(f"Program year {year} exists.")
     return ProgramYear.objects.create(
         year=year,
+        region_division_prefixes=prefixes,
         pool_fen=pool_fen,
         default_cap_fen=default_cap_fen,
         grace_days=grace_days,
