@@ -19,6 +19,9 @@ SNAPSHOT_TABLES = (
     "accounts_provider",
     "accounts_relatedparty",
     "accounts_user",
+    "accounts_enterpriseflagsevent",
+    "accounts_modelfiling",
+    "accounts_sanction",
 )
 
 

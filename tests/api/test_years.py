@@ -58,7 +58,17 @@ def test_staff_read_years_with_their_policy_and_live_figures(cast, year, as_user
     assert read.status_code == 200, read.content
     body = read.json()
     assert body == listed.json()["results"][0]
-    assert set(body) == {"year", "status", "pool_fen", "default_cap_fen", "grace_days", "rates", "figures"}
+    assert set(body) == {
+        "year",
+        "status",
+        "pool_fen",
+        "default_cap_fen",
+        "grace_days",
+        "region_division_prefixes",
+        "rates",
+        "figures",
+    }
+    assert body["region_division_prefixes"] == ["3301"]
     assert (body["year"], body["status"], body["pool_fen"], body["default_cap_fen"], body["grace_days"]) == (
         YEAR,
         "open",
