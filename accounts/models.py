@@ -129,9 +129,7 @@ class ModelFiling(models.Model):
     holder_uscc = models.CharField(max_length=18, blank=True, validators=[validate_uscc])
     recorded_by = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+")
     recorded_at = models.DateTimeField(auto_now_add=True)
-    verified_by = models.ForeignKey(
-        "accounts.User", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    verified_by = models.ForeignKey("accounts.User", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     verified_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

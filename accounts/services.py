@@ -314,9 +314,7 @@ def model_filing_record(
     require_role(actor, Role.REVIEWER)
     filing_number = (filing_number or "").strip() if isinstance(filing_number, str) else ""
     if not 0 < len(filing_number) <= FILING_NUMBER_LENGTH_MAX:
-        raise ValidationFailed(
-            f"filing_number has 1 to {FILING_NUMBER_LENGTH_MAX} characters.", field="filing_number"
-        )
+        raise ValidationFailed(f"filing_number has 1 to {FILING_NUMBER_LENGTH_MAX} characters.", field="filing_number")
     model_name = _check_name(model_name) if model_name else ""
     if not model_name:
         raise ValidationFailed(f"A name has 1 to {NAME_LENGTH_MAX} characters.", field="model_name")

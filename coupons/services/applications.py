@@ -105,7 +105,9 @@ def application_pricing(
         contracted_total_fen=contracted_total_fen(enterprise_id=enterprise.pk, year=year) + contract_fee_fen,
     )
     rate = rate_for(rules=year.rule_set.rules, ceiling_bp=year.rule_set.ceiling_bp, facts=facts)
-    return Pricing(facts=facts, model_filing=filing, rate=rate, eligible_fen=subsidy_fen(contract_fee_fen, rate.rate_bp))
+    return Pricing(
+        facts=facts, model_filing=filing, rate=rate, eligible_fen=subsidy_fen(contract_fee_fen, rate.rate_bp)
+    )
 
 
 def application_terms(

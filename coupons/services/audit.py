@@ -324,9 +324,7 @@ def check_grant_rates_match_policy() -> tuple[list[Finding], int]:
     priced with; the registered-model input rests on a filing verified before submission, and
     every flag priced as true had been declared and confirmed by staff at submission."""
     findings: list[Finding] = []
-    grants = Grant.objects.select_related(
-        "application", "application__model_filing", "year__rule_set"
-    ).order_by("pk")
+    grants = Grant.objects.select_related("application", "application__model_filing", "year__rule_set").order_by("pk")
     events_of: dict[int, list[EnterpriseFlagsEvent]] = {}
     examined = 0
     for grant in grants.iterator(chunk_size=1_000):

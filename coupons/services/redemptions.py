@@ -30,9 +30,9 @@ from coupons.errors import (
     ProviderNotListed,
 )
 from coupons.locks import grant_lock, redemption_lock
-from coupons.services.eligibility import require_pair_eligible
 from coupons.models import BILL_NUMBER_LENGTH_MAX, CONTRACT_FEE_FEN_MAX, Grant, Redemption, Settlement
 from coupons.policy import reference_normalise, subsidy_fen
+from coupons.services.eligibility import require_pair_eligible
 from ledger.errors import ExceedsCredits, PendingTransferAlreadyResolved, PendingTransferExpired
 from ledger.models import Transfer
 from ledger.selectors import account_balance

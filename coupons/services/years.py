@@ -75,7 +75,9 @@ def region_division_prefixes_check(value: object) -> list[str]:
     """A list of 1 to REGION_DIVISION_PREFIXES_COUNT_MAX prefixes of division codes, each 2 to 6 digits."""
     field = "region_division_prefixes"
     if not isinstance(value, list) or not 0 < len(value) <= REGION_DIVISION_PREFIXES_COUNT_MAX:
-        raise ValidationFailed(f"A list of 1 to {REGION_DIVISION_PREFIXES_COUNT_MAX} prefixes is required.", field=field)
+        raise ValidationFailed(
+            f"A list of 1 to {REGION_DIVISION_PREFIXES_COUNT_MAX} prefixes is required.", field=field
+        )
     for prefix in value:
         if (
             not isinstance(prefix, str)

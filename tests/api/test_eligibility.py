@@ -188,7 +188,9 @@ def test_registration_stays_open_outside_the_region_but_submission_refuses(cast,
     Enterprise.objects.filter(pk=enterprise.pk).update(status="verified")
     member = UserFactory(enterprise=enterprise)
     before = db_snapshot()
-    body = assert_problem(as_user(member).post("/api/v1/applications/", submit_body(cast), format="json"), 403, "not_eligible")
+    body = assert_problem(
+        as_user(member).post("/api/v1/applications/", submit_body(cast), format="json"), 403, "not_eligible"
+    )
     assert "110105" in body["detail"]
     assert db_snapshot() == before
 
@@ -203,7 +205,9 @@ def test_a_sanctioned_enterprise_is_403_not_eligible(cast, year, as_user, db_sna
         actor=cast.approver,
     )
     before = db_snapshot()
-    assert_problem(as_user(cast.member).post("/api/v1/applications/", submit_body(cast), format="json"), 403, "not_eligible")
+    assert_problem(
+        as_user(cast.member).post("/api/v1/applications/", submit_body(cast), format="json"), 403, "not_eligible"
+    )
     assert db_snapshot() == before
 
 

@@ -74,7 +74,11 @@ def test_every_hangzhou_division_is_inside_the_default_region(cast, year, divisi
 def test_the_region_is_the_years_policy_data(cast):
     # given a year whose region is Hangzhou and Ningbo (3302)
     program_year_create(
-        year=YEAR, actor=cast.admin, pool_fen=POOL_FEN, default_cap_fen=CAP_FEN, region_division_prefixes=["3301", "3302"]
+        year=YEAR,
+        actor=cast.admin,
+        pool_fen=POOL_FEN,
+        default_cap_fen=CAP_FEN,
+        region_division_prefixes=["3301", "3302"],
     )
     program_year_open(year=YEAR, actor=cast.admin)
     Enterprise.objects.filter(pk=cast.enterprise.pk).update(uscc=valid_uscc("330203"))
@@ -87,7 +91,12 @@ def test_the_region_is_the_years_policy_data(cast):
 )
 def test_a_year_refuses_malformed_region_prefixes(cast, db_snapshot, prefixes):
     error = refused(
-        db_snapshot, ValidationFailed, program_year_create, year=YEAR, actor=cast.admin, region_division_prefixes=prefixes
+        db_snapshot,
+        ValidationFailed,
+        program_year_create,
+        year=YEAR,
+        actor=cast.admin,
+        region_division_prefixes=prefixes,
     )
     assert "region_division_prefixes" in error.errors
 
@@ -176,7 +185,9 @@ def test_only_members_declare_and_only_reviewers_verify(cast, year, db_snapshot)
 
 @pytest.mark.parametrize("flags", [{"small_or_medium": "yes"}, {"small_or_medium": 1}, {"rich": True}])
 def test_verify_refuses_bad_flags(cast, year, db_snapshot, flags):
-    refused(db_snapshot, ValidationFailed, enterprise_verify, enterprise=cast.enterprise, actor=cast.reviewer, flags=flags)
+    refused(
+        db_snapshot, ValidationFailed, enterprise_verify, enterprise=cast.enterprise, actor=cast.reviewer, flags=flags
+    )
 
 
 def test_a_registered_model_declared_needs_its_filing_number(cast, year, db_snapshot):
@@ -296,7 +307,11 @@ def test_a_sanction_is_decided_by_an_approver_other_than_its_requester(cast, db_
         )
     with pytest.raises(IntegrityError), transaction.atomic():
         Sanction.objects.create(
-            uscc=cast.enterprise.uscc, reason="r", valid_from=LONG_AGO, requested_by=cast.approver, decided_by=cast.approver
+            uscc=cast.enterprise.uscc,
+            reason="r",
+            valid_from=LONG_AGO,
+            requested_by=cast.approver,
+            decided_by=cast.approver,
         )
 
 

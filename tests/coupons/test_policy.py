@@ -11,7 +11,6 @@ import copy
 
 import pytest
 from django.db import ProgrammingError, connection, transaction
-
 from django.utils import timezone
 
 from accounts.models import Enterprise, ModelFiling
