@@ -102,9 +102,8 @@ def test_a_year_refuses_malformed_region_prefixes(cast, db_snapshot, prefixes):
 
 
 def test_the_region_is_fixed_once_the_year_opens(cast, year):
-    with pytest.raises(ProgrammingError, match="Cannot update"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("UPDATE coupons_programyear SET region_division_prefixes = '[\"11\"]'")
+    with pytest.raises(ProgrammingError, match="Cannot update"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("UPDATE coupons_programyear SET region_division_prefixes = '[\"11\"]'")
     assert ProgramYear.objects.get(year=YEAR).region_division_prefixes == ["3301"]
 
 
