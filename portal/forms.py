@@ -104,6 +104,15 @@ class ApplyForm(forms.Form):
         required=False,
         help_text=_("Leave empty to request the whole eligible amount."),
     )
+    model_filing_number = _text(
+        _("CAC filing number of the model the work relies on"),
+        max_length=100,
+        required=False,
+        help_text=_(
+            "For MaaS, agents and applications built on a filed model (yours or another's). The registered-model "
+            "rate applies only once the fund's staff have verified this filing."
+        ),
+    )
 
 
 class RegisterForm(forms.Form):
@@ -216,6 +225,31 @@ class ProviderForm(forms.Form):
     name = _text(_("Name"), max_length=200)
     uscc = UsccField(label=_("Unified social credit code"))
     listing = forms.ChoiceField(label=_("Listing"), choices=choices("planning_layout", "matched_partner"))
+
+
+class FlagsForm(forms.Form):
+    """What an enterprise declares about itself; each change waits for a reviewer to confirm it."""
+
+    has_registered_model = forms.BooleanField(
+        label=_("We provide services on a registered (CAC-filed) generative model"), required=False
+    )
+    model_filing_number = _text(
+        _("CAC filing number of the model"),
+        max_length=100,
+        required=False,
+        help_text=_("Needed with a registered model."),
+    )
+    foundation_model_developer = forms.BooleanField(
+        label=_("We develop a large generative multimodal foundation model"), required=False
+    )
+    small_or_medium = forms.BooleanField(label=_("We are a small or medium enterprise"), required=False)
+
+
+class ModelFilingForm(forms.Form):
+    filing_number = _text(_("CAC filing number"), max_length=100)
+    model_name = _text(_("Model name"), max_length=200)
+    holder_name = _text(_("Holder (who filed the model)"), max_length=200)
+    holder_uscc = _text(_("Holder's credit code"), max_length=18, required=False)
 
 
 class RelatedPartyForm(forms.Form):

@@ -25,6 +25,7 @@ urlpatterns = [
     ),
     # Enterprise
     path("enterprise/", enterprise.enterprise_home, name="enterprise_home"),
+    path("enterprise/flags/", enterprise.enterprise_flags, name="enterprise_flags"),
     path("register/", enterprise.register, name="register"),
     path("apply/", enterprise.apply, name="apply"),
     path("apply/preview/", enterprise.apply_preview, name="apply_preview"),
@@ -56,6 +57,8 @@ urlpatterns = [
     path("review/", staff.review_queue, name="review_queue"),
     path("enterprises/", staff.enterprise_list, name="enterprises"),
     path("enterprises/<int:pk>/<str:action>/", staff.enterprise_action, name="enterprise_action"),
+    path("model-filings/", staff.model_filings, name="model_filings"),
+    path("model-filings/<int:pk>/verify/", staff.model_filing_verify_view, name="model_filing_verify"),
     path("providers/", staff.provider_list, name="providers"),
     path("providers/<int:pk>/status/<str:status>/", staff.provider_status, name="provider_status"),
     path("cap-overrides/", staff.cap_overrides, name="cap_overrides"),
