@@ -14,7 +14,7 @@ from django.db import models, transaction
 from django.test import Client
 from django.urls import reverse
 
-from accounts.models import Enterprise, Provider, RelatedParty, User
+from accounts.models import Enterprise, EnterpriseFlagsEvent, ModelFiling, Provider, RelatedParty, Sanction, User
 from coupons.management.commands.seed_demo import PASSWORD_DEFAULT
 from coupons.models import (
     Application,
@@ -41,6 +41,9 @@ VIEW_ONLY = [
     Redemption,
     Settlement,
     RelatedParty,
+    EnterpriseFlagsEvent,
+    ModelFiling,
+    Sanction,
 ]
 
 

@@ -27,6 +27,7 @@ from accounts.services import (
     provider_create,
     provider_set_status,
     related_party_add,
+    sanction_set,
     user_create,
 )
 from accounts.uscc import check_character
@@ -294,6 +295,16 @@ class Command(BaseCommand):
             actor=staff["reviewer"],
         )
         self.stdout.write(f"Related parties: listed {enterprises[2].name} and {providers[2].name}.")
+        # The suspended center is also sanctioned: one reviewer asked, a different approver decided.
+        sanction_set(
+            uscc=providers[3].uscc,
+            reason="Billed compute it did not deliver (demo).",
+            valid_from=dt.date(2024, 1, 1),
+            valid_until=None,
+            requested_by=staff["reviewer"],
+            actor=staff["approver"],
+        )
+        self.stdout.write(f"Sanctions: {providers[3].name}, until further notice.")
         return _Cast(admin, staff, providers, provider_members, enterprises, enterprise_members)
 
     # --- Applications, grants, redemptions, settlements ------------------------------------------
