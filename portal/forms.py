@@ -252,6 +252,20 @@ class ModelFilingForm(forms.Form):
     holder_uscc = _text(_("Holder's credit code"), max_length=18, required=False)
 
 
+class SanctionForm(forms.Form):
+    uscc = UsccField(label=_("Credit code of the organisation"))
+    reason = forms.CharField(
+        label=_("Reason"), max_length=REASON_LENGTH_MAX, widget=forms.Textarea(attrs={"rows": 2})
+    )
+    valid_from = forms.DateField(label=_("From (first day)"), widget=forms.DateInput(attrs={"type": "date"}))
+    valid_until = forms.DateField(
+        label=_("Until (last day)"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text=_("Leave empty: until further notice."),
+    )
+
+
 class RelatedPartyForm(forms.Form):
     uscc_a = UsccField(label=_("Credit code of the first party"))
     uscc_b = UsccField(label=_("Credit code of the second party"))

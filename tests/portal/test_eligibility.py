@@ -117,3 +117,27 @@ def test_the_apply_form_names_the_filing_and_the_preview_prices_with_it(
     assert response.status_code == 302
     application = Application.objects.get()
     assert (application.rate_bp, application.model_filing_id) == (3000, filing.pk)
+
+
+def test_a_reviewer_requests_a_sanction_which_waits_for_an_approver(
+    cast: Cast, year: ProgramYear, as_user: Callable[..., Client], db_snapshot: Callable[[], object]
+):
+    from approvals.models import ApprovalRequest
+
+    reviewer, member = as_user(cast.reviewer, language="en"), as_user(cast.member)
+    member.get("/enterprise/")
+    before = db_snapshot()
+    refused = reviewer.post("/sanctions/", {"uscc": cast.provider.uscc, "reason": "", "valid_from": "2026-01-01"})
+    assert refused.status_code == 400 and cast.provider.uscc in refused.content.decode()
+    assert member.post("/sanctions/", {"uscc": cast.provider.uscc, "reason": "r", "valid_from": "2026-01-01"}).status_code in (
+        403,
+        404,
+    )
+    assert db_snapshot() == before and not ApprovalRequest.objects.exists()
+    response = reviewer.post(
+        "/sanctions/", {"uscc": cast.provider.uscc, "reason": "Billed compute it did not deliver", "valid_from": "2026-01-01"}
+    )
+    assert response.status_code == 302
+    asked = ApprovalRequest.objects.get()
+    assert (asked.action, asked.status, asked.requested_by_id) == ("sanction_set", "pending", cast.reviewer.pk)
+    assert "Billed compute it did not deliver" in reviewer.get("/sanctions/").content.decode()
