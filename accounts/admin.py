@@ -12,6 +12,8 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import (
     AccessToken,
@@ -229,3 +231,10 @@ class SanctionAdmin(ReadOnlyAdmin):
     list_filter = ["valid_from"]
     search_fields = ["uscc", "reason"]
     list_select_related = ["requested_by", "decided_by"]
+
+
+# Second-factor devices hold their users' TOTP keys and recovery codes: no one reads them here. An
+# administrator resets a colleague's second factor with `manage.py reset_second_factor USERNAME`.
+# (django_otp's apps come before this one in INSTALLED_APPS, so their admins are registered by now.)
+admin.site.unregister(TOTPDevice)
+admin.site.unregister(StaticDevice)

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import credentials
-from accounts.authentication import client_address, security_log
+from accounts.errors import SignInFailed
 from accounts.models import AccessToken, ApiKey, Enterprise, ModelFiling, Provider, Role, User
 from accounts.roles import require_role, require_superuser
 from accounts.services import (
@@ -30,6 +30,7 @@ from accounts.services import (
     provider_set_status,
     user_create,
 )
+from accounts.signin import sign_in_check
 from api.scoping import ScopedQuerysetMixin
 from api.serializers import (
     EmptyRequest,
@@ -39,7 +40,6 @@ from api.serializers import (
     StrictSerializer,
     validated,
 )
-from api.throttles import LoginFailures, LoginThrottled
 from config.errors import PermissionDenied, ValidationFailed
 
 # --- Shapes -------------------------------------------------------------------------------------
@@ -133,6 +133,13 @@ class ApiKeySerializer(serializers.ModelSerializer):
 class TokenRequest(StrictSerializer):
     username = StrictCharField(max_length=150)
     password = StrictCharField(max_length=256, trim_whitespace=False)
+    otp = StrictCharField(
+        max_length=32,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="The second-factor code (TOTP or a recovery code), for a user who has one.",
+    )
 
 
 class TokenAnswer(serializers.Serializer):
@@ -225,33 +232,30 @@ class TokenView(APIView):
         # With no authenticators DRF would turn the 401 for a wrong password into a 403.
         return "Bearer"
 
-    @extend_schema(request=TokenRequest, responses={200: TokenAnswer}, tags=["auth"], summary="Get a bearer token")
+    @extend_schema(
+        request=TokenRequest,
+        responses={200: TokenAnswer},
+        tags=["auth"],
+        summary="Get a bearer token",
+        description=(
+            "Send `username` and `password`, and `otp` (the 6-digit code from the authenticator app, or a "
+            "recovery code) when the user has a second factor: staff must have one where the service "
+            "requires it. Any wrong or missing part is 401 `authentication_failed`, never saying which. "
+            "Failures are counted per username and address: after the `THROTTLE_LOGIN` limit the "
+            "username is refused from that address (429 `throttled`, with `Retry-After`) for one period, "
+            "even with the right password. A token lasts `API_TOKEN_LIFETIME_S`; changing the user's "
+            "password revokes every token issued before it (they then answer 401 `authentication_failed`)."
+        ),
+    )
     def post(self, request: Request) -> Response:
         data = validated(TokenRequest, request.data)
-        failures = LoginFailures(data["username"], client_address(request))
         try:
-            failures.check()
-        except LoginThrottled:
-            # The username is the client's text: %r keeps a newline in it from forging a log line.
-            security_log.warning(
-                "sign-in throttled: username=%r address=%s path=%s",
-                data["username"],
-                client_address(request),
-                request.path,
+            signed_in = sign_in_check(
+                request=request._request, username=data["username"], password=data["password"], code=data["otp"]
             )
-            raise
-        try:
-            _, secret = credentials.token_issue(username=data["username"], password=data["password"])
-        except PermissionDenied:
-            failures.record()
-            security_log.warning(
-                "sign-in failed: username=%r address=%s path=%s",
-                data["username"],
-                client_address(request),
-                request.path,
-            )
-            raise AuthenticationFailed("The username or password is wrong.") from None
-        token = AccessToken.objects.get(key_hash=credentials.secret_hash(secret))
+        except SignInFailed:
+            raise AuthenticationFailed("The username, password or code is wrong.") from None
+        token, secret = credentials.token_issue(user=signed_in.user)
         return Response(TokenAnswer({"token": secret, "expires_at": token.expires_at}).data)
 
 

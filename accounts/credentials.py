@@ -10,7 +10,6 @@ from datetime import timedelta
 from typing import Final
 
 from django.conf import settings
-from django.contrib.auth import authenticate
 from django.db import transaction
 from django.utils import timezone
 
@@ -32,19 +31,19 @@ def _new_secret(prefix: str) -> str:
     return prefix + secrets.token_urlsafe(32)
 
 
-def token_issue(*, username: str, password: str) -> tuple[User, str]:
-    """Check the credentials and return the user and a new bearer token (shown once)."""
-    user = authenticate(username=username, password=password)
-    if user is None or not isinstance(user, User):
-        raise PermissionDenied("The username or password is wrong.")
+def token_issue(*, user: User) -> tuple[AccessToken, str]:
+    """A new bearer token for a user who has just signed in (accounts.signin.sign_in_check).
+
+    Returns the token and its secret, shown once. Changing the user's password revokes every
+    token issued before (a database trigger on the user's password)."""
     secret = _new_secret(TOKEN_PREFIX)
-    AccessToken.objects.create(
+    token = AccessToken.objects.create(
         user=user,
         key_hash=secret_hash(secret),
         prefix=secret[: len(TOKEN_PREFIX) + 6],
         expires_at=timezone.now() + timedelta(seconds=settings.API_TOKEN_LIFETIME_S),
     )
-    return user, secret
+    return token, secret
 
 
 def token_revoke(*, token: AccessToken) -> None:

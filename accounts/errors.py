@@ -1,9 +1,33 @@
-"""Refusals about people and organisations, each with the stable code the API answers with."""
+"""Refusals about people and organisations. Sign-in failures: the API maps them to 401
+`authentication_failed` and 429 `throttled`; the portal and the admin say them on their sign-in
+forms in the person's language. `FourEyes`: a sanction decided by the person who asked for it."""
 
 from config.errors import ApplicationError
 
 
 class FourEyes(ApplicationError):
+    """The same person asked for and decided a sanction."""
+
     code = "four_eyes"
     http_status = 403
     title = "The same person may not take both steps."
+
+
+class SignInFailed(ApplicationError):
+    """The username, the password or the second-factor code is wrong (never which one)."""
+
+    code = "authentication_failed"
+    http_status = 401
+    title = "The username, password or code is wrong."
+
+
+class SignInThrottled(ApplicationError):
+    """Too many failed sign-ins for this username from this address: locked for `wait_s`."""
+
+    code = "throttled"
+    http_status = 429
+    title = "Too many failed sign-ins."
+
+    def __init__(self, wait_s: int) -> None:
+        super().__init__(f"Too many failed sign-ins; try again in {wait_s} seconds.", retry_after_s=wait_s)
+        self.wait_s = wait_s

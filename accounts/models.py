@@ -264,6 +264,21 @@ class User(AbstractUser):
                 name="accounts_user_superuser_has_no_organisation",
             ),
         ]
+        triggers = [
+            # A changed password revokes every bearer token issued before, whatever path changed it
+            # (the portal, the admin, a service, a command, SQL). A rehash of the same password
+            # after an upgrade of the hasher counts as a change too: the user signs in again.
+            pgtrigger.Trigger(
+                name="password_change_revokes_tokens",
+                operation=pgtrigger.Update,
+                when=pgtrigger.After,
+                condition=pgtrigger.Q(old__password__df=pgtrigger.F("new__password")),
+                func=(
+                    "UPDATE accounts_accesstoken SET revoked_at = now() "
+                    "WHERE user_id = NEW.id AND revoked_at IS NULL; RETURN NULL;"
+                ),
+            ),
+        ]
 
     def has_role(self, role: Role) -> bool:
         """Whether this user holds a platform role. Members of organisations hold none."""

@@ -3,15 +3,18 @@
 `{"type", "title", "status", "detail", "code"}` with `application/problem+json`, plus `errors`
 (field → messages) for bad input. `code` is the stable machine word clients branch on
 (DESIGN.md §6). An `ApplicationError` from a service brings its own code and status; DRF's own
-exceptions are mapped here; anything else is a bug and stays a 500.
+exceptions are mapped here; anything else is a bug and stays a 500, which Django's handler500
+(`server_error` below) answers as problem details too, with no traceback or internals.
 """
 
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -19,6 +22,10 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from config.errors import ApplicationError
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+API_PATH_PREFIX = "/api/"
+REQUEST_TOO_LARGE = "request_too_large"
+REQUEST_TOO_LARGE_TITLE = "The request body is too large."
+SERVER_ERROR_DETAIL = "Something went wrong on our side; it has been logged. Try again later."
 PROBLEM_TYPE_BASE = "https://coupons.hangzhou.example/problems/"
 security_log = logging.getLogger("coupons.security")
 
@@ -96,7 +103,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             answer["Retry-After"] = str(exc.extra["retry_after_s"])
         return answer
     if isinstance(exc, RequestDataTooBig):
-        exc = exceptions.ValidationError({"non_field_errors": ["The request body is too large."]})
+        return problem(
+            status_code=413, code=REQUEST_TOO_LARGE, title=REQUEST_TOO_LARGE_TITLE, detail=_too_large_detail()
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -124,18 +133,46 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return result
 
 
+def _too_large_detail() -> str:
+    return f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
+
+
+def _problem_page(*, status_code: int, code: str, title: str, detail: str) -> JsonResponse:
+    """Problem details outside DRF (Django's error handlers), shaped as `problem` shapes them."""
+    body = {"type": PROBLEM_TYPE_BASE + code, "title": title, "status": status_code, "detail": detail, "code": code}
+    return JsonResponse(body, status=status_code, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith(API_PATH_PREFIX)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: an unhandled error under /api/ (in a view, a middleware or the database) answers
+    problem details with no traceback and no internals; Django has logged it with its traceback."""
+    if _is_api(request):
+        return _problem_page(
+            status_code=500, code="server_error", title="The server failed.", detail=SERVER_ERROR_DETAIL
+        )
+    return defaults.server_error(request)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler400: Django's SuspiciousOperations (a body over DATA_UPLOAD_MAX_MEMORY_SIZE read
+    outside DRF, too many fields, a bad host) answer problem details under /api/."""
+    if not _is_api(request):
+        return defaults.bad_request(request, exception)
+    if isinstance(exception, RequestDataTooBig):
+        return _problem_page(
+            status_code=413, code=REQUEST_TOO_LARGE, title=REQUEST_TOO_LARGE_TITLE, detail=_too_large_detail()
+        )
+    return _problem_page(
+        status_code=400, code="bad_request", title="The request is malformed.", detail="The request is malformed."
+    )
+
+
 def api_not_found(request: Any, exception: Exception | None = None) -> Any:
     """handler404: paths under /api/ answer problem details, like every other API error."""
-    from django.http import JsonResponse
-    from django.views.defaults import page_not_found
-
-    if request.path.startswith("/api/"):
-        body = {
-            "type": PROBLEM_TYPE_BASE + "not_found",
-            "title": "Not found.",
-            "status": 404,
-            "detail": "No such endpoint.",
-            "code": "not_found",
-        }
-        return JsonResponse(body, status=404, content_type=PROBLEM_CONTENT_TYPE)
-    return page_not_found(request, exception)
+    if _is_api(request):
+        return _problem_page(status_code=404, code="not_found", title="Not found.", detail="No such endpoint.")
+    return defaults.page_not_found(request, exception)

@@ -57,6 +57,9 @@ PROBLEM_CODES = [
     "method_not_allowed",
     "unsupported_media_type",
     "not_acceptable",
+    "request_too_large",
+    "bad_request",
+    "server_error",
 ]
 
 PROBLEM_SCHEMA = {
@@ -80,10 +83,7 @@ PROBLEM_SCHEMA = {
 _ERROR_RESPONSES = {
     "400": "Bad input (`validation_error`, `idempotency_key_required`); nothing was changed.",
     "401": "No credentials (`not_authenticated`), or wrong, expired or revoked ones (`authentication_failed`).",
-    "403": (
-        "The caller's role may not take this action (`permission_denied`, `four_eyes`), or the organisation "
-        "is not eligible (`not_eligible`: outside the program's region, sanctioned, or not flagged by staff)."
-    ),
+    "403": "The caller's role may not take this action (`permission_denied`, `four_eyes`, `not_eligible`).",
     "404": "No such object within the caller's reach (`not_found`).",
     "409": "A business rule or state refuses it (`invalid_state`, `pool_exhausted`, `cap_exceeded`, ...).",
     "429": "Too many requests (`throttled`); see the Retry-After header.",

@@ -13,4 +13,6 @@ urlpatterns = [
     path("", include("portal.urls")),
 ]
 
+handler400 = "api.problems.bad_request"
 handler404 = "api.problems.api_not_found"
+handler500 = "api.problems.server_error"

@@ -92,10 +92,35 @@ class RateRuleSetAdmin(ReadOnlyAdmin):
 
 @admin.register(ProgramYear)
 class ProgramYearAdmin(ReadOnlyAdmin):
-    list_display = ["year", "status", "pool", "default_cap", "grace_days", "rule_set", "opened_at", "closed_at"]
+    list_display = [
+        "year",
+        "status",
+        "pool",
+        "default_cap",
+        "grace_days",
+        "open_applications_at_close",
+        "grant_validity",
+        "grant_validity_months",
+        "rule_set",
+        "opened_at",
+        "closed_at",
+    ]
     list_filter = ["status"]
     list_select_related = ["rule_set"]
-    fields = ["year", "status", "pool", "default_cap", "grace_days", "rule_set", "figures", "opened_at", "closed_at"]
+    fields = [
+        "year",
+        "status",
+        "pool",
+        "default_cap",
+        "grace_days",
+        "open_applications_at_close",
+        "grant_validity",
+        "grant_validity_months",
+        "rule_set",
+        "figures",
+        "opened_at",
+        "closed_at",
+    ]
     readonly_fields = ["pool", "default_cap", "figures"]
 
     @admin.display(description="pool", ordering="pool_fen")

@@ -1,6 +1,9 @@
-"""The coupon program's refusals, each with the stable code the API answers with (DESIGN.md §6)."""
+"""The coupon program's refusals, each with the stable code the API answers with (listed in the schema's `Problem`)."""
 
+from approvals.errors import FourEyes
 from config.errors import ApplicationError
+
+__all__ = ["FourEyes"]  # Re-exported: one four-eyes refusal for the whole service.
 
 
 class CouponError(ApplicationError):
@@ -67,16 +70,10 @@ class GrantRevoked(CouponError):
     title = "The grant was revoked."
 
 
-class FourEyes(CouponError):
-    code = "four_eyes"
-    http_status = 403
-    title = "The same person may not take both steps."
-
-
 class NotEligible(CouponError):
-    """Outside the program's region by its credit code, sanctioned, or not flagged by staff for
-    what it asks; `detail` says which."""
+    """The enterprise may not take part in what it asks: outside the program's region, sanctioned, or
+    not confirmed by staff for the flag it relies on."""
 
     code = "not_eligible"
     http_status = 403
-    title = "The organisation is not eligible for the program."
+    title = "The enterprise is not eligible for this."

@@ -37,6 +37,11 @@ def region_division_prefixes_default() -> list[str]:
     return list(REGION_DIVISION_PREFIXES_DEFAULT)
 
 
+# A relaxed cap may reach this by default: 20 million yuan, two and a half times the standard cap.
+RELAXED_CAP_CEILING_FEN_DEFAULT = 2_000_000_000
+GRANT_VALIDITY_MONTHS_MAX = 36  # Three years: a grant by months never outlives its year by more.
+
+
 class ComputeSource(models.TextChoices):
     DOMESTIC = "domestic", "domestic (国产) compute"
     OTHER = "other", "other compute"
@@ -73,18 +78,43 @@ class RateRuleSet(models.Model):
 
 
 class ProgramYear(models.Model):
-    """One calendar year of the program, with its pool and policy."""
+    """One calendar year of the program, with its pool and policy.
+
+    Its year-end policy is data too: what becomes of applications still submitted, confirmed or
+    reviewed when the year closes (carried into the next year's queue, or withdrawn with a recorded
+    reason), and how long its grants are valid (to year end plus `grace_days`, or
+    `grant_validity_months` calendar months from issue, which may outlive the year).
+    """
 
     class Status(models.TextChoices):
         DRAFT = "draft", "draft"
         OPEN = "open", "open"
         CLOSED = "closed", "closed"
 
+    class OpenApplicationsAtClose(models.TextChoices):
+        CARRY = "carry", "carried into the next year"
+        WITHDRAW = "withdraw", "withdrawn"
+
+    class GrantValidity(models.TextChoices):
+        YEAR_END = "year_end", "to year end plus the grace days"
+        MONTHS = "months", "a number of months from issue"
+
     year = models.PositiveIntegerField(primary_key=True)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT)
     pool_fen = models.BigIntegerField()
     default_cap_fen = models.BigIntegerField()
     grace_days = models.PositiveIntegerField(default=0)
+    relaxed_cap_ceiling_fen = models.BigIntegerField(
+        default=RELAXED_CAP_CEILING_FEN_DEFAULT,
+        help_text="The highest cap an override may give one enterprise in the year (policy data).",
+    )
+    open_applications_at_close = models.CharField(
+        max_length=8, choices=OpenApplicationsAtClose.choices, default=OpenApplicationsAtClose.CARRY
+    )
+    grant_validity = models.CharField(max_length=8, choices=GrantValidity.choices, default=GrantValidity.YEAR_END)
+    grant_validity_months = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="With grant_validity 'months': calendar months from issue, 1 to 36."
+    )
     rule_set = models.ForeignKey(RateRuleSet, on_delete=models.PROTECT, related_name="years")
     region_division_prefixes = models.JSONField(
         default=region_division_prefixes_default,
@@ -99,6 +129,22 @@ class ProgramYear(models.Model):
             models.CheckConstraint(condition=Q(default_cap_fen__gt=0), name="coupons_year_cap_positive"),
             models.CheckConstraint(condition=Q(year__gte=2000, year__lte=2999), name="coupons_year_range"),
             models.CheckConstraint(condition=Q(status__in=["draft", "open", "closed"]), name="coupons_year_status"),
+            models.CheckConstraint(
+                condition=Q(open_applications_at_close__in=["carry", "withdraw"]),
+                name="coupons_year_open_applications_at_close",
+            ),
+            # Months are counted from issue, so a grace after year end means nothing for them.
+            models.CheckConstraint(
+                condition=Q(grant_validity="year_end", grant_validity_months__isnull=True)
+                | Q(
+                    grant_validity="months",
+                    grant_validity_months__isnull=False,  # NULL would make the check pass, not fail.
+                    grant_validity_months__gte=1,
+                    grant_validity_months__lte=GRANT_VALIDITY_MONTHS_MAX,
+                    grace_days=0,
+                ),
+                name="coupons_year_grant_validity",
+            ),
         ]
         triggers = [
             # A year's policy and money are fixed once it opens: its grants were made under them.
@@ -112,6 +158,10 @@ class ProgramYear(models.Model):
                     | pgtrigger.Q(old__default_cap_fen__df=pgtrigger.F("new__default_cap_fen"))
                     | pgtrigger.Q(old__grace_days__df=pgtrigger.F("new__grace_days"))
                     | pgtrigger.Q(old__region_division_prefixes__df=pgtrigger.F("new__region_division_prefixes"))
+                    | pgtrigger.Q(old__relaxed_cap_ceiling_fen__df=pgtrigger.F("new__relaxed_cap_ceiling_fen"))
+                    | pgtrigger.Q(old__open_applications_at_close__df=pgtrigger.F("new__open_applications_at_close"))
+                    | pgtrigger.Q(old__grant_validity__df=pgtrigger.F("new__grant_validity"))
+                    | pgtrigger.Q(old__grant_validity_months__df=pgtrigger.F("new__grant_validity_months"))
                 ),
             ),
         ]
@@ -121,7 +171,8 @@ class ProgramYear(models.Model):
 
 
 class CapOverride(models.Model):
-    """A relaxed cap for one enterprise in one year, granted by an approver with a written reason."""
+    """A relaxed cap for one enterprise in one year: asked for by one member of staff with a written
+    reason, granted by a different approver (an `approvals.ApprovalRequest` records both steps)."""
 
     year = models.ForeignKey(ProgramYear, on_delete=models.PROTECT, related_name="cap_overrides")
     enterprise = models.ForeignKey(Enterprise, on_delete=models.PROTECT, related_name="cap_overrides")
@@ -251,18 +302,28 @@ class ApplicationEvent(models.Model):
 
     application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="events")
     action = models.CharField(max_length=16)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    # None: the program acted by its recorded policy, not a person (the annual reset carrying or
+    # withdrawing an open application); the note says why. Every other step has its actor.
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     note = models.TextField(blank=True)
     at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(actor__isnull=False) | (Q(action__in=["carried", "withdrawn"]) & ~Q(note="")),
+                name="coupons_application_event_actor_or_policy",
+            ),
+        ]
         triggers = [
             pgtrigger.Protect(name="application_event_insert_only", operation=pgtrigger.Update | pgtrigger.Delete)
         ]
 
     def __str__(self) -> str:
-        return f"{self.action} by {self.actor_id} at {self.at:%Y-%m-%d %H:%M}"
+        return f"{self.action} by {self.actor_id or 'the program'} at {self.at:%Y-%m-%d %H:%M}"
 
 
 class Grant(models.Model):
@@ -286,6 +347,9 @@ class Grant(models.Model):
     issued_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     issued_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
+    revocation_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     revoked_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
@@ -307,6 +371,11 @@ class Grant(models.Model):
             models.CheckConstraint(
                 condition=Q(status__in=["active", "expired", "revoked"]), name="coupons_grant_status"
             ),
+            # Four eyes: the approver who revoked it is not the person who asked.
+            models.CheckConstraint(
+                condition=Q(revoked_by__isnull=True) | ~Q(revoked_by=F("revocation_requested_by")),
+                name="coupons_grant_revocation_four_eyes",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -327,6 +396,9 @@ class Settlement(models.Model):
     bank_reference = models.CharField(max_length=100, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    payment_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     paid_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
@@ -339,6 +411,13 @@ class Settlement(models.Model):
                 condition=Q(status="open", paid_at__isnull=True)
                 | (Q(status="paid", paid_at__isnull=False) & ~Q(bank_reference="")),
                 name="coupons_settlement_paid_has_reference",
+            ),
+            # Four eyes: the finance user who confirms the payment neither created the settlement
+            # nor asked for its payment.
+            models.CheckConstraint(
+                condition=Q(paid_by__isnull=True)
+                | (~Q(paid_by=F("created_by")) & ~Q(paid_by=F("payment_requested_by"))),
+                name="coupons_settlement_payment_four_eyes",
             ),
         ]
 
@@ -374,6 +453,9 @@ class Redemption(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     captured_at = models.DateTimeField(null=True, blank=True)
     released_at = models.DateTimeField(null=True, blank=True, help_text="When a hold was voided or expired.")
+    reversal_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     reversed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
@@ -426,6 +508,11 @@ class Redemption(models.Model):
             models.CheckConstraint(
                 condition=Q(clawback_settlement__isnull=True) | Q(status="reversed", settlement__isnull=False),
                 name="coupons_redemption_clawback_only_if_paid_and_reversed",
+            ),
+            # Four eyes: the approver who reversed it is not the person who asked.
+            models.CheckConstraint(
+                condition=Q(reversed_by__isnull=True) | ~Q(reversed_by=F("reversal_requested_by")),
+                name="coupons_redemption_reversal_four_eyes",
             ),
         ]
         indexes = [

@@ -2,6 +2,7 @@
 
 import csv
 import datetime as dt
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Final, TypedDict
@@ -138,7 +139,7 @@ def settlement_lines_csv(settlement: Settlement) -> str:
     import io
 
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out, lineterminator=CSV_LINE_END)
     writer.writerow(SETTLEMENT_CSV_HEADER)
     lines = [("redemption", 1, r) for r in settlement.redemptions.order_by("pk")]
     lines += [("clawback", -1, r) for r in settlement.clawbacks.order_by("pk")]
@@ -432,7 +433,12 @@ def enterprise_cap_use(*, enterprise_id: int, program_year: ProgramYear) -> Ente
 PUBLIC_AWARDS_CSV_HEADER: Final = ("enterprise", "uscc", "amount_fen", "approved_on", "grant_code")
 PUBLIC_AWARDS_CSV_CHUNK_ROWS: Final = 2_000  # Rows fetched at a time while the CSV streams out.
 # A cell starting with one of these is a formula to a spreadsheet; enterprise names are public input.
+# They are compared after NFKC folding, so full-width ＝ ＋ － ＠ and the small ﹦ ﹢ ﹣ ﹫ (which
+# spreadsheets with East Asian input settings may fold the same way) count as well.
 SPREADSHEET_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+# CRLF, as RFC 4180 and Excel write it. Python's csv quotes a field only for the characters of the
+# line end, so with a bare "\n" a name holding "\r" went out unquoted and split its row in two.
+CSV_LINE_END: Final = "\r\n"
 
 
 def public_awards(*, year: int | None = None) -> QuerySet[Grant]:
@@ -451,8 +457,14 @@ def approved_on(grant: Grant) -> dt.date:
     return timezone.localtime(grant.issued_at, PROGRAM_TIME_ZONE).date()
 
 
+def spreadsheet_formula_start(text: str) -> bool:
+    """True when a spreadsheet could read the text as a formula, look-alike characters included."""
+    return unicodedata.normalize("NFKC", text[:1]).startswith(SPREADSHEET_FORMULA_STARTS)
+
+
 def spreadsheet_safe(text: str) -> str:
-    return "'" + text if text.startswith(SPREADSHEET_FORMULA_STARTS) else text
+    """The text, with a leading quote when it could start a formula (the text itself unchanged)."""
+    return "'" + text if spreadsheet_formula_start(text) else text
 
 
 class CsvLines:
@@ -464,7 +476,7 @@ class CsvLines:
 
 def public_awards_csv_lines(*, year: int | None = None) -> Iterator[str]:
     """The public notice as CSV lines (header first, amounts in fen), read with one streaming query."""
-    writer = csv.writer(CsvLines(), lineterminator="\n")
+    writer = csv.writer(CsvLines(), lineterminator=CSV_LINE_END)
     yield writer.writerow(PUBLIC_AWARDS_CSV_HEADER)
     for grant in public_awards(year=year).iterator(chunk_size=PUBLIC_AWARDS_CSV_CHUNK_ROWS):
         yield writer.writerow(

@@ -9,12 +9,17 @@ even if the broker lost the message that was sent when they were created.
 
 import logging
 from datetime import timedelta
+from functools import partial
+from smtplib import SMTPException
+from typing import Final
 
 from celery import shared_task
+from django.db import transaction
 from django.utils import timezone
 
 from coupons.models import AuditRun, Grant, ProgramYear
 from coupons.services.audit import audit_execute
+from coupons.services.grants import grant_expire, grants_due
 from coupons.services.redemptions import redemptions_expire_holds
 from coupons.services.reset import annual_reset as annual_reset_service
 from coupons.services.years import program_year_of, year_end
@@ -22,6 +27,11 @@ from ledger.services import pending_transfers_expire
 
 log = logging.getLogger("coupons.tasks")
 STALE_AUDIT_AFTER = timedelta(minutes=30)
+# Mail retries: 30 s, 1, 2, 4 ... minutes (jittered, at most an hour apart), about a day in all;
+# after that the sweep in check_alerts (every 5 minutes) keeps trying.
+ALERT_MAIL_RETRIES_MAX: Final = 30
+ALERT_MAIL_BACKOFF_S: Final = 30
+ALERT_MAIL_BACKOFF_MAX_S: Final = 3600
 
 
 @shared_task(acks_late=True)
@@ -30,6 +40,24 @@ def expire_holds() -> int:
     expired = redemptions_expire_holds()
     expired += pending_transfers_expire()
     return expired
+
+
+@shared_task(acks_late=True)
+def expire_grant(grant_id: int) -> int | None:
+    """Lapse one grant past its expiry (None: it was expired or revoked already)."""
+    return grant_expire(grant_id=grant_id, now=timezone.now())
+
+
+@shared_task(acks_late=True)
+def expire_grants_due() -> list[int]:
+    """Send an `expire_grant` for each active grant past its expiry, once the sweep's transaction
+    commits (grants valid for months from issue expire at any time of the year, and after it). A
+    lost message is harmless: the grant is still due, and the next sweep sends it again."""
+    with transaction.atomic():
+        due = grants_due(now=timezone.now())
+        for grant_id in due:
+            transaction.on_commit(partial(expire_grant.delay, grant_id))
+    return due
 
 
 @shared_task(acks_late=True)
@@ -78,10 +106,29 @@ def annual_reset_due() -> list[int]:
 
 @shared_task(acks_late=True)
 def check_alerts() -> int:
-    """Record and mail pool and cap threshold alerts (each once)."""
-    from coupons.services.alerts import alerts_check
+    """Record pool and cap threshold alerts (each once), and mail any alert not yet mailed."""
+    from coupons.services.alerts import alerts_check, alerts_deliver_pending
 
-    return len(alerts_check())
+    raised = len(alerts_check())
+    alerts_deliver_pending()
+    return raised
+
+
+@shared_task(
+    acks_late=True,
+    # smtplib's errors and refused connections are OSErrors; a down mail server is the one
+    # transient failure here, retried with exponential backoff.
+    autoretry_for=(SMTPException, OSError),
+    retry_backoff=ALERT_MAIL_BACKOFF_S,
+    retry_backoff_max=ALERT_MAIL_BACKOFF_MAX_S,
+    retry_jitter=True,
+    max_retries=ALERT_MAIL_RETRIES_MAX,
+)
+def deliver_alert(alert_id: int) -> bool:
+    """Mail one alert, once: a rerun after it was mailed does nothing."""
+    from coupons.services.alerts import alert_deliver
+
+    return alert_deliver(alert_id=alert_id)
 
 
 @shared_task(acks_late=True)

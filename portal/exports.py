@@ -18,7 +18,7 @@ from django.utils import timezone
 from openpyxl.cell import WriteOnlyCell
 
 from coupons.models import Grant, Redemption, Settlement
-from coupons.selectors import SPREADSHEET_FORMULA_STARTS, CsvLines, spreadsheet_safe
+from coupons.selectors import CSV_LINE_END, CsvLines, spreadsheet_formula_start, spreadsheet_safe
 from coupons.services.years import PROGRAM_TIME_ZONE
 
 EXPORT_ROWS_MAX: Final = 200_000  # An XLSX of this many rows is built in memory; far above a year's grants.
@@ -153,7 +153,7 @@ def export_rows(export: Export, start: dt.date, end: dt.date) -> Iterator[tuple[
 
 def export_csv_lines(export: Export, start: dt.date, end: dt.date) -> Iterator[str]:
     """CSV lines, header first; a byte-order mark first so that Excel reads the Chinese names right."""
-    writer = csv.writer(CsvLines(), lineterminator="\n")
+    writer = csv.writer(CsvLines(), lineterminator=CSV_LINE_END)
     yield "\ufeff" + writer.writerow(export.header)
     for row in export_rows(export, start, end):
         yield writer.writerow(row)
@@ -162,7 +162,7 @@ def export_csv_lines(export: Export, start: dt.date, end: dt.date) -> Iterator[s
 def _xlsx_text(sheet: Any, value: Any) -> Any:
     """Text made spreadsheet-safe ('=…) goes into XLSX as text with Excel's quote prefix, so the
     cell shows exactly what was typed and is never a formula; other values go in as they are."""
-    if isinstance(value, str) and value.startswith("'") and value[1:].startswith(SPREADSHEET_FORMULA_STARTS):
+    if isinstance(value, str) and value.startswith("'") and spreadsheet_formula_start(value[1:]):
         cell = WriteOnlyCell(sheet, value=value[1:])
         cell.data_type = "s"
         cell.quotePrefix = True

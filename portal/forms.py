@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import Enterprise, Provider, User
 from accounts.uscc import check_character, validate_uscc
 from coupons.models import CONTRACT_FEE_FEN_MAX, ComputeSource, Purpose
-from portal.formatting import fen_from_yuan_text, yuan_text
+from portal.formatting import fen_from_yuan_text, yuan_grouping_misplaced, yuan_text
 from portal.words import choices
 
 REASON_LENGTH_MAX = 500
@@ -39,6 +39,11 @@ class YuanField(forms.CharField):
         if text is None or text in self.empty_values:
             return None
         fen = fen_from_yuan_text(text) if len(text) <= YUAN_TEXT_LENGTH_MAX else None
+        if fen is None and yuan_grouping_misplaced(text):
+            raise forms.ValidationError(
+                _("Put commas only between groups of three digits, such as 1,234,567.89, or leave them out."),
+                code="invalid_grouping",
+            )
         if fen is None:
             raise forms.ValidationError(
                 _("Enter an amount in yuan, with at most two decimals, such as 1,234.56."), code="invalid"
@@ -191,6 +196,16 @@ class ReasonForm(forms.Form):
     )
 
 
+class OptionalReasonForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Note"),
+        max_length=REASON_LENGTH_MAX,
+        strip=True,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 1}),
+    )
+
+
 class RedeemForm(forms.Form):
     grant_code = _text(_("Coupon code"), max_length=32, help_text=_("The code on the enterprise's coupon."))
     bill_number = _text(_("Bill number"), max_length=100)
@@ -254,9 +269,7 @@ class ModelFilingForm(forms.Form):
 
 class SanctionForm(forms.Form):
     uscc = UsccField(label=_("Credit code of the organisation"))
-    reason = forms.CharField(
-        label=_("Reason"), max_length=REASON_LENGTH_MAX, widget=forms.Textarea(attrs={"rows": 2})
-    )
+    reason = forms.CharField(label=_("Reason"), max_length=REASON_LENGTH_MAX, widget=forms.Textarea(attrs={"rows": 2}))
     valid_from = forms.DateField(label=_("From (first day)"), widget=forms.DateInput(attrs={"type": "date"}))
     valid_until = forms.DateField(
         label=_("Until (last day)"),
@@ -275,17 +288,14 @@ class RelatedPartyForm(forms.Form):
 class CapOverrideForm(forms.Form):
     enterprise = forms.ModelChoiceField(
         label=_("Enterprise"),
-        queryset=Enterprise.objects.filter(foundation_model_developer=True).order_by("name"),
+        queryset=Enterprise.objects.filter(foundation_model_developer=True, status=Enterprise.Status.VERIFIED).order_by(
+            "name"
+        ),
         empty_label=_("Choose a foundation-model enterprise"),
     )
     cap = YuanField(label=_("New annual cap (yuan)"), maximum_fen=25_000_000_000)
     reason = forms.CharField(
         label=_("Written reason"), max_length=REASON_LENGTH_MAX, widget=forms.Textarea(attrs={"rows": 2})
-    )
-    requested_by = forms.CharField(
-        label=_("Requested by (username)"),
-        max_length=150,
-        help_text=_("The colleague who asked for it; four eyes: not yourself."),
     )
 
 

@@ -55,8 +55,10 @@ def items_for(user: User | None) -> list[Item]:
             Item("portal:providers", _("Computing centers")),
             Item("portal:model_filings", _("Model filings")),
         ]
-    if user.has_role(Role.APPROVER):
-        items.append(Item("portal:cap_overrides", _("Cap overrides")))
+    if user.has_role(Role.REVIEWER) or user.has_role(Role.APPROVER):
+        items += [Item("portal:cap_overrides", _("Cap overrides")), Item("portal:sanctions", _("Sanctions"))]
+    if user.is_staff_member:
+        items.append(Item("portal:approval_requests", _("Approval requests")))
     if user.is_staff_member:
         items.append(Item("portal:redemptions", _("Redemptions")))
     if user.has_role(Role.FINANCE):

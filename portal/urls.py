@@ -3,7 +3,19 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from portal.views import applications, common, dashboard, enterprise, exports, provider, settlements, staff
+from portal.views import (
+    applications,
+    approvals,
+    common,
+    dashboard,
+    enterprise,
+    exports,
+    provider,
+    sanctions,
+    second_factor,
+    settlements,
+    staff,
+)
 
 app_name = "portal"
 
@@ -23,6 +35,7 @@ urlpatterns = [
         auth_views.PasswordChangeDoneView.as_view(template_name="portal/password_change_done.html"),
         name="password_change_done",
     ),
+    path("two-step/", second_factor.second_factor, name="second_factor"),
     # Enterprise
     path("enterprise/", enterprise.enterprise_home, name="enterprise_home"),
     path("enterprise/flags/", enterprise.enterprise_flags, name="enterprise_flags"),
@@ -58,10 +71,13 @@ urlpatterns = [
     path("enterprises/", staff.enterprise_list, name="enterprises"),
     path("enterprises/<int:pk>/<str:action>/", staff.enterprise_action, name="enterprise_action"),
     path("model-filings/", staff.model_filings, name="model_filings"),
+    path("sanctions/", sanctions.sanctions, name="sanctions"),
     path("model-filings/<int:pk>/verify/", staff.model_filing_verify_view, name="model_filing_verify"),
     path("providers/", staff.provider_list, name="providers"),
     path("providers/<int:pk>/status/<str:status>/", staff.provider_status, name="provider_status"),
     path("cap-overrides/", staff.cap_overrides, name="cap_overrides"),
+    path("approvals/", approvals.approval_request_list, name="approval_requests"),
+    path("approvals/<int:pk>/<str:decision>/", approvals.approval_request_decide, name="approval_request_decide"),
     path("audits/", staff.audits, name="audits"),
     path("audits/run/", staff.audit_run_now, name="audit_run"),
     path("audits/<int:pk>/", staff.audit_detail, name="audit"),

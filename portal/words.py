@@ -12,6 +12,7 @@ WORDS: dict[str, Promise] = {
     "approved": _("Approved"),
     "rejected": _("Rejected"),
     "withdrawn": _("Withdrawn"),
+    "carried": _("Carried into the next year"),
     # Grant
     "active": _("Active"),
     "expired": _("Expired"),
@@ -74,6 +75,17 @@ AUDIT_CHECK_WORDS: dict[str, Promise] = {
 # Words whose meaning depends on the object: an enterprise's "pending" is not a redemption's.
 KIND_WORDS: dict[str, dict[str, Promise]] = {
     "enterprise": {"pending": _("Pending verification")},
+    "approval": {"pending": _("Awaiting decision")},
+}
+
+# The sensitive actions that need a second person (approvals), said for people.
+APPROVAL_ACTION_WORDS: dict[str, Promise] = {
+    "cap_override": _("Relaxed cap"),
+    "redemption_reverse": _("Reverse a redemption"),
+    "grant_revoke": _("Revoke a coupon"),
+    "settlement_pay": _("Pay a settlement"),
+    "provider_change": _("Change a computing center's listing"),
+    "sanction_set": _("Sanction an organisation"),
 }
 
 # A program year's "open" is not a settlement's "open" (not yet paid): its own words.

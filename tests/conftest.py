@@ -22,6 +22,7 @@ SNAPSHOT_TABLES = (
     "accounts_enterpriseflagsevent",
     "accounts_modelfiling",
     "accounts_sanction",
+    "approvals_approvalrequest",
 )
 
 

@@ -5,8 +5,9 @@ Every variable read here is listed, with its meaning, in `.env.example`.
 """
 
 from celery.schedules import crontab
+from csp.constants import NONE, SELF
 
-from config.env import BASE_DIR, env
+from config.env import BASE_DIR, CONSOLE_MAIL_BACKEND, env, mail_settings
 
 # --- Core -------------------------------------------------------------------------------------
 
@@ -15,7 +16,8 @@ DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS: list[str] = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin with the project's site: sign-in through the lockout, and a second factor.
+    "accounts.apps.AdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -26,8 +28,14 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "csp",
     "api",
     "accounts",
+    "approvals",
     "ledger",
     "coupons",
     "portal",
@@ -35,12 +43,16 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "config.middleware.NoStoreMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "portal.middleware.LanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "accounts.middleware.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -65,6 +77,28 @@ TEMPLATES = [
         },
     },
 ]
+
+# --- Security headers ---------------------------------------------------------------------------
+# Content-Security-Policy (django-csp) on every answer: scripts, styles, images, fonts and requests
+# from this origin only, never inline (templates keep their CSS and JavaScript in static/portal/),
+# no plugins, no <base>, forms posting only here, no framing. /api/docs/ widens style-src and
+# img-src for Swagger UI (api/urls.py says why). Answers to signed-in people and API clients are
+# never stored by browsers or proxies (config/middleware.py).
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 # --- Database ---------------------------------------------------------------------------------
 # One database everywhere: PostgreSQL. With DATABASE_URL unset, an embedded server from the
@@ -95,6 +129,39 @@ LOGIN_URL = "portal:login"
 LOGIN_REDIRECT_URL = "portal:home"
 LOGOUT_REDIRECT_URL = "portal:login"
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE_S", default=8 * 3600)
+
+# --- Sign-in: lockout and second factor ---------------------------------------------------------
+# Every sign-in (portal /login/, admin /admin/login/, POST /api/v1/auth/token/) goes through
+# accounts.signin.sign_in_check. django-axes counts failed sign-ins (wrong password or wrong code)
+# per username and address in the database, which every worker shares; THROTTLE_LOGIN (below,
+# "N/period") drives it: N failures lock that username at that address for one period. The lockout
+# answer is the project's own (429 `throttled` in the API, a message on the sign-in forms), so
+# axes's middleware, which would answer with its own page, is not installed.
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # First: refuses a locked-out username and address.
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = "accounts.signin.lockout_failure_limit"
+AXES_COOLOFF_TIME = "accounts.signin.lockout_window"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_USERNAME_CALLABLE = "accounts.signin.lockout_username"
+AXES_CLIENT_IP_CALLABLE = "accounts.signin.lockout_address"
+# A sign-in refused during a lockout neither counts nor extends it: the lock lasts one period.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = False
+# Every failed sign-in is also kept in a log (the newest 1000 per username), beside every sign-in.
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+# Masked wherever axes writes a request's parameters or the client into its records and logs.
+AXES_SENSITIVE_PARAMETERS = ["username", "password", "otp", "code"]
+SILENCED_SYSTEM_CHECKS = ["axes.W002"]  # axes's middleware: see above.
+
+# Staff (reviewers, approvers, finance, auditors, superusers) need a TOTP second factor when true;
+# anyone who enrolled one needs it regardless. Production defaults to true.
+STAFF_2FA_REQUIRED = env.bool("STAFF_2FA_REQUIRED", default=False)
+# The issuer shown in authenticator apps.
+OTP_TOTP_ISSUER = "Hangzhou compute coupons"
 
 # --- Static files -----------------------------------------------------------------------------
 
@@ -146,6 +213,7 @@ CELERY_BEAT_SCHEDULE = {
     # Schedules are in Asia/Shanghai (CELERY_TIMEZONE). Run exactly one beat.
     "seal-ledger": {"task": "ledger.tasks.seal_ledger", "schedule": 5.0},
     "expire-holds": {"task": "coupons.tasks.expire_holds", "schedule": 120.0},
+    "expire-grants": {"task": "coupons.tasks.expire_grants_due", "schedule": 600.0},
     "check-alerts": {"task": "coupons.tasks.check_alerts", "schedule": 300.0},
     "dispatch-outbox": {"task": "coupons.tasks.dispatch_outbox", "schedule": 60.0},
     "nightly-audit": {"task": "coupons.tasks.nightly_audit", "schedule": crontab(hour=2, minute=30)},
@@ -216,6 +284,23 @@ SPECTACULAR_SETTINGS = {
 
 # How long a redemption's hold waits for capture before it expires and the coupon returns.
 COUPONS_HOLD_TIMEOUT_S = env.int("COUPONS_HOLD_TIMEOUT_S", default=15 * 60)
+
+# --- Mail ---------------------------------------------------------------------------------------
+# Alerts are mailed (coupons/services/alerts.py). EMAIL_URL, or the EMAIL_* variables one by one
+# (config/env.py). Unset, mail is printed to the console: right for development, and production
+# (production.py) falls back to SMTP on localhost instead, so that alerts are never only printed.
+
+_MAIL = mail_settings(default_backend=CONSOLE_MAIL_BACKEND)
+EMAIL_BACKEND = str(_MAIL["EMAIL_BACKEND"])
+EMAIL_HOST = str(_MAIL["EMAIL_HOST"])
+EMAIL_PORT = int(str(_MAIL["EMAIL_PORT"]))
+EMAIL_HOST_USER = str(_MAIL["EMAIL_HOST_USER"])
+EMAIL_HOST_PASSWORD = str(_MAIL["EMAIL_HOST_PASSWORD"])
+EMAIL_USE_TLS = bool(_MAIL["EMAIL_USE_TLS"])
+EMAIL_USE_SSL = bool(_MAIL["EMAIL_USE_SSL"])
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT_S", default=10)  # Seconds: a hung mail server must not hold a worker.
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="coupons@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- Logging ----------------------------------------------------------------------------------
 

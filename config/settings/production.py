@@ -4,7 +4,7 @@ DATABASE_URL and DJANGO_SECRET_KEY are read without defaults before the base set
 missing one stops the process at start (and the embedded development database is never used).
 """
 
-from config.env import env
+from config.env import SMTP_MAIL_BACKEND, env, mail_settings
 
 env.str("DATABASE_URL")  # Required: raises ImproperlyConfigured when unset.
 
@@ -25,6 +25,11 @@ CSRF_COOKIE_SECURE = True
 LANGUAGE_COOKIE_SECURE = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# Staff sign in with a second factor unless the environment says otherwise.
+STAFF_2FA_REQUIRED = env.bool("STAFF_2FA_REQUIRED", default=True)
+# Mail: without EMAIL_URL or EMAIL_BACKEND, SMTP (EMAIL_HOST, default localhost), never the console.
+EMAIL_BACKEND = str(mail_settings(default_backend=SMTP_MAIL_BACKEND)["EMAIL_BACKEND"])
 
 STORAGES = {
     **STORAGES,  # noqa: F405

@@ -1,11 +1,12 @@
-"""Grants: list and read them with their live balances; an approver revokes one."""
+"""Grants: list and read them with their live balances; a reviewer or approver asks for one's
+revocation, and a different approver decides (`approvals`)."""
 
 import django_filters
 from django.db.models import BigIntegerField, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.urls import path
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
-from rest_framework import generics, serializers
+from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,11 +15,13 @@ from accounts.models import Role, User
 from accounts.roles import require_role
 from api.idempotency import idempotency_key_parameter, idempotent
 from api.scoping import ScopedQuerysetMixin
-from api.serializers import StrictCharField, StrictSerializer
+from api.serializers import StrictCharField, StrictSerializer, validated
+from approvals.api import ApprovalRequestSerializer
+from approvals.models import REASON_LENGTH_MAX
 from config.errors import NotFound
 from coupons.api.scopes import grants_visible_to
 from coupons.models import Grant, Redemption
-from coupons.services.grants import REASON_LENGTH_MAX, grant_revoke
+from coupons.services.grants import grant_revoke_request
 
 
 def grants_with_figures(user: User) -> QuerySet[Grant]:
@@ -128,12 +131,14 @@ class GrantDetail(ScopedQuerysetMixin, generics.RetrieveAPIView):
 class GrantRevoke(APIView):
     @extend_schema(
         request=GrantRevokeRequest,
-        responses={200: GrantSerializer},
+        responses={202: ApprovalRequestSerializer},
         parameters=[idempotency_key_parameter(required=False)],
-        summary="Revoke a grant (approver)",
+        summary="Ask for a grant's revocation (reviewer or approver)",
         description=(
-            "Voids the grant's pending holds and returns its unused balance to the pool and the enterprise's "
-            "cap; captured redemptions stand. 409 `invalid_state` when the grant is not active."
+            "Answers 202 with an approval request (action `grant_revoke`); the grant is revoked only when a "
+            "different approver approves it at `POST /approval-requests/{id}/approve/`: its pending holds are "
+            "voided and its unused balance returns to the pool and the enterprise's cap; captured redemptions "
+            "stand. 409 `invalid_state` when the grant is not active or a request for it is already pending."
         ),
         tags=["grants"],
         examples=[OpenApiExample("Revoke", value={"reason": "The contract was cancelled."}, request_only=True)],
@@ -142,11 +147,10 @@ class GrantRevoke(APIView):
     def post(self, request: Request, pk: int) -> Response:
         user: User = request.user  # type: ignore[assignment]
         grant = grant_in_scope(user, pk)
-        require_role(user, Role.APPROVER)
-        data = GrantRevokeRequest(data=request.data)
-        data.is_valid(raise_exception=True)
-        grant_revoke(grant=grant, actor=user, reason=data.validated_data["reason"])
-        return Response(GrantSerializer(grant_in_scope(user, pk)).data)
+        require_role(user, Role.REVIEWER, Role.APPROVER)
+        data = validated(GrantRevokeRequest, request.data)
+        approval = grant_revoke_request(grant=grant, requester=user, reason=data["reason"])
+        return Response(ApprovalRequestSerializer(approval).data, status=status.HTTP_202_ACCEPTED)
 
 
 urlpatterns = [

@@ -43,14 +43,15 @@ from api.serializers import (
     StrictSerializer,
     validated,
 )
+from approvals.api import ApprovalRequestSerializer
+from approvals.models import REASON_LENGTH_MAX
 from config.errors import NotFound, PermissionDenied
 from coupons.api.scopes import grants_visible_to, redemptions_visible_to
 from coupons.models import BILL_NUMBER_LENGTH_MAX, CONTRACT_FEE_FEN_MAX, Grant, Redemption
 from coupons.services.redemptions import (
-    REASON_LENGTH_MAX,
     redemption_capture,
     redemption_create,
-    redemption_reverse,
+    redemption_reverse_request,
     redemption_void,
 )
 
@@ -388,13 +389,15 @@ class RedemptionVoid(APIView):
 class RedemptionReverse(APIView):
     @extend_schema(
         request=ReverseRequest,
-        responses={200: RedemptionSerializer},
+        responses={202: ApprovalRequestSerializer},
         parameters=[idempotency_key_parameter(required=False)],
-        summary="Reverse a captured redemption (approver)",
+        summary="Ask for a captured redemption's reversal (reviewer or approver)",
         description=(
-            "The coupon goes back to the grant (or to the year's lapsed account when the grant can no longer be "
-            "used); if the provider was already paid, its next settlement nets it. 409 `invalid_state` unless "
-            "the redemption is captured and not awaiting payment."
+            "Answers 202 with an approval request (action `redemption_reverse`); the redemption is reversed only "
+            "when a different approver approves it at `POST /approval-requests/{id}/approve/`. Then the coupon goes "
+            "back to the grant (or to the year's lapsed account when the grant can no longer be used); if the "
+            "provider was already paid, its next settlement nets it. 409 `invalid_state` unless the redemption is "
+            "captured and not awaiting payment, or when a request for it is already pending."
         ),
         tags=["redemptions"],
         examples=[OpenApiExample("Reverse", value={"reason": "The bill was cancelled."}, request_only=True)],
@@ -403,10 +406,10 @@ class RedemptionReverse(APIView):
     def post(self, request: Request, pk: int) -> Response:
         user: User = request.user  # type: ignore[assignment]
         redemption = _redemption(user, pk)
-        require_role(user, Role.APPROVER)
+        require_role(user, Role.REVIEWER, Role.APPROVER)
         data = validated(ReverseRequest, request.data)
-        redemption_reverse(redemption=redemption, actor=user, reason=data["reason"])
-        return _answer(user, pk)
+        approval = redemption_reverse_request(redemption=redemption, requester=user, reason=data["reason"])
+        return Response(ApprovalRequestSerializer(approval).data, status=status.HTTP_202_ACCEPTED)
 
 
 urlpatterns = [

@@ -19,11 +19,13 @@ from accounts.roles import require_role
 from api.idempotency import idempotency_key_parameter, idempotent
 from api.scoping import ScopedQuerysetMixin
 from api.serializers import ID_MAX, StrictCharField, StrictIntegerField, StrictSerializer, validated
+from approvals.api import ApprovalRequestSerializer
+from approvals.models import REASON_LENGTH_MAX
 from config.errors import NotFound
 from coupons.api.scopes import settlements_visible_to
 from coupons.models import Settlement
 from coupons.selectors import settlement_lines_csv
-from coupons.services.settlements import BANK_REFERENCE_LENGTH_MAX, settlement_create, settlement_pay
+from coupons.services.settlements import BANK_REFERENCE_LENGTH_MAX, settlement_create, settlement_pay_request
 
 CSV_CONTENT_TYPE: Final = "text/csv"
 
@@ -54,6 +56,9 @@ class SettlementPayRequest(StrictSerializer):
     """The reference of the bank transfer that paid the settlement."""
 
     bank_reference = StrictCharField(max_length=BANK_REFERENCE_LENGTH_MAX, help_text="The bank transfer's reference.")
+    reason = StrictCharField(
+        max_length=REASON_LENGTH_MAX, required=False, help_text="Optional note for the finance user who confirms."
+    )
 
 
 class SettlementFilter(django_filters.FilterSet):
@@ -142,10 +147,15 @@ class SettlementDetail(ScopedQuerysetMixin, generics.RetrieveAPIView):
 class SettlementPay(APIView):
     @extend_schema(
         request=SettlementPayRequest,
-        responses={200: SettlementSerializer},
+        responses={202: ApprovalRequestSerializer},
         parameters=[idempotency_key_parameter(required=False)],
-        summary="Mark a settlement paid (finance)",
-        description="Moves the money out of the provider's account. 409 `invalid_state` when it is already paid.",
+        summary="Ask for a settlement to be marked paid (finance)",
+        description=(
+            "Answers 202 with an approval request (action `settlement_pay`); the settlement is paid, and the money "
+            "leaves the provider's account, only when a different finance user, who did not create the settlement "
+            "either, approves it at `POST /approval-requests/{id}/approve/` (else 403 `four_eyes`). 409 "
+            "`invalid_state` when it is already paid or a request for it is pending."
+        ),
         tags=["settlements"],
         examples=[OpenApiExample("Pay", value={"bank_reference": "ICBC-20261125-0042"}, request_only=True)],
     )
@@ -155,9 +165,8 @@ class SettlementPay(APIView):
         settlement = _settlement(user, pk)
         require_role(user, Role.FINANCE)
         data = validated(SettlementPayRequest, request.data)
-        return Response(
-            SettlementSerializer(settlement_pay(settlement=settlement, actor=user, **data)).data,
-        )
+        approval = settlement_pay_request(settlement=settlement, requester=user, **data)
+        return Response(ApprovalRequestSerializer(approval).data, status=status.HTTP_202_ACCEPTED)
 
 
 class SettlementLines(APIView):

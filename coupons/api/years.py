@@ -1,5 +1,6 @@
 """Program years: their policy and live pool figures for staff; a superuser prepares and opens a year;
-an approver relaxes one enterprise's cap for a year (four eyes).
+a reviewer or approver asks for one enterprise's relaxed cap for a year, and a different approver
+decides (`approvals`).
 
 `POST /program-years/{year}/close/` (the annual reset run early) belongs to the annual-reset work
 and is not served here.
@@ -16,8 +17,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import Enterprise, Role, User
-from accounts.roles import require_role, require_superuser
+from accounts.models import Enterprise, User
+from accounts.roles import require_superuser
 from api.idempotency import idempotency_key_parameter, idempotent
 from api.serializers import (
     EmptyRequest,
@@ -28,11 +29,13 @@ from api.serializers import (
     StrictSerializer,
     validated,
 )
+from approvals.api import ApprovalRequestSerializer
+from approvals.models import REASON_LENGTH_MAX
 from config.errors import ValidationFailed
 from coupons.models import (
     BASIS_POINTS_WHOLE,
+    GRANT_VALIDITY_MONTHS_MAX,
     REGION_DIVISION_PREFIXES_COUNT_MAX,
-    CapOverride,
     ComputeSource,
     ProgramYear,
     Purpose,
@@ -42,7 +45,7 @@ from coupons.policy import LABEL_LENGTH_MAX, RULES_COUNT_MAX
 from coupons.selectors import program_year_figures
 from coupons.services.years import (
     GRACE_DAYS_MAX,
-    cap_override_grant,
+    cap_override_request,
     program_year_create,
     program_year_get,
     program_year_open,
@@ -51,7 +54,6 @@ from coupons.services.years import (
 
 TAGS = ["program-years"]
 RULE_SET_NAME_LENGTH_MAX = 100
-REASON_LENGTH_MAX = 2_000
 
 
 class IsStaffMember(BasePermission):
@@ -141,8 +143,12 @@ class ProgramYearSerializer(serializers.ModelSerializer):
             "status",
             "pool_fen",
             "default_cap_fen",
+            "relaxed_cap_ceiling_fen",
             "grace_days",
             "region_division_prefixes",
+            "open_applications_at_close",
+            "grant_validity",
+            "grant_validity_months",
             "rates",
             "figures",
         ]
@@ -161,7 +167,6 @@ class ProgramYearRequest(StrictSerializer):
     year = StrictIntegerField(min_value=2000, max_value=2999)
     pool_fen = FenField(required=False, help_text="Defaults to 250 million yuan (25,000,000,000 fen).")
     default_cap_fen = FenField(required=False, help_text="Defaults to 8 million yuan (800,000,000 fen).")
-    grace_days = StrictIntegerField(min_value=0, max_value=GRACE_DAYS_MAX, required=False, help_text="Defaults to 0.")
     region_division_prefixes = serializers.ListField(
         child=StrictCharField(min_length=2, max_length=6),
         min_length=1,
@@ -172,37 +177,57 @@ class ProgramYearRequest(StrictSerializer):
             'enterprise\'s credit code. Defaults to Hangzhou, ["3301"]. Fixed once the year opens.'
         ),
     )
+    relaxed_cap_ceiling_fen = FenField(
+        required=False,
+        help_text=(
+            "The highest cap an override may give one enterprise in the year: defaults to 20 million yuan "
+            "(2,000,000,000 fen), or the default cap if higher. Fixed once the year opens."
+        ),
+    )
+    grace_days = StrictIntegerField(
+        min_value=0,
+        max_value=GRACE_DAYS_MAX,
+        required=False,
+        help_text="Days after year end (or an early close) that grants valid to year end still redeem. Defaults to 0.",
+    )
+    open_applications_at_close = serializers.ChoiceField(
+        choices=ProgramYear.OpenApplicationsAtClose.choices,
+        required=False,
+        help_text=(
+            "What the annual reset does with applications still submitted, confirmed or reviewed: `carry` them into "
+            "the next year's queue (re-priced by its rates) or `withdraw` them with a recorded reason. "
+            "Defaults to `carry`."
+        ),
+    )
+    grant_validity = serializers.ChoiceField(
+        choices=ProgramYear.GrantValidity.choices,
+        required=False,
+        help_text=(
+            "`year_end`: grants expire at year end plus `grace_days` (the default). `months`: grants expire "
+            "`grant_validity_months` calendar months after issue (Asia/Shanghai, clamped to the month's end), "
+            "even after the year closes; `grace_days` must then be 0."
+        ),
+    )
+    grant_validity_months = StrictIntegerField(
+        min_value=1,
+        max_value=GRANT_VALIDITY_MONTHS_MAX,
+        required=False,
+        help_text="With `grant_validity` `months` only (and then required).",
+    )
     rates = RatesSerializer(required=False, help_text="Defaults to the 2024 municipal measures.")
 
 
-class CapOverrideSerializer(serializers.ModelSerializer):
-    year = serializers.IntegerField(source="year_id", read_only=True)
-
-    class Meta:
-        model = CapOverride
-        fields = [
-            "id",
-            "year",
-            "enterprise",
-            "cap_fen",
-            "previous_cap_fen",
-            "reason",
-            "requested_by",
-            "granted_by",
-            "created_at",
-        ]
-        read_only_fields = fields
-
-
 class CapOverrideRequest(StrictSerializer):
-    """A relaxed cap for one enterprise, with the written reason and who asked for it."""
+    """A relaxed cap for one enterprise, with the written reason. Who asks is whoever signs the request."""
 
-    enterprise = StrictIntegerField(min_value=1, help_text="A foundation-model enterprise.")
-    cap_fen = FenField(help_text="The enterprise's cap for the year from now on; above its current cap.")
-    reason = StrictCharField(max_length=REASON_LENGTH_MAX)
-    requested_by = StrictIntegerField(
-        min_value=1, help_text="The id of the staff user who asked for it: not the approver granting it."
+    enterprise = StrictIntegerField(
+        min_value=1, help_text="A verified enterprise that staff flagged as a foundation-model developer."
     )
+    cap_fen = FenField(
+        help_text="The enterprise's cap for the year once approved: above its current cap, at most the year's "
+        "relaxed_cap_ceiling_fen."
+    )
+    reason = StrictCharField(max_length=REASON_LENGTH_MAX)
 
 
 def _plain(value: Any) -> Any:  # Any: validated JSON of any shape (nested dicts and lists of it).
@@ -219,14 +244,6 @@ def _rule_set(rates: dict[str, Any]) -> RateRuleSet:
         return rule_set_create(name=rates["name"], ceiling_bp=rates["ceiling_bp"], rules=_plain(rates["rules"]))
     except ValidationFailed as error:
         raise ValidationFailed({f"rates.{name}": messages for name, messages in error.errors.items()}) from None
-
-
-def _requester(pk: int) -> User:
-    """The staff user who asked for a cap override."""
-    user = User.objects.filter(pk=pk).first()
-    if user is None or not user.is_staff_member:
-        raise ValidationFailed("requested_by is the id of an active staff user.", field="requested_by")
-    return user
 
 
 # --- Views --------------------------------------------------------------------------------------
@@ -336,10 +353,12 @@ class ProgramYearClose(APIView):
         summary="Close a program year now and run its annual reset (superuser)",
         description=(
             "Closes the year to new applications at once, releases its holds and lapses its grants' unused "
-            "balances into lapsed:Y when the grace period, counted from now, is over (at once with 0 grace days), "
-            "then opens the next year. The reset runs in the background (Celery) and is idempotent: the answer is "
-            "the closed year; its figures show the lapse once the reset has run. Closing a closed year changes "
-            "nothing; a draft year is 409 `invalid_state`."
+            "balances into lapsed:Y when the grace period, counted from now, is over (at once with 0 grace days; "
+            "grants valid for months keep their expiry and holds, and lapse when they expire), carries its "
+            "applications still submitted, confirmed or reviewed into the next year or withdraws them (by "
+            "`open_applications_at_close`), then opens the next year. The reset runs in the background (Celery) "
+            "and is idempotent: the answer is the closed year; its figures show the lapse once the reset has run. "
+            "Closing a closed year changes nothing; a draft year is 409 `invalid_state`."
         ),
         tags=TAGS,
     )
@@ -365,12 +384,15 @@ class CapOverrideCreate(APIView):
 
     @extend_schema(
         request=CapOverrideRequest,
-        responses={201: CapOverrideSerializer},
+        responses={202: ApprovalRequestSerializer},
         parameters=[idempotency_key_parameter(required=False)],
-        summary="Relax an enterprise's cap for the year (approver)",
+        summary="Ask for a relaxed cap for an enterprise (reviewer or approver)",
         description=(
-            "For an enterprise that develops a foundation model. The approver who grants it may not be the "
-            "staff user who asked for it (`requested_by`): 403 `four_eyes`. The year must be open."
+            "Answers 202 with an approval request (action `cap_override`): the cap changes only when a different "
+            "approver approves it at `POST /approval-requests/{id}/approve/`. The requester is the signed-in "
+            "caller, never a field. Only a verified enterprise that staff flagged as a foundation-model developer "
+            "(else 403 `not_eligible`), above its current cap and at most the year's `relaxed_cap_ceiling_fen` "
+            "(else 400); the year must be open. Checked again on approval."
         ),
         tags=TAGS,
         examples=[
@@ -380,7 +402,6 @@ class CapOverrideCreate(APIView):
                     "enterprise": 12,
                     "cap_fen": 2_000_000_000,
                     "reason": "Trains a registered multimodal foundation model; board decision 2026-14.",
-                    "requested_by": 7,
                 },
                 request_only=True,
             )
@@ -389,21 +410,15 @@ class CapOverrideCreate(APIView):
     @idempotent(required=False)
     def post(self, request: Request, year: int) -> Response:
         user: User = request.user  # type: ignore[assignment]
-        require_role(user, Role.APPROVER)
         program_year_get(year)
         data = validated(CapOverrideRequest, request.data)
         enterprise = Enterprise.objects.filter(pk=data["enterprise"]).first()
         if enterprise is None:
             raise ValidationFailed("No such enterprise.", field="enterprise")
-        override = cap_override_grant(
-            year=year,
-            enterprise=enterprise,
-            cap_fen=data["cap_fen"],
-            reason=data["reason"],
-            requested_by=_requester(data["requested_by"]),
-            actor=user,
+        approval = cap_override_request(
+            year=year, enterprise=enterprise, cap_fen=data["cap_fen"], reason=data["reason"], requester=user
         )
-        return Response(CapOverrideSerializer(override).data, status=status.HTTP_201_CREATED)
+        return Response(ApprovalRequestSerializer(approval).data, status=status.HTTP_202_ACCEPTED)
 
 
 urlpatterns = [

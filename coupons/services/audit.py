@@ -12,12 +12,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
 
-from django.conf import settings
-from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.utils import timezone
 
-from accounts.models import ENTERPRISE_FLAGS, EnterpriseFlagsEvent, Role, User
+from accounts.models import ENTERPRISE_FLAGS, EnterpriseFlagsEvent, User
 from coupons.models import AuditRun, Grant
 from coupons.policy import ApplicationFacts, rate_for
 from coupons.selectors import program_year_figures, program_year_figures_from_rows
@@ -448,35 +446,26 @@ def audit_run_create(*, started_by: User | None = None) -> AuditRun:
 
 
 def audit_execute(*, run_id: int, now: datetime | None = None) -> AuditRun:
-    """Run every check for an AuditRun and store the findings (a finished run is left alone)."""
+    """Run every check for an AuditRun and store the findings (a finished run is left alone).
+
+    A failed run's result and its alert are stored in one transaction, and the alert is mailed
+    from the outbox after it commits: a mail server that is down loses no alert, and a rerun of
+    a finished run (a retried task) has nothing left to do."""
     run = AuditRun.objects.get(pk=run_id)
     if run.status != AuditRun.Status.RUNNING:
         return run
     results = [_run_check(name, check) for name, check in CHECKS]
-    run.checks = results
-    run.status = AuditRun.Status.PASSED if all(r["ok"] for r in results) else AuditRun.Status.FAILED
-    run.finished_at = now or timezone.now()
-    run.save(update_fields=["checks", "status", "finished_at"])
-    if run.status == AuditRun.Status.FAILED:
-        _alert_auditors(run)
-        from coupons.services.alerts import alert_audit_failed
+    with transaction.atomic():
+        run = AuditRun.objects.select_for_update().get(pk=run_id)
+        if run.status != AuditRun.Status.RUNNING:  # Another worker finished it meanwhile.
+            return run
+        run.checks = results
+        run.status = AuditRun.Status.PASSED if all(r["ok"] for r in results) else AuditRun.Status.FAILED
+        run.finished_at = now or timezone.now()
+        run.save(update_fields=["checks", "status", "finished_at"])
+        if run.status == AuditRun.Status.FAILED:
+            from coupons.services.alerts import alert_audit_failed
 
-        alert_audit_failed(run)
+            audit_log.error("audit %s failed: %s", run.pk, ", ".join(r["name"] for r in results if not r["ok"]))
+            alert_audit_failed(run)
     return run
-
-
-def _alert_auditors(run: AuditRun) -> None:
-    failed = [check["name"] for check in run.checks if not check["ok"]]
-    audit_log.error("audit %s failed: %s", run.pk, ", ".join(failed))
-    auditors = [
-        user.email
-        for user in User.objects.filter(is_active=True).exclude(email="").prefetch_related("groups")
-        if user.has_role(Role.AUDITOR)
-    ]
-    if auditors:
-        send_mail(
-            subject=f"[coupons] audit {run.pk} failed: {', '.join(failed)}",
-            message="Failed checks:\n" + "\n".join(f"- {name}" for name in failed),
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            recipient_list=auditors,
-        )

@@ -1,28 +1,48 @@
-"""Grants: issued on approval in one ledger batch against the pool and the cap; revoked by an approver."""
+"""Grants: issued on approval in one ledger batch against the pool and the cap; revoked when one member
+of staff asks and a different approver approves (`approvals`); expired into the year's lapsed account
+once past their expiry, which the year's policy sets."""
 
+import calendar
 import datetime as dt
+from typing import Final
 
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Role, User
 from accounts.roles import require_role
-from config.errors import InvalidState, ValidationFailed
+from approvals.models import ApprovalRequest
+from approvals.services import approval_request_create, reason_clean
+from config.errors import InvalidState
 from coupons import books
-from coupons.errors import CapExceeded, PoolExhausted
+from coupons.errors import CapExceeded, FourEyes, PoolExhausted
 from coupons.grant_codes import grant_code
 from coupons.locks import grant_lock
-from coupons.models import Application, Grant, Redemption
-from coupons.services.years import cap_account_ensure, year_end
+from coupons.models import Application, Grant, ProgramYear, Redemption
+from coupons.services.years import PROGRAM_TIME_ZONE, cap_account_ensure, year_end
 from ledger.errors import ExceedsCredits
 from ledger.selectors import account_balance
-from ledger.services import TransferRequest, account_create, transfers_create
+from ledger.services import TransferRequest, account_create, transfer_create, transfers_create
 
-REASON_LENGTH_MAX = 2_000
+ACTION_REVOKE = "grant_revoke"
+EXPIRE_BATCH_SIZE: Final = 500
 
 
-def grant_expires_at(*, year: int, grace_days: int) -> dt.datetime:
-    return year_end(year) + dt.timedelta(days=grace_days)
+def months_after(moment: dt.datetime, months: int) -> dt.datetime:
+    """The same wall-clock time `months` calendar months later in Asia/Shanghai, on the month's last
+    day when it is shorter (31 January + 1 month = 28 or 29 February)."""
+    local = timezone.localtime(moment, PROGRAM_TIME_ZONE)
+    index = local.month - 1 + months
+    year, month = local.year + index // 12, index % 12 + 1
+    return local.replace(year=year, month=month, day=min(local.day, calendar.monthrange(year, month)[1]))
+
+
+def grant_expires_at(*, program_year: ProgramYear, issued_at: dt.datetime) -> dt.datetime:
+    """When a grant issued at `issued_at` in `program_year` expires, by the year's policy."""
+    if program_year.grant_validity == ProgramYear.GrantValidity.MONTHS:
+        assert program_year.grant_validity_months is not None, "the database requires the months"
+        return months_after(issued_at, program_year.grant_validity_months)
+    return year_end(program_year.year) + dt.timedelta(days=program_year.grace_days)
 
 
 def grant_issue(*, application: Application, approver: User, amount_fen: int) -> Grant:
@@ -79,19 +99,38 @@ def grant_issue(*, application: Application, approver: User, amount_fen: int) ->
         rate_bp=application.rate_bp,
         account=account,
         issued_by=approver,
-        expires_at=grant_expires_at(year=year.year, grace_days=year.grace_days),
+        expires_at=grant_expires_at(program_year=year, issued_at=timezone.now()),
     )
 
 
-def grant_revoke(*, grant: Grant, actor: User, reason: str, now: dt.datetime | None = None) -> Grant:
-    """An approver revokes a grant: outstanding holds are voided, and the unused balance goes
-    back to the pool and to the enterprise's cap. Captured redemptions stand."""
+def grant_revoke_request(*, grant: Grant, requester: User, reason: str) -> ApprovalRequest:
+    """A reviewer or approver asks for a grant's revocation; a different approver decides it."""
+    require_role(requester, Role.REVIEWER, Role.APPROVER)
+    reason = reason_clean(reason)
+    if grant.status != Grant.Status.ACTIVE:
+        raise InvalidState(f"Only an active grant is revoked; this one is {grant.status}.")
+    return approval_request_create(
+        action=ACTION_REVOKE,
+        target=f"grant:{grant.pk}",
+        payload={"grant": grant.pk, "code": grant.code},
+        reason=reason,
+        requester=requester,
+    )
+
+
+def grant_revoke(
+    *, grant: Grant, actor: User, requested_by: User, reason: str, now: dt.datetime | None = None
+) -> Grant:
+    """An approver revokes a grant someone else asked to revoke: outstanding holds are voided, and the
+    unused balance goes back to the pool and to the enterprise's cap. Captured redemptions stand.
+
+    Called by the approval of a `grant_revoke` request (`coupons/approval_actions.py`)."""
     from coupons.services.redemptions import redemption_release_locked
 
     require_role(actor, Role.APPROVER)
-    reason = (reason or "").strip()
-    if not reason or len(reason) > REASON_LENGTH_MAX:
-        raise ValidationFailed(f"reason has 1 to {REASON_LENGTH_MAX} characters.", field="reason")
+    if requested_by.pk == actor.pk:
+        raise FourEyes("The approver who revokes a grant may not be the one who asked for it.")
+    reason = reason_clean(reason)
     with transaction.atomic():
         locked = grant_lock(grant.pk)
         if locked.status != Grant.Status.ACTIVE:
@@ -125,12 +164,85 @@ def grant_revoke(*, grant: Grant, actor: User, reason: str, now: dt.datetime | N
                 ]
             )
         locked.status = Grant.Status.REVOKED
+        locked.revocation_requested_by = requested_by
         locked.revoked_by = actor
         locked.revoked_at = now or timezone.now()
         locked.revoke_reason = reason
         locked.revoked_fen = unused_fen
-        locked.save(update_fields=["status", "revoked_by", "revoked_at", "revoke_reason", "revoked_fen"])
+        locked.save(
+            update_fields=[
+                "status",
+                "revocation_requested_by",
+                "revoked_by",
+                "revoked_at",
+                "revoke_reason",
+                "revoked_fen",
+            ]
+        )
         return locked
+
+
+def grant_expire(*, grant_id: int, now: dt.datetime) -> int | None:
+    """Lapse what is left on one grant past its expiry into `lapsed:Y`, voiding its outstanding
+    holds first; return the fen lapsed, or None when the grant was no longer active (expired by an
+    earlier or concurrent run, or revoked).
+
+    The grant's lock orders concurrent runs, and the ledger transfer key (`grant:<application>:lapse`)
+    is the backstop: no redelivery or racing run can lapse a fen twice.
+    """
+    from coupons.services.redemptions import redemption_release_locked
+
+    with transaction.atomic():
+        grant = grant_lock(grant_id)
+        if grant.status != Grant.Status.ACTIVE:
+            return None
+        assert now >= grant.expires_at, "a grant expires only after its expiry"
+        holds = Redemption.objects.select_for_update().filter(grant=grant, status=Redemption.Status.PENDING)
+        for redemption in holds.order_by("pk"):
+            redemption_release_locked(
+                redemption=redemption, status=Redemption.Status.VOIDED, reason="grant_expired", now=now
+            )
+        remaining_fen = account_balance(account_id=grant.account_id).available_fen
+        if remaining_fen > 0:
+            transfer_create(
+                transfer=TransferRequest.posted(
+                    key=f"grant:{grant.application_id}:lapse",
+                    debit_account_id=grant.account_id,
+                    credit_account_id=books.account_id(books.lapsed_code(grant.year_id)),
+                    amount_fen=remaining_fen,
+                    reason="grant_lapse",
+                    chain=books.chain(grant.year_id),
+                ),
+                now=now,
+            )
+        grant.status = Grant.Status.EXPIRED
+        grant.lapsed_fen = remaining_fen
+        grant.save(update_fields=["status", "lapsed_fen"])
+        return remaining_fen
+
+
+def grants_due(*, now: dt.datetime, limit: int = EXPIRE_BATCH_SIZE) -> list[int]:
+    """Ids of active grants past their expiry, oldest expiry first. Grants another transaction has
+    locked are skipped (SKIP LOCKED): it is expiring or redeeming them now. The caller is in a
+    transaction, which holds the locks until it ends."""
+    return list(
+        Grant.objects.select_for_update(skip_locked=True)
+        .filter(status=Grant.Status.ACTIVE, expires_at__lte=now)
+        .order_by("expires_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def grants_expire_due(*, now: dt.datetime | None = None, limit: int = EXPIRE_BATCH_SIZE) -> int:
+    """Expire up to `limit` grants past their expiry, each in its own transaction; return how many
+    this call expired. Safe to run twice at once: each grant lapses once."""
+    now = now or timezone.now()
+    due = list(
+        Grant.objects.filter(status=Grant.Status.ACTIVE, expires_at__lte=now)
+        .order_by("expires_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    return sum(1 for grant_id in due if grant_expire(grant_id=grant_id, now=now) is not None)
 
 
 def grant_usable_at(grant: Grant, moment: dt.datetime) -> bool:

@@ -18,12 +18,15 @@ from django.utils import timezone
 
 from accounts.models import Enterprise, Role, User
 from accounts.roles import require_provider_member, require_role
+from approvals.models import ApprovalRequest
+from approvals.services import approval_request_create, reason_clean
 from config.errors import InvalidState, ValidationFailed
 from coupons import books
 from coupons.errors import (
     ContractExceeded,
     DuplicateBill,
     EnterpriseNotVerified,
+    FourEyes,
     GrantExhausted,
     GrantExpired,
     GrantRevoked,
@@ -39,7 +42,7 @@ from ledger.selectors import account_balance
 from ledger.services import TransferRequest, transfer_create
 
 EXPIRE_BATCH_SIZE: Final = 500
-REASON_LENGTH_MAX: Final = 2_000
+ACTION_REVERSE: Final = "redemption_reverse"
 _LIVE = [Redemption.Status.PENDING, Redemption.Status.CAPTURED]
 
 
@@ -266,29 +269,56 @@ def redemptions_expire_holds(*, now: dt.datetime | None = None, limit: int = EXP
     return expired
 
 
+def _reversible_check(redemption: Redemption) -> None:
+    """Refuse (409) a reversal the redemption's state does not allow. The caller may hold its lock."""
+    if redemption.status != Redemption.Status.CAPTURED:
+        raise InvalidState(f"Only a captured redemption is reversed; this one is {redemption.status}.")
+    if redemption.settlement_id is not None:
+        settlement = Settlement.objects.get(pk=redemption.settlement_id)
+        if settlement.status == Settlement.Status.OPEN:
+            raise InvalidState(
+                f"The redemption is in settlement {settlement.pk}, awaiting payment; pay it first.",
+                reason="settlement_unpaid",
+                settlement=settlement.pk,
+            )
+
+
+def redemption_reverse_request(*, redemption: Redemption, requester: User, reason: str) -> ApprovalRequest:
+    """A reviewer or approver asks for a captured redemption's reversal; a different approver decides
+    (`approvals`), and only then `redemption_reverse` runs."""
+    require_role(requester, Role.REVIEWER, Role.APPROVER)
+    reason = reason_clean(reason)
+    _reversible_check(redemption)
+    return approval_request_create(
+        action=ACTION_REVERSE,
+        target=f"redemption:{redemption.pk}",
+        payload={"redemption": redemption.pk, "coupon_fen": redemption.coupon_fen},
+        reason=reason,
+        requester=requester,
+    )
+
+
 def redemption_reverse(
-    *, redemption: Redemption, actor: User, reason: str, now: dt.datetime | None = None
+    *, redemption: Redemption, actor: User, requested_by: User, reason: str, now: dt.datetime | None = None
 ) -> Redemption:
-    """An approver reverses a captured redemption (never deletes it)."""
+    """An approver reverses a captured redemption that someone else asked to reverse (never deletes it).
+
+    Called by the approval of a `redemption_reverse` request (`coupons/approval_actions.py`)."""
     require_role(actor, Role.APPROVER)
-    reason = (reason or "").strip()
-    if not reason or len(reason) > REASON_LENGTH_MAX:
-        raise ValidationFailed(f"reason has 1 to {REASON_LENGTH_MAX} characters.", field="reason")
+    if requested_by.pk == actor.pk:
+        raise FourEyes("The approver who reverses a redemption may not be the one who asked for it.")
+    reason = reason_clean(reason)
     now = now or timezone.now()
     with transaction.atomic():
         grant = grant_lock(redemption.grant_id)
         locked = redemption_lock(redemption.pk)
-        if locked.status != Redemption.Status.CAPTURED:
-            raise InvalidState(f"Only a captured redemption is reversed; this one is {locked.status}.")
-        if locked.settlement_id is not None:
-            settlement = Settlement.objects.get(pk=locked.settlement_id)
-            if settlement.status == Settlement.Status.OPEN:
-                raise InvalidState(
-                    f"The redemption is in settlement {settlement.pk}, awaiting payment; pay it first.",
-                    reason="settlement_unpaid",
-                    settlement=settlement.pk,
-                )
-        back_to_grant = grant.status == Grant.Status.ACTIVE and now < grant.expires_at and grant.year.status == "open"
+        _reversible_check(locked)
+        # A grant valid for months from issue still redeems after its year closes, so it takes its coupon back.
+        back_to_grant = (
+            grant.status == Grant.Status.ACTIVE
+            and now < grant.expires_at
+            and (grant.year.status == "open" or grant.year.grant_validity == "months")
+        )
         destination_id = grant.account_id if back_to_grant else books.account_id(books.lapsed_code(grant.year_id))
         transfer_create(
             transfer=TransferRequest.posted(
@@ -301,9 +331,19 @@ def redemption_reverse(
             )
         )
         locked.status = Redemption.Status.REVERSED
+        locked.reversal_requested_by = requested_by
         locked.reversed_by = actor
         locked.reversed_at = now
         locked.reversal_reason = reason
         locked.reversed_to = "grant" if back_to_grant else "lapsed"
-        locked.save(update_fields=["status", "reversed_by", "reversed_at", "reversal_reason", "reversed_to"])
+        locked.save(
+            update_fields=[
+                "status",
+                "reversal_requested_by",
+                "reversed_by",
+                "reversed_at",
+                "reversal_reason",
+                "reversed_to",
+            ]
+        )
         return locked

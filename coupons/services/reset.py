@@ -1,5 +1,7 @@
 """The annual reset (DESIGN.md §5): close year Y, release its holds, lapse its unused coupons once
-the grace period is over, and open Y+1.
+the grace period is over, carry or withdraw its open applications by its policy, and open Y+1.
+Grants that the year's policy makes valid for months from issue outlive the close: the reset
+leaves them and their holds alone until they expire.
 
 Every step is idempotent and the reset is resumable: killed at any point and run again, it picks
 up where it stopped, and each grant expires exactly once. The year's row lock orders two resets
@@ -19,13 +21,14 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.roles import require_superuser
 from config.errors import InvalidState
-from coupons import books
-from coupons.locks import grant_lock, program_year_lock, redemption_lock
+from coupons.locks import program_year_lock, redemption_lock
 from coupons.models import Grant, ProgramYear, Redemption
+from coupons.services.grants import grant_expire
 from coupons.services.redemptions import redemption_release_locked
+from coupons.services.year_end import applications_settle_at_close
 from coupons.services.years import year_end
-from ledger.selectors import account_balance
-from ledger.services import TransferRequest, transfer_create
+
+__all__ = ["ResetReport", "annual_reset", "grant_expire", "program_year_close"]
 
 RESET_BATCH_SIZE: Final = 500
 
@@ -41,6 +44,9 @@ class ResetReport:
     lapsed_fen: int = 0
     next_year_opened: bool = False
     waiting_for_grace: bool = False
+    applications_carried: int = 0
+    applications_withdrawn: int = 0
+    grants_outliving_the_year: int = 0  # Grants valid for months from issue that expire after now.
 
 
 def _quiet(_: str) -> None:
@@ -49,7 +55,8 @@ def _quiet(_: str) -> None:
 
 def program_year_close(*, year: int, now: dt.datetime, actor: User | None = None) -> ProgramYear:
     """Close an open year to new applications (a closed year stays closed). A superuser may close
-    early; then the year's grants expire `grace_days` after the close instead of after year end."""
+    early; then grants valid to year end expire `grace_days` after the close instead of after year
+    end. Grants valid for months from issue keep their expiry: the close does not shorten them."""
     if actor is not None:
         require_superuser(actor)
     with transaction.atomic():
@@ -61,6 +68,8 @@ def program_year_close(*, year: int, now: dt.datetime, actor: User | None = None
         program_year.status = ProgramYear.Status.CLOSED
         program_year.closed_at = now
         program_year.save(update_fields=["status", "closed_at"])
+        if program_year.grant_validity == ProgramYear.GrantValidity.MONTHS:
+            return program_year
         expiry = min(now, year_end(year)) + dt.timedelta(days=program_year.grace_days)
         Grant.objects.filter(year=program_year, status=Grant.Status.ACTIVE, expires_at__gt=expiry).update(
             expires_at=expiry
@@ -90,51 +99,32 @@ def _release_holds(program_year: ProgramYear, now: dt.datetime, progress: Progre
         progress(f"holds released: {released}")
 
 
-def grant_expire(*, grant_id: int, now: dt.datetime) -> int | None:
-    """Lapse what is left on one grant into `lapsed:Y`; return the fen lapsed, or None when the
-    grant was no longer active (expired by an earlier or concurrent run, or revoked)."""
+def _prepare_next_year(program_year: ProgramYear) -> None:
+    """Y+1 as an administrator prepared it, or a draft copy of Y's terms and policy."""
     with transaction.atomic():
-        grant = grant_lock(grant_id)
-        if grant.status != Grant.Status.ACTIVE:
-            return None
-        assert now >= grant.expires_at, "a grant expires only after its expiry"
-        assert not grant.redemptions.filter(status=Redemption.Status.PENDING).exists(), "holds are released first"
-        remaining_fen = account_balance(account_id=grant.account_id).available_fen
-        if remaining_fen > 0:
-            transfer_create(
-                transfer=TransferRequest.posted(
-                    key=f"grant:{grant.application_id}:lapse",
-                    debit_account_id=grant.account_id,
-                    credit_account_id=books.account_id(books.lapsed_code(grant.year_id)),
-                    amount_fen=remaining_fen,
-                    reason="grant_lapse",
-                    chain=books.chain(grant.year_id),
-                ),
-                now=now,
+        # Y's row lock orders concurrent resets: one creates Y+1, the others find it.
+        program_year_lock(program_year.year)
+        if not ProgramYear.objects.filter(year=program_year.year + 1).exists():
+            ProgramYear.objects.create(
+                year=program_year.year + 1,
+                pool_fen=program_year.pool_fen,
+                default_cap_fen=program_year.default_cap_fen,
+                grace_days=program_year.grace_days,
+                relaxed_cap_ceiling_fen=program_year.relaxed_cap_ceiling_fen,
+                open_applications_at_close=program_year.open_applications_at_close,
+                grant_validity=program_year.grant_validity,
+                grant_validity_months=program_year.grant_validity_months,
+                rule_set=program_year.rule_set,
             )
-        grant.status = Grant.Status.EXPIRED
-        grant.lapsed_fen = remaining_fen
-        grant.save(update_fields=["status", "lapsed_fen"])
-        return remaining_fen
 
 
 def _open_next_year(program_year: ProgramYear, now: dt.datetime) -> bool:
-    """Open Y+1 with the policy an administrator prepared, or a copy of Y's; True if opened now."""
+    """Open the prepared Y+1; True if opened now."""
     from coupons.services.years import program_year_open_system
 
     next_year = program_year.year + 1
     with transaction.atomic():
-        # Y's row lock orders concurrent resets: one creates Y+1, the others find it.
-        program_year_lock(program_year.year)
-        prepared = ProgramYear.objects.select_for_update().filter(year=next_year).first()
-        if prepared is None:
-            prepared = ProgramYear.objects.create(
-                year=next_year,
-                pool_fen=program_year.pool_fen,
-                default_cap_fen=program_year.default_cap_fen,
-                grace_days=program_year.grace_days,
-                rule_set=program_year.rule_set,
-            )
+        prepared = ProgramYear.objects.select_for_update().get(year=next_year)
         if prepared.status != ProgramYear.Status.DRAFT:
             return False
         program_year_open_system(year=next_year, now=now)
@@ -155,11 +145,18 @@ def annual_reset(*, year: int, now: dt.datetime | None = None, progress: Progres
     program_year.refresh_from_db()
     if program_year.status != ProgramYear.Status.CLOSED:
         raise InvalidState(f"Program year {year} is {program_year.status}; there is nothing to reset.")
-    report.holds_released = _release_holds(program_year, now, progress)
     due = Grant.objects.filter(year=program_year, status=Grant.Status.ACTIVE)
-    if due.filter(expires_at__gt=now).exists():
-        report.waiting_for_grace = True
-        progress(f"{year}: grants expire after the grace period; run again then")
+    if program_year.grant_validity == ProgramYear.GrantValidity.MONTHS:
+        # Valid for months from issue: such grants outlive the close and keep their holds; the
+        # grant expiry job (or a later run of this) lapses each once it is past its expiry.
+        report.grants_outliving_the_year = due.filter(expires_at__gt=now).count()
+        if report.grants_outliving_the_year:
+            progress(f"{year}: {report.grants_outliving_the_year} grants stay valid for months after the close")
+    else:
+        report.holds_released = _release_holds(program_year, now, progress)
+        if due.filter(expires_at__gt=now).exists():
+            report.waiting_for_grace = True
+            progress(f"{year}: grants expire after the grace period; run again then")
     total = due.filter(expires_at__lte=now).count()
     for index, grant_id in enumerate(due.filter(expires_at__lte=now).order_by("pk").values_list("pk", flat=True)):
         lapsed_fen = grant_expire(grant_id=grant_id, now=now)
@@ -168,6 +165,14 @@ def annual_reset(*, year: int, now: dt.datetime | None = None, progress: Progres
             report.lapsed_fen += lapsed_fen
         if (index + 1) % 100 == 0 or index + 1 == total:
             progress(f"{year}: grants expired {index + 1}/{total}")
+    _prepare_next_year(program_year)
+    # Before Y+1 opens, so nothing is left unapprovable in Y: carried into Y+1's queue, or withdrawn.
+    report.applications_carried, report.applications_withdrawn = applications_settle_at_close(year=year)
+    if report.applications_carried or report.applications_withdrawn:
+        progress(
+            f"{year}: open applications carried into {year + 1}: {report.applications_carried}, "
+            f"withdrawn: {report.applications_withdrawn}"
+        )
     report.next_year_opened = _open_next_year(program_year, now)
     if report.next_year_opened:
         progress(f"{year + 1}: opened")

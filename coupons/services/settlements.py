@@ -1,4 +1,7 @@
-"""Settlements: finance pays a provider for its captured redemptions, netting what it owes back."""
+"""Settlements: finance pays a provider for its captured redemptions, netting what it owes back.
+
+Two finance users at least: one creates a settlement, and its payment is asked for by a finance user
+(the same or another) and confirmed by a third, who is neither (`approvals`)."""
 
 from collections import defaultdict
 
@@ -7,14 +10,18 @@ from django.utils import timezone
 
 from accounts.models import Provider, Role, User
 from accounts.roles import require_role
+from approvals.models import ApprovalRequest
+from approvals.services import approval_request_create
 from config.errors import InvalidState, ValidationFailed
 from coupons import books
+from coupons.errors import FourEyes
 from coupons.locks import provider_lock, redemptions_lock, settlement_lock
 from coupons.models import Redemption, Settlement
 from ledger.services import TransferRequest, transfers_create
 
 BANK_REFERENCE_LENGTH_MAX = 100
 SETTLEMENT_LINES_MAX = 10_000
+ACTION_PAY = "settlement_pay"
 
 
 def settlement_create(*, provider: Provider, actor: User) -> Settlement:
@@ -64,22 +71,59 @@ def settlement_create(*, provider: Provider, actor: User) -> Settlement:
         return settlement
 
 
-def settlement_pay(*, settlement: Settlement, actor: User, bank_reference: str) -> Settlement:
+def _bank_reference(bank_reference: str) -> str:
+    bank_reference = (bank_reference or "").strip()
+    if not 0 < len(bank_reference) <= BANK_REFERENCE_LENGTH_MAX or not bank_reference.isprintable():
+        raise ValidationFailed(
+            f"bank_reference has 1 to {BANK_REFERENCE_LENGTH_MAX} printable characters.", field="bank_reference"
+        )
+    return bank_reference
+
+
+def settlement_payer_conflict(*, settlement: Settlement, payer: User, requested_by_id: int) -> str | None:
+    """Why `payer` may not confirm this payment, or None: never the settlement's creator, never the
+    person who asked for the payment."""
+    if payer.pk == settlement.created_by_id:
+        return "The finance user who created a settlement may not confirm its payment."
+    if payer.pk == requested_by_id:
+        return "The finance user who asked for a payment may not confirm it."
+    return None
+
+
+def settlement_pay_request(
+    *, settlement: Settlement, requester: User, bank_reference: str, reason: str = ""
+) -> ApprovalRequest:
+    """A finance user asks for an open settlement to be marked paid with the bank's reference; a
+    different finance user, who did not create the settlement, confirms it."""
+    require_role(requester, Role.FINANCE)
+    bank_reference = _bank_reference(bank_reference)
+    if settlement.status != Settlement.Status.OPEN:
+        raise InvalidState(f"Settlement {settlement.pk} is already {settlement.status}.")
+    return approval_request_create(
+        action=ACTION_PAY,
+        target=f"settlement:{settlement.pk}",
+        payload={"settlement": settlement.pk, "bank_reference": bank_reference, "total_fen": settlement.total_fen},
+        reason=(reason or "").strip() or f"Paid by bank transfer {bank_reference}.",
+        requester=requester,
+    )
+
+
+def settlement_pay(*, settlement: Settlement, actor: User, requested_by: User, bank_reference: str) -> Settlement:
     """Mark a settlement paid with the bank's reference, moving the money out of the provider's account.
 
     Per program year: `provider:P → disbursed:Y` for the coupons paid, and `disbursed:Y →
-    provider:P` for clawbacks netted, so each year's settled figure stays exact.
+    provider:P` for clawbacks netted, so each year's settled figure stays exact. Called by the
+    approval of a `settlement_pay` request (`coupons/approval_actions.py`).
     """
     require_role(actor, Role.FINANCE)
-    bank_reference = (bank_reference or "").strip()
-    if not 0 < len(bank_reference) <= BANK_REFERENCE_LENGTH_MAX:
-        raise ValidationFailed(
-            f"bank_reference has 1 to {BANK_REFERENCE_LENGTH_MAX} characters.", field="bank_reference"
-        )
+    bank_reference = _bank_reference(bank_reference)
     with transaction.atomic():
         locked = settlement_lock(settlement.pk)
         if locked.status != Settlement.Status.OPEN:
             raise InvalidState(f"Settlement {locked.pk} is already {locked.status}.")
+        conflict = settlement_payer_conflict(settlement=locked, payer=actor, requested_by_id=requested_by.pk)
+        if conflict:
+            raise FourEyes(conflict)
         paid_fen: dict[int, int] = defaultdict(int)
         for redemption in Redemption.objects.filter(settlement=locked).select_related("grant"):
             paid_fen[redemption.grant.year_id] += redemption.coupon_fen
@@ -116,7 +160,8 @@ def settlement_pay(*, settlement: Settlement, actor: User, bank_reference: str) 
             transfers_create(transfers=requests)
         locked.status = Settlement.Status.PAID
         locked.bank_reference = bank_reference
+        locked.payment_requested_by = requested_by
         locked.paid_by = actor
         locked.paid_at = timezone.now()
-        locked.save(update_fields=["status", "bank_reference", "paid_by", "paid_at"])
+        locked.save(update_fields=["status", "bank_reference", "payment_requested_by", "paid_by", "paid_at"])
         return locked

@@ -9,13 +9,17 @@ from django.utils import timezone
 
 from accounts.models import Enterprise, Role, User
 from accounts.roles import require_role, require_superuser
+from approvals.models import ApprovalRequest
+from approvals.services import approval_request_create, reason_clean
 from config.errors import InvalidState, NotFound, ValidationFailed
 from coupons import books
-from coupons.errors import FourEyes, ProgramYearClosed
+from coupons.errors import FourEyes, NotEligible, ProgramYearClosed
 from coupons.locks import program_year_lock
 from coupons.models import (
+    GRANT_VALIDITY_MONTHS_MAX,
     REGION_DIVISION_PREFIXES_COUNT_MAX,
     REGION_DIVISION_PREFIXES_DEFAULT,
+    RELAXED_CAP_CEILING_FEN_DEFAULT,
     CapOverride,
     ProgramYear,
     RateRuleSet,
@@ -28,6 +32,7 @@ POOL_FEN_DEFAULT = 25_000_000_000  # 250 million yuan
 CAP_FEN_DEFAULT = 800_000_000  # 8 million yuan
 AMOUNT_FEN_MAX = 10**15  # Ten trillion yuan: a bound on any configured amount, far above real ones.
 GRACE_DAYS_MAX = 366
+ACTION_CAP_OVERRIDE = "cap_override"
 
 
 def _check_amount(value: object, field: str) -> int:
@@ -90,6 +95,46 @@ def region_division_prefixes_check(value: object) -> list[str]:
     return sorted(set(value))
 
 
+def _whole_number(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_year_end_policy(
+    *, grace_days: int, open_applications_at_close: str, grant_validity: str, grant_validity_months: int | None
+) -> None:
+    """The year-end policy's combinations (the database checks them too)."""
+    if not _whole_number(grace_days) or not 0 <= grace_days <= GRACE_DAYS_MAX:
+        raise ValidationFailed(f"grace_days must be 0 to {GRACE_DAYS_MAX}.", field="grace_days")
+    if open_applications_at_close not in ProgramYear.OpenApplicationsAtClose.values:
+        raise ValidationFailed(
+            f"open_applications_at_close is one of {', '.join(ProgramYear.OpenApplicationsAtClose.values)}.",
+            field="open_applications_at_close",
+        )
+    if grant_validity not in ProgramYear.GrantValidity.values:
+        raise ValidationFailed(
+            f"grant_validity is one of {', '.join(ProgramYear.GrantValidity.values)}.", field="grant_validity"
+        )
+    if grant_validity == ProgramYear.GrantValidity.YEAR_END:
+        if grant_validity_months is not None:
+            raise ValidationFailed(
+                "grant_validity_months goes with grant_validity 'months' only.", field="grant_validity_months"
+            )
+        return
+    if (
+        not _whole_number(grant_validity_months)
+        or grant_validity_months is None
+        or not 1 <= grant_validity_months <= GRANT_VALIDITY_MONTHS_MAX
+    ):
+        raise ValidationFailed(
+            f"grant_validity 'months' needs grant_validity_months from 1 to {GRANT_VALIDITY_MONTHS_MAX}.",
+            field="grant_validity_months",
+        )
+    if grace_days != 0:
+        raise ValidationFailed(
+            "grace_days applies to grants valid to year end; grants valid for months have none.", field="grace_days"
+        )
+
+
 def program_year_create(
     *,
     year: int,
@@ -97,20 +142,42 @@ def program_year_create(
     pool_fen: int = POOL_FEN_DEFAULT,
     default_cap_fen: int = CAP_FEN_DEFAULT,
     grace_days: int = 0,
+    open_applications_at_close: str = ProgramYear.OpenApplicationsAtClose.CARRY,
+    grant_validity: str = ProgramYear.GrantValidity.YEAR_END,
+    grant_validity_months: int | None = None,
     rule_set: RateRuleSet | None = None,
+    relaxed_cap_ceiling_fen: int | None = None,
     region_division_prefixes: list[str] | None = None,
 ) -> ProgramYear:
-    """A superuser prepares a year (draft) with its pool, default cap, grace days, policy and region
-    (the division-code prefixes of the credit codes of enterprises that may apply; Hangzhou by default)."""
+    """A superuser prepares a year (draft) with its pool, default cap, year-end policy, rates, the
+    ceiling of relaxed caps (by default 20 million yuan, or the default cap if that is higher) and
+    its region (the division-code prefixes of the credit codes of enterprises that may apply;
+    Hangzhou by default).
+
+    By default, applications still open when the year closes are carried into the next year: the
+    applicant did everything asked in time, and the backlog is the fund's, not theirs.
+    """
     require_superuser(actor)
     if not isinstance(year, int) or not 2000 <= year <= 2999:
         raise ValidationFailed("year must be from 2000 to 2999.", field="year")
     _check_amount(pool_fen, "pool_fen")
     _check_amount(default_cap_fen, "default_cap_fen")
-    if not isinstance(grace_days, int) or isinstance(grace_days, bool) or not 0 <= grace_days <= GRACE_DAYS_MAX:
-        raise ValidationFailed(f"grace_days must be 0 to {GRACE_DAYS_MAX}.", field="grace_days")
     prefixes = region_division_prefixes_check(
         list(REGION_DIVISION_PREFIXES_DEFAULT) if region_division_prefixes is None else region_division_prefixes
+    )
+    if relaxed_cap_ceiling_fen is None:
+        relaxed_cap_ceiling_fen = max(RELAXED_CAP_CEILING_FEN_DEFAULT, default_cap_fen)
+    _check_amount(relaxed_cap_ceiling_fen, "relaxed_cap_ceiling_fen")
+    if relaxed_cap_ceiling_fen < default_cap_fen:
+        raise ValidationFailed(
+            "relaxed_cap_ceiling_fen is at least the default cap (an override only raises a cap).",
+            field="relaxed_cap_ceiling_fen",
+        )
+    _check_year_end_policy(
+        grace_days=grace_days,
+        open_applications_at_close=open_applications_at_close,
+        grant_validity=grant_validity,
+        grant_validity_months=grant_validity_months,
     )
     if ProgramYear.objects.filter(year=year).exists():
         raise InvalidState(f"Program year {year} exists.")
@@ -120,6 +187,10 @@ def program_year_create(
         pool_fen=pool_fen,
         default_cap_fen=default_cap_fen,
         grace_days=grace_days,
+        relaxed_cap_ceiling_fen=relaxed_cap_ceiling_fen,
+        open_applications_at_close=open_applications_at_close,
+        grant_validity=grant_validity,
+        grant_validity_months=grant_validity_months,
         rule_set=rule_set or rule_set_default(),
     )
 
@@ -187,30 +258,66 @@ def cap_account_ensure(*, enterprise_id: int, year: ProgramYear) -> int:
     return cap.pk
 
 
+def enterprise_may_have_relaxed_cap(enterprise: Enterprise) -> bool:
+    """Only a verified enterprise that staff flagged as a foundation-model developer."""
+    return enterprise.status == Enterprise.Status.VERIFIED and enterprise.foundation_model_developer
+
+
+def _cap_override_check(*, program_year: ProgramYear, enterprise: Enterprise, cap_fen: int) -> int:
+    """Refuse an override the policy does not allow; the enterprise's current cap otherwise."""
+    _check_amount(cap_fen, "cap_fen")
+    if not enterprise_may_have_relaxed_cap(enterprise):
+        raise NotEligible(
+            "Only a verified enterprise that staff confirmed as a foundation-model developer may have a relaxed cap."
+        )
+    if program_year.status == ProgramYear.Status.CLOSED:
+        raise ProgramYearClosed(f"Program year {program_year.year} is closed.")
+    if program_year.status != ProgramYear.Status.OPEN:
+        raise InvalidState(f"Program year {program_year.year} is not open yet.")
+    if cap_fen > program_year.relaxed_cap_ceiling_fen:
+        raise ValidationFailed(
+            f"A relaxed cap is at most the year's ceiling of {program_year.relaxed_cap_ceiling_fen} fen.",
+            field="cap_fen",
+        )
+    previous_cap_fen = enterprise_cap_fen(enterprise_id=enterprise.pk, year=program_year)
+    if cap_fen <= previous_cap_fen:
+        raise ValidationFailed(f"A relaxed cap must exceed the current one ({previous_cap_fen} fen).", field="cap_fen")
+    return previous_cap_fen
+
+
+def cap_override_request(
+    *, year: int, enterprise: Enterprise, cap_fen: int, reason: str, requester: User
+) -> ApprovalRequest:
+    """A reviewer or approver asks for a relaxed cap for one enterprise; a different approver decides.
+
+    Checked now against the policy (so a request that cannot be granted is refused at once), and
+    again when it is approved."""
+    require_role(requester, Role.REVIEWER, Role.APPROVER)
+    reason = reason_clean(reason)
+    _cap_override_check(program_year=program_year_get(year), enterprise=enterprise, cap_fen=cap_fen)
+    return approval_request_create(
+        action=ACTION_CAP_OVERRIDE,
+        target=f"cap:{enterprise.pk}:{year}",
+        payload={"year": year, "enterprise": enterprise.pk, "cap_fen": cap_fen},
+        reason=reason,
+        requester=requester,
+    )
+
+
 def cap_override_grant(
     *, year: int, enterprise: Enterprise, cap_fen: int, reason: str, requested_by: User, actor: User
 ) -> CapOverride:
-    """An approver relaxes a foundation-model enterprise's cap for the year (four eyes)."""
+    """An approver relaxes a foundation-model enterprise's cap for the year (four eyes).
+
+    Called by the approval of a `cap_override` request (`coupons/approval_actions.py`)."""
     require_role(actor, Role.APPROVER)
     if requested_by.pk == actor.pk:
         raise FourEyes("The approver who grants a cap override may not be the one who asked for it.")
-    _check_amount(cap_fen, "cap_fen")
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValidationFailed("A cap override needs a written reason.", field="reason")
-    if not enterprise.foundation_model_developer:
-        raise ValidationFailed("Only a foundation-model enterprise may have a relaxed cap.", field="enterprise")
+    reason = reason_clean(reason)
     with transaction.atomic():
         program_year = program_year_lock(year)
-        if program_year.status == ProgramYear.Status.CLOSED:
-            raise ProgramYearClosed(f"Program year {year} is closed.")
-        if program_year.status != ProgramYear.Status.OPEN:
-            raise InvalidState(f"Program year {year} is not open yet.")
-        previous_cap_fen = enterprise_cap_fen(enterprise_id=enterprise.pk, year=program_year)
-        if cap_fen <= previous_cap_fen:
-            raise ValidationFailed(
-                f"A relaxed cap must exceed the current one ({previous_cap_fen} fen).", field="cap_fen"
-            )
+        enterprise = Enterprise.objects.get(pk=enterprise.pk)  # Its flags as they are now.
+        previous_cap_fen = _cap_override_check(program_year=program_year, enterprise=enterprise, cap_fen=cap_fen)
         cap_account_id = cap_account_ensure(enterprise_id=enterprise.pk, year=program_year)
         override = CapOverride.objects.create(
             year=program_year,

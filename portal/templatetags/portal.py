@@ -33,6 +33,15 @@ def status_label(value: str, kind: str = "") -> str:
 
 
 @register.filter
+def approval_action_label(action: str) -> str:
+    """The translated name of an approval request's action (portal.words.APPROVAL_ACTION_WORDS)."""
+    from portal.words import APPROVAL_ACTION_WORDS
+
+    word = APPROVAL_ACTION_WORDS.get(action)
+    return str(word) if word else action
+
+
+@register.filter
 def audit_check_label(name: str) -> str:
     from portal.words import AUDIT_CHECK_WORDS
 

@@ -1,31 +1,25 @@
 """What every portal view shares: calling a service and saying its refusal, paging, the home page,
-and sign-in with the same failed-sign-in throttle as the API."""
+and sign-in (accounts.forms.SignInForm: the API's lockout, and the second factor)."""
 
-import logging
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.forms import AuthenticationForm
-from django.core.exceptions import ValidationError
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.utils.translation import gettext as _
 
-from accounts.authentication import client_address
+from accounts.forms import SignInForm
 from accounts.models import User
-from api.throttles import LoginFailures, LoginThrottled
 from config.errors import ApplicationError
 from portal.errors import describe_with_detail
 
 PAGE_SIZE: Final = 50
 T = TypeVar("T")
-security_log = logging.getLogger("security")
 
 
 def attempt(request: HttpRequest, action: Callable[[], T], success: str) -> T | None:
@@ -85,31 +79,9 @@ def home(request: HttpRequest) -> HttpResponse:
     return redirect("portal:public_awards")
 
 
-class ThrottledAuthenticationForm(AuthenticationForm):
-    """Django's sign-in form, counting failures per username and address like POST /auth/token/."""
-
-    def clean(self) -> dict[str, Any]:
-        username = self.cleaned_data.get("username") or ""
-        failures = LoginFailures(username, client_address(self.request))  # type: ignore[arg-type]
-        try:
-            failures.check()
-        except LoginThrottled as throttled:
-            security_log.warning("portal sign-in throttled: username=%r", username)
-            raise ValidationError(
-                _("Too many failed sign-ins. Try again in %(seconds)s seconds.") % {"seconds": throttled.wait_s},
-                code="throttled",
-            ) from None
-        try:
-            return super().clean()
-        except ValidationError:
-            failures.record()
-            security_log.warning("portal sign-in failed: username=%r", username)
-            raise
-
-
 class LoginView(auth_views.LoginView):
     template_name = "portal/login.html"
-    authentication_form = ThrottledAuthenticationForm
+    authentication_form = SignInForm
     redirect_authenticated_user = True
 
 

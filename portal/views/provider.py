@@ -15,7 +15,12 @@ from config.errors import ApplicationError
 from coupons.api.scopes import applications_visible_to, redemptions_visible_to
 from coupons.grant_codes import grant_code_valid
 from coupons.models import Application, Redemption
-from coupons.services.redemptions import redemption_capture, redemption_create, redemption_reverse, redemption_void
+from coupons.services.redemptions import (
+    redemption_capture,
+    redemption_create,
+    redemption_reverse_request,
+    redemption_void,
+)
 from portal import access
 from portal.errors import describe
 from portal.formatting import yuan_text
@@ -57,7 +62,7 @@ def redemption_list(request: HttpRequest) -> HttpResponse:
         "page": page_of(request, queryset),
         "status": status,
         "statuses": R.values,
-        "can_reverse": user.has_role(Role.APPROVER),
+        "can_reverse": user.has_role(Role.REVIEWER) or user.has_role(Role.APPROVER),
         "reverse_form": ReasonForm(),
     }
     return render(request, "portal/redemptions.html", context)
@@ -82,8 +87,8 @@ def redemption_action(request: HttpRequest, pk: int, action: str) -> HttpRespons
         attempt_with(
             request,
             ReasonForm(request.POST),
-            lambda data: redemption_reverse(redemption=redemption, actor=user, reason=data["reason"]),
-            _("Redemption reversed."),
+            lambda data: redemption_reverse_request(redemption=redemption, requester=user, reason=data["reason"]),
+            _("Reversal requested: it is done when a different approver approves it under Approval requests."),
         )
     return back(request, "portal:redemptions")
 

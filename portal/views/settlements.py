@@ -11,7 +11,7 @@ from config.errors import ApplicationError
 from coupons.api.scopes import settlements_visible_to
 from coupons.models import Redemption, Settlement
 from coupons.selectors import settlement_lines_csv
-from coupons.services.settlements import settlement_create, settlement_pay
+from coupons.services.settlements import settlement_create, settlement_pay_request
 from portal import access
 from portal.errors import describe
 from portal.forms import PayForm, SettlementForm
@@ -92,7 +92,9 @@ def settlement_pay_view(request: HttpRequest, pk: int) -> HttpResponse:
     attempt_with(
         request,
         PayForm(request.POST),
-        lambda data: settlement_pay(settlement=settlement, actor=user, bank_reference=data["bank_reference"]),
-        _("Settlement marked paid."),
+        lambda data: settlement_pay_request(
+            settlement=settlement, requester=user, bank_reference=data["bank_reference"]
+        ),
+        _("Payment requested: a different finance user, who did not create the settlement, confirms it."),
     )
     return redirect("portal:settlement", pk=pk)

@@ -23,9 +23,9 @@ from config.errors import ApplicationError
 from coupons.api.scopes import applications_visible_to
 from coupons.models import Alert, Application, AuditRun, CapOverride, Grant
 from coupons.services.audit import audit_run_create
-from coupons.services.grants import grant_revoke
+from coupons.services.grants import grant_revoke_request
 from coupons.services.outbox import outbox_enqueue
-from coupons.services.years import cap_override_grant, program_year_current
+from coupons.services.years import cap_override_request, program_year_current
 from portal import access
 from portal.errors import describe
 from portal.forms import CapOverrideForm, ModelFilingForm, ProviderForm, ReasonForm, RelatedPartyForm
@@ -181,27 +181,28 @@ def grant_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "grant": grant,
         "redemptions": grant.redemptions.order_by("-created_at", "-id")[:200],
-        "can_revoke": user.has_role(Role.APPROVER) and grant.status == Grant.Status.ACTIVE,
+        "can_revoke": (user.has_role(Role.REVIEWER) or user.has_role(Role.APPROVER))
+        and grant.status == Grant.Status.ACTIVE,
         "revoke_form": ReasonForm(),
     }
     return render(request, "portal/grant.html", context)
 
 
 @require_POST
-@access.role(Role.APPROVER)
+@access.role(Role.REVIEWER, Role.APPROVER)
 def grant_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     grant = get_object_or_404(grants_for(user), pk=pk)
     attempt_with(
         request,
         ReasonForm(request.POST),
-        lambda data: grant_revoke(grant=grant, actor=user, reason=data["reason"]),
-        _("Coupon revoked; what was unused is back in the pool."),
+        lambda data: grant_revoke_request(grant=grant, requester=user, reason=data["reason"]),
+        _("Revocation requested: it is done when a different approver approves it under Approval requests."),
     )
     return redirect("portal:grant", pk=pk)
 
 
-@access.role(Role.APPROVER)
+@access.role(Role.REVIEWER, Role.APPROVER)
 def cap_overrides(request: HttpRequest) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     form = CapOverrideForm(request.POST or None)
@@ -209,24 +210,21 @@ def cap_overrides(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if form.is_valid():
             data = form.cleaned_data
-            requester = User.objects.filter(username=data["requested_by"], is_active=True).first()
-            if requester is None or not requester.is_staff_member:
-                form.add_error("requested_by", _("No active staff member has this username."))
+            try:
+                cap_override_request(
+                    year=program_year_current().year,
+                    enterprise=data["enterprise"],
+                    cap_fen=data["cap"],
+                    reason=data["reason"],
+                    requester=user,
+                )
+            except ApplicationError as error:
+                form.add_error(None, describe(error))
             else:
-                try:
-                    cap_override_grant(
-                        year=program_year_current().year,
-                        enterprise=data["enterprise"],
-                        cap_fen=data["cap"],
-                        reason=data["reason"],
-                        requested_by=requester,
-                        actor=user,
-                    )
-                except ApplicationError as error:
-                    form.add_error(None, describe(error))
-                else:
-                    messages.success(request, _("Cap override granted."))
-                    return redirect("portal:cap_overrides")
+                messages.success(
+                    request, _("Cap override requested: it takes effect when a different approver approves it.")
+                )
+                return redirect("portal:approval_requests")
         status = 400
     overrides = CapOverride.objects.select_related("enterprise", "requested_by", "granted_by").order_by("-created_at")
     return render(request, "portal/cap_overrides.html", {"form": form, "overrides": overrides[:200]}, status=status)

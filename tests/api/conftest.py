@@ -31,6 +31,18 @@ def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
     return body
 
 
+def approved(asked: Any, decider: APIClient, reason: str = "") -> dict[str, Any]:
+    """The 202 approval request that `asked` answered, approved by `decider` (a different person): the
+    decided request (200). The action is done once this returns."""
+    assert asked.status_code == 202, (asked.status_code, asked.content[:500])
+    request_id = asked.json()["id"]
+    response = decider.post(f"/api/v1/approval-requests/{request_id}/approve/", {"reason": reason}, format="json")
+    assert response.status_code == 200, (response.status_code, response.content[:500])
+    body = response.json()
+    assert body["status"] == "approved" and body["decided_by"] != body["requested_by"]
+    return body
+
+
 @pytest.fixture
 def as_user() -> Callable[[User], APIClient]:
     return signed_in

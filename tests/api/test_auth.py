@@ -6,6 +6,8 @@ from datetime import timedelta
 import pytest
 from django.core.cache import cache
 from django.db import connection
+from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -247,6 +249,93 @@ def test_successful_sign_ins_do_not_count(three_failures_a_minute):
     assert sign_in(user.username).status_code == 200
     assert_problem(sign_in(user.username, "wrong"), 401, "authentication_failed")
     assert_problem(sign_in(user.username, "wrong"), 429, "throttled")
+
+
+# --- A password change revokes every token ------------------------------------------------------
+
+
+def _live(token: str) -> bool:
+    response = with_header(f"Bearer {token}").get("/api/v1/me/")
+    if response.status_code == 401:
+        assert_problem(response, 401, "authentication_failed")
+        return False
+    assert response.status_code == 200, response.content
+    return True
+
+
+def test_a_portal_password_change_revokes_every_token_issued_before():
+    # given: two tokens, and a portal session
+    user = UserFactory()
+    first, second = token_for(user), token_for(user)
+    portal = Client()
+    portal.force_login(user)
+
+    # when
+    response = portal.post(
+        "/password/",
+        {
+            "old_password": PASSWORD,
+            "new_password1": "a new long passphrase 42",
+            "new_password2": "a new long passphrase 42",
+        },
+    )
+
+    # then
+    assert response.status_code == 302, response.content[:2000]
+    assert not _live(first) and not _live(second)
+    assert AccessToken.objects.filter(user=user, revoked_at__isnull=True).count() == 0
+    fresh = sign_in(user.username, "a new long passphrase 42").json()["token"]
+    assert _live(fresh)
+
+
+def test_an_admin_password_change_revokes_the_users_tokens():
+    user = UserFactory()
+    token = token_for(user)
+    admin_client = Client()
+    admin_client.force_login(UserFactory(is_staff=True, is_superuser=True))
+
+    response = admin_client.post(
+        reverse("admin:auth_user_password_change", args=[user.pk]),
+        {"password1": "another long passphrase 7", "password2": "another long passphrase 7", "usable_password": "true"},
+    )
+
+    assert response.status_code == 302, response.content[:3000]
+    assert not _live(token)
+
+
+def test_set_password_through_any_path_revokes_and_other_changes_do_not():
+    user, other = UserFactory(), UserFactory()
+    token, others = token_for(user), token_for(other)
+
+    # A change of anything but the password (a portal sign-in sets last_login) revokes nothing.
+    user.email = "someone@example.org"
+    user.save()
+    assert Client().post("/login/", {"username": user.username, "password": PASSWORD}).status_code == 302
+    assert _live(token)
+
+    user.set_password("yet another long passphrase")
+    user.save()
+
+    assert not _live(token)
+    assert _live(others)
+
+
+def test_the_database_revokes_even_when_sql_changes_the_password():
+    user = UserFactory()
+    token = token_for(user)
+
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE accounts_user SET password = 'x' WHERE id = %s", [user.pk])
+
+    assert AccessToken.objects.get(user=user).revoked_at is not None
+    assert not _live(token)
+
+
+def test_the_token_endpoint_says_so_in_its_schema():
+    schema = APIClient().get("/api/schema/?format=json").json()
+    description = schema["paths"]["/api/v1/auth/token/"]["post"]["description"]
+    assert "password revokes every token" in description
+    assert "otp" in description and "THROTTLE_LOGIN" in description
 
 
 # --- General throttle -----------------------------------------------------------------------------

@@ -5,7 +5,7 @@ import pytest
 from coupons.models import Grant
 from coupons.services.redemptions import redemption_create
 from ledger.selectors import account_balance
-from tests.api.conftest import assert_problem
+from tests.api.conftest import approved, assert_problem
 from tests.coupons.conftest import IN_YEAR, grant_for, make_cast
 from tests.factories import EnterpriseFactory, ProviderFactory, UserFactory
 
@@ -136,24 +136,34 @@ def test_no_credentials_is_401(cast, year, anonymous):
     )
 
 
-def test_an_approver_revokes_a_grant(cast, year, as_user):
+def test_a_revocation_asked_by_one_approver_is_done_when_another_approves(cast, year, as_user, db_snapshot):
     # given: 30,000 granted, 3,000 captured, 6,000 held
     grant = grant_for(cast, fee_fen=100_000)
     redeem(cast, grant, "B1", 10_000, capture=True)
     redeem(cast, grant, "B2", 20_000, capture=False)
 
-    # when
-    response = as_user(cast.approver).post(
+    # when: one approver asks
+    asked = as_user(cast.approver).post(
         f"/api/v1/grants/{grant.pk}/revoke/", {"reason": "The contract was cancelled."}, format="json"
     )
 
+    # then: a pending request, and the grant untouched
+    assert asked.status_code == 202, asked.content
+    request = asked.json()
+    assert (request["action"], request["target"], request["status"]) == ("grant_revoke", f"grant:{grant.pk}", "pending")
+    assert request["requested_by"] == cast.approver.pk and request["decided_by"] is None
+    assert Grant.objects.get(pk=grant.pk).status == "active"
+
+    # when: a different approver approves
+    approved(asked, as_user(cast.approver2))
+
     # then: the hold is voided and the unused 27,000 goes back; the captured coupon stands
-    assert response.status_code == 200, response.content
-    body = response.json()
+    body = as_user(cast.approver).get(f"/api/v1/grants/{grant.pk}/").json()
     assert set(body) == GRANT_FIELDS
     assert (body["status"], body["available_fen"], body["held_fen"], body["redeemed_fen"]) == ("revoked", 0, 0, 3_000)
     grant.refresh_from_db()
-    assert (grant.status, grant.revoked_fen, grant.revoked_by) == ("revoked", 27_000, cast.approver)
+    assert (grant.status, grant.revoked_fen) == ("revoked", 27_000)
+    assert (grant.revocation_requested_by, grant.revoked_by) == (cast.approver, cast.approver2)
     assert account_balance(account_id=grant.account_id).available_fen == 0
 
 
@@ -174,7 +184,7 @@ def test_revoke_honours_an_idempotency_key(cast, year, as_user):
     url = f"/api/v1/grants/{grant.pk}/revoke/"
     first = approver.post(url, {"reason": "once"}, format="json", HTTP_IDEMPOTENCY_KEY="rv-1")
     again = approver.post(url, {"reason": "once"}, format="json", HTTP_IDEMPOTENCY_KEY="rv-1")
-    assert first.status_code == again.status_code == 200
+    assert first.status_code == again.status_code == 202
     assert first.json() == again.json() and again["Idempotent-Replayed"] == "true"
     assert_problem(
         approver.post(url, {"reason": "other"}, format="json", HTTP_IDEMPOTENCY_KEY="rv-1"),
@@ -183,7 +193,7 @@ def test_revoke_honours_an_idempotency_key(cast, year, as_user):
     )
 
 
-@pytest.mark.parametrize("role", ["reviewer", "finance", "member", "clerk"])
+@pytest.mark.parametrize("role", ["finance", "member", "clerk"])
 def test_a_role_that_may_not_revoke_is_403(role, cast, year, as_user, db_snapshot):
     grant = grant_for(cast, fee_fen=100_000)
     before = db_snapshot()

@@ -11,11 +11,11 @@ from accounts.credentials import api_key_create, api_key_revoke
 from accounts.models import Provider
 from api.models import IdempotencyRecord
 from coupons.models import Redemption
-from coupons.services.grants import grant_revoke
 from coupons.services.redemptions import redemption_create
 from ledger.selectors import account_balance
-from tests.api.conftest import assert_problem, signed_in
+from tests.api.conftest import approved, assert_problem, signed_in
 from tests.concurrency import race
+from tests.controls import grant_revoke
 from tests.coupons.conftest import IN_YEAR, grant_for, make_cast
 from tests.factories import EnterpriseFactory, UserFactory
 
@@ -531,13 +531,18 @@ def test_the_provider_voids_a_hold(cast, grant, as_user):
     assert available_fen(grant) == 300_000
 
 
-def test_an_approver_reverses_a_captured_redemption(cast, grant, as_user):
+def test_a_reversal_asked_by_a_reviewer_is_done_when_an_approver_approves(cast, grant, as_user):
     pk = post(as_user(cast.clerk), redeem_body(grant, capture=True)).json()["id"]
-    response = as_user(cast.approver).post(f"{URL}{pk}/reverse/", {"reason": "The bill was cancelled."}, format="json")
-    assert response.status_code == 200, response.content
-    assert response.json()["status"] == "reversed" and response.json()["reversed_at"] is not None
+    asked = as_user(cast.reviewer).post(f"{URL}{pk}/reverse/", {"reason": "The bill was cancelled."}, format="json")
+    assert asked.status_code == 202, asked.content
+    assert (asked.json()["action"], asked.json()["payload"]["redemption"]) == ("redemption_reverse", pk)
+    assert as_user(cast.approver).get(f"{URL}{pk}/").json()["status"] == "captured"
+    approved(asked, as_user(cast.approver))
+    body = as_user(cast.approver).get(f"{URL}{pk}/").json()
+    assert body["status"] == "reversed" and body["reversed_at"] is not None
     assert available_fen(grant) == 300_000
-    assert Redemption.objects.get(pk=pk).reversed_by == cast.approver
+    redemption = Redemption.objects.get(pk=pk)
+    assert (redemption.reversal_requested_by, redemption.reversed_by) == (cast.reviewer, cast.approver)
 
 
 def test_actions_honour_an_idempotency_key(cast, grant, as_user):
@@ -550,12 +555,13 @@ def test_actions_honour_an_idempotency_key(cast, grant, as_user):
     approver = as_user(cast.approver)
     reversed_ = approver.post(f"{URL}{pk}/reverse/", {"reason": "r"}, format="json", HTTP_IDEMPOTENCY_KEY="rev-1")
     replayed = approver.post(f"{URL}{pk}/reverse/", {"reason": "r"}, format="json", HTTP_IDEMPOTENCY_KEY="rev-1")
-    assert reversed_.status_code == replayed.status_code == 200 and replayed["Idempotent-Replayed"] == "true"
+    assert reversed_.status_code == replayed.status_code == 202 and replayed["Idempotent-Replayed"] == "true"
     assert_problem(
         approver.post(f"{URL}{pk}/reverse/", {"reason": "other"}, format="json", HTTP_IDEMPOTENCY_KEY="rev-1"),
         409,
         "idempotency_key_reused",
     )
+    approved(reversed_, as_user(cast.approver2))
     assert available_fen(grant) == 300_000
 
 
@@ -566,7 +572,7 @@ def test_a_role_that_may_not_act_is_403(cast, grant, as_user, db_snapshot):
     before = db_snapshot()
     assert_problem(as_user(cast.approver).post(f"{URL}{held}/capture/"), 403, "permission_denied")
     assert_problem(as_user(cast.member).post(f"{URL}{held}/void/"), 403, "permission_denied")
-    for user in (cast.clerk, cast.finance, cast.reviewer, cast.member):
+    for user in (cast.clerk, cast.finance, cast.member):
         response = as_user(user).post(f"{URL}{captured}/reverse/", {"reason": "x"}, format="json")
         assert_problem(response, 403, "permission_denied")
     assert db_snapshot() == before

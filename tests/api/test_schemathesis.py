@@ -46,7 +46,7 @@ def tokens(db: None, in_process_requests: None) -> dict[str, str]:
     cast.admin.set_password(PASSWORD)
     cast.admin.save()
     return {
-        role: token_issue(username=user.username, password=PASSWORD)[1]
+        role: token_issue(user=user)[1]
         for role, user in (("enterprise", cast.member), ("provider", cast.clerk), ("superuser", cast.admin))
     }
 

@@ -6,12 +6,14 @@ import io
 import pytest
 from django.utils import timezone
 
+from accounts.models import Role
 from coupons import books
 from coupons.models import Redemption, Settlement
-from coupons.services.redemptions import redemption_create, redemption_reverse
-from coupons.services.settlements import settlement_create, settlement_pay
+from coupons.services.redemptions import redemption_create
+from coupons.services.settlements import settlement_create
 from ledger.selectors import account_balance, account_get
-from tests.api.conftest import assert_problem
+from tests.api.conftest import approved, assert_problem
+from tests.controls import redemption_reverse, settlement_pay
 from tests.coupons.conftest import IN_YEAR, grant_for, make_cast
 from tests.factories import EnterpriseFactory, UserFactory
 
@@ -103,13 +105,20 @@ def test_finance_settles_with_a_provider_and_pays(cast, redeemed, as_user):
     assert finance.get(f"{URL}{body['id']}/").json() == body
     assert provider_balance(cast.provider).credits_posted == 45_000
 
-    # when: paid
-    paid = finance.post(f"{URL}{body['id']}/pay/", {"bank_reference": "ICBC-0042"}, format="json")
+    # when: its payment is asked for by the finance user who created it
+    asked = finance.post(f"{URL}{body['id']}/pay/", {"bank_reference": "ICBC-0042"}, format="json")
+
+    # then: nothing is paid until a second finance user confirms it
+    assert asked.status_code == 202, asked.content
+    assert asked.json()["payload"]["bank_reference"] == "ICBC-0042"
+    assert finance.get(f"{URL}{body['id']}/").json()["status"] == "open"
+    assert provider_balance(cast.provider).debits_posted == 0
+    approved(asked, as_user(UserFactory(roles=[Role.FINANCE])))
 
     # then: the money left the provider's account
-    assert paid.status_code == 200, paid.content
-    assert (paid.json()["status"], paid.json()["bank_reference"]) == ("paid", "ICBC-0042")
-    assert paid.json()["paid_at"] is not None and paid.json()["total_fen"] == 45_000
+    paid = finance.get(f"{URL}{body['id']}/").json()
+    assert (paid["status"], paid["bank_reference"]) == ("paid", "ICBC-0042")
+    assert paid["paid_at"] is not None and paid["total_fen"] == 45_000
     balance = provider_balance(cast.provider)
     assert (balance.credits_posted, balance.debits_posted) == (45_000, 45_000)
 
@@ -265,7 +274,10 @@ def test_bad_pay_input_is_400_and_writes_nothing(body, field, cast, settlement, 
 
 def test_nothing_to_settle_and_paying_twice_are_409(cast, settlement, as_user, db_snapshot):
     finance = as_user(cast.finance)
-    finance.post(f"{URL}{settlement.pk}/pay/", {"bank_reference": "B-1"}, format="json")
+    approved(
+        finance.post(f"{URL}{settlement.pk}/pay/", {"bank_reference": "B-1"}, format="json"),
+        as_user(UserFactory(roles=[Role.FINANCE])),
+    )
     before = db_snapshot()
     assert_problem(finance.post(URL, {"provider": cast.provider.pk}, format="json"), 409, "invalid_state")
     assert_problem(
@@ -286,13 +298,14 @@ def test_settle_and_pay_honour_an_idempotency_key(cast, redeemed, as_user):
     pay_url = f"{URL}{first.json()['id']}/pay/"
     paid = finance.post(pay_url, {"bank_reference": "B-1"}, format="json", HTTP_IDEMPOTENCY_KEY="pay-1")
     replayed = finance.post(pay_url, {"bank_reference": "B-1"}, format="json", HTTP_IDEMPOTENCY_KEY="pay-1")
-    assert (paid.status_code, replayed.status_code) == (200, 200)
+    assert (paid.status_code, replayed.status_code) == (202, 202)
     assert paid.json() == replayed.json() and replayed["Idempotent-Replayed"] == "true"
     assert_problem(
         finance.post(pay_url, {"bank_reference": "B-2"}, format="json", HTTP_IDEMPOTENCY_KEY="pay-1"),
         409,
         "idempotency_key_reused",
     )
+    approved(paid, as_user(UserFactory(roles=[Role.FINANCE])))
     assert provider_balance(cast.provider).debits_posted == 45_000
 
 

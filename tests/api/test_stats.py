@@ -18,11 +18,11 @@ from accounts.models import Role
 from coupons.models import Grant, ProgramYear
 from coupons.selectors import pool_stats, program_year_figures_from_rows
 from coupons.services.applications import application_approve
-from coupons.services.grants import grant_revoke
-from coupons.services.redemptions import redemption_create, redemption_reverse
-from coupons.services.settlements import settlement_create, settlement_pay
+from coupons.services.redemptions import redemption_create
+from coupons.services.settlements import settlement_create
 from coupons.services.years import PROGRAM_TIME_ZONE, program_year_create, program_year_of, program_year_open
 from tests.api.conftest import assert_problem
+from tests.controls import cap_override_grant, grant_revoke, redemption_reverse, settlement_pay
 from tests.coupons.conftest import CAP_FEN, IN_YEAR, POOL_FEN, YEAR, grant_for, submit, to_reviewed
 from tests.factories import EnterpriseFactory, ProviderFactory, UserFactory
 
@@ -145,7 +145,6 @@ def test_the_breakdowns_add_up_to_the_totals(cast, scenario, as_user):
 
 
 def test_top_enterprises_are_ten_at_most_and_show_a_relaxed_cap(cast, year, as_user):
-    from coupons.services.years import cap_override_grant
 
     enterprises = []
     for number in range(12):
@@ -336,7 +335,7 @@ def test_the_public_notice_as_csv(cast, scenario, anonymous):
     assert everything["Content-Disposition"] == 'attachment; filename="awards.csv"'
     assert b"".join(everything.streaming_content).decode() == text
     empty = anonymous.get(f"/api/v1/public/awards.csv?year={YEAR + 1}")
-    assert b"".join(empty.streaming_content).decode() == "enterprise,uscc,amount_fen,approved_on,grant_code\n"
+    assert b"".join(empty.streaming_content).decode() == "enterprise,uscc,amount_fen,approved_on,grant_code\r\n"
     assert_problem(anonymous.get("/api/v1/public/awards.csv?year=1"), 400, "validation_error")
 
 

@@ -3,13 +3,14 @@ and cap overrides under four eyes, over HTTP."""
 
 import pytest
 
+from approvals.models import ApprovalRequest
 from coupons.models import CapOverride, ProgramYear, RateRuleSet
 from coupons.policy import MEASURES_2024, REVISION_2025_06
 from coupons.selectors import program_year_figures
 from coupons.services.years import enterprise_cap_fen
-from tests.api.conftest import assert_problem
+from tests.api.conftest import approved, assert_problem
 from tests.coupons.conftest import CAP_FEN, POOL_FEN, YEAR, grant_for
-from tests.factories import EnterpriseFactory, ProviderFactory, UserFactory
+from tests.factories import EnterpriseFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +40,6 @@ def override_body(cast, **changes):
         "enterprise": cast.enterprise.pk,
         "cap_fen": 900_000,
         "reason": "Trains a registered multimodal foundation model.",
-        "requested_by": cast.reviewer.pk,
         **changes,
     }
 
@@ -63,12 +63,21 @@ def test_staff_read_years_with_their_policy_and_live_figures(cast, year, as_user
         "status",
         "pool_fen",
         "default_cap_fen",
+        "relaxed_cap_ceiling_fen",
         "grace_days",
+        "open_applications_at_close",
+        "grant_validity",
+        "grant_validity_months",
         "region_division_prefixes",
         "rates",
         "figures",
     }
     assert body["region_division_prefixes"] == ["3301"]
+    assert (body["open_applications_at_close"], body["grant_validity"], body["grant_validity_months"]) == (
+        "carry",
+        "year_end",
+        None,
+    )
     assert (body["year"], body["status"], body["pool_fen"], body["default_cap_fen"], body["grace_days"]) == (
         YEAR,
         "open",
@@ -183,6 +192,15 @@ GOOD_RULE = {"label": "All", "rate_bp": 2000, "when": {}}
         ({"grace_days": -1}, "grace_days"),
         ({"grace_days": 1.5}, "grace_days"),
         ({"status": "open"}, "status"),
+        ({"open_applications_at_close": "keep"}, "open_applications_at_close"),
+        ({"grant_validity": "forever"}, "grant_validity"),
+        ({"grant_validity": "months"}, "grant_validity_months"),
+        ({"grant_validity": "months", "grant_validity_months": 0}, "grant_validity_months"),
+        ({"grant_validity": "months", "grant_validity_months": 37}, "grant_validity_months"),
+        ({"grant_validity": "months", "grant_validity_months": "12"}, "grant_validity_months"),
+        ({"grant_validity_months": 12}, "grant_validity_months"),
+        ({"grant_validity": "year_end", "grant_validity_months": 12}, "grant_validity_months"),
+        ({"grant_validity": "months", "grant_validity_months": 12, "grace_days": 5}, "grace_days"),
         ({"figures": {}}, "figures"),
         ({"opened_at": "2027-01-01T00:00:00+08:00"}, "opened_at"),
         ({"rates": {"name": "r", "ceiling_bp": 3000}}, "rates.rules"),
@@ -226,6 +244,31 @@ def test_bad_year_input_is_400_and_writes_nothing(changes, field, cast, as_user,
     assert db_snapshot() == before
     assert RateRuleSet.objects.count() == rule_sets
     assert not ProgramYear.objects.filter(year=NEXT).exists()
+
+
+def test_a_year_may_carry_or_withdraw_and_grant_for_months(cast, as_user):
+    client = as_user(cast.admin)
+    body = {
+        "year": NEXT,
+        "open_applications_at_close": "withdraw",
+        "grant_validity": "months",
+        "grant_validity_months": 12,
+    }
+    created = client.post("/api/v1/program-years/", body, format="json")
+    assert created.status_code == 201, created.content
+    answer = created.json()
+    assert (answer["open_applications_at_close"], answer["grant_validity"], answer["grant_validity_months"]) == (
+        "withdraw",
+        "months",
+        12,
+    )
+    assert client.get(f"/api/v1/program-years/{NEXT}/").json() == answer
+    stored = ProgramYear.objects.get(year=NEXT)
+    assert (stored.open_applications_at_close, stored.grant_validity, stored.grant_validity_months) == (
+        "withdraw",
+        "months",
+        12,
+    )
 
 
 def test_open_refuses_a_body(cast, as_user):
@@ -280,52 +323,98 @@ def test_no_credentials_is_401(cast, year, anonymous):
 # --- Cap overrides ------------------------------------------------------------------------------
 
 
-def test_an_approver_relaxes_a_foundation_model_enterprises_cap(cast, year, foundation_model_enterprise, as_user):
-    created = as_user(cast.approver).post(
+def test_a_relaxed_cap_asked_by_a_reviewer_is_granted_when_an_approver_approves(
+    cast, year, foundation_model_enterprise, as_user, db_snapshot
+):
+    # when: a reviewer asks (the requester is whoever signs the request, never a field)
+    asked = as_user(cast.reviewer).post(
         f"/api/v1/program-years/{YEAR}/cap-overrides/", override_body(cast), format="json"
     )
-    assert created.status_code == 201, created.content
-    body = created.json()
-    override = CapOverride.objects.get()
-    assert body == {
-        "id": override.pk,
-        "year": YEAR,
-        "enterprise": cast.enterprise.pk,
-        "cap_fen": 900_000,
-        "previous_cap_fen": CAP_FEN,
-        "reason": "Trains a registered multimodal foundation model.",
+
+    # then: a pending request, and the cap unchanged
+    assert asked.status_code == 202, asked.content
+    request = asked.json()
+    assert request == {
+        "id": request["id"],
+        "action": "cap_override",
+        "target": f"cap:{cast.enterprise.pk}:{YEAR}",
+        "payload": {"year": YEAR, "enterprise": cast.enterprise.pk, "cap_fen": 900_000},
+        "status": "pending",
         "requested_by": cast.reviewer.pk,
-        "granted_by": cast.approver.pk,
-        "created_at": body["created_at"],
+        "requested_at": request["requested_at"],
+        "decided_by": None,
+        "decided_at": None,
+        "reason": "Trains a registered multimodal foundation model.",
+        "decision_reason": "",
+        "evidence": [],
     }
-    assert body["created_at"].endswith("+08:00")
+    assert request["requested_at"].endswith("+08:00")
+    assert enterprise_cap_fen(enterprise_id=cast.enterprise.pk, year=year) == CAP_FEN
+    assert not CapOverride.objects.exists()
+
+    # when: an approver approves
+    approved(asked, as_user(cast.approver), reason="Board decision 2026-14 seen.")
+
+    # then: the override is recorded with both people, and the ledger took the relaxed cap
+    override = CapOverride.objects.get()
+    assert (override.cap_fen, override.previous_cap_fen) == (900_000, CAP_FEN)
+    assert (override.requested_by, override.granted_by) == (cast.reviewer, cast.approver)
     assert enterprise_cap_fen(enterprise_id=cast.enterprise.pk, year=year) == 900_000
-    # The ledger took the relaxed cap: a grant past the default cap now passes.
     assert grant_for(cast, fee_fen=2_000_000).amount_fen == 600_000
 
 
-def test_the_grantor_may_not_be_the_requester(cast, year, foundation_model_enterprise, as_user, db_snapshot):
+def test_requested_by_is_not_a_field_any_more(cast, year, foundation_model_enterprise, as_user, db_snapshot):
     before = db_snapshot()
-    assert_problem(
+    body = assert_problem(
         as_user(cast.approver).post(
             f"/api/v1/program-years/{YEAR}/cap-overrides/",
-            override_body(cast, requested_by=cast.approver.pk),
+            override_body(cast, requested_by=cast.reviewer.pk),
             format="json",
         ),
-        403,
-        "four_eyes",
+        400,
+        "validation_error",
     )
+    assert "requested_by" in body["errors"]
     assert db_snapshot() == before
 
 
-def test_only_an_approver_grants_cap_overrides(cast, year, foundation_model_enterprise, as_user, db_snapshot):
+def test_the_requester_may_not_approve_their_own_cap_override(
+    cast, year, foundation_model_enterprise, as_user, db_snapshot
+):
+    approver = as_user(cast.approver)
+    asked = approver.post(f"/api/v1/program-years/{YEAR}/cap-overrides/", override_body(cast), format="json")
+    assert asked.status_code == 202, asked.content
     before = db_snapshot()
-    for user in (cast.reviewer, cast.finance, cast.member, cast.clerk):
-        assert_problem(
-            as_user(user).post(f"/api/v1/program-years/{YEAR}/cap-overrides/", override_body(cast), format="json"),
-            403,
-            "permission_denied",
+    assert_problem(
+        approver.post(f"/api/v1/approval-requests/{asked.json()['id']}/approve/", {}, format="json"), 403, "four_eyes"
+    )
+    assert db_snapshot() == before
+    assert enterprise_cap_fen(enterprise_id=cast.enterprise.pk, year=year) == CAP_FEN
+
+
+def test_only_a_reviewer_or_approver_asks_for_cap_overrides(
+    cast, year, foundation_model_enterprise, as_user, db_snapshot
+):
+    before = db_snapshot()
+    for user in (cast.finance, cast.member, cast.clerk):
+        response = as_user(user).post(
+            f"/api/v1/program-years/{YEAR}/cap-overrides/", override_body(cast), format="json"
         )
+        assert_problem(response, 403, "permission_denied")
+    assert db_snapshot() == before
+
+
+def test_only_an_approver_decides_a_cap_override(cast, year, foundation_model_enterprise, as_user, db_snapshot):
+    asked = as_user(cast.approver).post(
+        f"/api/v1/program-years/{YEAR}/cap-overrides/", override_body(cast), format="json"
+    )
+    before = db_snapshot()
+    for user in (cast.reviewer, cast.finance):
+        response = as_user(user).post(f"/api/v1/approval-requests/{asked.json()['id']}/approve/", {}, format="json")
+        assert_problem(response, 403, "permission_denied")
+    for user in (cast.member, cast.clerk):
+        response = as_user(user).post(f"/api/v1/approval-requests/{asked.json()['id']}/approve/", {}, format="json")
+        assert_problem(response, 404, "not_found")
     assert db_snapshot() == before
 
 
@@ -339,14 +428,14 @@ def test_only_an_approver_grants_cap_overrides(cast, year, foundation_model_ente
         ({"cap_fen": None}, "cap_fen"),
         ({"reason": 7}, "reason"),
         ({"enterprise": "1"}, "enterprise"),
-        ({"requested_by": None}, "requested_by"),
+        ({"requested_by": 1}, "requested_by"),
         ({"previous_cap_fen": 1}, "previous_cap_fen"),
         ({"granted_by": 1}, "granted_by"),
         ({"year": YEAR}, "year"),
         # Checked against the database and by the service.
         ({"enterprise": 10**9}, "enterprise"),
-        ({"requested_by": 10**9}, "requested_by"),
         ({"cap_fen": CAP_FEN}, "cap_fen"),
+        ({"cap_fen": 10**13}, "cap_fen"),  # Past the year's relaxed-cap ceiling (20 million yuan).
         ({"reason": "   "}, "reason"),
     ],
 )
@@ -371,35 +460,32 @@ def test_missing_cap_override_fields_are_named(cast, year, as_user):
         400,
         "validation_error",
     )
-    assert set(body["errors"]) == {"enterprise", "cap_fen", "reason", "requested_by"}
+    assert set(body["errors"]) == {"enterprise", "cap_fen", "reason"}
 
 
-def test_the_requester_is_staff_and_the_enterprise_develops_a_foundation_model(cast, year, as_user, db_snapshot):
+def test_only_a_verified_enterprise_flagged_as_a_foundation_model_developer(cast, year, as_user, db_snapshot):
     client = as_user(cast.approver)
-    outsider = UserFactory(provider=ProviderFactory())
     before = db_snapshot()
-    body = assert_problem(
-        client.post(
-            f"/api/v1/program-years/{YEAR}/cap-overrides/",
-            override_body(cast, requested_by=outsider.pk),
-            format="json",
-        ),
-        400,
-        "validation_error",
-    )
-    assert "requested_by" in body["errors"]
-    body = assert_problem(
+    assert_problem(  # cast.enterprise does not develop a foundation model.
         client.post(f"/api/v1/program-years/{YEAR}/cap-overrides/", override_body(cast), format="json"),
-        400,
-        "validation_error",
+        403,
+        "not_eligible",
     )
-    assert "enterprise" in body["errors"]  # cast.enterprise does not develop a foundation model.
+    pending = EnterpriseFactory(foundation_model_developer=True, status="pending")
+    before = db_snapshot()
+    assert_problem(
+        client.post(
+            f"/api/v1/program-years/{YEAR}/cap-overrides/", override_body(cast, enterprise=pending.pk), format="json"
+        ),
+        403,
+        "not_eligible",
+    )
     assert db_snapshot() == before
 
 
 def test_a_draft_year_takes_no_cap_override(cast, as_user, db_snapshot):
     as_user(cast.admin).post("/api/v1/program-years/", {"year": NEXT}, format="json")
-    enterprise = EnterpriseFactory(foundation_model_developer=True)
+    enterprise = EnterpriseFactory(foundation_model_developer=True, status="verified")
     before = db_snapshot()
     assert_problem(
         as_user(cast.approver).post(
@@ -418,12 +504,12 @@ def test_cap_overrides_honour_an_idempotency_key(cast, year, foundation_model_en
     url = f"/api/v1/program-years/{YEAR}/cap-overrides/"
     first = client.post(url, override_body(cast), format="json", HTTP_IDEMPOTENCY_KEY="cap-1")
     again = client.post(url, override_body(cast), format="json", HTTP_IDEMPOTENCY_KEY="cap-1")
-    assert first.status_code == again.status_code == 201, first.content
+    assert first.status_code == again.status_code == 202, first.content
     assert first.json() == again.json() and again["Idempotent-Replayed"] == "true"
-    assert CapOverride.objects.count() == 1
+    assert ApprovalRequest.objects.count() == 1
     assert_problem(
         client.post(url, override_body(cast, cap_fen=950_000), format="json", HTTP_IDEMPOTENCY_KEY="cap-1"),
         409,
         "idempotency_key_reused",
     )
-    assert CapOverride.objects.count() == 1
+    assert ApprovalRequest.objects.count() == 1

@@ -5,14 +5,14 @@ from django.db import IntegrityError, transaction
 
 from config.errors import InvalidState, PermissionDenied, ValidationFailed
 from coupons import books
-from coupons.errors import CapExceeded, FourEyes, PoolExhausted
+from coupons.errors import CapExceeded, FourEyes, NotEligible, PoolExhausted
 from coupons.grant_codes import grant_code_valid
 from coupons.models import Redemption
 from coupons.services.applications import application_approve
-from coupons.services.grants import grant_revoke
 from coupons.services.redemptions import redemption_capture, redemption_create
-from coupons.services.years import cap_override_grant, year_end
+from coupons.services.years import year_end
 from ledger.selectors import account_balance, account_get
+from tests.controls import cap_override_grant, grant_revoke
 from tests.coupons.conftest import CAP_FEN, IN_YEAR, POOL_FEN, YEAR, open_year, submit, to_reviewed
 from tests.factories import EnterpriseFactory, UserFactory
 
@@ -144,9 +144,30 @@ def test_relaxed_cap_refusals(changes, error, code, cast, year, db_snapshot):
 
 def test_relaxed_cap_only_for_foundation_model_enterprises(cast, year, db_snapshot):
     before = db_snapshot()
-    with pytest.raises(ValidationFailed):
+    with pytest.raises(NotEligible):
         relax(cast, 1_000_000)
     assert db_snapshot() == before
+
+
+def test_relaxed_cap_only_for_a_verified_enterprise(cast, year, db_snapshot):
+    cast.enterprise.foundation_model_developer = True
+    cast.enterprise.status = "suspended"
+    cast.enterprise.save()
+    before = db_snapshot()
+    with pytest.raises(NotEligible):
+        relax(cast, 1_000_000)
+    assert db_snapshot() == before
+
+
+def test_relaxed_cap_is_limited_by_the_years_ceiling(cast, year, db_snapshot):
+    cast.enterprise.foundation_model_developer = True
+    cast.enterprise.save()
+    before = db_snapshot()
+    with pytest.raises(ValidationFailed) as caught:
+        relax(cast, year.relaxed_cap_ceiling_fen + 1)
+    assert "ceiling" in caught.value.detail
+    assert db_snapshot() == before
+    assert relax(cast, year.relaxed_cap_ceiling_fen).cap_fen == year.relaxed_cap_ceiling_fen
 
 
 def test_four_eyes_on_cap_overrides_is_also_a_database_rule(cast, year):
@@ -185,13 +206,17 @@ def test_revoke_returns_the_unused_balance_to_pool_and_cap(cast, year, grant_of)
 
 
 def test_revoke_refusals(cast, year, grant_of, db_snapshot):
+    from coupons.services.grants import grant_revoke as revoke
+
     grant = grant_of()
     before = db_snapshot()
     with pytest.raises(PermissionDenied):
-        grant_revoke(grant=grant, actor=cast.reviewer, reason="x")
+        revoke(grant=grant, actor=cast.reviewer, requested_by=cast.approver, reason="x")
+    with pytest.raises(FourEyes):
+        revoke(grant=grant, actor=cast.approver, requested_by=cast.approver, reason="x")
     with pytest.raises(ValidationFailed):
-        grant_revoke(grant=grant, actor=cast.approver, reason="")
+        revoke(grant=grant, actor=cast.approver, requested_by=cast.reviewer, reason="")
     assert db_snapshot() == before
-    grant_revoke(grant=grant, actor=cast.approver, reason="x")
+    revoke(grant=grant, actor=cast.approver, requested_by=cast.reviewer, reason="x")
     with pytest.raises(InvalidState):
-        grant_revoke(grant=grant, actor=cast.approver, reason="again")
+        revoke(grant=grant, actor=cast.approver, requested_by=cast.reviewer, reason="again")

@@ -10,23 +10,23 @@ from coupons import books
 from coupons.errors import (
     ContractExceeded,
     DuplicateBill,
+    FourEyes,
     GrantExhausted,
     GrantExpired,
     GrantRevoked,
     ProviderNotListed,
 )
 from coupons.models import Redemption
-from coupons.services.grants import grant_revoke
 from coupons.services.redemptions import (
     redemption_capture,
     redemption_create,
-    redemption_reverse,
     redemption_void,
     redemptions_expire_holds,
 )
-from coupons.services.settlements import settlement_create, settlement_pay
+from coupons.services.settlements import settlement_create
 from coupons.services.years import year_end
 from ledger.selectors import account_balance, account_get
+from tests.controls import grant_revoke, redemption_reverse, settlement_pay
 from tests.coupons.conftest import IN_YEAR, YEAR
 from tests.factories import ProviderFactory, UserFactory
 
@@ -277,18 +277,20 @@ def test_reverse_after_payment_is_a_clawback_netted_next_time(cast, year, grant_
 
 
 def test_reverse_refusals(cast, year, grant_of, db_snapshot):
+    from coupons.services.redemptions import redemption_reverse as reverse
+
+    def by(actor, redemption, reason="x", requested_by=None):
+        return lambda: reverse(
+            redemption=redemption, actor=actor, requested_by=requested_by or cast.reviewer, reason=reason
+        )
+
     grant = grant_of()
     held = redeem(cast, grant, "B1")
-    refused(db_snapshot, InvalidState, lambda: redemption_reverse(redemption=held, actor=cast.approver, reason="x"))
+    refused(db_snapshot, InvalidState, by(cast.approver, held))
     captured = redeem(cast, grant, "B2", capture=True)
-    refused(
-        db_snapshot, PermissionDenied, lambda: redemption_reverse(redemption=captured, actor=cast.reviewer, reason="x")
-    )
-    refused(
-        db_snapshot, ValidationFailed, lambda: redemption_reverse(redemption=captured, actor=cast.approver, reason="")
-    )
+    refused(db_snapshot, PermissionDenied, by(cast.reviewer, captured, requested_by=cast.approver))
+    refused(db_snapshot, FourEyes, by(cast.approver, captured, requested_by=cast.approver))
+    refused(db_snapshot, ValidationFailed, by(cast.approver, captured, reason=""))
     settlement_create(provider=cast.provider, actor=cast.finance)
-    error = refused(
-        db_snapshot, InvalidState, lambda: redemption_reverse(redemption=captured, actor=cast.approver, reason="x")
-    )
+    error = refused(db_snapshot, InvalidState, by(cast.approver, captured))
     assert "awaiting payment" in error.detail

@@ -9,12 +9,12 @@ from coupons import books
 from coupons.errors import GrantExpired, ProgramYearClosed
 from coupons.models import Grant, ProgramYear, Redemption
 from coupons.selectors import program_year_figures, program_year_figures_from_rows
-from coupons.services.grants import grant_revoke
 from coupons.services.redemptions import redemption_capture, redemption_create
 from coupons.services.reset import annual_reset, grant_expire, program_year_close
 from coupons.services.years import year_end
 from ledger.selectors import account_balance, account_get
 from tests.concurrency import race
+from tests.controls import grant_revoke
 from tests.coupons.conftest import CAP_FEN, IN_YEAR, POOL_FEN, YEAR, grant_for, make_cast, open_year, submit
 
 pytestmark = pytest.mark.django_db

@@ -164,3 +164,84 @@ def test_a_reset_killed_at_random_points_finishes_with_every_grant_lapsed_once()
     # The kills must really have cut resets short, not only hit idle or finished workers.
     assert any(0 < active < GRANTS_PER_YEAR for active in interrupted), interrupted
     print("grants still active after each kill:", interrupted)
+
+
+CARRY_SEEDS = range(3)
+APPLICATIONS_PER_YEAR = int(os.environ.get("CRASH_TEST_APPLICATIONS", "200"))
+
+
+def make_year_with_open_applications(cast: Any, year: int) -> None:
+    """A year closed early with APPLICATIONS_PER_YEAR applications still submitted."""
+    program_year_create(year=year, actor=cast.admin, pool_fen=10**9, default_cap_fen=10**9)
+    program_year = program_year_open(year=year, actor=cast.admin)
+    Application.objects.bulk_create(
+        Application(
+            enterprise=cast.enterprise,
+            provider=cast.provider,
+            year=program_year,
+            contract_number=f"Q{year}-{n}",
+            contract_fee_fen=1_000,
+            compute_source="domestic",
+            purpose="training",
+            rate_bp=3000,
+            rate_rule="test",
+            eligible_fen=300,
+            requested_fen=300,
+            submitted_by=cast.member,
+        )
+        for n in range(APPLICATIONS_PER_YEAR)
+    )
+    program_year_close(year=year, now=timezone.now())
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_reset_killed_while_carrying_applications_carries_each_once():
+    from coupons.models import ApplicationEvent
+
+    cast = make_cast()
+    Enterprise.objects.filter(pk=cast.enterprise.pk).update(status="verified")
+    years = [2050 + 2 * seed for seed in CARRY_SEEDS]  # Each year's next year is free.
+    for year in years:
+        make_year_with_open_applications(cast, year)
+    previous = (app.conf.broker_url, app.conf.task_always_eager)
+    app.conf.broker_url, app.conf.task_always_eager = REDIS_URL, False
+    interrupted = []  # Applications still open in the closed year right after each kill.
+    try:
+        for seed, year in zip(CARRY_SEEDS, years, strict=True):
+            rng = random.Random(seed)
+            queue = f"carry-{seed}-{os.getpid()}"
+            still_open = Application.objects.filter(year_id=year, status="submitted")
+            for _ in range(KILLS_PER_SEED):
+                worker = start_worker(queue)
+                send_reset(year, queue)
+                remaining = still_open.count()
+                kill_at = remaining - rng.randint(1, max(1, remaining - 1))
+                deadline = time.monotonic() + WAIT_S
+                while still_open.count() > kill_at and time.monotonic() < deadline:
+                    time.sleep(0.005)
+                worker.send_signal(signal.SIGKILL)
+                worker.wait(timeout=30)
+                interrupted.append(still_open.count())
+            worker = start_worker(queue)
+            try:
+                send_reset(year, queue)
+                deadline = time.monotonic() + WAIT_S
+                while still_open.exists() or ProgramYear.objects.get(year=year + 1).status != "open":
+                    assert time.monotonic() < deadline, f"seed {seed}: the reset did not finish"
+                    time.sleep(0.3)
+            finally:
+                worker.terminate()
+                worker.wait(timeout=30)
+            carried = Application.objects.filter(
+                year_id=year + 1, status="submitted", contract_number__startswith=f"Q{year}-"
+            )
+            assert carried.count() == APPLICATIONS_PER_YEAR, f"seed {seed}: every application carried"
+            events = ApplicationEvent.objects.filter(application__in=carried, action="carried", actor__isnull=True)
+            assert events.count() == APPLICATIONS_PER_YEAR, f"seed {seed}: each carried exactly once"
+            pool = account_balance(account_id=account_get(code=books.pool_code(year + 1)).pk)
+            assert pool.credits_posted == 10**9, f"seed {seed}: the next year opened once"
+    finally:
+        app.conf.broker_url, app.conf.task_always_eager = previous
+    assert any(0 < count < APPLICATIONS_PER_YEAR for count in interrupted), interrupted
+    print("applications still open after each kill:", interrupted)

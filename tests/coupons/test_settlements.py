@@ -5,15 +5,18 @@ import io
 
 import pytest
 
+from accounts.models import Role
 from config.errors import InvalidState, PermissionDenied, ValidationFailed
 from coupons import books
+from coupons.errors import FourEyes
 from coupons.models import Redemption, Settlement
 from coupons.selectors import program_year_figures, settlement_lines_csv
 from coupons.services.redemptions import redemption_create
-from coupons.services.settlements import settlement_create, settlement_pay
+from coupons.services.settlements import settlement_create
 from ledger.selectors import account_balance, account_get
+from tests.controls import settlement_pay
 from tests.coupons.conftest import IN_YEAR, YEAR
-from tests.factories import ProviderFactory
+from tests.factories import ProviderFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -40,7 +43,9 @@ def test_settle_and_pay(cast, year, grant_of):
     assert program_year_figures(year=YEAR).settled_fen == 0
 
     paid = settlement_pay(settlement=settlement, actor=cast.finance, bank_reference="ICBC-2026-0001")
-    assert (paid.status, paid.bank_reference, paid.paid_by) == ("paid", "ICBC-2026-0001", cast.finance)
+    assert (paid.status, paid.bank_reference) == ("paid", "ICBC-2026-0001")
+    # Two finance users at least: the one who confirmed the payment neither created it nor asked.
+    assert paid.paid_by_id not in (paid.created_by_id, paid.payment_requested_by_id)
     assert paid.paid_at is not None
     assert program_year_figures(year=YEAR).settled_fen == 45_000
     provider = account_balance(account_id=account_get(code=books.provider_code(cast.provider.pk)).pk)
@@ -68,13 +73,20 @@ def test_settlements_are_per_provider(cast, year, grant_of):
 
 
 def test_pay_refusals(cast, year, grant_of, db_snapshot):
+    from coupons.services.settlements import settlement_pay as pay
+
+    finance2 = UserFactory(roles=[Role.FINANCE])
     captured(cast, grant_of(), "B1", 100_000)
     settlement = settlement_create(provider=cast.provider, actor=cast.finance)
     before = db_snapshot()
     with pytest.raises(ValidationFailed):
-        settlement_pay(settlement=settlement, actor=cast.finance, bank_reference=" ")
+        pay(settlement=settlement, actor=finance2, requested_by=cast.finance, bank_reference=" ")
     with pytest.raises(PermissionDenied):
-        settlement_pay(settlement=settlement, actor=cast.approver, bank_reference="X")
+        pay(settlement=settlement, actor=cast.approver, requested_by=cast.finance, bank_reference="X")
+    with pytest.raises(FourEyes, match="created"):
+        pay(settlement=settlement, actor=cast.finance, requested_by=finance2, bank_reference="X")
+    with pytest.raises(FourEyes, match="asked"):
+        pay(settlement=settlement, actor=finance2, requested_by=finance2, bank_reference="X")
     with pytest.raises(PermissionDenied):
         settlement_create(provider=cast.provider, actor=cast.clerk)
     assert db_snapshot() == before

@@ -22,17 +22,16 @@ from coupons.services.applications import (
     application_review,
     application_submit,
 )
-from coupons.services.grants import grant_revoke
 from coupons.services.redemptions import (
     redemption_capture,
     redemption_create,
-    redemption_reverse,
     redemption_void,
     redemptions_expire_holds,
 )
-from coupons.services.settlements import settlement_create, settlement_pay
+from coupons.services.settlements import settlement_create
 from coupons.services.years import enterprise_cap_fen
 from ledger.models import Account
+from tests.controls import grant_revoke, redemption_reverse, settlement_pay
 from tests.coupons.conftest import IN_YEAR, YEAR, make_cast, open_year
 from tests.factories import EnterpriseFactory, UserFactory
 

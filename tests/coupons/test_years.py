@@ -1,7 +1,7 @@
 """Program years: opening through the ledger, and terms that are fixed once a year opens."""
 
 import pytest
-from django.db import ProgrammingError, connection, transaction
+from django.db import IntegrityError, ProgrammingError, connection, transaction
 
 from config.errors import InvalidState, PermissionDenied, ValidationFailed
 from coupons import books
@@ -51,6 +51,13 @@ def test_only_a_superuser_prepares_and_opens_years(cast, db_snapshot):
         ({"grace_days": 400}, "grace_days"),
         ({"year": 1999}, "year"),
         ({"pool_fen": 1.5}, "pool_fen"),
+        ({"open_applications_at_close": "keep"}, "open_applications_at_close"),
+        ({"grant_validity": "forever"}, "grant_validity"),
+        ({"grant_validity": "months"}, "grant_validity_months"),
+        ({"grant_validity": "months", "grant_validity_months": 37}, "grant_validity_months"),
+        ({"grant_validity": "months", "grant_validity_months": True}, "grant_validity_months"),
+        ({"grant_validity_months": 12}, "grant_validity_months"),
+        ({"grant_validity": "months", "grant_validity_months": 12, "grace_days": 5}, "grace_days"),
     ],
 )
 def test_bad_year_settings_are_refused(changes, field, cast, db_snapshot):
@@ -71,10 +78,18 @@ def test_a_year_is_created_once_and_a_closed_year_does_not_reopen(cast, year):
         program_year_current(now=IN_YEAR)
 
 
-@pytest.mark.parametrize("column", ["pool_fen", "default_cap_fen", "grace_days"])
-def test_terms_are_fixed_once_the_year_opens(column, cast, year):
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("pool_fen", "pool_fen + 1"),
+        ("default_cap_fen", "default_cap_fen + 1"),
+        ("grace_days", "grace_days + 1"),
+        ("open_applications_at_close", "'withdraw'"),
+    ],
+)
+def test_terms_are_fixed_once_the_year_opens(column, value, cast, year):
     with pytest.raises(ProgrammingError), transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(f"UPDATE coupons_programyear SET {column} = {column} + 1 WHERE year = %s", [YEAR])
+        cursor.execute(f"UPDATE coupons_programyear SET {column} = {value} WHERE year = %s", [YEAR])
     assert getattr(ProgramYear.objects.get(year=YEAR), column) == getattr(year, column)
 
 
@@ -91,3 +106,56 @@ def test_the_policy_is_fixed_once_the_year_opens(cast, year):
     draft = program_year_create(year=YEAR + 1, actor=cast.admin)
     ProgramYear.objects.filter(year=draft.year).update(rule_set=other, pool_fen=5)
     assert ProgramYear.objects.get(year=draft.year).pool_fen == 5
+
+
+def test_grant_validity_is_fixed_once_the_year_opens(cast, year):
+    with pytest.raises(ProgrammingError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE coupons_programyear SET grant_validity = 'months', grant_validity_months = 12 WHERE year = %s",
+            [YEAR],
+        )
+    assert ProgramYear.objects.get(year=YEAR).grant_validity == "year_end"
+
+
+def test_the_database_refuses_a_validity_without_its_months(cast):
+    program_year_create(year=YEAR, actor=cast.admin)
+    for statement in (
+        "UPDATE coupons_programyear SET grant_validity = 'months' WHERE year = %s",
+        "UPDATE coupons_programyear SET grant_validity_months = 12 WHERE year = %s",
+        "UPDATE coupons_programyear SET grant_validity = 'months', grant_validity_months = 37 WHERE year = %s",
+        "UPDATE coupons_programyear SET open_applications_at_close = 'keep' WHERE year = %s",
+    ):
+        with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(statement, [YEAR])
+
+
+def test_the_default_policy_carries_and_grants_to_year_end(cast):
+    year = program_year_create(year=YEAR, actor=cast.admin)
+    assert (year.open_applications_at_close, year.grant_validity, year.grant_validity_months) == (
+        "carry",
+        "year_end",
+        None,
+    )
+    months = program_year_create(
+        year=YEAR + 1,
+        actor=cast.admin,
+        open_applications_at_close="withdraw",
+        grant_validity="months",
+        grant_validity_months=12,
+    )
+    assert (months.open_applications_at_close, months.grant_validity_months) == ("withdraw", 12)
+
+
+def test_the_admin_shows_the_year_end_policy(cast, client):
+    program_year_create(
+        year=YEAR,
+        actor=cast.admin,
+        open_applications_at_close="withdraw",
+        grant_validity="months",
+        grant_validity_months=12,
+    )
+    client.force_login(cast.admin)
+    page = client.get(f"/admin/coupons/programyear/{YEAR}/change/").content.decode()
+    assert "withdrawn" in page and "a number of months from issue" in page and "12" in page
+    listing = client.get("/admin/coupons/programyear/").content.decode()
+    assert "a number of months from issue" in listing

@@ -21,10 +21,10 @@ from tests.portal.conftest import walk_to_grant
 ENTERPRISE_PAGES = ["/enterprise/", "/apply/"]
 PROVIDER_PAGES = ["/provider/", "/redeem/", "/api-keys/"]
 SIGNED_IN_PAGES = ["/applications/", "/redemptions/"]
-STAFF_PAGES = ["/dashboard/", "/providers/", "/enterprises/", "/grants/", "/alerts/"]
+STAFF_PAGES = ["/dashboard/", "/providers/", "/enterprises/", "/grants/", "/alerts/", "/approvals/"]
 ROLE_PAGES = {
     "/review/": {Role.REVIEWER, Role.APPROVER},
-    "/cap-overrides/": {Role.APPROVER},
+    "/cap-overrides/": {Role.REVIEWER, Role.APPROVER},
     "/exports/": {Role.FINANCE},
     "/audits/": {Role.AUDITOR},
 }

@@ -24,12 +24,12 @@ from coupons.services.applications import (
     application_review,
     application_submit,
 )
-from coupons.services.grants import grant_revoke
-from coupons.services.redemptions import redemption_capture, redemption_create, redemption_reverse
-from coupons.services.settlements import settlement_create, settlement_pay
-from coupons.services.years import PROGRAM_TIME_ZONE, cap_override_grant, program_year_create, program_year_open
+from coupons.services.redemptions import redemption_capture, redemption_create
+from coupons.services.settlements import settlement_create
+from coupons.services.years import PROGRAM_TIME_ZONE, program_year_create, program_year_open
 from portal.formatting import bp_text, yuan_text
 from portal.words import WORDS
+from tests.controls import cap_override_grant, grant_revoke, redemption_reverse, settlement_pay
 from tests.coupons.conftest import CAP_FEN, POOL_FEN, Cast
 from tests.factories import EnterpriseFactory, ProviderFactory, UserFactory
 from tests.portal.conftest import FIGURES, this_year

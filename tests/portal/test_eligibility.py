@@ -129,13 +129,16 @@ def test_a_reviewer_requests_a_sanction_which_waits_for_an_approver(
     before = db_snapshot()
     refused = reviewer.post("/sanctions/", {"uscc": cast.provider.uscc, "reason": "", "valid_from": "2026-01-01"})
     assert refused.status_code == 400 and cast.provider.uscc in refused.content.decode()
-    assert member.post("/sanctions/", {"uscc": cast.provider.uscc, "reason": "r", "valid_from": "2026-01-01"}).status_code in (
+    assert member.post(
+        "/sanctions/", {"uscc": cast.provider.uscc, "reason": "r", "valid_from": "2026-01-01"}
+    ).status_code in (
         403,
         404,
     )
     assert db_snapshot() == before and not ApprovalRequest.objects.exists()
     response = reviewer.post(
-        "/sanctions/", {"uscc": cast.provider.uscc, "reason": "Billed compute it did not deliver", "valid_from": "2026-01-01"}
+        "/sanctions/",
+        {"uscc": cast.provider.uscc, "reason": "Billed compute it did not deliver", "valid_from": "2026-01-01"},
     )
     assert response.status_code == 302
     asked = ApprovalRequest.objects.get()

@@ -23,10 +23,10 @@ from openpyxl import load_workbook
 
 from accounts.models import Enterprise, Provider, Role, User
 from coupons.models import Grant, ProgramYear, Redemption, Settlement
-from coupons.services.grants import grant_revoke
 from coupons.services.redemptions import redemption_create
-from coupons.services.settlements import settlement_create, settlement_pay
+from coupons.services.settlements import settlement_create
 from coupons.services.years import PROGRAM_TIME_ZONE
+from tests.controls import grant_revoke, settlement_pay
 from tests.coupons.conftest import Cast
 from tests.factories import EnterpriseFactory, UserFactory
 from tests.portal.conftest import this_year, walk_to_grant
@@ -233,7 +233,7 @@ def test_an_empty_period_gives_the_header_only(cast: Cast, grants: Grants, as_us
     response = as_user(cast.finance).get(export_query("grants", start="2001-01-01", end="2001-12-31"))
 
     assert response.status_code == 200
-    assert response.getvalue().decode() == "\ufeff" + ",".join(GRANTS_HEADER) + "\n"
+    assert response.getvalue().decode() == "\ufeff" + ",".join(GRANTS_HEADER) + "\r\n"
 
 
 # --- Redemptions ----------------------------------------------------------------------------------
@@ -457,3 +457,38 @@ def test_anonymous_people_are_sent_to_sign_in(year: ProgramYear) -> None:
     assert response.status_code == 302
     assert response["Location"].startswith("/login/?next=/exports/")
     assert "Content-Disposition" not in response
+
+
+# --- Formula look-alikes ---------------------------------------------------------------------------
+
+# Text a spreadsheet may take for a formula once it folds full-width and compatibility forms:
+# full-width ＝ ＋ － ＠, the small ﹦ ﹢ ﹣ ﹫, and the tab and carriage return starts.
+FORMULA_LOOK_ALIKES = ["＝1+1", "＋1+1", "－1+1", "＠SUM(A1)", "﹦1+1", "﹢1", "﹣1", "﹫A1", "\t=1+1", "\r=1+1"]
+
+
+@pytest.mark.parametrize("text", [*FORMULA_LOOK_ALIKES, "=1", "+1", "-1", "@A1"])
+def test_formula_starts_are_found_after_folding_look_alikes(text: str) -> None:
+    from coupons.selectors import spreadsheet_safe
+
+    assert spreadsheet_safe(text) == "'" + text
+
+
+@pytest.mark.parametrize("text", ["杭州算力", "1+1", "Ｈ公司", "'quoted", ""])
+def test_other_text_is_left_as_it_is(text: str) -> None:
+    from coupons.selectors import spreadsheet_safe
+
+    assert spreadsheet_safe(text) == text
+
+
+@pytest.mark.parametrize("name", FORMULA_LOOK_ALIKES)
+def test_a_full_width_formula_never_reaches_the_csv_or_xlsx_as_a_formula(
+    name: str, cast: Cast, year: ProgramYear, as_user: AsUser
+) -> None:
+    grant = walk_to_grant(with_enterprise(cast, name), fee_fen=100_000, number="HZ-9")
+    move(Grant, grant.pk, "issued_at", moments()["first"])
+    column = GRANTS_HEADER.index("enterprise")
+
+    assert csv_rows(as_user(cast.finance), "grants")[1][column] == "'" + name
+    cell = next(iter(xlsx_sheet(as_user(cast.finance), "grants").iter_rows(min_row=2)))[column]
+    # XML reads a stored CR back as LF (line-end normalisation); the cell is still quoted text.
+    assert (cell.value, cell.quotePrefix, cell.data_type) == (name.replace("\r", "\n"), True, "s")

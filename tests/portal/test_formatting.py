@@ -1,10 +1,15 @@
 """Yuan and percentages for people, and yuan typed by people back to fen: integers all the way."""
 
+from collections.abc import Callable
+
 import pytest
+from django.test import Client
 from hypothesis import given
 from hypothesis import strategies as st
 
-from portal.formatting import bp_text, fen_from_yuan_text, yuan_text
+from coupons.models import ProgramYear
+from portal.formatting import bp_text, fen_from_yuan_text, yuan_grouping_misplaced, yuan_text
+from tests.coupons.conftest import Cast
 
 
 @pytest.mark.parametrize(
@@ -59,3 +64,59 @@ def test_fen_from_yuan_text_refuses_what_is_not_an_amount(typed: str):
 @given(st.integers(min_value=0, max_value=10**15))
 def test_yuan_text_reads_back_to_the_same_fen(fen: int):
     assert fen_from_yuan_text(yuan_text(fen)) == fen
+
+
+@pytest.mark.parametrize(
+    ("typed", "fen"),
+    [
+        ("1,000", 100_000),
+        ("12,345,678.90", 1_234_567_890),
+        ("999,999", 99_999_900),
+        ("1，234，567", 123_456_700),  # Full-width commas, as a Chinese keyboard types them.
+        ("1,234.56", 123_456),
+    ],
+)
+def test_digit_grouping_is_read_where_it_is_well_formed(typed: str, fen: int):
+    assert fen_from_yuan_text(typed) == fen
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["1,0,0,0", "1,50", "1,5", "10,00", "1234,567", ",100", "100,", "1,,000", "1,000,00", "1.000,50", "1,000.5,0"],
+)
+def test_badly_placed_commas_are_refused(typed: str):
+    # Once 1,0,0,0 was stored as 1,000 yuan and 1,50 as 150 yuan: commas were dropped wherever they were.
+    assert fen_from_yuan_text(typed) is None
+    assert yuan_grouping_misplaced(typed)
+
+
+@pytest.mark.parametrize("typed", ["1,000", "1000", "1，000.5", "abc"])
+def test_grouping_is_not_called_misplaced_where_it_is_fine_or_absent(typed: str):
+    assert not yuan_grouping_misplaced(typed)
+
+
+@pytest.mark.parametrize(("language", "words"), [("en", "groups of three digits"), ("zh-hans", "每三位数字")])
+def test_a_badly_grouped_amount_is_refused_in_the_persons_language_and_nothing_is_written(
+    language: str,
+    words: str,
+    cast: Cast,
+    year: ProgramYear,
+    as_user: Callable[..., Client],
+    db_snapshot: Callable[[], object],
+):
+    client = as_user(cast.member, language=language)
+    before = db_snapshot()
+    for typed in ("1,0,0,0", "1,50"):
+        form = {
+            "provider": str(cast.provider.pk),
+            "contract_number": "HZ-2026-001",
+            "contract_fee": typed,
+            "compute_source": "domestic",
+            "purpose": "training",
+            "requested": "",
+        }
+        response = client.post("/apply/", form)
+        body = response.content.decode()
+        assert response.status_code == 400, body[:300]
+        assert 'id="id_contract_fee_errors"' in body and words in body
+    assert db_snapshot() == before

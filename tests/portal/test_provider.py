@@ -7,6 +7,7 @@ from django.test import Client
 
 from accounts.credentials import api_key_lookup
 from accounts.models import ApiKey
+from approvals.models import ApprovalRequest
 from coupons.models import Grant, ProgramYear, Redemption
 from coupons.selectors import grant_figures
 from tests.coupons.conftest import Cast
@@ -85,7 +86,7 @@ def test_another_providers_clerk_cannot_redeem_the_coupon(
     assert db_snapshot() == before
 
 
-def test_an_approver_reverses_a_captured_redemption_with_a_reason(
+def test_a_reversal_asked_in_the_portal_is_done_when_another_approver_approves(
     cast: Cast, year: ProgramYear, as_user: Callable[..., Client]
 ):
     grant = walk_to_grant(cast)
@@ -94,11 +95,24 @@ def test_an_approver_reverses_a_captured_redemption_with_a_reason(
     approver = as_user(cast.approver)
     assert 'name="reason"' in approver.get("/redemptions/").content.decode()
     approver.post(f"/redemptions/{redemption.pk}/reverse/", {"reason": ""})
+    assert not ApprovalRequest.objects.exists()
+    approver.post(f"/redemptions/{redemption.pk}/reverse/", {"reason": "Bill was cancelled"})
+    request = ApprovalRequest.objects.get()
+    redemption.refresh_from_db()
+    assert redemption.status == "captured" and request.requested_by == cast.approver
+    # The requester sees the request but no button to decide it, and a decision posted anyway is refused.
+    page = approver.get("/approvals/").content.decode()
+    assert f"#{request.pk}" in page and f"/approvals/{request.pk}/approve/" not in page
+    approver.post(f"/approvals/{request.pk}/approve/", {"reason": ""})
     redemption.refresh_from_db()
     assert redemption.status == "captured"
-    approver.post(f"/redemptions/{redemption.pk}/reverse/", {"reason": "Bill was cancelled"})
+    # A different approver approves it.
+    other = as_user(cast.approver2)
+    assert f"/approvals/{request.pk}/approve/" in other.get("/approvals/").content.decode()
+    other.post(f"/approvals/{request.pk}/approve/", {"reason": ""})
     redemption.refresh_from_db()
     assert redemption.status == "reversed" and redemption.reversal_reason == "Bill was cancelled"
+    assert (redemption.reversal_requested_by, redemption.reversed_by) == (cast.approver, cast.approver2)
     # A clerk may not reverse.
     as_user(cast.clerk).post("/redeem/", redeem_form(grant, bill_number="BILL-2"))
     second = Redemption.objects.get(bill_number="BILL-2")

@@ -25,8 +25,8 @@ from coupons.services.applications import (
     application_review,
     application_submit,
 )
-from coupons.services.grants import grant_revoke
 from coupons.services.years import PROGRAM_TIME_ZONE, program_year_create, program_year_open
+from tests.controls import grant_revoke
 from tests.coupons.conftest import CAP_FEN, Cast
 from tests.factories import EnterpriseFactory, UserFactory
 from tests.portal.conftest import this_year, walk_to_grant

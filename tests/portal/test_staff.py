@@ -7,6 +7,7 @@ from typing import Any
 from django.test import Client
 
 from accounts.models import Enterprise, Provider, RelatedParty, Role
+from approvals.models import ApprovalRequest
 from coupons.models import Alert, AuditRun, CapOverride, Grant, ProgramYear, Redemption, Settlement
 from coupons.services.redemptions import redemption_create
 from tests.coupons.conftest import Cast
@@ -74,39 +75,56 @@ def test_a_superuser_lists_a_provider_and_a_bad_credit_code_is_refused(
     assert as_user(cast.reviewer).post(f"/providers/{provider.pk}/status/active/").status_code == 403
 
 
-def test_a_cap_override_needs_another_staff_member_to_have_asked(
+def test_a_cap_override_asked_in_the_portal_is_granted_when_another_approver_approves(
     cast: Cast, year: ProgramYear, as_user: Callable[..., Client], db_snapshot: Callable[[], object]
 ):
     Enterprise.objects.filter(pk=cast.enterprise.pk).update(foundation_model_developer=True)
     approver = as_user(cast.approver, language="en")
-    form = {
-        "enterprise": cast.enterprise.pk,
-        "cap": "20,000",
-        "reason": "Foundation model",
-        "requested_by": cast.approver.username,
-    }
+    form = {"enterprise": cast.enterprise.pk, "cap": "20,000", "reason": "Foundation model"}
+    # The form has no "requested by" field any more: the requester is whoever is signed in.
+    assert 'name="requested_by"' not in approver.get("/cap-overrides/").content.decode()
     before = db_snapshot()
-    body = approver.post("/cap-overrides/", form).content.decode()
-    assert "Four eyes" in body and db_snapshot() == before
-    body = approver.post("/cap-overrides/", form | {"requested_by": "nobody"}).content.decode()
-    assert "No active staff member has this username." in body and db_snapshot() == before
-    approver.post("/cap-overrides/", form | {"requested_by": cast.reviewer.username})
+    body = approver.post("/cap-overrides/", form | {"cap": "25,000,000"}).content.decode()  # past the ceiling
+    assert "ceiling" in body and db_snapshot() == before
+    approver.post("/cap-overrides/", form)
+    request = ApprovalRequest.objects.get()
+    assert (request.action, request.requested_by, request.payload["cap_fen"]) == (
+        "cap_override",
+        cast.approver,
+        2_000_000,
+    )
+    assert not CapOverride.objects.exists()
+    approver.post(f"/approvals/{request.pk}/approve/", {"reason": ""})  # four eyes: refused
+    assert not CapOverride.objects.exists()
+    as_user(cast.approver2).post(f"/approvals/{request.pk}/approve/", {"reason": "Seen the board decision."})
     override = CapOverride.objects.get()
     assert (override.cap_fen, override.requested_by_id, override.granted_by_id) == (
         2_000_000,
-        cast.reviewer.pk,
         cast.approver.pk,
+        cast.approver2.pk,
     )
 
 
-def test_an_approver_revokes_a_coupon_from_its_page(cast: Cast, year: ProgramYear, as_user: Callable[..., Client]):
+def test_a_revocation_asked_from_the_coupon_page_waits_for_another_approver(
+    cast: Cast, year: ProgramYear, as_user: Callable[..., Client]
+):
     grant = walk_to_grant(cast)
     page = as_user(cast.approver).get(f"/grants/{grant.pk}/").content.decode()
     assert "revoke" in page
     as_user(cast.member).post(f"/grants/{grant.pk}/revoke/", {"reason": "mine"})  # 403
+    assert not ApprovalRequest.objects.exists()
+    as_user(cast.approver).post(f"/grants/{grant.pk}/revoke/", {"reason": "Contract cancelled"})
     grant.refresh_from_db()
     assert grant.status == "active"
-    as_user(cast.approver).post(f"/grants/{grant.pk}/revoke/", {"reason": "Contract cancelled"})
+    request = ApprovalRequest.objects.get()
+    reviewer = as_user(cast.reviewer)
+    reviewer.post(f"/approvals/{request.pk}/approve/", {"reason": ""})  # a reviewer may not decide
+    grant.refresh_from_db()
+    assert grant.status == "active"
+    as_user(cast.approver2).post(f"/approvals/{request.pk}/reject/", {"reason": ""})  # a rejection needs a reason
+    request.refresh_from_db()
+    assert request.status == "pending"
+    as_user(cast.approver2).post(f"/approvals/{request.pk}/approve/", {"reason": ""})
     grant.refresh_from_db()
     assert (grant.status, grant.revoked_fen) == ("revoked", 300_000)
     assert Grant.objects.count() == 1
@@ -134,6 +152,13 @@ def test_finance_settles_a_provider_exports_the_lines_and_marks_them_paid(
     settlement.refresh_from_db()
     assert settlement.status == "open"
     finance.post(f"/settlements/{settlement.pk}/pay/", {"bank_reference": "ICBC-20261125-001"})
+    settlement.refresh_from_db()
+    assert settlement.status == "open"  # Asked for; a second finance user confirms.
+    request = ApprovalRequest.objects.get(action="settlement_pay")
+    finance.post(f"/approvals/{request.pk}/approve/", {"reason": ""})  # the creator may not
+    settlement.refresh_from_db()
+    assert settlement.status == "open"
+    as_user(UserFactory(roles=[Role.FINANCE])).post(f"/approvals/{request.pk}/approve/", {"reason": ""})
     settlement.refresh_from_db()
     assert (settlement.status, settlement.bank_reference) == ("paid", "ICBC-20261125-001")
     assert Redemption.objects.filter(settlement=settlement).count() == 2

@@ -1,4 +1,5 @@
-"""manage.py annual_reset --year Y: close Y, release holds, lapse unused coupons, open Y+1.
+"""manage.py annual_reset --year Y: close Y, release holds, lapse unused coupons, carry or withdraw
+open applications by Y's policy, open Y+1.
 
 Resumable and idempotent: run it again after a crash and it finishes what is left.
 """
@@ -39,7 +40,14 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"Year {report.year}: holds released {report.holds_released}, grants expired {report.grants_expired}, "
-                f"lapsed {report.lapsed_fen} fen; next year opened: {report.next_year_opened}"
+                f"lapsed {report.lapsed_fen} fen; open applications carried {report.applications_carried}, "
+                f"withdrawn {report.applications_withdrawn}; next year opened: {report.next_year_opened}"
                 + ("; grants still in their grace period" if report.waiting_for_grace else "")
+                + (
+                    f"; {report.grants_outliving_the_year} grants valid for months stay valid (expire_grants lapses "
+                    "them when they expire)"
+                    if report.grants_outliving_the_year
+                    else ""
+                )
             )
         )

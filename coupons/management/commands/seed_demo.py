@@ -31,6 +31,8 @@ from accounts.services import (
     user_create,
 )
 from accounts.uscc import check_character
+from approvals.models import ApprovalRequest
+from approvals.services import approval_request_approve
 from config.errors import ApplicationError
 from coupons.models import Application, ComputeSource, Grant, ProgramYear, Purpose, Redemption
 from coupons.services.applications import (
@@ -41,20 +43,20 @@ from coupons.services.applications import (
     application_submit,
     application_withdraw,
 )
-from coupons.services.grants import grant_revoke
+from coupons.services.grants import grant_revoke_request
 from coupons.services.redemptions import (
     redemption_capture,
     redemption_create,
-    redemption_reverse,
+    redemption_reverse_request,
     redemption_void,
     redemptions_expire_holds,
 )
-from coupons.services.settlements import settlement_create, settlement_pay
+from coupons.services.settlements import settlement_create, settlement_pay_request
 from coupons.services.years import (
     CAP_FEN_DEFAULT,
     POOL_FEN_DEFAULT,
     PROGRAM_TIME_ZONE,
-    cap_override_grant,
+    cap_override_request,
     program_year_create,
     program_year_of,
     program_year_open,
@@ -71,6 +73,7 @@ STAFF = (
     ("approver", Role.APPROVER),
     ("approver2", Role.APPROVER),
     ("finance", Role.FINANCE),
+    ("finance2", Role.FINANCE),
     ("auditor", Role.AUDITOR),
 )
 PROVIDERS = (
@@ -319,13 +322,19 @@ class Command(BaseCommand):
         m1, m2, m3, _ = cast.enterprise_members
         clerk_of = {p1.pk: c1, p2.pk: c2, p3.pk: c3}
 
-        cap_override_grant(
-            year=year,
-            enterprise=e1,
-            cap_fen=RELAXED_CAP_FEN,
-            reason="Develops a registered generative multimodal foundation model; relaxed cap under the measures.",
-            requested_by=staff["approver"],
-            actor=staff["approver2"],
+        # Every sensitive action is asked for by one person and approved by another (maker-checker).
+        def approved(request: ApprovalRequest, decider: str) -> None:
+            approval_request_approve(request_id=request.pk, decider=staff[decider])
+
+        approved(
+            cap_override_request(
+                year=year,
+                enterprise=e1,
+                cap_fen=RELAXED_CAP_FEN,
+                reason="Develops a registered generative multimodal foundation model; relaxed cap under the measures.",
+                requester=staff["reviewer"],
+            ),
+            "approver2",
         )
         self.stdout.write(f"Cap override: {e1.name} may be granted {yuan(RELAXED_CAP_FEN)} in {year}.")
 
@@ -405,12 +414,20 @@ class Command(BaseCommand):
         # Finance settles and pays provider 1; then a paid redemption is reversed, and provider 1's
         # next settlement (left open) nets that clawback against a new capture.
         first = settlement_create(provider=p1, actor=staff["finance"])
-        settlement_pay(settlement=first, actor=staff["finance"], bank_reference="DEMO-BANK-0001")
-        redemption_reverse(
-            redemption=r2, actor=staff["approver"], reason="The billing system sent bill BILL-1002 twice.", now=now
+        approved(
+            settlement_pay_request(settlement=first, requester=staff["finance"], bank_reference="DEMO-BANK-0001"),
+            "finance2",
+        )
+        approved(
+            redemption_reverse_request(
+                redemption=r2, requester=staff["reviewer"], reason="The billing system sent bill BILL-1002 twice."
+            ),
+            "approver",
         )
         redeem(g1, "BILL-1005", 4_000_000, capture=True)
         second = settlement_create(provider=p1, actor=staff["finance"])
+        # Left for the demo's deciders: the open settlement's payment waits for finance2.
+        settlement_pay_request(settlement=second, requester=staff["finance"], bank_reference="DEMO-BANK-0002")
         self.stdout.write(
             f"Settlements: {yuan(first.total_fen)} paid to {p1.name}; {yuan(second.total_fen)} open "
             "(a capture less a clawback)."
@@ -421,7 +438,12 @@ class Command(BaseCommand):
         redemption_capture(redemption=redeem(g2, "BILL-2002", 1_000_000), actor=c2, now=now)
         redeem(g3, "BILL-2003", 500_000, capture=True)
         redeem(g3, "BILL-2004", 200_000)
-        grant_revoke(grant=g3, actor=staff["approver"], reason="The contract was terminated early (demo).")
+        approved(
+            grant_revoke_request(
+                grant=g3, requester=staff["approver2"], reason="The contract was terminated early (demo)."
+            ),
+            "approver",
+        )
         # Last, so that the expiry above left it alone: a hold awaiting capture.
         redeem(g1, "BILL-1006", 1_500_000)
         self.stdout.write(

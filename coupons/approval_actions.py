@@ -1,0 +1,126 @@
+"""The coupon program's sensitive actions, each asked for by one person and decided by another.
+
+Registered with `approvals` at start-up (`CouponsConfig.ready`). Who may ask and who may decide:
+
+| action | asks | decides |
+| --- | --- | --- |
+| `cap_override` | reviewer or approver | another approver |
+| `redemption_reverse` | reviewer or approver | another approver |
+| `grant_revoke` | reviewer or approver | another approver |
+| `settlement_pay` | finance | another finance user, who did not create the settlement |
+| `sanction_set` | reviewer or approver | another approver |
+
+Each `execute` re-reads its target and calls the entity's service with both people, so the
+service's own checks (state, policy, four eyes) run again at the moment of decision.
+"""
+
+from accounts.models import Enterprise, Role, User
+from approvals.models import ApprovalRequest
+from approvals.registry import ApprovalAction, approval_action_register
+from coupons.models import Grant, Redemption, Settlement
+from coupons.services.grants import ACTION_REVOKE, grant_revoke
+from coupons.services.redemptions import ACTION_REVERSE, redemption_reverse
+from coupons.services.sanctions import SANCTION_ACTION, sanction_request_execute
+from coupons.services.settlements import ACTION_PAY, settlement_pay, settlement_payer_conflict
+from coupons.services.years import ACTION_CAP_OVERRIDE, cap_override_grant
+
+
+def _staff_who_may_ask(user: User) -> bool:
+    return user.has_role(Role.REVIEWER) or user.has_role(Role.APPROVER)
+
+
+def _approver(user: User, request: ApprovalRequest) -> bool:
+    return user.has_role(Role.APPROVER)
+
+
+def _cap_override(*, request: ApprovalRequest, decider: User) -> None:
+    payload = request.payload
+    cap_override_grant(
+        year=payload["year"],
+        enterprise=Enterprise.objects.get(pk=payload["enterprise"]),
+        cap_fen=payload["cap_fen"],
+        reason=request.reason,
+        requested_by=request.requested_by,
+        actor=decider,
+    )
+
+
+def _reverse(*, request: ApprovalRequest, decider: User) -> None:
+    redemption_reverse(
+        redemption=Redemption.objects.get(pk=request.payload["redemption"]),
+        actor=decider,
+        requested_by=request.requested_by,
+        reason=request.reason,
+    )
+
+
+def _revoke(*, request: ApprovalRequest, decider: User) -> None:
+    grant_revoke(
+        grant=Grant.objects.get(pk=request.payload["grant"]),
+        actor=decider,
+        requested_by=request.requested_by,
+        reason=request.reason,
+    )
+
+
+def _pay(*, request: ApprovalRequest, decider: User) -> None:
+    settlement_pay(
+        settlement=Settlement.objects.get(pk=request.payload["settlement"]),
+        actor=decider,
+        requested_by=request.requested_by,
+        bank_reference=request.payload["bank_reference"],
+    )
+
+
+def _payer_conflict(request: ApprovalRequest, decider: User) -> str | None:
+    settlement = Settlement.objects.get(pk=request.payload["settlement"])
+    return settlement_payer_conflict(settlement=settlement, payer=decider, requested_by_id=request.requested_by_id)
+
+
+def register() -> None:
+    approval_action_register(
+        ApprovalAction(
+            name=ACTION_CAP_OVERRIDE,
+            label="relaxed cap",
+            may_request=_staff_who_may_ask,
+            may_decide=_approver,
+            execute=_cap_override,
+        )
+    )
+    approval_action_register(
+        ApprovalAction(
+            name=ACTION_REVERSE,
+            label="reverse a redemption",
+            may_request=_staff_who_may_ask,
+            may_decide=_approver,
+            execute=_reverse,
+        )
+    )
+    approval_action_register(
+        ApprovalAction(
+            name=ACTION_REVOKE,
+            label="revoke a coupon",
+            may_request=_staff_who_may_ask,
+            may_decide=_approver,
+            execute=_revoke,
+        )
+    )
+    approval_action_register(
+        ApprovalAction(
+            name=ACTION_PAY,
+            label="pay a settlement",
+            may_request=lambda user: user.has_role(Role.FINANCE),
+            may_decide=lambda user, request: user.has_role(Role.FINANCE),
+            execute=_pay,
+            conflicts=_payer_conflict,
+        )
+    )
+    approval_action_register(
+        ApprovalAction(
+            name=SANCTION_ACTION,
+            label="sanction an organisation",
+            may_request=_staff_who_may_ask,
+            may_decide=_approver,
+            execute=sanction_request_execute,
+        )
+    )
