@@ -288,9 +288,9 @@ class RelatedPartyForm(forms.Form):
 class CapOverrideForm(forms.Form):
     enterprise = forms.ModelChoiceField(
         label=_("Enterprise"),
-        queryset=Enterprise.objects.filter(foundation_model_developer=True, status=Enterprise.Status.VERIFIED).order_by(
-            "name"
-        ),
+        queryset=Enterprise.objects.filter(
+            foundation_model_developer=True, foundation_model_developer_verified=True, status=Enterprise.Status.VERIFIED
+        ).order_by("name"),
         empty_label=_("Choose a foundation-model enterprise"),
     )
     cap = YuanField(label=_("New annual cap (yuan)"), maximum_fen=25_000_000_000)

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from accounts.models import Enterprise, Role, User
 from accounts.roles import require_role, require_superuser
+from accounts.selectors import enterprise_is_verified_foundation_model_developer
 from approvals.models import ApprovalRequest
 from approvals.services import approval_request_create, reason_clean
 from config.errors import InvalidState, NotFound, ValidationFailed
@@ -259,8 +260,8 @@ def cap_account_ensure(*, enterprise_id: int, year: ProgramYear) -> int:
 
 
 def enterprise_may_have_relaxed_cap(enterprise: Enterprise) -> bool:
-    """Only a verified enterprise that staff flagged as a foundation-model developer."""
-    return enterprise.status == Enterprise.Status.VERIFIED and enterprise.foundation_model_developer
+    """Only a verified enterprise that declared it develops a foundation model and staff confirmed it."""
+    return enterprise_is_verified_foundation_model_developer(enterprise)
 
 
 def _cap_override_check(*, program_year: ProgramYear, enterprise: Enterprise, cap_fen: int) -> int:
