@@ -9,6 +9,8 @@ INSTALLED := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+# Test processes: one per core (pytest-xdist; each has its own test database). 0 runs in one process.
+PYTEST_WORKERS ?= auto
 
 .DEFAULT_GOAL := help
 .PHONY: help run test browser-tools lint migrate worker beat bench bench-audit clean
@@ -29,7 +31,7 @@ run: $(INSTALLED) ## Serve on http://127.0.0.1:8000 with demo data (embedded Pos
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 test: $(INSTALLED) browser-tools ## Run the whole test suite (embedded PostgreSQL unless DATABASE_URL is set).
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 # The browser tests drive Debian's Chromium, and a test checks the compiled translations with
 # gettext. As root on Debian they are installed here; elsewhere, say what to install.

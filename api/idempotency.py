@@ -1,4 +1,4 @@
-"""`Idempotency-Key` on money-moving POSTs (DESIGN.md §6).
+"""`Idempotency-Key` on money-moving POSTs (docs/api.md, "Idempotency").
 
 The first request with a key runs, and its answer (success or refusal) is stored with a hash of
 the request, in the same transaction as its effect. The same key with the same body replays that

@@ -2,7 +2,7 @@
 
 `{"type", "title", "status", "detail", "code"}` with `application/problem+json`, plus `errors`
 (field → messages) for bad input. `code` is the stable machine word clients branch on
-(DESIGN.md §6). An `ApplicationError` from a service brings its own code and status; DRF's own
+(docs/api.md lists them). An `ApplicationError` from a service brings its own code and status; DRF's own
 exceptions are mapped here; anything else is a bug and stays a 500, which Django's handler500
 (`server_error` below) answers as problem details too, with no traceback or internals.
 """
@@ -99,7 +99,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             status_code=exc.http_status, code=exc.code, title=exc.title, detail=exc.detail, **context_extra
         )
         if "retry_after_s" in exc.extra:
-            # A 429 carries Retry-After (DESIGN.md §6), whoever throttled.
+            # A 429 carries Retry-After, whoever throttled.
             answer["Retry-After"] = str(exc.extra["retry_after_s"])
         return answer
     if isinstance(exc, RequestDataTooBig):

@@ -77,50 +77,46 @@ def _payer_conflict(request: ApprovalRequest, decider: User) -> str | None:
     return settlement_payer_conflict(settlement=settlement, payer=decider, requested_by_id=request.requested_by_id)
 
 
+ACTIONS = (
+    ApprovalAction(
+        name=ACTION_CAP_OVERRIDE,
+        label="relaxed cap",
+        may_request=_staff_who_may_ask,
+        may_decide=_approver,
+        execute=_cap_override,
+    ),
+    ApprovalAction(
+        name=ACTION_REVERSE,
+        label="reverse a redemption",
+        may_request=_staff_who_may_ask,
+        may_decide=_approver,
+        execute=_reverse,
+    ),
+    ApprovalAction(
+        name=ACTION_REVOKE,
+        label="revoke a coupon",
+        may_request=_staff_who_may_ask,
+        may_decide=_approver,
+        execute=_revoke,
+    ),
+    ApprovalAction(
+        name=ACTION_PAY,
+        label="pay a settlement",
+        may_request=lambda user: user.has_role(Role.FINANCE),
+        may_decide=lambda user, request: user.has_role(Role.FINANCE),
+        execute=_pay,
+        conflicts=_payer_conflict,
+    ),
+    ApprovalAction(
+        name=SANCTION_ACTION,
+        label="sanction an organisation",
+        may_request=_staff_who_may_ask,
+        may_decide=_approver,
+        execute=sanction_request_execute,
+    ),
+)
+
+
 def register() -> None:
-    approval_action_register(
-        ApprovalAction(
-            name=ACTION_CAP_OVERRIDE,
-            label="relaxed cap",
-            may_request=_staff_who_may_ask,
-            may_decide=_approver,
-            execute=_cap_override,
-        )
-    )
-    approval_action_register(
-        ApprovalAction(
-            name=ACTION_REVERSE,
-            label="reverse a redemption",
-            may_request=_staff_who_may_ask,
-            may_decide=_approver,
-            execute=_reverse,
-        )
-    )
-    approval_action_register(
-        ApprovalAction(
-            name=ACTION_REVOKE,
-            label="revoke a coupon",
-            may_request=_staff_who_may_ask,
-            may_decide=_approver,
-            execute=_revoke,
-        )
-    )
-    approval_action_register(
-        ApprovalAction(
-            name=ACTION_PAY,
-            label="pay a settlement",
-            may_request=lambda user: user.has_role(Role.FINANCE),
-            may_decide=lambda user, request: user.has_role(Role.FINANCE),
-            execute=_pay,
-            conflicts=_payer_conflict,
-        )
-    )
-    approval_action_register(
-        ApprovalAction(
-            name=SANCTION_ACTION,
-            label="sanction an organisation",
-            may_request=_staff_who_may_ask,
-            may_decide=_approver,
-            execute=sanction_request_execute,
-        )
-    )
+    for action in ACTIONS:
+        approval_action_register(action)

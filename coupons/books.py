@@ -1,4 +1,4 @@
-"""How the coupon program maps onto ledger accounts (DESIGN.md §4). Codes are built only here.
+"""How the coupon program maps onto ledger accounts (docs/architecture.md). Codes are built only here.
 
 Per program year Y:
 - `appropriation:Y` (no limit): debited once with the pool when the year opens;
@@ -18,7 +18,7 @@ from ledger.services import account_create
 
 
 def chain(year: int) -> str:
-    """The hash chain that seals a program year's transfers: one chain per year (DESIGN.md §4)."""
+    """The hash chain that seals a program year's transfers: one chain per year."""
     return str(year)
 
 

@@ -1,6 +1,7 @@
-"""Background work of the coupon program (DESIGN.md §5). Each task takes ids, not objects, calls
-one service, and is safe to run twice or to kill: the services' state guards and ledger transfer
-keys make a rerun a no-op. Exactly-once effects come from the database, never from the broker.
+"""Background work of the coupon program ("Background jobs" in docs/architecture.md). Each task
+takes ids, not objects, calls one service, and is safe to run twice or to kill: the services'
+state guards and ledger transfer keys make a rerun a no-op. Exactly-once effects come from the
+database, never from the broker.
 
 Durable work lives in domain rows, which act as the outbox: an AuditRun still `running` and a
 closed year with grants past their expiry are found and finished by the periodic tasks below,

@@ -1,4 +1,4 @@
-"""The words people read for the machine words of DESIGN.md §6 (statuses, purposes, sources)."""
+"""The words people read for the machine words of the API (docs/api.md: statuses, purposes, sources)."""
 
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
@@ -70,6 +70,7 @@ AUDIT_CHECK_WORDS: dict[str, Promise] = {
     "redemptions_match_ledger": _("Redemptions match the ledger"),
     "settlements_match_ledger": _("Settlements match the ledger"),
     "pool_figures_match_rows": _("Pool figures from the ledger match the records"),
+    "two_people_decided": _("Two different people asked for and decided every sensitive action"),
 }
 
 # Words whose meaning depends on the object: an enterprise's "pending" is not a redemption's.

@@ -330,7 +330,7 @@ class ProgramYearOpen(APIView):
         responses={200: ProgramYearSerializer},
         summary="Open a draft program year (superuser)",
         description=(
-            "An addition to the endpoints of DESIGN.md §6, which names none for this step: opens a draft year, "
+            "Opens a draft year, "
             "crediting its pool from the appropriation in the ledger. Opening an open year changes nothing; a "
             "closed year is 409 `invalid_state`."
         ),

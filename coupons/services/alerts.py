@@ -1,4 +1,4 @@
-"""Alerts (DESIGN.md §5): the pool at 80% and 95% used, an enterprise at 90% of its cap, a failed
+"""Alerts: the pool at 80% and 95% used, an enterprise at 90% of its cap, a failed
 audit. Each is recorded once, by a unique key, however often the checks run, and mailed once to
 the staff who subscribe (User.receives_alerts), and for a failed audit to the auditors too.
 

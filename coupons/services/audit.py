@@ -1,4 +1,4 @@
-"""The audit (DESIGN.md §5): recompute the books from their parts and compare, check by check.
+"""The audit: recompute the books from their parts and compare, check by check.
 
 Every check is one set-based SQL statement that returns the offending rows (at most FINDINGS_MAX)
 and how many rows it examined, so a million transfers audit in seconds. A check holds only when
@@ -406,6 +406,68 @@ def check_grants_to_eligible_pairs() -> tuple[list[Finding], int]:
     return _rows(sql), _count("SELECT count(*) FROM coupons_grant")
 
 
+def check_two_people_decided() -> tuple[list[Finding], int]:
+    """Every approval, cap override, reversal, revocation and payment was asked for (or reviewed) by one
+    person and decided by a different one, and each sensitive action matches the approved request
+    (`approvals`) that let it happen: same requester, same decider."""
+    approved_request = """
+        EXISTS (SELECT 1 FROM approvals_approvalrequest q
+                 WHERE q.action = %s AND q.target = {target} AND q.status = 'approved'
+                   AND q.requested_by_id = {requester} AND q.decided_by_id = {decider})
+    """
+
+    def matched(action: str, target: str, requester: str, decider: str) -> str:
+        return approved_request.format(target=target, requester=requester, decider=decider).replace("%s", f"'{action}'")
+
+    sql = f"""
+        SELECT 'application' AS kind, a.id, a.reviewed_by_id AS requested_by, a.approved_by_id AS decided_by
+          FROM coupons_application a
+         WHERE a.status = 'approved' AND (a.approved_by_id IS NULL OR a.reviewed_by_id IS NULL
+                                          OR a.approved_by_id = a.reviewed_by_id)
+        UNION ALL
+        SELECT 'cap_override', o.id, o.requested_by_id, o.granted_by_id
+          FROM coupons_capoverride o
+         WHERE o.requested_by_id = o.granted_by_id
+            OR NOT {
+        matched("cap_override", "'cap:' || o.enterprise_id || ':' || o.year_id", "o.requested_by_id", "o.granted_by_id")
+    }
+        UNION ALL
+        SELECT 'redemption_reverse', r.id, r.reversal_requested_by_id, r.reversed_by_id
+          FROM coupons_redemption r
+         WHERE r.status = 'reversed'
+           AND (r.reversal_requested_by_id IS NULL OR r.reversed_by_id IS NULL
+                OR r.reversal_requested_by_id = r.reversed_by_id
+                OR NOT {
+        matched("redemption_reverse", "'redemption:' || r.id", "r.reversal_requested_by_id", "r.reversed_by_id")
+    })
+        UNION ALL
+        SELECT 'grant_revoke', g.id, g.revocation_requested_by_id, g.revoked_by_id
+          FROM coupons_grant g
+         WHERE g.status = 'revoked'
+           AND (g.revocation_requested_by_id IS NULL OR g.revoked_by_id IS NULL
+                OR g.revocation_requested_by_id = g.revoked_by_id
+                OR NOT {matched("grant_revoke", "'grant:' || g.id", "g.revocation_requested_by_id", "g.revoked_by_id")})
+        UNION ALL
+        SELECT 'settlement_pay', st.id, st.payment_requested_by_id, st.paid_by_id
+          FROM coupons_settlement st
+         WHERE st.status = 'paid'
+           AND (st.payment_requested_by_id IS NULL OR st.paid_by_id IS NULL
+                OR st.paid_by_id = st.payment_requested_by_id OR st.paid_by_id = st.created_by_id
+                OR NOT {
+        matched("settlement_pay", "'settlement:' || st.id", "st.payment_requested_by_id", "st.paid_by_id")
+    })
+         ORDER BY 1, 2
+    """
+    total = _count(
+        """SELECT (SELECT count(*) FROM coupons_application WHERE status = 'approved')
+                + (SELECT count(*) FROM coupons_capoverride)
+                + (SELECT count(*) FROM coupons_redemption WHERE status = 'reversed')
+                + (SELECT count(*) FROM coupons_grant WHERE status = 'revoked')
+                + (SELECT count(*) FROM coupons_settlement WHERE status = 'paid')"""
+    )
+    return _rows(sql), total
+
+
 def _years() -> list[int]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT year FROM coupons_programyear WHERE status <> 'draft' ORDER BY year")
@@ -428,6 +490,7 @@ CHECKS: Final[list[tuple[str, Callable[[], tuple[list[Finding], int]]]]] = [
     ("pool_figures_match_rows", check_pool_figures_match_rows),
     ("grant_rates_match_policy", check_grant_rates_match_policy),
     ("grants_to_eligible_pairs", check_grants_to_eligible_pairs),
+    ("two_people_decided", check_two_people_decided),
 ]
 
 

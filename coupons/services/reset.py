@@ -1,4 +1,4 @@
-"""The annual reset (DESIGN.md §5): close year Y, release its holds, lapse its unused coupons once
+"""The annual reset: close year Y, release its holds, lapse its unused coupons once
 the grace period is over, carry or withdraw its open applications by its policy, and open Y+1.
 Grants that the year's policy makes valid for months from issue outlive the close: the reset
 leaves them and their holds alone until they expire.

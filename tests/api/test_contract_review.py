@@ -1,4 +1,4 @@
-"""Points a contract review found, each pinned: the answers DESIGN.md §6 gives."""
+"""Points a contract review found, each pinned: the answers docs/api.md gives."""
 
 import pytest
 

@@ -6,6 +6,7 @@ object exists), change nothing, and every list must leave the other organisation
 import pytest
 
 from accounts.credentials import api_key_create
+from coupons.services.grants import grant_revoke_request
 from coupons.services.redemptions import redemption_create
 from coupons.services.settlements import settlement_create
 from tests.api.conftest import assert_problem, signed_in
@@ -36,6 +37,9 @@ OBJECT_ENDPOINTS = [
     ("get", "/api/v1/settlements/{settlement}/"),
     ("post", "/api/v1/settlements/{settlement}/pay/"),
     ("get", "/api/v1/settlements/{settlement}/lines.csv"),
+    ("get", "/api/v1/approval-requests/{approval_request}/"),
+    ("post", "/api/v1/approval-requests/{approval_request}/approve/"),
+    ("post", "/api/v1/approval-requests/{approval_request}/reject/"),
 ]
 LISTS = [
     ("/api/v1/enterprises/", "enterprise"),
@@ -68,7 +72,9 @@ def world():
     settlement = settlement_create(provider=cast.provider, actor=cast.finance)
     key, _ = api_key_create(provider=cast.provider, name="B billing", actor=cast.clerk)
     application = submit(cast)
+    approval = grant_revoke_request(grant=grant, requester=cast.reviewer, reason="Contract cancelled")
     ids = {
+        "approval_request": approval.pk,
         "enterprise": cast.enterprise.pk,
         "provider": cast.provider.pk,
         "api_key": key.pk,
@@ -104,7 +110,7 @@ def test_every_object_endpoint_is_404_to_every_other_organisation(world, db_snap
             else:
                 assert_problem(response, 404, "not_found")
             cells += 1
-    assert cells == len(callers) * len(OBJECT_ENDPOINTS) == 63
+    assert cells == len(callers) * len(OBJECT_ENDPOINTS) == 72
     assert db_snapshot() == before
 
 

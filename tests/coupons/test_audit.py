@@ -5,13 +5,16 @@ import pytest
 from django.core import mail
 from django.db import connection
 
+from accounts.models import Enterprise
+from approvals.services import approval_request_approve
 from coupons.models import AuditRun
 from coupons.services.audit import CHECKS, audit_execute, audit_run_create
-from coupons.services.redemptions import redemption_create
-from coupons.services.settlements import settlement_create
+from coupons.services.grants import grant_revoke_request
+from coupons.services.redemptions import redemption_create, redemption_reverse_request
+from coupons.services.settlements import settlement_create, settlement_pay_request
+from coupons.services.years import cap_override_request
 from ledger.chain import ledger_seal
-from tests.controls import grant_revoke, redemption_reverse, settlement_pay
-from tests.coupons.conftest import IN_YEAR, grant_for
+from tests.coupons.conftest import CAP_FEN, IN_YEAR, YEAR, grant_for
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -28,14 +31,33 @@ def program(cast, year):
     reversed_ = redemption_create(
         grant=grant, bill_number="R", bill_amount_fen=20_000, actor=cast.clerk, capture=True, now=IN_YEAR
     )
-    redemption_reverse(redemption=reversed_, actor=cast.approver, reason="dispute", now=IN_YEAR)
-    settlement_pay(
-        settlement=settlement_create(provider=cast.provider, actor=cast.finance),
-        actor=cast.finance,
-        bank_reference="B1",
+    # The sensitive actions, each asked for by one person and approved by another (approvals).
+    approve = approval_request_approve
+    approve(
+        request_id=redemption_reverse_request(redemption=reversed_, requester=cast.reviewer, reason="dispute").pk,
+        decider=cast.approver,
+    )
+    settlement = settlement_create(provider=cast.provider, actor=cast.finance)
+    finance2 = UserFactory(roles=["finance"])
+    approve(
+        request_id=settlement_pay_request(settlement=settlement, requester=cast.finance, bank_reference="B1").pk,
+        decider=finance2,
     )
     revoked = grant_for(cast, fee_fen=100_000)
-    grant_revoke(grant=revoked, actor=cast.approver, reason="cancelled", now=IN_YEAR)
+    approve(
+        request_id=grant_revoke_request(grant=revoked, requester=cast.approver2, reason="cancelled").pk,
+        decider=cast.approver,
+    )
+    Enterprise.objects.filter(pk=cast.enterprise.pk).update(
+        foundation_model_developer=True, foundation_model_developer_verified=True
+    )
+    cast.enterprise.refresh_from_db()
+    approve(
+        request_id=cap_override_request(
+            year=YEAR, enterprise=cast.enterprise, cap_fen=CAP_FEN + 1, reason="relaxed", requester=cast.reviewer
+        ).pk,
+        decider=cast.approver2,
+    )
     ledger_seal()
     return {"grant": grant, "captured": captured, "revoked": revoked}
 
@@ -60,7 +82,11 @@ def test_a_clean_program_passes_every_check(program):
 
 
 def tamper(*statements: str) -> None:
-    triggers = ("ledger.Transfer:transfer_insert_only", "ledger.TransferSeal:seal_insert_only")
+    triggers = (
+        "ledger.Transfer:transfer_insert_only",
+        "ledger.TransferSeal:seal_insert_only",
+        "approvals.ApprovalRequest:approval_request_never_deleted",
+    )
     with pgtrigger.ignore(*triggers), connection.cursor() as cursor:
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         for statement in statements:
@@ -179,6 +205,35 @@ TAMPERING = {
             "FROM coupons_grant g JOIN accounts_provider p ON p.id = g.provider_id ORDER BY g.id LIMIT 1"
         ],
         {"grants_to_eligible_pairs"},
+    ),
+    "a reversal decided by the person who asked for it": (
+        [
+            "ALTER TABLE coupons_redemption DROP CONSTRAINT coupons_redemption_reversal_four_eyes",
+            "UPDATE coupons_redemption SET reversed_by_id = reversal_requested_by_id WHERE status = 'reversed'",
+        ],
+        {"two_people_decided"},
+    ),
+    "an application approved by its reviewer": (
+        [
+            "ALTER TABLE coupons_application DROP CONSTRAINT coupons_application_four_eyes",
+            "UPDATE coupons_application SET approved_by_id = reviewed_by_id WHERE status = 'approved'",
+        ],
+        {"two_people_decided"},
+    ),
+    "a settlement paid by its creator": (
+        [
+            "ALTER TABLE coupons_settlement DROP CONSTRAINT coupons_settlement_payment_four_eyes",
+            "UPDATE coupons_settlement SET paid_by_id = created_by_id WHERE status = 'paid'",
+        ],
+        {"two_people_decided"},
+    ),
+    "a revocation with no approved request behind it": (
+        ["DELETE FROM approvals_approvalrequest WHERE action = 'grant_revoke'"],
+        {"two_people_decided"},
+    ),
+    "a cap override granted by someone other than the request's decider": (
+        ["UPDATE coupons_capoverride SET granted_by_id = (SELECT min(id) FROM accounts_user WHERE is_superuser)"],
+        {"two_people_decided"},
     ),
     "a revoked grant given its money back": (
         ["UPDATE coupons_grant SET revoked_fen = 0 WHERE status = 'revoked'"],

@@ -201,3 +201,29 @@ def test_changelist_filters_answer(superuser_client: Client):
         response = superuser_client.get(f"{url(model, 'changelist')}?{query}")
         assert response.status_code == 200, (model, query)
         assert "errornote" not in response.content.decode(), (model, query)
+
+
+def test_the_admin_decides_approval_requests_through_the_service_and_never_the_requesters_own(
+    superuser_client: Client,
+):
+    from approvals.models import ApprovalRequest
+    from coupons.models import Grant
+    from coupons.services.grants import grant_revoke_request
+
+    admin_user = User.objects.get(username="admin")
+    grant = Grant.objects.filter(status="active").order_by("pk").first()
+    own = grant_revoke_request(grant=grant, requester=admin_user, reason="The admin's own request")
+    changelist = url(ApprovalRequest, "changelist")
+    response = superuser_client.post(
+        changelist, {"action": "approve_selected", "_selected_action": [own.pk]}, follow=True
+    )
+    assert response.status_code == 200
+    own.refresh_from_db()
+    grant.refresh_from_db()
+    assert (own.status, grant.status) == ("pending", "active")  # Four eyes: refused in the admin too.
+    assert "a different person must decide" in response.content.decode()
+    # Someone else's request: the admin (a superuser, who holds every role) may decide it.
+    theirs = ApprovalRequest.objects.get(status="pending", action="settlement_pay")
+    superuser_client.post(changelist, {"action": "approve_selected", "_selected_action": [theirs.pk]})
+    theirs.refresh_from_db()
+    assert (theirs.status, theirs.decided_by) == ("approved", admin_user)
