@@ -15,7 +15,19 @@ from django.http import HttpRequest
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import AccessToken, ApiKey, Enterprise, Facility, Provider, ProviderChange, RelatedParty, User
+from accounts.models import (
+    AccessToken,
+    ApiKey,
+    Enterprise,
+    EnterpriseFlagsEvent,
+    Facility,
+    ModelFiling,
+    Provider,
+    ProviderChange,
+    RelatedParty,
+    Sanction,
+    User,
+)
 from ledger.admin import ReadOnlyAdmin
 
 
@@ -72,6 +84,9 @@ class EnterpriseAdmin(_OrganisationAdmin):
         "model_filing_number",
         "foundation_model_developer",
         "small_or_medium",
+        "has_registered_model_verified",
+        "foundation_model_developer_verified",
+        "small_or_medium_verified",
         "members_count",
         "verified_at",
         "created_at",
@@ -201,6 +216,44 @@ class ApiKeyAdmin(ReadOnlyAdmin):
     search_fields = ["name", "prefix", "provider__name"]
     list_select_related = ["provider", "created_by"]
     exclude = ["key_hash"]
+
+
+@admin.register(EnterpriseFlagsEvent)
+class EnterpriseFlagsEventAdmin(ReadOnlyAdmin):
+    """Who declared and who confirmed which flags of an enterprise, and when (insert-only)."""
+
+    list_display = ["enterprise", "action", "flags", "actor", "at"]
+    list_filter = ["action"]
+    search_fields = ["enterprise__name", "enterprise__uscc", "actor__username"]
+    list_select_related = ["enterprise", "actor"]
+
+
+@admin.register(ModelFiling)
+class ModelFilingAdmin(ReadOnlyAdmin):
+    """The register of filed models; reviewers record and verify through the API or the portal."""
+
+    list_display = [
+        "filing_number",
+        "model_name",
+        "holder_name",
+        "holder_uscc",
+        "recorded_by",
+        "verified_by",
+        "verified_at",
+    ]
+    list_filter = ["verified_at"]
+    search_fields = ["filing_number", "model_name", "holder_name", "holder_uscc"]
+    list_select_related = ["recorded_by", "verified_by"]
+
+
+@admin.register(Sanction)
+class SanctionAdmin(ReadOnlyAdmin):
+    """Organisations excluded from the program for a period; set under four eyes, never edited."""
+
+    list_display = ["uscc", "valid_from", "valid_until", "reason", "requested_by", "decided_by", "created_at"]
+    list_filter = ["valid_from"]
+    search_fields = ["uscc", "reason"]
+    list_select_related = ["requested_by", "decided_by"]
 
 
 # Second-factor devices hold their users' TOTP keys and recovery codes: no one reads them here. An

@@ -26,16 +26,20 @@ from accounts.models import (
     ComputeSource,
     Enterprise,
     Facility,
+    ModelFiling,
     Provider,
     Role,
     User,
 )
-from accounts.roles import require_superuser
+from accounts.roles import require_role, require_superuser
 from accounts.services import (
     FACILITIES_COUNT_MAX,
+    enterprise_flags_declare,
     enterprise_register,
     enterprise_suspend,
     enterprise_verify,
+    model_filing_record,
+    model_filing_verify,
     provider_change_request,
     provider_create,
     user_create,
@@ -69,6 +73,9 @@ class EnterpriseSerializer(serializers.ModelSerializer):
             "model_filing_number",
             "foundation_model_developer",
             "small_or_medium",
+            "has_registered_model_verified",
+            "foundation_model_developer_verified",
+            "small_or_medium_verified",
         ]
         read_only_fields = fields
 
@@ -78,6 +85,47 @@ class FacilitySerializer(serializers.ModelSerializer):
         model = Facility
         fields = ["compute_source", "description", "listed_from", "listed_until"]
         read_only_fields = fields
+
+
+class VerifyRequest(StrictSerializer):
+    """The flags staff confirm (true) or do not (false); a flag not named keeps what staff last said."""
+
+    has_registered_model = StrictBooleanField(required=False)
+    foundation_model_developer = StrictBooleanField(required=False)
+    small_or_medium = StrictBooleanField(required=False)
+
+
+class FlagsRequest(StrictSerializer):
+    """What the enterprise declares now; a field not sent is unchanged."""
+
+    has_registered_model = StrictBooleanField(required=False)
+    model_filing_number = StrictCharField(max_length=100, required=False, allow_blank=True)
+    foundation_model_developer = StrictBooleanField(required=False)
+    small_or_medium = StrictBooleanField(required=False)
+
+
+class ModelFilingSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ModelFiling
+        fields = [
+            "id",
+            "filing_number",
+            "model_name",
+            "holder_name",
+            "holder_uscc",
+            "recorded_by",
+            "recorded_at",
+            "verified_by",
+            "verified_at",
+        ]
+        read_only_fields = fields
+
+
+class ModelFilingRequest(StrictSerializer):
+    filing_number = StrictCharField(max_length=100)
+    model_name = StrictCharField(max_length=200)
+    holder_name = StrictCharField(max_length=200)
+    holder_uscc = StrictCharField(max_length=18, required=False, allow_blank=True, default="")
 
 
 class ProviderSerializer(serializers.ModelSerializer):
@@ -346,15 +394,98 @@ class EnterpriseDetail(ScopedQuerysetMixin, generics.RetrieveAPIView):
     scope = staticmethod(enterprises_visible_to)
 
 
-class EnterpriseAction(APIView):
-    action = ""
-
+class EnterpriseSuspend(APIView):
     @extend_schema(request=None, responses={200: EnterpriseSerializer}, tags=["enterprises"])
     def post(self, request: Request, pk: int) -> Response:
         enterprise = get_object_or_404(enterprises_visible_to(request.user), pk=pk)  # type: ignore[arg-type]
         validated(EmptyRequest, request.data)
-        act = enterprise_verify if self.action == "verify" else enterprise_suspend
-        return Response(EnterpriseSerializer(act(enterprise=enterprise, actor=request.user)).data)  # type: ignore[arg-type]
+        return Response(EnterpriseSerializer(enterprise_suspend(enterprise=enterprise, actor=request.user)).data)  # type: ignore[arg-type]
+
+
+class EnterpriseVerify(APIView):
+    @extend_schema(
+        request=VerifyRequest,
+        responses={200: EnterpriseSerializer},
+        tags=["enterprises"],
+        summary="Verify an enterprise and the flags staff confirm (reviewer)",
+        description=(
+            "A declared flag counts only once staff confirm it here (`true`); `false` withdraws a confirmation; "
+            "a flag not sent keeps what staff last said. Each call that names flags is recorded with who and when."
+        ),
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        enterprise = get_object_or_404(enterprises_visible_to(request.user), pk=pk)  # type: ignore[arg-type]
+        require_role(request.user, Role.REVIEWER)  # type: ignore[arg-type]
+        flags = validated(VerifyRequest, request.data)
+        verified = enterprise_verify(enterprise=enterprise, actor=request.user, flags=flags)  # type: ignore[arg-type]
+        return Response(EnterpriseSerializer(verified).data)
+
+
+class EnterpriseFlags(APIView):
+    @extend_schema(
+        request=FlagsRequest,
+        responses={200: EnterpriseSerializer},
+        tags=["enterprises"],
+        summary="Update what the enterprise declares (its members)",
+        description=(
+            "A changed flag (or filing number) loses its staff confirmation and counts only once a reviewer "
+            "verifies it again; coupons already granted keep their rate."
+        ),
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        enterprise = get_object_or_404(enterprises_visible_to(request.user), pk=pk)  # type: ignore[arg-type]
+        if is_api_key(request) or request.user.enterprise_id != enterprise.pk:  # type: ignore[union-attr]
+            raise PermissionDenied("Only the enterprise's members declare its flags.")
+        data = validated(FlagsRequest, request.data)
+        changed = enterprise_flags_declare(enterprise=enterprise, actor=request.user, **data)  # type: ignore[arg-type]
+        return Response(EnterpriseSerializer(changed).data)
+
+
+# --- The register of model filings ---------------------------------------------------------------
+
+
+def model_filings_visible_to(user: User) -> QuerySet[ModelFiling]:
+    return ModelFiling.objects.all() if user.is_staff_member else ModelFiling.objects.none()
+
+
+class ModelFilingListCreate(ScopedQuerysetMixin, generics.ListAPIView):
+    serializer_class = ModelFilingSerializer
+    scoped_model = ModelFiling
+    scope = staticmethod(model_filings_visible_to)
+    filterset_fields = ["filing_number"]
+    ordering_fields = ["id", "filing_number"]
+    ordering = ["id"]
+
+    @extend_schema(
+        request=ModelFilingRequest,
+        responses={201: ModelFilingSerializer},
+        tags=["model-filings"],
+        summary="Record a filed model in the register (reviewer)",
+    )
+    def post(self, request: Request) -> Response:
+        require_role(request.user, Role.REVIEWER)  # type: ignore[arg-type]
+        data = validated(ModelFilingRequest, request.data)
+        filing = model_filing_record(actor=request.user, **data)  # type: ignore[arg-type]
+        return Response(ModelFilingSerializer(filing).data, status=status.HTTP_201_CREATED)
+
+
+class ModelFilingDetail(ScopedQuerysetMixin, generics.RetrieveAPIView):
+    serializer_class = ModelFilingSerializer
+    scoped_model = ModelFiling
+    scope = staticmethod(model_filings_visible_to)
+
+
+class ModelFilingVerify(APIView):
+    @extend_schema(
+        request=None,
+        responses={200: ModelFilingSerializer},
+        tags=["model-filings"],
+        summary="Verify a filing against the CAC's list (reviewer)",
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        filing = get_object_or_404(model_filings_visible_to(request.user), pk=pk)  # type: ignore[arg-type]
+        validated(EmptyRequest, request.data)
+        return Response(ModelFilingSerializer(model_filing_verify(filing=filing, actor=request.user)).data)  # type: ignore[arg-type]
 
 
 # --- Providers and their API keys ---------------------------------------------------------------

@@ -14,6 +14,12 @@ provider takes part on a day when it is active and at least one facility's windo
 (`Provider.takes_part_on`); an application's compute source must be one it offers that day.
 `ProviderChange` is the insert-only history of every change to a provider's status, listing or
 facilities: who requested it, who decided it, when, and the provider before and after.
+Eligibility rests on what staff checked, not on what an enterprise declares: each declared flag
+(`has_registered_model`, `foundation_model_developer`, `small_or_medium`) has a `*_verified`
+twin set by a reviewer, and a flag counts only when both are true; `EnterpriseFlagsEvent` is the
+insert-only history of who declared and who verified which flags, when. `ModelFiling` is the
+staff's register of filed (经备案) models that an application may rely on. `Sanction` lists
+organisations (by credit code) excluded from the program for a period, set under four eyes.
 """
 
 import datetime as dt
@@ -75,6 +81,11 @@ class Enterprise(models.Model):
     small_or_medium = models.BooleanField(
         default=False, help_text="A small or medium enterprise (the June 2025 revision rates them differently)."
     )
+    # What staff confirmed of the declared flags. A declared flag counts only when confirmed;
+    # changing a declared flag clears its confirmation until staff verify it again.
+    has_registered_model_verified = models.BooleanField(default=False)
+    foundation_model_developer_verified = models.BooleanField(default=False)
+    small_or_medium_verified = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     verified_at = models.DateTimeField(null=True, blank=True)
 
@@ -91,6 +102,111 @@ class Enterprise(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def flag_counts(self, flag: str) -> bool:
+        """A flag counts only when the enterprise declared it and staff confirmed it."""
+        assert flag in ENTERPRISE_FLAGS, flag
+        return bool(getattr(self, flag)) and bool(getattr(self, f"{flag}_verified"))
+
+
+ENTERPRISE_FLAGS = ("has_registered_model", "foundation_model_developer", "small_or_medium")
+
+
+class EnterpriseFlagsEvent(models.Model):
+    """One declaration or verification of an enterprise's flags: who, when, which flags, what values.
+
+    Insert-only (a trigger refuses UPDATE and DELETE): it is the record of who vouched for what.
+    """
+
+    class Action(models.TextChoices):
+        DECLARED = "declared", "declared by the enterprise"
+        VERIFIED = "verified", "verified by staff"
+
+    enterprise = models.ForeignKey(Enterprise, on_delete=models.PROTECT, related_name="flags_events")
+    action = models.CharField(max_length=16, choices=Action.choices)
+    flags = models.JSONField(help_text='The flags set in this event: {"small_or_medium": true, ...}.')
+    actor = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(action__in=["declared", "verified"]), name="accounts_flags_event_action_valid"
+            ),
+        ]
+        triggers = [
+            pgtrigger.Protect(name="enterprise_flags_event_insert_only", operation=pgtrigger.Update | pgtrigger.Delete)
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.enterprise_id} {self.action} {self.flags} by {self.actor_id}"
+
+
+class ModelFiling(models.Model):
+    """A generative model filed with the CAC (经备案), in the staff's register.
+
+    A reviewer records a filing and verifies it against the public filing list; only a verified
+    filing gives an application the registered-model rate. The filing certificate will be a
+    document (kind `filing_certificate`) once documents exist: it belongs here, beside the number.
+    """
+
+    filing_number = models.CharField(max_length=100, unique=True)
+    model_name = models.CharField(max_length=200)
+    holder_name = models.CharField(max_length=200, help_text="Who filed the model (an enterprise or a third party).")
+    holder_uscc = models.CharField(max_length=18, blank=True, validators=[validate_uscc])
+    recorded_by = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    verified_by = models.ForeignKey("accounts.User", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    verified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(verified_by__isnull=True, verified_at__isnull=True)
+                | Q(verified_by__isnull=False, verified_at__isnull=False),
+                name="accounts_model_filing_verified_by_and_at",
+            ),
+            models.CheckConstraint(condition=~Q(filing_number=""), name="accounts_model_filing_has_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.filing_number} ({self.model_name})"
+
+    @property
+    def is_verified(self) -> bool:
+        return self.verified_at is not None
+
+
+class Sanction(models.Model):
+    """An organisation (by credit code) excluded from the program from one day to another.
+
+    Set under four eyes: requested by a reviewer or an approver, decided by a different approver
+    (a CHECK constraint too). `valid_until` is inclusive; empty means until further notice.
+    """
+
+    uscc = models.CharField(max_length=18, validators=[validate_uscc], db_index=True)
+    reason = models.TextField()
+    valid_from = models.DateField()
+    valid_until = models.DateField(null=True, blank=True)
+    requested_by = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+")
+    decided_by = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=~Q(reason=""), name="accounts_sanction_has_reason"),
+            models.CheckConstraint(
+                condition=Q(valid_until__isnull=True) | Q(valid_until__gte=F("valid_from")),
+                name="accounts_sanction_period_ordered",
+            ),
+            models.CheckConstraint(condition=~Q(requested_by=F("decided_by")), name="accounts_sanction_four_eyes"),
+        ]
+        triggers = [pgtrigger.Protect(name="sanction_insert_only", operation=pgtrigger.Update | pgtrigger.Delete)]
+
+    def __str__(self) -> str:
+        until = self.valid_until.isoformat() if self.valid_until else "…"
+        return f"{self.uscc} {self.valid_from.isoformat()}–{until}"
 
 
 class Provider(models.Model):

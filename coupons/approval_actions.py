@@ -9,6 +9,7 @@ Registered with `approvals` at start-up (`CouponsConfig.ready`). Who may ask and
 | `grant_revoke` | reviewer or approver | another approver |
 | `settlement_pay` | finance | another finance user, who did not create the settlement |
 | `provider_change` | superuser | an approver, or another superuser (a superuser holds every role) |
+| `sanction_set` | reviewer or approver | another approver |
 
 Each `execute` re-reads its target and calls the entity's service with both people, so the
 service's own checks (state, policy, four eyes) run again at the moment of decision.
@@ -22,6 +23,7 @@ from approvals.registry import ApprovalAction, approval_action_register
 from coupons.models import Grant, Redemption, Settlement
 from coupons.services.grants import ACTION_REVOKE, grant_revoke
 from coupons.services.redemptions import ACTION_REVERSE, redemption_reverse
+from coupons.services.sanctions import SANCTION_ACTION, sanction_request_execute
 from coupons.services.settlements import ACTION_PAY, settlement_pay, settlement_payer_conflict
 from coupons.services.years import ACTION_CAP_OVERRIDE, cap_override_grant
 
@@ -126,6 +128,13 @@ ACTIONS = (
         may_request=lambda user: user.is_active and user.is_superuser,
         may_decide=_approver,
         execute=_provider_change,
+    ),
+    ApprovalAction(
+        name=SANCTION_ACTION,
+        label="sanction an organisation",
+        may_request=_staff_who_may_ask,
+        may_decide=_approver,
+        execute=sanction_request_execute,
     ),
 )
 

@@ -27,6 +27,16 @@ CONTRACT_FEE_FEN_MAX = 10**13  # 100 billion yuan: far above any contract, and f
 BASIS_POINTS_WHOLE = 10_000
 CONTRACT_NUMBER_LENGTH_MAX = 64
 BILL_NUMBER_LENGTH_MAX = 64
+# The administrative-division prefixes (GB/T 2260, in characters 3-8 of a credit code) of the
+# program's region: Hangzhou is 3301.
+REGION_DIVISION_PREFIXES_DEFAULT = ["3301"]
+REGION_DIVISION_PREFIXES_COUNT_MAX = 50
+
+
+def region_division_prefixes_default() -> list[str]:
+    return list(REGION_DIVISION_PREFIXES_DEFAULT)
+
+
 # A relaxed cap may reach this by default: 20 million yuan, two and a half times the standard cap.
 RELAXED_CAP_CEILING_FEN_DEFAULT = 2_000_000_000
 GRANT_VALIDITY_MONTHS_MAX = 36  # Three years: a grant by months never outlives its year by more.
@@ -101,6 +111,10 @@ class ProgramYear(models.Model):
         null=True, blank=True, help_text="With grant_validity 'months': calendar months from issue, 1 to 36."
     )
     rule_set = models.ForeignKey(RateRuleSet, on_delete=models.PROTECT, related_name="years")
+    region_division_prefixes = models.JSONField(
+        default=region_division_prefixes_default,
+        help_text="Enterprises apply only when their credit code's division (characters 3-8) starts with one of these.",
+    )
     opened_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
 
@@ -138,6 +152,7 @@ class ProgramYear(models.Model):
                     | pgtrigger.Q(old__pool_fen__df=pgtrigger.F("new__pool_fen"))
                     | pgtrigger.Q(old__default_cap_fen__df=pgtrigger.F("new__default_cap_fen"))
                     | pgtrigger.Q(old__grace_days__df=pgtrigger.F("new__grace_days"))
+                    | pgtrigger.Q(old__region_division_prefixes__df=pgtrigger.F("new__region_division_prefixes"))
                     | pgtrigger.Q(old__relaxed_cap_ceiling_fen__df=pgtrigger.F("new__relaxed_cap_ceiling_fen"))
                     | pgtrigger.Q(old__open_applications_at_close__df=pgtrigger.F("new__open_applications_at_close"))
                     | pgtrigger.Q(old__grant_validity__df=pgtrigger.F("new__grant_validity"))
@@ -196,6 +211,19 @@ class Application(models.Model):
     rate_rule = models.CharField(max_length=200, help_text="The label of the rule that gave the rate.")
     eligible_fen = models.BigIntegerField()
     requested_fen = models.BigIntegerField()
+    # The filed model the work relies on (its own or a third party's), as the enterprise named it,
+    # and the register's row when staff had verified it at submission.
+    model_filing_number = models.CharField(max_length=100, blank=True)
+    model_filing = models.ForeignKey(
+        "accounts.ModelFiling", on_delete=models.PROTECT, null=True, blank=True, related_name="applications"
+    )
+    # The inputs the application was priced with at submission, so the audit can recompute the rate
+    # from the year's rule set: the flags as they counted (declared and verified), whether a
+    # verified filing was named, and the enterprise's contracted total for the year.
+    priced_has_registered_model = models.BooleanField(default=False)
+    priced_foundation_model_developer = models.BooleanField(default=False)
+    priced_small_or_medium = models.BooleanField(default=False)
+    priced_contracted_total_fen = models.BigIntegerField(default=0)
     recommended_fen = models.BigIntegerField(null=True, blank=True)
     review_note = models.TextField(blank=True)
     reject_reason = models.TextField(blank=True)
@@ -247,6 +275,11 @@ class Application(models.Model):
             models.CheckConstraint(
                 condition=Q(approved_by__isnull=True) | ~Q(approved_by=F("reviewed_by")),
                 name="coupons_application_four_eyes",
+            ),
+            # The registered-model input holds only with a verified filing named.
+            models.CheckConstraint(
+                condition=Q(priced_has_registered_model=False) | Q(model_filing__isnull=False),
+                name="coupons_application_registered_model_has_filing",
             ),
             models.CheckConstraint(
                 condition=Q(status__in=["submitted", "confirmed", "reviewed", "approved", "rejected", "withdrawn"]),

@@ -1,6 +1,6 @@
 """The coupon program's endpoints under /api/v1/: each resource module brings its own routes."""
 
-from coupons.api import applications, audits, grants, redemptions, settlements, stats, years
+from coupons.api import applications, audits, grants, redemptions, sanctions, settlements, stats, years
 
 urlpatterns = [
     *years.urlpatterns,
@@ -10,4 +10,5 @@ urlpatterns = [
     *settlements.urlpatterns,
     *stats.urlpatterns,
     *audits.urlpatterns,
+    *sanctions.urlpatterns,
 ]

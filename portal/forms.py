@@ -109,6 +109,15 @@ class ApplyForm(forms.Form):
         required=False,
         help_text=_("Leave empty to request the whole eligible amount."),
     )
+    model_filing_number = _text(
+        _("CAC filing number of the model the work relies on"),
+        max_length=100,
+        required=False,
+        help_text=_(
+            "For MaaS, agents and applications built on a filed model (yours or another's). The registered-model "
+            "rate applies only once the fund's staff have verified this filing."
+        ),
+    )
 
 
 class RegisterForm(forms.Form):
@@ -272,6 +281,43 @@ class ProviderForm(forms.Form):
         ]
 
 
+class FlagsForm(forms.Form):
+    """What an enterprise declares about itself; each change waits for a reviewer to confirm it."""
+
+    has_registered_model = forms.BooleanField(
+        label=_("We provide services on a registered (CAC-filed) generative model"), required=False
+    )
+    model_filing_number = _text(
+        _("CAC filing number of the model"),
+        max_length=100,
+        required=False,
+        help_text=_("Needed with a registered model."),
+    )
+    foundation_model_developer = forms.BooleanField(
+        label=_("We develop a large generative multimodal foundation model"), required=False
+    )
+    small_or_medium = forms.BooleanField(label=_("We are a small or medium enterprise"), required=False)
+
+
+class ModelFilingForm(forms.Form):
+    filing_number = _text(_("CAC filing number"), max_length=100)
+    model_name = _text(_("Model name"), max_length=200)
+    holder_name = _text(_("Holder (who filed the model)"), max_length=200)
+    holder_uscc = _text(_("Holder's credit code"), max_length=18, required=False)
+
+
+class SanctionForm(forms.Form):
+    uscc = UsccField(label=_("Credit code of the organisation"))
+    reason = forms.CharField(label=_("Reason"), max_length=REASON_LENGTH_MAX, widget=forms.Textarea(attrs={"rows": 2}))
+    valid_from = forms.DateField(label=_("From (first day)"), widget=forms.DateInput(attrs={"type": "date"}))
+    valid_until = forms.DateField(
+        label=_("Until (last day)"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text=_("Leave empty: until further notice."),
+    )
+
+
 class RelatedPartyForm(forms.Form):
     uscc_a = UsccField(label=_("Credit code of the first party"))
     uscc_b = UsccField(label=_("Credit code of the second party"))
@@ -281,9 +327,9 @@ class RelatedPartyForm(forms.Form):
 class CapOverrideForm(forms.Form):
     enterprise = forms.ModelChoiceField(
         label=_("Enterprise"),
-        queryset=Enterprise.objects.filter(foundation_model_developer=True, status=Enterprise.Status.VERIFIED).order_by(
-            "name"
-        ),
+        queryset=Enterprise.objects.filter(
+            foundation_model_developer=True, foundation_model_developer_verified=True, status=Enterprise.Status.VERIFIED
+        ).order_by("name"),
         empty_label=_("Choose a foundation-model enterprise"),
     )
     cap = YuanField(label=_("New annual cap (yuan)"), maximum_fen=25_000_000_000)

@@ -30,6 +30,7 @@ def items_for(user: User | None) -> list[Item]:
     if user.enterprise_id is not None:
         return [
             Item("portal:enterprise_home", _("Overview")),
+            Item("portal:enterprise_flags", _("Eligibility")),
             Item("portal:apply", _("Apply")),
             Item("portal:redemptions", _("Redemptions")),
             Item("portal:public_awards", _("Public notice")),
@@ -52,9 +53,10 @@ def items_for(user: User | None) -> list[Item]:
             Item("portal:applications", _("Applications")),
             Item("portal:grants", _("Coupons")),
             Item("portal:providers", _("Computing centers")),
+            Item("portal:model_filings", _("Model filings")),
         ]
     if user.has_role(Role.REVIEWER) or user.has_role(Role.APPROVER):
-        items.append(Item("portal:cap_overrides", _("Cap overrides")))
+        items += [Item("portal:cap_overrides", _("Cap overrides")), Item("portal:sanctions", _("Sanctions"))]
     if user.is_staff_member:
         items.append(Item("portal:approval_requests", _("Approval requests")))
     if user.is_staff_member:

@@ -21,6 +21,9 @@ SNAPSHOT_TABLES = (
     "accounts_providerchange",
     "accounts_relatedparty",
     "accounts_user",
+    "accounts_enterpriseflagsevent",
+    "accounts_modelfiling",
+    "accounts_sanction",
     "approvals_approvalrequest",
 )
 

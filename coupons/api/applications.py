@@ -42,6 +42,7 @@ class ApplicationSerializer(serializers.ModelSerializer):
             "compute_source",
             "purpose",
             "requested_fen",
+            "model_filing_number",
             "status",
             "rate_bp",
             "eligible_fen",
@@ -67,6 +68,15 @@ class SubmitRequest(StrictSerializer):
     compute_source = serializers.ChoiceField(choices=ComputeSource.choices)
     purpose = serializers.ChoiceField(choices=Purpose.choices)
     requested_fen = FenField(required=False, help_text="Defaults to the eligible amount.")
+    model_filing_number = StrictCharField(
+        max_length=100,
+        required=False,
+        allow_blank=True,
+        help_text=(
+            "The CAC filing number of the filed model the work relies on (its own or a third party's). "
+            "The registered-model rate applies only when staff have verified this filing in the register."
+        ),
+    )
 
 
 class ReviewRequest(StrictSerializer):

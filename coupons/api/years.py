@@ -35,6 +35,7 @@ from config.errors import ValidationFailed
 from coupons.models import (
     BASIS_POINTS_WHOLE,
     GRANT_VALIDITY_MONTHS_MAX,
+    REGION_DIVISION_PREFIXES_COUNT_MAX,
     ComputeSource,
     ProgramYear,
     Purpose,
@@ -132,6 +133,7 @@ class RatesSerializer(StrictSerializer):
 
 class ProgramYearSerializer(serializers.ModelSerializer):
     rates = RatesSerializer(source="rule_set", read_only=True)
+    region_division_prefixes = serializers.ListField(child=serializers.CharField(), read_only=True)
     figures = serializers.SerializerMethodField()
 
     class Meta:
@@ -143,6 +145,7 @@ class ProgramYearSerializer(serializers.ModelSerializer):
             "default_cap_fen",
             "relaxed_cap_ceiling_fen",
             "grace_days",
+            "region_division_prefixes",
             "open_applications_at_close",
             "grant_validity",
             "grant_validity_months",
@@ -164,6 +167,16 @@ class ProgramYearRequest(StrictSerializer):
     year = StrictIntegerField(min_value=2000, max_value=2999)
     pool_fen = FenField(required=False, help_text="Defaults to 250 million yuan (25,000,000,000 fen).")
     default_cap_fen = FenField(required=False, help_text="Defaults to 8 million yuan (800,000,000 fen).")
+    region_division_prefixes = serializers.ListField(
+        child=StrictCharField(min_length=2, max_length=6),
+        min_length=1,
+        max_length=REGION_DIVISION_PREFIXES_COUNT_MAX,
+        required=False,
+        help_text=(
+            "The program's region: prefixes of the administrative-division code in characters 3-8 of an "
+            'enterprise\'s credit code. Defaults to Hangzhou, ["3301"]. Fixed once the year opens.'
+        ),
+    )
     relaxed_cap_ceiling_fen = FenField(
         required=False,
         help_text=(

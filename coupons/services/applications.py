@@ -1,16 +1,16 @@
 """Applications: submit, confirm, review, approve (which issues the grant), reject, withdraw."""
 
 import datetime as dt
+from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 
-from accounts.models import Enterprise, Provider, Role, User, listing_day
+from accounts.models import Enterprise, ModelFiling, Provider, Role, User, listing_day
 from accounts.roles import require_enterprise_member, require_provider_member, require_role
-from accounts.selectors import related_parties
+from accounts.selectors import enterprise_flags_counted, model_filing_verified
 from config.errors import InvalidState, PermissionDenied, ValidationFailed
 from coupons.errors import (
-    AffiliatedProvider,
     ComputeSourceNotOffered,
     DuplicateContract,
     EnterpriseNotVerified,
@@ -29,10 +29,12 @@ from coupons.models import (
     Purpose,
 )
 from coupons.policy import ApplicationFacts, Rate, rate_for, reference_normalise, subsidy_fen
+from coupons.services.eligibility import require_in_region, require_pair_eligible
 from coupons.services.grants import grant_issue
 from coupons.services.years import program_year_current
 
 NOTE_LENGTH_MAX = 2_000
+FILING_NUMBER_LENGTH_MAX = 100
 _LIVE_STATUSES = [
     Application.Status.SUBMITTED,
     Application.Status.CONFIRMED,
@@ -69,24 +71,69 @@ def contracted_total_fen(*, enterprise_id: int, year: ProgramYear) -> int:
     return int(total or 0)
 
 
+@dataclass(frozen=True)
+class Pricing:
+    """What an application is priced with (stored on it, so the audit can recompute), and the result."""
+
+    facts: ApplicationFacts
+    model_filing: ModelFiling | None
+    rate: Rate
+    eligible_fen: int
+
+
+def application_pricing(
+    *,
+    enterprise: Enterprise,
+    year: ProgramYear,
+    contract_fee_fen: int,
+    compute_source: str,
+    purpose: str,
+    model_filing_number: str = "",
+) -> Pricing:
+    """The inputs, the rate rule that applies to a contract of the enterprise, and its eligible amount.
+
+    The enterprise's flags count only as staff verified them; the registered-model condition holds
+    only when the application names a filing that staff verified in the register.
+    """
+    flags = enterprise_flags_counted(enterprise)
+    filing = model_filing_verified(model_filing_number) if model_filing_number else None
+    facts = ApplicationFacts(
+        purpose=purpose,
+        compute_source=compute_source,
+        has_registered_model=filing is not None,
+        foundation_model_developer=flags["foundation_model_developer"],
+        small_or_medium=flags["small_or_medium"],
+        contracted_total_fen=contracted_total_fen(enterprise_id=enterprise.pk, year=year) + contract_fee_fen,
+    )
+    rate = rate_for(rules=year.rule_set.rules, ceiling_bp=year.rule_set.ceiling_bp, facts=facts)
+    return Pricing(
+        facts=facts, model_filing=filing, rate=rate, eligible_fen=subsidy_fen(contract_fee_fen, rate.rate_bp)
+    )
+
+
 def application_terms(
-    *, enterprise: Enterprise, year: ProgramYear, contract_fee_fen: int, compute_source: str, purpose: str
+    *,
+    enterprise: Enterprise,
+    year: ProgramYear,
+    contract_fee_fen: int,
+    compute_source: str,
+    purpose: str,
+    model_filing_number: str = "",
 ) -> tuple[Rate, int]:
     """The rate rule that applies to a contract of the enterprise, and its eligible amount in fen.
 
     `application_submit` decides with it (under the enterprise's lock); the portal's apply form
     previews with it, so the preview is the rule that will apply, not a copy of it.
     """
-    facts = ApplicationFacts(
-        purpose=purpose,
+    pricing = application_pricing(
+        enterprise=enterprise,
+        year=year,
+        contract_fee_fen=contract_fee_fen,
         compute_source=compute_source,
-        has_registered_model=enterprise.has_registered_model,
-        foundation_model_developer=enterprise.foundation_model_developer,
-        small_or_medium=enterprise.small_or_medium,
-        contracted_total_fen=contracted_total_fen(enterprise_id=enterprise.pk, year=year) + contract_fee_fen,
+        purpose=purpose,
+        model_filing_number=model_filing_number,
     )
-    rate = rate_for(rules=year.rule_set.rules, ceiling_bp=year.rule_set.ceiling_bp, facts=facts)
-    return rate, subsidy_fen(contract_fee_fen, rate.rate_bp)
+    return pricing.rate, pricing.eligible_fen
 
 
 def application_submit(
@@ -98,9 +145,14 @@ def application_submit(
     compute_source: str,
     purpose: str,
     requested_fen: int | None = None,
+    model_filing_number: str = "",
     now: dt.datetime | None = None,
 ) -> Application:
-    """An enterprise member applies for coupons against one compute contract."""
+    """An enterprise member applies for coupons against one compute contract.
+
+    `model_filing_number` names the filed model the work relies on (its own or a third party's);
+    the registered-model rate applies only when staff verified that filing in the register.
+    """
     if actor.enterprise_id is None:
         raise PermissionDenied("Only a member of an enterprise applies for coupons.")
     contract_number = reference_normalise(contract_number or "") if isinstance(contract_number, str) else ""
@@ -115,6 +167,11 @@ def application_submit(
         raise ValidationFailed(f"purpose is one of {', '.join(Purpose.values)}.", field="purpose")
     if requested_fen is not None:
         _whole_fen(requested_fen, "requested_fen")
+    if not isinstance(model_filing_number, str) or len(model_filing_number.strip()) > FILING_NUMBER_LENGTH_MAX:
+        raise ValidationFailed(
+            f"model_filing_number has at most {FILING_NUMBER_LENGTH_MAX} characters.", field="model_filing_number"
+        )
+    model_filing_number = model_filing_number.strip()
 
     with transaction.atomic():
         # Lock the enterprise: its contracted total for the year (which a rule may look at) must
@@ -131,21 +188,23 @@ def application_submit(
             raise ComputeSourceNotOffered(
                 f"{provider.name} offers no {compute_source} compute facility listed on {day.isoformat()}."
             )
-        if provider.uscc == enterprise.uscc or related_parties(provider.uscc, enterprise.uscc):
-            raise AffiliatedProvider(f"{provider.name} is {enterprise.name} itself or a related party.")
+        require_pair_eligible(enterprise=enterprise, provider=provider, now=now)
         year = program_year_current(now=now)
+        require_in_region(enterprise=enterprise, year=year)
         if Application.objects.filter(
             provider=provider, contract_number=contract_number, status__in=_LIVE_STATUSES
         ).exists():
             raise DuplicateContract(f"Contract {contract_number} with {provider.name} already has an application.")
 
-        rate, eligible_fen = application_terms(
+        pricing = application_pricing(
             enterprise=enterprise,
             year=year,
             contract_fee_fen=contract_fee_fen,
             compute_source=compute_source,
             purpose=purpose,
+            model_filing_number=model_filing_number,
         )
+        rate, eligible_fen = pricing.rate, pricing.eligible_fen
         if eligible_fen == 0:
             raise ValidationFailed(f"No subsidy applies to this contract ({rate.label}).", field="contract_fee_fen")
         if requested_fen is None:
@@ -168,6 +227,12 @@ def application_submit(
                     rate_rule=rate.label,
                     eligible_fen=eligible_fen,
                     requested_fen=requested_fen,
+                    model_filing_number=model_filing_number,
+                    model_filing=pricing.model_filing,
+                    priced_has_registered_model=pricing.facts.has_registered_model,
+                    priced_foundation_model_developer=pricing.facts.foundation_model_developer,
+                    priced_small_or_medium=pricing.facts.small_or_medium,
+                    priced_contracted_total_fen=pricing.facts.contracted_total_fen,
                     submitted_by=actor,
                 )
         except IntegrityError as error:
@@ -182,12 +247,15 @@ def application_submit(
 
 def _require_parties_in_good_standing(application: Application) -> None:
     """The enterprise is still verified and the provider still active and listed today (either may
-    have been suspended, or the center's listing may have ended, since the application was made):
-    no coupon for a party out of the program."""
+    have been suspended, or the center's listing may have ended, since the application was made),
+    neither is sanctioned today, and they have not been listed as related parties since: no coupon
+    for a party out of the program."""
     enterprise = Enterprise.objects.get(pk=application.enterprise_id)
     if enterprise.status != Enterprise.Status.VERIFIED:
         raise EnterpriseNotVerified(f"{enterprise.name} is {enterprise.status}.")
-    provider_require_listed(Provider.objects.get(pk=application.provider_id), listing_day())
+    provider = Provider.objects.get(pk=application.provider_id)
+    provider_require_listed(provider, listing_day())
+    require_pair_eligible(enterprise=enterprise, provider=provider)
 
 
 def application_confirm(*, application: Application, actor: User) -> Application:

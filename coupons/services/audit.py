@@ -15,8 +15,9 @@ from typing import Any, Final
 from django.db import connection, transaction
 from django.utils import timezone
 
-from accounts.models import User
-from coupons.models import AuditRun
+from accounts.models import ENTERPRISE_FLAGS, EnterpriseFlagsEvent, User
+from coupons.models import AuditRun, Grant
+from coupons.policy import ApplicationFacts, rate_for
 from coupons.selectors import program_year_figures, program_year_figures_from_rows
 from ledger.chain import chain_findings
 
@@ -296,6 +297,115 @@ def check_pool_figures_match_rows() -> tuple[list[Finding], int]:
     return findings, len(years)
 
 
+def _flags_counted_at(events: list[EnterpriseFlagsEvent], moment: datetime) -> dict[str, bool]:
+    """Replay an enterprise's flags history up to `moment`: which flags counted (declared and
+    confirmed by staff) then. A declaration that changes a flag clears its confirmation."""
+    declared = dict.fromkeys(ENTERPRISE_FLAGS, False)
+    confirmed = dict.fromkeys(ENTERPRISE_FLAGS, False)
+    for event in events:
+        if event.at > moment:
+            break
+        for name, value in event.flags.items():
+            if name not in ENTERPRISE_FLAGS:
+                continue  # The filing number rides along with has_registered_model.
+            if event.action == EnterpriseFlagsEvent.Action.DECLARED:
+                if declared[name] != value:
+                    confirmed[name] = False
+                declared[name] = bool(value)
+            else:
+                confirmed[name] = bool(value)
+    return {name: declared[name] and confirmed[name] for name in ENTERPRISE_FLAGS}
+
+
+def check_grant_rates_match_policy() -> tuple[list[Finding], int]:
+    """Each grant's rate is what its year's rule set gives for the inputs its application was
+    priced with; the registered-model input rests on a filing verified before submission, and
+    every flag priced as true had been declared and confirmed by staff at submission."""
+    findings: list[Finding] = []
+    grants = Grant.objects.select_related("application", "application__model_filing", "year__rule_set").order_by("pk")
+    events_of: dict[int, list[EnterpriseFlagsEvent]] = {}
+    examined = 0
+    for grant in grants.iterator(chunk_size=1_000):
+        examined += 1
+        if len(findings) >= FINDINGS_MAX:
+            continue
+        application = grant.application
+        facts = ApplicationFacts(
+            purpose=application.purpose,
+            compute_source=application.compute_source,
+            has_registered_model=application.priced_has_registered_model,
+            foundation_model_developer=application.priced_foundation_model_developer,
+            small_or_medium=application.priced_small_or_medium,
+            contracted_total_fen=application.priced_contracted_total_fen,
+        )
+        rule_set = grant.year.rule_set
+        rate = rate_for(rules=rule_set.rules, ceiling_bp=rule_set.ceiling_bp, facts=facts)
+        problems = []
+        if rate.rate_bp != application.rate_bp or rate.rate_bp != grant.rate_bp:
+            problems.append("rate_not_from_policy")
+        filing = application.model_filing
+        if application.priced_has_registered_model and (
+            filing is None or filing.verified_at is None or filing.verified_at > application.created_at
+        ):
+            problems.append("registered_model_without_verified_filing")
+        if application.enterprise_id not in events_of:
+            events_of[application.enterprise_id] = list(
+                EnterpriseFlagsEvent.objects.filter(enterprise_id=application.enterprise_id).order_by("at", "id")
+            )
+        counted = _flags_counted_at(events_of[application.enterprise_id], application.created_at)
+        for name in ("foundation_model_developer", "small_or_medium"):
+            if getattr(application, f"priced_{name}") and not counted[name]:
+                problems.append(f"{name}_not_confirmed_at_submission")
+        if problems:
+            findings.append(
+                {
+                    "grant_id": grant.pk,
+                    "application_id": application.pk,
+                    "problems": problems,
+                    "rate_bp": grant.rate_bp,
+                    "application_rate_bp": application.rate_bp,
+                    "policy_rate_bp": rate.rate_bp,
+                }
+            )
+    return findings, examined
+
+
+def check_grants_to_eligible_pairs() -> tuple[list[Finding], int]:
+    """No grant was issued to an enterprise and provider that were the same organisation, listed
+    as related parties, or either sanctioned on the day (Asia/Shanghai), as known at approval."""
+    sql = """
+        WITH grants AS (
+            SELECT g.id AS grant_id, g.issued_at, (g.issued_at AT TIME ZONE 'Asia/Shanghai')::date AS issued_on,
+                   e.uscc AS enterprise_uscc, p.uscc AS provider_uscc
+              FROM coupons_grant g
+              JOIN accounts_enterprise e ON e.id = g.enterprise_id
+              JOIN accounts_provider p ON p.id = g.provider_id
+        )
+        SELECT g.grant_id, g.enterprise_uscc, g.provider_uscc,
+               g.enterprise_uscc = g.provider_uscc AS same_organisation,
+               EXISTS (SELECT 1 FROM accounts_relatedparty r
+                        WHERE r.uscc_low = least(g.enterprise_uscc, g.provider_uscc)
+                          AND r.uscc_high = greatest(g.enterprise_uscc, g.provider_uscc)
+                          AND r.created_at <= g.issued_at) AS related_parties,
+               (SELECT array_agg(s.id ORDER BY s.id) FROM accounts_sanction s
+                 WHERE s.uscc IN (g.enterprise_uscc, g.provider_uscc) AND s.created_at <= g.issued_at
+                   AND s.valid_from <= g.issued_on
+                   AND (s.valid_until IS NULL OR s.valid_until >= g.issued_on)) AS sanction_ids
+          FROM grants g
+         WHERE g.enterprise_uscc = g.provider_uscc
+            OR EXISTS (SELECT 1 FROM accounts_relatedparty r
+                        WHERE r.uscc_low = least(g.enterprise_uscc, g.provider_uscc)
+                          AND r.uscc_high = greatest(g.enterprise_uscc, g.provider_uscc)
+                          AND r.created_at <= g.issued_at)
+            OR EXISTS (SELECT 1 FROM accounts_sanction s
+                        WHERE s.uscc IN (g.enterprise_uscc, g.provider_uscc) AND s.created_at <= g.issued_at
+                          AND s.valid_from <= g.issued_on
+                          AND (s.valid_until IS NULL OR s.valid_until >= g.issued_on))
+         ORDER BY g.grant_id
+    """
+    return _rows(sql), _count("SELECT count(*) FROM coupons_grant")
+
+
 def check_two_people_decided() -> tuple[list[Finding], int]:
     """Every approval, cap override, reversal, revocation and payment was asked for (or reviewed) by one
     person and decided by a different one, and each sensitive action matches the approved request
@@ -378,6 +488,8 @@ CHECKS: Final[list[tuple[str, Callable[[], tuple[list[Finding], int]]]]] = [
     ("redemptions_match_ledger", check_redemptions_match_ledger),
     ("settlements_match_ledger", check_settlements_match_ledger),
     ("pool_figures_match_rows", check_pool_figures_match_rows),
+    ("grant_rates_match_policy", check_grant_rates_match_policy),
+    ("grants_to_eligible_pairs", check_grants_to_eligible_pairs),
     ("two_people_decided", check_two_people_decided),
 ]
 

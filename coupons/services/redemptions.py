@@ -35,6 +35,7 @@ from coupons.listing import provider_require_listed
 from coupons.locks import grant_lock, redemption_lock
 from coupons.models import BILL_NUMBER_LENGTH_MAX, CONTRACT_FEE_FEN_MAX, Grant, Redemption, Settlement
 from coupons.policy import reference_normalise, subsidy_fen
+from coupons.services.eligibility import require_pair_eligible
 from ledger.errors import ExceedsCredits, PendingTransferAlreadyResolved, PendingTransferExpired
 from ledger.models import Transfer
 from ledger.selectors import account_balance
@@ -95,6 +96,8 @@ def redemption_create(
         provider_require_listed(locked.provider, listing_day(now))
         if locked.enterprise.status != Enterprise.Status.VERIFIED:
             raise EnterpriseNotVerified(f"{locked.enterprise.name} is {locked.enterprise.status}.")
+        # A sanction or an affiliation recorded since the grant was issued stops its use.
+        require_pair_eligible(enterprise=locked.enterprise, provider=locked.provider, now=now)
         _check_grant_usable(locked, now)
         # Holds past their timeout that the expiry job has not reached yet are released here, so
         # their bill may be redeemed again and their amount is available again.

@@ -111,6 +111,7 @@ def _prepare_next_year(program_year: ProgramYear) -> None:
                 default_cap_fen=program_year.default_cap_fen,
                 grace_days=program_year.grace_days,
                 relaxed_cap_ceiling_fen=program_year.relaxed_cap_ceiling_fen,
+                region_division_prefixes=program_year.region_division_prefixes,
                 open_applications_at_close=program_year.open_applications_at_close,
                 grant_validity=program_year.grant_validity,
                 grant_validity_months=program_year.grant_validity_months,

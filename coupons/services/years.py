@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from accounts.models import Enterprise, Role, User
 from accounts.roles import require_role, require_superuser
+from accounts.selectors import enterprise_is_verified_foundation_model_developer
 from approvals.models import ApprovalRequest
 from approvals.services import approval_request_create, reason_clean
 from config.errors import InvalidState, NotFound, ValidationFailed
@@ -17,6 +18,8 @@ from coupons.errors import FourEyes, NotEligible, ProgramYearClosed
 from coupons.locks import program_year_lock
 from coupons.models import (
     GRANT_VALIDITY_MONTHS_MAX,
+    REGION_DIVISION_PREFIXES_COUNT_MAX,
+    REGION_DIVISION_PREFIXES_DEFAULT,
     RELAXED_CAP_CEILING_FEN_DEFAULT,
     CapOverride,
     ProgramYear,
@@ -71,6 +74,28 @@ def program_year_of(moment: dt.datetime) -> int:
     return timezone.localtime(moment, PROGRAM_TIME_ZONE).year
 
 
+DIVISION_CODE_LENGTH = 6  # GB/T 2260: two digits of province, two of city, two of county.
+
+
+def region_division_prefixes_check(value: object) -> list[str]:
+    """A list of 1 to REGION_DIVISION_PREFIXES_COUNT_MAX prefixes of division codes, each 2 to 6 digits."""
+    field = "region_division_prefixes"
+    if not isinstance(value, list) or not 0 < len(value) <= REGION_DIVISION_PREFIXES_COUNT_MAX:
+        raise ValidationFailed(
+            f"A list of 1 to {REGION_DIVISION_PREFIXES_COUNT_MAX} prefixes is required.", field=field
+        )
+    for prefix in value:
+        if (
+            not isinstance(prefix, str)
+            or not 2 <= len(prefix) <= DIVISION_CODE_LENGTH
+            or not (prefix.isascii() and prefix.isdigit())
+        ):
+            raise ValidationFailed(
+                f"Each prefix is 2 to {DIVISION_CODE_LENGTH} digits of a division code (Hangzhou: 3301).", field=field
+            )
+    return sorted(set(value))
+
+
 def _whole_number(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -123,9 +148,12 @@ def program_year_create(
     grant_validity_months: int | None = None,
     rule_set: RateRuleSet | None = None,
     relaxed_cap_ceiling_fen: int | None = None,
+    region_division_prefixes: list[str] | None = None,
 ) -> ProgramYear:
-    """A superuser prepares a year (draft) with its pool, default cap, year-end policy, rates and the
-    ceiling of relaxed caps (by default 20 million yuan, or the default cap if that is higher).
+    """A superuser prepares a year (draft) with its pool, default cap, year-end policy, rates, the
+    ceiling of relaxed caps (by default 20 million yuan, or the default cap if that is higher) and
+    its region (the division-code prefixes of the credit codes of enterprises that may apply;
+    Hangzhou by default).
 
     By default, applications still open when the year closes are carried into the next year: the
     applicant did everything asked in time, and the backlog is the fund's, not theirs.
@@ -135,6 +163,9 @@ def program_year_create(
         raise ValidationFailed("year must be from 2000 to 2999.", field="year")
     _check_amount(pool_fen, "pool_fen")
     _check_amount(default_cap_fen, "default_cap_fen")
+    prefixes = region_division_prefixes_check(
+        list(REGION_DIVISION_PREFIXES_DEFAULT) if region_division_prefixes is None else region_division_prefixes
+    )
     if relaxed_cap_ceiling_fen is None:
         relaxed_cap_ceiling_fen = max(RELAXED_CAP_CEILING_FEN_DEFAULT, default_cap_fen)
     _check_amount(relaxed_cap_ceiling_fen, "relaxed_cap_ceiling_fen")
@@ -153,6 +184,7 @@ def program_year_create(
         raise InvalidState(f"Program year {year} exists.")
     return ProgramYear.objects.create(
         year=year,
+        region_division_prefixes=prefixes,
         pool_fen=pool_fen,
         default_cap_fen=default_cap_fen,
         grace_days=grace_days,
@@ -228,8 +260,8 @@ def cap_account_ensure(*, enterprise_id: int, year: ProgramYear) -> int:
 
 
 def enterprise_may_have_relaxed_cap(enterprise: Enterprise) -> bool:
-    """Only a verified enterprise that staff flagged as a foundation-model developer."""
-    return enterprise.status == Enterprise.Status.VERIFIED and enterprise.foundation_model_developer
+    """Only a verified enterprise that declared it develops a foundation model and staff confirmed it."""
+    return enterprise_is_verified_foundation_model_developer(enterprise)
 
 
 def _cap_override_check(*, program_year: ProgramYear, enterprise: Enterprise, cap_fen: int) -> int:

@@ -8,7 +8,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
 
 from accounts.models import Enterprise, User
-from accounts.services import enterprise_register
+from accounts.services import enterprise_flags_declare, enterprise_register
 from config.errors import ApplicationError
 from coupons.api.scopes import applications_visible_to
 from coupons.models import ProgramYear
@@ -17,7 +17,7 @@ from coupons.services.applications import application_submit, application_terms
 from coupons.services.years import program_year_current
 from portal import access
 from portal.errors import describe
-from portal.forms import ApplyForm, RegisterForm
+from portal.forms import ApplyForm, FlagsForm, RegisterForm
 from portal.queries import grants_for
 
 PENDING_STATUSES = ("submitted", "confirmed", "reviewed")
@@ -63,6 +63,7 @@ def _preview(user: User, form: ApplyForm) -> dict[str, object] | None:
         contract_fee_fen=data["contract_fee"],
         compute_source=data["compute_source"],
         purpose=data["purpose"],
+        model_filing_number=data.get("model_filing_number") or "",
     )
     requested = data.get("requested")
     return {
@@ -98,6 +99,7 @@ def apply(request: HttpRequest) -> HttpResponse:
                     compute_source=data["compute_source"],
                     purpose=data["purpose"],
                     requested_fen=data.get("requested"),
+                    model_filing_number=data.get("model_filing_number") or "",
                 )
             except ApplicationError as error:
                 form.add_error(None, describe(error))
@@ -157,3 +159,24 @@ def register(request: HttpRequest) -> HttpResponse:
             )
             return redirect("portal:enterprise_home")
     return render(request, "portal/register.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@access.enterprise_member
+def enterprise_flags(request: HttpRequest) -> HttpResponse:
+    """What the enterprise declares about itself, and what the fund's staff confirmed of it. A
+    change counts only once a reviewer confirms it again; coupons already granted keep their rate."""
+    user: User = request.user  # type: ignore[assignment]
+    assert user.enterprise_id is not None
+    enterprise = Enterprise.objects.get(pk=user.enterprise_id)
+    initial = {name: getattr(enterprise, name) for name in FlagsForm.base_fields}
+    form = FlagsForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            enterprise_flags_declare(enterprise=enterprise, actor=user, **form.cleaned_data)
+        except ApplicationError as error:
+            form.add_error(None, describe(error))
+        else:
+            messages.success(request, _("Saved. A reviewer will confirm what changed before it counts."))
+            return redirect("portal:enterprise_flags")
+    context = {"form": form, "enterprise": enterprise}
+    return render(request, "portal/enterprise_flags.html", context, status=400 if form.errors else 200)

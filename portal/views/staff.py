@@ -9,11 +9,22 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from accounts.models import Enterprise, Provider, ProviderChange, RelatedParty, Role, User
+from accounts.models import (
+    ENTERPRISE_FLAGS,
+    Enterprise,
+    ModelFiling,
+    Provider,
+    ProviderChange,
+    RelatedParty,
+    Role,
+    User,
+)
 from accounts.selectors import provider_changes_pending
 from accounts.services import (
     enterprise_suspend,
     enterprise_verify,
+    model_filing_record,
+    model_filing_verify,
     provider_change_request,
     provider_create,
     related_party_add,
@@ -27,7 +38,7 @@ from coupons.services.outbox import outbox_enqueue
 from coupons.services.years import cap_override_request, program_year_current
 from portal import access
 from portal.errors import describe
-from portal.forms import CapOverrideForm, ProviderForm, ReasonForm, RelatedPartyForm
+from portal.forms import CapOverrideForm, ModelFilingForm, ProviderForm, ReasonForm, RelatedPartyForm
 from portal.queries import grants_for
 from portal.views.common import attempt, attempt_with, back, page_of
 from portal.words import WORDS
@@ -76,9 +87,12 @@ def enterprise_action(request: HttpRequest, pk: int, action: str) -> HttpRespons
     user: User = request.user  # type: ignore[assignment]
     enterprise = get_object_or_404(Enterprise, pk=pk)
     if action == "verify":
+        # The form shows a box for each flag the enterprise declared: ticked confirms it, unticked
+        # does not (it then counts as false). Flags it did not declare are left as staff last said.
+        flags = {name: request.POST.get(name) == "on" for name in ENTERPRISE_FLAGS if getattr(enterprise, name)}
         attempt(
             request,
-            lambda: enterprise_verify(enterprise=enterprise, actor=user),
+            lambda: enterprise_verify(enterprise=enterprise, actor=user, flags=flags),
             _("%(name)s verified.") % {"name": enterprise.name},
         )
     elif action == "suspend":
@@ -277,3 +291,41 @@ def audit_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def alerts(request: HttpRequest) -> HttpResponse:
     queryset = Alert.objects.order_by("-created_at", "-id")
     return render(request, "portal/alerts.html", {"page": page_of(request, queryset)})
+
+
+@access.staff
+def model_filings(request: HttpRequest) -> HttpResponse:
+    """The register of filed (经备案) models: reviewers record them and verify them against the
+    CAC's list; only a verified filing gives an application the registered-model rate."""
+    user: User = request.user  # type: ignore[assignment]
+    can_record = user.has_role(Role.REVIEWER)
+    form = ModelFilingForm(request.POST or None) if can_record else None
+    status = 200
+    if request.method == "POST":
+        if form is None:
+            raise Http404("Only reviewers record filings.")
+        if form.is_valid():
+            try:
+                model_filing_record(actor=user, **form.cleaned_data)
+            except ApplicationError as error:
+                form.add_error(None, describe(error))
+            else:
+                messages.success(request, _("Filing recorded. Verify it against the CAC's list before it counts."))
+                return redirect("portal:model_filings")
+        status = 400
+    filings = ModelFiling.objects.select_related("recorded_by", "verified_by").order_by("-recorded_at", "-id")
+    context = {"form": form, "page": page_of(request, filings), "can_verify": can_record}
+    return render(request, "portal/model_filings.html", context, status=status)
+
+
+@require_POST
+@access.role(Role.REVIEWER)
+def model_filing_verify_view(request: HttpRequest, pk: int) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    filing = get_object_or_404(ModelFiling, pk=pk)
+    attempt(
+        request,
+        lambda: model_filing_verify(filing=filing, actor=user),
+        _("Filing %(number)s verified.") % {"number": filing.filing_number},
+    )
+    return back(request, "portal:model_filings")

@@ -148,7 +148,7 @@ def test_top_enterprises_are_ten_at_most_and_show_a_relaxed_cap(cast, year, as_u
 
     enterprises = []
     for number in range(12):
-        enterprise = EnterpriseFactory(foundation_model_developer=True)
+        enterprise = EnterpriseFactory(foundation_model_developer=True, foundation_model_developer_verified=True)
         enterprises.append(enterprise)
         grant_in(
             dataclasses.replace(cast, enterprise=enterprise, member=UserFactory(enterprise=enterprise)),

@@ -31,7 +31,8 @@ def figures_of(year: int) -> dict:
 @pytest.fixture
 def foundation_model_enterprise(cast):
     cast.enterprise.foundation_model_developer = True
-    cast.enterprise.save(update_fields=["foundation_model_developer"])
+    cast.enterprise.foundation_model_developer_verified = True
+    cast.enterprise.save(update_fields=["foundation_model_developer", "foundation_model_developer_verified"])
     return cast.enterprise
 
 
@@ -68,9 +69,11 @@ def test_staff_read_years_with_their_policy_and_live_figures(cast, year, as_user
         "open_applications_at_close",
         "grant_validity",
         "grant_validity_months",
+        "region_division_prefixes",
         "rates",
         "figures",
     }
+    assert body["region_division_prefixes"] == ["3301"]
     assert (body["open_applications_at_close"], body["grant_validity"], body["grant_validity_months"]) == (
         "carry",
         "year_end",
@@ -469,21 +472,30 @@ def test_only_a_verified_enterprise_flagged_as_a_foundation_model_developer(cast
         403,
         "not_eligible",
     )
-    pending = EnterpriseFactory(foundation_model_developer=True, status="pending")
-    before = db_snapshot()
-    assert_problem(
-        client.post(
-            f"/api/v1/program-years/{YEAR}/cap-overrides/", override_body(cast, enterprise=pending.pk), format="json"
-        ),
-        403,
-        "not_eligible",
+    pending = EnterpriseFactory(
+        foundation_model_developer=True, foundation_model_developer_verified=True, status="pending"
     )
+    # Declared, but staff never confirmed it: counts as false.
+    unconfirmed = EnterpriseFactory(foundation_model_developer=True, status="verified")
+    before = db_snapshot()
+    for enterprise in (pending, unconfirmed):
+        assert_problem(
+            client.post(
+                f"/api/v1/program-years/{YEAR}/cap-overrides/",
+                override_body(cast, enterprise=enterprise.pk),
+                format="json",
+            ),
+            403,
+            "not_eligible",
+        )
     assert db_snapshot() == before
 
 
 def test_a_draft_year_takes_no_cap_override(cast, as_user, db_snapshot):
     as_user(cast.admin).post("/api/v1/program-years/", {"year": NEXT}, format="json")
-    enterprise = EnterpriseFactory(foundation_model_developer=True, status="verified")
+    enterprise = EnterpriseFactory(
+        foundation_model_developer=True, foundation_model_developer_verified=True, status="verified"
+    )
     before = db_snapshot()
     assert_problem(
         as_user(cast.approver).post(

@@ -48,7 +48,9 @@ def program(cast, year):
         request_id=grant_revoke_request(grant=revoked, requester=cast.approver2, reason="cancelled").pk,
         decider=cast.approver,
     )
-    Enterprise.objects.filter(pk=cast.enterprise.pk).update(foundation_model_developer=True)
+    Enterprise.objects.filter(pk=cast.enterprise.pk).update(
+        foundation_model_developer=True, foundation_model_developer_verified=True
+    )
     cast.enterprise.refresh_from_db()
     approve(
         request_id=cap_override_request(
@@ -160,6 +162,49 @@ TAMPERING = {
             "(SELECT min(id) FROM ledger_account WHERE code LIKE 'grant:%%')",
         ],
         {"no_limited_account_overdrawn", "account_totals_equal_transfers"},
+    ),
+    "a grant's rate raised with its application's, past the policy": (
+        [
+            "UPDATE coupons_application SET rate_bp = 3500, eligible_fen = contract_fee_fen * 3500 / 10000 "
+            "WHERE id = (SELECT application_id FROM coupons_grant WHERE id = (SELECT min(id) FROM coupons_grant))",
+            "UPDATE coupons_grant SET rate_bp = 3500 WHERE id = (SELECT min(id) FROM coupons_grant)",
+        ],
+        {"grant_rates_match_policy"},
+    ),
+    "a pricing input claimed that staff never confirmed": (
+        [
+            "UPDATE coupons_application SET priced_small_or_medium = true "
+            "WHERE id = (SELECT application_id FROM coupons_grant WHERE id = (SELECT min(id) FROM coupons_grant))"
+        ],
+        {"grant_rates_match_policy"},
+    ),
+    "the registered-model rate without a verified filing": (
+        [
+            "INSERT INTO accounts_modelfiling (filing_number, model_name, holder_name, holder_uscc, recorded_by_id, "
+            "recorded_at) SELECT 'Zhejiang-X', 'x', 'x', '', id, now() FROM accounts_user ORDER BY id LIMIT 1",
+            "UPDATE coupons_application SET priced_has_registered_model = true, "
+            "model_filing_id = (SELECT id FROM accounts_modelfiling WHERE filing_number = 'Zhejiang-X') "
+            "WHERE id = (SELECT application_id FROM coupons_grant WHERE id = (SELECT min(id) FROM coupons_grant))",
+        ],
+        {"grant_rates_match_policy"},
+    ),
+    "a related party listed before approval, slipped past it": (
+        [
+            "INSERT INTO accounts_relatedparty (uscc_low, uscc_high, note, created_by_id, created_at) "
+            "SELECT least(e.uscc, p.uscc), greatest(e.uscc, p.uscc), '', g.issued_by_id, "
+            "g.issued_at - interval '1 day' FROM coupons_grant g JOIN accounts_enterprise e ON e.id = g.enterprise_id "
+            "JOIN accounts_provider p ON p.id = g.provider_id ORDER BY g.id LIMIT 1"
+        ],
+        {"grants_to_eligible_pairs"},
+    ),
+    "a sanctioned provider granted anyway": (
+        [
+            "INSERT INTO accounts_sanction (uscc, reason, valid_from, valid_until, requested_by_id, decided_by_id, "
+            "created_at) SELECT p.uscc, 'fraud', '2000-01-01', NULL, g.issued_by_id, "
+            "(SELECT min(id) FROM accounts_user WHERE id <> g.issued_by_id), g.issued_at - interval '1 day' "
+            "FROM coupons_grant g JOIN accounts_provider p ON p.id = g.provider_id ORDER BY g.id LIMIT 1"
+        ],
+        {"grants_to_eligible_pairs"},
     ),
     "a reversal decided by the person who asked for it": (
         [

@@ -101,7 +101,7 @@ def relax(cast, cap_fen, **changes):
 
 
 def test_relaxed_cap_is_a_ledger_credit_and_lets_bigger_grants_through(cast, year, grant_of):
-    cast.enterprise.foundation_model_developer = True
+    cast.enterprise.foundation_model_developer = cast.enterprise.foundation_model_developer_verified = True
     cast.enterprise.save()
     grant_of(fee_fen=1_000_000)
     override = relax(cast, 1_000_000)
@@ -113,7 +113,7 @@ def test_relaxed_cap_is_a_ledger_credit_and_lets_bigger_grants_through(cast, yea
 
 
 def test_relaxed_cap_before_any_grant(cast, year, grant_of):
-    cast.enterprise.foundation_model_developer = True
+    cast.enterprise.foundation_model_developer = cast.enterprise.foundation_model_developer_verified = True
     cast.enterprise.save()
     relax(cast, 900_000)
     assert balance(books.cap_code(cast.enterprise.pk, YEAR)).credits_posted == 900_000
@@ -132,7 +132,7 @@ def test_relaxed_cap_before_any_grant(cast, year, grant_of):
     ],
 )
 def test_relaxed_cap_refusals(changes, error, code, cast, year, db_snapshot):
-    cast.enterprise.foundation_model_developer = True
+    cast.enterprise.foundation_model_developer = cast.enterprise.foundation_model_developer_verified = True
     cast.enterprise.save()
     changes = {k: getattr(cast, v) if k in ("requested_by", "actor") else v for k, v in changes.items()}
     before = db_snapshot()
@@ -150,7 +150,7 @@ def test_relaxed_cap_only_for_foundation_model_enterprises(cast, year, db_snapsh
 
 
 def test_relaxed_cap_only_for_a_verified_enterprise(cast, year, db_snapshot):
-    cast.enterprise.foundation_model_developer = True
+    cast.enterprise.foundation_model_developer = cast.enterprise.foundation_model_developer_verified = True
     cast.enterprise.status = "suspended"
     cast.enterprise.save()
     before = db_snapshot()
@@ -160,7 +160,7 @@ def test_relaxed_cap_only_for_a_verified_enterprise(cast, year, db_snapshot):
 
 
 def test_relaxed_cap_is_limited_by_the_years_ceiling(cast, year, db_snapshot):
-    cast.enterprise.foundation_model_developer = True
+    cast.enterprise.foundation_model_developer = cast.enterprise.foundation_model_developer_verified = True
     cast.enterprise.save()
     before = db_snapshot()
     with pytest.raises(ValidationFailed) as caught:
@@ -220,3 +220,12 @@ def test_revoke_refusals(cast, year, grant_of, db_snapshot):
     revoke(grant=grant, actor=cast.approver, requested_by=cast.reviewer, reason="x")
     with pytest.raises(InvalidState):
         revoke(grant=grant, actor=cast.approver, requested_by=cast.reviewer, reason="again")
+
+
+def test_relaxed_cap_not_for_a_flag_staff_never_confirmed(cast, year, db_snapshot):
+    cast.enterprise.foundation_model_developer = True  # Declared by the enterprise only.
+    cast.enterprise.save()
+    before = db_snapshot()
+    with pytest.raises(NotEligible):
+        relax(cast, 1_000_000)
+    assert db_snapshot() == before

@@ -11,14 +11,16 @@ import copy
 
 import pytest
 from django.db import ProgrammingError, connection, transaction
+from django.utils import timezone
 
-from accounts.models import Enterprise
+from accounts.models import Enterprise, ModelFiling
 from config.errors import ValidationFailed
 from coupons.models import Application, RateRuleSet
 from coupons.policy import MEASURES_2024, REVISION_2025_06, ApplicationFacts, rate_for, rules_validate
 from coupons.services.applications import application_submit, application_withdraw
 from coupons.services.years import program_year_create, program_year_open, rule_set_create, rule_set_default, year_end
-from tests.coupons.conftest import CAP_FEN, POOL_FEN, YEAR, submit
+from tests.coupons.conftest import CAP_FEN, POOL_FEN, YEAR
+from tests.coupons.conftest import submit as submit_as
 from tests.factories import EnterpriseFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -33,12 +35,36 @@ FEE_FEN = 333_333  # 30% is 99,999.9 fen and 20% is 66,666.6: both round down.
 HALF_A_MILLION_YUAN_FEN = 50_000_000
 
 
+FILING_NUMBER = "Zhejiang-202401"
+
+
 def set_flags(enterprise: Enterprise, **flags: object) -> None:
+    """The enterprise declares the flags and staff confirm them; a registered model is its own
+    filing, verified in the register, which its applications then name."""
     for name, value in flags.items():
         setattr(enterprise, name, value)
+        setattr(enterprise, f"{name}_verified", value)
     if enterprise.has_registered_model:
-        enterprise.model_filing_number = "Zhejiang-202401"
+        enterprise.model_filing_number = FILING_NUMBER
+        reviewer = UserFactory()
+        ModelFiling.objects.get_or_create(
+            filing_number=FILING_NUMBER,
+            defaults={
+                "model_name": "A model",
+                "holder_name": enterprise.name,
+                "recorded_by": reviewer,
+                "verified_by": reviewer,
+                "verified_at": timezone.now(),
+            },
+        )
     enterprise.save()
+
+
+def submit(cast, **extra: object) -> Application:  # type: ignore[no-untyped-def]
+    """Submit as the cast's enterprise, naming its own filing when it has a registered model."""
+    if cast.enterprise.has_registered_model:
+        extra.setdefault("model_filing_number", FILING_NUMBER)
+    return submit_as(cast, **extra)
 
 
 def facts(**overrides: object) -> ApplicationFacts:

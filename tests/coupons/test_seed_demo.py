@@ -11,9 +11,11 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.models import Enterprise, Provider, Role, User
+from accounts.selectors import enterprise_is_verified_foundation_model_developer
 from coupons.management.commands.seed_demo import MARKER_CONTRACT_NUMBER, PASSWORD_DEFAULT
 from coupons.models import Application, CapOverride, Grant, ProgramYear, Redemption, Settlement
 from coupons.selectors import program_year_figures, program_year_figures_from_rows
+from coupons.services.audit import audit_execute, audit_run_create
 from coupons.services.years import CAP_FEN_DEFAULT, POOL_FEN_DEFAULT, program_year_of
 from ledger.models import Account
 from tests.factories import UserFactory
@@ -82,11 +84,21 @@ def test_the_relaxed_cap_is_granted_by_one_approver_at_the_request_of_another_pe
 
     override = CapOverride.objects.get()
     assert override.enterprise.foundation_model_developer and override.enterprise.has_registered_model
+    assert enterprise_is_verified_foundation_model_developer(override.enterprise)
     assert (override.requested_by.username, override.granted_by.username) == ("reviewer", "approver2")
     # The foundation-model developer's grant is past the default cap: the override is what allows it.
     grant = Grant.objects.get(application__contract_number=MARKER_CONTRACT_NUMBER)
     assert grant.enterprise == override.enterprise
     assert CAP_FEN_DEFAULT < grant.amount_fen <= override.cap_fen
+    # Its model services rely on its own filing, verified in the register.
+    assert grant.application.model_filing is not None and grant.application.model_filing.is_verified
+
+
+def test_the_demo_passes_the_audit():
+    seed()
+
+    run = audit_execute(run_id=audit_run_create().pk)
+    assert run.status == "passed", [check for check in run.checks if not check["ok"]]
 
 
 def test_every_demo_user_signs_in_with_the_demo_password_and_holds_its_role():

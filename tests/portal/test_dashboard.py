@@ -392,7 +392,9 @@ def test_the_near_cap_list_uses_a_relaxed_cap_and_puts_the_closest_first(
     # and a foundation-model enterprise whose relaxed cap of 500,000 makes 400,000 exactly 80%
     # (of the default cap it would be 100%, and first)
     relaxed = another_enterprise(cast, "Relaxed")
-    Enterprise.objects.filter(pk=relaxed.enterprise.pk).update(foundation_model_developer=True)
+    Enterprise.objects.filter(pk=relaxed.enterprise.pk).update(
+        foundation_model_developer=True, foundation_model_developer_verified=True
+    )
     relaxed.enterprise.refresh_from_db()
     cap_override_grant(
         year=this_year(),

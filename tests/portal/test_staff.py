@@ -127,7 +127,9 @@ def test_a_superuser_lists_a_provider_and_a_bad_credit_code_is_refused(
 def test_a_cap_override_asked_in_the_portal_is_granted_when_another_approver_approves(
     cast: Cast, year: ProgramYear, as_user: Callable[..., Client], db_snapshot: Callable[[], object]
 ):
-    Enterprise.objects.filter(pk=cast.enterprise.pk).update(foundation_model_developer=True)
+    Enterprise.objects.filter(pk=cast.enterprise.pk).update(
+        foundation_model_developer=True, foundation_model_developer_verified=True
+    )
     approver = as_user(cast.approver, language="en")
     form = {"enterprise": cast.enterprise.pk, "cap": "20,000", "reason": "Foundation model"}
     # The form has no "requested by" field any more: the requester is whoever is signed in.

@@ -16,7 +16,17 @@ from django.http import HttpRequest
 from django.test import Client
 from django.urls import reverse
 
-from accounts.models import Enterprise, Facility, Provider, ProviderChange, RelatedParty, User
+from accounts.models import (
+    Enterprise,
+    EnterpriseFlagsEvent,
+    Facility,
+    ModelFiling,
+    Provider,
+    ProviderChange,
+    RelatedParty,
+    Sanction,
+    User,
+)
 from coupons.management.commands.seed_demo import PASSWORD_DEFAULT
 from coupons.models import (
     Application,
@@ -45,6 +55,9 @@ VIEW_ONLY = [
     RelatedParty,
     Facility,
     ProviderChange,
+    EnterpriseFlagsEvent,
+    ModelFiling,
+    Sanction,
 ]
 
 

@@ -22,9 +22,12 @@ from accounts.models import Enterprise, Provider, Role, User
 from accounts.services import (
     enterprise_register,
     enterprise_verify,
+    model_filing_record,
+    model_filing_verify,
     provider_change_request,
     provider_create,
     related_party_add,
+    sanction_set,
     user_create,
 )
 from accounts.uscc import check_character
@@ -132,6 +135,7 @@ ENTERPRISES = (
     ("enterprise3", "Binjiang Data Services Co., Ltd.", False, False, True),
     ("enterprise4", "Gongshu Robotics Start-up Co., Ltd.", False, False, False),
 )
+MODEL_SERVICES = (Purpose.MAAS, Purpose.AGENT, Purpose.APPLICATION)
 RELAXED_CAP_FEN = 2_000_000_000  # 20 million yuan for the foundation-model developer.
 
 
@@ -322,10 +326,27 @@ class Command(BaseCommand):
                 small_or_medium=small_or_medium,
             )
             if verified:
-                enterprise = enterprise_verify(enterprise=enterprise, actor=staff["reviewer"])
+                # The reviewer confirms what the enterprise declared: a flag counts only then.
+                declared = {"has_registered_model": foundation_model, "foundation_model_developer": foundation_model}
+                flags = {name: True for name, value in declared.items() if value}
+                if small_or_medium:
+                    flags["small_or_medium"] = True
+                enterprise = enterprise_verify(enterprise=enterprise, actor=staff["reviewer"], flags=flags)
             enterprises.append(enterprise)
             enterprise_members.append(member)
-        self.stdout.write(f"Enterprises: registered {len(enterprises)} (one left pending), each with a member.")
+        self.stdout.write(
+            f"Enterprises: registered {len(enterprises)} (one left pending), each with a member; "
+            "the flags of the verified ones confirmed by a reviewer."
+        )
+        filing = model_filing_record(
+            filing_number=MODEL_FILING_NUMBER,
+            model_name="West Lake multimodal foundation model",
+            holder_name=enterprises[0].name,
+            holder_uscc=enterprises[0].uscc,
+            actor=staff["reviewer"],
+        )
+        model_filing_verify(filing=filing, actor=staff["reviewer2"])
+        self.stdout.write(f"Model filings: {MODEL_FILING_NUMBER} recorded and verified in the register.")
 
         # The plain enterprise and the matching partner belong to one group: they may not deal.
         related_party_add(
@@ -335,6 +356,16 @@ class Command(BaseCommand):
             actor=staff["reviewer"],
         )
         self.stdout.write(f"Related parties: listed {enterprises[2].name} and {providers[2].name}.")
+        # The suspended center is also sanctioned: one reviewer asked, a different approver decided.
+        sanction_set(
+            uscc=providers[3].uscc,
+            reason="Billed compute it did not deliver (demo).",
+            valid_from=dt.date(2024, 1, 1),
+            valid_until=None,
+            requested_by=staff["reviewer"],
+            actor=staff["approver"],
+        )
+        self.stdout.write(f"Sanctions: {providers[3].name}, until further notice.")
         return _Cast(admin, staff, providers, provider_members, enterprises, enterprise_members)
 
     # --- Applications, grants, redemptions, settlements ------------------------------------------
@@ -375,6 +406,8 @@ class Command(BaseCommand):
                 contract_fee_fen=fen(fee_yuan),
                 compute_source=source,
                 purpose=purpose,
+                # The foundation-model developer's model services rely on its own filed model.
+                model_filing_number=MODEL_FILING_NUMBER if member == m1 and purpose in MODEL_SERVICES else "",
                 now=now,
             )
 
