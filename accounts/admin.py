@@ -186,7 +186,9 @@ class UserAdmin(DjangoUserAdmin):
     search_fields = ["username", "first_name", "last_name", "email", "enterprise__name", "provider__name"]
     # Membership is fixed when accounts.services creates the user: shown, not edited.
     fieldsets = (*(DjangoUserAdmin.fieldsets or ()), ("Organisation", {"fields": ("enterprise", "provider")}))
-    readonly_fields = ["enterprise", "provider"]
+    # Roles are granted by two people (POST /api/v1/users/ and an approved `role_grant` request), never
+    # by one superuser here: groups, permissions and the superuser flag are shown, not edited.
+    readonly_fields = ["enterprise", "provider", "groups", "user_permissions", "is_superuser", "is_staff"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
         return super().get_queryset(request).prefetch_related("groups")

@@ -148,6 +148,16 @@ class UserSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class UserCreated(UserSerializer):
+    roles_request = serializers.IntegerField(
+        read_only=True, allow_null=True, help_text="The approval request that grants the roles asked for, if any."
+    )
+
+    class Meta(UserSerializer.Meta):
+        fields = [*UserSerializer.Meta.fields, "roles_request"]
+        read_only_fields = fields
+
+
 class ApiKeySerializer(serializers.ModelSerializer):
     class Meta:
         model = ApiKey
@@ -651,16 +661,22 @@ class ApiKeyRevoke(APIView):
 class UserCreate(APIView):
     @extend_schema(
         request=UserRequest,
-        responses={201: UserSerializer},
+        responses={201: UserCreated},
         tags=["users"],
         summary="Create a staff user or an organisation member (superuser)",
+        description=(
+            "The user is created at once, with no role: the `roles` asked for wait in an approval request "
+            "(`roles_request`, action `role_grant`) that a different superuser, who is not the new user, approves "
+            "at `POST /approval-requests/{id}/approve/`. One superuser alone cannot make an account that acts "
+            "for the fund."
+        ),
     )
     def post(self, request: Request) -> Response:
         require_superuser(request.user)  # type: ignore[arg-type]
         data = validated(UserRequest, request.data)
         enterprise = get_object_or_404(Enterprise, pk=data["enterprise"]) if data["enterprise"] else None
         provider = get_object_or_404(Provider, pk=data["provider"]) if data["provider"] else None
-        user = user_create(
+        user, roles_request = user_create(
             username=data["username"],
             password=data["password"],
             email=data["email"],
@@ -669,4 +685,6 @@ class UserCreate(APIView):
             provider=provider,
             actor=request.user,  # type: ignore[arg-type]
         )
-        return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
+        answer = UserSerializer(user).data
+        answer["roles_request"] = roles_request.pk if roles_request is not None else None
+        return Response(answer, status=status.HTTP_201_CREATED)

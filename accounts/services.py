@@ -458,6 +458,9 @@ def provider_change_apply(
         return provider
 
 
+ROLE_GRANT_ACTION: Final = "role_grant"
+
+
 def user_create(
     *,
     username: str,
@@ -467,8 +470,14 @@ def user_create(
     enterprise: Enterprise | None = None,
     provider: Provider | None = None,
     actor: User,
-) -> User:
-    """A superuser creates a staff user with roles, or a member of one enterprise or provider."""
+) -> tuple[User, ApprovalRequest | None]:
+    """A superuser creates a staff user, or a member of one enterprise or provider.
+
+    Platform roles are power over the fund's money, so they are granted by two people: the new
+    user starts with none, and the roles asked for wait in an approval request (`role_grant`) that a
+    different superuser decides. Otherwise one superuser could create a second account, give it a
+    role, and approve their own requests with it. Returns the user and that request (None when no
+    role was asked for)."""
     require_superuser(actor)
     unknown = sorted(set(roles) - set(Role.values))
     if unknown:
@@ -483,10 +492,61 @@ def user_create(
     user.set_password(password)
     with transaction.atomic():
         user.save()
+        request = None
+        if roles:
+            request = role_grant_request(user=user, roles=roles, requester=actor)
+    return user, request
+
+
+def staff_user_create_bootstrap(*, username: str, password: str, email: str, roles: Sequence[str]) -> User:
+    """A staff user holding `roles` at once, for management commands only (`seed_demo`): whoever can
+    run them can already run Django's `createsuperuser`, so this is no weaker. The API and the admin
+    never call it; there, roles wait for a second superuser (`user_create`)."""
+    assert roles and not set(roles) - set(Role.values), roles
+    _check_username(username)
+    user = User(username=username, email=email)
+    _check_password(password, user)
+    user.set_password(password)
+    with transaction.atomic():
+        user.save()
         for role in roles:
             group, _ = Group.objects.get_or_create(name=role)
             user.groups.add(group)
     return user
+
+
+def role_grant_request(*, user: User, roles: Sequence[str], requester: User) -> ApprovalRequest:
+    """A superuser asks for platform roles for a user; a different superuser, who is not that user, decides."""
+    require_superuser(requester)
+    wanted = sorted(set(roles))
+    if not wanted or set(wanted) - set(Role.values):
+        raise ValidationFailed(f"roles are some of {', '.join(Role.values)}.", field="roles")
+    if user.enterprise_id is not None or user.provider_id is not None:
+        raise ValidationFailed("Members of an organisation hold no platform roles.", field="roles")
+    return approval_request_create(
+        action=ROLE_GRANT_ACTION,
+        target=f"user:{user.pk}",
+        payload={"user": user.pk, "username": user.username, "roles": wanted},
+        reason=f"Grant {', '.join(wanted)} to {user.username}.",
+        requester=requester,
+    )
+
+
+def role_grant_apply(*, request: ApprovalRequest, decider: User) -> None:
+    """Carry out an approved role grant (called by `approvals` inside the decision's transaction)."""
+    require_superuser(decider)
+    user = User.objects.select_for_update().get(pk=request.payload["user"])
+    if decider.pk == user.pk:
+        raise FourEyes("Nobody approves roles for themselves.")
+    for role in request.payload["roles"]:
+        group, _ = Group.objects.get_or_create(name=role)
+        user.groups.add(group)
+
+
+def role_grant_conflict(request: ApprovalRequest, decider: User) -> str | None:
+    if decider.pk == request.payload.get("user"):
+        return "Nobody approves roles for themselves."
+    return None
 
 
 def related_party_add(*, uscc_a: str, uscc_b: str, note: str = "", actor: User) -> RelatedParty:

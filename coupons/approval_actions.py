@@ -10,6 +10,7 @@ Registered with `approvals` at start-up (`CouponsConfig.ready`). Who may ask and
 | `settlement_pay` | finance | another finance user, who did not create the settlement |
 | `provider_change` | superuser | an approver, or another superuser (a superuser holds every role) |
 | `sanction_set` | reviewer or approver | another approver |
+| `role_grant` | superuser (`POST /users/` with roles) | another superuser, who is not the user receiving them |
 
 Each `execute` re-reads its target and calls the entity's service with both people, so the
 service's own checks (state, policy, four eyes) run again at the moment of decision.
@@ -17,7 +18,7 @@ service's own checks (state, policy, four eyes) run again at the moment of decis
 
 from accounts.models import Enterprise, Role, User
 from accounts.selectors import PROVIDER_CHANGE_ACTION
-from accounts.services import provider_change_apply
+from accounts.services import ROLE_GRANT_ACTION, provider_change_apply, role_grant_apply, role_grant_conflict
 from approvals.models import ApprovalRequest
 from approvals.registry import ApprovalAction, approval_action_register
 from coupons.models import Grant, Redemption, Settlement
@@ -92,7 +93,7 @@ def _provider_change(*, request: ApprovalRequest, decider: User) -> None:
     )
 
 
-ACTIONS = (
+ACTIONS: tuple[ApprovalAction, ...] = (
     ApprovalAction(
         name=ACTION_CAP_OVERRIDE,
         label="relaxed cap",
@@ -135,6 +136,14 @@ ACTIONS = (
         may_request=_staff_who_may_ask,
         may_decide=_approver,
         execute=sanction_request_execute,
+    ),
+    ApprovalAction(
+        name=ROLE_GRANT_ACTION,
+        label="grant platform roles",
+        may_request=lambda user: user.is_active and user.is_superuser,
+        may_decide=lambda user, request: user.is_active and user.is_superuser,
+        execute=role_grant_apply,
+        conflicts=role_grant_conflict,
     ),
 )
 

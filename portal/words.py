@@ -91,6 +91,7 @@ APPROVAL_ACTION_WORDS: dict[str, Promise] = {
     "settlement_pay": _("Pay a settlement"),
     "provider_change": _("Change a computing center's listing"),
     "sanction_set": _("Sanction an organisation"),
+    "role_grant": _("Grant platform roles"),
 }
 
 # A program year's "open" is not a settlement's "open" (not yet paid): its own words.

@@ -14,7 +14,8 @@ from accounts.services import (
     related_party_add,
     user_create,
 )
-from config.errors import PermissionDenied, ValidationFailed
+from approvals.services import approval_request_approve
+from config.errors import FourEyes, PermissionDenied, ValidationFailed
 from tests.factories import EnterpriseFactory, ProviderFactory, UserFactory, valid_uscc
 
 pytestmark = pytest.mark.django_db
@@ -324,10 +325,22 @@ def test_a_provider_with_a_taken_credit_code_is_refused(admin, factory):
     assert row_counts() == before
 
 
-def test_a_superuser_creates_staff_holding_exactly_their_roles(admin):
-    # when
-    user = user_create(username="rita", password=PASSWORD, roles=["reviewer", "finance"], actor=admin)
-    # then
+def test_roles_asked_for_a_new_user_are_granted_only_by_a_second_superuser(admin):
+    # when: one superuser creates the user and asks for its roles
+    user, request = user_create(username="rita", password=PASSWORD, roles=["reviewer", "finance"], actor=admin)
+    # then: the user holds nothing yet
+    assert User.objects.get(pk=user.pk).roles == []
+    assert (request.action, request.payload["roles"], request.status) == (
+        "role_grant",
+        ["finance", "reviewer"],
+        "pending",
+    )
+    # and the same superuser may not grant them (found from outside: a second account of one person)
+    with pytest.raises(FourEyes):
+        approval_request_approve(request_id=request.pk, decider=admin)
+    # nor the new user, were it a superuser
+    other = UserFactory(is_superuser=True)
+    approval_request_approve(request_id=request.pk, decider=other)
     user = User.objects.get(pk=user.pk)
     assert user.roles == ["reviewer", "finance"]
     assert user.has_role(Role.REVIEWER) and not user.has_role(Role.APPROVER)
@@ -338,7 +351,8 @@ def test_a_superuser_creates_staff_holding_exactly_their_roles(admin):
 @pytest.mark.parametrize("organisation", ["enterprise", "provider"])
 def test_a_superuser_creates_a_member_who_holds_no_role(admin, organisation):
     factory = EnterpriseFactory if organisation == "enterprise" else ProviderFactory
-    user = user_create(username="max", password=PASSWORD, actor=admin, **{organisation: factory()})
+    user, request = user_create(username="max", password=PASSWORD, actor=admin, **{organisation: factory()})
+    assert request is None
     user = User.objects.get(pk=user.pk)
     assert getattr(user, f"{organisation}_id") is not None
     assert user.roles == []

@@ -358,7 +358,7 @@ def test_a_superuser_asks_for_a_providers_suspension_and_an_approver_decides(cas
 # --- Users ----------------------------------------------------------------------------------------
 
 
-def test_a_superuser_creates_a_staff_user_with_roles(cast):
+def test_a_superuser_creates_a_staff_user_whose_roles_a_second_superuser_grants(cast):
     body = {
         "username": "new-reviewer",
         "password": PASSWORD,
@@ -372,10 +372,17 @@ def test_a_superuser_creates_a_staff_user_with_roles(cast):
     answer = response.json()
     user = User.objects.get(username="new-reviewer")
     assert (answer["id"], answer["username"], answer["email"]) == (user.pk, "new-reviewer", "r@example.com")
-    assert (answer["roles"], answer["enterprise"], answer["provider"]) == (["reviewer", "finance"], None, None)
+    assert (answer["roles"], answer["enterprise"], answer["provider"]) == ([], None, None)
     assert "password" not in answer
-    me = signed_in(user).get("/api/v1/me/").json()
-    assert me["roles"] == ["reviewer", "finance"]
+    assert signed_in(user).get("/api/v1/me/").json()["roles"] == []
+    # Found from outside: one superuser made a second account, gave it a role and approved their own
+    # requests with it. Now the roles wait for a different superuser.
+    request_id = answer["roles_request"]
+    approve = f"/api/v1/approval-requests/{request_id}/approve/"
+    assert_problem(signed_in(cast.admin).post(approve, {}, format="json"), 403, "four_eyes")
+    assert_problem(signed_in(cast.approver).post(approve, {}, format="json"), 403, "permission_denied")
+    assert signed_in(UserFactory(is_superuser=True)).post(approve, {}, format="json").status_code == 200
+    assert signed_in(user).get("/api/v1/me/").json()["roles"] == ["reviewer", "finance"]
 
 
 @pytest.mark.parametrize("organisation", ["enterprise", "provider"])
@@ -386,7 +393,11 @@ def test_a_superuser_creates_a_member(organisation, cast):
     response = signed_in(cast.admin).post("/api/v1/users/", body, format="json")
 
     assert response.status_code == 201, response.content
-    assert (response.json()[organisation], response.json()["roles"]) == (org.pk, [])
+    assert (response.json()[organisation], response.json()["roles"], response.json()["roles_request"]) == (
+        org.pk,
+        [],
+        None,
+    )
     user = User.objects.get(username="new-member")
     assert getattr(user, f"{organisation}_id") == org.pk
     assert signed_in(user).get("/api/v1/me/").json()[organisation] == org.pk

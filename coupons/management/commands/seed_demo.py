@@ -28,6 +28,7 @@ from accounts.services import (
     provider_create,
     related_party_add,
     sanction_set,
+    staff_user_create_bootstrap,
     user_create,
 )
 from accounts.uscc import check_character
@@ -273,8 +274,9 @@ class Command(BaseCommand):
 
     def _cast_create(self, admin: User, password: str) -> _Cast:
         staff = {
-            username: user_create(
-                username=username, password=password, email=f"{username}@example.com", roles=[role], actor=admin
+            # As createsuperuser does for the admin: roles at once, from the command line only.
+            username: staff_user_create_bootstrap(
+                username=username, password=password, email=f"{username}@example.com", roles=[role]
             )
             for username, role in STAFF
         }
@@ -290,15 +292,10 @@ class Command(BaseCommand):
                 facilities=FACILITIES[username],
                 actor=admin,
             )
-            provider_members.append(
-                user_create(
-                    username=username,
-                    password=password,
-                    email=f"{username}@example.com",
-                    provider=provider,
-                    actor=admin,
-                )
+            member, _ = user_create(
+                username=username, password=password, email=f"{username}@example.com", provider=provider, actor=admin
             )
+            provider_members.append(member)
             if suspended:
                 # A listed center changes by maker-checker: the superuser asks, an approver decides.
                 approval = provider_change_request(
