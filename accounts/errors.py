@@ -1,17 +1,9 @@
 """Refusals about people and organisations. Sign-in failures: the API maps them to 401
 `authentication_failed` and 429 `throttled`; the portal and the admin say them on their sign-in
-forms in the person's language. `FourEyes` (from config.errors): a provider change or a sanction decided by
-the person who asked for it."""
+forms in the person's language. A provider change, a sanction or a role grant decided by the person
+who asked for it is `config.errors.FourEyes`, the one four-eyes refusal of the service."""
 
 from config.errors import ApplicationError
-
-
-class FourEyes(ApplicationError):
-    """The same person asked for and decided a sanction."""
-
-    code = "four_eyes"
-    http_status = 403
-    title = "The same person may not take both steps."
 
 
 class SignInFailed(ApplicationError):

@@ -3,6 +3,7 @@
 from csp.constants import UNSAFE_INLINE
 from csp.decorators import csp_update
 from django.urls import include, path
+from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -14,6 +15,7 @@ class SchemaView(SpectacularAPIView):
     """The OpenAPI schema. drf-spectacular copies a `?version=` into the answer's Content-Disposition
     header; this API has one version, so the parameter is refused rather than echoed into a header."""
 
+    @extend_schema(exclude=True)
     def get(self, request: Request, *args: object, **kwargs: object) -> Response:
         if "version" in request.query_params:
             raise ValidationFailed("This API has one version; send no version parameter.", field="version")

@@ -7,7 +7,6 @@ import pytest
 from django.db import IntegrityError, ProgrammingError, connection, transaction
 from django.utils import timezone
 
-from accounts.errors import FourEyes as SanctionFourEyes
 from accounts.models import Enterprise, EnterpriseFlagsEvent, ModelFiling, Sanction
 from accounts.selectors import enterprise_is_verified_foundation_model_developer
 from accounts.services import (
@@ -18,6 +17,7 @@ from accounts.services import (
     related_party_add,
     sanction_set,
 )
+from config.errors import FourEyes as SanctionFourEyes
 from config.errors import PermissionDenied, ValidationFailed
 from coupons.errors import AffiliatedProvider, NotEligible
 from coupons.models import Application, Grant, ProgramYear
