@@ -1,5 +1,6 @@
 """Settings for the test suite: the base settings with fast password hashing and eager tasks."""
 
+from config.env import env
 from config.settings.base import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -8,3 +9,9 @@ CELERY_TASK_ALWAYS_EAGER = True
 # Tests measure throttles on purpose; elsewhere the limits stay out of the way.
 THROTTLE_ANON = THROTTLE_USER = THROTTLE_LOGIN = "100000/minute"
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"anon": THROTTLE_ANON, "user": THROTTLE_USER}}  # noqa: F405
+
+# Parallel test processes (pytest-xdist) share one Redis: each keeps its throttle counters under its
+# own prefix, as each has its own database, so one process's requests never count against another's.
+CACHES = {
+    "default": {**CACHES["default"], "KEY_PREFIX": "test-" + env.str("PYTEST_XDIST_WORKER", default="main")}  # noqa: F405
+}

@@ -206,6 +206,11 @@ def redemption_capture(*, redemption: Redemption, actor: User, now: dt.datetime 
             raise GrantRevoked(f"Grant {grant.code} was revoked; its holds are released.")
         if now >= grant.expires_at:
             raise GrantExpired(f"Grant {grant.code} expired at {grant.expires_at}; its holds are released.")
+        # Found from outside: a hold made before the center was suspended (or left its listing window),
+        # or before either party was sanctioned, was still captured and then paid. Capturing is when the
+        # coupon becomes money, so the same checks as redeeming apply.
+        provider_require_listed(grant.provider, listing_day(now))
+        require_pair_eligible(enterprise=grant.enterprise, provider=grant.provider, now=now)
         try:
             transfer_create(
                 transfer=TransferRequest.post_pending(

@@ -312,3 +312,33 @@ def test_a_hold_is_not_captured_once_its_year_is_closed_even_before_the_reset_vo
     assert db_snapshot() == before
     held.refresh_from_db()
     assert held.status == "pending"  # The reset voids it.
+
+
+@pytest.mark.parametrize("cause", ["provider suspended", "enterprise sanctioned", "provider sanctioned"])
+def test_a_hold_is_not_captured_once_a_party_is_out_of_the_program(cause, cast, year, grant_of, db_snapshot):
+    # Found from outside: a hold made before a center's suspension, or before a sanction, was still
+    # captured and then settled and paid.
+    import datetime as dt
+
+    from accounts.models import Sanction
+    from coupons.errors import NotEligible, ProviderNotListed
+
+    grant = grant_of()
+    held = redemption_create(grant=grant, bill_number="B1", bill_amount_fen=100_000, actor=cast.clerk, now=IN_YEAR)
+    if cause == "provider suspended":
+        Provider.objects.filter(pk=cast.provider.pk).update(status="suspended")
+        expected = ProviderNotListed
+    else:
+        uscc = cast.enterprise.uscc if cause == "enterprise sanctioned" else cast.provider.uscc
+        Sanction.objects.create(
+            uscc=uscc,
+            reason="fraud",
+            valid_from=dt.date(2000, 1, 1),
+            requested_by=cast.reviewer,
+            decided_by=cast.approver,
+        )
+        expected = NotEligible
+    before = db_snapshot()
+    with pytest.raises(expected):
+        redemption_capture(redemption=held, actor=cast.clerk, now=IN_YEAR + timedelta(minutes=1))
+    assert db_snapshot() == before

@@ -239,3 +239,16 @@ def test_the_admin_decides_approval_requests_through_the_service_and_never_the_r
     superuser_client.post(changelist, {"action": "approve_selected", "_selected_action": [theirs.pk]})
     theirs.refresh_from_db()
     assert (theirs.status, theirs.decided_by) == ("approved", admin_user)
+
+
+def test_a_group_a_role_is_named_after_is_never_renamed_in_the_admin(superuser_client: Client):
+    # Found from outside: renaming "auditor" to "finance" gave one superuser's second account a role
+    # without the second superuser a role grant needs.
+    from django.contrib.auth.models import Group
+
+    group = Group.objects.get(name="auditor")
+    response = superuser_client.post(url(Group, "change", group.pk), {"name": "finance"})
+    assert response.status_code == 403
+    assert Group.objects.get(pk=group.pk).name == "auditor"
+    assert superuser_client.post(url(Group, "delete", group.pk), {"post": "yes"}).status_code == 403
+    assert Group.objects.filter(pk=group.pk).exists()
