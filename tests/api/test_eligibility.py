@@ -140,8 +140,11 @@ def test_a_reviewer_records_and_verifies_a_filing_that_then_prices_an_applicatio
         "/api/v1/applications/", submit_body(cast, model_filing_number="Zhejiang-202401"), format="json"
     )
     assert (first.status_code, first.json()["rate_bp"]) == (201, 2000)
-    verified = reviewer.post(f"/api/v1/model-filings/{filing['id']}/verify/")
-    assert verified.status_code == 200 and verified.json()["verified_by"] == cast.reviewer.pk
+    # Found from outside: one reviewer recorded and verified a filing alone. Four eyes now.
+    assert_problem(reviewer.post(f"/api/v1/model-filings/{filing['id']}/verify/"), 403, "four_eyes")
+    second_reviewer = UserFactory(roles=["reviewer"])
+    verified = as_user(second_reviewer).post(f"/api/v1/model-filings/{filing['id']}/verify/")
+    assert verified.status_code == 200 and verified.json()["verified_by"] == second_reviewer.pk
     second = as_user(cast.member).post(
         "/api/v1/applications/",
         submit_body(cast, contract_number="HZ-C-2", model_filing_number="Zhejiang-202401"),

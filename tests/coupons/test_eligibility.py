@@ -7,7 +7,7 @@ import pytest
 from django.db import IntegrityError, ProgrammingError, connection, transaction
 from django.utils import timezone
 
-from accounts.models import Enterprise, EnterpriseFlagsEvent, ModelFiling, Sanction
+from accounts.models import Enterprise, EnterpriseFlagsEvent, ModelFiling, Role, Sanction
 from accounts.selectors import enterprise_is_verified_foundation_model_developer
 from accounts.services import (
     enterprise_flags_declare,
@@ -219,7 +219,8 @@ def filing(cast, number: str = "Zhejiang-202401", *, verified: bool = True) -> M
     recorded = model_filing_record(
         filing_number=number, model_name="Tongyi", holder_name="A third party", actor=cast.reviewer
     )
-    return model_filing_verify(filing=recorded, actor=cast.reviewer) if verified else recorded
+    second_reviewer = UserFactory(roles=[Role.REVIEWER])  # Four eyes: not the reviewer who recorded it.
+    return model_filing_verify(filing=recorded, actor=second_reviewer) if verified else recorded
 
 
 def test_maas_on_a_verified_third_party_filing_gets_the_registered_model_rate(cast, year):

@@ -5,10 +5,11 @@ from collections.abc import Callable
 
 from django.test import Client
 
-from accounts.models import Enterprise, EnterpriseFlagsEvent, ModelFiling
+from accounts.models import Enterprise, EnterpriseFlagsEvent, ModelFiling, Role
 from accounts.services import model_filing_record, model_filing_verify
 from coupons.models import Application, ProgramYear
 from tests.coupons.conftest import Cast
+from tests.factories import UserFactory
 
 
 def test_an_enterprise_declares_a_flag_which_waits_for_a_reviewer(
@@ -70,9 +71,13 @@ def test_reviewers_record_and_verify_filings_and_other_staff_only_read(
     assert response.status_code == 302
     filing = ModelFiling.objects.get()
     assert filing.verified_at is None and filing.recorded_by_id == cast.reviewer.pk
-    reviewer.post(f"/model-filings/{filing.pk}/verify/")
+    reviewer.post(f"/model-filings/{filing.pk}/verify/")  # Four eyes: not by the reviewer who recorded it.
     filing.refresh_from_db()
-    assert filing.verified_by_id == cast.reviewer.pk
+    assert filing.verified_at is None
+    second_reviewer = UserFactory(roles=[Role.REVIEWER])
+    as_user(second_reviewer).post(f"/model-filings/{filing.pk}/verify/")
+    filing.refresh_from_db()
+    assert filing.verified_by_id == second_reviewer.pk
     approver, member = as_user(cast.approver), as_user(cast.member)
     assert "Zhejiang-202401" in approver.get("/model-filings/").content.decode()
     member.get("/enterprise/")  # Signed in before the snapshot (sign-in writes last_login).
@@ -101,7 +106,7 @@ def test_the_apply_form_names_the_filing_and_the_preview_prices_with_it(
     cast: Cast, year: ProgramYear, as_user: Callable[..., Client]
 ):
     filing = model_filing_record(filing_number="Z-1", model_name="m", holder_name="h", actor=cast.reviewer)
-    model_filing_verify(filing=filing, actor=cast.reviewer)
+    model_filing_verify(filing=filing, actor=UserFactory(roles=[Role.REVIEWER]))
     member = as_user(cast.member)
     fields = {
         "provider": cast.provider.pk,
