@@ -120,11 +120,9 @@ class ApplyForm(forms.Form):
     )
 
 
-class RegisterForm(forms.Form):
-    """An enterprise registers with its first member; a reviewer verifies it before it may apply."""
+class FlagsForm(forms.Form):
+    """What an enterprise declares about itself; each change waits for a reviewer to confirm it."""
 
-    name = _text(_("Enterprise name"), max_length=200)
-    uscc = UsccField(label=_("Unified social credit code"))
     has_registered_model = forms.BooleanField(
         label=_("We provide services on a registered (CAC-filed) generative model"), required=False
     )
@@ -138,6 +136,15 @@ class RegisterForm(forms.Form):
         label=_("We develop a large generative multimodal foundation model"), required=False
     )
     small_or_medium = forms.BooleanField(label=_("We are a small or medium enterprise"), required=False)
+
+
+class RegisterForm(FlagsForm):
+    """An enterprise registers with its first member, declaring its flags; a reviewer verifies it (and
+    confirms the flags) before it may apply."""
+
+    field_order = ["name", "uscc", *FlagsForm.base_fields]
+    name = _text(_("Enterprise name"), max_length=200)
+    uscc = UsccField(label=_("Unified social credit code"))
     username = _text(_("Username for signing in"), max_length=150, help_text=_("Letters, digits and @/./+/-/_ only."))
     email = forms.EmailField(label=_("Email"), max_length=254)
     password = forms.CharField(label=_("Password"), strip=False, widget=forms.PasswordInput(render_value=False))
@@ -279,24 +286,6 @@ class ProviderForm(forms.Form):
             }
             for source in sources
         ]
-
-
-class FlagsForm(forms.Form):
-    """What an enterprise declares about itself; each change waits for a reviewer to confirm it."""
-
-    has_registered_model = forms.BooleanField(
-        label=_("We provide services on a registered (CAC-filed) generative model"), required=False
-    )
-    model_filing_number = _text(
-        _("CAC filing number of the model"),
-        max_length=100,
-        required=False,
-        help_text=_("Needed with a registered model."),
-    )
-    foundation_model_developer = forms.BooleanField(
-        label=_("We develop a large generative multimodal foundation model"), required=False
-    )
-    small_or_medium = forms.BooleanField(label=_("We are a small or medium enterprise"), required=False)
 
 
 class ModelFilingForm(forms.Form):
