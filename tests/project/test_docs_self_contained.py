@@ -1,9 +1,9 @@
 """The repository explains itself: nothing points outside it, and the documents' links resolve.
 
-A reader who has only this repository cannot open a design note kept beside it, so no tracked
-file (tests and CI scripts aside, which may name what they guard against) may mention one; and
-every relative link in README.md and docs/*.md must lead to a file of the repository, and to a
-heading that exists when it names one.
+A reader who has only this repository cannot open a note kept beside it, so no tracked file (tests
+and CI scripts aside) may climb out of the repository with a relative path or name a markdown
+document the repository does not hold; and every relative link in README.md and docs/*.md must lead
+to a file of the repository, and to a heading that exists when it names one.
 """
 
 import re
@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-# Files kept outside the repository that a reader does not have.
-FORBIDDEN = ("../shared", "DESIGN.md", "STYLE.md")
+# A relative path out of the repository ("../x"; "..." as in ".../reject/" is an ellipsis), and the
+# name of a markdown document, which must then be one of the repository's own.
+OUTSIDE_PATH = re.compile(r"(?<!\.)\.\./[A-Za-z_]")
+DOCUMENT_NAME = re.compile(r"\b[\w-]+\.md\b")
 EXEMPT_DIRECTORIES = ("tests/", ".ci/")
 # When the tree is not a git checkout (a copy), walk it, leaving out what git would not track.
 UNTRACKED_DIRECTORIES = frozenset({".git", ".venv", "var", "node_modules", "test-artifacts", "__pycache__"})
@@ -49,9 +51,17 @@ def text_of(path: Path) -> str | None:
         return None
 
 
+def outside_references(line: str, documents: frozenset[str]) -> list[str]:
+    """What a line names that a reader of the repository alone could not open."""
+    found = [match.group() for match in OUTSIDE_PATH.finditer(line)]
+    return found + [name for name in DOCUMENT_NAME.findall(line) if name not in documents]
+
+
 def test_no_tracked_file_points_outside_the_repository():
+    names = tracked_files()
+    documents = frozenset(Path(name).name for name in names if name.endswith(".md"))
     offenders = []
-    for name in tracked_files():
+    for name in names:
         if name.startswith(EXEMPT_DIRECTORIES):
             continue
         path = ROOT / name
@@ -61,8 +71,15 @@ def test_no_tracked_file_points_outside_the_repository():
         if text is None:
             continue
         for number, line in enumerate(text.splitlines(), start=1):
-            offenders += [f"{name}:{number}: {needle}" for needle in FORBIDDEN if needle in line]
+            offenders += [f"{name}:{number}: {found}" for found in outside_references(line, documents)]
     assert not offenders, "Point to docs/ instead:\n" + "\n".join(offenders)
+
+
+def test_the_outside_check_can_fail():
+    documents = frozenset({"README.md", "api.md"})
+    assert outside_references("See ../notes/plan.md for the rules.", documents) == ["../n", "plan.md"]
+    assert outside_references("The rules are in RULES.md.", documents) == ["RULES.md"]
+    assert outside_references("See docs/api.md, then POST .../reject/.", documents) == []
 
 
 def heading_anchors(markdown: str) -> set[str]:
@@ -108,6 +125,6 @@ def test_the_link_check_can_fail(tmp_path: Path):
     """The checks above would see a broken link and a heading that is not there."""
     assert "background-jobs" in heading_anchors("## Background jobs\n")
     assert "maker-checker-two-people" in heading_anchors("## Maker-checker: two people\n")
-    found = LINK.findall("See [x](../shared/x.md) and [y](docs/api.md#errors).")
-    assert found == ["../shared/x.md", "docs/api.md#errors"]
+    found = LINK.findall("See [x](../outside/x.md) and [y](docs/api.md#errors).")
+    assert found == ["../outside/x.md", "docs/api.md#errors"]
     assert links_of("README.md"), "README.md has relative links to check"
