@@ -168,6 +168,11 @@ class ModelFiling(models.Model):
                 name="accounts_model_filing_verified_by_and_at",
             ),
             models.CheckConstraint(condition=~Q(filing_number=""), name="accounts_model_filing_has_number"),
+            # Four eyes: a verified filing raises an application's rate, so its recorder never verifies it.
+            models.CheckConstraint(
+                condition=Q(verified_by__isnull=True) | ~Q(verified_by=F("recorded_by")),
+                name="accounts_model_filing_four_eyes",
+            ),
         ]
 
     def __str__(self) -> str:

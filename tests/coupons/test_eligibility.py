@@ -419,3 +419,12 @@ def test_review_is_not_where_eligibility_is_judged_approval_is(cast, year):
     related(cast)
     reviewed = application_review(application=application, actor=cast.reviewer, recommended_fen=1)
     assert reviewed.status == Application.Status.REVIEWED
+
+
+def test_the_database_refuses_a_filing_verified_by_its_recorder(cast):
+    from django.db import IntegrityError, transaction
+    from django.utils import timezone
+
+    recorded = filing(cast, "Z-DB-1", verified=False)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ModelFiling.objects.filter(pk=recorded.pk).update(verified_by=cast.reviewer, verified_at=timezone.now())
