@@ -45,7 +45,7 @@ from accounts.services import (
     user_create,
 )
 from accounts.signin import sign_in_check
-from api.scoping import ScopedQuerysetMixin
+from api.scoping import ScopedQuerysetMixin, staff_only
 from api.serializers import (
     EmptyRequest,
     StrictBooleanField,
@@ -455,7 +455,7 @@ class EnterpriseFlags(APIView):
 
 
 def model_filings_visible_to(user: User) -> QuerySet[ModelFiling]:
-    return ModelFiling.objects.all() if user.is_staff_member else ModelFiling.objects.none()
+    return staff_only(ModelFiling.objects.all(), user)
 
 
 class ModelFilingListCreate(ScopedQuerysetMixin, generics.ListAPIView):

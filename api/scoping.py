@@ -1,9 +1,19 @@
 """Querysets scoped to the caller before any lookup: another organisation's object is a 404."""
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db.models import Model, QuerySet
+
+from accounts.models import User
+
+M = TypeVar("M", bound=Model)
+
+
+def staff_only(queryset: QuerySet[M], user: User) -> QuerySet[M]:
+    """The fund's internal records (sanctions, the model-filing register, approval requests): every
+    active member of staff sees them; members of organisations see none, so each is a 404 to them."""
+    return queryset if user.is_staff_member else queryset.none()
 
 
 class ScopedQuerysetMixin:

@@ -14,6 +14,7 @@ from accounts.roles import require_role
 from api.idempotency import idempotent
 from api.scoping import ScopedQuerysetMixin
 from api.serializers import EmptyRequest, FenField, StrictCharField, StrictIntegerField, StrictSerializer, validated
+from approvals.models import REASON_LENGTH_MAX
 from coupons.api.scopes import applications_visible_to
 from coupons.models import Application, ComputeSource, Purpose
 from coupons.services.applications import (
@@ -81,7 +82,7 @@ class SubmitRequest(StrictSerializer):
 
 class ReviewRequest(StrictSerializer):
     recommended_fen = FenField()
-    note = StrictCharField(max_length=2000, required=False, allow_blank=True, default="")
+    note = StrictCharField(max_length=REASON_LENGTH_MAX, required=False, allow_blank=True, default="")
 
 
 class ApproveRequest(StrictSerializer):
@@ -89,7 +90,7 @@ class ApproveRequest(StrictSerializer):
 
 
 class RejectRequest(StrictSerializer):
-    reason = StrictCharField(max_length=2000)
+    reason = StrictCharField(max_length=REASON_LENGTH_MAX)
 
 
 class ApplicationFilter(django_filters.FilterSet):

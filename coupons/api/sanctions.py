@@ -10,9 +10,10 @@ from rest_framework.response import Response
 
 from accounts.models import Role, Sanction, User
 from accounts.roles import require_role
-from api.scoping import ScopedQuerysetMixin
+from api.scoping import ScopedQuerysetMixin, staff_only
 from api.serializers import StrictCharField, StrictSerializer, validated
 from approvals.api import ApprovalRequestSerializer
+from approvals.models import REASON_LENGTH_MAX
 from coupons.services.sanctions import sanction_request
 
 
@@ -25,7 +26,7 @@ class SanctionSerializer(serializers.ModelSerializer):
 
 class SanctionRequest(StrictSerializer):
     uscc = StrictCharField(max_length=18)
-    reason = StrictCharField(max_length=2000)
+    reason = StrictCharField(max_length=REASON_LENGTH_MAX)
     valid_from = serializers.DateField(help_text="The first day (Asia/Shanghai) of the sanction.")
     valid_until = serializers.DateField(
         required=False, allow_null=True, default=None, help_text="The last day, inclusive; null: until further notice."
@@ -33,7 +34,7 @@ class SanctionRequest(StrictSerializer):
 
 
 def sanctions_visible_to(user: User) -> QuerySet[Sanction]:
-    return Sanction.objects.all() if user.is_staff_member else Sanction.objects.none()
+    return staff_only(Sanction.objects.all(), user)
 
 
 class SanctionListCreate(ScopedQuerysetMixin, generics.ListAPIView):
