@@ -46,14 +46,13 @@ def set_flags(enterprise: Enterprise, **flags: object) -> None:
         setattr(enterprise, f"{name}_verified", value)
     if enterprise.has_registered_model:
         enterprise.model_filing_number = FILING_NUMBER
-        reviewer = UserFactory()
         ModelFiling.objects.get_or_create(
             filing_number=FILING_NUMBER,
             defaults={
                 "model_name": "A model",
                 "holder_name": enterprise.name,
-                "recorded_by": reviewer,
-                "verified_by": reviewer,
+                "recorded_by": UserFactory(),
+                "verified_by": UserFactory(),  # Four eyes: not the reviewer who recorded it.
                 "verified_at": timezone.now(),
             },
         )
