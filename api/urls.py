@@ -34,6 +34,7 @@ urlpatterns = [
     path("v1/", include("accounts.urls")),
     path("v1/", include("coupons.urls")),
     path("v1/", include("approvals.urls")),
+    path("v1/", include("evidence.urls")),
     path("schema/", SchemaView.as_view(), name="schema"),
     path("docs/", docs_view, name="docs"),
 ]

@@ -35,6 +35,11 @@ class DuplicateBill(CouponError):
     title = "This bill number was already redeemed on the contract."
 
 
+class DuplicateInvoice(CouponError):
+    code = "duplicate_invoice"
+    title = "This invoice was already used: an invoice is subsidised once in the whole service."
+
+
 class ProviderNotListed(CouponError):
     code = "provider_not_listed"
     title = "The provider is suspended, or not listed by the city on this day."

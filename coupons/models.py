@@ -40,6 +40,12 @@ def region_division_prefixes_default() -> list[str]:
 # A relaxed cap may reach this by default: 20 million yuan, two and a half times the standard cap.
 RELAXED_CAP_CEILING_FEN_DEFAULT = 2_000_000_000
 GRANT_VALIDITY_MONTHS_MAX = 36  # Three years: a grant by months never outlives its year by more.
+# Evidence policy defaults (docs/evidence.md).
+ACKNOWLEDGEMENT_WINDOW_DAYS_DEFAULT = 7
+CONTRACT_TERM_MONTHS_MAX_DEFAULT = 12
+CONTRACT_TERM_MONTHS_CEILING = 120  # No contract term is recorded past ten years.
+# 20 digits (a fully digital e-invoice, 全电发票), or CODE-NUMBER: a 10 or 12-digit code and an 8-digit number.
+INVOICE_NUMBER_LENGTH_MAX = 21
 
 
 class Purpose(models.TextChoices):
@@ -94,6 +100,12 @@ class ProgramYear(models.Model):
         YEAR_END = "year_end", "to year end plus the grace days"
         MONTHS = "months", "a number of months from issue"
 
+    class RedemptionMode(models.TextChoices):
+        # The computing center deducts the coupon from its bill and the fund pays the center.
+        PROVIDER_DEDUCTION = "provider_deduction", "the center deducts the coupon; the fund pays the center"
+        # 事后兑现: the enterprise pays its bill in full, then claims; the fund pays the enterprise.
+        ENTERPRISE_REIMBURSEMENT = "enterprise_reimbursement", "the enterprise pays in full and claims afterwards"
+
     year = models.PositiveIntegerField(primary_key=True)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT)
     pool_fen = models.BigIntegerField()
@@ -115,12 +127,44 @@ class ProgramYear(models.Model):
         default=region_division_prefixes_default,
         help_text="Enterprises apply only when their credit code's division (characters 3-8) starts with one of these.",
     )
+    # Evidence policy (docs/evidence.md): which contracts count, how bills are paid and acknowledged.
+    redemption_mode = models.CharField(
+        max_length=24, choices=RedemptionMode.choices, default=RedemptionMode.PROVIDER_DEDUCTION
+    )
+    acknowledgement_window_days = models.PositiveSmallIntegerField(
+        default=ACKNOWLEDGEMENT_WINDOW_DAYS_DEFAULT,
+        help_text="Days the enterprise has to acknowledge or dispute a captured bill; silence then confirms it.",
+    )
+    contract_signed_within_year = models.BooleanField(
+        default=True, help_text="A contract counts only when it was signed within the program year."
+    )
+    contract_term_months_max = models.PositiveSmallIntegerField(
+        default=CONTRACT_TERM_MONTHS_MAX_DEFAULT, help_text="The longest contract term that counts, in months."
+    )
+    filing_certificate_required = models.BooleanField(
+        default=False,
+        help_text="The registered-model rate needs the model filing certificate uploaded with the application.",
+    )
     opened_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
             models.CheckConstraint(condition=Q(pool_fen__gt=0), name="coupons_year_pool_positive"),
+            models.CheckConstraint(
+                condition=Q(redemption_mode__in=["provider_deduction", "enterprise_reimbursement"]),
+                name="coupons_year_redemption_mode",
+            ),
+            models.CheckConstraint(
+                condition=Q(acknowledgement_window_days__gte=1, acknowledgement_window_days__lte=90),
+                name="coupons_year_acknowledgement_window",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    contract_term_months_max__gte=1, contract_term_months_max__lte=CONTRACT_TERM_MONTHS_CEILING
+                ),
+                name="coupons_year_contract_term_max",
+            ),
             models.CheckConstraint(condition=Q(default_cap_fen__gt=0), name="coupons_year_cap_positive"),
             models.CheckConstraint(condition=Q(year__gte=2000, year__lte=2999), name="coupons_year_range"),
             models.CheckConstraint(condition=Q(status__in=["draft", "open", "closed"]), name="coupons_year_status"),
@@ -157,6 +201,11 @@ class ProgramYear(models.Model):
                     | pgtrigger.Q(old__open_applications_at_close__df=pgtrigger.F("new__open_applications_at_close"))
                     | pgtrigger.Q(old__grant_validity__df=pgtrigger.F("new__grant_validity"))
                     | pgtrigger.Q(old__grant_validity_months__df=pgtrigger.F("new__grant_validity_months"))
+                    | pgtrigger.Q(old__redemption_mode__df=pgtrigger.F("new__redemption_mode"))
+                    | pgtrigger.Q(old__acknowledgement_window_days__df=pgtrigger.F("new__acknowledgement_window_days"))
+                    | pgtrigger.Q(old__contract_signed_within_year__df=pgtrigger.F("new__contract_signed_within_year"))
+                    | pgtrigger.Q(old__contract_term_months_max__df=pgtrigger.F("new__contract_term_months_max"))
+                    | pgtrigger.Q(old__filing_certificate_required__df=pgtrigger.F("new__filing_certificate_required"))
                 ),
             ),
         ]
@@ -224,6 +273,18 @@ class Application(models.Model):
     priced_foundation_model_developer = models.BooleanField(default=False)
     priced_small_or_medium = models.BooleanField(default=False)
     priced_contracted_total_fen = models.BigIntegerField(default=0)
+    # The signed contract (evidence.Document of kind contract), when it was signed and for how long.
+    # Null only on applications made before evidence was required.
+    contract_document = models.ForeignKey(
+        "evidence.Document", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    contract_signed_on = models.DateField(null=True, blank=True)
+    contract_term_months = models.PositiveSmallIntegerField(null=True, blank=True)
+    filing_certificate_document = models.ForeignKey(
+        "evidence.Document", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # The documents the reviewer checked when recommending (ids of evidence.Document).
+    evidence_checked = models.JSONField(default=list, blank=True)
     recommended_fen = models.BigIntegerField(null=True, blank=True)
     review_note = models.TextField(blank=True)
     reject_reason = models.TextField(blank=True)
@@ -378,13 +439,17 @@ class Grant(models.Model):
 
 
 class Settlement(models.Model):
-    """Finance's batch of one provider's captured redemptions, paid by one bank transfer."""
+    """Finance's batch, paid by one bank transfer: one provider's captured redemptions (provider
+    deduction), or one enterprise's approved claims (enterprise reimbursement)."""
 
     class Status(models.TextChoices):
         OPEN = "open", "awaiting payment"
         PAID = "paid", "paid"
 
-    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="settlements")
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, null=True, blank=True, related_name="settlements")
+    enterprise = models.ForeignKey(
+        Enterprise, on_delete=models.PROTECT, null=True, blank=True, related_name="settlements"
+    )
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
     total_fen = models.BigIntegerField(help_text="Captured coupons less clawbacks netted.")
     redemptions_count = models.PositiveIntegerField()
@@ -402,6 +467,12 @@ class Settlement(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(condition=Q(total_fen__gte=0), name="coupons_settlement_total_not_negative"),
+            # Exactly one payee.
+            models.CheckConstraint(
+                condition=Q(provider__isnull=False, enterprise__isnull=True)
+                | Q(provider__isnull=True, enterprise__isnull=False),
+                name="coupons_settlement_one_payee",
+            ),
             models.CheckConstraint(
                 condition=Q(status="open", paid_at__isnull=True)
                 | (Q(status="paid", paid_at__isnull=False) & ~Q(bank_reference="")),
@@ -417,7 +488,8 @@ class Settlement(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Settlement {self.pk} ({self.provider_id}, {self.status})"
+        payee = f"provider {self.provider_id}" if self.provider_id else f"enterprise {self.enterprise_id}"
+        return f"Settlement {self.pk} ({payee}, {self.status})"
 
 
 class Redemption(models.Model):
@@ -430,14 +502,43 @@ class Redemption(models.Model):
         EXPIRED = "expired", "expired"
         REVERSED = "reversed", "reversed"
 
+    class Acknowledgement(models.TextChoices):
+        AWAITING = "awaiting", "awaiting the enterprise"
+        CONFIRMED = "confirmed", "confirmed by the enterprise"
+        DISPUTED = "disputed", "disputed by the enterprise"
+        DEEMED_CONFIRMED = "deemed_confirmed", "confirmed by silence (window passed)"
+        UPHELD = "upheld", "dispute upheld: reversed"
+        DISMISSED = "dismissed", "dispute dismissed"
+
     grant = models.ForeignKey(Grant, on_delete=models.PROTECT, related_name="redemptions")
     provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="redemptions")
     bill_number = models.CharField(max_length=BILL_NUMBER_LENGTH_MAX)
     bill_amount_fen = models.BigIntegerField()
+    # The invoice behind the bill (normalised number, its document, the amount it was issued for).
+    # Blank or null only on redemptions made before invoices were required.
+    invoice_number = models.CharField(max_length=INVOICE_NUMBER_LENGTH_MAX, blank=True)
+    invoice_document = models.ForeignKey(
+        "evidence.Document", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    invoice_amount_fen = models.BigIntegerField(null=True, blank=True)
     requested_fen = models.BigIntegerField(null=True, blank=True)
     rate_bp = models.PositiveIntegerField()
     coupon_fen = models.BigIntegerField()
     status = models.CharField(max_length=8, choices=Status.choices)
+    # The enterprise's word on the bill (docs/evidence.md): only confirmed, deemed_confirmed or
+    # dismissed redemptions are settled. The window opens at capture.
+    acknowledgement = models.CharField(max_length=16, choices=Acknowledgement.choices, default=Acknowledgement.AWAITING)
+    acknowledge_by = models.DateTimeField(null=True, blank=True, help_text="When silence becomes confirmation.")
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    dispute_reason = models.TextField(blank=True)
+    dispute_resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    dispute_resolved_at = models.DateTimeField(null=True, blank=True)
+    dispute_note = models.TextField(blank=True)
     hold_transfer = models.OneToOneField(
         "ledger.Transfer", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
@@ -509,8 +610,30 @@ class Redemption(models.Model):
                 condition=Q(reversed_by__isnull=True) | ~Q(reversed_by=F("reversal_requested_by")),
                 name="coupons_redemption_reversal_four_eyes",
             ),
+            models.CheckConstraint(
+                condition=Q(
+                    acknowledgement__in=["awaiting", "confirmed", "disputed", "deemed_confirmed", "upheld", "dismissed"]
+                ),
+                name="coupons_redemption_acknowledgement_valid",
+            ),
+            # Only a bill the enterprise stands behind (or left unanswered past its window) is paid.
+            models.CheckConstraint(
+                condition=Q(settlement__isnull=True)
+                | Q(acknowledgement__in=["confirmed", "deemed_confirmed", "dismissed"]),
+                name="coupons_redemption_settled_only_if_acknowledged",
+            ),
+            # The enterprise disputed and someone else resolved: two people.
+            models.CheckConstraint(
+                condition=Q(dispute_resolved_by__isnull=True) | ~Q(dispute_resolved_by=F("acknowledged_by")),
+                name="coupons_redemption_dispute_four_eyes",
+            ),
         ]
         indexes = [
+            models.Index(
+                fields=["acknowledge_by"],
+                condition=Q(acknowledgement="awaiting", status="captured"),
+                name="coupons_redemption_ack_due",
+            ),
             models.Index(fields=["provider", "status"], name="coupons_redemption_provider"),
             models.Index(fields=["expires_at"], condition=Q(status="pending"), name="coupons_redemption_hold_expiry"),
         ]
@@ -522,6 +645,111 @@ class Redemption(models.Model):
     def payable_fen(self) -> int:
         """What the enterprise still pays the provider for the bill."""
         return self.bill_amount_fen - self.coupon_fen
+
+
+class Claim(models.Model):
+    """An enterprise's claim against its grant for a bill it paid in full (enterprise reimbursement,
+    事后兑现): the coupon is held on the grant at submission, posted to the enterprise's account when
+    a reviewer approves, released when one rejects, and paid to the enterprise by a settlement."""
+
+    class Status(models.TextChoices):
+        SUBMITTED = "submitted", "submitted"
+        APPROVED = "approved", "approved"
+        REJECTED = "rejected", "rejected"
+        PAID = "paid", "paid"
+
+    grant = models.ForeignKey(Grant, on_delete=models.PROTECT, related_name="claims")
+    enterprise = models.ForeignKey(Enterprise, on_delete=models.PROTECT, related_name="claims")
+    invoice_number = models.CharField(max_length=INVOICE_NUMBER_LENGTH_MAX)
+    invoice_document = models.ForeignKey("evidence.Document", on_delete=models.PROTECT, related_name="+")
+    payment_proof_document = models.ForeignKey("evidence.Document", on_delete=models.PROTECT, related_name="+")
+    bill_amount_fen = models.BigIntegerField()
+    requested_fen = models.BigIntegerField(null=True, blank=True)
+    rate_bp = models.PositiveIntegerField()
+    coupon_fen = models.BigIntegerField()
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.SUBMITTED)
+    hold_transfer = models.OneToOneField(
+        "ledger.Transfer", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True)
+    settlement = models.ForeignKey(Settlement, on_delete=models.PROTECT, null=True, blank=True, related_name="claims")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(bill_amount_fen__gt=0, bill_amount_fen__lte=CONTRACT_FEE_FEN_MAX),
+                name="coupons_claim_bill_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(coupon_fen__gt=0)
+                & Q(coupon_fen__lte=F("bill_amount_fen") * F("rate_bp") / BASIS_POINTS_WHOLE),
+                name="coupons_claim_within_rate",
+            ),
+            models.CheckConstraint(
+                condition=Q(requested_fen__isnull=True) | Q(coupon_fen__lte=F("requested_fen")),
+                name="coupons_claim_within_requested",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["submitted", "approved", "rejected", "paid"]), name="coupons_claim_status"
+            ),
+            # The reviewer is not the enterprise's own member who claimed.
+            models.CheckConstraint(
+                condition=Q(decided_by__isnull=True) | ~Q(decided_by=F("created_by")), name="coupons_claim_four_eyes"
+            ),
+            models.CheckConstraint(
+                condition=Q(settlement__isnull=True) | Q(status__in=["approved", "paid"]),
+                name="coupons_claim_settled_only_if_approved",
+            ),
+            models.CheckConstraint(
+                condition=~Q(invoice_document=F("payment_proof_document")), name="coupons_claim_two_documents"
+            ),
+        ]
+        indexes = [models.Index(fields=["enterprise", "status"], name="coupons_claim_enterprise")]
+
+    def __str__(self) -> str:
+        return f"Claim {self.pk} on {self.grant_id} ({self.status})"
+
+
+class Invoice(models.Model):
+    """An invoice subsidised once in the whole service, all programs and years: the register every
+    redemption and claim writes its invoice into. A unique index over the numbers in use makes a
+    second use a `409 duplicate_invoice` however the two requests race; a released use (a hold voided
+    or expired, a claim rejected) frees the number."""
+
+    number = models.CharField(max_length=INVOICE_NUMBER_LENGTH_MAX, help_text="Normalised (see coupons/invoices.py).")
+    document = models.ForeignKey("evidence.Document", on_delete=models.PROTECT, related_name="+")
+    amount_fen = models.BigIntegerField(help_text="What the invoice was issued for; it covers the bill.")
+    enterprise = models.ForeignKey(Enterprise, on_delete=models.PROTECT, related_name="invoices")
+    redemption = models.ForeignKey(
+        Redemption, on_delete=models.PROTECT, null=True, blank=True, related_name="invoice_uses"
+    )
+    claim = models.ForeignKey(Claim, on_delete=models.PROTECT, null=True, blank=True, related_name="invoice_uses")
+    used_at = models.DateTimeField(auto_now_add=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["number"], condition=Q(released_at__isnull=True), name="coupons_invoice_used_once"
+            ),
+            models.CheckConstraint(
+                condition=Q(redemption__isnull=False, claim__isnull=True)
+                | Q(redemption__isnull=True, claim__isnull=False),
+                name="coupons_invoice_one_use",
+            ),
+            models.CheckConstraint(
+                condition=Q(amount_fen__gt=0, amount_fen__lte=CONTRACT_FEE_FEN_MAX), name="coupons_invoice_amount"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
 
 
 class AuditRun(models.Model):

@@ -83,10 +83,12 @@ def _redemption_row(redemption: Redemption) -> tuple[Any, ...]:
 
 
 def _settlement_row(settlement: Settlement) -> tuple[Any, ...]:
+    payee = settlement.provider or settlement.enterprise  # A center, or an enterprise it reimburses.
+    assert payee is not None
     return (
         settlement.pk,
-        spreadsheet_safe(settlement.provider.name),
-        settlement.provider.uscc,
+        spreadsheet_safe(payee.name),
+        payee.uscc,
         settlement.status,
         settlement.redemptions_count,
         settlement.total_fen,

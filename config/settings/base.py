@@ -4,6 +4,8 @@
 Every variable read here is listed, with its meaning, in `.env.example`.
 """
 
+from typing import Any
+
 from celery.schedules import crontab
 from csp.constants import NONE, SELF
 
@@ -36,6 +38,7 @@ INSTALLED_APPS = [
     "api",
     "accounts",
     "approvals",
+    "evidence",
     "ledger",
     "coupons",
     "portal",
@@ -171,11 +174,40 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # WhiteNoise serves static files from the app process in every environment, so the gunicorn
 # container needs no separate file server. Production adds the hashed-name manifest.
-STORAGES = {
+STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True
+
+# --- Documents (evidence/) ------------------------------------------------------------------------
+# Contracts, invoices and proofs are stored content-addressed through the storage named "documents":
+# the local file system under DOCUMENTS_ROOT (var/documents by default), or, with DOCUMENTS_S3_BUCKET
+# set, any S3-compatible store through django-storages. Files are never served from a public URL:
+# the API's content view reads them after checking the caller (docs/evidence.md).
+DOCUMENT_SIZE_MAX_BYTES = env.int("DOCUMENT_SIZE_MAX_BYTES", default=20 * 1000 * 1000)
+DOCUMENTS_ROOT = env.path("DOCUMENTS_ROOT", default=BASE_DIR / "var" / "documents")
+DOCUMENTS_S3_BUCKET = env.str("DOCUMENTS_S3_BUCKET", default="")
+if DOCUMENTS_S3_BUCKET:
+    STORAGES["documents"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": DOCUMENTS_S3_BUCKET,
+            "endpoint_url": env.str("DOCUMENTS_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("DOCUMENTS_S3_REGION", default="") or None,
+            "access_key": env.str("DOCUMENTS_S3_ACCESS_KEY_ID", default="") or None,
+            "secret_key": env.str("DOCUMENTS_S3_SECRET_ACCESS_KEY", default="") or None,
+            "default_acl": "private",
+            "querystring_auth": True,
+            "file_overwrite": True,  # Content-addressed: a name always holds the same bytes.
+        },
+    }
+else:
+    STORAGES["documents"] = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        # No base_url: no file under it is reachable by URL; downloads go through the API's view.
+        "OPTIONS": {"location": str(DOCUMENTS_ROOT), "base_url": None, "file_permissions_mode": 0o640},
+    }
 
 # --- Passwords --------------------------------------------------------------------------------
 

@@ -1,5 +1,9 @@
 """Settings for the test suite: the base settings with fast password hashing and eager tasks."""
 
+import os
+import tempfile
+from pathlib import Path
+
 from config.env import env
 from config.settings.base import *  # noqa: F403
 
@@ -15,3 +19,8 @@ REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"anon": THROTTLE_
 CACHES = {
     "default": {**CACHES["default"], "KEY_PREFIX": "test-" + env.str("PYTEST_XDIST_WORKER", default="main")}  # noqa: F405
 }
+
+# Each test process stores documents under its own directory in the system's temp dir.
+DOCUMENTS_ROOT = Path(tempfile.gettempdir()) / f"coupons-documents-{os.getpid()}"
+if "location" in STORAGES["documents"].get("OPTIONS", {}):  # noqa: F405
+    STORAGES["documents"]["OPTIONS"]["location"] = str(DOCUMENTS_ROOT)  # noqa: F405

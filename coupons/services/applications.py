@@ -1,6 +1,7 @@
 """Applications: submit, confirm, review, approve (which issues the grant), reject, withdraw."""
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
@@ -32,6 +33,7 @@ from coupons.policy import ApplicationFacts, Rate, rate_for, reference_normalise
 from coupons.services.eligibility import require_in_region, require_pair_eligible
 from coupons.services.grants import grant_issue
 from coupons.services.years import program_year_current
+from evidence.models import Document
 
 NOTE_LENGTH_MAX = 2_000
 FILING_NUMBER_LENGTH_MAX = 100
@@ -147,6 +149,11 @@ def application_submit(
     requested_fen: int | None = None,
     model_filing_number: str = "",
     now: dt.datetime | None = None,
+    contract_document: Document | int | None = None,
+    contract_signed_on: dt.date | None = None,
+    contract_term_months: int | None = None,
+    documents: Sequence[Document | int] = (),
+    filing_certificate_document: Document | int | None = None,
 ) -> Application:
     """An enterprise member applies for coupons against one compute contract.
 

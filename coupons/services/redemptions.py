@@ -36,6 +36,7 @@ from coupons.locks import grant_lock, redemption_lock
 from coupons.models import BILL_NUMBER_LENGTH_MAX, CONTRACT_FEE_FEN_MAX, Grant, Redemption, Settlement
 from coupons.policy import reference_normalise, subsidy_fen
 from coupons.services.eligibility import require_pair_eligible
+from evidence.models import Document
 from ledger.errors import ExceedsCredits, PendingTransferAlreadyResolved, PendingTransferExpired
 from ledger.models import Transfer
 from ledger.selectors import account_balance
@@ -82,6 +83,9 @@ def redemption_create(
     requested_fen: int | None = None,
     capture: bool = False,
     now: dt.datetime | None = None,
+    invoice_number: str | None = None,
+    invoice_document: Document | int | None = None,
+    invoice_amount_fen: int | None = None,
 ) -> Redemption:
     """The grant's provider redeems it against one bill under the contract."""
     bill_number = _check_create_input(bill_number, bill_amount_fen, requested_fen)

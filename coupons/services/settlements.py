@@ -130,6 +130,7 @@ def settlement_pay(*, settlement: Settlement, actor: User, requested_by: User, b
         clawed_fen: dict[int, int] = defaultdict(int)
         for redemption in Redemption.objects.filter(clawback_settlement=locked).select_related("grant"):
             clawed_fen[redemption.grant.year_id] += redemption.coupon_fen
+        assert locked.provider_id is not None, "enterprise settlements are paid by coupons.services.claims"
         provider_id = books.provider_account_ensure(locked.provider_id).pk
         requests = []
         for year, amount_fen in sorted(paid_fen.items()):

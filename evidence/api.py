@@ -1,0 +1,165 @@
+"""Documents over the API: upload one (multipart), list and read what the caller may see, and
+download its bytes through a view that checks the caller first. There is no public URL for a file."""
+
+from django.http import HttpResponse
+from django.urls import path
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import generics, serializers, status
+from rest_framework.parsers import MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import User
+from api.scoping import ScopedQuerysetMixin
+from config.errors import NotFound, ValidationFailed
+from evidence import sniff, storage
+from evidence.errors import DocumentTooLarge
+from evidence.models import Document, Kind
+from evidence.selectors import documents_visible_to
+from evidence.services import document_size_max, document_upload
+
+TAGS = ["documents"]
+# Multipart framing around the file (boundaries, part headers, the kind field) stays well under this.
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+
+
+class DocumentSerializer(serializers.ModelSerializer):
+    sha256 = serializers.CharField(source="file_id", read_only=True, help_text="SHA-256 of the bytes, hex.")
+    size = serializers.IntegerField(read_only=True, help_text="Bytes.")
+    content_type = serializers.CharField(read_only=True, help_text="Judged from the bytes: PDF, OFD, JPEG or PNG.")
+
+    class Meta:
+        model = Document
+        fields = ["id", "kind", "sha256", "size", "content_type", "original_name", "uploaded_at"]
+        read_only_fields = fields
+
+
+class DocumentUploadRequest(serializers.Serializer):
+    """multipart/form-data: the file and what it is."""
+
+    file = serializers.FileField(
+        help_text="PDF, OFD, JPEG or PNG, judged from the bytes; at most DOCUMENT_SIZE_MAX_BYTES."
+    )
+    kind = serializers.ChoiceField(choices=Kind.choices)
+
+
+def _uploaded_bytes(request: Request) -> tuple[str, bytes, str]:
+    """The `kind` and the file's bytes and name from a multipart body with exactly those two parts."""
+    length = int(request.META.get("CONTENT_LENGTH") or 0)
+    if length > document_size_max() + MULTIPART_OVERHEAD_BYTES:
+        # Refused before the body is read: nothing of it reaches the disk.
+        raise DocumentTooLarge(
+            f"The request has {length} bytes; a file of at most {document_size_max()} bytes is accepted.",
+            size_max=document_size_max(),
+        )
+    unknown = sorted((set(request.data.keys()) | set(request.FILES.keys())) - {"file", "kind"})
+    if unknown:
+        raise ValidationFailed({name: ["Unknown field."] for name in unknown})
+    kind = request.data.get("kind")
+    if not isinstance(kind, str) or kind not in Kind.values:
+        raise ValidationFailed(f"kind is one of {', '.join(Kind.values)}.", field="kind")
+    files = request.FILES.getlist("file")
+    if len(files) != 1:
+        raise ValidationFailed("Send exactly one file, as the multipart part named file.", field="file")
+    upload = files[0]
+    if upload.size is not None and upload.size > document_size_max():
+        raise DocumentTooLarge(
+            f"The file has {upload.size} bytes; at most {document_size_max()} are accepted.",
+            size_max=document_size_max(),
+        )
+    return kind, upload.read(), upload.name or ""
+
+
+@extend_schema_view(
+    get=extend_schema(
+        summary="List the documents you may see",
+        description="Your organisation's uploads and the documents cited by an application or bill your organisation "
+        "is a party to; staff see all. Newest first.",
+        tags=TAGS,
+    )
+)
+class DocumentList(ScopedQuerysetMixin, generics.ListAPIView):
+    serializer_class = DocumentSerializer
+    scoped_model = Document
+    scope = staticmethod(documents_visible_to)
+    parser_classes = [MultiPartParser]
+    ordering_fields = ["id", "uploaded_at"]
+    ordering = ["-id"]
+
+    @extend_schema(
+        request={"multipart/form-data": DocumentUploadRequest},
+        responses={
+            201: DocumentSerializer,
+            200: OpenApiResponse(
+                DocumentSerializer,
+                description="The same bytes of the same kind were already "
+                "uploaded for your organisation: that document.",
+            ),
+        },
+        summary="Upload a document (multipart: file, kind)",
+        description=(
+            "Any signed-in user. The type is judged from the bytes: a complete PDF, OFD, JPEG or PNG, else 400 "
+            "`unsupported_document` (an empty, truncated or renamed file, a PDF that is really HTML); over "
+            "the size limit (DOCUMENT_SIZE_MAX_BYTES, 20 MB by default) 413 `document_too_large`. Nothing is "
+            "stored on a refusal. The file is stored once by its SHA-256 however often it is uploaded; the "
+            "document is then cited by id (`contract_document` of an application, `invoice_document` of a "
+            "redemption or claim). See docs/evidence.md."
+        ),
+        tags=TAGS,
+    )
+    def post(self, request: Request) -> Response:
+        user: User = request.user  # type: ignore[assignment]
+        kind, data, name = _uploaded_bytes(request)
+        uploaded = document_upload(actor=user, kind=kind, data=data, name=name)
+        return Response(
+            DocumentSerializer(uploaded.document).data,
+            status=status.HTTP_201_CREATED if uploaded.created else status.HTTP_200_OK,
+        )
+
+
+@extend_schema_view(
+    get=extend_schema(
+        summary="Read a document's metadata",
+        description="The uploader's organisation, staff, and the other party of an application or bill that cites "
+        "it; anyone else 404.",
+        tags=TAGS,
+    )
+)
+class DocumentDetail(ScopedQuerysetMixin, generics.RetrieveAPIView):
+    serializer_class = DocumentSerializer
+    scoped_model = Document
+    scope = staticmethod(documents_visible_to)
+
+
+class DocumentContent(APIView):
+    @extend_schema(
+        summary="Download a document's bytes",
+        description="Scoped as the metadata. Served as an attachment with its detected type, never inline, and "
+        "never from a public URL.",
+        responses={
+            (200, "application/octet-stream"): OpenApiResponse(
+                response={"type": "string", "format": "binary"}, description="The file."
+            )
+        },
+        tags=TAGS,
+    )
+    def get(self, request: Request, pk: int) -> HttpResponse:
+        user: User = request.user  # type: ignore[assignment]
+        document = documents_visible_to(user).filter(pk=pk).first()
+        if document is None:
+            raise NotFound(f"No document {pk}.")
+        data = storage.read(document.file.storage_name)
+        response = HttpResponse(data, content_type=document.content_type)
+        extension = sniff.EXTENSIONS.get(document.content_type, "bin")
+        response["Content-Disposition"] = f'attachment; filename="document-{document.pk}.{extension}"'
+        response["X-Content-Type-Options"] = "nosniff"
+        response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+        return response
+
+
+urlpatterns = [
+    path("documents/", DocumentList.as_view(), name="document-list"),
+    path("documents/<int:pk>/", DocumentDetail.as_view(), name="document-detail"),
+    path("documents/<int:pk>/content/", DocumentContent.as_view(), name="document-content"),
+]

@@ -1,0 +1,121 @@
+"""Uploading documents and citing them. The owning apps (coupons) call these; nothing here knows
+what an application or a redemption is."""
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from accounts.models import User
+from config.errors import ValidationFailed
+from evidence import sniff, storage
+from evidence.errors import DocumentTooLarge, UnsupportedDocument
+from evidence.models import ORIGINAL_NAME_LENGTH_MAX, Citation, Document, Kind, StoredFile
+from evidence.selectors import organisation_key
+
+
+def document_size_max() -> int:
+    """The largest file accepted, in bytes (`DOCUMENT_SIZE_MAX_BYTES`, default 20 MB)."""
+    return int(settings.DOCUMENT_SIZE_MAX_BYTES)
+
+
+def _original_name(name: str | None) -> str:
+    """The uploaded file's name, kept only to show people: printable, at most 200 characters, no path."""
+    name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable()).strip()
+    return name[-ORIGINAL_NAME_LENGTH_MAX:]
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    document: Document
+    created: bool  # False: the same bytes of the same kind were already uploaded for this organisation.
+
+
+def document_upload(*, actor: User, kind: str, data: bytes, name: str | None = None) -> Uploaded:
+    """Store `data` as a document of `kind` for the actor's organisation.
+
+    Refused, with nothing stored, when the kind is unknown (400 `validation_error`), the file is empty
+    or not a whole PDF, OFD, JPEG or PNG judged from its bytes (400 `unsupported_document`), or larger
+    than `document_size_max()` (413 `document_too_large`). The same bytes are stored once: the file
+    is content-addressed, and uploading it again as the same kind for the same organisation answers
+    with the document already there.
+    """
+    if kind not in Kind.values:
+        raise ValidationFailed(f"kind is one of {', '.join(Kind.values)}.", field="kind")
+    if len(data) > document_size_max():
+        raise DocumentTooLarge(
+            f"The file has {len(data)} bytes; at most {document_size_max()} are accepted.",
+            size_max=document_size_max(),
+        )
+    if not data:
+        raise UnsupportedDocument("The file is empty.")
+    content_type = sniff.detect(data)
+    if content_type is None:
+        raise UnsupportedDocument(
+            "The file is not a complete PDF, OFD, JPEG or PNG document (judged from its bytes, not its name)."
+        )
+    sha256 = hashlib.sha256(data).hexdigest()
+    owner = organisation_key(actor)
+    with transaction.atomic():
+        # Uploads of the same bytes take turns, so one writes the file and the others find it whole.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"evidence:{sha256}"])
+        stored = StoredFile.objects.filter(pk=sha256).first()
+        if stored is None:
+            stored = StoredFile(sha256=sha256, size=len(data), content_type=content_type)
+        # Written (or found whole) before the row commits: a row never names a missing file. A write
+        # that fails raises, and the transaction leaves no row; a row insert that fails leaves a file
+        # no row names, which nothing counts (the audit reports it as unreferenced).
+        storage.store(stored.storage_name, data, sha256)
+        if stored._state.adding:
+            stored.save(force_insert=True)
+        existing = Document.objects.filter(owner=owner, kind=kind, file=stored).first()
+        if existing is not None:
+            return Uploaded(existing, created=False)
+        document = Document.objects.create(
+            kind=kind,
+            file=stored,
+            size=len(data),
+            content_type=content_type,
+            original_name=_original_name(name),
+            owner=owner,
+            uploaded_by=actor,
+        )
+        return Uploaded(document, created=True)
+
+
+def document_for_citation(*, document_id: object, kinds: Iterable[str], actor: User, field: str) -> Document:
+    """The document a caller names in a write, checked: it exists, the caller's organisation uploaded
+    it (or the caller is staff), and it is of one of `kinds`. Otherwise 400 on `field`."""
+    kinds = list(kinds)
+    if not isinstance(document_id, int) or isinstance(document_id, bool) or document_id <= 0:
+        raise ValidationFailed("Give the id of a document your organisation uploaded.", field=field)
+    document = Document.objects.filter(pk=document_id).select_related("file").first()
+    if document is None or (document.owner != organisation_key(actor) and not actor.is_staff_member):
+        raise ValidationFailed(f"No document {document_id} uploaded by your organisation.", field=field)
+    if document.kind not in kinds:
+        raise ValidationFailed(
+            f"Document {document_id} is a {document.kind}; this needs a {' or '.join(kinds)}.", field=field
+        )
+    return document
+
+
+def citation_add(
+    *, document: Document, subject: str, role: str, principal: str, parties: Iterable[str], actor: User
+) -> Citation:
+    """Record that `subject` relies on `document` as `role`, for `principal`; `parties` may read it."""
+    citation, _ = Citation.objects.get_or_create(
+        document=document,
+        subject=subject,
+        role=role,
+        defaults={
+            "principal": principal,
+            "parties": sorted(set(parties)),
+            "sha256": document.file_id,
+            "cited_by": actor,
+        },
+    )
+    return citation

@@ -1,0 +1,61 @@
+"""What a file is, judged from its bytes alone: never from its name or the Content-Type it came with.
+
+A file is accepted only when it is complete: a PDF from `%PDF-` to its `%%EOF`, a JPEG from its
+start-of-image to its end-of-image marker, a PNG from its signature and header chunk to its IEND
+chunk, and an OFD (GB/T 33190, China's e-invoice format) a readable ZIP holding `OFD.xml` at its
+root. A truncated upload, an HTML page named .pdf, or an executable renamed .png is refused.
+"""
+
+import io
+import zipfile
+from typing import Final
+
+PDF: Final = "application/pdf"
+OFD: Final = "application/ofd"
+JPEG: Final = "image/jpeg"
+PNG: Final = "image/png"
+ACCEPTED_TYPES: Final = (PDF, OFD, JPEG, PNG)
+
+_PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
+_PNG_IEND: Final = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+_TAIL: Final = 1024  # PDF readers look for %%EOF within the last kilobyte.
+
+
+def _pdf(data: bytes) -> bool:
+    return data.startswith(b"%PDF-") and b"%%EOF" in data[-_TAIL:]
+
+
+def _jpeg(data: bytes) -> bool:
+    return data.startswith(b"\xff\xd8\xff") and data.rstrip(b"\x00\r\n ").endswith(b"\xff\xd9")
+
+
+def _png(data: bytes) -> bool:
+    return data.startswith(_PNG_SIGNATURE) and data[12:16] == b"IHDR" and data.endswith(_PNG_IEND)
+
+
+def _ofd(data: bytes) -> bool:
+    if not data.startswith(b"PK\x03\x04"):
+        return False
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = set(archive.namelist())
+            if "OFD.xml" not in names:
+                return False
+            # The root document must be readable: a ZIP cut short fails its checksum here.
+            return archive.testzip() is None
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError):
+        return False
+
+
+_CHECKS: Final = ((PDF, _pdf), (PNG, _png), (JPEG, _jpeg), (OFD, _ofd))
+
+
+def detect(data: bytes) -> str | None:
+    """The file's type (one of `ACCEPTED_TYPES`), or None when it is none of them, or not whole."""
+    for content_type, check in _CHECKS:
+        if check(data):
+            return content_type
+    return None
+
+
+EXTENSIONS: Final = {PDF: "pdf", OFD: "ofd", JPEG: "jpg", PNG: "png"}

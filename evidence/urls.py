@@ -1,0 +1,3 @@
+from evidence.api import urlpatterns
+
+__all__ = ["urlpatterns"]

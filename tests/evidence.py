@@ -1,0 +1,44 @@
+"""Documents for tests of other things: a fresh, valid document per call, and the evidence keyword
+arguments an application or a redemption needs (`contract(...)`, `invoice(...)`)."""
+
+import datetime as dt
+import itertools
+import os
+from typing import Any
+
+from accounts.models import User
+from evidence.models import Document
+from evidence.services import document_upload
+
+_serial = itertools.count(1)
+
+
+def pdf_bytes(label: str = "") -> bytes:
+    """A small, whole PDF whose bytes differ on every call (so each is a new file)."""
+    n = next(_serial)
+    body = f"%PDF-1.4\n% test document {os.getpid()}-{n} {label}\n1 0 obj << /Type /Catalog >> endobj\n"
+    return (body + "trailer << /Root 1 0 R >>\n%%EOF\n").encode()
+
+
+def document(actor: User, kind: str = "invoice", data: bytes | None = None) -> Document:
+    """A document of `kind` uploaded by `actor` for their organisation."""
+    return document_upload(actor=actor, kind=kind, data=data if data is not None else pdf_bytes(kind)).document
+
+
+def invoice_number() -> str:
+    """A fresh 20-digit fully digital e-invoice number."""
+    return f"26{os.getpid() % 100000:05d}{next(_serial):013d}"
+
+
+def invoice(actor: User) -> dict[str, Any]:
+    """The invoice a redemption needs, uploaded by the provider's `actor`."""
+    return {"invoice_number": invoice_number(), "invoice_document": document(actor, "invoice")}
+
+
+def contract(actor: User, year: int, *, term_months: int = 12) -> dict[str, Any]:
+    """The signed contract an application needs, uploaded by the enterprise's `actor`, signed in `year`."""
+    return {
+        "contract_document": document(actor, "contract"),
+        "contract_signed_on": dt.date(year, 1, 15),
+        "contract_term_months": term_months,
+    }
