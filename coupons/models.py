@@ -42,6 +42,7 @@ RELAXED_CAP_CEILING_FEN_DEFAULT = 2_000_000_000
 GRANT_VALIDITY_MONTHS_MAX = 36  # Three years: a grant by months never outlives its year by more.
 # Evidence policy defaults (docs/evidence.md).
 ACKNOWLEDGEMENT_WINDOW_DAYS_DEFAULT = 7
+ACKNOWLEDGEMENT_WINDOW_DAYS_MAX = 90
 CONTRACT_TERM_MONTHS_MAX_DEFAULT = 12
 CONTRACT_TERM_MONTHS_CEILING = 120  # No contract term is recorded past ten years.
 # 20 digits (a fully digital e-invoice, 全电发票), or CODE-NUMBER: a 10 or 12-digit code and an 8-digit number.
@@ -156,7 +157,9 @@ class ProgramYear(models.Model):
                 name="coupons_year_redemption_mode",
             ),
             models.CheckConstraint(
-                condition=Q(acknowledgement_window_days__gte=1, acknowledgement_window_days__lte=90),
+                condition=Q(
+                    acknowledgement_window_days__gte=1, acknowledgement_window_days__lte=ACKNOWLEDGEMENT_WINDOW_DAYS_MAX
+                ),
                 name="coupons_year_acknowledgement_window",
             ),
             models.CheckConstraint(

@@ -33,7 +33,9 @@ from approvals.api import ApprovalRequestSerializer
 from approvals.models import REASON_LENGTH_MAX
 from config.errors import ValidationFailed
 from coupons.models import (
+    ACKNOWLEDGEMENT_WINDOW_DAYS_MAX,
     BASIS_POINTS_WHOLE,
+    CONTRACT_TERM_MONTHS_CEILING,
     GRANT_VALIDITY_MONTHS_MAX,
     REGION_DIVISION_PREFIXES_COUNT_MAX,
     ComputeSource,
@@ -149,6 +151,11 @@ class ProgramYearSerializer(serializers.ModelSerializer):
             "open_applications_at_close",
             "grant_validity",
             "grant_validity_months",
+            "redemption_mode",
+            "acknowledgement_window_days",
+            "contract_signed_within_year",
+            "contract_term_months_max",
+            "filing_certificate_required",
             "rates",
             "figures",
         ]
@@ -213,6 +220,41 @@ class ProgramYearRequest(StrictSerializer):
         max_value=GRANT_VALIDITY_MONTHS_MAX,
         required=False,
         help_text="With `grant_validity` `months` only (and then required).",
+    )
+    redemption_mode = serializers.ChoiceField(
+        choices=ProgramYear.RedemptionMode.choices,
+        required=False,
+        help_text=(
+            "`provider_deduction` (the default): the computing center deducts the coupon from its bill, redeems it "
+            "over the API and the fund pays the center. `enterprise_reimbursement` (事后兑现): the enterprise pays "
+            "its bill in full, claims with invoice and payment proof (`POST /claims/`), and the fund pays the "
+            "enterprise. Fixed once the year opens."
+        ),
+    )
+    acknowledgement_window_days = StrictIntegerField(
+        min_value=1,
+        max_value=ACKNOWLEDGEMENT_WINDOW_DAYS_MAX,
+        required=False,
+        help_text=(
+            "Days the enterprise has to acknowledge or dispute a captured bill; after them the bill is "
+            "`deemed_confirmed`. Defaults to 7."
+        ),
+    )
+    contract_signed_within_year = StrictBooleanField(
+        required=False, help_text="A contract counts only when signed within the program year. Defaults to true."
+    )
+    contract_term_months_max = StrictIntegerField(
+        min_value=1,
+        max_value=CONTRACT_TERM_MONTHS_CEILING,
+        required=False,
+        help_text="The longest contract term that counts, in months. Defaults to 12.",
+    )
+    filing_certificate_required = StrictBooleanField(
+        required=False,
+        help_text=(
+            "The registered-model rate needs the model filing certificate uploaded with the application. "
+            "Defaults to false."
+        ),
     )
     rates = RatesSerializer(required=False, help_text="Defaults to the 2024 municipal measures.")
 

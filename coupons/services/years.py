@@ -17,6 +17,10 @@ from coupons import books
 from coupons.errors import FourEyes, NotEligible, ProgramYearClosed
 from coupons.locks import program_year_lock
 from coupons.models import (
+    ACKNOWLEDGEMENT_WINDOW_DAYS_DEFAULT,
+    ACKNOWLEDGEMENT_WINDOW_DAYS_MAX,
+    CONTRACT_TERM_MONTHS_CEILING,
+    CONTRACT_TERM_MONTHS_MAX_DEFAULT,
     GRANT_VALIDITY_MONTHS_MAX,
     REGION_DIVISION_PREFIXES_COUNT_MAX,
     REGION_DIVISION_PREFIXES_DEFAULT,
@@ -136,6 +140,38 @@ def _check_year_end_policy(
         )
 
 
+def _check_evidence_policy(
+    *,
+    redemption_mode: str,
+    acknowledgement_window_days: int,
+    contract_signed_within_year: bool,
+    contract_term_months_max: int,
+    filing_certificate_required: bool,
+) -> None:
+    """The evidence policy's values (the database checks the ranges too)."""
+    if redemption_mode not in ProgramYear.RedemptionMode.values:
+        raise ValidationFailed(
+            f"redemption_mode is one of {', '.join(ProgramYear.RedemptionMode.values)}.", field="redemption_mode"
+        )
+    if not _whole_number(acknowledgement_window_days) or not (
+        1 <= acknowledgement_window_days <= ACKNOWLEDGEMENT_WINDOW_DAYS_MAX
+    ):
+        raise ValidationFailed(
+            f"acknowledgement_window_days must be 1 to {ACKNOWLEDGEMENT_WINDOW_DAYS_MAX}.",
+            field="acknowledgement_window_days",
+        )
+    if not _whole_number(contract_term_months_max) or not 1 <= contract_term_months_max <= CONTRACT_TERM_MONTHS_CEILING:
+        raise ValidationFailed(
+            f"contract_term_months_max must be 1 to {CONTRACT_TERM_MONTHS_CEILING}.", field="contract_term_months_max"
+        )
+    for name, value in (
+        ("contract_signed_within_year", contract_signed_within_year),
+        ("filing_certificate_required", filing_certificate_required),
+    ):
+        if not isinstance(value, bool):
+            raise ValidationFailed(f"{name} is true or false.", field=name)
+
+
 def program_year_create(
     *,
     year: int,
@@ -149,6 +185,11 @@ def program_year_create(
     rule_set: RateRuleSet | None = None,
     relaxed_cap_ceiling_fen: int | None = None,
     region_division_prefixes: list[str] | None = None,
+    redemption_mode: str = ProgramYear.RedemptionMode.PROVIDER_DEDUCTION,
+    acknowledgement_window_days: int = ACKNOWLEDGEMENT_WINDOW_DAYS_DEFAULT,
+    contract_signed_within_year: bool = True,
+    contract_term_months_max: int = CONTRACT_TERM_MONTHS_MAX_DEFAULT,
+    filing_certificate_required: bool = False,
 ) -> ProgramYear:
     """A superuser prepares a year (draft) with its pool, default cap, year-end policy, rates, the
     ceiling of relaxed caps (by default 20 million yuan, or the default cap if that is higher) and
@@ -157,6 +198,11 @@ def program_year_create(
 
     By default, applications still open when the year closes are carried into the next year: the
     applicant did everything asked in time, and the backlog is the fund's, not theirs.
+
+    Its evidence policy (docs/evidence.md): how coupons are paid (`redemption_mode`: the center
+    deducts them, or the enterprise pays in full and claims), the days an enterprise has to
+    acknowledge or dispute a bill, which contracts count (signed within the year, the longest term)
+    and whether the registered-model rate needs the filing certificate.
     """
     require_superuser(actor)
     if not isinstance(year, int) or not 2000 <= year <= 2999:
@@ -180,6 +226,13 @@ def program_year_create(
         grant_validity=grant_validity,
         grant_validity_months=grant_validity_months,
     )
+    _check_evidence_policy(
+        redemption_mode=redemption_mode,
+        acknowledgement_window_days=acknowledgement_window_days,
+        contract_signed_within_year=contract_signed_within_year,
+        contract_term_months_max=contract_term_months_max,
+        filing_certificate_required=filing_certificate_required,
+    )
     if ProgramYear.objects.filter(year=year).exists():
         raise InvalidState(f"Program year {year} exists.")
     return ProgramYear.objects.create(
@@ -193,6 +246,11 @@ def program_year_create(
         grant_validity=grant_validity,
         grant_validity_months=grant_validity_months,
         rule_set=rule_set or rule_set_default(),
+        redemption_mode=redemption_mode,
+        acknowledgement_window_days=acknowledgement_window_days,
+        contract_signed_within_year=contract_signed_within_year,
+        contract_term_months_max=contract_term_months_max,
+        filing_certificate_required=filing_certificate_required,
     )
 
 

@@ -70,6 +70,11 @@ def test_staff_read_years_with_their_policy_and_live_figures(cast, year, as_user
         "grant_validity",
         "grant_validity_months",
         "region_division_prefixes",
+        "redemption_mode",
+        "acknowledgement_window_days",
+        "contract_signed_within_year",
+        "contract_term_months_max",
+        "filing_certificate_required",
         "rates",
         "figures",
     }
