@@ -19,7 +19,9 @@ from coupons.models import (
     ApplicationEvent,
     AuditRun,
     CapOverride,
+    Claim,
     Grant,
+    Invoice,
     OutboxMessage,
     ProgramYear,
     RateRuleSet,
@@ -101,11 +103,12 @@ class ProgramYearAdmin(ReadOnlyAdmin):
         "open_applications_at_close",
         "grant_validity",
         "grant_validity_months",
+        "redemption_mode",
         "rule_set",
         "opened_at",
         "closed_at",
     ]
-    list_filter = ["status"]
+    list_filter = ["status", "redemption_mode"]
     list_select_related = ["rule_set"]
     fields = [
         "year",
@@ -116,6 +119,11 @@ class ProgramYearAdmin(ReadOnlyAdmin):
         "open_applications_at_close",
         "grant_validity",
         "grant_validity_months",
+        "redemption_mode",
+        "acknowledgement_window_days",
+        "contract_signed_within_year",
+        "contract_term_months_max",
+        "filing_certificate_required",
         "rule_set",
         "figures",
         "opened_at",
@@ -355,7 +363,23 @@ class RedemptionAdmin(ReadOnlyAdmin):
     fieldsets = [
         (None, {"fields": ["grant", "provider", "bill_number", "status"]}),
         ("Money", {"fields": ["bill_amount", "rate", "requested", "coupon", "payable"]}),
+        ("Invoice", {"fields": ["invoice_number", "invoice_document", "invoice_amount_fen"]}),
         ("Hold", {"fields": ["hold_transfer", "expires_at", "created_by", "created_at", "captured_at", "released_at"]}),
+        (
+            "Acknowledgement by the enterprise",
+            {
+                "fields": [
+                    "acknowledgement",
+                    "acknowledge_by",
+                    "acknowledged_by",
+                    "acknowledged_at",
+                    "dispute_reason",
+                    "dispute_resolved_by",
+                    "dispute_resolved_at",
+                    "dispute_note",
+                ]
+            },
+        ),
         ("Reversal", {"fields": ["reversed_by", "reversed_at", "reversal_reason", "reversed_to"]}),
         ("Settlement", {"fields": ["settlement", "clawback_settlement"]}),
     ]
@@ -391,6 +415,7 @@ class SettlementAdmin(ReadOnlyAdmin):
     list_display = [
         "id",
         "provider",
+        "enterprise",
         "status",
         "total",
         "redemptions_count",
@@ -400,11 +425,12 @@ class SettlementAdmin(ReadOnlyAdmin):
         "paid_at",
     ]
     list_filter = ["status", ("provider", admin.RelatedOnlyFieldListFilter)]
-    list_select_related = ["provider", "created_by"]
-    search_fields = ["bank_reference", "provider__name", "provider__uscc"]
+    list_select_related = ["provider", "enterprise", "created_by"]
+    search_fields = ["bank_reference", "provider__name", "provider__uscc", "enterprise__name", "enterprise__uscc"]
     date_hierarchy = "created_at"
     fields = [
         "provider",
+        "enterprise",
         "status",
         "total",
         "redemptions_count",
@@ -424,6 +450,35 @@ class SettlementAdmin(ReadOnlyAdmin):
     @admin.display(description="clawbacks netted")
     def clawbacks_count(self, settlement: Settlement) -> int:
         return Redemption.objects.filter(clawback_settlement=settlement).count()
+
+
+@admin.register(Claim)
+class ClaimAdmin(ReadOnlyAdmin):
+    """Enterprises' claims in reimbursement years; decided by reviewers in the portal or over the API."""
+
+    list_display = ["id", "grant", "enterprise", "invoice_number", "status", "bill", "coupon", "created_at"]
+    list_filter = ["status", ("enterprise", admin.RelatedOnlyFieldListFilter)]
+    list_select_related = ["grant", "enterprise"]
+    search_fields = ["invoice_number", "grant__code", "enterprise__name"]
+    date_hierarchy = "created_at"
+
+    @admin.display(description="bill", ordering="bill_amount_fen")
+    def bill(self, claim: Claim) -> str:
+        return yuan(claim.bill_amount_fen)
+
+    @admin.display(description="coupon", ordering="coupon_fen")
+    def coupon(self, claim: Claim) -> str:
+        return yuan(claim.coupon_fen)
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(ReadOnlyAdmin):
+    """The invoice register: each invoice number is used once while its use is live."""
+
+    list_display = ["number", "enterprise", "redemption", "claim", "used_at", "released_at"]
+    list_select_related = ["enterprise"]
+    search_fields = ["number"]
+    date_hierarchy = "used_at"
 
 
 @admin.register(AuditRun)
