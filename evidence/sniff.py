@@ -19,6 +19,8 @@ ACCEPTED_TYPES: Final = (PDF, OFD, JPEG, PNG)
 _PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
 _PNG_IEND: Final = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 _TAIL: Final = 1024  # PDF readers look for %%EOF within the last kilobyte.
+_OFD_ENTRIES_MAX: Final = 10_000
+_OFD_UNPACKED_MAX: Final = 200 * 1000 * 1000  # Ten times the default upload limit, unpacked.
 
 
 def _pdf(data: bytes) -> bool:
@@ -38,12 +40,17 @@ def _ofd(data: bytes) -> bool:
         return False
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            names = set(archive.namelist())
-            if "OFD.xml" not in names:
+            entries = archive.infolist()
+            if "OFD.xml" not in {entry.filename for entry in entries}:
                 return False
-            # The root document must be readable: a ZIP cut short fails its checksum here.
+            # Every entry is decompressed below to check it: what the archive declares bounds that
+            # work (the reader stops at each entry's declared size), so a small "zip bomb" is refused
+            # before anything is inflated.
+            if len(entries) > _OFD_ENTRIES_MAX or sum(entry.file_size for entry in entries) > _OFD_UNPACKED_MAX:
+                return False
+            # Every entry must be whole: a ZIP cut short or altered fails its checksums here.
             return archive.testzip() is None
-    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError):
+    except Exception:  # A malformed archive fails in many ways (zlib, struct, encryption, ...): none is an OFD.
         return False
 
 
