@@ -58,7 +58,13 @@ def sample(name: str) -> bytes:
 
 
 def upload(
-    client: APIClient, data: bytes, *, kind: str = "invoice", name: str = "file.pdf", content_type: str = "", **extra: Any
+    client: APIClient,
+    data: bytes,
+    *,
+    kind: str = "invoice",
+    name: str = "file.pdf",
+    content_type: str = "",
+    **extra: Any,
 ) -> Any:
     """POST /documents/ as a browser or a generated client sends it: multipart, `file` and `kind`."""
     body: dict[str, Any] = {"file": SimpleUploadedFile(name, data, content_type=content_type or "application/pdf")}
