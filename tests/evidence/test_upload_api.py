@@ -3,6 +3,7 @@ stable code and nothing written: no Document, no StoredFile, no file on disk."""
 
 import hashlib
 import io
+import os
 import zipfile
 
 import pytest
@@ -220,3 +221,13 @@ def test_the_original_name_is_kept_only_for_people_to_read(as_member, name, kept
     response = upload(as_member, pdf_bytes(), name=name or "upload")
     assert response.status_code == 201, response.content
     assert response.json()["original_name"] == (kept or "upload")
+
+
+def test_a_file_of_several_megabytes_goes_through_and_comes_back_whole(as_member, documents_root):
+    # Past Django's in-memory upload size (2.5 MB) and the 1 MiB limit on other request bodies.
+    big = b"%PDF-1.7\n" + os.urandom(5 * 1000 * 1000) + b"\n%%EOF\n"
+    created = upload(as_member, big, kind="delivery_proof")
+    assert created.status_code == 201, created.content[:300]
+    response = as_member.get(f"{DOCUMENTS}{created.json()['id']}/content/")
+    assert response["Content-Length"] == str(len(big))
+    assert b"".join(response.streaming_content) == big
