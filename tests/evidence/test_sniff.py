@@ -98,3 +98,65 @@ def test_an_ofd_with_an_encrypted_entry_is_refused_without_raising():
     central = whole.index(b"PK\x01\x02")  # The first entry's central directory header.
     whole[central + 8] |= 0x01  # Its general-purpose flags: "encrypted".
     assert sniff.detect(bytes(whole)) is None
+
+
+class _Stream(io.RawIOBase):
+    """A write-only stream: zipfile then writes each entry's sizes after its data (flag bit 3)."""
+
+    def __init__(self) -> None:
+        self.written = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:  # type: ignore[override]
+        self.written += data
+        return len(data)
+
+
+def test_an_ofd_written_as_a_stream_is_accepted():
+    stream = _Stream()
+    with zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("OFD.xml", b"<ofd:OFD/>" * 20)
+        archive.writestr("Doc_0/Document.xml", b"<ofd:Document/>" * 20)
+    data = bytes(stream.written)
+    assert all(info.flag_bits & 0x08 for info in zipfile.ZipFile(io.BytesIO(data)).infolist())
+    assert sniff.detect(data) == sniff.OFD
+
+
+def test_an_ofd_with_an_entry_left_out_of_its_directory_or_bytes_between_entries_is_refused():
+    original = sample("invoice.ofd")
+    with zipfile.ZipFile(io.BytesIO(original)) as archive:
+        entries = archive.infolist()
+        directory_at = archive.start_dir
+    # Bytes slipped in before the central directory, the directory's offsets moved to match.
+    smuggled = b"<script>alert(1)</script>"
+    padded = bytearray(original[:directory_at] + smuggled + original[directory_at:])
+    end = padded.rindex(b"PK\x05\x06")
+    padded[end + 16 : end + 20] = (directory_at + len(smuggled)).to_bytes(4, "little")
+    assert zipfile.ZipFile(io.BytesIO(bytes(padded))).testzip() is None  # zipfile alone sees nothing wrong.
+    assert sniff.detect(bytes(padded)) is None
+    # The last entry dropped from the central directory (its count lowered): the archive still reads.
+    last = max(entries, key=lambda e: e.header_offset)
+    central = bytearray(original)
+    last_record_at = _central_entry_of(central, directory_at, last.filename)
+    truncated = central[:last_record_at] + central[central.rindex(b"PK\x05\x06") :]
+    end = truncated.rindex(b"PK\x05\x06")
+    count = len(entries) - 1
+    truncated[end + 8 : end + 12] = count.to_bytes(2, "little") * 2
+    truncated[end + 12 : end + 16] = (end - directory_at).to_bytes(4, "little")
+    assert len(zipfile.ZipFile(io.BytesIO(bytes(truncated))).infolist()) == count
+    assert sniff.detect(bytes(truncated)) is None
+
+
+def _central_entry_of(data: bytearray, directory_at: int, name: str) -> int:
+    """Where the central directory's record of `name` starts."""
+    at = directory_at
+    while data[at : at + 4] == b"PK\x01\x02":
+        name_length, extra_length, comment_length = (
+            int.from_bytes(data[at + i : at + i + 2], "little") for i in (28, 30, 32)
+        )
+        if data[at + 46 : at + 46 + name_length].decode() == name:
+            return at
+        at += 46 + name_length + extra_length + comment_length
+    raise AssertionError(name)
