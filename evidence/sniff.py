@@ -3,7 +3,8 @@
 A file is accepted only when it is complete: a PDF from `%PDF-` to its `%%EOF`, a JPEG from its
 start-of-image to its end-of-image marker, a PNG from its signature and header chunk to its IEND
 chunk, and an OFD (GB/T 33190, China's e-invoice format) a readable ZIP holding `OFD.xml` at its
-root, every entry whole and listed, nothing between them. A truncated upload, an HTML page named .pdf, or an executable renamed .png is refused.
+root, every entry whole and listed, nothing between them. A truncated upload, an HTML page named
+.pdf, or an executable renamed .png is refused.
 """
 
 import io
