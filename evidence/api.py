@@ -1,11 +1,15 @@
 """Documents over the API: upload one (multipart), list and read what the caller may see, and
 download its bytes through a view that checks the caller first. There is no public URL for a file."""
 
-from django.http import HttpResponse
+from collections.abc import Iterable
+
+from django.http import FileResponse
 from django.urls import path
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
-from rest_framework.parsers import MultiPartParser
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import BaseParser, MultiPartParser
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,7 +18,7 @@ from accounts.models import User
 from api.scoping import ScopedQuerysetMixin
 from config.errors import NotFound, ValidationFailed
 from evidence import sniff, storage
-from evidence.errors import DocumentTooLarge
+from evidence.errors import DocumentTooLarge, NotMultipart
 from evidence.models import Document, Kind
 from evidence.selectors import documents_visible_to
 from evidence.services import document_size_max, document_upload
@@ -22,6 +26,8 @@ from evidence.services import document_size_max, document_upload
 TAGS = ["documents"]
 # Multipart framing around the file (boundaries, part headers, the kind field) stays well under this.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
+PROBLEM = {"$ref": "#/components/schemas/Problem"}
+BINARY = {"type": "string", "format": "binary"}
 
 
 class DocumentSerializer(serializers.ModelSerializer):
@@ -35,8 +41,9 @@ class DocumentSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class DocumentUploadRequest(serializers.Serializer):
-    """multipart/form-data: the file and what it is."""
+class DocumentUpload(serializers.Serializer):
+    """multipart/form-data: the file and what it is. Documents the request only: the view reads the
+    parts itself, so that an extra or repeated part is refused rather than ignored."""
 
     file = serializers.FileField(
         help_text="PDF, OFD, JPEG or PNG, judged from the bytes; at most DOCUMENT_SIZE_MAX_BYTES."
@@ -44,31 +51,44 @@ class DocumentUploadRequest(serializers.Serializer):
     kind = serializers.ChoiceField(choices=Kind.choices)
 
 
+def _content_length(request: Request) -> int:
+    try:
+        return max(int(request.META.get("CONTENT_LENGTH") or 0), 0)
+    except ValueError:
+        return 0  # Django reads no body of a length it cannot parse.
+
+
 def _uploaded_bytes(request: Request) -> tuple[str, bytes, str]:
     """The `kind` and the file's bytes and name from a multipart body with exactly those two parts."""
-    length = int(request.META.get("CONTENT_LENGTH") or 0)
+    if not (request.content_type or "").startswith("multipart/form-data"):
+        raise NotMultipart(
+            "Send the file as multipart/form-data with two parts: file (the bytes) and kind "
+            f"({', '.join(Kind.values)})."
+        )
+    length = _content_length(request)
     if length > document_size_max() + MULTIPART_OVERHEAD_BYTES:
         # Refused before the body is read: nothing of it reaches the disk.
         raise DocumentTooLarge(
             f"The request has {length} bytes; a file of at most {document_size_max()} bytes is accepted.",
             size_max=document_size_max(),
         )
-    unknown = sorted((set(request.data.keys()) | set(request.FILES.keys())) - {"file", "kind"})
+    fields, files = request.POST, request.FILES  # The multipart parser's two halves of the body.
+    unknown = sorted((set(fields.keys()) | set(files.keys())) - {"file", "kind"})
     if unknown:
         raise ValidationFailed({name: ["Unknown field."] for name in unknown})
-    kind = request.data.get("kind")
-    if not isinstance(kind, str) or kind not in Kind.values:
-        raise ValidationFailed(f"kind is one of {', '.join(Kind.values)}.", field="kind")
-    files = request.FILES.getlist("file")
-    if len(files) != 1:
+    kinds = fields.getlist("kind")
+    if len(kinds) != 1 or kinds[0] not in Kind.values:
+        raise ValidationFailed(f"Send one kind: one of {', '.join(Kind.values)}.", field="kind")
+    uploads = files.getlist("file")
+    if len(uploads) != 1 or "file" in fields:
         raise ValidationFailed("Send exactly one file, as the multipart part named file.", field="file")
-    upload = files[0]
+    upload = uploads[0]
     if upload.size is not None and upload.size > document_size_max():
         raise DocumentTooLarge(
             f"The file has {upload.size} bytes; at most {document_size_max()} are accepted.",
             size_max=document_size_max(),
         )
-    return kind, upload.read(), upload.name or ""
+    return kinds[0], upload.read(), upload.name or ""
 
 
 @extend_schema_view(
@@ -88,13 +108,21 @@ class DocumentList(ScopedQuerysetMixin, generics.ListAPIView):
     ordering = ["-id"]
 
     @extend_schema(
-        request={"multipart/form-data": DocumentUploadRequest},
+        request={"multipart/form-data": DocumentUpload},
         responses={
-            201: DocumentSerializer,
+            201: OpenApiResponse(DocumentSerializer, description="Stored: the new document."),
             200: OpenApiResponse(
                 DocumentSerializer,
                 description="The same bytes of the same kind were already "
                 "uploaded for your organisation: that document.",
+            ),
+            (413, "application/problem+json"): OpenApiResponse(
+                PROBLEM,
+                description="`document_too_large`: the file (or the whole request) is over DOCUMENT_SIZE_MAX_BYTES; "
+                "nothing was stored.",
+            ),
+            (415, "application/problem+json"): OpenApiResponse(
+                PROBLEM, description="`unsupported_media_type`: the body is not multipart/form-data."
             ),
         },
         summary="Upload a document (multipart: file, kind)",
@@ -132,27 +160,47 @@ class DocumentDetail(ScopedQuerysetMixin, generics.RetrieveAPIView):
     scope = staticmethod(documents_visible_to)
 
 
+class _AnyAccept(BaseContentNegotiation):
+    """The bytes go out with their own type whatever the Accept header asks (a generated client may
+    ask for application/octet-stream); a refusal goes out as problem JSON."""
+
+    def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> BaseParser:
+        return next(iter(parsers))
+
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        renderer = next(iter(renderers))
+        return renderer, renderer.media_type
+
+
 class DocumentContent(APIView):
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = _AnyAccept
+
     @extend_schema(
         summary="Download a document's bytes",
-        description="Scoped as the metadata. Served as an attachment with its detected type, never inline, and "
-        "never from a public URL.",
+        description="Scoped as the metadata. Served as an attachment with its detected type (one of the four "
+        "below), never inline, and never from a public URL; streamed, so a large file is not held in memory.",
         responses={
-            (200, "application/octet-stream"): OpenApiResponse(
-                response={"type": "string", "format": "binary"}, description="The file."
-            )
+            (200, content_type): OpenApiResponse(response=BINARY, description="The file.")
+            for content_type in sniff.ACCEPTED_TYPES
         },
         tags=TAGS,
     )
-    def get(self, request: Request, pk: int) -> HttpResponse:
+    def get(self, request: Request, pk: int) -> FileResponse:
         user: User = request.user  # type: ignore[assignment]
         document = documents_visible_to(user).filter(pk=pk).first()
         if document is None:
             raise NotFound(f"No document {pk}.")
-        data = storage.read(document.file.storage_name)
-        response = HttpResponse(data, content_type=document.content_type)
         extension = sniff.EXTENSIONS.get(document.content_type, "bin")
-        response["Content-Disposition"] = f'attachment; filename="document-{document.pk}.{extension}"'
+        response = FileResponse(
+            storage.open_stored(document.file.storage_name),
+            as_attachment=True,
+            filename=f"document-{document.pk}.{extension}",
+            content_type=document.content_type,
+        )
+        response["Content-Length"] = str(document.size)
         response["X-Content-Type-Options"] = "nosniff"
         response["Content-Security-Policy"] = "default-src 'none'; sandbox"
         return response

@@ -15,3 +15,11 @@ class DocumentTooLarge(ApplicationError):
     code = "document_too_large"
     http_status = 413
     title = "The file is larger than the service accepts."
+
+
+class NotMultipart(ApplicationError):
+    """An upload sent as JSON or anything but multipart/form-data."""
+
+    code = "unsupported_media_type"
+    http_status = 415
+    title = "Send the document as multipart/form-data."

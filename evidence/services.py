@@ -60,17 +60,20 @@ def document_upload(*, actor: User, kind: str, data: bytes, name: str | None = N
     sha256 = hashlib.sha256(data).hexdigest()
     owner = organisation_key(actor)
     with transaction.atomic():
-        # Uploads of the same bytes take turns, so one writes the file and the others find it whole.
+        # Uploads of the same bytes take turns (a transaction-scoped advisory lock on the hash), so
+        # one writes the file and the others find it whole.
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"evidence:{sha256}"])
         stored = StoredFile.objects.filter(pk=sha256).first()
+        recorded = stored is not None
         if stored is None:
             stored = StoredFile(sha256=sha256, size=len(data), content_type=content_type)
         # Written (or found whole) before the row commits: a row never names a missing file. A write
         # that fails raises, and the transaction leaves no row; a row insert that fails leaves a file
-        # no row names, which nothing counts (the audit reports it as unreferenced).
-        storage.store(stored.storage_name, data, sha256)
-        if stored._state.adding:
+        # no row names, which nothing counts (the audit reports it as unreferenced, and the next
+        # upload of the same bytes adopts it).
+        storage.store(stored.storage_name, data, sha256, recorded=recorded)
+        if not recorded:
             stored.save(force_insert=True)
         existing = Document.objects.filter(owner=owner, kind=kind, file=stored).first()
         if existing is not None:
@@ -87,19 +90,34 @@ def document_upload(*, actor: User, kind: str, data: bytes, name: str | None = N
         return Uploaded(document, created=True)
 
 
+def _document_pk(document_id: object) -> int | None:
+    """A document named by a caller: its id as JSON gives it, as a form gives it (digits), or the
+    Document a service already holds. Anything else names no document."""
+    if isinstance(document_id, Document):
+        return document_id.pk
+    if isinstance(document_id, str) and document_id.isascii() and document_id.isdigit() and len(document_id) <= 18:
+        document_id = int(document_id)
+    if isinstance(document_id, int) and not isinstance(document_id, bool) and 0 < document_id < 2**63:
+        return document_id
+    return None
+
+
 def document_for_citation(*, document_id: object, kinds: Iterable[str], actor: User, field: str) -> Document:
     """The document a caller names in a write, checked: it exists, the caller's organisation uploaded
-    it (or the caller is staff), and it is of one of `kinds`. Otherwise 400 on `field`."""
+    it (or the caller is staff), and it is of one of `kinds`. Otherwise 400 on `field`, with the same
+    words whether the document does not exist or is another organisation's (ids reveal nothing).
+
+    `document_id` is an id (int, or digits from a form) or a Document; a Document is read again from
+    the database, so what is checked is what was stored, not what the caller's object says."""
     kinds = list(kinds)
-    if not isinstance(document_id, int) or isinstance(document_id, bool) or document_id <= 0:
+    pk = _document_pk(document_id)
+    if pk is None:
         raise ValidationFailed("Give the id of a document your organisation uploaded.", field=field)
-    document = Document.objects.filter(pk=document_id).select_related("file").first()
+    document = Document.objects.filter(pk=pk).select_related("file").first()
     if document is None or (document.owner != organisation_key(actor) and not actor.is_staff_member):
-        raise ValidationFailed(f"No document {document_id} uploaded by your organisation.", field=field)
+        raise ValidationFailed(f"No document {pk} uploaded by your organisation.", field=field)
     if document.kind not in kinds:
-        raise ValidationFailed(
-            f"Document {document_id} is a {document.kind}; this needs a {' or '.join(kinds)}.", field=field
-        )
+        raise ValidationFailed(f"Document {pk} is a {document.kind}; this needs a {' or '.join(kinds)}.", field=field)
     return document
 
 

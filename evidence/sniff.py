@@ -3,10 +3,12 @@
 A file is accepted only when it is complete: a PDF from `%PDF-` to its `%%EOF`, a JPEG from its
 start-of-image to its end-of-image marker, a PNG from its signature and header chunk to its IEND
 chunk, and an OFD (GB/T 33190, China's e-invoice format) a readable ZIP holding `OFD.xml` at its
-root. A truncated upload, an HTML page named .pdf, or an executable renamed .png is refused.
+root, every entry whole and listed, nothing between them. A truncated upload, an HTML page named
+.pdf, or an executable renamed .png is refused.
 """
 
 import io
+import struct
 import zipfile
 from typing import Final
 
@@ -19,6 +21,8 @@ ACCEPTED_TYPES: Final = (PDF, OFD, JPEG, PNG)
 _PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
 _PNG_IEND: Final = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 _TAIL: Final = 1024  # PDF readers look for %%EOF within the last kilobyte.
+_OFD_ENTRIES_MAX: Final = 10_000
+_OFD_UNPACKED_MAX: Final = 200 * 1000 * 1000  # Ten times the default upload limit, unpacked.
 
 
 def _pdf(data: bytes) -> bool:
@@ -38,13 +42,42 @@ def _ofd(data: bytes) -> bool:
         return False
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            names = set(archive.namelist())
-            if "OFD.xml" not in names:
+            entries = archive.infolist()
+            if "OFD.xml" not in {entry.filename for entry in entries}:
                 return False
-            # The root document must be readable: a ZIP cut short fails its checksum here.
-            return archive.testzip() is None
-    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError):
+            # Every entry is decompressed below to check it: what the archive declares bounds that
+            # work (the reader stops at each entry's declared size), so a small "zip bomb" is refused
+            # before anything is inflated.
+            if len(entries) > _OFD_ENTRIES_MAX or sum(entry.file_size for entry in entries) > _OFD_UNPACKED_MAX:
+                return False
+            # Every entry must be whole: a ZIP cut short or altered fails its checksums here.
+            return _entries_fill_the_archive(data, entries, archive.start_dir) and archive.testzip() is None
+    except Exception:  # A malformed archive fails in many ways (zlib, struct, encryption, ...): none is an OFD.
         return False
+
+
+_LOCAL_HEADER: Final = struct.Struct("<4s22xHH")  # signature, ..., name length, extra length: 30 bytes.
+# After an entry whose sizes follow its data (flag bit 3): CRC and sizes, with or without a
+# signature, 32-bit or ZIP64 sizes.
+_DESCRIPTOR_LENGTHS: Final = (12, 16, 20, 24)
+
+
+def _entries_fill_the_archive(data: bytes, entries: list[zipfile.ZipInfo], directory_at: int) -> bool:
+    """The entries the central directory lists sit end to end from the first byte to the directory:
+    no entry left out of the listing, no bytes hidden between them."""
+    at = 0
+    for entry in sorted(entries, key=lambda e: e.header_offset):
+        if entry.header_offset != at or at + _LOCAL_HEADER.size > len(data):
+            return False
+        signature, name_length, extra_length = _LOCAL_HEADER.unpack_from(data, at)
+        if signature != b"PK\x03\x04":
+            return False
+        at += _LOCAL_HEADER.size + name_length + extra_length + entry.compress_size
+        if entry.flag_bits & 0x08:
+            ends = [at + length for length in _DESCRIPTOR_LENGTHS]
+            following = [e.header_offset for e in entries if e.header_offset > entry.header_offset]
+            at = next((end for end in ends if end == min(following, default=directory_at)), -1)
+    return at == directory_at
 
 
 _CHECKS: Final = ((PDF, _pdf), (PNG, _png), (JPEG, _jpeg), (OFD, _ofd))

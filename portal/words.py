@@ -75,6 +75,9 @@ AUDIT_CHECK_WORDS: dict[str, Promise] = {
     "settlements_match_ledger": _("Settlements match the ledger"),
     "pool_figures_match_rows": _("Pool figures from the ledger match the records"),
     "two_people_decided": _("Two different people asked for and decided every sensitive action"),
+    "stored_files_intact": _("Every stored document still has the bytes it was uploaded with"),
+    "invoices_used_once": _("Each invoice is used once"),
+    "settled_redemptions_have_evidence": _("Every settled bill has its invoice and the enterprise's confirmation"),
 }
 
 # Words whose meaning depends on the object: an enterprise's "pending" is not a redemption's.

@@ -1,6 +1,7 @@
 """Settings for the test suite: the base settings with fast password hashing and eager tasks."""
 
-import os
+import atexit
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -20,7 +21,10 @@ CACHES = {
     "default": {**CACHES["default"], "KEY_PREFIX": "test-" + env.str("PYTEST_XDIST_WORKER", default="main")}  # noqa: F405
 }
 
-# Each test process stores documents under its own directory in the system's temp dir.
-DOCUMENTS_ROOT = Path(tempfile.gettempdir()) / f"coupons-documents-{os.getpid()}"
+# Each test process stores documents under a directory of its own in the system's temp dir, new on
+# every run and removed at exit: files a rolled-back test left (which no row names) never outlive the
+# run, so the audit's storage check never finds another run's files.
+DOCUMENTS_ROOT = Path(tempfile.mkdtemp(prefix="coupons-documents-"))
+atexit.register(shutil.rmtree, DOCUMENTS_ROOT, ignore_errors=True)
 if "location" in STORAGES["documents"].get("OPTIONS", {}):  # noqa: F405
     STORAGES["documents"]["OPTIONS"]["location"] = str(DOCUMENTS_ROOT)  # noqa: F405

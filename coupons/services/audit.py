@@ -16,9 +16,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import ENTERPRISE_FLAGS, EnterpriseFlagsEvent, User
-from coupons.models import AuditRun, Grant
+from coupons.invoices import InvalidInvoiceNumber, invoice_number_normalise
+from coupons.models import AuditRun, Grant, Invoice
 from coupons.policy import ApplicationFacts, rate_for
 from coupons.selectors import program_year_figures, program_year_figures_from_rows
+from evidence.audit import stored_files_findings
 from ledger.chain import chain_findings
 
 FINDINGS_MAX: Final = 50
@@ -468,6 +470,63 @@ def check_two_people_decided() -> tuple[list[Finding], int]:
     return _rows(sql), total
 
 
+def check_stored_files_intact() -> tuple[list[Finding], int]:
+    """Every stored document file still hashes to its recorded SHA-256, and no file sits in storage
+    without its row (evidence/audit.py)."""
+    return stored_files_findings(findings_max=FINDINGS_MAX)
+
+
+def check_invoices_used_once() -> tuple[list[Finding], int]:
+    """No invoice is in use twice: the register's live numbers are in their one written form and
+    distinct once normalised again (beside the unique index, which a number stored in another form
+    would slip past), and no invoice document's bytes stand behind two different live numbers."""
+    findings: list[Finding] = []
+    by_number: dict[str, list[int]] = {}
+    examined = 0
+    live = Invoice.objects.filter(released_at__isnull=True).order_by("pk").values_list("pk", "number")
+    for invoice_id, number in live.iterator(chunk_size=5_000):
+        examined += 1
+        try:
+            normalised = invoice_number_normalise(number)
+        except InvalidInvoiceNumber:
+            findings.append({"problem": "invalid_number", "invoice_ids": [invoice_id], "number": number})
+            continue
+        if normalised != number:
+            findings.append({"problem": "not_normalised", "invoice_ids": [invoice_id], "number": number})
+        by_number.setdefault(normalised, []).append(invoice_id)
+    findings += [
+        {"problem": "number_used_twice", "invoice_ids": ids, "number": number}
+        for number, ids in sorted(by_number.items())
+        if len(ids) > 1
+    ]
+    sql = """
+        SELECT 'document_for_two_numbers' AS problem, d.sha256,
+               array_agg(i.id ORDER BY i.id) AS invoice_ids, array_agg(DISTINCT i.number) AS numbers
+          FROM coupons_invoice i JOIN evidence_document d ON d.id = i.document_id
+         WHERE i.released_at IS NULL
+         GROUP BY d.sha256
+        HAVING count(DISTINCT i.number) > 1
+         ORDER BY d.sha256
+    """
+    findings += _rows(sql)
+    return findings[:FINDINGS_MAX], examined
+
+
+def check_settled_redemptions_have_evidence() -> tuple[list[Finding], int]:
+    """Every redemption a settlement took (captured, or reversed since) has its invoice document (of
+    kind invoice) and the enterprise's confirmation, a window that passed, or a dismissed dispute."""
+    sql = """
+        SELECT r.id AS redemption_id, r.settlement_id, r.status, r.acknowledgement,
+               r.invoice_document_id, d.kind AS invoice_document_kind
+          FROM coupons_redemption r LEFT JOIN evidence_document d ON d.id = r.invoice_document_id
+         WHERE r.settlement_id IS NOT NULL
+           AND (r.invoice_document_id IS NULL OR d.kind <> 'invoice'
+                OR r.acknowledgement NOT IN ('confirmed', 'deemed_confirmed', 'dismissed'))
+         ORDER BY r.id
+    """
+    return _rows(sql), _count("SELECT count(*) FROM coupons_redemption WHERE settlement_id IS NOT NULL")
+
+
 def _years() -> list[int]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT year FROM coupons_programyear WHERE status <> 'draft' ORDER BY year")
@@ -491,6 +550,9 @@ CHECKS: Final[list[tuple[str, Callable[[], tuple[list[Finding], int]]]]] = [
     ("grant_rates_match_policy", check_grant_rates_match_policy),
     ("grants_to_eligible_pairs", check_grants_to_eligible_pairs),
     ("two_people_decided", check_two_people_decided),
+    ("stored_files_intact", check_stored_files_intact),
+    ("invoices_used_once", check_invoices_used_once),
+    ("settled_redemptions_have_evidence", check_settled_redemptions_have_evidence),
 ]
 
 
