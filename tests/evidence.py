@@ -35,10 +35,18 @@ def invoice(actor: User) -> dict[str, Any]:
     return {"invoice_number": invoice_number(), "invoice_document": document(actor, "invoice")}
 
 
+def checked(application: Any) -> dict[str, Any]:
+    """What a reviewer says they checked: every document the application cites."""
+    from evidence.selectors import citations_of
+
+    ids = citations_of(f"application:{application.pk}").values_list("document_id", flat=True)
+    return {"evidence_checked": sorted(set(ids))}
+
+
 def contract(actor: User, year: int, *, term_months: int = 12) -> dict[str, Any]:
-    """The signed contract an application needs, uploaded by the enterprise's `actor`, signed in `year`."""
+    """The signed contract an application needs, uploaded by the enterprise's `actor`, signed on 1 January of `year`."""
     return {
         "contract_document": document(actor, "contract"),
-        "contract_signed_on": dt.date(year, 1, 15),
+        "contract_signed_on": dt.date(year, 1, 1),  # Never after today when `year` is this year.
         "contract_term_months": term_months,
     }
