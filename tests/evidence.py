@@ -8,7 +8,9 @@ from typing import Any
 
 from accounts.models import User
 from evidence.models import Document
+from evidence.selectors import citations_of
 from evidence.services import document_upload
+from tests.factories import UserFactory
 
 _serial = itertools.count(1)
 
@@ -36,11 +38,30 @@ def invoice(actor: User) -> dict[str, Any]:
 
 
 def checked(application: Any) -> dict[str, Any]:
-    """What a reviewer says they checked: every document the application cites."""
-    from evidence.selectors import citations_of
-
-    ids = citations_of(f"application:{application.pk}").values_list("document_id", flat=True)
+    """What a reviewer says they checked: every document the application (or its id) cites."""
+    pk = application if isinstance(application, int) else application.pk
+    ids = citations_of(f"application:{pk}").values_list("document_id", flat=True)
     return {"evidence_checked": sorted(set(ids))}
+
+
+def member_of(provider_id: int) -> User:
+    """A member of the provider, to upload its documents."""
+    return User.objects.filter(provider_id=provider_id).order_by("pk").first() or UserFactory(provider_id=provider_id)
+
+
+def invoice_ids(actor: User) -> dict[str, Any]:
+    """`invoice(actor)` as an API body names it: the document by id."""
+    return {"invoice_number": invoice_number(), "invoice_document": document(actor, "invoice").pk}
+
+
+def contract_ids(actor: User, year: int, *, term_months: int = 12) -> dict[str, Any]:
+    """`contract(actor, year)` as an API body names it: the document by id, the date as text."""
+    evidence = contract(actor, year, term_months=term_months)
+    return {
+        "contract_document": evidence["contract_document"].pk,
+        "contract_signed_on": evidence["contract_signed_on"].isoformat(),
+        "contract_term_months": term_months,
+    }
 
 
 def contract(actor: User, year: int, *, term_months: int = 12) -> dict[str, Any]:
