@@ -71,3 +71,20 @@ def contract(actor: User, year: int, *, term_months: int = 12) -> dict[str, Any]
         "contract_signed_on": dt.date(year, 1, 1),  # Never after today when `year` is this year.
         "contract_term_months": term_months,
     }
+
+
+def pdf_file(label: str = "document") -> Any:
+    """A fresh PDF as a browser uploads it in a form."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile(f"{label}.pdf", pdf_bytes(label), content_type="application/pdf")
+
+
+def contract_fields(year: int) -> dict[str, Any]:
+    """The apply form's contract fields: a fresh file, signed on 1 January of `year`, for 12 months."""
+    return {"contract_file": pdf_file("contract"), "contract_signed_on": f"{year}-01-01", "contract_term_months": "12"}
+
+
+def invoice_fields() -> dict[str, Any]:
+    """The redeem form's invoice fields: a fresh number and file."""
+    return {"invoice_number": invoice_number(), "invoice_file": pdf_file("invoice")}

@@ -11,7 +11,7 @@ from coupons.models import Application, ProgramYear, Redemption
 from coupons.services.applications import application_confirm, application_submit
 from coupons.services.redemptions import redemption_create
 from tests.coupons.conftest import Cast
-from tests.evidence import contract, invoice
+from tests.evidence import checked, contract, invoice
 from tests.portal.conftest import this_year, walk_to_grant
 
 
@@ -82,7 +82,9 @@ def test_a_review_above_the_request_is_refused_with_the_amount_in_yuan(
     application_confirm(application=application, actor=cast.clerk)
     client = as_user(cast.reviewer, language="en")
     before = db_snapshot()
-    response = client.post(f"/applications/{application.pk}/review/", {"recommended": "2,500.01"})
+    response = client.post(
+        f"/applications/{application.pk}/review/", {"recommended": "2,500.01", **checked(application)}
+    )
     assert response.status_code == 400
     assert "At most the amount requested, ¥2,500.00." in response.content.decode()
     assert db_snapshot() == before
