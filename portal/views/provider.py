@@ -141,7 +141,7 @@ def redeem(request: HttpRequest) -> HttpResponse:
                 )
                 return redirect("portal:redemptions")
     grants = grants_for(user).filter(status="active").order_by("code")
-    return render(request, "portal/redeem.html", {"form": form, "grants": grants})
+    return render(request, "portal/redeem.html", {"form": form, "grants": grants}, status=400 if form.errors else 200)
 
 
 def _redeem_field(error: ApplicationError) -> str | None:
