@@ -39,6 +39,16 @@ def describe(error: ApplicationError) -> str:
         }
     sentences = {
         "duplicate_bill": _("This bill number was already redeemed under this contract."),
+        "duplicate_invoice": _(
+            "This invoice was already used: an invoice is subsidised once, whatever contract or computing center "
+            "names it."
+        ),
+        "invalid_invoice_number": _(
+            "This is not a Chinese invoice number: enter the 20 digits of a fully digital e-invoice, or the 10 or "
+            "12-digit invoice code and the 8-digit number."
+        ),
+        "unsupported_document": _("The file is not a complete PDF, OFD, JPEG or PNG document."),
+        "document_too_large": _("The file is too large."),
         "provider_not_listed": _("The computing center is suspended or not listed and takes no part."),
         "compute_source_not_offered": _(
             "The computing center offers no facility of this compute source today. Choose the compute source "

@@ -11,7 +11,9 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import FACILITY_DESCRIPTION_LENGTH_MAX, Enterprise, Provider, User
 from accounts.uscc import check_character, validate_uscc
-from coupons.models import CONTRACT_FEE_FEN_MAX, ComputeSource, Purpose
+from coupons.invoices import INPUT_LENGTH_MAX as INVOICE_INPUT_LENGTH_MAX
+from coupons.models import CONTRACT_FEE_FEN_MAX, CONTRACT_TERM_MONTHS_CEILING, ComputeSource, Purpose
+from coupons.services.applications import DOCUMENTS_MAX
 from portal.formatting import fen_from_yuan_text, yuan_grouping_misplaced, yuan_text
 from portal.words import choices
 
@@ -94,6 +96,36 @@ def _text(label: Any, *, max_length: int, required: bool = True, help_text: Any 
     return forms.CharField(label=label, max_length=max_length, required=required, help_text=help_text, strip=True)
 
 
+class DocumentFileField(forms.FileField):
+    """A document's file; what it is, is judged from its bytes by the service, not here."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("help_text", _("PDF, OFD, JPEG or PNG."))
+        super().__init__(**kwargs)
+
+    def widget_attrs(self, widget: forms.Widget) -> dict[str, Any]:
+        accept = ".pdf,.ofd,.jpg,.jpeg,.png,application/pdf,application/ofd,image/jpeg,image/png"
+        return {**super().widget_attrs(widget), "accept": accept}
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MoreDocumentsField(DocumentFileField):
+    """Any number of files (at most `DOCUMENTS_MAX`), each a document of kind other."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(**kwargs)
+
+    def clean(self, data: Any, initial: Any = None) -> list[Any]:
+        files = data if isinstance(data, (list, tuple)) else [data] if data else []
+        if len(files) > DOCUMENTS_MAX:
+            raise forms.ValidationError(_("At most %(count)s more documents.") % {"count": DOCUMENTS_MAX})
+        return [super(MoreDocumentsField, self).clean(file, initial) for file in files]
+
+
 class ApplyForm(forms.Form):
     provider = forms.ModelChoiceField(
         label=_("Computing center"),
@@ -117,6 +149,23 @@ class ApplyForm(forms.Form):
             "For MaaS, agents and applications built on a filed model (yours or another's). The registered-model "
             "rate applies only once the fund's staff have verified this filing."
         ),
+    )
+    contract_file = DocumentFileField(
+        label=_("Signed contract"), help_text=_("The signed contract: PDF, OFD, JPEG or PNG.")
+    )
+    contract_signed_on = forms.DateField(
+        label=_("Contract signed on"), widget=forms.DateInput(attrs={"type": "date"}), help_text=_("YYYY-MM-DD.")
+    )
+    contract_term_months = forms.IntegerField(
+        label=_("Contract term (months)"), min_value=1, max_value=CONTRACT_TERM_MONTHS_CEILING
+    )
+    filing_certificate_file = DocumentFileField(
+        label=_("Model filing certificate"),
+        required=False,
+        help_text=_("With a filing number: the certificate, where the program year asks for it."),
+    )
+    more_files = MoreDocumentsField(
+        label=_("More documents"), required=False, help_text=_("Optional: anything else the reviewer should see.")
     )
 
 
@@ -184,9 +233,32 @@ class RegisterForm(FlagsForm):
 
 
 class ReviewForm(forms.Form):
+    """The reviewer's recommendation and the documents they checked (the page lists each one beside
+    its checkbox: kind, size, hash, a download link and any warning)."""
+
     recommended = YuanField(label=_("Recommended amount (yuan)"))
     note = _text(_("Note"), max_length=REASON_LENGTH_MAX, required=False)
     note.widget = forms.Textarea(attrs={"rows": 2})
+    evidence_checked = forms.TypedMultipleChoiceField(
+        label=_("Documents checked"),
+        coerce=int,
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": _("Tick the documents you checked: at least the signed contract.")},
+    )
+
+    def __init__(self, *args: Any, documents: list[int], contract: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.contract = contract
+        field = self.fields["evidence_checked"]
+        assert isinstance(field, forms.TypedMultipleChoiceField)
+        field.choices = [(pk, str(pk)) for pk in documents]
+        field.required = bool(documents)
+
+    def clean_evidence_checked(self) -> list[int]:
+        checked: list[int] = self.cleaned_data.get("evidence_checked") or []
+        if self.contract is not None and self.contract not in checked:
+            raise forms.ValidationError(_("Tick the signed contract: a reviewer checks at least the contract."))
+        return checked
 
 
 class ApproveForm(forms.Form):
@@ -222,9 +294,27 @@ class RedeemForm(forms.Form):
         required=False,
         help_text=_("Leave empty to apply as much as the rate and the coupon allow."),
     )
+    invoice_number = _text(
+        _("Invoice number"),
+        max_length=INVOICE_INPUT_LENGTH_MAX,
+        help_text=_("20 digits (fully digital e-invoice), or the 10 or 12-digit code and the 8-digit number."),
+    )
+    invoice_file = DocumentFileField(label=_("Invoice"), help_text=_("The invoice: PDF, OFD, JPEG or PNG."))
+    invoice_amount = YuanField(
+        label=_("Invoice amount (yuan)"),
+        required=False,
+        help_text=_("Leave empty when the invoice is for the bill amount; never less than the bill."),
+    )
     capture = forms.BooleanField(
         label=_("Capture now (otherwise the amount is held until captured or voided)"), required=False, initial=True
     )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        bill, invoice = data.get("bill_amount"), data.get("invoice_amount")
+        if bill is not None and invoice is not None and invoice < bill:
+            self.add_error("invoice_amount", _("The invoice must cover the bill amount."))
+        return data
 
 
 class SettlementForm(forms.Form):

@@ -84,6 +84,15 @@ AUDIT_CHECK_WORDS: dict[str, Promise] = {
 KIND_WORDS: dict[str, dict[str, Promise]] = {
     "enterprise": {"pending": _("Pending verification")},
     "approval": {"pending": _("Awaiting decision")},
+    # A document's kind, or what it proves where it is cited (evidence.models.Kind).
+    "document": {
+        "contract": _("Signed contract"),
+        "invoice": _("Invoice"),
+        "payment_proof": _("Proof of payment"),
+        "delivery_proof": _("Proof of delivery or usage"),
+        "filing_certificate": _("Model filing certificate"),
+        "other": _("Other document"),
+    },
 }
 
 # The sensitive actions that need a second person (approvals), said for people.

@@ -15,6 +15,8 @@ SNAPSHOT_TABLES = (
     "coupons_grant",
     "coupons_redemption",
     "coupons_settlement",
+    "coupons_invoice",
+    "evidence_citation",
     "accounts_enterprise",
     "accounts_provider",
     "accounts_facility",

@@ -1,9 +1,11 @@
 """Applications: list, read, submit, confirm, review, approve (issues the grant), reject, withdraw."""
 
+from typing import Any
+
 import django_filters
 from django.shortcuts import get_object_or_404
 from django.urls import path
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -13,11 +15,21 @@ from accounts.models import Provider, Role, User
 from accounts.roles import require_role
 from api.idempotency import idempotent
 from api.scoping import ScopedQuerysetMixin
-from api.serializers import EmptyRequest, FenField, StrictCharField, StrictIntegerField, StrictSerializer, validated
+from api.serializers import (
+    ID_MAX,
+    EmptyRequest,
+    FenField,
+    StrictCharField,
+    StrictIntegerField,
+    StrictSerializer,
+    validated,
+)
 from approvals.models import REASON_LENGTH_MAX
 from coupons.api.scopes import applications_visible_to
-from coupons.models import Application, ComputeSource, Purpose
+from coupons.evidence import cited_documents
+from coupons.models import CONTRACT_TERM_MONTHS_CEILING, Application, ComputeSource, Purpose
 from coupons.services.applications import (
+    DOCUMENTS_MAX,
     application_approve,
     application_confirm,
     application_reject,
@@ -27,9 +39,22 @@ from coupons.services.applications import (
 )
 
 
+class CitedDocumentSerializer(serializers.Serializer):
+    """A document the application cites, as the reviewer sees it beside the figures."""
+
+    id = serializers.IntegerField(source="document.pk")
+    kind = serializers.CharField(source="document.kind")
+    sha256 = serializers.CharField(source="document.file_id", help_text="SHA-256 of the bytes, hex.")
+    role = serializers.CharField(help_text="What it proves here: contract, filing_certificate, or its kind.")
+    shared_with_other_enterprise = serializers.BooleanField(
+        help_text="The same bytes are cited for another enterprise: look before accepting them."
+    )
+
+
 class ApplicationSerializer(serializers.ModelSerializer):
     year = serializers.IntegerField(source="year_id", read_only=True)
     grant = serializers.SerializerMethodField()
+    documents = serializers.SerializerMethodField()
 
     class Meta:
         model = Application
@@ -44,6 +69,12 @@ class ApplicationSerializer(serializers.ModelSerializer):
             "purpose",
             "requested_fen",
             "model_filing_number",
+            "contract_document",
+            "contract_signed_on",
+            "contract_term_months",
+            "filing_certificate_document",
+            "documents",
+            "evidence_checked",
             "status",
             "rate_bp",
             "eligible_fen",
@@ -60,6 +91,11 @@ class ApplicationSerializer(serializers.ModelSerializer):
     def get_grant(self, application: Application) -> int | None:
         grant = getattr(application, "grant", None)
         return grant.pk if grant is not None else None
+
+    @extend_schema_field(CitedDocumentSerializer(many=True))
+    def get_documents(self, application: Application) -> list[dict[str, Any]]:
+        cited = cited_documents(subject=f"application:{application.pk}", enterprise_id=application.enterprise_id)
+        return CitedDocumentSerializer(cited, many=True).data  # type: ignore[return-value]
 
 
 class SubmitRequest(StrictSerializer):
@@ -78,10 +114,35 @@ class SubmitRequest(StrictSerializer):
             "The registered-model rate applies only when staff have verified this filing in the register."
         ),
     )
+    contract_document = StrictIntegerField(
+        min_value=1, max_value=ID_MAX, help_text="The signed contract: a document of kind contract you uploaded."
+    )
+    contract_signed_on = serializers.DateField(help_text="When the contract was signed (YYYY-MM-DD).")
+    contract_term_months = StrictIntegerField(
+        min_value=1, max_value=CONTRACT_TERM_MONTHS_CEILING, help_text="The contract's term, in months."
+    )
+    documents = serializers.ListField(
+        child=StrictIntegerField(min_value=1, max_value=ID_MAX),
+        max_length=DOCUMENTS_MAX,
+        required=False,
+        help_text=f"More documents you uploaded (any kind), at most {DOCUMENTS_MAX}.",
+    )
+    filing_certificate_document = StrictIntegerField(
+        min_value=1,
+        max_value=ID_MAX,
+        required=False,
+        help_text="The model filing certificate (kind filing_certificate): required for the registered-model rate "
+        "where the program year asks for it.",
+    )
 
 
 class ReviewRequest(StrictSerializer):
     recommended_fen = FenField()
+    evidence_checked = serializers.ListField(
+        child=StrictIntegerField(min_value=1, max_value=ID_MAX),
+        max_length=DOCUMENTS_MAX + 2,
+        help_text="The ids of the documents you checked: at least the contract, only documents the application cites.",
+    )
     note = StrictCharField(max_length=REASON_LENGTH_MAX, required=False, allow_blank=True, default="")
 
 
@@ -127,6 +188,12 @@ class ApplicationListCreate(ScopedQuerysetMixin, generics.ListAPIView):
         responses={201: ApplicationSerializer},
         summary="Apply for coupons",
         description=(
+            "The signed contract is required: upload it first (`POST /documents/`, kind `contract`) and name it in "
+            "`contract_document`, with `contract_signed_on` and `contract_term_months`. Which contracts count is "
+            "the program year's policy (signed within the year, never in the future; a term of at most "
+            "`contract_term_months_max`); a document your enterprise did not upload, of the wrong kind, or a "
+            "contract outside the policy is 400 `validation_error` naming the field. The computing center may read "
+            "the documents cited. "
             "409 `provider_not_listed` when the computing center is suspended or has no facility listed on "
             "the day of submission (Asia/Shanghai); 409 `compute_source_not_offered` when none of its "
             "facilities listed that day offers the `compute_source` asked for (see the provider's `facilities`)."
@@ -155,7 +222,18 @@ class ApplicationConfirm(APIView):
 
 
 class ApplicationReview(APIView):
-    @extend_schema(request=ReviewRequest, responses={200: ApplicationSerializer}, tags=["applications"])
+    @extend_schema(
+        request=ReviewRequest,
+        responses={200: ApplicationSerializer},
+        summary="Review an application (reviewer)",
+        description=(
+            "Recommends an amount, at most the requested one, and records which documents the reviewer checked "
+            "(`evidence_checked`): at least the contract, and only documents the application cites, else 400 "
+            "`validation_error`. Each document's `shared_with_other_enterprise` says whether the same bytes are "
+            "cited for another enterprise."
+        ),
+        tags=["applications"],
+    )
     def post(self, request: Request, pk: int) -> Response:
         application = _application(request, pk)
         require_role(request.user, Role.REVIEWER)  # type: ignore[arg-type]

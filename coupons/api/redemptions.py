@@ -47,6 +47,7 @@ from approvals.api import ApprovalRequestSerializer
 from approvals.models import REASON_LENGTH_MAX
 from config.errors import NotFound, PermissionDenied
 from coupons.api.scopes import grants_visible_to, redemptions_visible_to
+from coupons.invoices import INPUT_LENGTH_MAX as INVOICE_INPUT_LENGTH_MAX
 from coupons.models import BILL_NUMBER_LENGTH_MAX, CONTRACT_FEE_FEN_MAX, Grant, Redemption
 from coupons.services.redemptions import (
     redemption_capture,
@@ -56,8 +57,12 @@ from coupons.services.redemptions import (
 )
 
 REFUSALS = (
-    "Refusals are problem details: 409 `grant_exhausted`, `contract_exceeded`, `duplicate_bill`, `grant_expired`, "
-    "`grant_revoked`, `provider_not_listed`; 404 `not_found` for a grant outside the caller's reach."
+    "Refusals are problem details: 400 `invalid_invoice_number` (not a 20-digit e-invoice number or a 10 or "
+    "12-digit code and 8-digit number), 400 `validation_error` on `invoice_document` (not an invoice your "
+    "center uploaded) or `invoice_amount_fen` (the invoice must cover the bill amount); 409 `grant_exhausted`, "
+    "`contract_exceeded`, `duplicate_bill`, `duplicate_invoice` (the invoice was already used, on any contract, "
+    "by any center, in any year), `grant_expired`, `grant_revoked`, `provider_not_listed`; 404 `not_found` for a "
+    "grant outside the caller's reach."
 )
 
 # --- Shapes -------------------------------------------------------------------------------------
@@ -76,6 +81,9 @@ class RedemptionSerializer(serializers.ModelSerializer):
             "provider",
             "bill_number",
             "bill_amount_fen",
+            "invoice_number",
+            "invoice_document",
+            "invoice_amount_fen",
             "requested_fen",
             "rate_bp",
             "coupon_fen",
@@ -97,6 +105,22 @@ class RedeemRequest(StrictSerializer):
     grant = StrictIntegerField(min_value=1, max_value=ID_MAX, help_text="The grant's id.")
     bill_number = StrictCharField(max_length=BILL_NUMBER_LENGTH_MAX, help_text="Redeemed once per contract.")
     bill_amount_fen = FenField(max_value=CONTRACT_FEE_FEN_MAX)
+    invoice_number = StrictCharField(
+        max_length=INVOICE_INPUT_LENGTH_MAX,
+        help_text=(
+            "The bill's invoice: the 20-digit number of a fully digital e-invoice, or a 10 or 12-digit code and an "
+            "8-digit number written CODE-NUMBER (spaces and full-width digits are accepted). Used once in the "
+            "whole service."
+        ),
+    )
+    invoice_document = StrictIntegerField(
+        min_value=1, max_value=ID_MAX, help_text="The id of the invoice's document (kind invoice) your center uploaded."
+    )
+    invoice_amount_fen = FenField(
+        max_value=CONTRACT_FEE_FEN_MAX,
+        required=False,
+        help_text="What the invoice was issued for; at least the bill amount, which it defaults to.",
+    )
     requested_fen = FenField(
         required=False, help_text="At most this much coupon, in fen; the coupon is never more than bill × rate."
     )
@@ -235,13 +259,22 @@ class RedemptionListCreate(ScopedQuerysetMixin, generics.ListAPIView):
         summary="Redeem a grant against a bill (provider)",
         description=(
             "The coupon is min(floor(bill × rate), what is left on the grant, requested_fen). It is held "
-            "(`pending`) until captured or voided, or posted at once with `capture: true`. " + REFUSALS
+            "(`pending`) until captured or voided, or posted at once with `capture: true`. The bill's invoice is "
+            "uploaded first (`POST /documents/`, kind `invoice`) and named here with its number; the enterprise "
+            "may then read it. A voided or expired hold frees its invoice; a reversal does not. " + REFUSALS
         ),
         tags=["redemptions"],
         examples=[
             OpenApiExample(
                 "Redeem and capture",
-                value={"grant": 12, "bill_number": "INV-2026-0001", "bill_amount_fen": 1_000_000, "capture": True},
+                value={
+                    "grant": 12,
+                    "bill_number": "BILL-2026-0001",
+                    "bill_amount_fen": 1_000_000,
+                    "invoice_number": "26332000000012345678",
+                    "invoice_document": 31,
+                    "capture": True,
+                },
                 request_only=True,
             )
         ],
@@ -287,12 +320,22 @@ class RedemptionBatch(APIView):
                 "Two bills",
                 value={
                     "items": [
-                        {"idempotency_key": "inv-1", "grant": 12, "bill_number": "INV-1", "bill_amount_fen": 50_000},
                         {
-                            "idempotency_key": "inv-2",
+                            "idempotency_key": "bill-1",
                             "grant": 12,
-                            "bill_number": "INV-2",
+                            "bill_number": "BILL-1",
+                            "bill_amount_fen": 50_000,
+                            "invoice_number": "26332000000012345678",
+                            "invoice_document": 31,
+                        },
+                        {
+                            "idempotency_key": "bill-2",
+                            "grant": 12,
+                            "bill_number": "BILL-2",
                             "bill_amount_fen": 80_000,
+                            "invoice_number": "033002100611-12345678",
+                            "invoice_document": 32,
+                            "invoice_amount_fen": 90_000,
                             "capture": True,
                         },
                     ]

@@ -18,11 +18,13 @@ from coupons.errors import (
     FourEyes,
     ProgramYearClosed,
 )
+from coupons.evidence import cite, document_checked
 from coupons.listing import provider_require_listed
 from coupons.locks import application_lock
 from coupons.models import (
     CONTRACT_FEE_FEN_MAX,
     CONTRACT_NUMBER_LENGTH_MAX,
+    CONTRACT_TERM_MONTHS_CEILING,
     Application,
     ApplicationEvent,
     ComputeSource,
@@ -33,10 +35,12 @@ from coupons.policy import ApplicationFacts, Rate, rate_for, reference_normalise
 from coupons.services.eligibility import require_in_region, require_pair_eligible
 from coupons.services.grants import grant_issue
 from coupons.services.years import program_year_current
-from evidence.models import Document
+from evidence.models import Document, Kind
+from evidence.selectors import citations_of
 
 NOTE_LENGTH_MAX = 2_000
 FILING_NUMBER_LENGTH_MAX = 100
+DOCUMENTS_MAX = 20  # More documents an application may cite besides its contract and filing certificate.
 _LIVE_STATUSES = [
     Application.Status.SUBMITTED,
     Application.Status.CONFIRMED,
@@ -63,6 +67,91 @@ def _note(value: str, field: str, *, required: bool) -> str:
 
 def _record(application: Application, action: str, actor: User, note: str = "") -> None:
     ApplicationEvent.objects.create(application=application, action=action, actor=actor, note=note)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The documents an application cites, checked: each uploaded by the applicant's enterprise."""
+
+    contract: Document
+    signed_on: dt.date
+    term_months: int
+    filing_certificate: Document | None
+    more: list[Document]
+
+
+def _evidence_checked(
+    *,
+    actor: User,
+    contract_document: object,
+    contract_signed_on: object,
+    contract_term_months: object,
+    documents: object,
+    filing_certificate_document: object,
+) -> Evidence:
+    """The evidence's shape and ownership (400 on the field at fault). The program year's policy on
+    dates and terms is `_evidence_within_policy`, once the year is known."""
+    contract = document_checked(value=contract_document, kinds=[Kind.CONTRACT], actor=actor, field="contract_document")
+    if not isinstance(contract_signed_on, dt.date) or isinstance(contract_signed_on, dt.datetime):
+        raise ValidationFailed("contract_signed_on is the date the contract was signed.", field="contract_signed_on")
+    if (
+        not isinstance(contract_term_months, int)
+        or isinstance(contract_term_months, bool)
+        or not 0 < contract_term_months <= CONTRACT_TERM_MONTHS_CEILING
+    ):
+        raise ValidationFailed(
+            f"contract_term_months is a whole number of months from 1 to {CONTRACT_TERM_MONTHS_CEILING}.",
+            field="contract_term_months",
+        )
+    filing_certificate = None
+    if filing_certificate_document is not None:
+        filing_certificate = document_checked(
+            value=filing_certificate_document,
+            kinds=[Kind.FILING_CERTIFICATE],
+            actor=actor,
+            field="filing_certificate_document",
+        )
+    if isinstance(documents, (str, bytes)) or not isinstance(documents, Sequence):
+        raise ValidationFailed("documents is a list of document ids.", field="documents")
+    if len(documents) > DOCUMENTS_MAX:
+        raise ValidationFailed(f"An application cites at most {DOCUMENTS_MAX} more documents.", field="documents")
+    more: list[Document] = []
+    for value in documents:
+        document = document_checked(value=value, kinds=list(Kind.values), actor=actor, field="documents")
+        if document not in more:
+            more.append(document)
+    return Evidence(
+        contract=contract,
+        signed_on=contract_signed_on,
+        term_months=contract_term_months,
+        filing_certificate=filing_certificate,
+        more=more,
+    )
+
+
+def _evidence_within_policy(evidence: Evidence, *, year: ProgramYear, pricing: "Pricing", today: dt.date) -> None:
+    """Which contracts count in the year (docs/evidence.md "Contracts"), and the filing certificate
+    the registered-model rate needs where the year asks for it."""
+    if evidence.signed_on > today:
+        raise ValidationFailed(
+            f"contract_signed_on is {evidence.signed_on.isoformat()}, after today ({today.isoformat()}).",
+            field="contract_signed_on",
+        )
+    if year.contract_signed_within_year and evidence.signed_on.year != year.year:
+        raise ValidationFailed(
+            f"Only a contract signed in {year.year} counts in program year {year.year}.", field="contract_signed_on"
+        )
+    if evidence.term_months > year.contract_term_months_max:
+        raise ValidationFailed(
+            f"A contract of at most {year.contract_term_months_max} months counts in program year {year.year}.",
+            field="contract_term_months",
+        )
+    if pricing.facts.has_registered_model and year.filing_certificate_required and evidence.filing_certificate is None:
+        raise ValidationFailed(
+            "The registered-model rate needs the model filing certificate: upload it (kind filing_certificate) "
+            "and name it in filing_certificate_document.",
+            field="filing_certificate_document",
+        )
 
 
 def contracted_total_fen(*, enterprise_id: int, year: ProgramYear) -> int:
@@ -159,6 +248,12 @@ def application_submit(
 
     `model_filing_number` names the filed model the work relies on (its own or a third party's);
     the registered-model rate applies only when staff verified that filing in the register.
+
+    The signed contract is required: `contract_document` (kind contract), `contract_signed_on` and
+    `contract_term_months`, within the year's policy; `documents` are more (any kind, at most 20); the
+    registered-model rate needs `filing_certificate_document` where the year requires it. Every
+    document must be one the applicant's enterprise uploaded. Each is cited for the enterprise, with
+    the computing center as the other party who may read it.
     """
     if actor.enterprise_id is None:
         raise PermissionDenied("Only a member of an enterprise applies for coupons.")
@@ -179,6 +274,14 @@ def application_submit(
             f"model_filing_number has at most {FILING_NUMBER_LENGTH_MAX} characters.", field="model_filing_number"
         )
     model_filing_number = model_filing_number.strip()
+    evidence = _evidence_checked(
+        actor=actor,
+        contract_document=contract_document,
+        contract_signed_on=contract_signed_on,
+        contract_term_months=contract_term_months,
+        documents=documents,
+        filing_certificate_document=filing_certificate_document,
+    )
 
     with transaction.atomic():
         # Lock the enterprise: its contracted total for the year (which a rule may look at) must
@@ -211,6 +314,7 @@ def application_submit(
             purpose=purpose,
             model_filing_number=model_filing_number,
         )
+        _evidence_within_policy(evidence, year=year, pricing=pricing, today=day)
         rate, eligible_fen = pricing.rate, pricing.eligible_fen
         if eligible_fen == 0:
             raise ValidationFailed(f"No subsidy applies to this contract ({rate.label}).", field="contract_fee_fen")
@@ -240,6 +344,10 @@ def application_submit(
                     priced_foundation_model_developer=pricing.facts.foundation_model_developer,
                     priced_small_or_medium=pricing.facts.small_or_medium,
                     priced_contracted_total_fen=pricing.facts.contracted_total_fen,
+                    contract_document=evidence.contract,
+                    contract_signed_on=evidence.signed_on,
+                    contract_term_months=evidence.term_months,
+                    filing_certificate_document=evidence.filing_certificate,
                     submitted_by=actor,
                 )
         except IntegrityError as error:
@@ -248,6 +356,19 @@ def application_submit(
                     f"Contract {contract_number} with {provider.name} already has an application."
                 ) from None
             raise
+        cited = [(evidence.contract, Kind.CONTRACT.value)]
+        if evidence.filing_certificate is not None:
+            cited.append((evidence.filing_certificate, Kind.FILING_CERTIFICATE.value))
+        cited += [(document, document.kind) for document in evidence.more]
+        for document, role in cited:
+            cite(
+                document=document,
+                subject=f"application:{application.pk}",
+                role=role,
+                enterprise_id=enterprise.pk,
+                provider_id=provider.pk,
+                actor=actor,
+            )
         _record(application, "submitted", actor)
         return application
 
@@ -280,10 +401,35 @@ def application_confirm(*, application: Application, actor: User) -> Application
         return locked
 
 
-def application_review(*, application: Application, actor: User, recommended_fen: int, note: str = "") -> Application:
-    """A reviewer recommends an amount, at most what was requested."""
+def _evidence_ids(value: object) -> list[int]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise ValidationFailed(
+            "evidence_checked is the list of the ids of the documents you checked.", field="evidence_checked"
+        )
+    ids = []
+    for item in value:
+        item = item.pk if isinstance(item, Document) else item
+        if not isinstance(item, int) or isinstance(item, bool) or item <= 0:
+            raise ValidationFailed("evidence_checked holds document ids.", field="evidence_checked")
+        if item not in ids:
+            ids.append(item)
+    return sorted(ids)
+
+
+def application_review(
+    *,
+    application: Application,
+    actor: User,
+    recommended_fen: int,
+    evidence_checked: Sequence[int | Document],
+    note: str = "",
+) -> Application:
+    """A reviewer recommends an amount, at most what was requested, saying which of the documents the
+    application cites they checked: at least its contract, and none it does not cite (recorded in
+    `Application.evidence_checked`)."""
     require_role(actor, Role.REVIEWER)
     _whole_fen(recommended_fen, "recommended_fen")
+    checked = _evidence_ids(evidence_checked)
     note = _note(note, "note", required=False)
     with transaction.atomic():
         locked = application_lock(application.pk)
@@ -293,11 +439,25 @@ def application_review(*, application: Application, actor: User, recommended_fen
             raise ValidationFailed(
                 f"recommended_fen may be at most the requested {locked.requested_fen} fen.", field="recommended_fen"
             )
+        cited = set(citations_of(f"application:{locked.pk}").values_list("document_id", flat=True))
+        not_cited = [pk for pk in checked if pk not in cited]
+        if not_cited:
+            raise ValidationFailed(
+                f"The application cites no document {', '.join(map(str, not_cited))}.", field="evidence_checked"
+            )
+        if locked.contract_document_id is not None and locked.contract_document_id not in checked:
+            raise ValidationFailed(
+                f"Check the signed contract (document {locked.contract_document_id}) before recommending.",
+                field="evidence_checked",
+            )
         locked.status = Application.Status.REVIEWED
         locked.recommended_fen = recommended_fen
         locked.review_note = note
         locked.reviewed_by = actor
-        locked.save(update_fields=["status", "recommended_fen", "review_note", "reviewed_by", "updated_at"])
+        locked.evidence_checked = checked
+        locked.save(
+            update_fields=["status", "recommended_fen", "review_note", "reviewed_by", "evidence_checked", "updated_at"]
+        )
         _record(locked, "reviewed", actor, note)
         return locked
 

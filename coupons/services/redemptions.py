@@ -25,18 +25,22 @@ from coupons import books
 from coupons.errors import (
     ContractExceeded,
     DuplicateBill,
+    DuplicateInvoice,
     EnterpriseNotVerified,
     FourEyes,
     GrantExhausted,
     GrantExpired,
     GrantRevoked,
 )
+from coupons.evidence import cite, document_checked
+from coupons.invoices import invoice_number_normalise
 from coupons.listing import provider_require_listed
 from coupons.locks import grant_lock, redemption_lock
-from coupons.models import BILL_NUMBER_LENGTH_MAX, CONTRACT_FEE_FEN_MAX, Grant, Redemption, Settlement
+from coupons.models import BILL_NUMBER_LENGTH_MAX, CONTRACT_FEE_FEN_MAX, Grant, Invoice, Redemption, Settlement
 from coupons.policy import reference_normalise, subsidy_fen
 from coupons.services.eligibility import require_pair_eligible
-from evidence.models import Document
+from coupons.services.invoices import invoice_release, invoice_use
+from evidence.models import Document, Kind
 from ledger.errors import ExceedsCredits, PendingTransferAlreadyResolved, PendingTransferExpired
 from ledger.models import Transfer
 from ledger.selectors import account_balance
@@ -67,6 +71,27 @@ def _check_create_input(bill_number: str, bill_amount_fen: object, requested_fen
     return bill_number
 
 
+def _check_invoice_input(number: object, amount_fen: object, bill_amount_fen: int) -> tuple[str, int]:
+    """The invoice number in its one written form, and the amount the invoice was issued for (the
+    bill's by default), which covers the bill."""
+    if number is None:
+        raise ValidationFailed("invoice_number is required: the number of the bill's invoice.", field="invoice_number")
+    number = invoice_number_normalise(number)
+    if amount_fen is None:
+        return number, bill_amount_fen
+    if not isinstance(amount_fen, int) or isinstance(amount_fen, bool) or not 0 < amount_fen <= CONTRACT_FEE_FEN_MAX:
+        raise ValidationFailed(
+            f"invoice_amount_fen must be a whole number of fen from 1 to {CONTRACT_FEE_FEN_MAX}.",
+            field="invoice_amount_fen",
+        )
+    if amount_fen < bill_amount_fen:
+        raise ValidationFailed(
+            f"The invoice must cover the bill amount: it is for {amount_fen} fen, the bill {bill_amount_fen} fen.",
+            field="invoice_amount_fen",
+        )
+    return number, amount_fen
+
+
 def _check_grant_usable(grant: Grant, now: dt.datetime) -> None:
     if grant.status == Grant.Status.REVOKED:
         raise GrantRevoked(f"Grant {grant.code} was revoked.")
@@ -87,12 +112,22 @@ def redemption_create(
     invoice_document: Document | int | None = None,
     invoice_amount_fen: int | None = None,
 ) -> Redemption:
-    """The grant's provider redeems it against one bill under the contract."""
+    """The grant's provider redeems it against one bill under the contract.
+
+    The bill needs its invoice: `invoice_number` (normalised, `coupons/invoices.py`) and
+    `invoice_document` (kind invoice, uploaded by the provider), issued for `invoice_amount_fen` (the
+    bill amount by default, never less). An invoice is used once in the whole service: 409
+    `duplicate_invoice` when a live redemption or claim holds it, decided by the invoice register's
+    unique index however two requests race. A voided or expired hold frees its invoice; a reversal
+    does not (the bill was subsidised once).
+    """
     bill_number = _check_create_input(bill_number, bill_amount_fen, requested_fen)
     if not isinstance(capture, bool):
         raise ValidationFailed("capture is true or false.", field="capture")
+    invoice_number, invoice_amount_fen = _check_invoice_input(invoice_number, invoice_amount_fen, bill_amount_fen)
     now = now or timezone.now()
     require_provider_member(actor, grant.provider_id)
+    invoice = document_checked(value=invoice_document, kinds=[Kind.INVOICE], actor=actor, field="invoice_document")
     with transaction.atomic():
         # The grant's lock orders every redemption of the contract: the bill and contract checks
         # below cannot be raced. The grant's ledger account is the backstop for the money.
@@ -117,6 +152,9 @@ def redemption_create(
             raise DuplicateBill(
                 f"Bill {bill_number} was already redeemed on contract {locked.application.contract_number}."
             )
+        # Told here, beside the duplicate bill; `invoice_use` below decides a race.
+        if Invoice.objects.filter(number=invoice_number, released_at__isnull=True).exists():
+            raise DuplicateInvoice(f"Invoice {invoice_number} was already used; an invoice is subsidised once.")
         billed_fen = int(live.aggregate(total=Sum("bill_amount_fen"))["total"] or 0)
         contract_fee_fen = locked.application.contract_fee_fen
         if billed_fen + bill_amount_fen > contract_fee_fen:
@@ -141,6 +179,9 @@ def redemption_create(
                     provider_id=locked.provider_id,
                     bill_number=bill_number,
                     bill_amount_fen=bill_amount_fen,
+                    invoice_number=invoice_number,
+                    invoice_document=invoice,
+                    invoice_amount_fen=invoice_amount_fen,
                     requested_fen=requested_fen,
                     rate_bp=locked.rate_bp,
                     coupon_fen=coupon_fen,
@@ -152,6 +193,21 @@ def redemption_create(
             if "coupons_redemption_bill_once" in str(error):
                 raise DuplicateBill(f"Bill {bill_number} was already redeemed on this contract.") from None
             raise
+        invoice_use(
+            number=invoice_number,
+            document=invoice,
+            amount_fen=invoice_amount_fen,
+            enterprise_id=locked.enterprise_id,
+            redemption=redemption,
+        )
+        cite(
+            document=invoice,
+            subject=f"redemption:{redemption.pk}",
+            role=Kind.INVOICE,
+            enterprise_id=locked.enterprise_id,
+            provider_id=locked.provider_id,
+            actor=actor,
+        )
         provider_account = books.provider_account_ensure(locked.provider_id)
         try:
             if capture:
@@ -235,7 +291,8 @@ def redemption_capture(*, redemption: Redemption, actor: User, now: dt.datetime 
 def redemption_release_locked(
     *, redemption: Redemption, status: str, reason: str, now: dt.datetime | None = None
 ) -> Redemption:
-    """Void or expire a held redemption. The caller holds the redemption's lock."""
+    """Void or expire a held redemption, freeing its invoice for another bill. The caller holds the
+    redemption's lock."""
     assert status in (Redemption.Status.VOIDED, Redemption.Status.EXPIRED)
     assert redemption.status == Redemption.Status.PENDING
     try:
@@ -248,6 +305,7 @@ def redemption_release_locked(
     except PendingTransferAlreadyResolved as error:
         # Only the ledger's own expiry job can have got there first; the hold is released either way.
         assert error.resolved_by == "expired", error
+    invoice_release(redemption=redemption)
     redemption.status = status
     redemption.released_at = now or timezone.now()
     redemption.save(update_fields=["status", "released_at"])

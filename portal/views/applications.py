@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import Role, User
 from coupons.api.scopes import applications_visible_to
+from coupons.evidence import Cited, cited_documents
 from coupons.models import Application
 from coupons.services.applications import (
     application_approve,
@@ -51,14 +52,29 @@ def actions_for(user: User, application: Application) -> dict[str, bool]:
     }
 
 
+def _documents(application: Application) -> list[Cited]:
+    return cited_documents(subject=f"application:{application.pk}", enterprise_id=application.enterprise_id)
+
+
+def _review_form(application: Application, documents: list[Cited], data: Any = None) -> ReviewForm:
+    return ReviewForm(
+        data,
+        documents=[cited.document.pk for cited in documents],
+        contract=application.contract_document_id,
+        initial={"recommended": _yuan_input(application.requested_fen)},
+    )
+
+
 def _detail_context(user: User, application: Application, **forms: Any) -> dict[str, Any]:
+    documents = _documents(application)
     return {
         "application": application,
         "events": application.events.select_related("actor").order_by("at", "id"),
         "grant": getattr(application, "grant", None),
         "can": actions_for(user, application),
-        "review_form": forms.get("review_form")
-        or ReviewForm(initial={"recommended": _yuan_input(application.requested_fen)}),
+        "documents": documents,
+        "shared_warning": any(cited.shared_with_other_enterprise for cited in documents),
+        "review_form": forms.get("review_form") or _review_form(application, documents),
         "approve_form": forms.get("approve_form") or ApproveForm(),
         "reject_form": forms.get("reject_form") or ReasonForm(),
     }
@@ -101,7 +117,7 @@ def application_action(request: HttpRequest, pk: int, action: str) -> HttpRespon
     elif action == "withdraw":
         attempt(request, lambda: application_withdraw(application=application, actor=user), _("Application withdrawn."))
     elif action == "review":
-        review_form = ReviewForm(request.POST)
+        review_form = _review_form(application, _documents(application), request.POST)
         if not review_form.is_valid():
             return _invalid(request, user, application, review_form=review_form)
         data = review_form.cleaned_data
@@ -114,7 +130,11 @@ def application_action(request: HttpRequest, pk: int, action: str) -> HttpRespon
         attempt(
             request,
             lambda: application_review(
-                application=application, actor=user, recommended_fen=data["recommended"], note=data["note"]
+                application=application,
+                actor=user,
+                recommended_fen=data["recommended"],
+                evidence_checked=data["evidence_checked"],
+                note=data["note"],
             ),
             _("Review recorded. A different approver may now approve."),
         )

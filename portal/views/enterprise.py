@@ -1,7 +1,10 @@
 """The enterprise's pages: its overview, the apply form with a live preview, its redemptions."""
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth import login
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -9,16 +12,18 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from accounts.models import Enterprise, User
 from accounts.services import enterprise_flags_declare, enterprise_register
-from config.errors import ApplicationError
+from config.errors import ApplicationError, ValidationFailed
 from coupons.api.scopes import applications_visible_to
-from coupons.models import ProgramYear
+from coupons.models import Application, ProgramYear
 from coupons.selectors import enterprise_cap_use
 from coupons.services.applications import application_submit, application_terms
 from coupons.services.years import program_year_current
+from evidence.models import Kind
 from portal import access
 from portal.errors import describe
 from portal.forms import ApplyForm, FlagsForm, RegisterForm
 from portal.queries import grants_for
+from portal.uploads import UploadRefused, upload
 
 PENDING_STATUSES = ("submitted", "confirmed", "reviewed")
 
@@ -81,7 +86,7 @@ def apply(request: HttpRequest) -> HttpResponse:
     """The apply form. With htmx the preview follows the typing; without it, the Preview button
     (or any refused submission) shows the same preview, and nothing is written until Submit."""
     user: User = request.user  # type: ignore[assignment]
-    form = ApplyForm(request.POST or None)
+    form = ApplyForm(request.POST or None, request.FILES or None)
     preview = None
     if request.method == "POST":
         valid = form.is_valid()
@@ -89,25 +94,62 @@ def apply(request: HttpRequest) -> HttpResponse:
         if valid and preview and preview["too_much"]:
             form.add_error("requested", _("At most the eligible amount may be requested."))
         elif valid and "preview" not in request.POST:
-            data = form.cleaned_data
             try:
-                application = application_submit(
-                    actor=user,
-                    provider=data["provider"],
-                    contract_number=data["contract_number"],
-                    contract_fee_fen=data["contract_fee"],
-                    compute_source=data["compute_source"],
-                    purpose=data["purpose"],
-                    requested_fen=data.get("requested"),
-                    model_filing_number=data.get("model_filing_number") or "",
-                )
+                application = _submit_with_documents(user, form.cleaned_data)
+            except UploadRefused as refused:
+                form.add_error(refused.field, describe(refused.error))
             except ApplicationError as error:
-                form.add_error(None, describe(error))
+                form.add_error(_form_field(error), describe(error))
             else:
                 messages.success(request, _("Application submitted. The computing center will confirm the contract."))
                 return redirect("portal:application", pk=application.pk)
     context = {"form": form, "preview": preview, "year": _current_year()}
     return render(request, "portal/apply.html", context, status=400 if form.errors else 200)
+
+
+# The form's field for each of the service's, so a refusal is shown beside the input it is about.
+FORM_FIELDS = {
+    "contract_document": "contract_file",
+    "filing_certificate_document": "filing_certificate_file",
+    "documents": "more_files",
+    "contract_signed_on": "contract_signed_on",
+    "contract_term_months": "contract_term_months",
+}
+
+
+def _form_field(error: ApplicationError) -> str | None:
+    if isinstance(error, ValidationFailed):
+        for name in error.errors:
+            if name in FORM_FIELDS:
+                return FORM_FIELDS[name]
+    return None
+
+
+def _submit_with_documents(user: User, data: dict[str, Any]) -> Application:
+    """Upload the files and submit in one transaction: a refused application leaves no document row.
+    (A file already written to storage stays there, named by its hash and by no row: uploading the
+    same bytes again finds it, and it counts for nothing.)"""
+    with transaction.atomic():
+        certificate_file = data.get("filing_certificate_file")
+        return application_submit(
+            actor=user,
+            provider=data["provider"],
+            contract_number=data["contract_number"],
+            contract_fee_fen=data["contract_fee"],
+            compute_source=data["compute_source"],
+            purpose=data["purpose"],
+            requested_fen=data.get("requested"),
+            model_filing_number=data.get("model_filing_number") or "",
+            contract_document=upload(user, Kind.CONTRACT, data["contract_file"], "contract_file"),
+            contract_signed_on=data["contract_signed_on"],
+            contract_term_months=data["contract_term_months"],
+            documents=[upload(user, Kind.OTHER, file, "more_files") for file in data.get("more_files") or []],
+            filing_certificate_document=(
+                upload(user, Kind.FILING_CERTIFICATE, certificate_file, "filing_certificate_file")
+                if certificate_file
+                else None
+            ),
+        )
 
 
 def _preview_or_none(user: User, form: ApplyForm) -> dict[str, object] | None:

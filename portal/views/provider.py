@@ -2,6 +2,7 @@
 redemptions list every role sees (scoped), with capture, void and reversal where allowed."""
 
 from django.contrib import messages
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -11,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.credentials import api_key_create, api_key_get, api_key_revoke
 from accounts.models import ApiKey, Role, User
-from config.errors import ApplicationError
+from config.errors import ApplicationError, ValidationFailed
 from coupons.api.scopes import applications_visible_to, redemptions_visible_to
 from coupons.grant_codes import grant_code_valid
 from coupons.models import Application, Redemption
@@ -21,11 +22,13 @@ from coupons.services.redemptions import (
     redemption_reverse_request,
     redemption_void,
 )
+from evidence.models import Kind
 from portal import access
 from portal.errors import describe
 from portal.formatting import yuan_text
 from portal.forms import ApiKeyForm, ReasonForm, RedeemForm
 from portal.queries import grants_for
+from portal.uploads import UploadRefused, upload
 from portal.views.common import attempt, attempt_with, back, page_of
 
 R = Redemption.Status
@@ -96,7 +99,7 @@ def redemption_action(request: HttpRequest, pk: int, action: str) -> HttpRespons
 @access.provider_member
 def redeem(request: HttpRequest) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
-    form = RedeemForm(request.POST or None)
+    form = RedeemForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         code = data["grant_code"].upper()
@@ -108,16 +111,24 @@ def redeem(request: HttpRequest) -> HttpResponse:
             )
         else:
             try:
-                redemption = redemption_create(
-                    grant=grant,
-                    bill_number=data["bill_number"],
-                    bill_amount_fen=data["bill_amount"],
-                    requested_fen=data.get("requested"),
-                    capture=data["capture"],
-                    actor=user,
-                )
+                # One transaction: a refused bill leaves no invoice document behind (its file may stay in
+                # storage, named by its hash and by no row, and counts for nothing).
+                with transaction.atomic():
+                    redemption = redemption_create(
+                        grant=grant,
+                        bill_number=data["bill_number"],
+                        bill_amount_fen=data["bill_amount"],
+                        requested_fen=data.get("requested"),
+                        capture=data["capture"],
+                        invoice_number=data["invoice_number"],
+                        invoice_document=upload(user, Kind.INVOICE, data["invoice_file"], "invoice_file"),
+                        invoice_amount_fen=data.get("invoice_amount"),
+                        actor=user,
+                    )
+            except UploadRefused as refused:
+                form.add_error(refused.field, describe(refused.error))
             except ApplicationError as error:
-                form.add_error(None, describe(error))
+                form.add_error(_redeem_field(error), describe(error))
             else:
                 messages.success(
                     request,
@@ -130,7 +141,16 @@ def redeem(request: HttpRequest) -> HttpResponse:
                 )
                 return redirect("portal:redemptions")
     grants = grants_for(user).filter(status="active").order_by("code")
-    return render(request, "portal/redeem.html", {"form": form, "grants": grants})
+    return render(request, "portal/redeem.html", {"form": form, "grants": grants}, status=400 if form.errors else 200)
+
+
+def _redeem_field(error: ApplicationError) -> str | None:
+    """The form's field a refusal is about, so it is shown beside it."""
+    if error.code == "invalid_invoice_number" or error.code == "duplicate_invoice":
+        return "invoice_number"
+    if isinstance(error, ValidationFailed) and "invoice_amount_fen" in error.errors:
+        return "invoice_amount"
+    return None
 
 
 @never_cache

@@ -4,6 +4,8 @@ import pytest
 
 from coupons.models import Application, Grant
 from tests.api.conftest import assert_problem
+from tests.coupons.conftest import YEAR
+from tests.evidence import checked, contract_ids
 from tests.factories import EnterpriseFactory, ProviderFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -16,6 +18,7 @@ def submit_body(cast, **changes):
         "contract_fee_fen": 1_000_000,
         "compute_source": "domestic",
         "purpose": "training",
+        **contract_ids(cast.member, YEAR),
         **changes,
     }
 
@@ -37,7 +40,7 @@ def test_the_whole_lifecycle(cast, year, as_user, db_snapshot):
 
     assert clerk.post(f"/api/v1/applications/{pk}/confirm/").json()["status"] == "confirmed"
     reviewed = reviewer.post(
-        f"/api/v1/applications/{pk}/review/", {"recommended_fen": 250_000, "note": "ok"}, format="json"
+        f"/api/v1/applications/{pk}/review/", {"recommended_fen": 250_000, "note": "ok", **checked(pk)}, format="json"
     )
     assert (reviewed.status_code, reviewed.json()["recommended_fen"]) == (200, 250_000)
     approved = approver.post(f"/api/v1/applications/{pk}/approve/", {"approved_fen": 200_000}, format="json")
@@ -95,7 +98,7 @@ def test_four_eyes_is_403(cast, year, as_user, db_snapshot):
     pk = as_user(cast.member).post("/api/v1/applications/", submit_body(cast), format="json").json()["id"]
     as_user(cast.clerk).post(f"/api/v1/applications/{pk}/confirm/")
     client = as_user(both)
-    client.post(f"/api/v1/applications/{pk}/review/", {"recommended_fen": 1_000}, format="json")
+    client.post(f"/api/v1/applications/{pk}/review/", {"recommended_fen": 1_000, **checked(pk)}, format="json")
     before = db_snapshot()
     assert_problem(client.post(f"/api/v1/applications/{pk}/approve/"), 403, "four_eyes")
     assert db_snapshot() == before
@@ -169,7 +172,9 @@ def test_actions_without_input_refuse_input(cast, year, as_user):
 def test_approve_honours_an_idempotency_key(cast, year, as_user):
     pk = as_user(cast.member).post("/api/v1/applications/", submit_body(cast), format="json").json()["id"]
     as_user(cast.clerk).post(f"/api/v1/applications/{pk}/confirm/")
-    as_user(cast.reviewer).post(f"/api/v1/applications/{pk}/review/", {"recommended_fen": 100_000}, format="json")
+    as_user(cast.reviewer).post(
+        f"/api/v1/applications/{pk}/review/", {"recommended_fen": 100_000, **checked(pk)}, format="json"
+    )
     approver = as_user(cast.approver)
     first = approver.post(f"/api/v1/applications/{pk}/approve/", {}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
     again = approver.post(f"/api/v1/applications/{pk}/approve/", {}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")

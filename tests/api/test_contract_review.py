@@ -5,20 +5,22 @@ import pytest
 from accounts.credentials import api_key_create
 from accounts.models import Provider
 from tests.api.conftest import assert_problem
+from tests.evidence import contract_ids
 
 pytestmark = pytest.mark.django_db
 
 
 def test_applying_with_a_suspended_provider_is_409_provider_not_listed(cast, year, as_user, db_snapshot):
     Provider.objects.filter(pk=cast.provider.pk).update(status="suspended")
-    before = db_snapshot()
     body = {
         "provider": cast.provider.pk,
         "contract_number": "X-1",
         "contract_fee_fen": 1_000_000,
         "compute_source": "domestic",
         "purpose": "training",
+        **contract_ids(cast.member, year.year),
     }
+    before = db_snapshot()
     assert_problem(as_user(cast.member).post("/api/v1/applications/", body, format="json"), 409, "provider_not_listed")
     assert_problem(
         as_user(cast.member).post("/api/v1/applications/", {**body, "provider": 10**9}, format="json"), 404, "not_found"

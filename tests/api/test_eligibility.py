@@ -4,12 +4,15 @@ the region of a program year, and the 403 `not_eligible` refusals."""
 import datetime as dt
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import Enterprise, EnterpriseFlagsEvent, ModelFiling
 from accounts.services import related_party_add, sanction_set
 from coupons.models import Application
+from coupons.services.years import program_year_of
 from tests.api.conftest import PASSWORD, assert_problem
+from tests.evidence import checked, contract_ids
 from tests.factories import EnterpriseFactory, UserFactory, valid_uscc
 
 pytestmark = pytest.mark.django_db
@@ -17,13 +20,15 @@ pytestmark = pytest.mark.django_db
 FLAGS = ("has_registered_model", "foundation_model_developer", "small_or_medium")
 
 
-def submit_body(cast, **changes):
+def submit_body(cast, *, member=None, **changes):
+    """An application of `member` (the cast's by default), with a contract its enterprise uploaded."""
     return {
         "provider": cast.provider.pk,
         "contract_number": "HZ-C-1",
         "contract_fee_fen": 1_000_000,
         "compute_source": "other",
         "purpose": "maas",
+        **contract_ids(member or cast.member, program_year_of(timezone.now())),
         **changes,
     }
 
@@ -190,10 +195,9 @@ def test_registration_stays_open_outside_the_region_but_submission_refuses(cast,
     enterprise = Enterprise.objects.get(pk=registered.json()["enterprise"]["id"])
     Enterprise.objects.filter(pk=enterprise.pk).update(status="verified")
     member = UserFactory(enterprise=enterprise)
+    submitted = submit_body(cast, member=member)
     before = db_snapshot()
-    body = assert_problem(
-        as_user(member).post("/api/v1/applications/", submit_body(cast), format="json"), 403, "not_eligible"
-    )
+    body = assert_problem(as_user(member).post("/api/v1/applications/", submitted, format="json"), 403, "not_eligible")
     assert "110105" in body["detail"]
     assert db_snapshot() == before
 
@@ -207,10 +211,9 @@ def test_a_sanctioned_enterprise_is_403_not_eligible(cast, year, as_user, db_sna
         requested_by=cast.reviewer,
         actor=cast.approver,
     )
+    submitted = submit_body(cast)
     before = db_snapshot()
-    assert_problem(
-        as_user(cast.member).post("/api/v1/applications/", submit_body(cast), format="json"), 403, "not_eligible"
-    )
+    assert_problem(as_user(cast.member).post("/api/v1/applications/", submitted, format="json"), 403, "not_eligible")
     assert db_snapshot() == before
 
 
@@ -218,7 +221,9 @@ def test_an_affiliation_recorded_after_review_stops_approval_over_http(cast, yea
     created = as_user(cast.member).post("/api/v1/applications/", submit_body(cast), format="json").json()
     as_user(cast.clerk).post(f"/api/v1/applications/{created['id']}/confirm/")
     as_user(cast.reviewer).post(
-        f"/api/v1/applications/{created['id']}/review/", {"recommended_fen": 1000}, format="json"
+        f"/api/v1/applications/{created['id']}/review/",
+        {"recommended_fen": 1000, **checked(created["id"])},
+        format="json",
     )
     related_party_add(uscc_a=cast.enterprise.uscc, uscc_b=cast.provider.uscc, actor=cast.reviewer)
     before = db_snapshot()

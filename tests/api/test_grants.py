@@ -7,6 +7,7 @@ from coupons.services.redemptions import redemption_create
 from ledger.selectors import account_balance
 from tests.api.conftest import approved, assert_problem
 from tests.coupons.conftest import IN_YEAR, grant_for, make_cast
+from tests.evidence import invoice
 from tests.factories import EnterpriseFactory, ProviderFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -39,6 +40,7 @@ def redeem(cast, grant, bill_number, bill_amount_fen, *, capture):
         actor=cast.clerk,
         capture=capture,
         now=IN_YEAR,
+        **invoice(cast.clerk),
     )
 
 

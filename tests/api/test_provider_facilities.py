@@ -13,6 +13,7 @@ from accounts.models import Facility, Provider, ProviderChange, listing_day
 from coupons.models import Application, Redemption
 from tests.api.conftest import assert_problem, signed_in
 from tests.coupons.conftest import grant_for
+from tests.evidence import contract_ids, invoice_ids
 from tests.factories import ProviderFactory, valid_uscc
 
 pytestmark = pytest.mark.django_db
@@ -119,6 +120,7 @@ def test_an_application_for_a_compute_source_the_center_does_not_offer_is_409(ca
         "contract_fee_fen": 1_000_000,
         "compute_source": "other",
         "purpose": "training",
+        **contract_ids(cast.member, year.year),
     }
     client = signed_in(cast.member)
     before = db_snapshot()
@@ -135,13 +137,19 @@ def test_a_redemption_at_a_center_whose_listing_ended_is_409_alone_and_in_a_batc
     grant = grant_for(cast, fee_fen=1_000_000)
     only(cast.provider, "domestic", listed_until=listing_day() - dt.timedelta(days=1))
     client = signed_in(cast.clerk)
-    body = {"grant": grant.pk, "bill_number": "INV-1", "bill_amount_fen": 100_000}
+    body = {"grant": grant.pk, "bill_number": "INV-1", "bill_amount_fen": 100_000, **invoice_ids(cast.clerk)}
+    other_invoice = invoice_ids(cast.clerk)
     before = db_snapshot()
 
     single = client.post("/api/v1/redemptions/", body, format="json", HTTP_IDEMPOTENCY_KEY="late-1")
     batch = client.post(
         "/api/v1/redemptions/batch/",
-        {"items": [{"idempotency_key": "late-2", **body}, {"idempotency_key": "late-3", **body, "bill_number": "B"}]},
+        {
+            "items": [
+                {"idempotency_key": "late-2", **body},
+                {"idempotency_key": "late-3", **body, "bill_number": "B", **other_invoice},
+            ]
+        },
         format="json",
     )
 

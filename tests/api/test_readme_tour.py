@@ -33,6 +33,7 @@ def test_the_readme_api_tour_runs_against_a_live_server(live_server):
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", tour_script()],
         env={**os.environ, "BASE": live_server.url},
+        cwd=README.parent,  # The tour uploads the sample documents by their path in the repository.
         capture_output=True,
         text=True,
         timeout=180,

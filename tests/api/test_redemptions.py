@@ -2,6 +2,7 @@
 money-field abuse, idempotency raced, API keys revoked."""
 
 import itertools
+import zlib
 
 import pytest
 from django.conf import settings
@@ -17,6 +18,7 @@ from tests.api.conftest import approved, assert_problem, signed_in
 from tests.concurrency import race
 from tests.controls import grant_revoke
 from tests.coupons.conftest import IN_YEAR, grant_for, make_cast
+from tests.evidence import document, invoice, member_of
 from tests.factories import EnterpriseFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -31,6 +33,9 @@ REDEMPTION_FIELDS = {
     "provider",
     "bill_number",
     "bill_amount_fen",
+    "invoice_number",
+    "invoice_document",
+    "invoice_amount_fen",
     "requested_fen",
     "rate_bp",
     "coupon_fen",
@@ -51,7 +56,19 @@ def fresh_key() -> str:
 
 
 def redeem_body(grant_, **changes):
-    return {"grant": grant_.pk, "bill_number": "INV-1", "bill_amount_fen": 100_000, **changes}
+    """The same body for the same grant and changes (a retry sends what it sent): the bill's invoice
+    number follows from the grant and the bill number, and its document is the provider's one invoice."""
+    bill_number = changes.get("bill_number", "INV-1")
+    serial = zlib.crc32(f"{grant_.pk}:{bill_number}".encode())
+    pdf = f"%PDF-1.4\n% invoices of provider {grant_.provider_id}\n%%EOF\n".encode()
+    return {
+        "grant": grant_.pk,
+        "bill_number": "INV-1",
+        "bill_amount_fen": 100_000,
+        "invoice_number": f"27{grant_.pk % 10**8:08d}{serial:010d}",
+        "invoice_document": document(member_of(grant_.provider_id), "invoice", data=pdf).pk,
+        **changes,
+    }
 
 
 def post(client, body, key=None):
@@ -311,9 +328,10 @@ def test_a_malformed_key_is_400(key, cast, grant, as_user, db_snapshot):
 def test_racing_requests_with_one_key_make_one_redemption(cast, grant):
     # given: each racer its own client and connection, all with the same key and body
     clients = [signed_in(cast.clerk) for _ in range(RACERS)]
+    body = redeem_body(grant)
 
     # when
-    responses = race([lambda c=c: post(c, redeem_body(grant), key="raced") for c in clients])
+    responses = race([lambda c=c: post(c, body, key="raced") for c in clients])
 
     # then: one redemption, one hold; every racer got its answer
     assert all(not isinstance(r, Exception) for r in responses), responses
@@ -474,7 +492,12 @@ def test_lists_are_scoped_and_filtered(cast, grant, other, as_user, year):
     pending = post(clerk, redeem_body(grant)).json()
     captured = post(clerk, redeem_body(grant, bill_number="INV-2", capture=True)).json()
     theirs = redemption_create(
-        grant=other.grant, bill_number="X-1", bill_amount_fen=10_000, actor=other.clerk, now=IN_YEAR
+        grant=other.grant,
+        bill_number="X-1",
+        bill_amount_fen=10_000,
+        actor=other.clerk,
+        now=IN_YEAR,
+        **invoice(other.clerk),
     )
 
     def ids(client, query=""):

@@ -6,6 +6,8 @@ import pytest
 from accounts.models import Sanction
 from approvals.models import ApprovalRequest
 from tests.api.conftest import assert_problem
+from tests.coupons.conftest import YEAR
+from tests.evidence import contract_ids
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -22,6 +24,7 @@ def submit_body(cast):
         "contract_fee_fen": 1_000_000,
         "compute_source": "domestic",
         "purpose": "training",
+        **contract_ids(cast.member, YEAR),
     }
 
 

@@ -11,6 +11,7 @@ from coupons.services.redemptions import redemption_create
 from coupons.services.settlements import settlement_create
 from tests.api.conftest import assert_problem, signed_in
 from tests.coupons.conftest import IN_YEAR, grant_for, make_cast, open_year, submit
+from tests.evidence import invoice
 from tests.factories import EnterpriseFactory, ProviderFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -65,9 +66,17 @@ def world():
     cast = make_cast()  # B: cast.enterprise and cast.provider
     open_year(cast.admin)
     grant = grant_for(cast)
-    held = redemption_create(grant=grant, bill_number="B1", bill_amount_fen=10_000, actor=cast.clerk, now=IN_YEAR)
+    held = redemption_create(
+        grant=grant, bill_number="B1", bill_amount_fen=10_000, actor=cast.clerk, now=IN_YEAR, **invoice(cast.clerk)
+    )
     redemption_create(
-        grant=grant, bill_number="B2", bill_amount_fen=10_000, actor=cast.clerk, capture=True, now=IN_YEAR
+        grant=grant,
+        bill_number="B2",
+        bill_amount_fen=10_000,
+        actor=cast.clerk,
+        capture=True,
+        now=IN_YEAR,
+        **invoice(cast.clerk),
     )
     settlement = settlement_create(provider=cast.provider, actor=cast.finance)
     key, _ = api_key_create(provider=cast.provider, name="B billing", actor=cast.clerk)

@@ -15,6 +15,7 @@ from ledger.selectors import account_balance, account_get
 from tests.api.conftest import approved, assert_problem
 from tests.controls import redemption_reverse, settlement_pay
 from tests.coupons.conftest import IN_YEAR, grant_for, make_cast
+from tests.evidence import invoice
 from tests.factories import EnterpriseFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -52,6 +53,7 @@ def captured(cast, grant, bill_number, bill_amount_fen):
         actor=cast.clerk,
         capture=True,
         now=IN_YEAR,
+        **invoice(cast.clerk),
     )
 
 

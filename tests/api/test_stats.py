@@ -24,6 +24,7 @@ from coupons.services.years import PROGRAM_TIME_ZONE, program_year_create, progr
 from tests.api.conftest import assert_problem
 from tests.controls import cap_override_grant, grant_revoke, redemption_reverse, settlement_pay
 from tests.coupons.conftest import CAP_FEN, IN_YEAR, POOL_FEN, YEAR, grant_for, submit, to_reviewed
+from tests.evidence import invoice
 from tests.factories import EnterpriseFactory, ProviderFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -48,7 +49,13 @@ def grant_in(cast, *, fee_fen: int, compute_source: str = "domestic") -> Grant:
 
 def redeem(cast, grant: Grant, bill: str, bill_amount_fen: int, *, capture: bool = True):
     return redemption_create(
-        grant=grant, bill_number=bill, bill_amount_fen=bill_amount_fen, actor=cast.clerk, capture=capture, now=IN_YEAR
+        grant=grant,
+        bill_number=bill,
+        bill_amount_fen=bill_amount_fen,
+        actor=cast.clerk,
+        capture=capture,
+        now=IN_YEAR,
+        **invoice(cast.clerk),
     )
 
 

@@ -19,12 +19,19 @@ from ledger.models import Transfer
 from ledger.selectors import account_balance, account_get
 from tests.concurrency import THREADS, race
 from tests.coupons.conftest import IN_YEAR, grant_for, make_cast, open_year
+from tests.evidence import invoice
 from tests.factories import UserFactory
 
 
 def captured(cast, grant, bill: str = "B1") -> Redemption:
     return redemption_create(
-        grant=grant, bill_number=bill, bill_amount_fen=100_000, actor=cast.clerk, capture=True, now=IN_YEAR
+        grant=grant,
+        bill_number=bill,
+        bill_amount_fen=100_000,
+        actor=cast.clerk,
+        capture=True,
+        now=IN_YEAR,
+        **invoice(cast.clerk),
     )
 
 

@@ -5,6 +5,7 @@ GET /api/v1/stats/pool/ says too. Every page seen is saved as a screenshot."""
 
 import io
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -23,6 +24,8 @@ CONTRACT_FEE = "1,000,000.00"  # yuan: 100,000,000 fen
 GRANT_FEN = 30_000_000  # 30% of the fee (domestic compute, training)
 BILL = "200,000.00"
 COUPON_FEN = 6_000_000  # 30% of the bill
+SAMPLES = Path(__file__).resolve().parents[2] / "evidence" / "samples"
+INVOICE_NUMBERS = {"zh-hans": "26330100000000000001", "en": "26330100000000000002"}
 
 
 def said(language: str, message: str) -> str:
@@ -66,6 +69,10 @@ def test_the_whole_walk_in_the_browser(language: str, portal_in: Callable[[str],
     enterprise.locator("#id_compute_source").select_option("domestic")
     enterprise.locator("#id_purpose").select_option("training")
     enterprise.locator("#id_contract_fee").fill(CONTRACT_FEE)
+    this_year = timezone.localtime(timezone.now(), PROGRAM_TIME_ZONE).year
+    enterprise.locator("#id_contract_file").set_input_files(str(SAMPLES / "contract.pdf"))
+    enterprise.locator("#id_contract_signed_on").fill(f"{this_year}-01-01")
+    enterprise.locator("#id_contract_term_months").fill("12")
     expect(enterprise.locator("#preview-eligible")).to_have_attribute("data-fen", str(GRANT_FEN))
     expect(enterprise.locator("#preview-rate")).to_have_text("30%")
     expect(enterprise.locator("#preview-eligible")).to_have_text("¥300,000.00")
@@ -95,6 +102,9 @@ def test_the_whole_walk_in_the_browser(language: str, portal_in: Callable[[str],
     reviewer.locator("tr", has_text=provider.name).get_by_role("link", name=f"#{application.pk}").click()
     expect(reviewer.locator("#id_recommended")).to_have_value("300000.00")
     expect(reviewer.locator("#approve")).to_have_count(0)  # The reviewer may not approve.
+    # The contract is listed beside the figures, with its download link; the reviewer ticks it as checked.
+    expect(reviewer.locator("#documents a.download")).to_have_count(1)
+    reviewer.locator(f"#checked-{application.contract_document_id}").check()
     screens.shoot(reviewer, "application-to-review")
     reviewer.locator("#review").click()
     expect(reviewer.locator("#application-status")).to_have_attribute("data-status", "reviewed")
@@ -118,6 +128,8 @@ def test_the_whole_walk_in_the_browser(language: str, portal_in: Callable[[str],
     clerk.get_by_label(said(language, "Coupon code")).fill(code)
     clerk.get_by_label(said(language, "Bill number")).fill(f"BILL-{language}-1")
     clerk.get_by_label(said(language, "Bill amount (yuan)")).fill(BILL)
+    clerk.get_by_label(said(language, "Invoice number"), exact=True).fill(INVOICE_NUMBERS[language])
+    clerk.locator("#id_invoice_file").set_input_files(str(SAMPLES / "invoice.ofd"))
     screens.shoot(clerk, "redeem-form")
     clerk.locator("#redeem").click()
     expect(clerk.locator(".message.success")).to_contain_text("¥60,000.00")
@@ -125,6 +137,10 @@ def test_the_whole_walk_in_the_browser(language: str, portal_in: Callable[[str],
     screens.shoot(clerk, "redemptions")
     redemption = Redemption.objects.get(grant=grant)
     assert (redemption.status, redemption.coupon_fen) == ("captured", COUPON_FEN)
+    assert (redemption.invoice_number, redemption.invoice_document.content_type) == (
+        INVOICE_NUMBERS[language],
+        "application/ofd",
+    )
 
     # The enterprise sees its coupon with what is left on it.
     enterprise.goto(f"{base}/enterprise/")

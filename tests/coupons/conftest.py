@@ -15,6 +15,7 @@ from coupons.services.applications import (
     application_submit,
 )
 from coupons.services.years import program_year_create, program_year_open, year_end
+from tests.evidence import checked, contract
 from tests.factories import EnterpriseFactory, ProviderFactory, UserFactory
 
 POOL_FEN = 1_000_000
@@ -61,9 +62,14 @@ IN_YEAR = year_end(YEAR - 1).replace(month=6)
 
 
 def submit(cast: Cast, *, fee_fen: int = 1_000_000, number: str | None = None, **extra: object) -> Application:
+    """Submit an application with a signed contract the actor's enterprise uploaded (unless the test
+    names its own evidence)."""
     submit.counter += 1  # type: ignore[attr-defined]
+    actor: User = extra.pop("actor", cast.member)  # type: ignore[assignment]
+    if "contract_document" not in extra:
+        extra = {**contract(actor, YEAR), **extra}
     return application_submit(
-        actor=extra.pop("actor", cast.member),  # type: ignore[arg-type]
+        actor=actor,
         provider=extra.pop("provider", cast.provider),  # type: ignore[arg-type]
         contract_number=number or f"C-{submit.counter}",  # type: ignore[attr-defined]
         contract_fee_fen=fee_fen,
@@ -80,7 +86,10 @@ submit.counter = 0  # type: ignore[attr-defined]
 def to_reviewed(cast: Cast, application: Application, recommended_fen: int | None = None) -> Application:
     application_confirm(application=application, actor=cast.clerk)
     return application_review(
-        application=application, actor=cast.reviewer, recommended_fen=recommended_fen or application.requested_fen
+        application=application,
+        actor=cast.reviewer,
+        recommended_fen=recommended_fen or application.requested_fen,
+        **checked(application),
     )
 
 

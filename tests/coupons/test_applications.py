@@ -22,7 +22,8 @@ from coupons.services.applications import (
     application_submit,
     application_withdraw,
 )
-from tests.coupons.conftest import IN_YEAR, submit, to_reviewed
+from tests.coupons.conftest import IN_YEAR, YEAR, submit, to_reviewed
+from tests.evidence import checked, contract
 from tests.factories import ProviderFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -45,7 +46,13 @@ def test_submit_with_a_smaller_request(cast, year):
 def test_the_whole_way_to_approval(cast, year):
     application = submit(cast, fee_fen=1_000_000)
     application_confirm(application=application, actor=cast.clerk)
-    application_review(application=application, actor=cast.reviewer, recommended_fen=250_000, note="fits the plan")
+    application_review(
+        application=application,
+        actor=cast.reviewer,
+        recommended_fen=250_000,
+        note="fits the plan",
+        **checked(application),
+    )
     approved = application_approve(application=application, actor=cast.approver, approved_fen=200_000)
     assert approved.status == "approved"
     assert approved.approved_by == cast.approver
@@ -99,6 +106,7 @@ def test_submit_refuses_bad_input(changes, field, cast, year, db_snapshot):
         "compute_source": "domestic",
         "purpose": "training",
         "now": IN_YEAR,
+        **contract(cast.member, YEAR),
         **changes,
     }
     error = refused(db_snapshot, ValidationFailed, application_submit, **kwargs)
@@ -167,7 +175,13 @@ def test_only_the_contracts_provider_confirms(cast, year, db_snapshot):
 def test_review_needs_the_reviewer_role_and_a_confirmed_application(cast, year, db_snapshot):
     application = submit(cast)
     refused(
-        db_snapshot, InvalidState, application_review, application=application, actor=cast.reviewer, recommended_fen=1
+        db_snapshot,
+        InvalidState,
+        application_review,
+        application=application,
+        actor=cast.reviewer,
+        recommended_fen=1,
+        **checked(application),
     )
     application_confirm(application=application, actor=cast.clerk)
     refused(
@@ -177,6 +191,7 @@ def test_review_needs_the_reviewer_role_and_a_confirmed_application(cast, year, 
         application=application,
         actor=cast.approver,
         recommended_fen=1,
+        **checked(application),
     )
     error = refused(
         db_snapshot,
@@ -185,6 +200,7 @@ def test_review_needs_the_reviewer_role_and_a_confirmed_application(cast, year, 
         application=application,
         actor=cast.reviewer,
         recommended_fen=application.requested_fen + 1,
+        **checked(application),
     )
     assert "recommended_fen" in error.errors
 
@@ -193,7 +209,7 @@ def test_four_eyes_the_reviewer_may_not_approve(cast, year, db_snapshot):
     both = UserFactory(roles=["reviewer", "approver"])
     application = submit(cast)
     application_confirm(application=application, actor=cast.clerk)
-    application_review(application=application, actor=both, recommended_fen=1_000)
+    application_review(application=application, actor=both, recommended_fen=1_000, **checked(application))
     error = refused(db_snapshot, FourEyes, application_approve, application=application, actor=both)
     assert (error.code, error.http_status) == ("four_eyes", 403)
 
@@ -224,7 +240,7 @@ def test_reject_before_approval_with_a_reason(steps, cast, year, db_snapshot):
     if steps >= 1:
         application_confirm(application=application, actor=cast.clerk)
     if steps >= 2:
-        application_review(application=application, actor=cast.reviewer, recommended_fen=1_000)
+        application_review(application=application, actor=cast.reviewer, recommended_fen=1_000, **checked(application))
     refused(db_snapshot, ValidationFailed, application_reject, application=application, actor=cast.approver, reason=" ")
     rejected = application_reject(application=application, actor=cast.approver, reason="not compute")
     assert (rejected.status, rejected.reject_reason, rejected.rejected_by) == ("rejected", "not compute", cast.approver)

@@ -15,6 +15,7 @@ from coupons.services.settlements import settlement_create, settlement_pay_reque
 from coupons.services.years import cap_override_request
 from ledger.chain import ledger_seal
 from tests.coupons.conftest import CAP_FEN, IN_YEAR, YEAR, grant_for
+from tests.evidence import invoice
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -24,12 +25,26 @@ pytestmark = pytest.mark.django_db
 def program(cast, year):
     """A year with grants, holds, captures, a reversal, a revocation and a paid settlement, sealed."""
     grant = grant_for(cast, fee_fen=1_000_000)
-    redemption_create(grant=grant, bill_number="H", bill_amount_fen=50_000, actor=cast.clerk, now=IN_YEAR)
+    redemption_create(
+        grant=grant, bill_number="H", bill_amount_fen=50_000, actor=cast.clerk, now=IN_YEAR, **invoice(cast.clerk)
+    )
     captured = redemption_create(
-        grant=grant, bill_number="C", bill_amount_fen=100_000, actor=cast.clerk, capture=True, now=IN_YEAR
+        grant=grant,
+        bill_number="C",
+        bill_amount_fen=100_000,
+        actor=cast.clerk,
+        capture=True,
+        now=IN_YEAR,
+        **invoice(cast.clerk),
     )
     reversed_ = redemption_create(
-        grant=grant, bill_number="R", bill_amount_fen=20_000, actor=cast.clerk, capture=True, now=IN_YEAR
+        grant=grant,
+        bill_number="R",
+        bill_amount_fen=20_000,
+        actor=cast.clerk,
+        capture=True,
+        now=IN_YEAR,
+        **invoice(cast.clerk),
     )
     # The sensitive actions, each asked for by one person and approved by another (approvals).
     approve = approval_request_approve

@@ -26,6 +26,7 @@ from coupons.services.applications import application_approve, application_confi
 from coupons.services.redemptions import redemption_create
 from coupons.services.years import program_year_create, program_year_open, rule_set_create
 from tests.coupons.conftest import CAP_FEN, IN_YEAR, POOL_FEN, YEAR, grant_for, submit, to_reviewed
+from tests.evidence import checked
 from tests.factories import EnterpriseFactory, UserFactory, valid_uscc
 
 pytestmark = pytest.mark.django_db
@@ -417,7 +418,9 @@ def test_review_is_not_where_eligibility_is_judged_approval_is(cast, year):
     application = submit(cast)
     application_confirm(application=application, actor=cast.clerk)
     related(cast)
-    reviewed = application_review(application=application, actor=cast.reviewer, recommended_fen=1)
+    reviewed = application_review(
+        application=application, actor=cast.reviewer, recommended_fen=1, **checked(application)
+    )
     assert reviewed.status == Application.Status.REVIEWED
 
 

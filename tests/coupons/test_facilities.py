@@ -12,7 +12,9 @@ from coupons.errors import ComputeSourceNotOffered, ProviderNotListed
 from coupons.models import Application
 from coupons.services.applications import application_approve, application_confirm, application_submit
 from coupons.services.redemptions import redemption_create
+from coupons.services.years import program_year_of
 from tests.coupons.conftest import IN_YEAR, submit, to_reviewed
+from tests.evidence import contract, invoice
 
 pytestmark = pytest.mark.django_db
 
@@ -41,6 +43,7 @@ def submit_at(cast, now):
         compute_source="domestic",
         purpose="training",
         now=now,
+        **contract(cast.member, program_year_of(now)),
     )
 
 
@@ -122,7 +125,9 @@ def test_no_grant_is_issued_at_a_center_whose_listing_ended(cast, year, db_snaps
 
 
 def redeem(cast, grant, now):
-    return redemption_create(grant=grant, bill_number="B-1", bill_amount_fen=100_000, actor=cast.clerk, now=now)
+    return redemption_create(
+        grant=grant, bill_number="B-1", bill_amount_fen=100_000, actor=cast.clerk, now=now, **invoice(cast.clerk)
+    )
 
 
 def test_a_redemption_outside_the_centers_listing_window_is_refused(cast, year, grant_of, db_snapshot):

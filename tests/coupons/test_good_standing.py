@@ -12,6 +12,7 @@ from coupons.services.applications import application_approve, application_confi
 from coupons.services.redemptions import redemption_create
 from coupons.services.settlements import settlement_create
 from tests.coupons.conftest import IN_YEAR, grant_for, submit, to_reviewed
+from tests.evidence import invoice
 
 pytestmark = pytest.mark.django_db
 
@@ -43,7 +44,9 @@ def test_no_redemption_for_a_suspended_enterprise(cast, year, db_snapshot):
     Enterprise.objects.filter(pk=cast.enterprise.pk).update(status="suspended")
     before = db_snapshot()
     with pytest.raises(EnterpriseNotVerified):
-        redemption_create(grant=grant, bill_number="B1", bill_amount_fen=10_000, actor=cast.clerk, now=IN_YEAR)
+        redemption_create(
+            grant=grant, bill_number="B1", bill_amount_fen=10_000, actor=cast.clerk, now=IN_YEAR, **invoice(cast.clerk)
+        )
     assert db_snapshot() == before
 
 
@@ -57,16 +60,24 @@ def test_a_contract_number_in_another_case_or_width_is_the_same_contract(again, 
 @pytest.mark.parametrize("again", ["b-1", "Ｂ－１", " B-1"])
 def test_a_bill_number_in_another_case_or_width_is_the_same_bill(again, cast, year):
     grant = grant_for(cast)
-    redemption_create(grant=grant, bill_number="B-1", bill_amount_fen=10_000, actor=cast.clerk, now=IN_YEAR)
+    redemption_create(
+        grant=grant, bill_number="B-1", bill_amount_fen=10_000, actor=cast.clerk, now=IN_YEAR, **invoice(cast.clerk)
+    )
     with pytest.raises(DuplicateBill):
-        redemption_create(grant=grant, bill_number=again, bill_amount_fen=10_000, actor=cast.clerk, now=IN_YEAR)
+        redemption_create(
+            grant=grant, bill_number=again, bill_amount_fen=10_000, actor=cast.clerk, now=IN_YEAR, **invoice(cast.clerk)
+        )
 
 
 def test_a_hold_past_its_timeout_frees_its_bill_at_once(cast, year):
     grant = grant_for(cast)
-    hold = redemption_create(grant=grant, bill_number="B-1", bill_amount_fen=10_000, actor=cast.clerk, now=IN_YEAR)
+    hold = redemption_create(
+        grant=grant, bill_number="B-1", bill_amount_fen=10_000, actor=cast.clerk, now=IN_YEAR, **invoice(cast.clerk)
+    )
     later = hold.expires_at + timedelta(seconds=1)
-    again = redemption_create(grant=grant, bill_number="B-1", bill_amount_fen=10_000, actor=cast.clerk, now=later)
+    again = redemption_create(
+        grant=grant, bill_number="B-1", bill_amount_fen=10_000, actor=cast.clerk, now=later, **invoice(cast.clerk)
+    )
     hold.refresh_from_db()
     assert (hold.status, again.status) == ("expired", "pending")
 
@@ -81,6 +92,7 @@ def test_settlement_csv_cells_are_never_formulas(cast, year):
         actor=cast.clerk,
         capture=True,
         now=IN_YEAR,
+        **invoice(cast.clerk),
     )
     text = settlement_lines_csv(settlement_create(provider=cast.provider, actor=cast.finance))
     cells = [cell for line in text.splitlines() for cell in line.split(",")]

@@ -24,6 +24,7 @@ from ledger.selectors import account_balance, account_get
 from tests.concurrency import race
 from tests.controls import redemption_reverse
 from tests.coupons.conftest import CAP_FEN, IN_YEAR, POOL_FEN, YEAR, grant_for, make_cast, submit
+from tests.evidence import invoice
 
 pytestmark = pytest.mark.django_db
 
@@ -88,7 +89,9 @@ def test_a_grant_of_a_year_end_year_expires_at_year_end_plus_grace(cast):
 def test_the_reset_leaves_valid_month_grants_and_their_holds_alone(cast, months_year):
     grant = grant_for(cast)
     last_minute = year_end(YEAR) - timedelta(minutes=1)
-    hold = redemption_create(grant=grant, bill_number="H", bill_amount_fen=10_000, actor=cast.clerk, now=last_minute)
+    hold = redemption_create(
+        grant=grant, bill_number="H", bill_amount_fen=10_000, actor=cast.clerk, now=last_minute, **invoice(cast.clerk)
+    )
     expires_at = grant.expires_at
     assert expires_at > AFTER
 
@@ -107,7 +110,13 @@ def test_the_reset_leaves_valid_month_grants_and_their_holds_alone(cast, months_
     redemption_capture(redemption=hold, actor=cast.clerk, now=AFTER)
     later = AFTER + timedelta(days=30)
     redemption_create(
-        grant=grant, bill_number="LATE", bill_amount_fen=20_000, actor=cast.clerk, capture=True, now=later
+        grant=grant,
+        bill_number="LATE",
+        bill_amount_fen=20_000,
+        actor=cast.clerk,
+        capture=True,
+        now=later,
+        **invoice(cast.clerk),
     )
     assert account_balance(account_id=grant.account_id).available_fen == 300_000 - 3_000 - 6_000
     # A second reset changes nothing.
@@ -125,7 +134,13 @@ def test_an_early_close_does_not_shorten_month_grants(cast, months_year):
 def test_a_reversal_after_the_close_goes_back_to_a_still_valid_month_grant(cast, months_year):
     grant = grant_for(cast)
     captured = redemption_create(
-        grant=grant, bill_number="C", bill_amount_fen=10_000, actor=cast.clerk, capture=True, now=IN_YEAR
+        grant=grant,
+        bill_number="C",
+        bill_amount_fen=10_000,
+        actor=cast.clerk,
+        capture=True,
+        now=IN_YEAR,
+        **invoice(cast.clerk),
     )
     annual_reset(year=YEAR, now=AFTER)
     reversed_ = redemption_reverse(redemption=captured, actor=cast.approver, reason="dispute", now=AFTER)
@@ -135,10 +150,20 @@ def test_a_reversal_after_the_close_goes_back_to_a_still_valid_month_grant(cast,
 
 def test_the_expiry_job_lapses_a_month_grant_once_and_voids_its_holds(cast, months_year, db_snapshot):
     grant = grant_for(cast)
-    redemption_create(grant=grant, bill_number="C", bill_amount_fen=10_000, actor=cast.clerk, capture=True, now=IN_YEAR)
+    redemption_create(
+        grant=grant,
+        bill_number="C",
+        bill_amount_fen=10_000,
+        actor=cast.clerk,
+        capture=True,
+        now=IN_YEAR,
+        **invoice(cast.clerk),
+    )
     annual_reset(year=YEAR, now=AFTER)
     before_expiry = grant.expires_at - timedelta(seconds=1)
-    hold = redemption_create(grant=grant, bill_number="H", bill_amount_fen=10_000, actor=cast.clerk, now=before_expiry)
+    hold = redemption_create(
+        grant=grant, bill_number="H", bill_amount_fen=10_000, actor=cast.clerk, now=before_expiry, **invoice(cast.clerk)
+    )
     # Not yet due: nothing happens.
     assert grants_expire_due(now=before_expiry) == 0
     assert Grant.objects.get(pk=grant.pk).status == "active"
@@ -152,7 +177,14 @@ def test_the_expiry_job_lapses_a_month_grant_once_and_voids_its_holds(cast, mont
     assert (account.available_fen, account.debits_pending) == (0, 0)
     assert lapsed_credits_fen() == 300_000 - 3_000
     with pytest.raises(GrantExpired):
-        redemption_create(grant=grant, bill_number="X", bill_amount_fen=10_000, actor=cast.clerk, now=grant.expires_at)
+        redemption_create(
+            grant=grant,
+            bill_number="X",
+            bill_amount_fen=10_000,
+            actor=cast.clerk,
+            now=grant.expires_at,
+            **invoice(cast.clerk),
+        )
     snapshot = db_snapshot()
     assert grants_expire_due(now=grant.expires_at + timedelta(days=1)) == 0
     assert annual_reset(year=YEAR, now=grant.expires_at + timedelta(days=1)).grants_expired == 0
@@ -188,7 +220,9 @@ def test_the_task_and_the_command_expire_due_grants(cast, months_year, django_ca
 
 def test_the_audit_allows_still_valid_month_grants_of_a_closed_year(cast, months_year):
     grant = grant_for(cast)
-    redemption_create(grant=grant, bill_number="H", bill_amount_fen=10_000, actor=cast.clerk, now=IN_YEAR)
+    redemption_create(
+        grant=grant, bill_number="H", bill_amount_fen=10_000, actor=cast.clerk, now=IN_YEAR, **invoice(cast.clerk)
+    )
     annual_reset(year=YEAR, now=AFTER)
     Redemption.objects.update(expires_at=timezone.now() + timedelta(days=1))  # The hold is live at audit time.
 
@@ -209,7 +243,9 @@ def test_expiry_jobs_racing_lapse_each_grant_once():
     cast = make_cast()
     open_months_year(cast)
     grants = [grant_for(cast, fee_fen=100_000) for _ in range(6)]
-    redemption_create(grant=grants[0], bill_number="H", bill_amount_fen=10_000, actor=cast.clerk, now=IN_YEAR)
+    redemption_create(
+        grant=grants[0], bill_number="H", bill_amount_fen=10_000, actor=cast.clerk, now=IN_YEAR, **invoice(cast.clerk)
+    )
     due = max(grant.expires_at for grant in grants)
 
     results = race([lambda: grants_expire_due(now=due) for _ in range(6)])

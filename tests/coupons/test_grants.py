@@ -14,6 +14,7 @@ from coupons.services.years import year_end
 from ledger.selectors import account_balance, account_get
 from tests.controls import cap_override_grant, grant_revoke
 from tests.coupons.conftest import CAP_FEN, IN_YEAR, POOL_FEN, YEAR, open_year, submit, to_reviewed
+from tests.evidence import invoice
 from tests.factories import EnterpriseFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -190,9 +191,13 @@ def test_four_eyes_on_cap_overrides_is_also_a_database_rule(cast, year):
 
 def test_revoke_returns_the_unused_balance_to_pool_and_cap(cast, year, grant_of):
     grant = grant_of(fee_fen=1_000_000)  # 300,000
-    spent = redemption_create(grant=grant, bill_number="B1", bill_amount_fen=200_000, actor=cast.clerk, now=IN_YEAR)
+    spent = redemption_create(
+        grant=grant, bill_number="B1", bill_amount_fen=200_000, actor=cast.clerk, now=IN_YEAR, **invoice(cast.clerk)
+    )
     redemption_capture(redemption=spent, actor=cast.clerk, now=IN_YEAR)  # 60,000
-    held = redemption_create(grant=grant, bill_number="B2", bill_amount_fen=100_000, actor=cast.clerk, now=IN_YEAR)
+    held = redemption_create(
+        grant=grant, bill_number="B2", bill_amount_fen=100_000, actor=cast.clerk, now=IN_YEAR, **invoice(cast.clerk)
+    )
 
     revoked = grant_revoke(grant=grant, actor=cast.approver, reason="contract cancelled")
 

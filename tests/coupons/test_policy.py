@@ -21,6 +21,7 @@ from coupons.services.applications import application_submit, application_withdr
 from coupons.services.years import program_year_create, program_year_open, rule_set_create, rule_set_default, year_end
 from tests.coupons.conftest import CAP_FEN, POOL_FEN, YEAR
 from tests.coupons.conftest import submit as submit_as
+from tests.evidence import contract
 from tests.factories import EnterpriseFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -353,6 +354,7 @@ def test_contracts_of_another_year_do_not_count(cast, revision_year):
         compute_source="domestic",
         purpose="training",
         now=year_end(YEAR - 2).replace(month=6),
+        **contract(cast.member, YEAR - 1),
     )
     assert (earlier.year_id, earlier.rate_bp) == (YEAR - 1, 5000)
     # when 400,000 yuan more is contracted in 2026
@@ -386,6 +388,7 @@ def test_each_year_applies_its_own_rule_set(cast, revision_year):
         compute_source="domestic",
         purpose="training",
         now=year_end(YEAR - 2).replace(month=6),
+        **contract(cast.member, YEAR - 1),
     )
     in_2026 = submit(cast, fee_fen=FEE_FEN)
     # then

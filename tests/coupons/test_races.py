@@ -12,6 +12,7 @@ from coupons.services.redemptions import redemption_capture, redemption_create, 
 from ledger.selectors import account_balance, account_get
 from tests.concurrency import THREADS, race
 from tests.coupons.conftest import IN_YEAR, YEAR, grant_for, make_cast, open_year, submit, to_reviewed
+from tests.evidence import invoice
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -84,6 +85,7 @@ def test_redemptions_racing_on_one_grant_never_pass_its_balance():
             actor=cast.clerk,
             capture=i % 2 == 0,
             now=IN_YEAR,
+            **invoice(cast.clerk),
         )
 
     results = race([lambda i=i: redeem(i) for i in range(count)])
@@ -102,7 +104,9 @@ def test_capture_and_void_racing_on_one_hold():
     cast = make_cast()
     open_year(cast.admin)
     grant = grant_for(cast)
-    hold = redemption_create(grant=grant, bill_number="B1", bill_amount_fen=100_000, actor=cast.clerk, now=IN_YEAR)
+    hold = redemption_create(
+        grant=grant, bill_number="B1", bill_amount_fen=100_000, actor=cast.clerk, now=IN_YEAR, **invoice(cast.clerk)
+    )
 
     def capture() -> Redemption:
         return redemption_capture(redemption=hold, actor=cast.clerk, now=IN_YEAR)

@@ -28,6 +28,7 @@ from coupons.services.years import year_end
 from ledger.selectors import account_balance, account_get
 from tests.controls import grant_revoke, redemption_reverse, settlement_pay
 from tests.coupons.conftest import IN_YEAR, YEAR
+from tests.evidence import invoice
 from tests.factories import ProviderFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -35,11 +36,14 @@ pytestmark = pytest.mark.django_db
 
 def redeem(cast, grant, bill_number="B1", bill_amount_fen=100_000, **extra):
     extra.setdefault("now", IN_YEAR)
+    actor = extra.pop("actor", cast.clerk)
+    if "invoice_document" not in extra:
+        extra = {**invoice(actor), **extra}
     return redemption_create(
         grant=grant,
         bill_number=bill_number,
         bill_amount_fen=bill_amount_fen,
-        actor=extra.pop("actor", cast.clerk),
+        actor=actor,
         **extra,
     )
 
@@ -304,7 +308,9 @@ def test_a_hold_is_not_captured_once_its_year_is_closed_even_before_the_reset_vo
     from coupons.services.reset import program_year_close
 
     grant = grant_of()
-    held = redemption_create(grant=grant, bill_number="B1", bill_amount_fen=100_000, actor=cast.clerk, now=IN_YEAR)
+    held = redemption_create(
+        grant=grant, bill_number="B1", bill_amount_fen=100_000, actor=cast.clerk, now=IN_YEAR, **invoice(cast.clerk)
+    )
     program_year_close(year=YEAR, now=IN_YEAR + timedelta(hours=1), actor=cast.admin)
     before = db_snapshot()
     with pytest.raises(GrantExpired):
@@ -324,7 +330,9 @@ def test_a_hold_is_not_captured_once_a_party_is_out_of_the_program(cause, cast, 
     from coupons.errors import NotEligible, ProviderNotListed
 
     grant = grant_of()
-    held = redemption_create(grant=grant, bill_number="B1", bill_amount_fen=100_000, actor=cast.clerk, now=IN_YEAR)
+    held = redemption_create(
+        grant=grant, bill_number="B1", bill_amount_fen=100_000, actor=cast.clerk, now=IN_YEAR, **invoice(cast.clerk)
+    )
     if cause == "provider suspended":
         Provider.objects.filter(pk=cast.provider.pk).update(status="suspended")
         expected = ProviderNotListed

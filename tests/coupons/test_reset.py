@@ -16,6 +16,7 @@ from ledger.selectors import account_balance, account_get
 from tests.concurrency import race
 from tests.controls import grant_revoke
 from tests.coupons.conftest import CAP_FEN, IN_YEAR, POOL_FEN, YEAR, grant_for, make_cast, open_year, submit
+from tests.evidence import invoice
 
 pytestmark = pytest.mark.django_db
 
@@ -30,12 +31,28 @@ def program_in_every_state(cast):
     """Grants: untouched, partly captured with a hold, fully used, revoked; return them."""
     untouched = grant_for(cast, fee_fen=100_000)  # 30,000
     partly = grant_for(cast, fee_fen=200_000)  # 60,000
-    hold = redemption_create(grant=partly, bill_number="H", bill_amount_fen=50_000, actor=cast.clerk, now=IN_YEAR)
+    hold = redemption_create(
+        grant=partly, bill_number="H", bill_amount_fen=50_000, actor=cast.clerk, now=IN_YEAR, **invoice(cast.clerk)
+    )
     redemption_create(
-        grant=partly, bill_number="C", bill_amount_fen=100_000, actor=cast.clerk, capture=True, now=IN_YEAR
+        grant=partly,
+        bill_number="C",
+        bill_amount_fen=100_000,
+        actor=cast.clerk,
+        capture=True,
+        now=IN_YEAR,
+        **invoice(cast.clerk),
     )
     used = grant_for(cast, fee_fen=100_000, amount_fen=3_000)
-    redemption_create(grant=used, bill_number="U", bill_amount_fen=10_000, actor=cast.clerk, capture=True, now=IN_YEAR)
+    redemption_create(
+        grant=used,
+        bill_number="U",
+        bill_amount_fen=10_000,
+        actor=cast.clerk,
+        capture=True,
+        now=IN_YEAR,
+        **invoice(cast.clerk),
+    )
     revoked = grant_for(cast, fee_fen=100_000)
     grant_revoke(grant=revoked, actor=cast.approver, reason="cancelled", now=IN_YEAR)
     return untouched, partly, hold, used, revoked
@@ -81,12 +98,22 @@ def test_redemption_at_the_edge_of_the_year(cast, year):
     grant = grant_for(cast)
     last_second = year_end(YEAR) - timedelta(seconds=1)
     made = redemption_create(
-        grant=grant, bill_number="EDGE-1", bill_amount_fen=10_000, actor=cast.clerk, now=last_second
+        grant=grant,
+        bill_number="EDGE-1",
+        bill_amount_fen=10_000,
+        actor=cast.clerk,
+        now=last_second,
+        **invoice(cast.clerk),
     )
     assert made.status == "pending"
     with pytest.raises(GrantExpired):
         redemption_create(
-            grant=grant, bill_number="EDGE-2", bill_amount_fen=10_000, actor=cast.clerk, now=year_end(YEAR)
+            grant=grant,
+            bill_number="EDGE-2",
+            bill_amount_fen=10_000,
+            actor=cast.clerk,
+            now=year_end(YEAR),
+            **invoice(cast.clerk),
         )
 
 
@@ -104,6 +131,7 @@ def test_grace_days_keep_grants_alive_until_they_pass(db):
         actor=cast.clerk,
         capture=True,
         now=AFTER + timedelta(days=5),
+        **invoice(cast.clerk),
     )
     with pytest.raises(ProgramYearClosed):
         submit(cast)
@@ -123,7 +151,9 @@ def test_a_superuser_may_close_early(cast, year):
     report = annual_reset(year=YEAR, now=IN_YEAR + timedelta(seconds=1))
     assert report.grants_expired == 1
     with pytest.raises(GrantExpired):
-        redemption_create(grant=grant, bill_number="X", bill_amount_fen=10_000, actor=cast.clerk, now=IN_YEAR)
+        redemption_create(
+            grant=grant, bill_number="X", bill_amount_fen=10_000, actor=cast.clerk, now=IN_YEAR, **invoice(cast.clerk)
+        )
 
 
 def test_an_open_year_is_not_reset_before_it_ends(cast, year, db_snapshot):
@@ -160,7 +190,9 @@ def test_resets_started_at_the_same_moment_do_the_work_once():
     cast = make_cast()
     open_year(cast.admin)
     grants = [grant_for(cast, fee_fen=100_000) for _ in range(6)]
-    hold = redemption_create(grant=grants[0], bill_number="H", bill_amount_fen=10_000, actor=cast.clerk, now=IN_YEAR)
+    hold = redemption_create(
+        grant=grants[0], bill_number="H", bill_amount_fen=10_000, actor=cast.clerk, now=IN_YEAR, **invoice(cast.clerk)
+    )
 
     results = race([lambda: annual_reset(year=YEAR, now=AFTER) for _ in range(8)])
 
@@ -177,7 +209,9 @@ def test_resets_started_at_the_same_moment_do_the_work_once():
 
 def test_captures_after_the_reset_are_refused(cast, year):
     grant = grant_for(cast)
-    hold = redemption_create(grant=grant, bill_number="H", bill_amount_fen=10_000, actor=cast.clerk, now=IN_YEAR)
+    hold = redemption_create(
+        grant=grant, bill_number="H", bill_amount_fen=10_000, actor=cast.clerk, now=IN_YEAR, **invoice(cast.clerk)
+    )
     annual_reset(year=YEAR, now=AFTER)
     with pytest.raises(InvalidState):
         redemption_capture(redemption=hold, actor=cast.clerk, now=AFTER)

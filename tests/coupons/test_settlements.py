@@ -16,6 +16,7 @@ from coupons.services.settlements import settlement_create
 from ledger.selectors import account_balance, account_get
 from tests.controls import settlement_pay
 from tests.coupons.conftest import IN_YEAR, YEAR
+from tests.evidence import invoice
 from tests.factories import ProviderFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -29,6 +30,7 @@ def captured(cast, grant, bill_number, bill_amount_fen):
         actor=cast.clerk,
         capture=True,
         now=IN_YEAR,
+        **invoice(cast.clerk),
     )
 
 
@@ -36,7 +38,9 @@ def test_settle_and_pay(cast, year, grant_of):
     grant = grant_of()
     captured(cast, grant, "B1", 100_000)
     captured(cast, grant, "B2", 50_000)
-    redemption_create(grant=grant, bill_number="held", bill_amount_fen=10_000, actor=cast.clerk, now=IN_YEAR)
+    redemption_create(
+        grant=grant, bill_number="held", bill_amount_fen=10_000, actor=cast.clerk, now=IN_YEAR, **invoice(cast.clerk)
+    )
 
     settlement = settlement_create(provider=cast.provider, actor=cast.finance)
     assert (settlement.status, settlement.total_fen, settlement.redemptions_count) == ("open", 45_000, 2)

@@ -33,6 +33,7 @@ from coupons.services.years import enterprise_cap_fen
 from ledger.models import Account
 from tests.controls import grant_revoke, redemption_reverse, settlement_pay
 from tests.coupons.conftest import IN_YEAR, YEAR, make_cast, open_year
+from tests.evidence import checked, contract, invoice
 from tests.factories import EnterpriseFactory, UserFactory
 
 POOL_FEN = 600_000
@@ -79,6 +80,7 @@ class CouponProgram(RuleBasedStateMachine):
                 compute_source="domestic" if domestic else "other",
                 purpose="training",
                 now=IN_YEAR,
+                **contract(self.members[member], YEAR),
             )
         )
 
@@ -93,7 +95,9 @@ class CouponProgram(RuleBasedStateMachine):
         elif application.status == "confirmed":
             amount = max(1, application.requested_fen // fraction)
             self.attempt(
-                lambda: application_review(application=application, actor=self.cast.reviewer, recommended_fen=amount)
+                lambda: application_review(
+                    application=application, actor=self.cast.reviewer, recommended_fen=amount, **checked(application)
+                )
             )
         elif application.status == "reviewed":
             amount = max(1, (application.recommended_fen or 1) // fraction)
@@ -123,6 +127,7 @@ class CouponProgram(RuleBasedStateMachine):
                 actor=self.cast.clerk,
                 capture=capture,
                 now=IN_YEAR,
+                **invoice(self.cast.clerk),
             )
         )
 

@@ -23,6 +23,7 @@ from coupons.services.audit import audit_run_create
 from coupons.services.redemptions import redemption_create
 from ledger.models import TransferSeal
 from tests.coupons.conftest import grant_for, make_cast, open_year
+from tests.evidence import invoice
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
@@ -97,7 +98,9 @@ def test_tasks_run_on_a_real_worker_through_redis(worker, settings):
     open_year(cast.admin)
     grant = grant_for(cast)
     settings.COUPONS_HOLD_TIMEOUT_S = 1
-    hold = redemption_create(grant=grant, bill_number="W1", bill_amount_fen=10_000, actor=cast.clerk)
+    hold = redemption_create(
+        grant=grant, bill_number="W1", bill_amount_fen=10_000, actor=cast.clerk, **invoice(cast.clerk)
+    )
     time.sleep(1.1)
     run = audit_run_create()
 

@@ -15,6 +15,7 @@ from coupons.services.years import program_year_create, program_year_open, rule_
 from ledger.selectors import account_balance, account_get
 from tests.concurrency import race
 from tests.coupons.conftest import CAP_FEN, POOL_FEN, YEAR, grant_for, make_cast, submit, to_reviewed
+from tests.evidence import checked
 
 pytestmark = pytest.mark.django_db
 
@@ -68,8 +69,8 @@ def test_by_default_open_applications_are_carried_and_can_be_approved_next_year(
 
     # In Y+1 each is confirmed, reviewed and approved against Y+1's pool and the enterprise's Y+1 cap.
     application_confirm(application=submitted, actor=cast.clerk)
-    application_review(application=submitted, actor=cast.reviewer, recommended_fen=30_000)
-    application_review(application=confirmed, actor=cast.reviewer, recommended_fen=30_000)
+    application_review(application=submitted, actor=cast.reviewer, recommended_fen=30_000, **checked(submitted))
+    application_review(application=confirmed, actor=cast.reviewer, recommended_fen=30_000, **checked(confirmed))
     pool_before = available_fen(books.pool_code(NEXT))
     for application in (submitted, confirmed, reviewed):
         application_approve(application=application, actor=cast.approver)
@@ -105,7 +106,7 @@ def test_a_carried_application_is_repriced_by_next_years_rates(cast):
     other.refresh_from_db()
     assert (other.rate_bp, other.eligible_fen, other.requested_fen, other.status) == (2500, 25_000, 20_000, "submitted")
 
-    application_review(application=reviewed, actor=cast.reviewer, recommended_fen=25_000)
+    application_review(application=reviewed, actor=cast.reviewer, recommended_fen=25_000, **checked(reviewed))
     application_approve(application=reviewed, actor=cast.approver)
     assert Grant.objects.get(application=reviewed).amount_fen == 25_000
 

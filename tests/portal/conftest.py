@@ -11,6 +11,7 @@ from accounts.models import User
 from coupons.models import Grant, ProgramYear
 from coupons.services.years import PROGRAM_TIME_ZONE, program_year_create, program_year_open
 from tests.coupons.conftest import CAP_FEN, POOL_FEN, Cast, make_cast
+from tests.evidence import checked, contract
 
 # The dashboard's figures, as the issue and GET /api/v1/stats/pool/ name them.
 FIGURES = (
@@ -68,9 +69,12 @@ def walk_to_grant(cast: Cast, *, fee_fen: int = 1_000_000, number: str = "P-1") 
         contract_fee_fen=fee_fen,
         compute_source="domestic",
         purpose="training",
+        **contract(cast.member, this_year()),
     )
     application_confirm(application=application, actor=cast.clerk)
-    application_review(application=application, actor=cast.reviewer, recommended_fen=application.eligible_fen)
+    application_review(
+        application=application, actor=cast.reviewer, recommended_fen=application.eligible_fen, **checked(application)
+    )
     application_approve(application=application, actor=cast.approver)
     return Grant.objects.get(application=application)
 

@@ -15,6 +15,7 @@ from coupons.services.redemptions import redemption_create
 from coupons.services.settlements import settlement_create
 from portal.navigation import items_for
 from tests.coupons.conftest import Cast
+from tests.evidence import invoice
 from tests.factories import EnterpriseFactory, ProviderFactory, UserFactory
 from tests.portal.conftest import walk_to_grant
 
@@ -99,9 +100,11 @@ def test_anonymous_people_are_sent_to_sign_in_except_for_the_public_notice(year:
 def test_another_organisations_objects_are_not_found(cast: Cast, year: ProgramYear, as_user: Callable[..., Client]):
     # given: a grant of cast.enterprise at cast.provider, with a held redemption and a settlement
     grant = walk_to_grant(cast)
-    redemption = redemption_create(grant=grant, bill_number="B-1", bill_amount_fen=10_000, actor=cast.clerk)
+    redemption = redemption_create(
+        grant=grant, bill_number="B-1", bill_amount_fen=10_000, actor=cast.clerk, **invoice(cast.clerk)
+    )
     other_redemption = redemption_create(
-        grant=grant, bill_number="B-2", bill_amount_fen=10_000, actor=cast.clerk, capture=True
+        grant=grant, bill_number="B-2", bill_amount_fen=10_000, actor=cast.clerk, capture=True, **invoice(cast.clerk)
     )
     settlement = settlement_create(provider=cast.provider, actor=cast.finance)
     assert Settlement.objects.filter(pk=settlement.pk).exists() and other_redemption.status == "captured"

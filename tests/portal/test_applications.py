@@ -12,7 +12,8 @@ from django.utils import translation
 
 from coupons.models import Application, Grant, ProgramYear
 from tests.coupons.conftest import Cast
-from tests.portal.conftest import walk_to_grant
+from tests.evidence import checked, contract_fields
+from tests.portal.conftest import this_year, walk_to_grant
 
 APPLY = {
     "contract_number": "HZ-2026-001",
@@ -24,7 +25,7 @@ APPLY = {
 
 
 def apply_form(cast: Cast, **changes: str) -> dict[str, Any]:
-    return {"provider": str(cast.provider.pk), **APPLY, **changes}
+    return {"provider": str(cast.provider.pk), **APPLY, **contract_fields(this_year()), **changes}
 
 
 def test_the_preview_shows_the_rate_and_eligible_amount_and_writes_nothing(
@@ -139,7 +140,12 @@ def test_the_whole_walk_through_the_pages(cast: Cast, year: ProgramYear, as_user
     assert as_user(cast.clerk).post(url + "confirm/").status_code == 302
     # the reviewer sees it in the queue and reviews it
     assert url in as_user(cast.reviewer).get("/review/").content.decode()
-    assert as_user(cast.reviewer).post(url + "review/", {"recommended": "2,000", "note": "ok"}).status_code == 302
+    assert (
+        as_user(cast.reviewer)
+        .post(url + "review/", {"recommended": "2,000", "note": "ok", **checked(application)})
+        .status_code
+        == 302
+    )
     application.refresh_from_db()
     assert (application.status, application.recommended_fen, application.reviewed_by_id) == (
         "reviewed",
@@ -166,7 +172,7 @@ def test_four_eyes_is_shown_and_enforced_for_an_approver_who_reviewed(
     application = Application.objects.get()
     url = f"/applications/{application.pk}/"
     as_user(cast.clerk).post(url + "confirm/")
-    as_user(both).post(url + "review/", {"recommended": "3,000"})
+    as_user(both).post(url + "review/", {"recommended": "3,000", **checked(application)})
     page = as_user(both).get(url).content.decode()
     assert 'id="approve"' not in page and 'id="four-eyes"' in page
     client = as_user(both)
@@ -192,7 +198,7 @@ def test_an_approval_past_the_pool_says_what_is_left_and_keeps_the_amount(
     application = Application.objects.get(contract_number="HZ-2026-001")
     url = f"/applications/{application.pk}/"
     as_user(cast.clerk).post(url + "confirm/")
-    as_user(cast.reviewer).post(url + "review/", {"recommended": "3,000"})
+    as_user(cast.reviewer).post(url + "review/", {"recommended": "3,000", **checked(application)})
     client = as_user(cast.approver, language="en")
     before = db_snapshot()
     response = client.post(url + "approve/", {"approved": "2,500"})

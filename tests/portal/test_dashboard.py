@@ -31,6 +31,7 @@ from portal.formatting import bp_text, yuan_text
 from portal.words import WORDS
 from tests.controls import cap_override_grant, grant_revoke, redemption_reverse, settlement_pay
 from tests.coupons.conftest import CAP_FEN, POOL_FEN, Cast
+from tests.evidence import checked, contract, invoice
 from tests.factories import EnterpriseFactory, ProviderFactory, UserFactory
 from tests.portal.conftest import FIGURES, this_year
 
@@ -138,10 +139,14 @@ def grant_to(
         contract_fee_fen=fee_fen,
         compute_source=compute_source,
         purpose=purpose,
+        **contract(cast.member, this_year()),
     )
     application_confirm(application=application, actor=cast.clerk)
     application_review(
-        application=application, actor=cast.reviewer, recommended_fen=amount_fen or application.eligible_fen
+        application=application,
+        actor=cast.reviewer,
+        recommended_fen=amount_fen or application.eligible_fen,
+        **checked(application),
     )
     application_approve(application=application, actor=cast.approver)
     grant = Grant.objects.get(application=application)
@@ -181,15 +186,23 @@ def history(cast: Cast, year: ProgramYear) -> History:
     second = another_enterprise(cast, "滨江数据服务有限公司")
 
     g1 = grant_to(cast, number="HZ-1", fee_fen=500_000)  # 150,000
-    redemption_create(grant=g1, bill_number="B-1", bill_amount_fen=200_000, actor=cast.clerk, capture=True)  # 60,000
-    redemption_create(grant=g1, bill_number="B-2", bill_amount_fen=100_000, actor=cast.clerk)  # held 30,000
+    redemption_create(
+        grant=g1, bill_number="B-1", bill_amount_fen=200_000, actor=cast.clerk, capture=True, **invoice(cast.clerk)
+    )  # 60,000
+    redemption_create(
+        grant=g1, bill_number="B-2", bill_amount_fen=100_000, actor=cast.clerk, **invoice(cast.clerk)
+    )  # held 30,000
     g2 = grant_to(at_other, number="HZ-2", fee_fen=500_000, compute_source="other", purpose="inference")  # 100,000
-    r3 = redemption_create(grant=g2, bill_number="B-3", bill_amount_fen=100_000, actor=at_other.clerk)
+    r3 = redemption_create(
+        grant=g2, bill_number="B-3", bill_amount_fen=100_000, actor=at_other.clerk, **invoice(at_other.clerk)
+    )
     redemption_capture(redemption=r3, actor=at_other.clerk)  # 20,000
     grant_revoke(grant=g2, actor=cast.approver, reason="The contract was cancelled.")  # 80,000 back to the pool
     redemption_reverse(redemption=r3, actor=cast.approver, reason="Billed in error.")  # 20,000 lapse
     g3 = grant_to(second, number="HZ-3", fee_fen=1_000_000, purpose="agent")  # 300,000
-    redemption_create(grant=g3, bill_number="B-4", bill_amount_fen=500_000, actor=cast.clerk, capture=True)  # 150,000
+    redemption_create(
+        grant=g3, bill_number="B-4", bill_amount_fen=500_000, actor=cast.clerk, capture=True, **invoice(cast.clerk)
+    )  # 150,000
     settlement = settlement_create(provider=cast.provider, actor=cast.finance)
     settlement_pay(settlement=settlement, actor=cast.finance, bank_reference="ICBC-1")  # 60,000 + 150,000 paid
     return History(
@@ -280,7 +293,9 @@ def test_a_revocation_puts_the_burn_down_back_up_by_the_amount_revoked(
     # given: two grants, one partly used
     kept = grant_to(cast, number="HZ-1", fee_fen=400_000)  # 120,000
     revoked = grant_to(cast, number="HZ-2", fee_fen=600_000)  # 180,000
-    redemption_create(grant=revoked, bill_number="B-1", bill_amount_fen=100_000, actor=cast.clerk, capture=True)
+    redemption_create(
+        grant=revoked, bill_number="B-1", bill_amount_fen=100_000, actor=cast.clerk, capture=True, **invoice(cast.clerk)
+    )
     before = pool_available_by_day(year=this_year())
     assert before[-1][1] == POOL_FEN - kept.amount_fen - revoked.amount_fen
 

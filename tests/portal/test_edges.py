@@ -11,7 +11,8 @@ from coupons.models import Application, ProgramYear, Redemption
 from coupons.services.applications import application_confirm, application_submit
 from coupons.services.redemptions import redemption_create
 from tests.coupons.conftest import Cast
-from tests.portal.conftest import walk_to_grant
+from tests.evidence import checked, contract, invoice
+from tests.portal.conftest import this_year, walk_to_grant
 
 
 @pytest.mark.parametrize(
@@ -27,7 +28,9 @@ def test_an_unknown_action_word_is_not_found_and_changes_nothing(
     path: str, cast: Cast, year: ProgramYear, as_user: Callable[..., Client], db_snapshot: Callable[[], object]
 ):
     grant = walk_to_grant(cast)
-    redemption = redemption_create(grant=grant, bill_number="B-1", bill_amount_fen=10_000, actor=cast.clerk)
+    redemption = redemption_create(
+        grant=grant, bill_number="B-1", bill_amount_fen=10_000, actor=cast.clerk, **invoice(cast.clerk)
+    )
     url = path.format(
         application=grant.application_id,
         redemption=redemption.pk,
@@ -74,11 +77,14 @@ def test_a_review_above_the_request_is_refused_with_the_amount_in_yuan(
         compute_source="domestic",
         purpose="training",
         requested_fen=250_000,
+        **contract(cast.member, this_year()),
     )
     application_confirm(application=application, actor=cast.clerk)
     client = as_user(cast.reviewer, language="en")
     before = db_snapshot()
-    response = client.post(f"/applications/{application.pk}/review/", {"recommended": "2,500.01"})
+    response = client.post(
+        f"/applications/{application.pk}/review/", {"recommended": "2,500.01", **checked(application)}
+    )
     assert response.status_code == 400
     assert "At most the amount requested, ¥2,500.00." in response.content.decode()
     assert db_snapshot() == before
@@ -89,7 +95,9 @@ def test_an_expired_hold_shows_as_expired_and_capturing_it_says_why(
     cast: Cast, year: ProgramYear, as_user: Callable[..., Client]
 ):
     grant = walk_to_grant(cast)
-    redemption = redemption_create(grant=grant, bill_number="B-1", bill_amount_fen=10_000, actor=cast.clerk)
+    redemption = redemption_create(
+        grant=grant, bill_number="B-1", bill_amount_fen=10_000, actor=cast.clerk, **invoice(cast.clerk)
+    )
     Redemption.objects.filter(pk=redemption.pk).update(expires_at=timezone.now() - timezone.timedelta(seconds=1))
     clerk = as_user(cast.clerk, language="en")
     page = clerk.get("/provider/").content.decode()
@@ -102,7 +110,9 @@ def test_the_settlement_lines_for_the_bank_open_in_excel(cast: Cast, year: Progr
     from coupons.services.settlements import settlement_create
 
     grant = walk_to_grant(cast)
-    redemption_create(grant=grant, bill_number="B-1", bill_amount_fen=10_000, actor=cast.clerk, capture=True)
+    redemption_create(
+        grant=grant, bill_number="B-1", bill_amount_fen=10_000, actor=cast.clerk, capture=True, **invoice(cast.clerk)
+    )
     settlement = settlement_create(provider=cast.provider, actor=cast.finance)
     text = as_user(cast.finance).get(f"/settlements/{settlement.pk}/lines.csv").content.decode()
     assert text == "\ufeff" + settlement_lines_csv(settlement)

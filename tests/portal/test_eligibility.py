@@ -9,7 +9,9 @@ from accounts.models import Enterprise, EnterpriseFlagsEvent, ModelFiling, Role
 from accounts.services import model_filing_record, model_filing_verify
 from coupons.models import Application, ProgramYear
 from tests.coupons.conftest import Cast
+from tests.evidence import contract_fields
 from tests.factories import UserFactory
+from tests.portal.conftest import this_year
 
 
 def test_an_enterprise_declares_a_flag_which_waits_for_a_reviewer(
@@ -118,7 +120,7 @@ def test_the_apply_form_names_the_filing_and_the_preview_prices_with_it(
     without = member.get("/apply/preview/", fields).content.decode()
     with_filing = member.get("/apply/preview/", {**fields, "model_filing_number": "Z-1"}).content.decode()
     assert "20%" in without and "30%" in with_filing
-    response = member.post("/apply/", {**fields, "model_filing_number": "Z-1"})
+    response = member.post("/apply/", {**fields, "model_filing_number": "Z-1", **contract_fields(this_year())})
     assert response.status_code == 302
     application = Application.objects.get()
     assert (application.rate_bp, application.model_filing_id) == (3000, filing.pk)

@@ -28,6 +28,7 @@ from coupons.services.settlements import settlement_create
 from coupons.services.years import PROGRAM_TIME_ZONE
 from tests.controls import grant_revoke, settlement_pay
 from tests.coupons.conftest import Cast
+from tests.evidence import invoice
 from tests.factories import EnterpriseFactory, UserFactory
 from tests.portal.conftest import this_year, walk_to_grant
 
@@ -218,7 +219,9 @@ def test_grants_xlsx_has_the_same_rows_with_yuan_formatted(cast: Cast, grants: G
 
 def test_a_revoked_grant_is_exported_with_what_was_revoked(cast: Cast, year: ProgramYear, as_user: AsUser) -> None:
     grant = walk_to_grant(cast, fee_fen=100_000)  # 30,000
-    redemption_create(grant=grant, bill_number="B-1", bill_amount_fen=10_000, actor=cast.clerk, capture=True)
+    redemption_create(
+        grant=grant, bill_number="B-1", bill_amount_fen=10_000, actor=cast.clerk, capture=True, **invoice(cast.clerk)
+    )
     grant_revoke(grant=grant, actor=cast.approver, reason="The contract was cancelled.")
     move(Grant, grant.pk, "issued_at", moments()["first"])
 
@@ -247,7 +250,12 @@ def redemptions(cast: Cast, year: ProgramYear) -> dict[str, Redemption]:
 
     def redeem(bill: str, bill_amount_fen: int, *, capture: bool = True) -> Redemption:
         return redemption_create(
-            grant=grant, bill_number=bill, bill_amount_fen=bill_amount_fen, actor=cast.clerk, capture=capture
+            grant=grant,
+            bill_number=bill,
+            bill_amount_fen=bill_amount_fen,
+            actor=cast.clerk,
+            capture=capture,
+            **invoice(cast.clerk),
         )
 
     by_moment = {
@@ -320,7 +328,12 @@ def settlements(cast: Cast, year: ProgramYear) -> dict[str, Settlement]:
     for number, name in enumerate(moments(), start=1):
         for bill in range(number):  # 1, 2, 3, 4 redemptions of 3,000 fen each
             redemption_create(
-                grant=grant, bill_number=f"B-{number}-{bill}", bill_amount_fen=10_000, actor=cast.clerk, capture=True
+                grant=grant,
+                bill_number=f"B-{number}-{bill}",
+                bill_amount_fen=10_000,
+                actor=cast.clerk,
+                capture=True,
+                **invoice(cast.clerk),
             )
         by_moment[name] = settlement_create(provider=cast.provider, actor=cast.finance)
     settlement_pay(settlement=by_moment["first"], actor=cast.finance, bank_reference="-ICBC-0001")

@@ -11,6 +11,7 @@ from approvals.models import ApprovalRequest
 from coupons.models import Grant, ProgramYear, Redemption
 from coupons.selectors import grant_figures
 from tests.coupons.conftest import Cast
+from tests.evidence import invoice_fields
 from tests.portal.conftest import walk_to_grant
 
 
@@ -21,6 +22,7 @@ def redeem_form(grant: Grant, **changes: object) -> dict[str, object]:
         "bill_amount": "1,000.00",
         "requested": "",
         "capture": "on",
+        **invoice_fields(),
     } | changes
 
 

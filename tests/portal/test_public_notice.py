@@ -28,6 +28,7 @@ from coupons.services.applications import (
 from coupons.services.years import PROGRAM_TIME_ZONE, program_year_create, program_year_open
 from tests.controls import grant_revoke
 from tests.coupons.conftest import CAP_FEN, Cast
+from tests.evidence import checked, contract
 from tests.factories import EnterpriseFactory, UserFactory
 from tests.portal.conftest import this_year, walk_to_grant
 
@@ -146,9 +147,12 @@ def awards(cast: Cast, year: ProgramYear) -> Awards:
         compute_source="other",
         purpose="inference",
         now=shanghai(y - 1, 6, 1, 9),
+        **contract(cast.member, y - 1),
     )
     application_confirm(application=application, actor=cast.clerk)
-    application_review(application=application, actor=cast.reviewer, recommended_fen=application.eligible_fen)
+    application_review(
+        application=application, actor=cast.reviewer, recommended_fen=application.eligible_fen, **checked(application)
+    )
     application_approve(application=application, actor=cast.approver)
     last_year = approved_at(Grant.objects.get(application=application), shanghai(y - 1, 6, 2, 15))
     assert last_year.year_id == y - 1 and last_year.amount_fen == 40_000

@@ -13,6 +13,7 @@ from coupons.services.redemptions import redemption_create
 from coupons.services.settlements import settlement_create
 from tests.api.conftest import PASSWORD, signed_in
 from tests.coupons.conftest import make_cast, open_year
+from tests.evidence import invoice
 from tests.portal.conftest import client_of, walk_to_grant
 
 pytestmark = pytest.mark.django_db
@@ -79,7 +80,9 @@ def test_the_token_and_a_new_api_keys_answers_are_not_stored(cast, year):
 
 def test_settlements_exports_dashboard_stats_and_me_are_not_stored(cast, year):
     grant = walk_to_grant(cast)
-    redemption_create(grant=grant, bill_number="B-1", bill_amount_fen=10_000, actor=cast.clerk, capture=True)
+    redemption_create(
+        grant=grant, bill_number="B-1", bill_amount_fen=10_000, actor=cast.clerk, capture=True, **invoice(cast.clerk)
+    )
     settlement = settlement_create(provider=cast.provider, actor=cast.finance)
     api = signed_in(cast.finance)
     portal = client_of(cast.finance)

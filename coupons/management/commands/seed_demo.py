@@ -11,6 +11,7 @@ behind.
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
@@ -18,7 +19,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import Enterprise, Provider, Role, User
+from accounts.models import Enterprise, Provider, Role, User, listing_day
 from accounts.services import (
     enterprise_register,
     enterprise_verify,
@@ -62,8 +63,12 @@ from coupons.services.years import (
     program_year_of,
     program_year_open,
 )
+from evidence.models import Document, Kind
+from evidence.selectors import citations_of
+from evidence.services import document_upload
 from ledger.admin import yuan
 
+SAMPLES = Path(__file__).resolve().parents[3] / "evidence" / "samples"
 PASSWORD_DEFAULT = "demo-pass-2026"  # noqa: S105  For local demos only: every demo user signs in with it.
 ADMIN_USERNAME = "admin"
 # The first contract of the demo: when it exists, the demo was loaded (in one transaction).
@@ -144,6 +149,15 @@ def demo_uscc(serial: int) -> str:
     """A valid credit code (GB 32100-2015) of a Hangzhou (Xihu district) company, numbered `serial`."""
     first_seventeen = f"91330106MA2H{serial:05d}"
     return first_seventeen + check_character(first_seventeen)
+
+
+def sample_upload(actor: User, kind: str, sample: str, label: str) -> Document:
+    """One of the shipped sample documents (evidence/samples/), uploaded by `actor` as `kind`, made
+    its own file by a PDF comment naming `label` after the sample's end. The demo's parties each cite
+    their own bytes; the same file offered for two enterprises is flagged to reviewers, and the demo
+    shows no false alarm."""
+    data = (SAMPLES / sample).read_bytes() + f"% Demo copy: {label}\n%%EOF\n".encode()
+    return document_upload(actor=actor, kind=kind, data=data, name=sample).document
 
 
 def fen(yuan_amount: int) -> int:
@@ -393,18 +407,32 @@ class Command(BaseCommand):
         )
         self.stdout.write(f"Cap override: {e1.name} may be granted {yuan(RELAXED_CAP_FEN)} in {year}.")
 
+        # Contracts were signed this year, no later than the demo's day.
+        today = listing_day(now)
+        signed_on = max(dt.date(year, 1, 1), today - dt.timedelta(days=60))
+
         def submit(
             member: User, provider: Provider, number: int, fee_yuan: int, source: str, purpose: str
         ) -> Application:
+            contract_number = f"HZ-DEMO-{number:04d}"
+            # The foundation-model developer's model services rely on its own filed model.
+            filed = member == m1 and purpose in MODEL_SERVICES
             return application_submit(
                 actor=member,
                 provider=provider,
-                contract_number=f"HZ-DEMO-{number:04d}",
+                contract_number=contract_number,
                 contract_fee_fen=fen(fee_yuan),
                 compute_source=source,
                 purpose=purpose,
-                # The foundation-model developer's model services rely on its own filed model.
-                model_filing_number=MODEL_FILING_NUMBER if member == m1 and purpose in MODEL_SERVICES else "",
+                model_filing_number=MODEL_FILING_NUMBER if filed else "",
+                contract_document=sample_upload(member, Kind.CONTRACT, "contract.pdf", contract_number),
+                contract_signed_on=signed_on,
+                contract_term_months=12,
+                filing_certificate_document=(
+                    sample_upload(member, Kind.FILING_CERTIFICATE, "filing-certificate.pdf", MODEL_FILING_NUMBER)
+                    if filed
+                    else None
+                ),
                 now=now,
             )
 
@@ -416,7 +444,10 @@ class Command(BaseCommand):
                 application=confirm(application),
                 actor=staff[reviewer],
                 recommended_fen=recommended_fen or application.requested_fen,
-                note="Contract and invoices checked (demo).",
+                evidence_checked=list(
+                    citations_of(f"application:{application.pk}").values_list("document_id", flat=True)
+                ),
+                note="Contract and filing certificate checked (demo).",
             )
 
         def approve(
@@ -445,13 +476,19 @@ class Command(BaseCommand):
             "Applications: 9 (submitted, confirmed, reviewed, 4 approved, rejected, withdrawn); grants: 4."
         )
 
+        invoice_serial = iter(range(1, 1000))
+
         def redeem(grant: Grant, bill: str, bill_yuan: int, *, capture: bool = False) -> Redemption:
+            clerk = clerk_of[grant.provider_id]
             return redemption_create(
                 grant=grant,
                 bill_number=bill,
                 bill_amount_fen=fen(bill_yuan),
-                actor=clerk_of[grant.provider_id],
+                actor=clerk,
                 capture=capture,
+                # A fully digital e-invoice per bill: 2-digit year, 6-digit issuer area, a serial.
+                invoice_number=f"{year % 100:02d}332000{next(invoice_serial):012d}",
+                invoice_document=sample_upload(clerk, Kind.INVOICE, "invoice.pdf", bill),
                 now=now,
             )
 
