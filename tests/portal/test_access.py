@@ -12,8 +12,8 @@ from django.test import Client
 from accounts.models import Role, User
 from coupons.models import ProgramYear, Settlement
 from coupons.services.redemptions import redemption_create
-from coupons.services.settlements import settlement_create
 from portal.navigation import items_for
+from tests.controls import settlement_create
 from tests.coupons.conftest import Cast
 from tests.factories import EnterpriseFactory, ProviderFactory, UserFactory
 from tests.portal.conftest import walk_to_grant
