@@ -24,6 +24,7 @@ SIGNED_IN_PAGES = ["/applications/", "/redemptions/"]
 STAFF_PAGES = ["/dashboard/", "/providers/", "/enterprises/", "/grants/", "/alerts/", "/approvals/"]
 ROLE_PAGES = {
     "/review/": {Role.REVIEWER, Role.APPROVER},
+    "/disputes/": {Role.REVIEWER, Role.APPROVER},
     "/cap-overrides/": {Role.REVIEWER, Role.APPROVER},
     "/exports/": {Role.FINANCE},
     "/audits/": {Role.AUDITOR},
