@@ -2,10 +2,12 @@
 
 `redemption_create` holds `min(floor(bill × rate), available, requested)` on the grant (a pending
 ledger transfer `grant:G → provider:P`), or posts it at once with `capture=True`. The hold is then
-captured (posted), voided, or expires after `COUPONS_HOLD_TIMEOUT_S`. An approver may reverse a
-captured redemption: the coupon goes back to the grant, or to the year's lapsed account when the
-grant can no longer be used; if the provider was already paid, the provider owes it back and the
-next settlement nets it.
+captured (posted), voided, or expires after `COUPONS_HOLD_TIMEOUT_S`; capture opens the enterprise's
+acknowledgement window (`coupons/services/acknowledgements.py`). An approver may reverse a captured
+redemption someone else asked to reverse, and a reviewer's upholding of the enterprise's dispute
+reverses it too: the coupon goes back to the grant, or to the year's lapsed account when the grant
+can no longer be used; if the provider was already paid, the provider owes it back and the next
+settlement nets it.
 """
 
 import datetime as dt
