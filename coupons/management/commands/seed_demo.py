@@ -36,6 +36,7 @@ from approvals.models import ApprovalRequest
 from approvals.services import approval_request_approve
 from config.errors import ApplicationError
 from coupons.models import Application, ComputeSource, Grant, ProgramYear, Purpose, Redemption
+from coupons.services.acknowledgements import redemption_acknowledge, redemption_dispute
 from coupons.services.applications import (
     application_approve,
     application_confirm,
@@ -44,7 +45,6 @@ from coupons.services.applications import (
     application_submit,
     application_withdraw,
 )
-from coupons.services.acknowledgements import redemption_acknowledge, redemption_dispute
 from coupons.services.grants import grant_revoke_request
 from coupons.services.redemptions import (
     redemption_capture,
