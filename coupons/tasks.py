@@ -19,6 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from coupons.models import AuditRun, Grant, ProgramYear
+from coupons.services.acknowledgements import acknowledgements_deem_confirmed
 from coupons.services.audit import audit_execute
 from coupons.services.grants import grant_expire, grants_due
 from coupons.services.redemptions import redemptions_expire_holds
@@ -41,6 +42,16 @@ def expire_holds() -> int:
     expired = redemptions_expire_holds()
     expired += pending_transfers_expire()
     return expired
+
+
+@shared_task(acks_late=True)
+def deem_acknowledgements() -> int:
+    """Deem confirmed the captured bills whose acknowledgement window passed in silence, a batch at a
+    time until none is left."""
+    deemed = 0
+    while changed := acknowledgements_deem_confirmed():
+        deemed += changed
+    return deemed
 
 
 @shared_task(acks_late=True)

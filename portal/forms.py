@@ -444,3 +444,11 @@ class ExportForm(forms.Form):
             elif (end - start).days > EXPORT_PERIOD_DAYS_MAX:
                 self.add_error("end", _("Choose a period of at most three years."))
         return data
+
+
+class DisputeResolveForm(forms.Form):
+    """A reviewer's note on the decision to uphold or dismiss a dispute."""
+
+    note = forms.CharField(
+        label=_("Note"), max_length=REASON_LENGTH_MAX, strip=True, widget=forms.Textarea(attrs={"rows": 2})
+    )

@@ -47,7 +47,11 @@ def items_for(user: User | None) -> list[Item]:
     if user.is_staff_member:
         items.append(Item("portal:dashboard", _("Pool dashboard")))
     if user.has_role(Role.REVIEWER) or user.has_role(Role.APPROVER):
-        items += [Item("portal:review_queue", _("Review queue")), Item("portal:enterprises", _("Enterprises"))]
+        items += [
+            Item("portal:review_queue", _("Review queue")),
+            Item("portal:disputes", _("Disputed bills")),
+            Item("portal:enterprises", _("Enterprises")),
+        ]
     if user.is_staff_member:
         items += [
             Item("portal:applications", _("Applications")),

@@ -55,6 +55,7 @@ urlpatterns = [
     path("grants/<int:pk>/revoke/", staff.grant_revoke_view, name="grant_revoke"),
     path("redemptions/", provider.redemption_list, name="redemptions"),
     path("redemptions/<int:pk>/<str:action>/", provider.redemption_action, name="redemption_action"),
+    path("disputes/", provider.disputes, name="disputes"),
     # Computing center
     path("provider/", provider.provider_home, name="provider_home"),
     path("redeem/", provider.redeem, name="redeem"),

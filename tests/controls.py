@@ -1,4 +1,5 @@
-"""The four sensitive actions as most tests need them: done by two people, in one call.
+"""The four sensitive actions as most tests need them: done by two people, in one call; and a
+settlement of bills the enterprises acknowledged, as tests of other things need it.
 
 The services take both people (`requested_by`, the person who asked; `actor`, the different person
 who decides), as the approval of a request calls them. Tests of other things pass the decider they
@@ -9,9 +10,10 @@ it when the given one created the settlement. The controls themselves are tested
 
 import datetime as dt
 
-from accounts.models import Enterprise, Role, User
+from accounts.models import Enterprise, Provider, Role, User
 from coupons.models import CapOverride, Grant, Redemption, Settlement
 from coupons.services import grants, redemptions, settlements, years
+from coupons.services.acknowledgements import redemption_acknowledge
 from tests.factories import UserFactory
 
 
@@ -44,3 +46,25 @@ def cap_override_grant(
     return years.cap_override_grant(
         year=year, enterprise=enterprise, cap_fen=cap_fen, reason=reason, requested_by=requested_by, actor=actor
     )
+
+
+def bills_acknowledged(provider: Provider) -> list[Redemption]:
+    """Each of the provider's captured bills still awaiting its enterprise, acknowledged by a member
+    of that enterprise at the moment it was captured (so inside its window, whatever the clock)."""
+    awaiting = Redemption.objects.filter(
+        provider=provider, status=Redemption.Status.CAPTURED, acknowledgement=Redemption.Acknowledgement.AWAITING
+    ).select_related("grant")
+    members: dict[int, User] = {}
+    done = []
+    for redemption in awaiting.order_by("pk"):
+        enterprise_id = redemption.grant.enterprise_id
+        member = members.get(enterprise_id) or UserFactory(enterprise_id=enterprise_id)
+        members[enterprise_id] = member
+        done.append(redemption_acknowledge(redemption=redemption, actor=member, now=redemption.captured_at))
+    return done
+
+
+def settlement_create(*, provider: Provider, actor: User, now: dt.datetime | None = None) -> Settlement:
+    """`settlements.settlement_create` once the enterprises acknowledged the provider's captured bills."""
+    bills_acknowledged(provider)
+    return settlements.settlement_create(provider=provider, actor=actor, now=now)

@@ -247,6 +247,7 @@ CELERY_BEAT_SCHEDULE = {
     "seal-ledger": {"task": "ledger.tasks.seal_ledger", "schedule": 5.0},
     "expire-holds": {"task": "coupons.tasks.expire_holds", "schedule": 120.0},
     "expire-grants": {"task": "coupons.tasks.expire_grants_due", "schedule": 600.0},
+    "deem-acknowledgements": {"task": "coupons.tasks.deem_acknowledgements", "schedule": 600.0},
     "check-alerts": {"task": "coupons.tasks.check_alerts", "schedule": 300.0},
     "dispatch-outbox": {"task": "coupons.tasks.dispatch_outbox", "schedule": 60.0},
     "nightly-audit": {"task": "coupons.tasks.nightly_audit", "schedule": crontab(hour=2, minute=30)},

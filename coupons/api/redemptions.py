@@ -1,5 +1,6 @@
 """Redemptions: a provider redeems a grant against a bill (one at a time or in a batch), captures
-or voids the hold; an approver reverses a captured one; everyone in scope reads them.
+or voids the hold; the grant's enterprise acknowledges or disputes a captured one and a reviewer
+resolves a dispute; an approver reverses a captured one; everyone in scope reads them.
 
 `POST /redemptions/` demands an `Idempotency-Key`. A batch item is the same unit as that POST
 with the item's `idempotency_key` as its key: its own transaction and its own idempotency record,
@@ -49,6 +50,13 @@ from config.errors import NotFound, PermissionDenied
 from coupons.api.scopes import grants_visible_to, redemptions_visible_to
 from coupons.invoices import INPUT_LENGTH_MAX as INVOICE_INPUT_LENGTH_MAX
 from coupons.models import BILL_NUMBER_LENGTH_MAX, CONTRACT_FEE_FEN_MAX, Grant, Redemption
+from coupons.services.acknowledgements import (
+    DECISION_DISMISS,
+    DECISION_UPHOLD,
+    redemption_acknowledge,
+    redemption_dispute,
+    redemption_dispute_resolve,
+)
 from coupons.services.redemptions import (
     redemption_capture,
     redemption_create,
@@ -95,8 +103,21 @@ class RedemptionSerializer(serializers.ModelSerializer):
             "released_at",
             "reversed_at",
             "settlement",
+            "acknowledgement",
+            "acknowledge_by",
+            "acknowledged_at",
+            "dispute_reason",
+            "dispute_resolved_at",
+            "dispute_note",
         ]
         read_only_fields = fields
+        extra_kwargs = {
+            "acknowledgement": {
+                "help_text": "The enterprise's word on the bill: only confirmed, deemed_confirmed and dismissed "
+                "ones are settled."
+            },
+            "acknowledge_by": {"help_text": "When silence becomes confirmation (set at capture)."},
+        }
 
 
 class RedeemRequest(StrictSerializer):
@@ -187,6 +208,22 @@ class ReverseRequest(StrictSerializer):
     reason = StrictCharField(max_length=REASON_LENGTH_MAX)
 
 
+class DisputeRequest(StrictSerializer):
+    """Why the enterprise disputes the bill."""
+
+    reason = StrictCharField(max_length=REASON_LENGTH_MAX)
+
+
+class ResolveDisputeRequest(StrictSerializer):
+    """The reviewer's decision on a dispute, and why."""
+
+    decision = serializers.ChoiceField(
+        choices=[DECISION_UPHOLD, DECISION_DISMISS],
+        help_text="uphold: the redemption is reversed at once; dismiss: the bill stands and may be settled.",
+    )
+    note = StrictCharField(max_length=REASON_LENGTH_MAX)
+
+
 class RedemptionFilter(django_filters.FilterSet):
     year = django_filters.NumberFilter(field_name="grant__year_id")
     enterprise = django_filters.NumberFilter(field_name="grant__enterprise_id")
@@ -196,7 +233,7 @@ class RedemptionFilter(django_filters.FilterSet):
 
     class Meta:
         model = Redemption
-        fields = ["status", "year", "enterprise", "provider", "grant"]
+        fields = ["status", "acknowledgement", "year", "enterprise", "provider", "grant"]
 
 
 # --- Helpers --------------------------------------------------------------------------------------
@@ -455,6 +492,84 @@ class RedemptionReverse(APIView):
         return Response(ApprovalRequestSerializer(approval).data, status=status.HTTP_202_ACCEPTED)
 
 
+class RedemptionAcknowledge(APIView):
+    @extend_schema(
+        request=None,
+        responses={200: RedemptionSerializer},
+        parameters=[idempotency_key_parameter(required=False)],
+        summary="Acknowledge a captured bill (the grant's enterprise)",
+        description=(
+            "The enterprise confirms the bill within its window (`acknowledge_by`); only acknowledged bills, bills "
+            "left unanswered past the window and bills whose dispute was dismissed are settled. Acknowledging a "
+            "confirmed bill again answers it unchanged. 409 `invalid_state` unless the redemption is captured, "
+            "awaiting acknowledgement, not in a settlement, and its window is open."
+        ),
+        tags=["redemptions"],
+    )
+    @idempotent(required=False)
+    def post(self, request: Request, pk: int) -> Response:
+        user: User = request.user  # type: ignore[assignment]
+        redemption = _redemption(user, pk)
+        validated(EmptyRequest, request.data)
+        redemption_acknowledge(redemption=redemption, actor=user)
+        return _answer(user, pk)
+
+
+class RedemptionDispute(APIView):
+    @extend_schema(
+        request=DisputeRequest,
+        responses={200: RedemptionSerializer},
+        parameters=[idempotency_key_parameter(required=False)],
+        summary="Dispute a captured bill (the grant's enterprise)",
+        description=(
+            "The enterprise disputes the bill within its window, saying why; a reviewer then upholds the dispute "
+            "(the redemption is reversed) or dismisses it (the bill may be settled). A disputed bill is not "
+            "settled. 409 `invalid_state` unless the redemption is captured, awaiting acknowledgement, not in a "
+            "settlement, and its window is open."
+        ),
+        tags=["redemptions"],
+        examples=[OpenApiExample("Dispute", value={"reason": "We never ran this job."}, request_only=True)],
+    )
+    @idempotent(required=False)
+    def post(self, request: Request, pk: int) -> Response:
+        user: User = request.user  # type: ignore[assignment]
+        redemption = _redemption(user, pk)
+        data = validated(DisputeRequest, request.data)
+        redemption_dispute(redemption=redemption, actor=user, reason=data["reason"])
+        return _answer(user, pk)
+
+
+class RedemptionResolveDispute(APIView):
+    @extend_schema(
+        request=ResolveDisputeRequest,
+        responses={200: RedemptionSerializer},
+        parameters=[idempotency_key_parameter(required=False)],
+        summary="Resolve a disputed bill (reviewer or approver)",
+        description=(
+            "`uphold` reverses the redemption at once, to the fen, through the same reversal an approved "
+            "reversal request runs: the enterprise's dispute is the request and this decision the second "
+            "person's, so no approval request is made (`acknowledgement` becomes `upheld`, `status` `reversed`). "
+            "`dismiss` lets the bill be settled (`dismissed`). 403 `four_eyes` for the person who disputed; "
+            "409 `invalid_state` unless the redemption is disputed and still captured."
+        ),
+        tags=["redemptions"],
+        examples=[
+            OpenApiExample(
+                "Uphold",
+                value={"decision": "uphold", "note": "The center could not show usage logs."},
+                request_only=True,
+            )
+        ],
+    )
+    @idempotent(required=False)
+    def post(self, request: Request, pk: int) -> Response:
+        user: User = request.user  # type: ignore[assignment]
+        redemption = _redemption(user, pk)
+        data = validated(ResolveDisputeRequest, request.data)
+        redemption_dispute_resolve(redemption=redemption, actor=user, decision=data["decision"], note=data["note"])
+        return _answer(user, pk)
+
+
 urlpatterns = [
     path("redemptions/", RedemptionListCreate.as_view(), name="redemption-list"),
     path("redemptions/batch/", RedemptionBatch.as_view(), name="redemption-batch"),
@@ -462,4 +577,9 @@ urlpatterns = [
     path("redemptions/<int:pk>/capture/", RedemptionCapture.as_view(), name="redemption-capture"),
     path("redemptions/<int:pk>/void/", RedemptionVoid.as_view(), name="redemption-void"),
     path("redemptions/<int:pk>/reverse/", RedemptionReverse.as_view(), name="redemption-reverse"),
+    path("redemptions/<int:pk>/acknowledge/", RedemptionAcknowledge.as_view(), name="redemption-acknowledge"),
+    path("redemptions/<int:pk>/dispute/", RedemptionDispute.as_view(), name="redemption-dispute"),
+    path(
+        "redemptions/<int:pk>/resolve-dispute/", RedemptionResolveDispute.as_view(), name="redemption-resolve-dispute"
+    ),
 ]

@@ -113,8 +113,10 @@ class SettlementListCreate(ScopedQuerysetMixin, generics.ListAPIView):
         parameters=[idempotency_key_parameter(required=False)],
         summary="Settle with a provider (finance)",
         description=(
-            "Batches the provider's captured, unsettled redemptions, less the clawbacks it owes. 409 "
-            "`invalid_state` when there is nothing to settle."
+            "Batches the provider's captured, unsettled redemptions whose `acknowledgement` is `confirmed`, "
+            "`deemed_confirmed` or `dismissed` (a bill still `awaiting` past its `acknowledge_by` is deemed "
+            "confirmed and taken), less the clawbacks it owes. Disputed bills and bills in their window are left "
+            "for a later settlement. 409 `invalid_state` when there is nothing to settle."
         ),
         tags=["settlements"],
         examples=[OpenApiExample("Settle", value={"provider": 3}, request_only=True)],

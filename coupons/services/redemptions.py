@@ -2,10 +2,12 @@
 
 `redemption_create` holds `min(floor(bill × rate), available, requested)` on the grant (a pending
 ledger transfer `grant:G → provider:P`), or posts it at once with `capture=True`. The hold is then
-captured (posted), voided, or expires after `COUPONS_HOLD_TIMEOUT_S`. An approver may reverse a
-captured redemption: the coupon goes back to the grant, or to the year's lapsed account when the
-grant can no longer be used; if the provider was already paid, the provider owes it back and the
-next settlement nets it.
+captured (posted), voided, or expires after `COUPONS_HOLD_TIMEOUT_S`; capture opens the enterprise's
+acknowledgement window (`coupons/services/acknowledgements.py`). An approver may reverse a captured
+redemption someone else asked to reverse, and a reviewer's upholding of the enterprise's dispute
+reverses it too: the coupon goes back to the grant, or to the year's lapsed account when the grant
+can no longer be used; if the provider was already paid, the provider owes it back and the next
+settlement nets it.
 """
 
 import datetime as dt
@@ -36,7 +38,15 @@ from coupons.evidence import cite, document_checked
 from coupons.invoices import invoice_number_normalise
 from coupons.listing import provider_require_listed
 from coupons.locks import grant_lock, redemption_lock
-from coupons.models import BILL_NUMBER_LENGTH_MAX, CONTRACT_FEE_FEN_MAX, Grant, Invoice, Redemption, Settlement
+from coupons.models import (
+    BILL_NUMBER_LENGTH_MAX,
+    CONTRACT_FEE_FEN_MAX,
+    Grant,
+    Invoice,
+    ProgramYear,
+    Redemption,
+    Settlement,
+)
 from coupons.policy import reference_normalise, subsidy_fen
 from coupons.services.eligibility import require_pair_eligible
 from coupons.services.invoices import invoice_release, invoice_use
@@ -53,6 +63,11 @@ _LIVE = [Redemption.Status.PENDING, Redemption.Status.CAPTURED]
 
 def hold_timeout_s() -> int:
     return int(settings.COUPONS_HOLD_TIMEOUT_S)
+
+
+def acknowledge_deadline(year: ProgramYear, captured_at: dt.datetime) -> dt.datetime:
+    """When the enterprise's silence on a bill captured at `captured_at` becomes its confirmation."""
+    return captured_at + dt.timedelta(days=year.acknowledgement_window_days)
 
 
 def _check_create_input(bill_number: str, bill_amount_fen: object, requested_fen: object) -> str:
@@ -188,6 +203,8 @@ def redemption_create(
                     status=Redemption.Status.CAPTURED if capture else Redemption.Status.PENDING,
                     created_by=actor,
                     captured_at=now if capture else None,
+                    # The enterprise's acknowledgement window opens at capture (docs/evidence.md).
+                    acknowledge_by=acknowledge_deadline(locked.year, now) if capture else None,
                 )
         except IntegrityError as error:
             if "coupons_redemption_bill_once" in str(error):
@@ -284,7 +301,8 @@ def redemption_capture(*, redemption: Redemption, actor: User, now: dt.datetime 
             ) from None
         locked.status = Redemption.Status.CAPTURED
         locked.captured_at = now
-        locked.save(update_fields=["status", "captured_at"])
+        locked.acknowledge_by = acknowledge_deadline(grant.year, now)
+        locked.save(update_fields=["status", "captured_at", "acknowledge_by"])
         return locked
 
 
@@ -382,42 +400,60 @@ def redemption_reverse(
     if requested_by.pk == actor.pk:
         raise FourEyes("The approver who reverses a redemption may not be the one who asked for it.")
     reason = reason_clean(reason)
-    now = now or timezone.now()
     with transaction.atomic():
         grant = grant_lock(redemption.grant_id)
         locked = redemption_lock(redemption.pk)
-        _reversible_check(locked)
-        # A grant valid for months from issue still redeems after its year closes, so it takes its coupon back.
-        back_to_grant = (
-            grant.status == Grant.Status.ACTIVE
-            and now < grant.expires_at
-            and (grant.year.status == "open" or grant.year.grant_validity == "months")
+        return redemption_reverse_locked(
+            grant=grant, redemption=locked, actor=actor, requested_by=requested_by, reason=reason, now=now
         )
-        destination_id = grant.account_id if back_to_grant else books.account_id(books.lapsed_code(grant.year_id))
-        transfer_create(
-            transfer=TransferRequest.posted(
-                key=f"redemption:{locked.pk}:reverse",
-                debit_account_id=books.provider_account_ensure(locked.provider_id).pk,
-                credit_account_id=destination_id,
-                amount_fen=locked.coupon_fen,
-                reason="redemption_reverse",
-                chain=books.chain(grant.year_id),
-            )
+
+
+def redemption_reverse_locked(
+    *,
+    grant: Grant,
+    redemption: Redemption,
+    actor: User,
+    requested_by: User,
+    reason: str,
+    now: dt.datetime | None = None,
+) -> Redemption:
+    """Reverse a captured redemption: the coupon goes back to the grant, or to the year's lapsed
+    account when the grant can no longer be used. The caller holds the grant's lock, then the
+    redemption's, and has checked who asked and who decides (two different people): an approval of a
+    `redemption_reverse` request, or a reviewer upholding the enterprise's dispute."""
+    now = now or timezone.now()
+    _reversible_check(redemption)
+    # A grant valid for months from issue still redeems after its year closes, so it takes its coupon back.
+    back_to_grant = (
+        grant.status == Grant.Status.ACTIVE
+        and now < grant.expires_at
+        and (grant.year.status == "open" or grant.year.grant_validity == "months")
+    )
+    destination_id = grant.account_id if back_to_grant else books.account_id(books.lapsed_code(grant.year_id))
+    transfer_create(
+        transfer=TransferRequest.posted(
+            key=f"redemption:{redemption.pk}:reverse",
+            debit_account_id=books.provider_account_ensure(redemption.provider_id).pk,
+            credit_account_id=destination_id,
+            amount_fen=redemption.coupon_fen,
+            reason="redemption_reverse",
+            chain=books.chain(grant.year_id),
         )
-        locked.status = Redemption.Status.REVERSED
-        locked.reversal_requested_by = requested_by
-        locked.reversed_by = actor
-        locked.reversed_at = now
-        locked.reversal_reason = reason
-        locked.reversed_to = "grant" if back_to_grant else "lapsed"
-        locked.save(
-            update_fields=[
-                "status",
-                "reversal_requested_by",
-                "reversed_by",
-                "reversed_at",
-                "reversal_reason",
-                "reversed_to",
-            ]
-        )
-        return locked
+    )
+    redemption.status = Redemption.Status.REVERSED
+    redemption.reversal_requested_by = requested_by
+    redemption.reversed_by = actor
+    redemption.reversed_at = now
+    redemption.reversal_reason = reason
+    redemption.reversed_to = "grant" if back_to_grant else "lapsed"
+    redemption.save(
+        update_fields=[
+            "status",
+            "reversal_requested_by",
+            "reversed_by",
+            "reversed_at",
+            "reversal_reason",
+            "reversed_to",
+        ]
+    )
+    return redemption

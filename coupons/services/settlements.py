@@ -1,8 +1,10 @@
-"""Settlements: finance pays a provider for its captured redemptions, netting what it owes back.
+"""Settlements: finance pays a provider for its captured redemptions that the enterprises stand
+behind (`coupons/services/acknowledgements.py`), netting what it owes back.
 
 Two finance users at least: one creates a settlement, and its payment is asked for by a finance user
 (the same or another) and confirmed by a third, who is neither (`approvals`)."""
 
+import datetime as dt
 from collections import defaultdict
 
 from django.db import transaction
@@ -17,6 +19,7 @@ from coupons import books
 from coupons.errors import FourEyes
 from coupons.locks import provider_lock, redemptions_lock, settlement_lock
 from coupons.models import Redemption, Settlement
+from coupons.services.acknowledgements import is_settleable, settleable
 from ledger.services import TransferRequest, transfers_create
 
 BANK_REFERENCE_LENGTH_MAX = 100
@@ -24,22 +27,24 @@ SETTLEMENT_LINES_MAX = 10_000
 ACTION_PAY = "settlement_pay"
 
 
-def settlement_create(*, provider: Provider, actor: User) -> Settlement:
-    """Batch the provider's captured, unsettled redemptions, less clawbacks owed, into a settlement.
+def settlement_create(*, provider: Provider, actor: User, now: dt.datetime | None = None) -> Settlement:
+    """Batch the provider's captured, unsettled redemptions that the enterprise acknowledged (or left
+    unanswered past the window, or whose dispute was dismissed), less clawbacks owed, into a settlement.
 
     A redemption is settled at most once: the provider's row lock orders settlements of one
-    provider, and each redemption row carries the one settlement that took it.
+    provider, and each redemption row carries the one settlement that took it. Lines are chosen, then
+    locked, then chosen again: a dispute or a reversal that landed in between leaves its redemption
+    out. A bill whose window has passed is deemed confirmed here, so payment never waits for the job.
     """
     require_role(actor, Role.FINANCE)
+    now = now or timezone.now()
     with transaction.atomic():
         provider_lock(provider.pk)
-        line_ids = list(
-            Redemption.objects.filter(provider=provider, status=Redemption.Status.CAPTURED, settlement__isnull=True)
+        candidate_ids = list(
+            Redemption.objects.filter(settleable(now=now), provider=provider)
             .order_by("pk")
-            .values_list("pk", flat=True)[: SETTLEMENT_LINES_MAX + 1]
+            .values_list("pk", flat=True)[:SETTLEMENT_LINES_MAX]  # The rest goes into the next settlement.
         )
-        if len(line_ids) > SETTLEMENT_LINES_MAX:
-            line_ids = line_ids[:SETTLEMENT_LINES_MAX]  # The rest goes into the next settlement.
         clawback_ids = list(
             Redemption.objects.filter(
                 provider=provider,
@@ -50,11 +55,10 @@ def settlement_create(*, provider: Provider, actor: User) -> Settlement:
             .order_by("pk")
             .values_list("pk", flat=True)
         )
-        if not line_ids and not clawback_ids:
-            raise InvalidState(f"{provider.name} has nothing to settle.")
-        lines = redemptions_lock(line_ids)
+        lines = [r for r in redemptions_lock(candidate_ids) if is_settleable(r, now=now)]
         clawbacks = redemptions_lock(clawback_ids)
-        assert all(r.status == Redemption.Status.CAPTURED and r.settlement_id is None for r in lines)
+        if not lines and not clawbacks:
+            raise InvalidState(f"{provider.name} has nothing to settle.")
         total_fen = sum(r.coupon_fen for r in lines) - sum(r.coupon_fen for r in clawbacks)
         if total_fen < 0:
             raise InvalidState(
@@ -64,6 +68,9 @@ def settlement_create(*, provider: Provider, actor: User) -> Settlement:
         settlement = Settlement.objects.create(
             provider=provider, total_fen=total_fen, redemptions_count=len(lines), created_by=actor
         )
+        line_ids = [r.pk for r in lines]
+        deemed_ids = [r.pk for r in lines if r.acknowledgement == Redemption.Acknowledgement.AWAITING]
+        Redemption.objects.filter(pk__in=deemed_ids).update(acknowledgement=Redemption.Acknowledgement.DEEMED_CONFIRMED)
         Redemption.objects.filter(pk__in=line_ids, settlement__isnull=True).update(settlement=settlement)
         Redemption.objects.filter(pk__in=clawback_ids, clawback_settlement__isnull=True).update(
             clawback_settlement=settlement

@@ -1,4 +1,5 @@
-"""The enterprise's pages: its overview, the apply form with a live preview, its redemptions."""
+"""The enterprise's pages: its overview (with the bills awaiting its acknowledgement), the apply
+form with a live preview, its redemptions."""
 
 from typing import Any
 
@@ -7,14 +8,15 @@ from django.contrib.auth import login
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
 
 from accounts.models import Enterprise, User
 from accounts.services import enterprise_flags_declare, enterprise_register
 from config.errors import ApplicationError, ValidationFailed
-from coupons.api.scopes import applications_visible_to
-from coupons.models import Application, ProgramYear
+from coupons.api.scopes import applications_visible_to, redemptions_visible_to
+from coupons.models import Application, ProgramYear, Redemption
 from coupons.selectors import enterprise_cap_use
 from coupons.services.applications import application_submit, application_terms
 from coupons.services.years import program_year_current
@@ -47,6 +49,15 @@ def enterprise_home(request: HttpRequest) -> HttpResponse:
         "cap": enterprise_cap_use(enterprise_id=user.enterprise_id, program_year=year) if year else None,
         "grants": grants_for(user).order_by("-issued_at", "-id"),
         "pending": applications.filter(status__in=PENDING_STATUSES),
+        # Captured bills still in their window: the enterprise acknowledges or disputes each.
+        "bills_awaiting": redemptions_visible_to(user)
+        .filter(
+            status=Redemption.Status.CAPTURED,
+            acknowledgement=Redemption.Acknowledgement.AWAITING,
+            acknowledge_by__gt=timezone.now(),
+        )
+        .select_related("grant", "provider")
+        .order_by("acknowledge_by", "id"),
         "recent": applications.exclude(status__in=PENDING_STATUSES)[:20],
     }
     return render(request, "portal/enterprise_home.html", context)

@@ -1,5 +1,6 @@
-"""The computing center's pages: contracts to confirm, the manual redeem form, API keys; and the
-redemptions list every role sees (scoped), with capture, void and reversal where allowed."""
+"""The computing center's pages: contracts to confirm, the manual redeem form, API keys; the
+redemptions list every role sees (scoped), with capture, void, reversal, acknowledgement and
+dispute where allowed; and the reviewers' list of disputed bills."""
 
 from django.contrib import messages
 from django.db import transaction
@@ -16,6 +17,13 @@ from config.errors import ApplicationError, ValidationFailed
 from coupons.api.scopes import applications_visible_to, redemptions_visible_to
 from coupons.grant_codes import grant_code_valid
 from coupons.models import Application, Redemption
+from coupons.services.acknowledgements import (
+    DECISION_DISMISS,
+    DECISION_UPHOLD,
+    redemption_acknowledge,
+    redemption_dispute,
+    redemption_dispute_resolve,
+)
 from coupons.services.redemptions import (
     redemption_capture,
     redemption_create,
@@ -26,7 +34,7 @@ from evidence.models import Kind
 from portal import access
 from portal.errors import describe
 from portal.formatting import yuan_text
-from portal.forms import ApiKeyForm, ReasonForm, RedeemForm
+from portal.forms import ApiKeyForm, DisputeResolveForm, ReasonForm, RedeemForm
 from portal.queries import grants_for
 from portal.uploads import UploadRefused, upload
 from portal.views.common import attempt, attempt_with, back, page_of
@@ -74,6 +82,8 @@ def redemption_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 @access.signed_in
 def redemption_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    """The provider captures or voids; staff ask for a reversal; the enterprise acknowledges or
+    disputes its bill; a reviewer upholds or dismisses a dispute. The services judge who may."""
     user: User = request.user  # type: ignore[assignment]
     redemption = get_object_or_404(redemptions_visible_to(user), pk=pk)
     if action == "capture":
@@ -84,16 +94,53 @@ def redemption_action(request: HttpRequest, pk: int, action: str) -> HttpRespons
             lambda: redemption_void(redemption=redemption, actor=user),
             _("Hold voided; the coupon amount is back on the grant."),
         )
-    elif action != "reverse":
-        raise Http404("No such action.")
-    else:
+    elif action == "reverse":
         attempt_with(
             request,
             ReasonForm(request.POST),
             lambda data: redemption_reverse_request(redemption=redemption, requester=user, reason=data["reason"]),
             _("Reversal requested: it is done when a different approver approves it under Approval requests."),
         )
+    elif action == "acknowledge":
+        attempt(
+            request,
+            lambda: redemption_acknowledge(redemption=redemption, actor=user),
+            _("Bill acknowledged: it will be paid to the computing center."),
+        )
+    elif action == "dispute":
+        attempt_with(
+            request,
+            ReasonForm(request.POST),
+            lambda data: redemption_dispute(redemption=redemption, actor=user, reason=data["reason"]),
+            _("Bill disputed: it is not paid unless a reviewer dismisses your dispute."),
+        )
+    elif action in (DECISION_UPHOLD, DECISION_DISMISS):
+        attempt_with(
+            request,
+            DisputeResolveForm(request.POST),
+            lambda data: redemption_dispute_resolve(
+                redemption=redemption, actor=user, decision=action, note=data["note"]
+            ),
+            _("Dispute upheld: the redemption is reversed.")
+            if action == DECISION_UPHOLD
+            else _("Dispute dismissed: the bill may be settled."),
+        )
+    else:
+        raise Http404("No such action.")
     return back(request, "portal:redemptions")
+
+
+@access.role(Role.REVIEWER, Role.APPROVER)
+def disputes(request: HttpRequest) -> HttpResponse:
+    """Bills their enterprise disputed, with the invoice behind each, for a reviewer to uphold or dismiss."""
+    user: User = request.user  # type: ignore[assignment]
+    queryset = (
+        redemptions_visible_to(user)
+        .filter(acknowledgement=Redemption.Acknowledgement.DISPUTED, status=R.CAPTURED)
+        .select_related("grant__enterprise", "provider", "acknowledged_by")
+        .order_by("acknowledged_at", "id")
+    )
+    return render(request, "portal/disputes.html", {"page": page_of(request, queryset)})
 
 
 @access.provider_member

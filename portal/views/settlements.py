@@ -1,8 +1,10 @@
 """Settlements: finance creates, exports and pays them; a computing center reads its own."""
 
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -11,6 +13,7 @@ from config.errors import ApplicationError
 from coupons.api.scopes import settlements_visible_to
 from coupons.models import Redemption, Settlement
 from coupons.selectors import settlement_lines_csv
+from coupons.services.acknowledgements import settleable
 from coupons.services.settlements import settlement_create, settlement_pay_request
 from portal import access
 from portal.errors import describe
@@ -23,11 +26,22 @@ def _visible(user: User) -> bool:
 
 
 def _unsettled_by_provider() -> list[dict[str, object]]:
-    """Captured redemptions not yet in a settlement, per provider: what the next settlements will hold."""
+    """Per provider, what the next settlement would hold (the captured bills it may take), and how
+    many captured bills it may not take yet: awaiting their enterprise in their window, or disputed."""
+    now = timezone.now()
+    ready = settleable(now=now)
+    unsettled = Q(status=Redemption.Status.CAPTURED, settlement__isnull=True)
+    awaiting = unsettled & Q(acknowledgement=Redemption.Acknowledgement.AWAITING, acknowledge_by__gt=now)
+    disputed = unsettled & Q(acknowledgement=Redemption.Acknowledgement.DISPUTED)
     return list(
-        Redemption.objects.filter(status=Redemption.Status.CAPTURED, settlement__isnull=True)
+        Redemption.objects.filter(ready | awaiting | disputed)
         .values("provider_id", "provider__name")
-        .annotate(count=Count("pk"), total=Sum("coupon_fen"))
+        .annotate(
+            count=Count("pk", filter=ready),
+            total=Coalesce(Sum("coupon_fen", filter=ready), 0),
+            awaiting=Count("pk", filter=awaiting),
+            disputed=Count("pk", filter=disputed),
+        )
         .order_by("provider__name")
     )
 

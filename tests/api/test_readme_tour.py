@@ -50,6 +50,7 @@ def test_the_readme_api_tour_runs_against_a_live_server(live_server):
         "confirmed",
         "reviewed",
         "captured",
+        "confirmed",
         "paid",
         str(program_year_figures(year=year).available_fen),
     ]

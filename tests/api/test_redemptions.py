@@ -47,6 +47,12 @@ REDEMPTION_FIELDS = {
     "released_at",
     "reversed_at",
     "settlement",
+    "acknowledgement",
+    "acknowledge_by",
+    "acknowledged_at",
+    "dispute_reason",
+    "dispute_resolved_at",
+    "dispute_note",
 }
 _keys = itertools.count(1)
 

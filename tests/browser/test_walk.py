@@ -1,7 +1,7 @@
 """The issue's walk in a real browser, in Chinese and in English: an enterprise applies (with the
 live preview), the computing center confirms, a reviewer reviews, a different approver approves,
-the computing center redeems a bill, and the pool dashboard moves by exactly those amounts, as
-GET /api/v1/stats/pool/ says too. Every page seen is saved as a screenshot."""
+the computing center redeems a bill, the enterprise acknowledges it, and the pool dashboard moves
+by exactly those amounts, as GET /api/v1/stats/pool/ says too. Every page seen is saved as a screenshot."""
 
 import io
 from collections.abc import Callable
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.utils import timezone, translation
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Dialog, Page, expect
 
 from accounts.models import User
 from coupons.models import Application, Grant, Redemption
@@ -144,8 +144,25 @@ def test_the_whole_walk_in_the_browser(language: str, portal_in: Callable[[str],
 
     # The enterprise sees its coupon with what is left on it.
     enterprise.goto(f"{base}/enterprise/")
-    expect(enterprise.locator("tr", has_text=code)).to_contain_text("¥240,000.00")
+    expect(enterprise.locator("#coupons tr", has_text=code)).to_contain_text("¥240,000.00")
     screens.shoot(enterprise, "enterprise-overview-after")
+
+    # It acknowledges the bill the center captured in its name (the button asks first).
+    questions: list[str] = []
+
+    def accept(dialog: Dialog) -> None:
+        questions.append(dialog.message)
+        dialog.accept()
+
+    enterprise.once("dialog", accept)
+    enterprise.locator(f"#bill-{redemption.pk}").get_by_role("button", name=said(language, "Acknowledge")).click()
+    expect(enterprise.locator(".message.success")).to_be_visible()
+    redemption.refresh_from_db()
+    assert redemption.acknowledgement == "confirmed"
+    assert redemption.acknowledged_by_id == User.objects.get(username="enterprise1").pk
+    assert questions == [
+        said(language, "Acknowledge this bill? The fund will pay the computing center for it. This cannot be undone.")
+    ]
 
     # The dashboard moved by exactly the amounts of the walk.
     after = dashboard_figures(admin, base, screens, "dashboard-after")

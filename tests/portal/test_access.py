@@ -12,8 +12,8 @@ from django.test import Client
 from accounts.models import Role, User
 from coupons.models import ProgramYear, Settlement
 from coupons.services.redemptions import redemption_create
-from coupons.services.settlements import settlement_create
 from portal.navigation import items_for
+from tests.controls import settlement_create
 from tests.coupons.conftest import Cast
 from tests.evidence import invoice
 from tests.factories import EnterpriseFactory, ProviderFactory, UserFactory
@@ -25,6 +25,7 @@ SIGNED_IN_PAGES = ["/applications/", "/redemptions/"]
 STAFF_PAGES = ["/dashboard/", "/providers/", "/enterprises/", "/grants/", "/alerts/", "/approvals/"]
 ROLE_PAGES = {
     "/review/": {Role.REVIEWER, Role.APPROVER},
+    "/disputes/": {Role.REVIEWER, Role.APPROVER},
     "/cap-overrides/": {Role.REVIEWER, Role.APPROVER},
     "/exports/": {Role.FINANCE},
     "/audits/": {Role.AUDITOR},

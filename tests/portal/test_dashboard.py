@@ -25,11 +25,10 @@ from coupons.services.applications import (
     application_submit,
 )
 from coupons.services.redemptions import redemption_capture, redemption_create
-from coupons.services.settlements import settlement_create
 from coupons.services.years import PROGRAM_TIME_ZONE, program_year_create, program_year_open
 from portal.formatting import bp_text, yuan_text
 from portal.words import WORDS
-from tests.controls import cap_override_grant, grant_revoke, redemption_reverse, settlement_pay
+from tests.controls import cap_override_grant, grant_revoke, redemption_reverse, settlement_create, settlement_pay
 from tests.coupons.conftest import CAP_FEN, POOL_FEN, Cast
 from tests.evidence import checked, contract, invoice
 from tests.factories import EnterpriseFactory, ProviderFactory, UserFactory

@@ -107,7 +107,7 @@ def test_an_expired_hold_shows_as_expired_and_capturing_it_says_why(
 
 def test_the_settlement_lines_for_the_bank_open_in_excel(cast: Cast, year: ProgramYear, as_user: Callable[..., Client]):
     from coupons.selectors import settlement_lines_csv
-    from coupons.services.settlements import settlement_create
+    from tests.controls import settlement_create
 
     grant = walk_to_grant(cast)
     redemption_create(

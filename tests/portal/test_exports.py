@@ -24,9 +24,8 @@ from openpyxl import load_workbook
 from accounts.models import Enterprise, Provider, Role, User
 from coupons.models import Grant, ProgramYear, Redemption, Settlement
 from coupons.services.redemptions import redemption_create
-from coupons.services.settlements import settlement_create
 from coupons.services.years import PROGRAM_TIME_ZONE
-from tests.controls import grant_revoke, settlement_pay
+from tests.controls import grant_revoke, settlement_create, settlement_pay
 from tests.coupons.conftest import Cast
 from tests.evidence import invoice
 from tests.factories import EnterpriseFactory, UserFactory

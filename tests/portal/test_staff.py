@@ -11,6 +11,7 @@ from approvals.models import ApprovalRequest
 from approvals.services import approval_request_approve
 from coupons.models import Alert, AuditRun, CapOverride, Grant, ProgramYear, Redemption, Settlement
 from coupons.services.redemptions import redemption_create
+from tests.controls import bills_acknowledged
 from tests.coupons.conftest import Cast
 from tests.evidence import invoice
 from tests.factories import EnterpriseFactory, UserFactory, valid_uscc
@@ -192,6 +193,7 @@ def test_finance_settles_a_provider_exports_the_lines_and_marks_them_paid(
     redemption_create(
         grant=grant, bill_number="B-2", bill_amount_fen=50_000, actor=cast.clerk, capture=True, **invoice(cast.clerk)
     )
+    bills_acknowledged(cast.provider)
     finance = as_user(cast.finance)
     listing = finance.get("/settlements/").content.decode()
     assert "¥450.00" in listing  # 30% of 1,500 yuan waits to be settled

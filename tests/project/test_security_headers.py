@@ -10,8 +10,8 @@ from django.conf import settings
 from django.test import Client
 
 from coupons.services.redemptions import redemption_create
-from coupons.services.settlements import settlement_create
 from tests.api.conftest import PASSWORD, signed_in
+from tests.controls import settlement_create
 from tests.coupons.conftest import make_cast, open_year
 from tests.evidence import invoice
 from tests.portal.conftest import client_of, walk_to_grant

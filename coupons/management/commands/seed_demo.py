@@ -37,6 +37,7 @@ from approvals.models import ApprovalRequest
 from approvals.services import approval_request_approve
 from config.errors import ApplicationError
 from coupons.models import Application, ComputeSource, Grant, ProgramYear, Purpose, Redemption
+from coupons.services.acknowledgements import redemption_acknowledge, redemption_dispute
 from coupons.services.applications import (
     application_approve,
     application_confirm,
@@ -493,7 +494,7 @@ class Command(BaseCommand):
             )
 
         # Provider 1 on the foundation-model grant: captured at once, held then captured, voided, expired.
-        redeem(g1, "BILL-1001", 5_000_000, capture=True)
+        r1 = redeem(g1, "BILL-1001", 5_000_000, capture=True)
         r2 = redemption_capture(redemption=redeem(g1, "BILL-1002", 3_000_000), actor=c1, now=now)
         redemption_void(redemption=redeem(g1, "BILL-1003", 1_000_000), actor=c1, now=now)
         r4 = redeem(g1, "BILL-1004", 2_000_000)
@@ -503,8 +504,11 @@ class Command(BaseCommand):
         r4.refresh_from_db()
         if r4.status != Redemption.Status.EXPIRED:
             raise CommandError(f"The hold of bill BILL-1004 did not expire: it is {r4.status}.")
-        # Finance settles and pays provider 1; then a paid redemption is reversed, and provider 1's
-        # next settlement (left open) nets that clawback against a new capture.
+        # The enterprise acknowledges its captured bills: only those are settled. Finance settles and
+        # pays provider 1; then a paid redemption is reversed, and provider 1's next settlement (left
+        # open) nets that clawback against a new capture.
+        for bill_row in (r1, r2):
+            redemption_acknowledge(redemption=bill_row, actor=m1, now=now)
         first = settlement_create(provider=p1, actor=staff["finance"])
         approved(
             settlement_pay_request(settlement=first, requester=staff["finance"], bank_reference="DEMO-BANK-0001"),
@@ -516,7 +520,7 @@ class Command(BaseCommand):
             ),
             "approver",
         )
-        redeem(g1, "BILL-1005", 4_000_000, capture=True)
+        redemption_acknowledge(redemption=redeem(g1, "BILL-1005", 4_000_000, capture=True), actor=m1, now=now)
         second = settlement_create(provider=p1, actor=staff["finance"])
         # Left for the demo's deciders: the open settlement's payment waits for finance2.
         settlement_pay_request(settlement=second, requester=staff["finance"], bank_reference="DEMO-BANK-0002")
@@ -525,9 +529,20 @@ class Command(BaseCommand):
             "(a capture less a clawback)."
         )
 
-        # Provider 2: captures on three grants, left unsettled; a grant revoked with a hold on it.
-        redeem(g4, "BILL-2001", 2_000_000, capture=True)
-        redemption_capture(redemption=redeem(g2, "BILL-2002", 1_000_000), actor=c2, now=now)
+        # Provider 2: captures on three grants, left unsettled: one disputed by its enterprise (for a
+        # reviewer to uphold or dismiss), one acknowledged, one awaiting its enterprise; and a grant
+        # revoked with a hold on it.
+        redemption_dispute(
+            redemption=redeem(g4, "BILL-2001", 2_000_000, capture=True),
+            actor=m3,
+            reason="Bill BILL-2001 lists GPU hours our jobs never used (demo).",
+            now=now,
+        )
+        redemption_acknowledge(
+            redemption=redemption_capture(redemption=redeem(g2, "BILL-2002", 1_000_000), actor=c2, now=now),
+            actor=m2,
+            now=now,
+        )
         redeem(g3, "BILL-2003", 500_000, capture=True)
         redeem(g3, "BILL-2004", 200_000)
         approved(
