@@ -149,6 +149,7 @@ class ProgramYearSerializer(serializers.ModelSerializer):
             "open_applications_at_close",
             "grant_validity",
             "grant_validity_months",
+            "redemption_mode",
             "rates",
             "figures",
         ]
@@ -213,6 +214,16 @@ class ProgramYearRequest(StrictSerializer):
         max_value=GRANT_VALIDITY_MONTHS_MAX,
         required=False,
         help_text="With `grant_validity` `months` only (and then required).",
+    )
+    redemption_mode = serializers.ChoiceField(
+        choices=ProgramYear.RedemptionMode.choices,
+        required=False,
+        help_text=(
+            "`provider_deduction` (the default): the computing center deducts the coupon from its bill and the fund "
+            "pays the center. `enterprise_reimbursement` (事后兑现): the enterprise pays in full, claims with the "
+            "invoice and proof of payment (`POST /claims/`), and the fund pays the enterprise. Fixed once the year "
+            "opens."
+        ),
     )
     rates = RatesSerializer(required=False, help_text="Defaults to the 2024 municipal measures.")
 

@@ -149,6 +149,7 @@ def program_year_create(
     rule_set: RateRuleSet | None = None,
     relaxed_cap_ceiling_fen: int | None = None,
     region_division_prefixes: list[str] | None = None,
+    redemption_mode: str = ProgramYear.RedemptionMode.PROVIDER_DEDUCTION,
 ) -> ProgramYear:
     """A superuser prepares a year (draft) with its pool, default cap, year-end policy, rates, the
     ceiling of relaxed caps (by default 20 million yuan, or the default cap if that is higher) and
@@ -180,6 +181,10 @@ def program_year_create(
         grant_validity=grant_validity,
         grant_validity_months=grant_validity_months,
     )
+    if redemption_mode not in ProgramYear.RedemptionMode.values:
+        raise ValidationFailed(
+            f"redemption_mode is one of {', '.join(ProgramYear.RedemptionMode.values)}.", field="redemption_mode"
+        )
     if ProgramYear.objects.filter(year=year).exists():
         raise InvalidState(f"Program year {year} exists.")
     return ProgramYear.objects.create(
@@ -193,6 +198,7 @@ def program_year_create(
         grant_validity=grant_validity,
         grant_validity_months=grant_validity_months,
         rule_set=rule_set or rule_set_default(),
+        redemption_mode=redemption_mode,
     )
 
 
