@@ -368,7 +368,9 @@ def check_claims_match_ledger() -> tuple[list[Finding], int]:
          WHERE a.id IS NULL OR a.credits_posted - a.debits_posted <> coalesce(o.approved, 0)
             OR a.credits_pending <> coalesce(o.held, 0) OR a.debits_pending <> 0
     """
-    sql = f"SELECT * FROM ({per_claim} UNION ALL {per_enterprise_year} UNION ALL {per_account}) f ORDER BY 1, 2, 3"
+    sql = (
+        f"SELECT * FROM (({per_claim}) UNION ALL ({per_enterprise_year}) UNION ALL ({per_account})) f ORDER BY 1, 2, 3"
+    )
     return _rows(sql), _count("SELECT count(*) FROM coupons_claim")
 
 

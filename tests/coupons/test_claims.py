@@ -28,6 +28,7 @@ from coupons.services.grants import grant_expire
 from coupons.services.redemptions import redemption_create
 from coupons.services.settlements import settlement_create
 from evidence.selectors import citations_of, documents_visible_to
+from ledger.errors import AccountNotFound
 from ledger.selectors import account_balance, account_get
 from ledger.services import pending_transfers_expire
 from tests.claims import claim, evidence, grant_in, open_reimbursement_year
@@ -81,7 +82,9 @@ def test_a_claim_holds_its_coupon_on_the_grant(cast, grant):
     # Both documents are cited, readable by the enterprise and the center, by nobody else.
     citations = list(citations_of(f"claim:{made.pk}"))
     assert sorted(c.role for c in citations) == ["invoice", "payment_proof"]
-    assert all(c.parties == sorted([f"enterprise:{cast.enterprise.pk}", f"provider:{cast.provider.pk}"]) for c in citations)
+    assert all(
+        c.parties == sorted([f"enterprise:{cast.enterprise.pk}", f"provider:{cast.provider.pk}"]) for c in citations
+    )
     assert documents_visible_to(cast.clerk).filter(pk=made.payment_proof_document_id).exists()
     outsider = UserFactory(enterprise=EnterpriseFactory())
     assert not documents_visible_to(outsider).filter(pk=made.payment_proof_document_id).exists()
@@ -376,7 +379,7 @@ def test_claims_of_several_grants_settle_together(cast, year):
 
 
 def test_the_enterprise_account_is_made_when_the_grant_is_issued(cast, year):
-    with pytest.raises(Exception):  # noqa: B017, PT011 - no account before any grant
+    with pytest.raises(AccountNotFound):
         account_get(code=books.enterprise_code(cast.enterprise.pk))
     grant_in(cast)
     assert enterprise_account(cast).credits_posted == 0
