@@ -71,7 +71,8 @@ class SettlementCreateRequest(StrictSerializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if ("provider" in attrs) == ("enterprise" in attrs):
-            raise serializers.ValidationError("Give exactly one of provider and enterprise.")
+            message = ["Give exactly one of provider and enterprise."]
+            raise serializers.ValidationError({"provider": message, "enterprise": message})
         return attrs
 
 

@@ -176,6 +176,7 @@ def test_claims_are_scoped(cast, grant, as_user):
         assert_problem(client.get(url), 404, "not_found")
         assert client.get(URL).json()["results"] == []
         assert_problem(client.post(f"{url}approve/", {}, format="json"), 404, "not_found")
+        assert_problem(client.post(f"{url}reject/", {"reason": "x"}, format="json"), 404, "not_found")
     assert as_user(cast.reviewer).get(URL, {"status": "approved"}).json()["results"] == []
 
 
