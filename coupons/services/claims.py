@@ -265,6 +265,7 @@ def claim_approve(*, claim: Claim, actor: User, reason: str = "", now: dt.dateti
             raise InvalidState(
                 f"The claim's hold lapsed at {_hold_of(locked).expires_at}; reject it and claim again.",
                 reason="hold_expired",
+                claim=locked.pk,
             ) from None
         return _decided(locked, status=Claim.Status.APPROVED, actor=actor, reason=reason, now=now)
 
