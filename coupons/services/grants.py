@@ -124,8 +124,9 @@ def grant_revoke_request(*, grant: Grant, requester: User, reason: str) -> Appro
 def grant_revoke(
     *, grant: Grant, actor: User, requested_by: User, reason: str, now: dt.datetime | None = None
 ) -> Grant:
-    """An approver revokes a grant someone else asked to revoke: outstanding holds are voided, and the
-    unused balance goes back to the pool and to the enterprise's cap. Captured redemptions stand.
+    """An approver revokes a grant someone else asked to revoke: outstanding holds are voided (and
+    submitted claims rejected), and the unused balance goes back to the pool and to the enterprise's
+    cap. Captured redemptions and approved claims stand.
 
     Called by the approval of a `grant_revoke` request (`coupons/approval_actions.py`)."""
     from coupons.services.claims import claims_release_on_grant_locked
@@ -189,7 +190,7 @@ def grant_revoke(
 
 def grant_expire(*, grant_id: int, now: dt.datetime) -> int | None:
     """Lapse what is left on one grant past its expiry into `lapsed:Y`, voiding its outstanding
-    holds first; return the fen lapsed, or None when the grant was no longer active (expired by an
+    holds (and rejecting its submitted claims) first; return the fen lapsed, or None when the grant was no longer active (expired by an
     earlier or concurrent run, or revoked).
 
     The grant's lock orders concurrent runs, and the ledger transfer key (`grant:<application>:lapse`)
