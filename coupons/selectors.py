@@ -9,6 +9,7 @@ from typing import Final, TypedDict
 
 from django.db import connection
 from django.db.models import BigIntegerField, Count, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -249,9 +250,10 @@ class PoolStats:
         }
 
 
-def _captured_fen_of_grant() -> Coalesce:
-    """The captured coupons of the grant in the outer query, in fen: redeemed, as the ledger counts it
-    (a reversed redemption went back to its grant or to the lapsed account)."""
+def _captured_fen_of_grant() -> CombinedExpression:
+    """The captured coupons and approved (or paid) claims of the grant in the outer query, in fen:
+    redeemed, as the ledger counts it (a reversed redemption went back to its grant or to the lapsed
+    account)."""
     captured = (
         Redemption.objects.filter(grant=OuterRef("pk"), status=Redemption.Status.CAPTURED)
         .order_by()
@@ -259,7 +261,16 @@ def _captured_fen_of_grant() -> Coalesce:
         .annotate(total=Sum("coupon_fen"))
         .values("total")
     )
-    return Coalesce(Subquery(captured, output_field=BigIntegerField()), Value(0))
+    claimed = (
+        Claim.objects.filter(grant=OuterRef("pk"), status__in=[Claim.Status.APPROVED, Claim.Status.PAID])
+        .order_by()
+        .values("grant")
+        .annotate(total=Sum("coupon_fen"))
+        .values("total")
+    )
+    return Coalesce(Subquery(captured, output_field=BigIntegerField()), Value(0)) + Coalesce(
+        Subquery(claimed, output_field=BigIntegerField()), Value(0)
+    )
 
 
 def _cap_fen_of_enterprise(program_year: ProgramYear) -> Coalesce:

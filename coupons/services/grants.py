@@ -190,8 +190,8 @@ def grant_revoke(
 
 def grant_expire(*, grant_id: int, now: dt.datetime) -> int | None:
     """Lapse what is left on one grant past its expiry into `lapsed:Y`, voiding its outstanding
-    holds (and rejecting its submitted claims) first; return the fen lapsed, or None when the grant was no longer active (expired by an
-    earlier or concurrent run, or revoked).
+    holds (and rejecting its submitted claims) first; return the fen lapsed, or None when the grant
+    was no longer active (expired by an earlier or concurrent run, or revoked).
 
     The grant's lock orders concurrent runs, and the ledger transfer key (`grant:<application>:lapse`)
     is the backstop: no redelivery or racing run can lapse a fen twice.

@@ -264,3 +264,12 @@ def test_an_enterprise_with_nothing_approved_has_nothing_to_settle(cast, grant, 
         403,
         "permission_denied",
     )
+
+
+def test_pool_figures_and_breakdowns_count_approved_claims(cast, grant, as_user):
+    claim_approve(claim=claim(cast, grant, 100_000), actor=cast.reviewer)
+    claim(cast, grant, 50_000)  # Submitted: held, not redeemed.
+    stats = as_user(cast.reviewer).get("/api/v1/stats/pool/", {"year": YEAR}).json()
+    assert (stats["held_fen"], stats["redeemed_fen"]) == (15_000, 30_000)
+    assert [row["redeemed_fen"] for row in stats["by_provider"]] == [30_000]
+    assert [row["redeemed_fen"] for row in stats["by_compute_source"]] == [30_000]
