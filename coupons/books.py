@@ -9,7 +9,9 @@ Per program year Y:
 - `grant:Y:G` (debits ≤ credits): credited on issue, debited by redemptions, expiry, revocation;
 - `disbursed:Y`, `lapsed:Y` (no limit): where paid money and expired coupons end up.
 And per provider P, `provider:P` (no limit): credited by captures, debited by settlement; below
-zero it is a clawback the provider owes.
+zero it is a clawback the provider owes. Per enterprise E, `enterprise:E` (no limit): in a year of
+enterprise reimbursement (事后兑现), the other side of a claim's hold, credited when a reviewer
+approves the claim, debited when a settlement pays the enterprise.
 """
 
 from ledger.models import Account
@@ -64,6 +66,10 @@ def provider_code(provider_id: int) -> str:
     return f"provider:{provider_id}"
 
 
+def enterprise_code(enterprise_id: int) -> str:
+    return f"enterprise:{enterprise_id}"
+
+
 def year_accounts_ensure(year: int) -> dict[str, Account]:
     """Create (or find) the year's accounts; return them by role."""
     return {
@@ -78,6 +84,11 @@ def year_accounts_ensure(year: int) -> dict[str, Account]:
 
 def provider_account_ensure(provider_id: int) -> Account:
     return account_create(code=provider_code(provider_id))
+
+
+def enterprise_account_ensure(enterprise_id: int) -> Account:
+    """Created when a grant is issued in a year of enterprise reimbursement, so a claim finds it."""
+    return account_create(code=enterprise_code(enterprise_id))
 
 
 def account_id(code: str) -> int:

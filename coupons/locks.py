@@ -6,11 +6,11 @@ from typing import TypeVar
 
 from django.db.models import QuerySet
 
-from accounts.models import Provider
+from accounts.models import Enterprise, Provider
 from config.errors import NotFound
-from coupons.models import Application, Grant, ProgramYear, Redemption, Settlement
+from coupons.models import Application, Claim, Grant, ProgramYear, Redemption, Settlement
 
-T = TypeVar("T", Application, Grant, ProgramYear, Provider, Redemption, Settlement)
+T = TypeVar("T", Application, Claim, Enterprise, Grant, ProgramYear, Provider, Redemption, Settlement)
 
 
 def _one(queryset: "QuerySet[T]", pk: int, what: str) -> T:
@@ -39,6 +39,18 @@ def redemption_lock(pk: int) -> Redemption:
 
 def redemptions_lock(pks: Sequence[int]) -> list[Redemption]:
     return list(Redemption.objects.select_for_update().filter(pk__in=pks).order_by("pk"))
+
+
+def claim_lock(pk: int) -> Claim:
+    return _one(Claim.objects.all(), pk, "claim")
+
+
+def claims_lock(pks: Sequence[int]) -> list[Claim]:
+    return list(Claim.objects.select_for_update().filter(pk__in=pks).order_by("pk"))
+
+
+def enterprise_lock(pk: int) -> Enterprise:
+    return _one(Enterprise.objects.all(), pk, "enterprise")
 
 
 def provider_lock(pk: int) -> Provider:

@@ -9,12 +9,13 @@ from typing import Final, TypedDict
 
 from django.db import connection
 from django.db.models import BigIntegerField, Count, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from config.errors import NotFound
 from coupons import books
-from coupons.models import BASIS_POINTS_WHOLE, CapOverride, Grant, ProgramYear, Redemption, Settlement
+from coupons.models import BASIS_POINTS_WHOLE, CapOverride, Claim, Grant, ProgramYear, Redemption, Settlement
 from coupons.services.years import PROGRAM_TIME_ZONE, year_end
 from ledger.models import Account
 from ledger.selectors import account_balance_daily
@@ -25,7 +26,8 @@ class PoolFigures:
     """A program year's money, in fen.
 
     pool = available + issued − revoked, and issued = unspent grant balances + held + redeemed +
-    revoked + lapsed; `settled` is the part of `redeemed` paid out to providers.
+    revoked + lapsed; `redeemed` counts captured redemptions and approved claims, and `settled` is
+    the part of `redeemed` paid out to providers and to enterprises.
     """
 
     pool_fen: int
@@ -74,24 +76,31 @@ def program_year_figures(*, year: int) -> PoolFigures:
 
 
 def program_year_figures_from_rows(*, year: int) -> PoolFigures:
-    """The same figures recomputed from grants, redemptions and settlements: the audit's cross-check."""
+    """The same figures recomputed from grants, redemptions, claims and settlements: the audit's cross-check."""
     program_year = ProgramYear.objects.get(year=year)
     grants = Grant.objects.filter(year=program_year)
     redemptions = Redemption.objects.filter(grant__year=program_year)
+    claims = Claim.objects.filter(grant__year=program_year)
 
     def total(queryset: object, field: str) -> int:
         return int(queryset.aggregate(total=Sum(field))["total"] or 0)  # type: ignore[attr-defined]
 
     issued_fen = total(grants, "amount_fen")
     revoked_fen = total(grants, "revoked_fen")
-    held_fen = total(redemptions.filter(status=Redemption.Status.PENDING), "coupon_fen")
-    redeemed_fen = total(redemptions.filter(status=Redemption.Status.CAPTURED), "coupon_fen")
+    held_fen = total(redemptions.filter(status=Redemption.Status.PENDING), "coupon_fen") + total(
+        claims.filter(status=Claim.Status.SUBMITTED), "coupon_fen"
+    )
+    redeemed_fen = total(redemptions.filter(status=Redemption.Status.CAPTURED), "coupon_fen") + total(
+        claims.filter(status__in=[Claim.Status.APPROVED, Claim.Status.PAID]), "coupon_fen"
+    )
     lapsed_fen = total(grants, "lapsed_fen") + total(
         redemptions.filter(status=Redemption.Status.REVERSED, reversed_to="lapsed"), "coupon_fen"
     )
     paid = Q(settlement__status=Settlement.Status.PAID)
-    settled_fen = total(redemptions.filter(paid), "coupon_fen") - total(
-        redemptions.filter(clawback_settlement__status=Settlement.Status.PAID), "coupon_fen"
+    settled_fen = (
+        total(redemptions.filter(paid), "coupon_fen")
+        - total(redemptions.filter(clawback_settlement__status=Settlement.Status.PAID), "coupon_fen")
+        + total(claims.filter(paid), "coupon_fen")
     )
     opened = program_year.status != ProgramYear.Status.DRAFT
     pool_fen = program_year.pool_fen if opened else 0
@@ -108,13 +117,16 @@ def program_year_figures_from_rows(*, year: int) -> PoolFigures:
 
 
 def grant_figures(grant: Grant) -> dict[str, int]:
-    """available, held and redeemed for one grant, from its ledger account and its redemptions."""
+    """available, held and redeemed for one grant, from its ledger account, its redemptions and its claims."""
     account = Account.objects.get(pk=grant.account_id)
     redeemed = grant.redemptions.filter(status=Redemption.Status.CAPTURED).aggregate(total=Sum("coupon_fen"))["total"]
+    claimed = grant.claims.filter(status__in=[Claim.Status.APPROVED, Claim.Status.PAID]).aggregate(
+        total=Sum("coupon_fen")
+    )["total"]
     return {
         "available_fen": account.credits_posted - account.debits_posted - account.debits_pending,
         "held_fen": account.debits_pending,
-        "redeemed_fen": int(redeemed or 0),
+        "redeemed_fen": int(redeemed or 0) + int(claimed or 0),
     }
 
 
@@ -133,8 +145,10 @@ SETTLEMENT_CSV_HEADER = (
 
 
 def settlement_lines_csv(settlement: Settlement) -> str:
-    """The settlement's lines for the bank and the provider: each redemption paid (kind
-    `redemption`, positive) and each clawback netted (kind `clawback`, negative), in fen."""
+    """The settlement's lines for the bank and the payee: each redemption paid (kind `redemption`,
+    positive) and each clawback netted (kind `clawback`, negative), in fen. An enterprise settlement's
+    lines are its claims (kind `claim`): the claim's id, its invoice number as the bill number, and
+    when it was approved as the capture time."""
     import csv
     import io
 
@@ -161,6 +175,24 @@ def settlement_lines_csv(settlement: Settlement) -> str:
                 redemption.bill_amount_fen,
                 sign * redemption.coupon_fen,
                 timezone.localtime(captured_at, PROGRAM_TIME_ZONE).isoformat() if captured_at else "",
+            )
+        )
+    for number, claim in enumerate(
+        settlement.claims.select_related("grant__application", "grant__enterprise").order_by("pk"),
+        start=len(lines) + 1,
+    ):
+        writer.writerow(
+            (
+                number,
+                "claim",
+                claim.pk,
+                claim.grant.code,
+                spreadsheet_safe(claim.grant.enterprise.name),
+                spreadsheet_safe(claim.grant.application.contract_number),
+                claim.invoice_number,
+                claim.bill_amount_fen,
+                claim.coupon_fen,
+                timezone.localtime(claim.decided_at, PROGRAM_TIME_ZONE).isoformat() if claim.decided_at else "",
             )
         )
     writer.writerow(("", "total", "", "", "", "", "", "", settlement.total_fen, ""))
@@ -218,9 +250,10 @@ class PoolStats:
         }
 
 
-def _captured_fen_of_grant() -> Coalesce:
-    """The captured coupons of the grant in the outer query, in fen: redeemed, as the ledger counts it
-    (a reversed redemption went back to its grant or to the lapsed account)."""
+def _captured_fen_of_grant() -> CombinedExpression:
+    """The captured coupons and approved (or paid) claims of the grant in the outer query, in fen:
+    redeemed, as the ledger counts it (a reversed redemption went back to its grant or to the lapsed
+    account)."""
     captured = (
         Redemption.objects.filter(grant=OuterRef("pk"), status=Redemption.Status.CAPTURED)
         .order_by()
@@ -228,7 +261,16 @@ def _captured_fen_of_grant() -> Coalesce:
         .annotate(total=Sum("coupon_fen"))
         .values("total")
     )
-    return Coalesce(Subquery(captured, output_field=BigIntegerField()), Value(0))
+    claimed = (
+        Claim.objects.filter(grant=OuterRef("pk"), status__in=[Claim.Status.APPROVED, Claim.Status.PAID])
+        .order_by()
+        .values("grant")
+        .annotate(total=Sum("coupon_fen"))
+        .values("total")
+    )
+    return Coalesce(Subquery(captured, output_field=BigIntegerField()), Value(0)) + Coalesce(
+        Subquery(claimed, output_field=BigIntegerField()), Value(0)
+    )
 
 
 def _cap_fen_of_enterprise(program_year: ProgramYear) -> Coalesce:

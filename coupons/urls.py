@@ -1,12 +1,13 @@
 """The coupon program's endpoints under /api/v1/: each resource module brings its own routes."""
 
-from coupons.api import applications, audits, grants, redemptions, sanctions, settlements, stats, years
+from coupons.api import applications, audits, claims, grants, redemptions, sanctions, settlements, stats, years
 
 urlpatterns = [
     *years.urlpatterns,
     *applications.urlpatterns,
     *grants.urlpatterns,
     *redemptions.urlpatterns,
+    *claims.urlpatterns,
     *settlements.urlpatterns,
     *stats.urlpatterns,
     *audits.urlpatterns,

@@ -31,6 +31,13 @@ def describe(error: ApplicationError) -> str:
             "left": _left(error, "remaining_fen")
         }
     reason = error.extra.get("reason")
+    if reason == "redemption_mode":
+        return _(
+            "This program year does not work this way: with provider deduction the computing center deducts the "
+            "coupon from its bill; with enterprise reimbursement the enterprise pays in full and claims."
+        )
+    if reason == "hold_expired" and "claim" in error.extra:
+        return _("The claim's hold lapsed; reject the claim, and the enterprise may claim the invoice again.")
     if reason == "hold_expired":
         return _("The hold expired before it was captured; the amount is back on the coupon. Redeem the bill again.")
     if reason == "settlement_unpaid":

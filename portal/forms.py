@@ -325,6 +325,34 @@ class SettlementForm(forms.Form):
     )
 
 
+class ClaimForm(forms.Form):
+    """A bill the enterprise paid in full (enterprise reimbursement): the invoice and the proof of payment."""
+
+    invoice_number = _text(
+        _("Invoice number"),
+        max_length=64,
+        help_text=_("20 digits, or the 10 or 12-digit invoice code and the 8-digit number: CODE-NUMBER."),
+    )
+    invoice_file = forms.FileField(label=_("Invoice (PDF, OFD, JPEG or PNG)"))
+    payment_proof_file = forms.FileField(label=_("Proof of payment (PDF, OFD, JPEG or PNG)"))
+    bill_amount = YuanField(label=_("Bill amount paid (yuan)"))
+    requested = YuanField(
+        label=_("Coupon amount requested (yuan)"),
+        required=False,
+        help_text=_("Leave empty to claim as much as the rate and the coupon allow."),
+    )
+
+
+class EnterpriseSettlementForm(forms.Form):
+    enterprise = forms.ModelChoiceField(
+        label=_("Enterprise"),
+        queryset=Enterprise.objects.filter(claims__status="approved", claims__settlement__isnull=True)
+        .distinct()
+        .order_by("name"),
+        empty_label=_("Choose an enterprise"),
+    )
+
+
 class PayForm(forms.Form):
     bank_reference = _text(_("Bank reference"), max_length=100)
 

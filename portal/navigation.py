@@ -33,12 +33,14 @@ def items_for(user: User | None) -> list[Item]:
             Item("portal:enterprise_flags", _("Eligibility")),
             Item("portal:apply", _("Apply")),
             Item("portal:redemptions", _("Redemptions")),
+            Item("portal:claims", _("Claims")),
             Item("portal:public_awards", _("Public notice")),
         ]
     if user.provider_id is not None:
         return [
             Item("portal:provider_home", _("Contracts to confirm")),
             Item("portal:redemptions", _("Redemptions")),
+            Item("portal:claims", _("Claims")),
             Item("portal:redeem", _("Redeem a bill")),
             Item("portal:settlements", _("Settlements")),
             Item("portal:api_keys", _("API keys")),
@@ -64,7 +66,7 @@ def items_for(user: User | None) -> list[Item]:
     if user.is_staff_member:
         items.append(Item("portal:approval_requests", _("Approval requests")))
     if user.is_staff_member:
-        items.append(Item("portal:redemptions", _("Redemptions")))
+        items += [Item("portal:redemptions", _("Redemptions")), Item("portal:claims", _("Claims"))]
     if user.has_role(Role.FINANCE):
         items += [Item("portal:settlements", _("Settlements")), Item("portal:exports", _("Exports"))]
     if user.has_role(Role.AUDITOR):

@@ -6,6 +6,7 @@ from django.urls import path, reverse_lazy
 from portal.views import (
     applications,
     approvals,
+    claims,
     common,
     dashboard,
     enterprise,
@@ -56,6 +57,10 @@ urlpatterns = [
     path("redemptions/", provider.redemption_list, name="redemptions"),
     path("redemptions/<int:pk>/<str:action>/", provider.redemption_action, name="redemption_action"),
     path("disputes/", provider.disputes, name="disputes"),
+    # Claims (enterprise reimbursement)
+    path("grants/<int:pk>/claim/", claims.claim_create, name="claim_create"),
+    path("claims/", claims.claim_list, name="claims"),
+    path("claims/<int:pk>/<str:decision>/", claims.claim_decide, name="claim_decide"),
     # Computing center
     path("provider/", provider.provider_home, name="provider_home"),
     path("redeem/", provider.redeem, name="redeem"),

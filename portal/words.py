@@ -73,6 +73,7 @@ AUDIT_CHECK_WORDS: dict[str, Promise] = {
     "grants_match_ledger": _("Coupons match their ledger accounts"),
     "redemptions_match_ledger": _("Redemptions match the ledger"),
     "settlements_match_ledger": _("Settlements match the ledger"),
+    "claims_match_ledger": _("Claims match the ledger"),
     "pool_figures_match_rows": _("Pool figures from the ledger match the records"),
     "two_people_decided": _("Two different people asked for and decided every sensitive action"),
     "stored_files_intact": _("Every stored document still has the bytes it was uploaded with"),

@@ -20,7 +20,7 @@ from approvals.api import ApprovalRequestSerializer
 from approvals.models import REASON_LENGTH_MAX
 from config.errors import NotFound
 from coupons.api.scopes import grants_visible_to
-from coupons.models import Grant, Redemption
+from coupons.models import Claim, Grant, Redemption
 from coupons.services.grants import grant_revoke_request
 
 
@@ -37,8 +37,17 @@ def grants_with_figures(user: User) -> QuerySet[Grant]:
         .annotate(total=Sum("coupon_fen"))
         .values("total")
     )
+    # In a year of enterprise reimbursement the coupons are claimed: approved (or paid) claims.
+    claimed = (
+        Claim.objects.filter(grant=OuterRef("pk"), status__in=[Claim.Status.APPROVED, Claim.Status.PAID])
+        .order_by()
+        .values("grant")
+        .annotate(total=Sum("coupon_fen"))
+        .values("total")
+    )
     return grants_visible_to(user).annotate(
         redeemed_fen=Coalesce(Subquery(captured, output_field=BigIntegerField()), 0)
+        + Coalesce(Subquery(claimed, output_field=BigIntegerField()), 0)
     )
 
 
@@ -56,7 +65,9 @@ class GrantSerializer(serializers.ModelSerializer):
     held_fen = serializers.IntegerField(
         source="account.debits_pending", read_only=True, help_text="Held by pending redemptions, in fen."
     )
-    redeemed_fen = serializers.IntegerField(read_only=True, help_text="Captured redemptions, in fen.")
+    redeemed_fen = serializers.IntegerField(
+        read_only=True, help_text="Captured redemptions and approved claims, in fen."
+    )
 
     class Meta:
         model = Grant

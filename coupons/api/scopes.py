@@ -5,7 +5,7 @@ from typing import TypeVar
 from django.db.models import Model, QuerySet
 
 from accounts.models import User
-from coupons.models import Application, Grant, Redemption, Settlement
+from coupons.models import Application, Claim, Grant, Redemption, Settlement
 
 M = TypeVar("M", bound=Model)
 
@@ -37,6 +37,14 @@ def redemptions_visible_to(user: User) -> QuerySet[Redemption]:
     return _scoped(queryset, user, enterprise="grant__enterprise_id", provider="provider_id")
 
 
+def claims_visible_to(user: User) -> QuerySet[Claim]:
+    """Staff see every claim; an enterprise its own; a computing center, read-only, the claims on its
+    grants (it issued the invoice and is a party to the claim's documents)."""
+    queryset = Claim.objects.select_related("grant")
+    return _scoped(queryset, user, enterprise="enterprise_id", provider="grant__provider_id")
+
+
 def settlements_visible_to(user: User) -> QuerySet[Settlement]:
-    """Finance (and other staff) see all settlements; a provider its own; enterprises none."""
-    return _scoped(Settlement.objects.all(), user, enterprise=None, provider="provider_id")
+    """Finance (and other staff) see all settlements; a provider its own; an enterprise those that pay it
+    (enterprise reimbursement)."""
+    return _scoped(Settlement.objects.all(), user, enterprise="enterprise_id", provider="provider_id")

@@ -1,9 +1,11 @@
-"""Settlements: finance batches a provider's captured redemptions, exports the lines for the bank,
-and marks the batch paid; providers read their own."""
+"""Settlements: finance batches a provider's captured redemptions (provider deduction) or an
+enterprise's approved claims (enterprise reimbursement), exports the lines for the bank, and marks
+the batch paid; providers and enterprises read their own."""
 
 from typing import Any, Final
 
 import django_filters
+from django.db.models import Q, QuerySet
 from django.http import HttpResponse
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
@@ -13,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api import providers_visible_to
+from accounts.api import enterprises_visible_to, providers_visible_to
 from accounts.models import Role, User
 from accounts.roles import require_role
 from api.idempotency import idempotency_key_parameter, idempotent
@@ -25,31 +27,53 @@ from config.errors import NotFound
 from coupons.api.scopes import settlements_visible_to
 from coupons.models import Settlement
 from coupons.selectors import settlement_lines_csv
+from coupons.services.claims import settlement_create_for_enterprise
 from coupons.services.settlements import BANK_REFERENCE_LENGTH_MAX, settlement_create, settlement_pay_request
 
 CSV_CONTENT_TYPE: Final = "text/csv"
 
 
 class SettlementSerializer(serializers.ModelSerializer):
+    claims_count = serializers.SerializerMethodField(help_text="The enterprise's claims it pays (0 for a provider).")
+
     class Meta:
         model = Settlement
         fields = [
             "id",
             "provider",
+            "enterprise",
             "status",
             "total_fen",
             "redemptions_count",
+            "claims_count",
             "bank_reference",
             "paid_at",
             "created_at",
         ]
         read_only_fields = fields
 
+    def get_claims_count(self, settlement: Settlement) -> int:
+        return 0 if settlement.enterprise_id is None else settlement.claims.count()
+
 
 class SettlementCreateRequest(StrictSerializer):
-    """The provider to settle with."""
+    """The payee to settle with: a provider, or an enterprise (exactly one)."""
 
-    provider = StrictIntegerField(min_value=1, max_value=ID_MAX, help_text="The provider to settle with.")
+    provider = StrictIntegerField(
+        min_value=1, max_value=ID_MAX, required=False, help_text="The provider to settle with (provider deduction)."
+    )
+    enterprise = StrictIntegerField(
+        min_value=1,
+        max_value=ID_MAX,
+        required=False,
+        help_text="The enterprise to settle with: its approved claims (enterprise reimbursement).",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("provider" in attrs) == ("enterprise" in attrs):
+            message = ["Give exactly one of provider and enterprise."]
+            raise serializers.ValidationError({"provider": message, "enterprise": message})
+        return attrs
 
 
 class SettlementPayRequest(StrictSerializer):
@@ -64,11 +88,15 @@ class SettlementPayRequest(StrictSerializer):
 class SettlementFilter(django_filters.FilterSet):
     # A plain number, not a choice, so a filter never reveals which ids exist.
     provider = django_filters.NumberFilter(field_name="provider_id")
-    year = django_filters.NumberFilter(field_name="redemptions__grant__year_id", distinct=True)
+    enterprise = django_filters.NumberFilter(field_name="enterprise_id")
+    year = django_filters.NumberFilter(method="filter_year")
 
     class Meta:
         model = Settlement
-        fields = ["status", "provider", "year"]
+        fields = ["status", "provider", "enterprise", "year"]
+
+    def filter_year(self, queryset: QuerySet[Settlement], name: str, value: int) -> QuerySet[Settlement]:
+        return queryset.filter(Q(redemptions__grant__year_id=value) | Q(claims__grant__year_id=value)).distinct()
 
 
 class CsvRenderer(renderers.BaseRenderer):
@@ -95,7 +123,9 @@ def _settlement(user: User, pk: int) -> Settlement:
 @extend_schema_view(
     get=extend_schema(
         summary="List settlements",
-        description="Finance and other staff see every settlement; a provider its own; enterprises none.",
+        description=(
+            "Finance and other staff see every settlement; a provider its own; an enterprise those that pay its claims."
+        ),
         tags=["settlements"],
     )
 )
@@ -111,25 +141,36 @@ class SettlementListCreate(ScopedQuerysetMixin, generics.ListAPIView):
         request=SettlementCreateRequest,
         responses={201: SettlementSerializer},
         parameters=[idempotency_key_parameter(required=False)],
-        summary="Settle with a provider (finance)",
+        summary="Settle with a provider or an enterprise (finance)",
         description=(
-            "Batches the provider's captured, unsettled redemptions whose `acknowledgement` is `confirmed`, "
-            "`deemed_confirmed` or `dismissed` (a bill still `awaiting` past its `acknowledge_by` is deemed "
-            "confirmed and taken), less the clawbacks it owes. Disputed bills and bills in their window are left "
-            "for a later settlement. 409 `invalid_state` when there is nothing to settle."
+            "With `provider`: batches the provider's captured, unsettled redemptions whose `acknowledgement` is "
+            "`confirmed`, `deemed_confirmed` or `dismissed` (a bill still `awaiting` past its `acknowledge_by` is "
+            "deemed confirmed and taken), less the clawbacks it owes; disputed bills and bills in their window are "
+            "left for a later settlement. With `enterprise` (enterprise reimbursement): batches the enterprise's "
+            "approved, unsettled claims. Exactly one of the two, else 400 `validation_error`. 409 `invalid_state` "
+            "when there is nothing to settle."
         ),
         tags=["settlements"],
-        examples=[OpenApiExample("Settle", value={"provider": 3}, request_only=True)],
+        examples=[
+            OpenApiExample("Settle with a provider", value={"provider": 3}, request_only=True),
+            OpenApiExample("Settle with an enterprise", value={"enterprise": 7}, request_only=True),
+        ],
     )
     @idempotent(required=False)
     def post(self, request: Request) -> Response:
         user: User = request.user  # type: ignore[assignment]
         require_role(user, Role.FINANCE)
         data = validated(SettlementCreateRequest, request.data)
-        provider = providers_visible_to(user).filter(pk=data["provider"]).first()
-        if provider is None:
-            raise NotFound(f"No provider {data['provider']}.")
-        settlement = settlement_create(provider=provider, actor=user)
+        if "enterprise" in data:
+            enterprise = enterprises_visible_to(user).filter(pk=data["enterprise"]).first()
+            if enterprise is None:
+                raise NotFound(f"No enterprise {data['enterprise']}.")
+            settlement = settlement_create_for_enterprise(enterprise=enterprise, actor=user)
+        else:
+            provider = providers_visible_to(user).filter(pk=data["provider"]).first()
+            if provider is None:
+                raise NotFound(f"No provider {data['provider']}.")
+            settlement = settlement_create(provider=provider, actor=user)
         return Response(SettlementSerializer(settlement).data, status=status.HTTP_201_CREATED)
 
 
@@ -154,7 +195,8 @@ class SettlementPay(APIView):
         summary="Ask for a settlement to be marked paid (finance)",
         description=(
             "Answers 202 with an approval request (action `settlement_pay`); the settlement is paid, and the money "
-            "leaves the provider's account, only when a different finance user, who did not create the settlement "
+            "leaves the payee's account (the provider's, or the enterprise's, whose claims become `paid`), only when "
+            "a different finance user, who did not create the settlement "
             "either, approves it at `POST /approval-requests/{id}/approve/` (else 403 `four_eyes`). 409 "
             "`invalid_state` when it is already paid or a request for it is pending."
         ),

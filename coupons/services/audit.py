@@ -175,14 +175,19 @@ def check_redemptions_within_rate() -> tuple[list[Finding], int]:
 
 
 def check_contract_bills_within_fee() -> tuple[list[Finding], int]:
+    """The live bills of a contract, redeemed or claimed, never add up past its fee."""
     sql = """
-        SELECT g.id AS grant_id, a.contract_number, a.contract_fee_fen, sum(r.bill_amount_fen) AS billed_fen
-          FROM coupons_redemption r
-          JOIN coupons_grant g ON g.id = r.grant_id
+        WITH bills AS (
+            SELECT grant_id, bill_amount_fen FROM coupons_redemption WHERE status IN ('pending', 'captured')
+            UNION ALL
+            SELECT grant_id, bill_amount_fen FROM coupons_claim WHERE status IN ('submitted', 'approved', 'paid')
+        )
+        SELECT g.id AS grant_id, a.contract_number, a.contract_fee_fen, sum(b.bill_amount_fen) AS billed_fen
+          FROM bills b
+          JOIN coupons_grant g ON g.id = b.grant_id
           JOIN coupons_application a ON a.id = g.application_id
-         WHERE r.status IN ('pending', 'captured')
          GROUP BY g.id, a.contract_number, a.contract_fee_fen
-        HAVING sum(r.bill_amount_fen) > a.contract_fee_fen
+        HAVING sum(b.bill_amount_fen) > a.contract_fee_fen
          ORDER BY g.id
     """
     return _rows(sql), _count("SELECT count(*) FROM coupons_grant")
@@ -209,14 +214,23 @@ def check_closed_years_hold_nothing() -> tuple[list[Finding], int]:
 
 
 def check_grants_match_ledger() -> tuple[list[Finding], int]:
-    """Each grant's account equals its amount and what its redemptions, revocation and lapse moved."""
+    """Each grant's account equals its amount and what its redemptions, claims, revocation and lapse moved."""
     sql = """
-        WITH moved AS (
+        WITH uses AS (
             SELECT grant_id,
-                   sum(coupon_fen) FILTER (WHERE status = 'pending') AS held,
-                   sum(coupon_fen) FILTER (WHERE status IN ('captured', 'reversed')) AS spent,
-                   sum(coupon_fen) FILTER (WHERE status = 'reversed' AND reversed_to = 'grant') AS returned
-              FROM coupons_redemption GROUP BY grant_id
+                   CASE WHEN status = 'pending' THEN coupon_fen ELSE 0 END AS held,
+                   CASE WHEN status IN ('captured', 'reversed') THEN coupon_fen ELSE 0 END AS spent,
+                   CASE WHEN status = 'reversed' AND reversed_to = 'grant' THEN coupon_fen ELSE 0 END AS returned
+              FROM coupons_redemption
+            UNION ALL
+            SELECT grant_id,
+                   CASE WHEN status = 'submitted' THEN coupon_fen ELSE 0 END,
+                   CASE WHEN status IN ('approved', 'paid') THEN coupon_fen ELSE 0 END,
+                   0
+              FROM coupons_claim
+        ), moved AS (
+            SELECT grant_id, sum(held) AS held, sum(spent) AS spent, sum(returned) AS returned
+              FROM uses GROUP BY grant_id
         )
         SELECT g.id AS grant_id, g.code, g.amount_fen, account.credits_posted, account.debits_posted,
                account.debits_pending
@@ -258,11 +272,17 @@ def check_redemptions_match_ledger() -> tuple[list[Finding], int]:
 
 
 def check_settlements_match_ledger() -> tuple[list[Finding], int]:
-    """Each settlement's total is its lines less its clawbacks, and a paid one moved exactly that."""
+    """Each settlement's total is its lines (redemptions, or an enterprise's claims) less its clawbacks,
+    a paid one moved exactly that, and an enterprise settlement's claims are paid when it is."""
     sql = """
         WITH lines AS (
             SELECT settlement_id, sum(coupon_fen) AS fen, count(*) AS n FROM coupons_redemption
              WHERE settlement_id IS NOT NULL GROUP BY settlement_id
+        ), claim_lines AS (
+            SELECT settlement_id, sum(coupon_fen) AS fen,
+                   count(*) FILTER (WHERE status = 'approved') AS approved_n,
+                   count(*) FILTER (WHERE status = 'paid') AS paid_n
+              FROM coupons_claim WHERE settlement_id IS NOT NULL GROUP BY settlement_id
         ), clawbacks AS (
             SELECT clawback_settlement_id AS settlement_id, sum(coupon_fen) AS fen FROM coupons_redemption
              WHERE clawback_settlement_id IS NOT NULL GROUP BY clawback_settlement_id
@@ -273,19 +293,87 @@ def check_settlements_match_ledger() -> tuple[list[Finding], int]:
               FROM ledger_transfer WHERE key LIKE 'settlement:%%' GROUP BY 1
         )
         SELECT s.id AS settlement_id, s.status, s.total_fen, coalesce(l.fen, 0) AS lines_fen,
-               coalesce(c.fen, 0) AS clawbacks_fen, p.pay_fen, p.clawback_fen
+               coalesce(cl.fen, 0) AS claims_fen, coalesce(c.fen, 0) AS clawbacks_fen, p.pay_fen, p.clawback_fen
           FROM coupons_settlement s
           LEFT JOIN lines l ON l.settlement_id = s.id
+          LEFT JOIN claim_lines cl ON cl.settlement_id = s.id
           LEFT JOIN clawbacks c ON c.settlement_id = s.id
           LEFT JOIN paid p ON p.settlement_id = s.id
-         WHERE s.total_fen <> coalesce(l.fen, 0) - coalesce(c.fen, 0)
+         WHERE s.total_fen <> coalesce(l.fen, 0) + coalesce(cl.fen, 0) - coalesce(c.fen, 0)
             OR s.redemptions_count <> coalesce(l.n, 0)
-            OR (s.status = 'paid' AND (coalesce(p.pay_fen, 0) <> coalesce(l.fen, 0)
-                                       OR coalesce(p.clawback_fen, 0) <> coalesce(c.fen, 0)))
-            OR (s.status = 'open' AND p.settlement_id IS NOT NULL)
+            OR (s.enterprise_id IS NOT NULL AND (l.settlement_id IS NOT NULL OR c.settlement_id IS NOT NULL))
+            OR (s.provider_id IS NOT NULL AND cl.settlement_id IS NOT NULL)
+            OR (s.status = 'paid' AND (coalesce(p.pay_fen, 0) <> coalesce(l.fen, 0) + coalesce(cl.fen, 0)
+                                       OR coalesce(p.clawback_fen, 0) <> coalesce(c.fen, 0)
+                                       OR coalesce(cl.approved_n, 0) <> 0))
+            OR (s.status = 'open' AND (p.settlement_id IS NOT NULL OR coalesce(cl.paid_n, 0) <> 0))
          ORDER BY s.id
     """
     return _rows(sql), _count("SELECT count(*) FROM coupons_settlement")
+
+
+def check_claims_match_ledger() -> tuple[list[Finding], int]:
+    """Each claim's state is the state of its ledger transfers, amount for amount, at its grant's rate;
+    and per enterprise and program year, the approvals posted to `enterprise:E` are its approved and
+    paid claims, and its account holds what it is owed: approved claims not yet paid."""
+    per_claim = """
+        SELECT 'claim' AS kind, c.id AS claim_id, NULL::bigint AS enterprise_id, NULL::integer AS year,
+               c.status, c.coupon_fen, hold.amount_fen AS hold_fen, approve.amount_fen AS approve_fen,
+               release.id AS release_id, NULL::bigint AS ledger_fen
+          FROM coupons_claim c
+          JOIN coupons_grant g ON g.id = c.grant_id
+          LEFT JOIN ledger_transfer hold ON hold.id = c.hold_transfer_id
+          LEFT JOIN ledger_transfer approve ON approve.key = 'claim:' || c.id || ':approve'
+          LEFT JOIN ledger_transfer release ON release.pending_id = c.hold_transfer_id
+                                            AND release.kind = 'void_pending'
+         WHERE hold.id IS NULL OR hold.amount_fen <> c.coupon_fen OR hold.kind <> 'pending'
+            OR hold.debit_account_id <> g.account_id
+            OR hold.credit_account_id IS DISTINCT FROM (SELECT id FROM ledger_account
+                                                         WHERE code = 'enterprise:' || c.enterprise_id)
+            OR c.enterprise_id <> g.enterprise_id OR c.rate_bp <> g.rate_bp
+            OR c.coupon_fen > c.bill_amount_fen * g.rate_bp / 10000
+            OR (c.status = 'submitted' AND (approve.id IS NOT NULL OR release.id IS NOT NULL))
+            OR (c.status IN ('approved', 'paid') AND (approve.amount_fen IS DISTINCT FROM c.coupon_fen
+                                                       OR release.id IS NOT NULL))
+            OR (c.status = 'rejected' AND (release.id IS NULL OR approve.id IS NOT NULL))
+    """
+    per_enterprise_year = """
+        WITH approvals AS (
+            SELECT split_part(a.code, ':', 2)::bigint AS enterprise_id, t.chain::integer AS year_id,
+                   sum(t.amount_fen) AS fen
+              FROM ledger_transfer t JOIN ledger_account a ON a.id = t.credit_account_id
+             WHERE t.key LIKE 'claim:%%:approve' GROUP BY 1, 2
+        ), claimed AS (
+            SELECT c.enterprise_id, g.year_id, sum(c.coupon_fen) AS fen
+              FROM coupons_claim c JOIN coupons_grant g ON g.id = c.grant_id
+             WHERE c.status IN ('approved', 'paid') GROUP BY 1, 2
+        )
+        SELECT 'enterprise_year' AS kind, NULL::bigint AS claim_id, enterprise_id, year_id AS year, NULL AS status,
+               cl.fen AS coupon_fen, NULL::bigint AS hold_fen, ap.fen AS approve_fen, NULL::bigint AS release_id,
+               NULL::bigint AS ledger_fen
+          FROM claimed cl FULL JOIN approvals ap USING (enterprise_id, year_id)
+         WHERE cl.fen IS DISTINCT FROM ap.fen
+    """
+    per_account = """
+        WITH owed AS (
+            SELECT enterprise_id,
+                   sum(coupon_fen) FILTER (WHERE status = 'approved') AS approved,
+                   sum(coupon_fen) FILTER (WHERE status = 'submitted') AS held
+              FROM coupons_claim GROUP BY enterprise_id
+        )
+        SELECT 'enterprise_account' AS kind, NULL::bigint AS claim_id, o.enterprise_id, NULL::integer AS year,
+               NULL AS status, coalesce(o.approved, 0) AS coupon_fen, coalesce(o.held, 0) AS hold_fen,
+               NULL::bigint AS approve_fen, NULL::bigint AS release_id,
+               a.credits_posted - a.debits_posted AS ledger_fen
+          FROM owed o
+          LEFT JOIN ledger_account a ON a.code = 'enterprise:' || o.enterprise_id
+         WHERE a.id IS NULL OR a.credits_posted - a.debits_posted <> coalesce(o.approved, 0)
+            OR a.credits_pending <> coalesce(o.held, 0) OR a.debits_pending <> 0
+    """
+    sql = (
+        f"SELECT * FROM (({per_claim}) UNION ALL ({per_enterprise_year}) UNION ALL ({per_account})) f ORDER BY 1, 2, 3"
+    )
+    return _rows(sql), _count("SELECT count(*) FROM coupons_claim")
 
 
 def check_pool_figures_match_rows() -> tuple[list[Finding], int]:
@@ -409,9 +497,9 @@ def check_grants_to_eligible_pairs() -> tuple[list[Finding], int]:
 
 
 def check_two_people_decided() -> tuple[list[Finding], int]:
-    """Every approval, cap override, reversal, revocation and payment was asked for (or reviewed) by one
-    person and decided by a different one, and each sensitive action matches the approved request
-    (`approvals`) that let it happen: same requester, same decider."""
+    """Every approval, cap override, reversal, revocation, payment and approved claim was asked for (or
+    reviewed, or claimed) by one person and decided by a different one, and each sensitive action
+    matches the approved request (`approvals`) that let it happen: same requester, same decider."""
     approved_request = """
         EXISTS (SELECT 1 FROM approvals_approvalrequest q
                  WHERE q.action = %s AND q.target = {target} AND q.status = 'approved'
@@ -458,6 +546,10 @@ def check_two_people_decided() -> tuple[list[Finding], int]:
                 OR NOT {
         matched("settlement_pay", "'settlement:' || st.id", "st.payment_requested_by_id", "st.paid_by_id")
     })
+        UNION ALL
+        SELECT 'claim_decision', c.id, c.created_by_id, c.decided_by_id
+          FROM coupons_claim c
+         WHERE c.status IN ('approved', 'paid') AND (c.decided_by_id IS NULL OR c.decided_by_id = c.created_by_id)
          ORDER BY 1, 2
     """
     total = _count(
@@ -465,7 +557,8 @@ def check_two_people_decided() -> tuple[list[Finding], int]:
                 + (SELECT count(*) FROM coupons_capoverride)
                 + (SELECT count(*) FROM coupons_redemption WHERE status = 'reversed')
                 + (SELECT count(*) FROM coupons_grant WHERE status = 'revoked')
-                + (SELECT count(*) FROM coupons_settlement WHERE status = 'paid')"""
+                + (SELECT count(*) FROM coupons_settlement WHERE status = 'paid')
+                + (SELECT count(*) FROM coupons_claim WHERE status IN ('approved', 'paid'))"""
     )
     return _rows(sql), total
 
@@ -546,6 +639,7 @@ CHECKS: Final[list[tuple[str, Callable[[], tuple[list[Finding], int]]]]] = [
     ("grants_match_ledger", check_grants_match_ledger),
     ("redemptions_match_ledger", check_redemptions_match_ledger),
     ("settlements_match_ledger", check_settlements_match_ledger),
+    ("claims_match_ledger", check_claims_match_ledger),
     ("pool_figures_match_rows", check_pool_figures_match_rows),
     ("grant_rates_match_policy", check_grant_rates_match_policy),
     ("grants_to_eligible_pairs", check_grants_to_eligible_pairs),

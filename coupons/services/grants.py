@@ -53,6 +53,9 @@ def grant_issue(*, application: Application, approver: User, amount_fen: int) ->
     """
     year = application.year
     cap_account_id = cap_account_ensure(enterprise_id=application.enterprise_id, year=year)
+    if year.redemption_mode == ProgramYear.RedemptionMode.ENTERPRISE_REIMBURSEMENT:
+        # Here rather than in each claim: a claim then only reads the account its hold credits.
+        books.enterprise_account_ensure(application.enterprise_id)
     account = account_create(
         code=books.grant_account_code(year.year, application.pk), debits_must_not_exceed_credits=True
     )
@@ -121,10 +124,12 @@ def grant_revoke_request(*, grant: Grant, requester: User, reason: str) -> Appro
 def grant_revoke(
     *, grant: Grant, actor: User, requested_by: User, reason: str, now: dt.datetime | None = None
 ) -> Grant:
-    """An approver revokes a grant someone else asked to revoke: outstanding holds are voided, and the
-    unused balance goes back to the pool and to the enterprise's cap. Captured redemptions stand.
+    """An approver revokes a grant someone else asked to revoke: outstanding holds are voided (and
+    submitted claims rejected), and the unused balance goes back to the pool and to the enterprise's
+    cap. Captured redemptions and approved claims stand.
 
     Called by the approval of a `grant_revoke` request (`coupons/approval_actions.py`)."""
+    from coupons.services.claims import claims_release_on_grant_locked
     from coupons.services.redemptions import redemption_release_locked
 
     require_role(actor, Role.APPROVER)
@@ -140,6 +145,7 @@ def grant_revoke(
             redemption_release_locked(
                 redemption=redemption, status=Redemption.Status.VOIDED, reason="grant_revoked", now=now
             )
+        claims_release_on_grant_locked(grant=locked, reason="grant_revoked", now=now)
         unused_fen = account_balance(account_id=locked.account_id).available_fen
         year = locked.year.year
         if unused_fen > 0:
@@ -184,12 +190,13 @@ def grant_revoke(
 
 def grant_expire(*, grant_id: int, now: dt.datetime) -> int | None:
     """Lapse what is left on one grant past its expiry into `lapsed:Y`, voiding its outstanding
-    holds first; return the fen lapsed, or None when the grant was no longer active (expired by an
-    earlier or concurrent run, or revoked).
+    holds (and rejecting its submitted claims) first; return the fen lapsed, or None when the grant
+    was no longer active (expired by an earlier or concurrent run, or revoked).
 
     The grant's lock orders concurrent runs, and the ledger transfer key (`grant:<application>:lapse`)
     is the backstop: no redelivery or racing run can lapse a fen twice.
     """
+    from coupons.services.claims import claims_release_on_grant_locked
     from coupons.services.redemptions import redemption_release_locked
 
     with transaction.atomic():
@@ -202,6 +209,7 @@ def grant_expire(*, grant_id: int, now: dt.datetime) -> int | None:
             redemption_release_locked(
                 redemption=redemption, status=Redemption.Status.VOIDED, reason="grant_expired", now=now
             )
+        claims_release_on_grant_locked(grant=grant, reason="grant_expired", now=now)
         remaining_fen = account_balance(account_id=grant.account_id).available_fen
         if remaining_fen > 0:
             transfer_create(

@@ -147,6 +147,12 @@ def redemption_create(
         # The grant's lock orders every redemption of the contract: the bill and contract checks
         # below cannot be raced. The grant's ledger account is the backstop for the money.
         locked = grant_lock(grant.pk)
+        if locked.year.redemption_mode == ProgramYear.RedemptionMode.ENTERPRISE_REIMBURSEMENT:
+            raise InvalidState(
+                f"Program year {locked.year_id} is in enterprise_reimbursement mode: the enterprise pays the bill in "
+                "full and claims (POST /claims/); the computing center does not deduct.",
+                reason="redemption_mode",
+            )
         provider_require_listed(locked.provider, listing_day(now))
         if locked.enterprise.status != Enterprise.Status.VERIFIED:
             raise EnterpriseNotVerified(f"{locked.enterprise.name} is {locked.enterprise.status}.")

@@ -116,6 +116,7 @@ def _prepare_next_year(program_year: ProgramYear) -> None:
                 grant_validity=program_year.grant_validity,
                 grant_validity_months=program_year.grant_validity_months,
                 rule_set=program_year.rule_set,
+                redemption_mode=program_year.redemption_mode,
             )
 
 

@@ -20,6 +20,7 @@ from coupons.errors import FourEyes
 from coupons.locks import provider_lock, redemptions_lock, settlement_lock
 from coupons.models import Redemption, Settlement
 from coupons.services.acknowledgements import is_settleable, settleable
+from coupons.services.claims import claims_mark_paid, enterprise_settlement_transfers
 from ledger.services import TransferRequest, transfers_create
 
 BANK_REFERENCE_LENGTH_MAX = 100
@@ -115,11 +116,50 @@ def settlement_pay_request(
     )
 
 
+def _provider_settlement_transfers(*, settlement: Settlement, bank_reference: str) -> list[TransferRequest]:
+    """What paying a provider settlement moves, per program year. The caller holds the settlement's lock."""
+    assert settlement.provider_id is not None
+    paid_fen: dict[int, int] = defaultdict(int)
+    for redemption in Redemption.objects.filter(settlement=settlement).select_related("grant"):
+        paid_fen[redemption.grant.year_id] += redemption.coupon_fen
+    clawed_fen: dict[int, int] = defaultdict(int)
+    for redemption in Redemption.objects.filter(clawback_settlement=settlement).select_related("grant"):
+        clawed_fen[redemption.grant.year_id] += redemption.coupon_fen
+    provider_id = books.provider_account_ensure(settlement.provider_id).pk
+    requests = []
+    for year, amount_fen in sorted(paid_fen.items()):
+        requests.append(
+            TransferRequest.posted(
+                key=f"settlement:{settlement.pk}:pay:{year}",
+                debit_account_id=provider_id,
+                credit_account_id=books.account_id(books.disbursed_code(year)),
+                amount_fen=amount_fen,
+                reason="settlement_pay",
+                chain=books.chain(year),
+                metadata={"bank_reference": bank_reference},
+            )
+        )
+    for year, amount_fen in sorted(clawed_fen.items()):
+        requests.append(
+            TransferRequest.posted(
+                key=f"settlement:{settlement.pk}:clawback:{year}",
+                debit_account_id=books.account_id(books.disbursed_code(year)),
+                credit_account_id=provider_id,
+                amount_fen=amount_fen,
+                reason="settlement_clawback",
+                chain=books.chain(year),
+                metadata={"bank_reference": bank_reference},
+            )
+        )
+    return requests
+
+
 def settlement_pay(*, settlement: Settlement, actor: User, requested_by: User, bank_reference: str) -> Settlement:
-    """Mark a settlement paid with the bank's reference, moving the money out of the provider's account.
+    """Mark a settlement paid with the bank's reference, moving the money out of the payee's account.
 
     Per program year: `provider:P → disbursed:Y` for the coupons paid, and `disbursed:Y →
-    provider:P` for clawbacks netted, so each year's settled figure stays exact. Called by the
+    provider:P` for clawbacks netted, so each year's settled figure stays exact; for an enterprise
+    settlement, `enterprise:E → disbursed:Y` for its claims, which are then paid. Called by the
     approval of a `settlement_pay` request (`coupons/approval_actions.py`).
     """
     require_role(actor, Role.FINANCE)
@@ -131,39 +171,11 @@ def settlement_pay(*, settlement: Settlement, actor: User, requested_by: User, b
         conflict = settlement_payer_conflict(settlement=locked, payer=actor, requested_by_id=requested_by.pk)
         if conflict:
             raise FourEyes(conflict)
-        paid_fen: dict[int, int] = defaultdict(int)
-        for redemption in Redemption.objects.filter(settlement=locked).select_related("grant"):
-            paid_fen[redemption.grant.year_id] += redemption.coupon_fen
-        clawed_fen: dict[int, int] = defaultdict(int)
-        for redemption in Redemption.objects.filter(clawback_settlement=locked).select_related("grant"):
-            clawed_fen[redemption.grant.year_id] += redemption.coupon_fen
-        assert locked.provider_id is not None, "enterprise settlements are paid by coupons.services.claims"
-        provider_id = books.provider_account_ensure(locked.provider_id).pk
-        requests = []
-        for year, amount_fen in sorted(paid_fen.items()):
-            requests.append(
-                TransferRequest.posted(
-                    key=f"settlement:{locked.pk}:pay:{year}",
-                    debit_account_id=provider_id,
-                    credit_account_id=books.account_id(books.disbursed_code(year)),
-                    amount_fen=amount_fen,
-                    reason="settlement_pay",
-                    chain=books.chain(year),
-                    metadata={"bank_reference": bank_reference},
-                )
-            )
-        for year, amount_fen in sorted(clawed_fen.items()):
-            requests.append(
-                TransferRequest.posted(
-                    key=f"settlement:{locked.pk}:clawback:{year}",
-                    debit_account_id=books.account_id(books.disbursed_code(year)),
-                    credit_account_id=provider_id,
-                    amount_fen=amount_fen,
-                    reason="settlement_clawback",
-                    chain=books.chain(year),
-                    metadata={"bank_reference": bank_reference},
-                )
-            )
+        # One payment, two payees: a computing center (provider deduction) or an enterprise (reimbursement).
+        if locked.enterprise_id is not None:
+            requests = enterprise_settlement_transfers(settlement=locked, bank_reference=bank_reference)
+        else:
+            requests = _provider_settlement_transfers(settlement=locked, bank_reference=bank_reference)
         if requests:
             transfers_create(transfers=requests)
         locked.status = Settlement.Status.PAID
@@ -172,4 +184,6 @@ def settlement_pay(*, settlement: Settlement, actor: User, requested_by: User, b
         locked.paid_by = actor
         locked.paid_at = timezone.now()
         locked.save(update_fields=["status", "bank_reference", "payment_requested_by", "paid_by", "paid_at"])
+        if locked.enterprise_id is not None:
+            claims_mark_paid(settlement=locked)
         return locked

@@ -1,4 +1,5 @@
-"""Settlements: finance creates, exports and pays them; a computing center reads its own."""
+"""Settlements: finance creates, exports and pays them (to a computing center for its redemptions, or to
+an enterprise for its approved claims); a computing center reads its own."""
 
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import Coalesce
@@ -8,16 +9,17 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from accounts.models import Provider, Role, User
+from accounts.models import Enterprise, Provider, Role, User
 from config.errors import ApplicationError
 from coupons.api.scopes import settlements_visible_to
-from coupons.models import Redemption, Settlement
+from coupons.models import Claim, Redemption, Settlement
 from coupons.selectors import settlement_lines_csv
 from coupons.services.acknowledgements import settleable
+from coupons.services.claims import settlement_create_for_enterprise
 from coupons.services.settlements import settlement_create, settlement_pay_request
 from portal import access
 from portal.errors import describe
-from portal.forms import PayForm, SettlementForm
+from portal.forms import EnterpriseSettlementForm, PayForm, SettlementForm
 from portal.views.common import attempt_with, page_of
 
 
@@ -46,41 +48,65 @@ def _unsettled_by_provider() -> list[dict[str, object]]:
     )
 
 
+def _unsettled_claims_by_enterprise() -> list[dict[str, object]]:
+    """Approved claims not yet in a settlement, per enterprise (enterprise reimbursement)."""
+    return list(
+        Claim.objects.filter(status=Claim.Status.APPROVED, settlement__isnull=True)
+        .values("enterprise_id", "enterprise__name")
+        .annotate(count=Count("pk"), total=Sum("coupon_fen"))
+        .order_by("enterprise__name")
+    )
+
+
 @access.signed_in
 def settlement_list(request: HttpRequest) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     if not _visible(user):
         return redirect("portal:home")
     is_finance = user.has_role(Role.FINANCE)
-    form = SettlementForm(request.POST or None) if is_finance else None
+    # Two forms on the page: settle a computing center, or settle an enterprise (its approved claims).
+    to_enterprise = request.method == "POST" and request.POST.get("payee") == "enterprise"
+    form = SettlementForm(None if to_enterprise else request.POST or None) if is_finance else None
+    enterprise_form = EnterpriseSettlementForm(request.POST if to_enterprise else None) if is_finance else None
     if request.method == "POST":
-        if form is None:
+        if form is None or enterprise_form is None:
             return redirect("portal:settlements")
-        if form.is_valid():
-            provider: Provider = form.cleaned_data["provider"]
+        posted = enterprise_form if to_enterprise else form
+        if posted.is_valid():
             try:
-                settlement = settlement_create(provider=provider, actor=user)
+                if to_enterprise:
+                    enterprise: Enterprise = enterprise_form.cleaned_data["enterprise"]
+                    settlement = settlement_create_for_enterprise(enterprise=enterprise, actor=user)
+                else:
+                    provider: Provider = form.cleaned_data["provider"]
+                    settlement = settlement_create(provider=provider, actor=user)
             except ApplicationError as error:
-                form.add_error(None, describe(error))
+                posted.add_error(None, describe(error))
             else:
                 return redirect("portal:settlement", pk=settlement.pk)
-    queryset = settlements_visible_to(user).select_related("provider").order_by("-created_at", "-id")
+    queryset = settlements_visible_to(user).select_related("provider", "enterprise").order_by("-created_at", "-id")
     context = {
         "page": page_of(request, queryset),
         "form": form,
+        "enterprise_form": enterprise_form,
         "unsettled": _unsettled_by_provider() if is_finance else [],
+        "unsettled_claims": _unsettled_claims_by_enterprise() if is_finance else [],
     }
-    return render(request, "portal/settlements.html", context, status=400 if form is not None and form.errors else 200)
+    refused = any(f is not None and f.errors for f in (form, enterprise_form))
+    return render(request, "portal/settlements.html", context, status=400 if refused else 200)
 
 
 @access.signed_in
 def settlement_detail(request: HttpRequest, pk: int) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
-    settlement = get_object_or_404(settlements_visible_to(user).select_related("provider", "paid_by"), pk=pk)
+    settlement = get_object_or_404(
+        settlements_visible_to(user).select_related("provider", "enterprise", "paid_by"), pk=pk
+    )
     related = ("grant__enterprise", "grant__application")
     context = {
         "settlement": settlement,
         "lines": settlement.redemptions.select_related(*related).order_by("pk"),
+        "claims": settlement.claims.select_related(*related).order_by("pk"),
         "clawbacks": settlement.clawbacks.select_related(*related).order_by("pk"),
         "pay_form": PayForm(),
         "can_pay": user.has_role(Role.FINANCE) and settlement.status == Settlement.Status.OPEN,

@@ -38,8 +38,9 @@ from coupons.services.outbox import outbox_enqueue
 from coupons.services.years import cap_override_request, program_year_current
 from portal import access
 from portal.errors import describe
-from portal.forms import CapOverrideForm, ModelFilingForm, ProviderForm, ReasonForm, RelatedPartyForm
+from portal.forms import CapOverrideForm, ClaimForm, ModelFilingForm, ProviderForm, ReasonForm, RelatedPartyForm
 from portal.queries import grants_for
+from portal.views.claims import may_claim
 from portal.views.common import attempt, attempt_with, back, page_of
 from portal.words import WORDS
 
@@ -214,6 +215,8 @@ def grant_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "grant": grant,
         "redemptions": grant.redemptions.order_by("-created_at", "-id")[:200],
+        "claims": grant.claims.select_related("decided_by").order_by("-created_at", "-id")[:200],
+        "claim_form": ClaimForm() if may_claim(user, grant) else None,
         "can_revoke": (user.has_role(Role.REVIEWER) or user.has_role(Role.APPROVER))
         and grant.status == Grant.Status.ACTIVE,
         "revoke_form": ReasonForm(),

@@ -24,9 +24,11 @@ URL = "/api/v1/settlements/"
 SETTLEMENT_FIELDS = {
     "id",
     "provider",
+    "enterprise",
     "status",
     "total_fen",
     "redemptions_count",
+    "claims_count",
     "bank_reference",
     "paid_at",
     "created_at",

@@ -69,6 +69,7 @@ def test_staff_read_years_with_their_policy_and_live_figures(cast, year, as_user
         "open_applications_at_close",
         "grant_validity",
         "grant_validity_months",
+        "redemption_mode",
         "region_division_prefixes",
         "redemption_mode",
         "acknowledgement_window_days",

@@ -21,7 +21,7 @@ from tests.portal.conftest import walk_to_grant
 
 ENTERPRISE_PAGES = ["/enterprise/", "/apply/"]
 PROVIDER_PAGES = ["/provider/", "/redeem/", "/api-keys/"]
-SIGNED_IN_PAGES = ["/applications/", "/redemptions/"]
+SIGNED_IN_PAGES = ["/applications/", "/redemptions/", "/claims/"]
 STAFF_PAGES = ["/dashboard/", "/providers/", "/enterprises/", "/grants/", "/alerts/", "/approvals/"]
 ROLE_PAGES = {
     "/review/": {Role.REVIEWER, Role.APPROVER},
