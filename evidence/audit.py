@@ -84,7 +84,11 @@ def stored_files_findings(*, findings_max: int, now: dt.datetime | None = None) 
         for name, digest in digests.items():
             if digest in known or len(findings) >= findings_max:
                 continue
-            if now - documents.get_modified_time(name) < UNREFERENCED_AFTER:
+            try:
+                modified = documents.get_modified_time(name)
+            except FileNotFoundError:  # Removed since the listing: nothing to report.
+                continue
+            if now - modified < UNREFERENCED_AFTER:
                 continue
             findings.append({"name": name, "problem": "unreferenced"})
     return findings, examined

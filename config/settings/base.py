@@ -189,6 +189,8 @@ DOCUMENT_SIZE_MAX_BYTES = env.int("DOCUMENT_SIZE_MAX_BYTES", default=20 * 1000 *
 DOCUMENTS_ROOT = env.path("DOCUMENTS_ROOT", default=BASE_DIR / "var" / "documents")
 DOCUMENTS_S3_BUCKET = env.str("DOCUMENTS_S3_BUCKET", default="")
 if DOCUMENTS_S3_BUCKET:
+    from botocore.config import Config as S3ClientConfig
+
     STORAGES["documents"] = {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
@@ -200,6 +202,13 @@ if DOCUMENTS_S3_BUCKET:
             "default_acl": "private",
             "querystring_auth": True,
             "file_overwrite": True,  # Content-addressed: a name always holds the same bytes.
+            # An upload writes its file inside its database transaction: a store that does not
+            # answer fails it in seconds, not after botocore's default minutes of waiting.
+            "client_config": S3ClientConfig(
+                connect_timeout=5, read_timeout=30, retries={"max_attempts": 3, "mode": "standard"}
+            ),
+            # A download is buffered in memory up to this, then in a temporary file.
+            "max_memory_size": 2 * 1024 * 1024,
         },
     }
 else:

@@ -1,14 +1,12 @@
 """Documents in an S3-compatible store, through django-storages and boto3, against moto's real S3
 server on a local port (HTTP on the loopback, not an in-process mock). The storage settings are the
-ones `config/settings` builds from the DOCUMENTS_S3_* environment variables."""
+ones `config/settings/base.py` builds from the DOCUMENTS_S3_* environment variables."""
 
 import datetime as dt
 import hashlib
 import json
-import os
+import runpy
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,30 +44,21 @@ def s3_endpoint() -> Iterator[str]:
         server.stop()
 
 
-def storage_settings_from_environment(endpoint: str) -> dict[str, Any]:
-    """STORAGES["documents"] as the settings build it when the operator sets the environment."""
-    environment = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+def storage_settings_from_environment(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """STORAGES["documents"] as config/settings/base.py builds it when the operator sets these."""
+    for name, value in {
         "DOCUMENTS_S3_BUCKET": BUCKET,
         "DOCUMENTS_S3_ENDPOINT_URL": endpoint,
         "DOCUMENTS_S3_REGION": "us-east-1",
         "DOCUMENTS_S3_ACCESS_KEY_ID": "testing",
         "DOCUMENTS_S3_SECRET_ACCESS_KEY": "testing",
-    }
-    program = (
-        "import json, django; django.setup(); from django.conf import settings; "
-        "print(json.dumps(settings.STORAGES['documents']))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", program], env=environment, cwd=BASE_DIR, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    }.items():
+        monkeypatch.setenv(name, value)
+    return runpy.run_path(str(BASE_DIR / "config" / "settings" / "base.py"))["STORAGES"]["documents"]
 
 
 @pytest.fixture
-def s3(s3_endpoint: str, settings: Any) -> Any:
+def s3(s3_endpoint: str, settings: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     client = boto3.client(
         "s3",
         endpoint_url=s3_endpoint,
@@ -78,8 +67,11 @@ def s3(s3_endpoint: str, settings: Any) -> Any:
         region_name="us-east-1",
     )
     client.create_bucket(Bucket=BUCKET)
-    documents = storage_settings_from_environment(s3_endpoint)
+    documents = storage_settings_from_environment(s3_endpoint, monkeypatch)
     assert documents["BACKEND"] == "storages.backends.s3.S3Storage"
+    assert (
+        documents["OPTIONS"]["default_acl"] == "private" and documents["OPTIONS"]["client_config"].connect_timeout == 5
+    )
     settings.STORAGES = {**settings.STORAGES, "documents": documents}
     return client
 
