@@ -499,7 +499,9 @@ def check_grants_to_eligible_pairs() -> tuple[list[Finding], int]:
 def check_two_people_decided() -> tuple[list[Finding], int]:
     """Every approval, cap override, reversal, revocation, payment and approved claim was asked for (or
     reviewed, or claimed) by one person and decided by a different one, and each sensitive action
-    matches the approved request (`approvals`) that let it happen: same requester, same decider."""
+    matches the approved request (`approvals`) that let it happen: same requester, same decider. A
+    reversal by an upheld dispute matches the dispute instead: the disputer asked, the person who
+    resolved it decided."""
     approved_request = """
         EXISTS (SELECT 1 FROM approvals_approvalrequest q
                  WHERE q.action = %s AND q.target = {target} AND q.status = 'approved'
@@ -527,9 +529,12 @@ def check_two_people_decided() -> tuple[list[Finding], int]:
          WHERE r.status = 'reversed'
            AND (r.reversal_requested_by_id IS NULL OR r.reversed_by_id IS NULL
                 OR r.reversal_requested_by_id = r.reversed_by_id
-                OR NOT {
+                OR NOT ({
         matched("redemption_reverse", "'redemption:' || r.id", "r.reversal_requested_by_id", "r.reversed_by_id")
-    })
+    }
+                        -- An upheld dispute: the enterprise's dispute asked, the reviewer's resolution decided.
+                        OR (r.acknowledgement = 'upheld' AND r.reversal_requested_by_id = r.acknowledged_by_id
+                            AND r.reversed_by_id = r.dispute_resolved_by_id)))
         UNION ALL
         SELECT 'grant_revoke', g.id, g.revocation_requested_by_id, g.revoked_by_id
           FROM coupons_grant g

@@ -21,6 +21,7 @@ from coupons.services.acknowledgements import (
     redemption_dispute,
     redemption_dispute_resolve,
 )
+from coupons.services.audit import audit_execute, audit_run_create
 from coupons.services.redemptions import redemption_capture, redemption_create
 from coupons.services.settlements import settlement_create
 from coupons.services.years import program_year_create, program_year_open
@@ -440,3 +441,16 @@ def test_a_deemed_bill_is_no_longer_answered_even_inside_its_old_window(cast, ca
 
     with pytest.raises(InvalidState):
         redemption_dispute(redemption=captured, actor=cast.member, reason="late", now=IN_YEAR)
+
+
+def test_the_audit_counts_an_upheld_dispute_as_a_reversal_by_two_people(cast, disputed):
+    redemption_dispute_resolve(redemption=disputed, actor=cast.reviewer, decision="uphold", note="n", now=IN_YEAR)
+
+    def two_people_decided():
+        run = audit_execute(run_id=audit_run_create().pk)
+        return next(check for check in run.checks if check["name"] == "two_people_decided")
+
+    assert two_people_decided()["ok"]
+    # The same reversal with someone else named as having asked for it matches neither a request nor the dispute.
+    Redemption.objects.filter(pk=disputed.pk).update(reversal_requested_by=cast.approver2)
+    assert not two_people_decided()["ok"]
