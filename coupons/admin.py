@@ -19,6 +19,7 @@ from coupons.models import (
     ApplicationEvent,
     AuditRun,
     CapOverride,
+    Claim,
     Grant,
     OutboxMessage,
     ProgramYear,
@@ -391,6 +392,7 @@ class SettlementAdmin(ReadOnlyAdmin):
     list_display = [
         "id",
         "provider",
+        "enterprise",
         "status",
         "total",
         "redemptions_count",
@@ -399,12 +401,17 @@ class SettlementAdmin(ReadOnlyAdmin):
         "created_at",
         "paid_at",
     ]
-    list_filter = ["status", ("provider", admin.RelatedOnlyFieldListFilter)]
-    list_select_related = ["provider", "created_by"]
-    search_fields = ["bank_reference", "provider__name", "provider__uscc"]
+    list_filter = [
+        "status",
+        ("provider", admin.RelatedOnlyFieldListFilter),
+        ("enterprise", admin.RelatedOnlyFieldListFilter),
+    ]
+    list_select_related = ["provider", "enterprise", "created_by"]
+    search_fields = ["bank_reference", "provider__name", "provider__uscc", "enterprise__name", "enterprise__uscc"]
     date_hierarchy = "created_at"
     fields = [
         "provider",
+        "enterprise",
         "status",
         "total",
         "redemptions_count",
@@ -424,6 +431,45 @@ class SettlementAdmin(ReadOnlyAdmin):
     @admin.display(description="clawbacks netted")
     def clawbacks_count(self, settlement: Settlement) -> int:
         return Redemption.objects.filter(clawback_settlement=settlement).count()
+
+
+@admin.register(Claim)
+class ClaimAdmin(ReadOnlyAdmin):
+    """Claims of enterprise reimbursement (事后兑现): decided in the portal or the API, read here."""
+
+    list_display = ["id", "grant", "enterprise", "status", "invoice_number", "bill_amount", "coupon", "settlement"]
+    list_filter = [
+        "status",
+        ("grant__year", admin.RelatedFieldListFilter),
+        ("enterprise", admin.RelatedOnlyFieldListFilter),
+    ]
+    list_select_related = ["grant", "enterprise", "settlement"]
+    search_fields = ["invoice_number", "grant__code", "enterprise__name"]
+    date_hierarchy = "created_at"
+    fieldsets = [
+        (None, {"fields": ["grant", "enterprise", "status", "invoice_number"]}),
+        ("Evidence", {"fields": ["invoice_document", "payment_proof_document"]}),
+        ("Money", {"fields": ["bill_amount", "rate", "requested", "coupon", "hold_transfer"]}),
+        ("Decision", {"fields": ["created_by", "created_at", "decided_by", "decided_at", "decision_reason"]}),
+        ("Settlement", {"fields": ["settlement"]}),
+    ]
+    readonly_fields = ["bill_amount", "rate", "requested", "coupon", "created_at"]
+
+    @admin.display(description="bill", ordering="bill_amount_fen")
+    def bill_amount(self, claim: Claim) -> str:
+        return yuan(claim.bill_amount_fen)
+
+    @admin.display(description="rate", ordering="rate_bp")
+    def rate(self, claim: Claim) -> str:
+        return percent(claim.rate_bp)
+
+    @admin.display(description="requested", ordering="requested_fen")
+    def requested(self, claim: Claim) -> str:
+        return "-" if claim.requested_fen is None else yuan(claim.requested_fen)
+
+    @admin.display(description="coupon", ordering="coupon_fen")
+    def coupon(self, claim: Claim) -> str:
+        return yuan(claim.coupon_fen)
 
 
 @admin.register(AuditRun)
