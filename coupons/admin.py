@@ -424,7 +424,11 @@ class SettlementAdmin(ReadOnlyAdmin):
         "created_at",
         "paid_at",
     ]
-    list_filter = ["status", ("provider", admin.RelatedOnlyFieldListFilter)]
+    list_filter = [
+        "status",
+        ("provider", admin.RelatedOnlyFieldListFilter),
+        ("enterprise", admin.RelatedOnlyFieldListFilter),
+    ]
     list_select_related = ["provider", "enterprise", "created_by"]
     search_fields = ["bank_reference", "provider__name", "provider__uscc", "enterprise__name", "enterprise__uscc"]
     date_hierarchy = "created_at"
@@ -454,17 +458,37 @@ class SettlementAdmin(ReadOnlyAdmin):
 
 @admin.register(Claim)
 class ClaimAdmin(ReadOnlyAdmin):
-    """Enterprises' claims in reimbursement years; decided by reviewers in the portal or over the API."""
+    """Claims of enterprise reimbursement (事后兑现): decided in the portal or the API, read here."""
 
-    list_display = ["id", "grant", "enterprise", "invoice_number", "status", "bill", "coupon", "created_at"]
-    list_filter = ["status", ("enterprise", admin.RelatedOnlyFieldListFilter)]
-    list_select_related = ["grant", "enterprise"]
+    list_display = ["id", "grant", "enterprise", "status", "invoice_number", "bill_amount", "coupon", "settlement"]
+    list_filter = [
+        "status",
+        ("grant__year", admin.RelatedFieldListFilter),
+        ("enterprise", admin.RelatedOnlyFieldListFilter),
+    ]
+    list_select_related = ["grant", "enterprise", "settlement"]
     search_fields = ["invoice_number", "grant__code", "enterprise__name"]
     date_hierarchy = "created_at"
+    fieldsets = [
+        (None, {"fields": ["grant", "enterprise", "status", "invoice_number"]}),
+        ("Evidence", {"fields": ["invoice_document", "payment_proof_document"]}),
+        ("Money", {"fields": ["bill_amount", "rate", "requested", "coupon", "hold_transfer"]}),
+        ("Decision", {"fields": ["created_by", "created_at", "decided_by", "decided_at", "decision_reason"]}),
+        ("Settlement", {"fields": ["settlement"]}),
+    ]
+    readonly_fields = ["bill_amount", "rate", "requested", "coupon", "created_at"]
 
     @admin.display(description="bill", ordering="bill_amount_fen")
-    def bill(self, claim: Claim) -> str:
+    def bill_amount(self, claim: Claim) -> str:
         return yuan(claim.bill_amount_fen)
+
+    @admin.display(description="rate", ordering="rate_bp")
+    def rate(self, claim: Claim) -> str:
+        return percent(claim.rate_bp)
+
+    @admin.display(description="requested", ordering="requested_fen")
+    def requested(self, claim: Claim) -> str:
+        return "-" if claim.requested_fen is None else yuan(claim.requested_fen)
 
     @admin.display(description="coupon", ordering="coupon_fen")
     def coupon(self, claim: Claim) -> str:

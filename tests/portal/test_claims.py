@@ -154,3 +154,12 @@ def test_finance_settles_an_enterprises_approved_claims(cast: Cast, grant: Grant
     body = response.content.decode()
     assert "Enterprise (reimbursed)" in body and Claim.objects.get().invoice_number in body
     assert Document.objects.filter(kind="payment_proof").count() == 1
+
+
+def test_the_admin_shows_claims_read_only(cast: Cast, grant: Grant, as_user: Callable[..., Client]):
+    made = submitted(cast, grant)
+    admin = as_user(cast.admin)
+    assert made.invoice_number in admin.get("/admin/coupons/claim/").content.decode()
+    page = admin.get(f"/admin/coupons/claim/{made.pk}/change/")
+    assert page.status_code == 200 and "¥300.00" in page.content.decode()
+    assert admin.post(f"/admin/coupons/claim/{made.pk}/delete/").status_code == 403
