@@ -28,6 +28,7 @@ run: $(INSTALLED) ## Serve on http://127.0.0.1:8000 with demo data (embedded Pos
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
 	@echo "Portal: http://$(HOST):$(PORT)/ (sign in as enterprise1, provider1, reviewer, approver, finance, auditor or admin; password demo-pass-2026)"
+	@echo "  This year: coupons the centers deduct from their bills. Last year (reimbursement, closed, grants valid 24 months): enterprise1 claims against its coupons, reviewer decides claims, finance settles enterprises."
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 test: $(INSTALLED) browser-tools ## Run the whole test suite (embedded PostgreSQL unless DATABASE_URL is set).

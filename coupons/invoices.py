@@ -6,7 +6,13 @@ Two forms are in use (docs/evidence.md):
   written here `CODE-NUMBER`: `033002100611-12345678`.
 
 Callers write them with spaces, full-width digits, or a dash, slash or colon between code and
-number; all of these normalise to the same string. Anything else is 400 `invalid_invoice_number`.
+number, or with code and number run together; all of these normalise to the same string. Anything
+else is 400 `invalid_invoice_number`.
+
+An invoice's identity is its digits alone (`invoice_key`): the register compares keys, so no way
+of writing a number (a digital number split like a code and a number, a 12-digit code run into its
+number) makes one invoice two. Two real invoices whose digits coincide would be refused as one:
+the fund errs on the side of not paying twice.
 """
 
 import re
@@ -18,6 +24,8 @@ from config.errors import ApplicationError
 _DIGITAL: Final = re.compile(r"\d{20}")
 _CODE_NUMBER: Final = re.compile(r"(\d{10}|\d{12})[-/:](\d{8})")
 _JOINED: Final = re.compile(r"(\d{10}|\d{12})(\d{8})")  # Code and number written together: 18 or 20 digits.
+# A 12-digit VAT invoice code starts with 0 or 1; a fully digital number starts with its year (2x).
+_CODE_FIRST_DIGITS: Final = ("0", "1")
 INPUT_LENGTH_MAX: Final = 64
 
 
@@ -45,8 +53,10 @@ def invoice_number_normalise(raw: object) -> str:
     compact = "".join(ch for ch in text if not ch.isspace())
     if not compact.isascii():
         compact = ""  # Other scripts' digits (Arabic-Indic, ...) are not invoice digits.
-    if _DIGITAL.fullmatch(compact):
+    if _DIGITAL.fullmatch(compact) and not compact.startswith(_CODE_FIRST_DIGITS):
         return compact
+    if _DIGITAL.fullmatch(compact):  # A 12-digit code and its 8-digit number run together.
+        return f"{compact[:12]}-{compact[12:]}"
     match = _CODE_NUMBER.fullmatch(compact)
     if match:
         return f"{match.group(1)}-{match.group(2)}"
@@ -57,3 +67,8 @@ def invoice_number_normalise(raw: object) -> str:
         "12-digit code and an 8-digit number written CODE-NUMBER.",
         errors={"invoice_number": ["Not a Chinese invoice number."]},
     )
+
+
+def invoice_key(number: str) -> str:
+    """What makes two normalised numbers one invoice: their digits, in order."""
+    return number.replace("-", "")

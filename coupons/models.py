@@ -19,7 +19,8 @@ rows record who did what and when, and the database checks their own invariants.
 import pgtrigger
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Replace
 
 from accounts.models import ComputeSource, Enterprise, Provider
 
@@ -738,8 +739,11 @@ class Invoice(models.Model):
 
     class Meta:
         constraints = [
+            # By its digits: however the number was written, one invoice is one live use.
             models.UniqueConstraint(
-                fields=["number"], condition=Q(released_at__isnull=True), name="coupons_invoice_used_once"
+                Replace("number", Value("-"), Value("")),
+                condition=Q(released_at__isnull=True),
+                name="coupons_invoice_used_once",
             ),
             models.CheckConstraint(
                 condition=Q(redemption__isnull=False, claim__isnull=True)

@@ -22,7 +22,12 @@ _PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
 _PNG_IEND: Final = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 _TAIL: Final = 1024  # PDF readers look for %%EOF within the last kilobyte.
 _OFD_ENTRIES_MAX: Final = 10_000
-_OFD_UNPACKED_MAX: Final = 200 * 1000 * 1000  # Ten times the default upload limit, unpacked.
+# An e-invoice's OFD package is tens of kilobytes. Unpacked, an OFD may hold at most this, and at
+# most _OFD_RATIO_MAX times its packed size: found from outside, a 190 KB archive of zeros that
+# unpacked to 199 MB took seconds of a worker to check and would reach a reviewer's reader whole.
+_OFD_UNPACKED_MAX: Final = 50 * 1000 * 1000
+_OFD_RATIO_MAX: Final = 100
+_EOCD: Final = struct.Struct("<4s16xH")  # End of central directory: signature, ..., comment length: 22 bytes.
 
 
 def _pdf(data: bytes) -> bool:
@@ -48,7 +53,10 @@ def _ofd(data: bytes) -> bool:
             # Every entry is decompressed below to check it: what the archive declares bounds that
             # work (the reader stops at each entry's declared size), so a small "zip bomb" is refused
             # before anything is inflated.
-            if len(entries) > _OFD_ENTRIES_MAX or sum(entry.file_size for entry in entries) > _OFD_UNPACKED_MAX:
+            unpacked = sum(entry.file_size for entry in entries)
+            if len(entries) > _OFD_ENTRIES_MAX or unpacked > min(_OFD_UNPACKED_MAX, _OFD_RATIO_MAX * len(data)):
+                return False
+            if not _ends_at_its_directory(data):
                 return False
             # Every entry must be whole: a ZIP cut short or altered fails its checksums here.
             return _entries_fill_the_archive(data, entries, archive.start_dir) and archive.testzip() is None
@@ -60,6 +68,16 @@ _LOCAL_HEADER: Final = struct.Struct("<4s22xHH")  # signature, ..., name length,
 # After an entry whose sizes follow its data (flag bit 3): CRC and sizes, with or without a
 # signature, 32-bit or ZIP64 sizes.
 _DESCRIPTOR_LENGTHS: Final = (12, 16, 20, 24)
+
+
+def _ends_at_its_directory(data: bytes) -> bool:
+    """The archive ends with its end-of-directory record and that record's own comment: nothing after
+    it (found from outside: 60 KB of HTML appended after the record still read as an OFD)."""
+    at = data.rfind(b"PK\x05\x06")
+    if at < 0 or at + _EOCD.size > len(data):
+        return False
+    _, comment_length = _EOCD.unpack_from(data, at)
+    return at + _EOCD.size + comment_length == len(data)
 
 
 def _entries_fill_the_archive(data: bytes, entries: list[zipfile.ZipInfo], directory_at: int) -> bool:

@@ -47,7 +47,11 @@ class CitedDocumentSerializer(serializers.Serializer):
     sha256 = serializers.CharField(source="document.file_id", help_text="SHA-256 of the bytes, hex.")
     role = serializers.CharField(help_text="What it proves here: contract, filing_certificate, or its kind.")
     shared_with_other_enterprise = serializers.BooleanField(
-        help_text="The same bytes are cited for another enterprise: look before accepting them."
+        allow_null=True,
+        help_text=(
+            "Staff only (null for everyone else): the same bytes are cited for another enterprise, so look "
+            "before accepting them. Kept from applicants, whom it would tell what another enterprise filed."
+        ),
     )
 
 
@@ -95,7 +99,12 @@ class ApplicationSerializer(serializers.ModelSerializer):
     @extend_schema_field(CitedDocumentSerializer(many=True))
     def get_documents(self, application: Application) -> list[dict[str, Any]]:
         cited = cited_documents(subject=f"application:{application.pk}", enterprise_id=application.enterprise_id)
-        return CitedDocumentSerializer(cited, many=True).data  # type: ignore[return-value]
+        data = CitedDocumentSerializer(cited, many=True).data
+        request = self.context.get("request")
+        if request is None or not getattr(request.user, "is_staff_member", False):
+            for item in data:
+                item["shared_with_other_enterprise"] = None
+        return data  # type: ignore[return-value]
 
 
 class SubmitRequest(StrictSerializer):
@@ -170,9 +179,9 @@ def _application(request: Request, pk: int) -> Application:
     return get_object_or_404(applications_visible_to(request.user), pk=pk)  # type: ignore[arg-type]
 
 
-def _answer(application: Application) -> Response:
+def _answer(request: Request, application: Application) -> Response:
     application.refresh_from_db()
-    return Response(ApplicationSerializer(application).data)
+    return Response(ApplicationSerializer(application, context={"request": request}).data)
 
 
 class ApplicationListCreate(ScopedQuerysetMixin, generics.ListAPIView):
@@ -218,7 +227,7 @@ class ApplicationConfirm(APIView):
     @extend_schema(request=None, responses={200: ApplicationSerializer}, tags=["applications"])
     def post(self, request: Request, pk: int) -> Response:
         validated(EmptyRequest, request.data)
-        return _answer(application_confirm(application=_application(request, pk), actor=request.user))  # type: ignore[arg-type]
+        return _answer(request, application_confirm(application=_application(request, pk), actor=request.user))  # type: ignore[arg-type]
 
 
 class ApplicationReview(APIView):
@@ -239,7 +248,7 @@ class ApplicationReview(APIView):
         require_role(request.user, Role.REVIEWER)  # type: ignore[arg-type]
         data = validated(ReviewRequest, request.data)
         user: User = request.user  # type: ignore[assignment]
-        return _answer(application_review(application=application, actor=user, **data))
+        return _answer(request, application_review(application=application, actor=user, **data))
 
 
 class ApplicationApprove(APIView):
@@ -250,7 +259,9 @@ class ApplicationApprove(APIView):
         require_role(request.user, Role.APPROVER)  # type: ignore[arg-type]
         data = validated(ApproveRequest, request.data)
         user: User = request.user  # type: ignore[assignment]
-        return _answer(application_approve(application=application, actor=user, approved_fen=data.get("approved_fen")))
+        return _answer(
+            request, application_approve(application=application, actor=user, approved_fen=data.get("approved_fen"))
+        )
 
 
 class ApplicationReject(APIView):
@@ -259,14 +270,14 @@ class ApplicationReject(APIView):
         application = _application(request, pk)
         require_role(request.user, Role.REVIEWER, Role.APPROVER)  # type: ignore[arg-type]
         data = validated(RejectRequest, request.data)
-        return _answer(application_reject(application=application, actor=request.user, reason=data["reason"]))  # type: ignore[arg-type]
+        return _answer(request, application_reject(application=application, actor=request.user, reason=data["reason"]))  # type: ignore[arg-type]
 
 
 class ApplicationWithdraw(APIView):
     @extend_schema(request=None, responses={200: ApplicationSerializer}, tags=["applications"])
     def post(self, request: Request, pk: int) -> Response:
         validated(EmptyRequest, request.data)
-        return _answer(application_withdraw(application=_application(request, pk), actor=request.user))  # type: ignore[arg-type]
+        return _answer(request, application_withdraw(application=_application(request, pk), actor=request.user))  # type: ignore[arg-type]
 
 
 urlpatterns = [

@@ -8,12 +8,27 @@ rolls back, the second goes through. A use is released (a hold voided or expired
 never deleted, so the register keeps who used which invoice when.
 """
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Value
+from django.db.models.functions import Replace
+from django.db.models.query import QuerySet
 from django.utils import timezone
 
 from coupons.errors import DuplicateInvoice
+from coupons.invoices import invoice_key
 from coupons.models import Claim, Invoice, Redemption
 from evidence.models import Document
+
+
+def invoices_live_with_key(number: str) -> QuerySet[Invoice]:
+    """Live uses of the invoice `number` names, however it was written (`coupons.invoices.invoice_key`)."""
+    return Invoice.objects.annotate(key=Replace("number", Value("-"), Value(""))).filter(
+        key=invoice_key(number), released_at__isnull=True
+    )
+
+
+def invoice_in_use(number: str) -> bool:
+    return invoices_live_with_key(number).exists()
 
 
 def invoice_use(
@@ -28,8 +43,24 @@ def invoice_use(
     """Record that `number` (normalised: `coupons.invoices.invoice_number_normalise`) is used by the
     redemption or the claim, or raise `DuplicateInvoice` when another live use holds it."""
     assert (redemption is None) != (claim is None), "an invoice is used by one redemption or one claim"
-    if Invoice.objects.filter(number=number, released_at__isnull=True).exists():
+    # One file stands behind one invoice: uses of the same bytes take turns here, so two numbers
+    # cannot both be given the same file by racing (found from outside: one uploaded PDF cited for
+    # five "different" invoices, all paid).
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"invoice-file:{document.file_id}"])
+    if invoice_in_use(number):
         raise DuplicateInvoice(f"Invoice {number} was already used; an invoice is subsidised once.")
+    other = (
+        Invoice.objects.filter(document__file_id=document.file_id, released_at__isnull=True)
+        .exclude(number=number)
+        .values_list("number", flat=True)
+        .first()
+    )
+    if other is not None:
+        raise DuplicateInvoice(
+            f"This invoice file already stands behind invoice {other}; each invoice is its own file.",
+            field="invoice_document",
+        )
     try:
         with transaction.atomic():
             return Invoice.objects.create(

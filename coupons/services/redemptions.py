@@ -42,14 +42,13 @@ from coupons.models import (
     BILL_NUMBER_LENGTH_MAX,
     CONTRACT_FEE_FEN_MAX,
     Grant,
-    Invoice,
     ProgramYear,
     Redemption,
     Settlement,
 )
 from coupons.policy import reference_normalise, subsidy_fen
 from coupons.services.eligibility import require_pair_eligible
-from coupons.services.invoices import invoice_release, invoice_use
+from coupons.services.invoices import invoice_in_use, invoice_release, invoice_use
 from evidence.models import Document, Kind
 from ledger.errors import ExceedsCredits, PendingTransferAlreadyResolved, PendingTransferExpired
 from ledger.models import Transfer
@@ -174,7 +173,7 @@ def redemption_create(
                 f"Bill {bill_number} was already redeemed on contract {locked.application.contract_number}."
             )
         # Told here, beside the duplicate bill; `invoice_use` below decides a race.
-        if Invoice.objects.filter(number=invoice_number, released_at__isnull=True).exists():
+        if invoice_in_use(invoice_number):
             raise DuplicateInvoice(f"Invoice {invoice_number} was already used; an invoice is subsidised once.")
         billed_fen = int(live.aggregate(total=Sum("bill_amount_fen"))["total"] or 0)
         contract_fee_fen = locked.application.contract_fee_fen

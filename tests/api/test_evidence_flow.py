@@ -87,14 +87,14 @@ def test_an_application_uploaded_and_cited_over_http_shows_its_documents(cast, y
             "kind": "contract",
             "sha256": contract_doc["sha256"],
             "role": "contract",
-            "shared_with_other_enterprise": False,
+            "shared_with_other_enterprise": None,
         },
         {
             "id": usage["id"],
             "kind": "delivery_proof",
             "sha256": usage["sha256"],
             "role": "delivery_proof",
-            "shared_with_other_enterprise": False,
+            "shared_with_other_enterprise": None,
         },
     ]
     # The computing center (the other party) reads it as the enterprise does.
@@ -192,7 +192,8 @@ def test_the_same_bytes_cited_for_another_enterprise_are_flagged_in_the_read_sha
         )
         .json()
     )
-    assert first["documents"][0]["shared_with_other_enterprise"] is False
+    # Applicants never learn what another enterprise filed: the flag is the reviewer's.
+    assert first["documents"][0]["shared_with_other_enterprise"] is None
 
     other = EnterpriseFactory()
     other_member = UserFactory(enterprise=other)
@@ -205,6 +206,13 @@ def test_the_same_bytes_cited_for_another_enterprise_are_flagged_in_the_read_sha
     )
     assert second.status_code == 201, second.content
 
+    assert second.json()["documents"][0]["shared_with_other_enterprise"] is None
+    assert (
+        signed_in(cast.member)
+        .get(f"/api/v1/applications/{first['id']}/")
+        .json()["documents"][0]["shared_with_other_enterprise"]
+        is None
+    )
     reviewer = signed_in(cast.reviewer)
     for pk in (first["id"], second.json()["id"]):
         assert (
@@ -240,7 +248,7 @@ def test_a_bill_carries_its_invoice_and_the_enterprise_downloads_it(cast, year):
     )
     assert signed_in(cast.member).get(f"/api/v1/redemptions/{body['id']}/").json()["invoice_document"] == invoice["id"]
     downloaded = signed_in(cast.member).get(f"/api/v1/documents/{invoice['id']}/content/")
-    assert downloaded.status_code == 200 and downloaded.content.startswith(b"%PDF-")
+    assert downloaded.status_code == 200 and b"".join(downloaded.streaming_content).startswith(b"%PDF-")
 
 
 def test_the_other_party_downloads_what_it_is_party_to_and_a_third_party_gets_404(cast, year):

@@ -147,6 +147,7 @@ def test_a_number_that_is_not_a_chinese_invoice_number_is_400(number, cast, year
         ("033002100611:12345678", "033002100611-12345678"),
         ("3300211111-12345678", "3300211111-12345678"),
         ("330021111112345678", "3300211111-12345678"),  # 10 + 8 digits written together
+        ("03300210061112345678", "033002100611-12345678"),  # 12 + 8 written together (a code starts 0 or 1)
         ("０３３００２１００６１１－12345678", "033002100611-12345678"),  # full-width
     ],
 )
@@ -162,6 +163,39 @@ def test_two_spellings_of_one_invoice_are_one_invoice(cast, year, db_snapshot):
         DuplicateInvoice,
         lambda: redeem(cast, grant, "B2", invoice_number="０３３００２１００６１１ / 12345678"),
     )
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        # Found from outside: a 12-digit code run into its number was taken for a digital number.
+        ("033002100611-12345678", "03300210061112345678"),
+        # A digital number split like a code and a number is still that digital invoice.
+        ("26332000000000000002", "263320000000-00000002"),
+        ("26332000000000000002", "2633200000:0000000002"),
+    ],
+)
+def test_no_way_of_writing_a_number_makes_one_invoice_two(first, second, cast, year, db_snapshot):
+    redeem(cast, grant_for(cast, fee_fen=FEE_FEN), "B1", invoice_number=first)
+    other = elsewhere(cast)
+    other_grant = grant_for(other, fee_fen=FEE_FEN)
+    refused(db_snapshot, DuplicateInvoice, lambda: redeem(other, other_grant, invoice_number=second))
+
+
+def test_one_invoice_file_stands_behind_one_invoice_number(cast, year, db_snapshot):
+    """Found from outside: one uploaded PDF cited for five different numbers, all paid."""
+    grant = grant_for(cast, fee_fen=FEE_FEN)
+    file = document(cast.clerk, "invoice")
+    held = redeem(cast, grant, "B1", invoice_number=invoice_number(), invoice_document=file)
+    error = refused(
+        db_snapshot,
+        DuplicateInvoice,
+        lambda: redeem(cast, grant, "B2", invoice_number=invoice_number(), invoice_document=file),
+    )
+    assert "invoice_document" in error.detail or error.extra.get("field") == "invoice_document"
+    # A released use frees the file with its number.
+    redemption_void(redemption=held, actor=cast.clerk)
+    assert redeem(cast, grant, "B3", invoice_number=invoice_number(), invoice_document=file).invoice_document == file
 
 
 @pytest.mark.parametrize("missing", ["invoice_number", "invoice_document"])
@@ -287,13 +321,15 @@ def test_a_captured_then_reversed_bills_invoice_stays_used(cast, year, db_snapsh
     assert Invoice.objects.get(number=number).released_at is None
 
 
-def test_the_database_keeps_one_live_use_of_a_number(cast, year):
+@pytest.mark.parametrize("split", [False, True], ids=["as written", "split like a code"])
+def test_the_database_keeps_one_live_use_of_a_number(split, cast, year):
     from django.db import IntegrityError, transaction
 
     made = redeem(cast, grant_for(cast, fee_fen=FEE_FEN))
+    number = f"{made.invoice_number[:12]}-{made.invoice_number[12:]}" if split else made.invoice_number
     with pytest.raises(IntegrityError), transaction.atomic():
         Invoice.objects.create(
-            number=made.invoice_number,
+            number=number,
             document=made.invoice_document,
             amount_fen=1,
             enterprise=cast.enterprise,

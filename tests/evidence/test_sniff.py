@@ -93,6 +93,24 @@ def test_a_zip_bomb_is_refused_before_it_is_inflated():
     assert sniff.detect(buffer.getvalue()) is None
 
 
+def test_an_ofd_that_unpacks_to_far_more_than_it_packs_is_refused():
+    """Found from outside: 190 KB that unpacked to 199 MB was accepted and took seconds to check."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("OFD.xml", b"<ofd:OFD/>")
+        archive.writestr("Doc_0/zeros.bin", bytes(5 * 1000 * 1000))
+    assert len(buffer.getvalue()) < 50_000
+    assert sniff.detect(buffer.getvalue()) is None
+
+
+def test_an_ofd_with_bytes_after_its_directory_is_refused():
+    """Found from outside: HTML appended after the end-of-directory record still read as an OFD."""
+    whole = sample("invoice.ofd")
+    assert sniff.detect(whole) == sniff.OFD
+    assert sniff.detect(whole + b"<html><script>alert(1)</script></html>" * 20) is None
+    assert sniff.detect(whole + b"\x00") is None
+
+
 def test_an_ofd_with_an_encrypted_entry_is_refused_without_raising():
     whole = bytearray(sample("invoice.ofd"))
     central = whole.index(b"PK\x01\x02")  # The first entry's central directory header.

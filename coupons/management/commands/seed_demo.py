@@ -1,5 +1,11 @@
 """`manage.py seed_demo`: open the program year and load the demo data of `make run`.
 
+Both redemption modes are live at once: the year Y (the current one by default) is in
+`provider_deduction` mode (centers deduct coupons from their bills), and Y-1 is seeded before it in
+`enterprise_reimbursement` mode (enterprises pay in full and claim) with grants valid for 24 months
+from issue, then closed as the annual reset closes it: its grants outlive the close, so its
+enterprises still claim on them today.
+
 Everything goes through the services, as a person would through the API: the year is created and
 opened by the superuser, enterprises register and a reviewer verifies them, applications walk their
 states, approvals issue grants in the ledger, providers redeem, finance settles. No money row is
@@ -10,6 +16,8 @@ behind.
 """
 
 import datetime as dt
+import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +44,7 @@ from accounts.uscc import check_character
 from approvals.models import ApprovalRequest
 from approvals.services import approval_request_approve
 from config.errors import ApplicationError
-from coupons.models import Application, ComputeSource, Grant, ProgramYear, Purpose, Redemption
+from coupons.models import Application, Claim, ComputeSource, Grant, ProgramYear, Purpose, Redemption
 from coupons.services.acknowledgements import redemption_acknowledge, redemption_dispute
 from coupons.services.applications import (
     application_approve,
@@ -46,6 +54,7 @@ from coupons.services.applications import (
     application_submit,
     application_withdraw,
 )
+from coupons.services.claims import claim_approve, claim_reject, claim_submit, settlement_create_for_enterprise
 from coupons.services.grants import grant_revoke_request
 from coupons.services.redemptions import (
     redemption_capture,
@@ -54,6 +63,7 @@ from coupons.services.redemptions import (
     redemption_void,
     redemptions_expire_holds,
 )
+from coupons.services.reset import annual_reset
 from coupons.services.settlements import settlement_create, settlement_pay_request
 from coupons.services.years import (
     CAP_FEN_DEFAULT,
@@ -63,6 +73,7 @@ from coupons.services.years import (
     program_year_create,
     program_year_of,
     program_year_open,
+    year_end,
 )
 from evidence.models import Document, Kind
 from evidence.selectors import citations_of
@@ -74,6 +85,10 @@ PASSWORD_DEFAULT = "demo-pass-2026"  # noqa: S105  For local demos only: every d
 ADMIN_USERNAME = "admin"
 # The first contract of the demo: when it exists, the demo was loaded (in one transaction).
 MARKER_CONTRACT_NUMBER = "HZ-DEMO-0001"
+# The reimbursement year's contracts: a contract number is unique per center across years.
+REIMBURSEMENT_CONTRACT_PREFIX = "HZ-DEMO-R"
+# The reimbursement year's grants are valid for this many months from issue, so they outlive its close.
+REIMBURSEMENT_GRANT_MONTHS = 24
 STAFF = (
     ("reviewer", Role.REVIEWER),
     ("reviewer2", Role.REVIEWER),
@@ -157,7 +172,14 @@ def sample_upload(actor: User, kind: str, sample: str, label: str) -> Document:
     its own file by a PDF comment naming `label` after the sample's end. The demo's parties each cite
     their own bytes; the same file offered for two enterprises is flagged to reviewers, and the demo
     shows no false alarm."""
-    data = (SAMPLES / sample).read_bytes() + f"% Demo copy: {label}\n%%EOF\n".encode()
+    data = (SAMPLES / sample).read_bytes()
+    if sample.endswith(".png"):
+        # A PNG ends with its IEND chunk: the label goes in a text chunk just before it.
+        text = b"Comment\x00" + f"Demo copy: {label}".encode()
+        chunk = struct.pack(">I", len(text)) + b"tEXt" + text + struct.pack(">I", zlib.crc32(b"tEXt" + text))
+        data = data[:-12] + chunk + data[-12:]
+    else:
+        data += f"% Demo copy: {label}\n%%EOF\n".encode()
     return document_upload(actor=actor, kind=kind, data=data, name=sample).document
 
 
@@ -198,24 +220,47 @@ class Command(BaseCommand):
             "never on a server others can reach).",
         )
         parser.add_argument(
-            "--year", type=int, default=None, help="The program year to open and fill (default: the current one)."
+            "--year",
+            type=int,
+            default=None,
+            help="The program year to open and fill (default: the current one; not a future one); the year "
+            "before it is filled in enterprise reimbursement mode and closed.",
         )
 
     def handle(self, *args: object, **options: object) -> None:
         password = str(options["password"])
         year_option = options["year"]
-        year = program_year_of(timezone.now()) if year_option is None else int(str(year_option))
+        current = program_year_of(timezone.now())
+        year = current if year_option is None else int(str(year_option))
+        # The year before is the reimbursement year: its centers must be listed then, and its grants,
+        # issued at the real time (approval takes no `now`), run their 24 months from today, so a
+        # future year's claims would fall after their expiry.
+        if not LISTED_SINCE.year < year <= current:
+            raise CommandError(
+                f"--year: the demo also fills the year before in reimbursement mode, which needs its centers "
+                f"listed (from {LISTED_SINCE.year}) and its grants valid (from today); choose "
+                f"{LISTED_SINCE.year + 1} to {current}."
+            )
         try:
             with transaction.atomic():
                 admin = self._admin_ensure(password)
                 demo_present = Application.objects.filter(contract_number=MARKER_CONTRACT_NUMBER).exists()
                 self._year_ensure(year, admin, demo_needed=not demo_present)
                 if demo_present:
+                    previous = ProgramYear.objects.filter(year=year - 1).first()
+                    if previous is not None:
+                        self.stdout.write(f"Program year {year - 1}: {previous.status}, skipped.")
                     self.stdout.write(f"Demo data: present (contract {MARKER_CONTRACT_NUMBER}), skipped.")
                     return
                 self._check_no_demo_names_taken()
+                if ProgramYear.objects.filter(year=year - 1).exists():
+                    raise CommandError(
+                        f"Program year {year - 1} exists: the demo seeds it in enterprise reimbursement mode, "
+                        "so it loads only into a database without it; nothing was written."
+                    )
                 cast = self._cast_create(admin, password)
                 self._flows_create(cast, year)
+                self._reimbursement_create(cast, year - 1, demo_year=year)
                 # Seal the demo's transfers into the hash chain and audit them, as beat would.
                 from coupons.services.audit import audit_execute, audit_run_create
                 from ledger.chain import ledger_seal
@@ -557,3 +602,117 @@ class Command(BaseCommand):
             "Redemptions: 10 (pending, captured, voided, expired, reversed); grant "
             f"{g3.code} revoked, its hold voided and its unused balance returned to the pool."
         )
+
+    # --- The reimbursement year (Y-1) ------------------------------------------------------------
+
+    def _reimbursement_create(self, cast: _Cast, year: int, *, demo_year: int) -> None:
+        """Y-1 in enterprise reimbursement mode: contracts approved into grants valid for 24 months,
+        claims in every status (one paid through an enterprise settlement), then the year closed as
+        the annual reset closes it, and a claim submitted on the demo's day for the reviewer's queue."""
+        admin, staff = cast.admin, cast.staff
+        p1, p2, _, _ = cast.providers
+        c1, c2, _, _ = cast.provider_members
+        e1, e2, e3, _ = cast.enterprises
+        m1, m2, m3, _ = cast.enterprise_members
+        clerk_of = {p1.pk: c1, p2.pk: c2}
+        program_year_create(
+            year=year,
+            actor=admin,
+            redemption_mode=ProgramYear.RedemptionMode.ENTERPRISE_REIMBURSEMENT,
+            grant_validity=ProgramYear.GrantValidity.MONTHS,
+            grant_validity_months=REIMBURSEMENT_GRANT_MONTHS,
+        )
+        program_year_open(year=year, actor=admin)
+        # Services judge "now" against the year: inside Y-1 they act mid-year. The demo's day is
+        # today for the current year, or mid-Y for a year given with --year.
+        now = dt.datetime(year, 7, 1, 12, tzinfo=PROGRAM_TIME_ZONE)
+        demo_now = (
+            timezone.now()
+            if demo_year == program_year_of(timezone.now())
+            else dt.datetime(demo_year, 7, 1, 12, tzinfo=PROGRAM_TIME_ZONE)
+        )
+        signed_on = listing_day(now) - dt.timedelta(days=60)
+
+        def grant_of(member: User, provider: Provider, number: int, fee_yuan: int, source: str, purpose: str) -> Grant:
+            contract_number = f"{REIMBURSEMENT_CONTRACT_PREFIX}{number:03d}"
+            application = application_submit(
+                actor=member,
+                provider=provider,
+                contract_number=contract_number,
+                contract_fee_fen=fen(fee_yuan),
+                compute_source=source,
+                purpose=purpose,
+                contract_document=sample_upload(member, Kind.CONTRACT, "contract.pdf", contract_number),
+                contract_signed_on=signed_on,
+                contract_term_months=12,
+                now=now,
+            )
+            application_confirm(application=application, actor=clerk_of[provider.pk])
+            application_review(
+                application=application,
+                actor=staff["reviewer"],
+                recommended_fen=application.requested_fen,
+                evidence_checked=list(
+                    citations_of(f"application:{application.pk}").values_list("document_id", flat=True)
+                ),
+                note="Contract checked (demo).",
+            )
+            application_approve(application=application, actor=staff["approver"])
+            return Grant.objects.get(application=application)
+
+        g1 = grant_of(m1, p1, 1, 2_000_000, ComputeSource.DOMESTIC, Purpose.TRAINING)
+        g2 = grant_of(m2, p2, 2, 1_000_000, ComputeSource.OTHER, Purpose.INFERENCE)
+        g3 = grant_of(m3, p1, 3, 500_000, ComputeSource.DOMESTIC, Purpose.INFERENCE)
+        self.stdout.write(
+            f"Program year {year}: created and opened in enterprise reimbursement mode, grants valid "
+            f"{REIMBURSEMENT_GRANT_MONTHS} months from issue; applications: 3 approved, grants: 3 "
+            f"({', '.join(grant.code for grant in (g1, g2, g3))})."
+        )
+
+        # A fully digital e-invoice per bill, numbered apart from Y's (another year, another serial range).
+        invoice_serial = iter(range(501, 1000))
+
+        def claim(grant: Grant, member: User, bill_yuan: int, at: dt.datetime) -> Claim:
+            serial = next(invoice_serial)
+            return claim_submit(
+                grant=grant,
+                actor=member,
+                invoice_number=f"{year % 100:02d}332000{serial:012d}",
+                invoice_document=sample_upload(member, Kind.INVOICE, "invoice.pdf", f"R-INVOICE-{serial}"),
+                payment_proof_document=sample_upload(
+                    member, Kind.PAYMENT_PROOF, "payment-proof.png", f"R-PAYMENT-{serial}"
+                ),
+                bill_amount_fen=fen(bill_yuan),
+                now=at,
+            )
+
+        paid = claim_approve(claim=claim(g2, m2, 200_000, now), actor=staff["reviewer"], now=now)
+        claim_approve(claim=claim(g3, m3, 100_000, now), actor=staff["reviewer2"], now=now)
+        claim_reject(
+            claim=claim(g1, m1, 300_000, now),
+            actor=staff["reviewer2"],
+            reason="The payment proof shows 80,000 yuan paid, not the 300,000 yuan billed (demo).",
+            now=now,
+        )
+        settlement = settlement_create_for_enterprise(enterprise=e2, actor=staff["finance"])
+        approval_request_approve(
+            request_id=settlement_pay_request(
+                settlement=settlement, requester=staff["finance"], bank_reference="DEMO-BANK-R001"
+            ).pk,
+            decider=staff["finance2"],
+        )
+        self.stdout.write(
+            f"Claims in {year}: {yuan(paid.coupon_fen)} paid to {e2.name} by an enterprise settlement; one "
+            f"approved for {e3.name}, awaiting settlement; one of {e1.name} rejected."
+        )
+
+        # Closed as the annual reset closes it on the demo's day: Y is open already, so the reset
+        # only closes Y-1, and its grants, valid for months, stay active with their balance.
+        report = annual_reset(year=year, now=max(demo_now, year_end(year)))
+        self.stdout.write(
+            f"Program year {year}: closed by the annual reset; {report.grants_outliving_the_year} grants "
+            "stay valid for months after the close."
+        )
+        # On the demo's day, after the close: a claim on a grant that outlived its year, for the reviewer.
+        claim(g1, m1, 400_000, demo_now)
+        self.stdout.write(f"Claims in {year}: one of {e1.name} submitted today, in the reviewers' queue.")
