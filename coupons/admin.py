@@ -500,7 +500,7 @@ class InvoiceAdmin(ReadOnlyAdmin):
     """The invoice register: each invoice number is used once while its use is live."""
 
     list_display = ["number", "enterprise", "redemption", "claim", "used_at", "released_at"]
-    list_select_related = ["enterprise"]
+    list_select_related = ["enterprise", "redemption", "claim"]
     search_fields = ["number"]
     date_hierarchy = "used_at"
 

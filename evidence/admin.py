@@ -11,7 +11,7 @@ from ledger.admin import ReadOnlyAdmin
 class DocumentAdmin(ReadOnlyAdmin):
     list_display = ["id", "kind", "owner", "content_type", "size", "file", "uploaded_by", "uploaded_at"]
     list_filter = ["kind", "content_type"]
-    list_select_related = ["uploaded_by"]
+    list_select_related = ["file", "uploaded_by"]
     search_fields = ["file__sha256", "owner", "original_name"]
     date_hierarchy = "uploaded_at"
 

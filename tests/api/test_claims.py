@@ -145,7 +145,13 @@ def test_a_provider_deduction_year_refuses_claims_and_a_reimbursement_year_redem
 def test_a_reimbursement_year_refuses_redemptions(cast, grant, as_user):
     response = as_user(cast.clerk).post(
         "/api/v1/redemptions/",
-        {"grant": grant.pk, "bill_number": "B1", "bill_amount_fen": 10_000},
+        {
+            "grant": grant.pk,
+            "bill_number": "B1",
+            "bill_amount_fen": 10_000,
+            "invoice_number": invoice_number(),
+            "invoice_document": document(cast.clerk, "invoice").pk,
+        },
         format="json",
         HTTP_IDEMPOTENCY_KEY=fresh_key(),
     )

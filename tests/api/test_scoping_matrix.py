@@ -129,7 +129,14 @@ def test_redeeming_another_providers_grant_is_404(world, db_snapshot):
     for name in ("provider member", "provider API key"):
         response = callers[name].post(
             "/api/v1/redemptions/",
-            {"grant": ids["grant"], "bill_number": "X1", "bill_amount_fen": 1_000},
+            # A whole, valid body: the grant of another center is the only thing wrong with it.
+            {
+                "grant": ids["grant"],
+                "bill_number": "X1",
+                "bill_amount_fen": 1_000,
+                "invoice_number": "26332000000000000001",
+                "invoice_document": 1,
+            },
             format="json",
             HTTP_IDEMPOTENCY_KEY=f"matrix-{name}",
         )

@@ -4,7 +4,6 @@ per claim, one use per invoice across claims and redemptions."""
 import datetime as dt
 
 import pytest
-from django.db import transaction
 
 from config.errors import InvalidState
 from coupons import books
@@ -18,14 +17,13 @@ from coupons.services.applications import (
     application_submit,
 )
 from coupons.services.claims import claim_approve, claim_reject, claim_submit
-from coupons.services.invoices import invoice_use
 from coupons.services.redemptions import redemption_create
 from coupons.services.years import program_year_create, program_year_open, year_end
 from ledger.selectors import account_balance, account_get
 from tests.claims import evidence, grant_in, open_reimbursement_year
 from tests.concurrency import race
 from tests.coupons.conftest import IN_YEAR, YEAR, make_cast
-from tests.evidence import contract, document, invoice_number
+from tests.evidence import checked, contract, document, invoice_number
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -110,7 +108,9 @@ def _deduction_grant_next_year(cast) -> tuple[Grant, dt.datetime]:
         **contract(cast.member, next_year),
     )
     application_confirm(application=application, actor=cast.clerk)
-    application_review(application=application, actor=cast.reviewer, recommended_fen=application.requested_fen)
+    application_review(
+        application=application, actor=cast.reviewer, recommended_fen=application.requested_fen, **checked(application)
+    )
     application_approve(application=application, actor=cast.approver)
     return Grant.objects.get(application=application), now
 
@@ -132,19 +132,15 @@ def test_a_claim_and_a_redemption_race_for_one_invoice_and_one_wins():
         )
 
     def redeem(i: int) -> Redemption:
-        # A redemption with its invoice, one transaction, as a redemption registers its invoice.
-        with transaction.atomic():
-            redemption = redemption_create(
-                grant=redemption_grant, bill_number=f"B{i}", bill_amount_fen=10_000, actor=cast.clerk, now=next_year_now
-            )
-            invoice_use(
-                number=numbers[i],
-                document=center_invoices[i],
-                amount_fen=10_000,
-                enterprise_id=cast.enterprise.pk,
-                redemption=redemption,
-            )
-            return redemption
+        return redemption_create(
+            grant=redemption_grant,
+            bill_number=f"B{i}",
+            bill_amount_fen=10_000,
+            actor=cast.clerk,
+            now=next_year_now,
+            invoice_number=numbers[i],
+            invoice_document=center_invoices[i],
+        )
 
     calls = []
     for i in range(rounds):

@@ -26,7 +26,7 @@ from coupons.services.applications import application_approve, application_confi
 from coupons.services.redemptions import redemption_create
 from coupons.services.years import program_year_create, program_year_open, rule_set_create
 from tests.coupons.conftest import CAP_FEN, IN_YEAR, POOL_FEN, YEAR, grant_for, submit, to_reviewed
-from tests.evidence import checked
+from tests.evidence import checked, invoice
 from tests.factories import EnterpriseFactory, UserFactory, valid_uscc
 
 pytestmark = pytest.mark.django_db
@@ -374,6 +374,7 @@ def test_a_sanction_decided_after_the_grant_stops_redemption(cast, year, db_snap
         bill_amount_fen=10_000,
         actor=cast.clerk,
         now=IN_YEAR,
+        **invoice(cast.clerk),
     )
 
 
@@ -410,6 +411,7 @@ def test_an_affiliation_recorded_after_the_grant_stops_redemption(cast, year, db
         bill_amount_fen=10_000,
         actor=cast.clerk,
         now=IN_YEAR,
+        **invoice(cast.clerk),
     )
 
 

@@ -172,7 +172,6 @@ def test_two_spellings_of_one_invoice_are_one_invoice(cast, year, db_snapshot):
         ("033002100611-12345678", "03300210061112345678"),
         # A digital number split like a code and a number is still that digital invoice.
         ("26332000000000000002", "263320000000-00000002"),
-        ("26332000000000000002", "2633200000:0000000002"),
     ],
 )
 def test_no_way_of_writing_a_number_makes_one_invoice_two(first, second, cast, year, db_snapshot):

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import redis
+from django.conf import settings
 from django.db import connection
 
 from config.celery import app
@@ -49,6 +50,8 @@ def worker() -> Iterator[str]:
         "DATABASE_URL": database_url(),
         "REDIS_URL": REDIS_URL,
         "PYTHONPATH": str(ROOT),
+        # The worker reads the documents this test process stored (the audit's storage check).
+        "DOCUMENTS_ROOT": str(settings.DOCUMENTS_ROOT),
     }
     process = subprocess.Popen(
         [

@@ -88,7 +88,8 @@ def tamper(*statements: str) -> None:
 
 
 def test_clean_books_pass_every_evidence_check(books):
-    assert run("stored_files_intact") == ([], BILLS + 1)
+    # Each bill's invoice, and the application's signed contract.
+    assert run("stored_files_intact") == ([], BILLS + 2)
     assert run("invoices_used_once") == ([], BILLS + 1)
     assert run("settled_redemptions_have_evidence") == ([], BILLS)
 
@@ -113,7 +114,7 @@ def test_a_file_changed_on_disk_is_reported_with_its_hash(books):
     original = path.read_bytes()
     path.write_bytes(original.replace(b"%%EOF", b"%%EOX"))  # Same size, other bytes.
     findings, examined = run("stored_files_intact")
-    assert examined == BILLS + 1
+    assert examined == BILLS + 2
     assert findings == [
         {
             "sha256": first.sha256,
@@ -146,7 +147,7 @@ def test_a_stray_file_in_storage_is_reported_once_it_is_old(books):
     an_hour_ago = (timezone.now() - dt.timedelta(hours=1, minutes=1)).timestamp()
     os.utime(stray, (an_hour_ago, an_hour_ago))
     assert run("stored_files_intact")[0] == [{"name": "documents/ab/cd/abcd" + "0" * 60, "problem": "unreferenced"}]
-    assert len(files_on_disk(books["root"])) == BILLS + 2
+    assert len(files_on_disk(books["root"])) == BILLS + 3  # The invoices, the contract and the stray.
 
 
 # --- invoices_used_once ---------------------------------------------------------------------------

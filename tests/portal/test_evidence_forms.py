@@ -71,7 +71,7 @@ def test_the_contract_is_uploaded_with_the_application_and_both_parties_may_down
     page = as_user(cast.clerk).get(f"/applications/{application.pk}/").content.decode()
     link = f"/api/v1/documents/{application.contract_document_id}/content/"
     assert link in page
-    assert as_user(cast.clerk).get(link).content == data
+    assert b"".join(as_user(cast.clerk).get(link).streaming_content) == data
     assert as_user(UserFactory(enterprise=EnterpriseFactory())).get(link).status_code == 404
 
 
