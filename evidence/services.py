@@ -137,3 +137,23 @@ def citation_add(
         },
     )
     return citation
+
+
+def files_discard_unreferenced(sha256s: Iterable[str]) -> int:
+    """Remove from storage the files of `sha256s` that no row names: what an upload wrote inside a
+    transaction that then rolled back (a refused portal form). Left there, the audit's storage check
+    would report each as unreferenced. Under the upload's own advisory lock, so a concurrent upload
+    of the same bytes either committed its row (the file is kept) or waits and writes it again.
+    Call it after the transaction ended. Returns how many files were removed."""
+    removed = 0
+    for sha256 in sorted(set(sha256s)):
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"evidence:{sha256}"])
+            if StoredFile.objects.filter(pk=sha256).exists():
+                continue
+            name = StoredFile(sha256=sha256).storage_name
+            if storage.documents_storage().exists(name):
+                storage.documents_storage().delete(name)
+                removed += 1
+    return removed

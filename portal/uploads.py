@@ -1,12 +1,19 @@
 """Files uploaded through the portal's forms, stored as documents (`evidence.services.document_upload`)."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 from django.core.files.uploadedfile import UploadedFile
 
 from accounts.models import User
 from config.errors import ApplicationError
 from evidence.errors import DocumentTooLarge
 from evidence.models import Document
-from evidence.services import document_size_max, document_upload
+from evidence.services import document_size_max, document_upload, files_discard_unreferenced
+
+# The files `upload` stored within the current `files_kept_only_if_committed` block.
+_stored: ContextVar[list[str] | None] = ContextVar("portal_uploads_stored", default=None)
 
 
 class UploadRefused(Exception):
@@ -26,6 +33,27 @@ def upload(user: User, kind: str, file: UploadedFile, field: str) -> Document:
                 f"The file has {file.size} bytes; at most {document_size_max()} are accepted.",
                 size_max=document_size_max(),
             )
-        return document_upload(actor=user, kind=kind, data=file.read(), name=file.name).document
+        document = document_upload(actor=user, kind=kind, data=file.read(), name=file.name).document
     except ApplicationError as error:
         raise UploadRefused(field, error) from error
+    stored = _stored.get()
+    if stored is not None:
+        stored.append(document.file_id)
+    return document
+
+
+@contextmanager
+def files_kept_only_if_committed() -> Iterator[None]:
+    """Around a form's transaction that uploads files and then writes what cites them: when the
+    transaction is refused (it rolled back by the time the error leaves it), the files it wrote to
+    storage are removed again, so a refused form leaves neither a row nor a file (the audit's storage
+    check would report a file no row names)."""
+    stored: list[str] = []
+    token = _stored.set(stored)
+    try:
+        yield
+    except BaseException:
+        files_discard_unreferenced(stored)
+        raise
+    finally:
+        _stored.reset(token)

@@ -25,7 +25,7 @@ from portal import access
 from portal.errors import describe
 from portal.forms import ApplyForm, FlagsForm, RegisterForm
 from portal.queries import grants_for
-from portal.uploads import UploadRefused, upload
+from portal.uploads import UploadRefused, files_kept_only_if_committed, upload
 
 PENDING_STATUSES = ("submitted", "confirmed", "reviewed")
 
@@ -137,10 +137,9 @@ def _form_field(error: ApplicationError) -> str | None:
 
 
 def _submit_with_documents(user: User, data: dict[str, Any]) -> Application:
-    """Upload the files and submit in one transaction: a refused application leaves no document row.
-    (A file already written to storage stays there, named by its hash and by no row: uploading the
-    same bytes again finds it, and it counts for nothing.)"""
-    with transaction.atomic():
+    """Upload the files and submit in one transaction: a refused application leaves no document row,
+    and no file in storage either (`files_kept_only_if_committed`)."""
+    with files_kept_only_if_committed(), transaction.atomic():
         certificate_file = data.get("filing_certificate_file")
         return application_submit(
             actor=user,

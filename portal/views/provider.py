@@ -36,7 +36,7 @@ from portal.errors import describe
 from portal.formatting import yuan_text
 from portal.forms import ApiKeyForm, DisputeResolveForm, ReasonForm, RedeemForm
 from portal.queries import grants_for
-from portal.uploads import UploadRefused, upload
+from portal.uploads import UploadRefused, files_kept_only_if_committed, upload
 from portal.views.common import attempt, attempt_with, back, page_of
 
 R = Redemption.Status
@@ -158,9 +158,8 @@ def redeem(request: HttpRequest) -> HttpResponse:
             )
         else:
             try:
-                # One transaction: a refused bill leaves no invoice document behind (its file may stay in
-                # storage, named by its hash and by no row, and counts for nothing).
-                with transaction.atomic():
+                # One transaction: a refused bill leaves no invoice document behind, and no file.
+                with files_kept_only_if_committed(), transaction.atomic():
                     redemption = redemption_create(
                         grant=grant,
                         bill_number=data["bill_number"],

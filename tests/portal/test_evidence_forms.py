@@ -3,7 +3,9 @@
 leaves no document row behind."""
 
 from collections.abc import Callable
+from pathlib import Path
 
+from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
@@ -16,6 +18,11 @@ from tests.factories import EnterpriseFactory, UserFactory
 from tests.portal.conftest import this_year, walk_to_grant
 
 AsUser = Callable[..., Client]
+
+
+def files_stored() -> set[Path]:
+    root = Path(settings.STORAGES["documents"]["OPTIONS"]["location"])
+    return {path for path in root.rglob("*") if path.is_file()}
 
 
 def apply_form(cast: Cast, **changes: object) -> dict[str, object]:
@@ -108,7 +115,7 @@ def test_a_refused_application_leaves_no_document_row(
 ):
     client = as_user(cast.member, language="en")
     assert client.post("/apply/", apply_form(cast)).status_code == 302
-    documents = Document.objects.count()
+    documents, files = Document.objects.count(), files_stored()
     before = db_snapshot()
     # The same contract number with the same center again, and a contract signed last year.
     for form in (
@@ -119,6 +126,8 @@ def test_a_refused_application_leaves_no_document_row(
         assert response.status_code == 400
     assert 'id="id_contract_signed_on_errors"' in response.content.decode()
     assert db_snapshot() == before and Document.objects.count() == documents
+    # Nor a file: one no row names would fail the audit's storage check.
+    assert files_stored() == files
 
 
 # --- The reviewer's checklist ---------------------------------------------------------------------------
@@ -207,7 +216,7 @@ def test_bad_invoice_input_is_said_beside_the_field_and_leaves_no_document(
     clerk = as_user(cast.clerk, language="en")
     used = invoice_number()
     assert clerk.post("/redeem/", redeem_form(grant, invoice_number=used)).status_code == 302
-    documents = Document.objects.count()
+    documents, files = Document.objects.count(), files_stored()
     before = db_snapshot()
     cases = [
         (
@@ -231,3 +240,4 @@ def test_bad_invoice_input_is_said_beside_the_field_and_leaves_no_document(
     del missing["invoice_file"]
     assert clerk.post("/redeem/", missing).status_code == 400
     assert db_snapshot() == before and Document.objects.count() == documents
+    assert files_stored() == files
