@@ -63,10 +63,11 @@ def fresh_key() -> str:
 
 def redeem_body(grant_, **changes):
     """The same body for the same grant and changes (a retry sends what it sent): the bill's invoice
-    number follows from the grant and the bill number, and its document is the provider's one invoice."""
+    number and its file follow from the grant and the bill number (one file stands behind one invoice;
+    uploading the same bytes again answers with the same document)."""
     bill_number = changes.get("bill_number", "INV-1")
     serial = zlib.crc32(f"{grant_.pk}:{bill_number}".encode())
-    pdf = f"%PDF-1.4\n% invoices of provider {grant_.provider_id}\n%%EOF\n".encode()
+    pdf = f"%PDF-1.4\n% invoice {grant_.pk}:{bill_number} of provider {grant_.provider_id}\n%%EOF\n".encode()
     return {
         "grant": grant_.pk,
         "bill_number": "INV-1",
