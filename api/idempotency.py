@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable
 from typing import Any, Final
 
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions
 from rest_framework.request import Request
@@ -23,6 +23,7 @@ from rest_framework.response import Response
 from accounts.models import User
 from api.models import IdempotencyRecord
 from api.problems import PROBLEM_CONTENT_TYPE, exception_handler
+from config import db
 from config.errors import ApplicationError
 
 KEY_LENGTH_MAX: Final = 255
@@ -101,19 +102,22 @@ def idempotent_call(
     """
     assert key_is_valid(key), "the caller checks the key"
     with transaction.atomic():
-        try:
-            with transaction.atomic():
-                record = IdempotencyRecord.objects.create(
-                    user=user,
-                    key=key,
-                    method=method,
-                    path=path[:500],
-                    request_hash=fingerprint,
-                    response_status=0,
-                    response_body={},
-                )
-        except IntegrityError:
-            # Seen before (or being run right now: the insert above waited for it).
+        record = IdempotencyRecord(
+            user=user,
+            key=key,
+            method=method,
+            path=path[:500],
+            request_hash=fingerprint,
+            response_status=0,
+            response_body={},
+        )
+        sql, params = db.insert_statement(record)
+        with connection.cursor() as cursor:
+            # The unique index makes a second request with the key wait here for the first to end.
+            cursor.execute(f"{sql} ON CONFLICT DO NOTHING RETURNING id", params)
+            inserted = cursor.fetchone()
+        if inserted is None:
+            # Seen before (or run at this moment: the insert above waited for it to commit).
             record = IdempotencyRecord.objects.get(user=user, key=key)
             if record.request_hash != fingerprint:
                 raise IdempotencyKeyReused(
@@ -127,9 +131,9 @@ def idempotent_call(
             rendered = exception_handler(error, context)
             assert rendered is not None
             response = rendered
-        record.response_status = response.status_code
-        record.response_body = response.data
-        record.save(update_fields=["response_status", "response_body"])
+        IdempotencyRecord.objects.filter(pk=inserted[0]).update(
+            response_status=response.status_code, response_body=response.data
+        )
         return response
 
 

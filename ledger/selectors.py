@@ -14,6 +14,11 @@ HISTORY_PAGE_SIZE_MAX: Final = 500
 HISTORY_PAGE_SIZE_DEFAULT: Final = 50
 
 
+# What may still be debited from a `debits_must_not_exceed_credits` account, in SQL over its row
+# (`Balance.available_fen` is the same in Python).
+AVAILABLE_FEN_SQL: Final = "credits_posted - debits_posted - debits_pending"
+
+
 @dataclass(frozen=True, kw_only=True)
 class Balance:
     """An account's four totals, in fen, at one moment."""

@@ -339,6 +339,27 @@ RETURNING {", ".join(_TRANSFER_COLUMNS)}
 """
 
 
+# The same statement for `transfer_send`, which has not looked at the accounts: unless both are open
+# it fails (a cast error naming how many were open), so the caller's pipeline stops there.
+_APPLY_IF_OPEN_SQL = (
+    _APPLY_SQL.replace(
+        "WITH stamp AS (SELECT clock_timestamp() AS at),",
+        "WITH stamp AS (SELECT clock_timestamp() AS at),\n"
+        "open AS (SELECT (CASE WHEN count(*) = 2 THEN 'true' ELSE 'accounts open: ' || count(*) END)::boolean AS ok\n"
+        "          FROM ledger_account\n"
+        "          WHERE id IN (%(debit_account_id)s::bigint, %(credit_account_id)s::bigint) AND NOT closed),",
+    )
+    .replace(
+        "WHERE id = %(debit_account_id)s::bigint",
+        "WHERE id = %(debit_account_id)s::bigint AND (SELECT ok FROM open)",
+    )
+    .replace(
+        "WHERE id = %(credit_account_id)s::bigint",
+        "WHERE id = %(credit_account_id)s::bigint AND (SELECT ok FROM open)",
+    )
+)
+
+
 def _transfer_from_row(row: Sequence[Any]) -> Transfer:
     values = dict(zip(_TRANSFER_COLUMNS, row, strict=True))
     if isinstance(values["metadata"], str):
@@ -515,10 +536,10 @@ def _resolution_word(transfer: Transfer) -> str:
     return "expired" if transfer.reason == EXPIRED_REASON else "voided"
 
 
-def _apply(item: _Resolved, accounts: dict[int, dict[str, Any]], now: datetime) -> Transfer:
+def _apply_params(item: _Resolved, now: datetime) -> dict[str, Any]:
     request = item.request
     timeout_s = request.timeout_s
-    params = {
+    return {
         "key": request.key,
         "debit_account_id": item.debit_account_id,
         "credit_account_id": item.credit_account_id,
@@ -533,6 +554,11 @@ def _apply(item: _Resolved, accounts: dict[int, dict[str, Any]], now: datetime) 
         "chain": item.chain,
         **_deltas(item),
     }
+
+
+def _apply(item: _Resolved, accounts: dict[int, dict[str, Any]], now: datetime) -> Transfer:
+    request = item.request
+    params = _apply_params(item, now)
     try:
         with _cursor() as cursor:
             cursor.execute(_APPLY_SQL, params, prepare=True)
@@ -634,6 +660,52 @@ def transfers_create(*, transfers: Sequence[TransferRequest], now: datetime | No
 def transfer_create(*, transfer: TransferRequest, now: datetime | None = None) -> TransferOutcome:
     """Apply one transfer: `transfers_create` with a batch of one."""
     return transfers_create(transfers=[transfer], now=now)[0]
+
+
+@dataclass(frozen=True)
+class SentTransfer:
+    """A transfer sent by `transfer_send`; `result()` once the pipeline has been waited on."""
+
+    cursor: psycopg.Cursor[Any]
+
+    def result(self) -> Transfer:
+        """The transfer; raises what the pipeline raised when it was not applied."""
+        row = self.cursor.fetchone()
+        assert row is not None, "the statement fails rather than apply nothing"
+        return _transfer_from_row(row)
+
+
+def transfer_send(*, transfer: TransferRequest, now: datetime) -> SentTransfer:
+    """Send a new posted or pending transfer without waiting: its two accounts locked in id order,
+    then the one statement that applies it, both queued on the caller's pipeline
+    (`config.db.pipeline()`), in the caller's transaction.
+
+    The fast path of `transfers_create` for a hot path that has already made the transfer's key its
+    own (a key built from a row it is inserting). It does not look the key up first and does not
+    retry: if the key exists, or an account is over its limit, the pipeline raises when it is waited
+    on, and if an account is closed the statement fails too. In every such case the caller rolls back to the
+    savepoint it took before sending and calls `transfers_create`, which answers exactly (the
+    existing transfer, or the refusal). Only posted and pending transfers are sent this way.
+    """
+    _validate(transfer)
+    if transfer.kind not in (TransferKind.POSTED, TransferKind.PENDING):
+        raise InvalidTransfer("Only a posted or pending transfer is sent without waiting.", field="kind")
+    assert transfer.debit_account_id is not None and transfer.credit_account_id is not None
+    assert transfer.amount_fen is not None
+    item = _Resolved(
+        transfer,
+        transfer.debit_account_id,
+        transfer.credit_account_id,
+        transfer.amount_fen,
+        None,
+        transfer.chain or DEFAULT_CHAIN,
+    )
+    connection.ensure_connection()
+    raw = connection.connection
+    lock, apply = psycopg.Cursor(raw), psycopg.Cursor(raw)
+    lock.execute(_LOCK_SQL, [sorted({item.debit_account_id, item.credit_account_id})], prepare=True)
+    apply.execute(_APPLY_IF_OPEN_SQL, _apply_params(item, now), prepare=True)
+    return SentTransfer(apply)
 
 
 def pending_transfers_expire(*, now: datetime | None = None, limit: int = EXPIRE_BATCH_SIZE) -> int:

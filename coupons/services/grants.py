@@ -56,6 +56,9 @@ def grant_issue(*, application: Application, approver: User, amount_fen: int) ->
     if year.redemption_mode == ProgramYear.RedemptionMode.ENTERPRISE_REIMBURSEMENT:
         # Here rather than in each claim: a claim then only reads the account its hold credits.
         books.enterprise_account_ensure(application.enterprise_id)
+    # The provider's account, which its redemptions credit, exists before the first one: never made on
+    # the redemption's path.
+    books.provider_account_ensure(application.provider_id)
     account = account_create(
         code=books.grant_account_code(year.year, application.pk), debits_must_not_exceed_credits=True
     )

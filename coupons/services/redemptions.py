@@ -14,7 +14,7 @@ import datetime as dt
 from typing import Final
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -22,7 +22,7 @@ from accounts.models import Enterprise, Role, User, listing_day
 from accounts.roles import require_provider_member, require_role
 from approvals.models import ApprovalRequest
 from approvals.services import approval_request_create, reason_clean
-from config.errors import InvalidState, ValidationFailed
+from config.errors import InvalidState, NotFound, ValidationFailed
 from coupons import books
 from coupons.errors import (
     ContractExceeded,
@@ -49,6 +49,7 @@ from coupons.models import (
 from coupons.policy import reference_normalise, subsidy_fen
 from coupons.services.eligibility import require_pair_eligible
 from coupons.services.invoices import invoice_in_use, invoice_release, invoice_use
+from coupons.services.redemptions_fast import Bill, redemption_create_fast
 from evidence.models import Document, Kind
 from ledger.errors import ExceedsCredits, PendingTransferAlreadyResolved, PendingTransferExpired
 from ledger.models import Transfer
@@ -115,7 +116,7 @@ def _check_grant_usable(grant: Grant, now: dt.datetime) -> None:
 
 def redemption_create(
     *,
-    grant: Grant,
+    grant: Grant | int,
     bill_number: str,
     bill_amount_fen: int,
     actor: User,
@@ -134,13 +135,81 @@ def redemption_create(
     `duplicate_invoice` when a live redemption or claim holds it, decided by the invoice register's
     unique index however two requests race. A voided or expired hold frees its invoice; a reversal
     does not (the bill was subsidised once).
+
+    `grant` is a Grant, or the id of one of the actor's provider's grants (the API's form: any other
+    id is 404 `not_found`, as if it did not exist). The common case runs in two waits on the database
+    (`coupons/services/redemptions_fast.py`); anything else runs the careful path below, which gives
+    every refusal.
     """
     bill_number = _check_create_input(bill_number, bill_amount_fen, requested_fen)
     if not isinstance(capture, bool):
         raise ValidationFailed("capture is true or false.", field="capture")
     invoice_number, invoice_amount_fen = _check_invoice_input(invoice_number, invoice_amount_fen, bill_amount_fen)
     now = now or timezone.now()
-    require_provider_member(actor, grant.provider_id)
+    if isinstance(grant, Grant):
+        require_provider_member(actor, grant.provider_id)
+    if not connection.in_atomic_block:
+        with transaction.atomic():
+            return _redemption_create(
+                grant,
+                bill_number,
+                bill_amount_fen,
+                actor,
+                requested_fen,
+                capture,
+                now,
+                invoice_number,
+                invoice_document,
+                invoice_amount_fen,
+            )
+    return _redemption_create(
+        grant,
+        bill_number,
+        bill_amount_fen,
+        actor,
+        requested_fen,
+        capture,
+        now,
+        invoice_number,
+        invoice_document,
+        invoice_amount_fen,
+    )
+
+
+def _redemption_create(
+    grant: Grant | int,
+    bill_number: str,
+    bill_amount_fen: int,
+    actor: User,
+    requested_fen: int | None,
+    capture: bool,
+    now: dt.datetime,
+    invoice_number: str,
+    invoice_document: Document | int | None,
+    invoice_amount_fen: int,
+) -> Redemption:
+    """The fast path, or when it declines, the careful one. Inside a transaction."""
+    grant_id = grant.pk if isinstance(grant, Grant) else grant
+    document_id = invoice_document.pk if isinstance(invoice_document, Document) else invoice_document
+    if isinstance(document_id, int) and not isinstance(document_id, bool):
+        bill = Bill(
+            grant_id=grant_id,
+            bill_number=bill_number,
+            bill_amount_fen=bill_amount_fen,
+            requested_fen=requested_fen,
+            capture=capture,
+            invoice_number=invoice_number,
+            invoice_document_id=document_id,
+            invoice_amount_fen=invoice_amount_fen,
+        )
+        redemption = redemption_create_fast(bill=bill, actor=actor, now=now, hold_timeout_s=hold_timeout_s())
+        if redemption is not None:
+            return redemption
+    if not isinstance(grant, Grant):
+        found = Grant.objects.filter(pk=grant_id, provider_id=actor.provider_id).first()
+        if actor.provider_id is None or found is None:
+            raise NotFound(f"No grant {grant_id} among yours.")
+        grant = found
     invoice = document_checked(value=invoice_document, kinds=[Kind.INVOICE], actor=actor, field="invoice_document")
     with transaction.atomic():
         # The grant's lock orders every redemption of the contract: the bill and contract checks
@@ -192,9 +261,47 @@ def redemption_create(
         if available_fen <= 0:
             raise GrantExhausted(f"Nothing is left on grant {locked.code}.", available_fen=0)
         coupon_fen = min(by_rate_fen, available_fen, requested_fen if requested_fen is not None else by_rate_fen)
+        # The row's id is taken first, so the ledger transfer (whose key names it) is made before the
+        # row, and the row is inserted once, naming its hold.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT nextval(pg_get_serial_sequence('coupons_redemption', 'id'))")
+            pk = cursor.fetchone()[0]
+        provider_account = books.provider_account_ensure(locked.provider_id)
+        try:
+            if capture:
+                hold = None
+                transfer_create(
+                    transfer=TransferRequest.posted(
+                        key=f"redemption:{pk}:capture",
+                        debit_account_id=locked.account_id,
+                        credit_account_id=provider_account.pk,
+                        amount_fen=coupon_fen,
+                        reason="redemption_capture",
+                        chain=books.chain(locked.year_id),
+                    ),
+                    now=now,
+                )
+            else:
+                hold = transfer_create(
+                    transfer=TransferRequest.pending(
+                        key=f"redemption:{pk}:hold",
+                        debit_account_id=locked.account_id,
+                        credit_account_id=provider_account.pk,
+                        amount_fen=coupon_fen,
+                        reason="redemption_hold",
+                        chain=books.chain(locked.year_id),
+                        timeout_s=hold_timeout_s(),
+                    ),
+                    now=now,
+                ).transfer
+        except ExceedsCredits as error:  # Unreachable under the grant's lock; the ledger is the backstop.
+            raise GrantExhausted(
+                f"Nothing is left on grant {locked.code}.", available_fen=error.available_fen
+            ) from error
         try:
             with transaction.atomic():
                 redemption = Redemption.objects.create(
+                    pk=pk,
                     grant=locked,
                     provider_id=locked.provider_id,
                     bill_number=bill_number,
@@ -210,6 +317,8 @@ def redemption_create(
                     captured_at=now if capture else None,
                     # The enterprise's acknowledgement window opens at capture (docs/evidence.md).
                     acknowledge_by=acknowledge_deadline(locked.year, now) if capture else None,
+                    hold_transfer=hold,
+                    expires_at=hold.expires_at if hold is not None else None,
                 )
         except IntegrityError as error:
             if "coupons_redemption_bill_once" in str(error):
@@ -230,40 +339,6 @@ def redemption_create(
             provider_id=locked.provider_id,
             actor=actor,
         )
-        provider_account = books.provider_account_ensure(locked.provider_id)
-        try:
-            if capture:
-                transfer_create(
-                    transfer=TransferRequest.posted(
-                        key=f"redemption:{redemption.pk}:capture",
-                        debit_account_id=locked.account_id,
-                        credit_account_id=provider_account.pk,
-                        amount_fen=coupon_fen,
-                        reason="redemption_capture",
-                        chain=books.chain(locked.year_id),
-                    ),
-                    now=now,
-                )
-            else:
-                hold = transfer_create(
-                    transfer=TransferRequest.pending(
-                        key=f"redemption:{redemption.pk}:hold",
-                        debit_account_id=locked.account_id,
-                        credit_account_id=provider_account.pk,
-                        amount_fen=coupon_fen,
-                        reason="redemption_hold",
-                        chain=books.chain(locked.year_id),
-                        timeout_s=hold_timeout_s(),
-                    ),
-                    now=now,
-                ).transfer
-                redemption.hold_transfer = hold
-                redemption.expires_at = hold.expires_at
-                redemption.save(update_fields=["hold_transfer", "expires_at"])
-        except ExceedsCredits as error:  # Unreachable under the grant's lock; the ledger is the backstop.
-            raise GrantExhausted(
-                f"Nothing is left on grant {locked.code}.", available_fen=error.available_fen
-            ) from error
         return redemption
 
 
