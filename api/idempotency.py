@@ -92,6 +92,7 @@ def idempotent_call(
     fingerprint: str,
     call: Callable[[], Response],
     context: dict[str, Any],
+    savepoint: bool = True,
 ) -> Response:
     """Run `call` once for the caller's `key`, in one transaction with the record of its answer.
 
@@ -99,9 +100,13 @@ def idempotent_call(
     per item. `fingerprint` identifies the request (see `body_hash`); `context` is what the
     exception handler needs to render a refusal. Raises IdempotencyKeyReused for another request
     under a key already used; the caller renders it.
+
+    Inside a transaction of the caller's (a batch), `savepoint=False` spares the savepoint when `call`
+    writes nothing unless it succeeds (its service rolls back its own savepoint on a refusal): any
+    other error then aborts the caller's whole transaction.
     """
     assert key_is_valid(key), "the caller checks the key"
-    with transaction.atomic():
+    with transaction.atomic(savepoint=savepoint):
         record = IdempotencyRecord(
             user=user,
             key=key,

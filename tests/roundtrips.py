@@ -35,7 +35,7 @@ def _parse(trace: str) -> RoundTrips:
     statements: list[str] = []
     sending = False
     for line in trace.splitlines():
-        direction, _, rest = line.partition("\t")
+        direction, _, _ = line.partition("\t")
         if direction == "F":
             sending = True
             match = _MESSAGE.match(line)

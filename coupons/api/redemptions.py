@@ -3,17 +3,22 @@ or voids the hold; the grant's enterprise acknowledges or disputes a captured on
 resolves a dispute; an approver reverses a captured one; everyone in scope reads them.
 
 `POST /redemptions/` demands an `Idempotency-Key`. A batch item is the same unit as that POST
-with the item's `idempotency_key` as its key: its own transaction and its own idempotency record,
-so a replayed item replays (even one first sent alone) and a refused item undoes no other item.
+with the item's `idempotency_key` as its key: its own idempotency record and its own savepoint, so
+a replayed item replays (even one first sent alone) and a refused item undoes no other item. The
+batch is one transaction, committed once, its grants locked in id order first
+(`redemptions_batch_prepare`).
 """
 
+import datetime as dt
 import functools
 from collections.abc import Callable
 from typing import Any
 
 import django_filters
 from django.conf import settings
+from django.db import transaction
 from django.urls import path, reverse
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
@@ -62,6 +67,7 @@ from coupons.services.redemptions import (
     redemption_create,
     redemption_reverse_request,
     redemption_void,
+    redemptions_batch_prepare,
 )
 
 REFUSALS = (
@@ -259,11 +265,11 @@ def _redemption(user: User, pk: int) -> Redemption:
     return redemption
 
 
-def _redeem(user: User, body: Any) -> Response:
+def _redeem(user: User, body: Any, now: dt.datetime | None = None) -> Response:
     """One redemption, as POST /redemptions/ or one batch item: check, look up in scope, redeem."""
     data = validated(RedeemRequest, body)
     # The grant by id: the service answers 404 for one that is not the caller's provider's.
-    redemption = redemption_create(actor=user, **data)
+    redemption = redemption_create(actor=user, now=now, **data)
     return Response(RedemptionSerializer(redemption).data, status=status.HTTP_201_CREATED)
 
 
@@ -389,26 +395,34 @@ class RedemptionBatch(APIView):
         single_path = reverse("redemption-list")
         context = {"request": request, "view": self}
         results = []
-        for item in items:
-            key = item.pop("idempotency_key")
-            response = self._run(
-                user=user,
-                key=key,
-                path=single_path,
-                body=item,
-                call=functools.partial(_redeem, user, item),
-                context=context,
-            )
-            outcome = "redemption" if response.status_code < 400 else "error"
-            results.append(
-                {
-                    "idempotency_key": key,
-                    "status": response.status_code,
-                    "replayed": is_replay(response),
-                    outcome: response.data,
-                }
-            )
+        now = timezone.now()
+        with transaction.atomic():  # One transaction and one commit for the batch.
+            redemptions_batch_prepare(grant_ids=[item.get("grant") for item in items], actor=user, now=now)
+            for item in items:
+                results.append(self._item(user, item, single_path, now, context))
         return Response({"results": results})
+
+    def _item(
+        self, user: User, item: dict[str, Any], single_path: str, now: dt.datetime, context: dict[str, Any]
+    ) -> dict[str, Any]:
+        """One item, as its own POST /redemptions/ would answer it (its writes are undone by its own
+        savepoint if it is refused)."""
+        key = item.pop("idempotency_key")
+        response = self._run(
+            user=user,
+            key=key,
+            path=single_path,
+            body=item,
+            call=functools.partial(_redeem, user, item, now),
+            context=context,
+        )
+        outcome = "redemption" if response.status_code < 400 else "error"
+        return {
+            "idempotency_key": key,
+            "status": response.status_code,
+            "replayed": is_replay(response),
+            outcome: response.data,
+        }
 
     @staticmethod
     def _run(
@@ -423,6 +437,7 @@ class RedemptionBatch(APIView):
                 fingerprint=body_hash(method="POST", path=path, body=body),
                 call=call,
                 context=context,
+                savepoint=False,
             )
         except IdempotencyKeyReused as error:  # The key was first used for another request: this item's answer.
             rendered = exception_handler(error, context)

@@ -11,6 +11,7 @@ settlement nets it.
 """
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Final
 
 from django.conf import settings
@@ -340,6 +341,34 @@ def _redemption_create(
             actor=actor,
         )
         return redemption
+
+
+def redemptions_batch_prepare(*, grant_ids: Sequence[object], actor: User, now: dt.datetime) -> None:
+    """Before the items of a batch, in its one transaction: lock the actor's provider's grants among
+    `grant_ids` in id order, then release their holds past their timeout, the holds locked in id order
+    before any ledger account is touched.
+
+    So the lock order (grant, redemption, ledger; `coupons/services/__init__.py`) holds for the whole
+    batch, although the ledger accounts that its first items lock stay locked until it commits: with
+    the batch's one `now`, no later item finds a hold to release. Ids that are not the provider's
+    grants are left to their items, which refuse them.
+    """
+    ids = sorted({pk for pk in grant_ids if isinstance(pk, int) and not isinstance(pk, bool) and 0 < pk < 2**63})
+    if actor.provider_id is None or not ids:
+        return
+    locked = list(
+        Grant.objects.select_for_update()
+        .filter(pk__in=ids, provider_id=actor.provider_id)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    stale = list(
+        Redemption.objects.select_for_update()
+        .filter(grant_id__in=locked, status=Redemption.Status.PENDING, expires_at__lte=now)
+        .order_by("pk")
+    )
+    for hold in stale:
+        redemption_release_locked(redemption=hold, status=Redemption.Status.EXPIRED, reason="expired", now=now)
 
 
 def _hold_of(redemption: Redemption) -> Transfer:
