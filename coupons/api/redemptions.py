@@ -397,7 +397,12 @@ class RedemptionBatch(APIView):
         results = []
         now = timezone.now()
         with transaction.atomic():  # One transaction and one commit for the batch.
-            redemptions_batch_prepare(grant_ids=[item.get("grant") for item in items], actor=user, now=now)
+            redemptions_batch_prepare(
+                grant_ids=[item.get("grant") for item in items],
+                document_ids=[item.get("invoice_document") for item in items],
+                actor=user,
+                now=now,
+            )
             for item in items:
                 results.append(self._item(user, item, single_path, now, context))
         return Response({"results": results})

@@ -31,6 +31,17 @@ def invoice_in_use(number: str) -> bool:
     return invoices_live_with_key(number).exists()
 
 
+def invoice_file_lock(document: Document) -> None:
+    """Take turns with every other use of the same file, until the transaction ends.
+
+    One file stands behind one invoice: uses of the same bytes take turns here, so two numbers cannot
+    both be given the same file by racing (found from outside: one uploaded PDF cited for five
+    "different" invoices, all paid). Taken before any ledger account is locked (a redemption takes it
+    right after its grant; `coupons/services/redemptions_fast.py` takes the same lock in SQL)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"invoice-file:{document.file_id}"])
+
+
 def invoice_use(
     *,
     number: str,
@@ -43,11 +54,7 @@ def invoice_use(
     """Record that `number` (normalised: `coupons.invoices.invoice_number_normalise`) is used by the
     redemption or the claim, or raise `DuplicateInvoice` when another live use holds it."""
     assert (redemption is None) != (claim is None), "an invoice is used by one redemption or one claim"
-    # One file stands behind one invoice: uses of the same bytes take turns here, so two numbers
-    # cannot both be given the same file by racing (found from outside: one uploaded PDF cited for
-    # five "different" invoices, all paid).
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"invoice-file:{document.file_id}"])
+    invoice_file_lock(document)
     if invoice_in_use(number):
         raise DuplicateInvoice(f"Invoice {number} was already used; an invoice is subsidised once.")
     other = (

@@ -35,7 +35,7 @@ from coupons.errors import (
     GrantExpired,
     GrantRevoked,
 )
-from coupons.evidence import cite, document_checked
+from coupons.evidence import cite, document_checked, provider_key
 from coupons.invoices import invoice_number_normalise
 from coupons.listing import provider_require_listed
 from coupons.locks import grant_lock, redemption_lock
@@ -49,7 +49,7 @@ from coupons.models import (
 )
 from coupons.policy import reference_normalise, subsidy_fen
 from coupons.services.eligibility import require_pair_eligible
-from coupons.services.invoices import invoice_in_use, invoice_release, invoice_use
+from coupons.services.invoices import invoice_file_lock, invoice_in_use, invoice_release, invoice_use
 from coupons.services.redemptions_fast import Bill, redemption_create_fast
 from evidence.models import Document, Kind
 from ledger.errors import ExceedsCredits, PendingTransferAlreadyResolved, PendingTransferExpired
@@ -58,6 +58,7 @@ from ledger.selectors import account_balance
 from ledger.services import TransferRequest, transfer_create
 
 EXPIRE_BATCH_SIZE: Final = 500
+ID_MAX: Final = 2**63 - 1
 ACTION_REVERSE: Final = "redemption_reverse"
 _LIVE = [Redemption.Status.PENDING, Redemption.Status.CAPTURED]
 
@@ -192,7 +193,7 @@ def _redemption_create(
     """The fast path, or when it declines, the careful one. Inside a transaction."""
     grant_id = grant.pk if isinstance(grant, Grant) else grant
     document_id = invoice_document.pk if isinstance(invoice_document, Document) else invoice_document
-    if isinstance(document_id, int) and not isinstance(document_id, bool):
+    if isinstance(document_id, int) and not isinstance(document_id, bool) and 0 < document_id <= ID_MAX:
         bill = Bill(
             grant_id=grant_id,
             bill_number=bill_number,
@@ -216,6 +217,8 @@ def _redemption_create(
         # The grant's lock orders every redemption of the contract: the bill and contract checks
         # below cannot be raced. The grant's ledger account is the backstop for the money.
         locked = grant_lock(grant.pk)
+        # Lock order: the grant, the invoice file, then (in the ledger) the accounts.
+        invoice_file_lock(invoice)
         if locked.year.redemption_mode == ProgramYear.RedemptionMode.ENTERPRISE_REIMBURSEMENT:
             raise InvalidState(
                 f"Program year {locked.year_id} is in enterprise_reimbursement mode: the enterprise pays the bill in "
@@ -343,10 +346,13 @@ def _redemption_create(
         return redemption
 
 
-def redemptions_batch_prepare(*, grant_ids: Sequence[object], actor: User, now: dt.datetime) -> None:
+def redemptions_batch_prepare(
+    *, grant_ids: Sequence[object], document_ids: Sequence[object], actor: User, now: dt.datetime
+) -> None:
     """Before the items of a batch, in its one transaction: lock the actor's provider's grants among
     `grant_ids` in id order, then release their holds past their timeout, the holds locked in id order
-    before any ledger account is touched.
+    before any ledger account is touched, then take the invoice-file locks of `document_ids` (those
+    the provider uploaded) in one order.
 
     So the lock order (grant, redemption, ledger; `coupons/services/__init__.py`) holds for the whole
     batch, although the ledger accounts that its first items lock stay locked until it commits: with
@@ -369,6 +375,12 @@ def redemptions_batch_prepare(*, grant_ids: Sequence[object], actor: User, now: 
     )
     for hold in stale:
         redemption_release_locked(redemption=hold, status=Redemption.Status.EXPIRED, reason="expired", now=now)
+    documents = sorted(
+        {pk for pk in document_ids if isinstance(pk, int) and not isinstance(pk, bool) and 0 < pk <= ID_MAX}
+    )
+    owner = provider_key(actor.provider_id)
+    for document in Document.objects.filter(pk__in=documents, owner=owner).order_by("file_id", "pk"):
+        invoice_file_lock(document)
 
 
 def _hold_of(redemption: Redemption) -> Transfer:

@@ -11,7 +11,7 @@ from tests.api.conftest import signed_in
 from tests.api.test_redemptions import BATCH_URL, item, redeem_body
 from tests.concurrency import race
 from tests.coupons.conftest import grant_for
-from tests.evidence import invoice
+from tests.evidence import document, invoice
 from tests.roundtrips import round_trips
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -106,3 +106,43 @@ def test_crossing_batches_race_without_a_deadlock(cast, year):
     assert Redemption.objects.count() == 12
     for grant in (first, second):
         assert account_balance(account_id=grant.account_id).debits_pending == 6 * 3_000
+
+
+def test_one_invoice_file_raced_by_batches_and_single_redemptions_is_used_once(cast, year):
+    # given: three grants, one invoice file that every racer names under its own number, and batches
+    # whose other item takes a ledger lock first
+    grants = [grant_for(cast, fee_fen=300_000) for _ in range(3)]
+    shared = document(cast.clerk, "invoice", data=b"%PDF-1.4\n% the one shared invoice file\n%%EOF\n").pk
+    batches, singles = [], []
+    for n in range(3):
+        first = item(f"first-{n}", grants[n % 3], bill_number=f"F-{n}", bill_amount_fen=10_000)
+        contested = {
+            **item(f"shared-{n}", grants[(n + 1) % 3], bill_number=f"S-{n}", bill_amount_fen=10_000),
+            "invoice_document": shared,
+        }
+        batches.append([first, contested])
+        singles.append(
+            {
+                **redeem_body(grants[(n + 2) % 3], bill_number=f"T-{n}", bill_amount_fen=10_000),
+                "invoice_document": shared,
+            }
+        )
+    clients = [signed_in(cast.clerk) for _ in range(len(batches) + len(singles))]
+
+    # when
+    calls = [lambda c=c, b=b: c.post(BATCH_URL, {"items": b}, format="json") for c, b in zip(clients, batches)]
+    calls += [
+        lambda c=c, b=b: c.post("/api/v1/redemptions/", b, format="json", HTTP_IDEMPOTENCY_KEY=f"single-{n}")
+        for n, (c, b) in enumerate(zip(clients[len(batches) :], singles))
+    ]
+    responses = race(calls)
+
+    # then: nobody deadlocked or failed; every batch's first item made; the shared file used once
+    assert all(not isinstance(r, Exception) for r in responses), responses
+    statuses = [r.status_code for r in responses]
+    assert statuses[: len(batches)] == [200] * len(batches) and all(s in (201, 409) for s in statuses[len(batches) :])
+    for r in responses[: len(batches)]:
+        assert r.json()["results"][0]["status"] == 201, r.json()
+    assert Redemption.objects.filter(invoice_document_id=shared).count() == 1
+    total_coupons = sum(Redemption.objects.values_list("coupon_fen", flat=True))
+    assert total_coupons == sum(account_balance(account_id=g.account_id).debits_pending for g in grants)
