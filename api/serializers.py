@@ -5,6 +5,7 @@ Money is never guessed at: an amount is a JSON integer or the request is refused
 that is unknown or read-only is an error, never silently ignored.
 """
 
+import copy
 from typing import Any, Final
 
 from rest_framework import serializers
@@ -72,3 +73,17 @@ def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
+
+
+class BuiltOnceModelSerializer(serializers.ModelSerializer):
+    """A model serializer that builds its fields from the model once per class, not on every
+    instance (DRF maps every model field again each time): each instance gets a copy, as DRF gives
+    each instance a copy of declared fields. For the shapes written on the money path."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        cls = type(self)
+        built = cls.__dict__.get("_fields_built")
+        if built is None:
+            built = super().get_fields()
+            cls._fields_built = built  # type: ignore[attr-defined]
+        return copy.deepcopy(built)

@@ -41,6 +41,7 @@ from api.problems import exception_handler
 from api.scoping import ScopedQuerysetMixin
 from api.serializers import (
     ID_MAX,
+    BuiltOnceModelSerializer,
     EmptyRequest,
     FenField,
     StrictBooleanField,
@@ -82,7 +83,7 @@ REFUSALS = (
 # --- Shapes -------------------------------------------------------------------------------------
 
 
-class RedemptionSerializer(serializers.ModelSerializer):
+class RedemptionSerializer(BuiltOnceModelSerializer):
     grant_code = serializers.CharField(source="grant.code", read_only=True)
     payable_fen = serializers.IntegerField(read_only=True, help_text="What the enterprise still pays: bill − coupon.")
 
