@@ -1,10 +1,10 @@
-"""The portal's reads, scoped to the person exactly as the API scopes them (coupons.api.scopes)."""
+"""The portal's reads, scoped to the person exactly as the API scopes them (coupons.selectors.scopes)."""
 
 from django.db.models import F, QuerySet
 
 from accounts.models import User
-from coupons.api.grants import grants_with_figures
 from coupons.models import Grant
+from coupons.selectors.scopes import grants_with_figures
 
 
 def grants_for(user: User) -> QuerySet[Grant]:

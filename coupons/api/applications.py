@@ -25,9 +25,9 @@ from api.serializers import (
     validated,
 )
 from approvals.models import REASON_LENGTH_MAX
-from coupons.api.scopes import applications_visible_to
 from coupons.evidence import cited_documents
 from coupons.models import CONTRACT_TERM_MONTHS_CEILING, Application, ComputeSource, Purpose
+from coupons.selectors.scopes import applications_visible_to
 from coupons.services.applications import (
     DOCUMENTS_MAX,
     application_approve,

@@ -22,9 +22,9 @@ from api.scoping import ScopedQuerysetMixin
 from api.serializers import ID_MAX, FenField, StrictCharField, StrictIntegerField, StrictSerializer, validated
 from approvals.models import REASON_LENGTH_MAX
 from config.errors import NotFound, PermissionDenied
-from coupons.api.scopes import claims_visible_to, grants_visible_to
 from coupons.invoices import INPUT_LENGTH_MAX
 from coupons.models import CONTRACT_FEE_FEN_MAX, Claim
+from coupons.selectors.scopes import claims_visible_to, grants_visible_to
 from coupons.services.claims import claim_approve, claim_reject, claim_submit
 
 REFUSALS = (

@@ -2,8 +2,6 @@
 revocation, and a different approver decides (`approvals`)."""
 
 import django_filters
-from django.db.models import BigIntegerField, OuterRef, QuerySet, Subquery, Sum
-from django.db.models.functions import Coalesce
 from django.urls import path
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
@@ -19,36 +17,9 @@ from api.serializers import StrictCharField, StrictSerializer, validated
 from approvals.api import ApprovalRequestSerializer
 from approvals.models import REASON_LENGTH_MAX
 from config.errors import NotFound
-from coupons.api.scopes import grants_visible_to
-from coupons.models import Claim, Grant, Redemption
+from coupons.models import Grant
+from coupons.selectors.scopes import grants_with_figures
 from coupons.services.grants import grant_revoke_request
-
-
-def grants_with_figures(user: User) -> QuerySet[Grant]:
-    """The caller's grants, each with its ledger account joined and its redeemed total annotated.
-
-    One query for a whole page: available and held come from the account's running totals, and
-    redeemed (captured coupons) from one correlated sum per row, never a query per grant.
-    """
-    captured = (
-        Redemption.objects.filter(grant=OuterRef("pk"), status=Redemption.Status.CAPTURED)
-        .order_by()
-        .values("grant")
-        .annotate(total=Sum("coupon_fen"))
-        .values("total")
-    )
-    # In a year of enterprise reimbursement the coupons are claimed: approved (or paid) claims.
-    claimed = (
-        Claim.objects.filter(grant=OuterRef("pk"), status__in=[Claim.Status.APPROVED, Claim.Status.PAID])
-        .order_by()
-        .values("grant")
-        .annotate(total=Sum("coupon_fen"))
-        .values("total")
-    )
-    return grants_visible_to(user).annotate(
-        redeemed_fen=Coalesce(Subquery(captured, output_field=BigIntegerField()), 0)
-        + Coalesce(Subquery(claimed, output_field=BigIntegerField()), 0)
-    )
 
 
 def grant_in_scope(user: User, pk: int) -> Grant:

@@ -24,9 +24,9 @@ from api.serializers import ID_MAX, StrictCharField, StrictIntegerField, StrictS
 from approvals.api import ApprovalRequestSerializer
 from approvals.models import REASON_LENGTH_MAX
 from config.errors import NotFound
-from coupons.api.scopes import settlements_visible_to
 from coupons.models import Settlement
 from coupons.selectors import settlement_lines_csv
+from coupons.selectors.scopes import settlements_visible_to
 from coupons.services.claims import settlement_create_for_enterprise
 from coupons.services.settlements import BANK_REFERENCE_LENGTH_MAX, settlement_create, settlement_pay_request
 

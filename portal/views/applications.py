@@ -12,9 +12,9 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.models import Role, User
-from coupons.api.scopes import applications_visible_to
 from coupons.evidence import Cited, cited_documents
 from coupons.models import Application
+from coupons.selectors.scopes import applications_visible_to
 from coupons.services.applications import (
     application_approve,
     application_confirm,

@@ -9,8 +9,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.models import Role, User
-from coupons.api.scopes import claims_visible_to
 from coupons.models import Claim, Grant, ProgramYear
+from coupons.selectors.scopes import claims_visible_to
 from coupons.services.claims import claim_approve, claim_reject, claim_submit
 from evidence.errors import DocumentTooLarge
 from evidence.models import Kind

@@ -15,9 +15,9 @@ from django.views.decorators.debug import sensitive_post_parameters
 from accounts.models import Enterprise, User
 from accounts.services import enterprise_flags_declare, enterprise_register
 from config.errors import ApplicationError, ValidationFailed
-from coupons.api.scopes import applications_visible_to, redemptions_visible_to
 from coupons.models import Application, ProgramYear, Redemption
 from coupons.selectors import enterprise_cap_use
+from coupons.selectors.scopes import applications_visible_to, redemptions_visible_to
 from coupons.services.applications import application_submit, application_terms
 from coupons.services.years import program_year_current
 from evidence.models import Kind

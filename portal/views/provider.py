@@ -14,9 +14,9 @@ from django.views.decorators.http import require_POST
 from accounts.credentials import api_key_create, api_key_get, api_key_revoke
 from accounts.models import ApiKey, Role, User
 from config.errors import ApplicationError, ValidationFailed
-from coupons.api.scopes import applications_visible_to, redemptions_visible_to
 from coupons.grant_codes import grant_code_valid
 from coupons.models import Application, Redemption
+from coupons.selectors.scopes import applications_visible_to, redemptions_visible_to
 from coupons.services.acknowledgements import (
     DECISION_DISMISS,
     DECISION_UPHOLD,

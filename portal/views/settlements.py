@@ -11,9 +11,9 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import Enterprise, Provider, Role, User
 from config.errors import ApplicationError
-from coupons.api.scopes import settlements_visible_to
 from coupons.models import Claim, Redemption, Settlement
 from coupons.selectors import settlement_lines_csv
+from coupons.selectors.scopes import settlements_visible_to
 from coupons.services.acknowledgements import settleable
 from coupons.services.claims import settlement_create_for_enterprise
 from coupons.services.settlements import settlement_create, settlement_pay_request

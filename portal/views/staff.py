@@ -30,8 +30,8 @@ from accounts.services import (
     related_party_add,
 )
 from config.errors import ApplicationError
-from coupons.api.scopes import applications_visible_to
 from coupons.models import Alert, Application, AuditRun, CapOverride, Grant
+from coupons.selectors.scopes import applications_visible_to
 from coupons.services.audit import audit_run_create
 from coupons.services.grants import grant_revoke_request
 from coupons.services.outbox import outbox_enqueue

@@ -9,13 +9,13 @@ from typing import Final, TypedDict
 
 from django.db import connection
 from django.db.models import BigIntegerField, Count, OuterRef, Q, QuerySet, Subquery, Sum, Value
-from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from config.errors import NotFound
 from coupons import books
 from coupons.models import BASIS_POINTS_WHOLE, CapOverride, Claim, Grant, ProgramYear, Redemption, Settlement
+from coupons.selectors.scopes import grant_redeemed_fen_expression
 from coupons.services.years import PROGRAM_TIME_ZONE, year_end
 from ledger.models import Account
 from ledger.selectors import account_balance_daily
@@ -250,29 +250,6 @@ class PoolStats:
         }
 
 
-def _captured_fen_of_grant() -> CombinedExpression:
-    """The captured coupons and approved (or paid) claims of the grant in the outer query, in fen:
-    redeemed, as the ledger counts it (a reversed redemption went back to its grant or to the lapsed
-    account)."""
-    captured = (
-        Redemption.objects.filter(grant=OuterRef("pk"), status=Redemption.Status.CAPTURED)
-        .order_by()
-        .values("grant")
-        .annotate(total=Sum("coupon_fen"))
-        .values("total")
-    )
-    claimed = (
-        Claim.objects.filter(grant=OuterRef("pk"), status__in=[Claim.Status.APPROVED, Claim.Status.PAID])
-        .order_by()
-        .values("grant")
-        .annotate(total=Sum("coupon_fen"))
-        .values("total")
-    )
-    return Coalesce(Subquery(captured, output_field=BigIntegerField()), Value(0)) + Coalesce(
-        Subquery(claimed, output_field=BigIntegerField()), Value(0)
-    )
-
-
 def _cap_fen_of_enterprise(program_year: ProgramYear) -> Coalesce:
     """The cap of the enterprise in the outer query: its latest override for the year, or the default."""
     latest = CapOverride.objects.filter(enterprise_id=OuterRef("enterprise_id"), year=program_year).order_by("-id")
@@ -287,7 +264,7 @@ def pool_by_compute_source(*, year: int) -> list[ComputeSourceFigures]:
     rows = (
         Grant.objects.filter(year_id=year)
         .values("application__compute_source")
-        .annotate(issued=Sum("amount_fen"), redeemed=Sum(_captured_fen_of_grant()), count=Count("pk"))
+        .annotate(issued=Sum("amount_fen"), redeemed=Sum(grant_redeemed_fen_expression()), count=Count("pk"))
         .order_by("application__compute_source")
     )
     return [
@@ -326,7 +303,7 @@ def pool_by_provider(*, year: int) -> list[ProviderFigures]:
     rows = (
         Grant.objects.filter(year_id=year)
         .values("provider_id", "provider__name")
-        .annotate(issued=Sum("amount_fen"), redeemed=Sum(_captured_fen_of_grant()))
+        .annotate(issued=Sum("amount_fen"), redeemed=Sum(grant_redeemed_fen_expression()))
         .order_by("-issued", "provider_id")
     )
     return [

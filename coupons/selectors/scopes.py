@@ -1,8 +1,12 @@
-"""What each caller may see. Staff see everything; an enterprise its own; a provider what names it."""
+"""Who may see what, read by the API and the portal alike: staff see everything; an enterprise its
+own; a provider what names it. A view looks objects up only through these querysets, so another
+organisation's object is not found (404), never forbidden."""
 
 from typing import TypeVar
 
-from django.db.models import Model, QuerySet
+from django.db.models import BigIntegerField, Model, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models.expressions import CombinedExpression
+from django.db.models.functions import Coalesce
 
 from accounts.models import User
 from coupons.models import Application, Claim, Grant, Redemption, Settlement
@@ -48,3 +52,35 @@ def settlements_visible_to(user: User) -> QuerySet[Settlement]:
     """Finance (and other staff) see all settlements; a provider its own; an enterprise those that pay it
     (enterprise reimbursement)."""
     return _scoped(Settlement.objects.all(), user, enterprise="enterprise_id", provider="provider_id")
+
+
+def grant_redeemed_fen_expression() -> CombinedExpression:
+    """The captured coupons and approved (or paid) claims of the grant in the outer query, in fen:
+    redeemed, as the ledger counts it (a reversed redemption went back to its grant or to the lapsed
+    account). In a year of enterprise reimbursement the coupons are claimed, not redeemed."""
+    captured = (
+        Redemption.objects.filter(grant=OuterRef("pk"), status=Redemption.Status.CAPTURED)
+        .order_by()
+        .values("grant")
+        .annotate(total=Sum("coupon_fen"))
+        .values("total")
+    )
+    claimed = (
+        Claim.objects.filter(grant=OuterRef("pk"), status__in=[Claim.Status.APPROVED, Claim.Status.PAID])
+        .order_by()
+        .values("grant")
+        .annotate(total=Sum("coupon_fen"))
+        .values("total")
+    )
+    return Coalesce(Subquery(captured, output_field=BigIntegerField()), Value(0)) + Coalesce(
+        Subquery(claimed, output_field=BigIntegerField()), Value(0)
+    )
+
+
+def grants_with_figures(user: User) -> QuerySet[Grant]:
+    """The caller's grants, each with its ledger account joined and its redeemed total annotated.
+
+    One query for a whole page: available and held come from the account's running totals, and
+    redeemed (captured coupons) from one correlated sum per row, never a query per grant.
+    """
+    return grants_visible_to(user).annotate(redeemed_fen=grant_redeemed_fen_expression())
