@@ -32,10 +32,8 @@ def grant_in_scope(user: User, pk: int) -> Grant:
 
 class GrantSerializer(serializers.ModelSerializer):
     year = serializers.IntegerField(source="year_id", read_only=True)
-    available_fen = serializers.SerializerMethodField(help_text="What is left to redeem, in fen.")
-    held_fen = serializers.IntegerField(
-        source="account.debits_pending", read_only=True, help_text="Held by pending redemptions, in fen."
-    )
+    available_fen = serializers.IntegerField(read_only=True, help_text="What is left to redeem, in fen.")
+    held_fen = serializers.IntegerField(read_only=True, help_text="Held by pending redemptions, in fen.")
     redeemed_fen = serializers.IntegerField(
         read_only=True, help_text="Captured redemptions and approved claims, in fen."
     )
@@ -58,10 +56,6 @@ class GrantSerializer(serializers.ModelSerializer):
             "rate_bp",
         ]
         read_only_fields = fields
-
-    def get_available_fen(self, grant: Grant) -> int:
-        account = grant.account
-        return account.credits_posted - account.debits_posted - account.debits_pending
 
 
 class GrantRevokeRequest(StrictSerializer):

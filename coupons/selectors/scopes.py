@@ -4,12 +4,13 @@ organisation's object is not found (404), never forbidden."""
 
 from typing import TypeVar
 
-from django.db.models import BigIntegerField, Model, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models import BigIntegerField, F, Model, OuterRef, QuerySet, Subquery, Sum, Value
 from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Coalesce
 
 from accounts.models import User
 from coupons.models import Application, Claim, Grant, Redemption, Settlement
+from ledger.selectors import available_fen_expression
 
 M = TypeVar("M", bound=Model)
 
@@ -78,9 +79,14 @@ def grant_redeemed_fen_expression() -> CombinedExpression:
 
 
 def grants_with_figures(user: User) -> QuerySet[Grant]:
-    """The caller's grants, each with its ledger account joined and its redeemed total annotated.
+    """The caller's grants, each with its ledger account joined and its figures annotated.
 
-    One query for a whole page: available and held come from the account's running totals, and
-    redeemed (captured coupons) from one correlated sum per row, never a query per grant.
+    One query for a whole page: `available_fen` and `held_fen` come from the account's running
+    totals, and `redeemed_fen` (captured coupons, approved claims) from one correlated sum per row,
+    never a query per grant.
     """
-    return grants_visible_to(user).annotate(redeemed_fen=grant_redeemed_fen_expression())
+    return grants_visible_to(user).annotate(
+        available_fen=available_fen_expression("account__"),
+        held_fen=F("account__debits_pending"),
+        redeemed_fen=grant_redeemed_fen_expression(),
+    )
