@@ -8,7 +8,6 @@ and is not served here.
 
 from typing import Any
 
-from django.db import transaction
 from django.urls import path
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import generics, serializers, status
@@ -41,17 +40,15 @@ from coupons.models import (
     ComputeSource,
     ProgramYear,
     Purpose,
-    RateRuleSet,
 )
 from coupons.policy import LABEL_LENGTH_MAX, RULES_COUNT_MAX
 from coupons.selectors import program_year_figures
 from coupons.services.years import (
     GRACE_DAYS_MAX,
     cap_override_request,
-    program_year_create,
+    program_year_create_with_rates,
     program_year_get,
     program_year_open,
-    rule_set_create,
 )
 
 TAGS = ["program-years"]
@@ -281,13 +278,6 @@ def _plain(value: Any) -> Any:  # Any: validated JSON of any shape (nested dicts
     return value
 
 
-def _rule_set(rates: dict[str, Any]) -> RateRuleSet:
-    try:
-        return rule_set_create(name=rates["name"], ceiling_bp=rates["ceiling_bp"], rules=_plain(rates["rules"]))
-    except ValidationFailed as error:
-        raise ValidationFailed({f"rates.{name}": messages for name, messages in error.errors.items()}) from None
-
-
 # --- Views --------------------------------------------------------------------------------------
 
 
@@ -344,10 +334,7 @@ class ProgramYearListCreate(generics.ListAPIView):
         user: User = request.user  # type: ignore[assignment]
         require_superuser(user)
         data = validated(ProgramYearRequest, request.data)
-        rates = data.pop("rates", None)
-        with transaction.atomic():  # A rule set written for a year that is then refused is rolled back.
-            rule_set = _rule_set(rates) if rates is not None else None
-            program_year = program_year_create(actor=user, rule_set=rule_set, **data)
+        program_year = program_year_create_with_rates(actor=user, **_plain(data))
         return Response(ProgramYearSerializer(program_year).data, status=status.HTTP_201_CREATED)
 
 
@@ -405,19 +392,13 @@ class ProgramYearClose(APIView):
         tags=TAGS,
     )
     def post(self, request: Request, year: int) -> Response:
-        from django.db import transaction
-        from django.utils import timezone
-
-        from coupons.services.outbox import outbox_enqueue
-        from coupons.services.reset import program_year_close
+        from coupons.services.reset import program_year_close_now
 
         user: User = request.user  # type: ignore[assignment]
         require_superuser(user)
         validated(EmptyRequest, request.data)
         program_year_get(year)
-        with transaction.atomic():
-            program_year_close(year=year, now=timezone.now(), actor=user)
-            outbox_enqueue(task="coupons.tasks.annual_reset", args=[year])
+        program_year_close_now(year=year, actor=user)
         return Response(ProgramYearSerializer(program_year_get(year)).data)
 
 

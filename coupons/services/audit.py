@@ -598,6 +598,17 @@ def audit_run_create(*, started_by: User | None = None) -> AuditRun:
     return AuditRun.objects.create(started_by=started_by)
 
 
+def audit_run_start(*, started_by: User) -> AuditRun:
+    """An auditor starts an audit: the run and the outbox message that runs it in the background
+    commit together (coupons/services/outbox.py), so a run is never left without its message."""
+    from coupons.services.outbox import outbox_enqueue
+
+    with transaction.atomic():
+        run = audit_run_create(started_by=started_by)
+        outbox_enqueue(task="coupons.tasks.run_audit", args=[run.pk])
+    return run
+
+
 def audit_execute(*, run_id: int, now: datetime | None = None) -> AuditRun:
     """Run every check for an AuditRun and store the findings (a finished run is left alone).
 

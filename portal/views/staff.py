@@ -2,7 +2,6 @@
 parties, grants, cap overrides, audits and alerts."""
 
 from django.contrib import messages
-from django.db import transaction
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -32,9 +31,8 @@ from accounts.services import (
 from config.errors import ApplicationError
 from coupons.models import Alert, Application, AuditRun, CapOverride, Grant
 from coupons.selectors.scopes import applications_visible_to
-from coupons.services.audit import audit_run_create
+from coupons.services.audit import audit_run_start
 from coupons.services.grants import grant_revoke_request
-from coupons.services.outbox import outbox_enqueue
 from coupons.services.years import cap_override_request, program_year_current
 from portal import access
 from portal.errors import describe
@@ -277,9 +275,7 @@ def audits(request: HttpRequest) -> HttpResponse:
 @access.role(Role.AUDITOR)
 def audit_run_now(request: HttpRequest) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
-    with transaction.atomic():
-        run = audit_run_create(started_by=user)
-        outbox_enqueue(task="coupons.tasks.run_audit", args=[run.pk])
+    run = audit_run_start(started_by=user)
     messages.success(request, _("Audit %(id)s started. Reload this page to see its result.") % {"id": run.pk})
     return redirect("portal:audit", pk=run.pk)
 
