@@ -55,8 +55,8 @@ from api.serializers import (
     validated,
 )
 from approvals.api import ApprovalRequestSerializer
-from approvals.models import REASON_LENGTH_MAX
 from config.errors import PermissionDenied, ValidationFailed
+from config.limits import REASON_LENGTH_MAX
 
 # --- Shapes -------------------------------------------------------------------------------------
 

@@ -14,10 +14,11 @@ from accounts.models import User
 from api.idempotency import idempotency_key_parameter, idempotent
 from api.scoping import ScopedQuerysetMixin
 from api.serializers import StrictCharField, StrictSerializer, validated
-from approvals.models import REASON_LENGTH_MAX, ApprovalRequest
+from approvals.models import ApprovalRequest
 from approvals.selectors import approval_requests_visible_to
 from approvals.services import approval_request_approve, approval_request_reject
 from config.errors import NotFound
+from config.limits import REASON_LENGTH_MAX
 
 TAGS = ["approval-requests"]
 

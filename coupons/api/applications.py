@@ -24,7 +24,7 @@ from api.serializers import (
     StrictSerializer,
     validated,
 )
-from approvals.models import REASON_LENGTH_MAX
+from config.limits import REASON_LENGTH_MAX
 from coupons.evidence import cited_documents
 from coupons.models import CONTRACT_TERM_MONTHS_CEILING, Application, ComputeSource, Purpose
 from coupons.selectors.scopes import applications_visible_to

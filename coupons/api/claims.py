@@ -20,8 +20,8 @@ from accounts.roles import require_role
 from api.idempotency import idempotency_key_parameter, idempotent
 from api.scoping import ScopedQuerysetMixin
 from api.serializers import ID_MAX, FenField, StrictCharField, StrictIntegerField, StrictSerializer, validated
-from approvals.models import REASON_LENGTH_MAX
 from config.errors import NotFound, PermissionDenied
+from config.limits import REASON_LENGTH_MAX
 from coupons.invoices import INPUT_LENGTH_MAX
 from coupons.models import CONTRACT_FEE_FEN_MAX, Claim
 from coupons.selectors.scopes import claims_visible_to, grants_visible_to

@@ -15,8 +15,8 @@ from api.idempotency import idempotency_key_parameter, idempotent
 from api.scoping import ScopedQuerysetMixin
 from api.serializers import StrictCharField, StrictSerializer, validated
 from approvals.api import ApprovalRequestSerializer
-from approvals.models import REASON_LENGTH_MAX
 from config.errors import NotFound
+from config.limits import REASON_LENGTH_MAX
 from coupons.models import Grant
 from coupons.selectors.scopes import grants_with_figures
 from coupons.services.grants import grant_revoke_request

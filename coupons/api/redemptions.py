@@ -45,8 +45,8 @@ from api.serializers import (
     validated,
 )
 from approvals.api import ApprovalRequestSerializer
-from approvals.models import REASON_LENGTH_MAX
 from config.errors import NotFound, PermissionDenied
+from config.limits import REASON_LENGTH_MAX
 from coupons.invoices import INPUT_LENGTH_MAX as INVOICE_INPUT_LENGTH_MAX
 from coupons.models import BILL_NUMBER_LENGTH_MAX, CONTRACT_FEE_FEN_MAX, Grant, Redemption
 from coupons.selectors.scopes import grants_visible_to, redemptions_visible_to

@@ -13,7 +13,7 @@ from accounts.roles import require_role
 from api.scoping import ScopedQuerysetMixin, staff_only
 from api.serializers import StrictCharField, StrictSerializer, validated
 from approvals.api import ApprovalRequestSerializer
-from approvals.models import REASON_LENGTH_MAX
+from config.limits import REASON_LENGTH_MAX
 from coupons.services.sanctions import sanction_request
 
 

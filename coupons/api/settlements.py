@@ -22,8 +22,8 @@ from api.idempotency import idempotency_key_parameter, idempotent
 from api.scoping import ScopedQuerysetMixin
 from api.serializers import ID_MAX, StrictCharField, StrictIntegerField, StrictSerializer, validated
 from approvals.api import ApprovalRequestSerializer
-from approvals.models import REASON_LENGTH_MAX
 from config.errors import NotFound
+from config.limits import REASON_LENGTH_MAX
 from coupons.models import Settlement
 from coupons.selectors import settlement_lines_csv
 from coupons.selectors.scopes import settlements_visible_to

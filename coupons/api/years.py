@@ -29,8 +29,8 @@ from api.serializers import (
     validated,
 )
 from approvals.api import ApprovalRequestSerializer
-from approvals.models import REASON_LENGTH_MAX
 from config.errors import ValidationFailed
+from config.limits import REASON_LENGTH_MAX
 from coupons.models import (
     ACKNOWLEDGEMENT_WINDOW_DAYS_MAX,
     BASIS_POINTS_WHOLE,
