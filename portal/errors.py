@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from config.errors import ApplicationError, ErrorCode, ValidationFailed
-from portal.formatting import yuan_text
+from config.money import yuan_text
 
 # What each refusal means, in the person's language, by its code.
 SENTENCES: Final[dict[ErrorCode, Promise]] = {

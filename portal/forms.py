@@ -12,10 +12,10 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import FACILITY_DESCRIPTION_LENGTH_MAX, RELATED_PARTY_NOTE_LENGTH_MAX, Enterprise, Provider, User
 from accounts.uscc import check_character, validate_uscc
 from config.limits import REASON_LENGTH_MAX
+from config.money import fen_from_yuan_text, yuan_grouping_misplaced, yuan_text
 from coupons.invoices import INPUT_LENGTH_MAX as INVOICE_INPUT_LENGTH_MAX
 from coupons.models import CONTRACT_FEE_FEN_MAX, CONTRACT_TERM_MONTHS_CEILING, ComputeSource, Purpose
 from coupons.services.applications import DOCUMENTS_MAX
-from portal.formatting import fen_from_yuan_text, yuan_grouping_misplaced, yuan_text
 from portal.words import choices
 
 EXPORT_PERIOD_DAYS_MAX = 3 * 366

@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.models import Role, User
+from config.money import yuan_input_text, yuan_text
 from coupons.evidence import Cited, cited_documents
 from coupons.models import Application
 from coupons.selectors.scopes import applications_visible_to
@@ -23,7 +24,6 @@ from coupons.services.applications import (
     application_withdraw,
 )
 from portal import access
-from portal.formatting import yuan_text
 from portal.forms import ApproveForm, ReasonForm, ReviewForm
 from portal.views.common import attempt, page_of
 
@@ -61,7 +61,7 @@ def _review_form(application: Application, documents: list[Cited], data: Any = N
         data,
         documents=[cited.document.pk for cited in documents],
         contract=application.contract_document_id,
-        initial={"recommended": _yuan_input(application.requested_fen)},
+        initial={"recommended": yuan_input_text(application.requested_fen)},
     )
 
 
@@ -78,12 +78,6 @@ def _detail_context(user: User, application: Application, **forms: Any) -> dict[
         "approve_form": forms.get("approve_form") or ApproveForm(),
         "reject_form": forms.get("reject_form") or ReasonForm(),
     }
-
-
-def _yuan_input(fen: int | None) -> str:
-    if fen is None:
-        return ""
-    return f"{fen // 100}.{fen % 100:02d}"
 
 
 @access.signed_in

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 from accounts.credentials import api_key_create, api_key_get, api_key_revoke
 from accounts.models import ApiKey, Role, User
 from config.errors import ApplicationError, ValidationFailed
+from config.money import yuan_text
 from coupons.grant_codes import grant_code_valid
 from coupons.models import Application, Redemption
 from coupons.selectors.scopes import applications_visible_to, redemptions_visible_to
@@ -33,7 +34,6 @@ from coupons.services.redemptions import (
 from evidence.models import Kind
 from portal import access
 from portal.errors import describe
-from portal.formatting import yuan_text
 from portal.forms import ApiKeyForm, DisputeResolveForm, ReasonForm, RedeemForm
 from portal.queries import grants_for
 from portal.uploads import UploadRefused, files_kept_only_if_committed, upload
