@@ -6,6 +6,14 @@ who asked for it is `config.errors.FourEyes`, the one four-eyes refusal of the s
 from config.errors import ApplicationError, ErrorCode
 
 
+class NotAuthenticated(ApplicationError):
+    """No one is signed in where a person must be (`accounts.caller.caller`)."""
+
+    code = ErrorCode.NOT_AUTHENTICATED
+    http_status = 401
+    title = "Authentication is required."
+
+
 class SignInFailed(ApplicationError):
     """The username, the password or the second-factor code is wrong (never which one)."""
 

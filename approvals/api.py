@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.caller import caller
 from accounts.models import User
 from api.idempotency import idempotency_key_parameter, idempotent
 from api.scoping import ScopedQuerysetMixin
@@ -120,7 +121,7 @@ class ApprovalRequestApprove(APIView):
     )
     @idempotent(required=False)
     def post(self, request: Request, pk: int) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         _in_scope(user, pk)
         data = validated(DecisionApproveRequest, request.data)
         decided = approval_request_approve(request_id=pk, decider=user, reason=data.get("reason", ""))
@@ -139,7 +140,7 @@ class ApprovalRequestReject(APIView):
     )
     @idempotent(required=False)
     def post(self, request: Request, pk: int) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         _in_scope(user, pk)
         data = validated(DecisionRejectRequest, request.data)
         decided = approval_request_reject(request_id=pk, decider=user, reason=data["reason"])

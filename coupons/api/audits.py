@@ -8,6 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.caller import caller
 from accounts.models import Role, User
 from api.serializers import EmptyRequest, validated
 from coupons.models import AuditRun
@@ -51,7 +52,7 @@ class AuditRunList(generics.ListCreateAPIView):
     )
     def post(self, request: Request, *args: object, **kwargs: object) -> Response:
         validated(EmptyRequest, request.data)
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         run = audit_run_start(started_by=user)
         return Response(AuditRunSerializer(run).data, status=status.HTTP_201_CREATED)
 

@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.caller import caller
 from accounts.models import Role, User
 from accounts.roles import require_role
 from api.idempotency import idempotency_key_parameter, idempotent
@@ -121,7 +122,7 @@ class GrantRevoke(APIView):
     )
     @idempotent(required=False)
     def post(self, request: Request, pk: int) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         grant = grant_in_scope(user, pk)
         require_role(user, Role.REVIEWER, Role.APPROVER)
         data = validated(GrantRevokeRequest, request.data)

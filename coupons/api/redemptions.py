@@ -20,6 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.caller import caller
 from accounts.models import Role, User
 from accounts.roles import require_role
 from api.idempotency import (
@@ -441,7 +442,7 @@ class RedemptionCapture(APIView):
     )
     @idempotent(required=False)
     def post(self, request: Request, pk: int) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         redemption = _redemption(user, pk)
         validated(EmptyRequest, request.data)
         redemption_capture(redemption=redemption, actor=user)
@@ -459,7 +460,7 @@ class RedemptionVoid(APIView):
     )
     @idempotent(required=False)
     def post(self, request: Request, pk: int) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         redemption = _redemption(user, pk)
         validated(EmptyRequest, request.data)
         redemption_void(redemption=redemption, actor=user)
@@ -484,7 +485,7 @@ class RedemptionReverse(APIView):
     )
     @idempotent(required=False)
     def post(self, request: Request, pk: int) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         redemption = _redemption(user, pk)
         require_role(user, Role.REVIEWER, Role.APPROVER)
         data = validated(ReverseRequest, request.data)
@@ -508,7 +509,7 @@ class RedemptionAcknowledge(APIView):
     )
     @idempotent(required=False)
     def post(self, request: Request, pk: int) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         redemption = _redemption(user, pk)
         validated(EmptyRequest, request.data)
         redemption_acknowledge(redemption=redemption, actor=user)
@@ -532,7 +533,7 @@ class RedemptionDispute(APIView):
     )
     @idempotent(required=False)
     def post(self, request: Request, pk: int) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         redemption = _redemption(user, pk)
         data = validated(DisputeRequest, request.data)
         redemption_dispute(redemption=redemption, actor=user, reason=data["reason"])
@@ -563,7 +564,7 @@ class RedemptionResolveDispute(APIView):
     )
     @idempotent(required=False)
     def post(self, request: Request, pk: int) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         redemption = _redemption(user, pk)
         data = validated(ResolveDisputeRequest, request.data)
         redemption_dispute_resolve(redemption=redemption, actor=user, decision=data["decision"], note=data["note"])

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api import enterprises_visible_to, providers_visible_to
+from accounts.caller import caller
 from accounts.models import Role, User
 from accounts.roles import require_role
 from api.idempotency import idempotency_key_parameter, idempotent
@@ -158,7 +159,7 @@ class SettlementListCreate(ScopedQuerysetMixin, generics.ListAPIView):
     )
     @idempotent(required=False)
     def post(self, request: Request) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         require_role(user, Role.FINANCE)
         data = validated(SettlementCreateRequest, request.data)
         if "enterprise" in data:
@@ -205,7 +206,7 @@ class SettlementPay(APIView):
     )
     @idempotent(required=False)
     def post(self, request: Request, pk: int) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         settlement = _settlement(user, pk)
         require_role(user, Role.FINANCE)
         data = validated(SettlementPayRequest, request.data)
@@ -227,7 +228,7 @@ class SettlementLines(APIView):
         tags=["settlements"],
     )
     def get(self, request: Request, pk: int) -> HttpResponse:
-        settlement = _settlement(request.user, pk)  # type: ignore[arg-type]
+        settlement = _settlement(caller(request), pk)
         response = HttpResponse(settlement_lines_csv(settlement), content_type=f"{CSV_CONTENT_TYPE}; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="settlement-{settlement.pk}.csv"'
         return response

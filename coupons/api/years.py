@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.caller import caller
 from accounts.models import Enterprise, User
 from accounts.roles import require_superuser
 from api.idempotency import idempotency_key_parameter, idempotent
@@ -331,7 +332,7 @@ class ProgramYearListCreate(generics.ListAPIView):
         ],
     )
     def post(self, request: Request) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         require_superuser(user)
         data = validated(ProgramYearRequest, request.data)
         program_year = program_year_create_with_rates(actor=user, **_plain(data))
@@ -366,7 +367,7 @@ class ProgramYearOpen(APIView):
         tags=TAGS,
     )
     def post(self, request: Request, year: int) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         require_superuser(user)
         validated(EmptyRequest, request.data)
         program_year_open(year=year, actor=user)
@@ -394,7 +395,7 @@ class ProgramYearClose(APIView):
     def post(self, request: Request, year: int) -> Response:
         from coupons.services.reset import program_year_close_now
 
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         require_superuser(user)
         validated(EmptyRequest, request.data)
         program_year_get(year)
@@ -432,7 +433,7 @@ class CapOverrideCreate(APIView):
     )
     @idempotent(required=False)
     def post(self, request: Request, year: int) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         program_year_get(year)
         data = validated(CapOverrideRequest, request.data)
         enterprise = Enterprise.objects.filter(pk=data["enterprise"]).first()

@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from accounts.caller import caller
 from accounts.models import Role, User
 from config.money import yuan_input_text, yuan_text
 from coupons.evidence import Cited, cited_documents
@@ -82,7 +83,7 @@ def _detail_context(user: User, application: Application, **forms: Any) -> dict[
 
 @access.signed_in
 def application_list(request: HttpRequest) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     queryset = applications_visible_to(user).select_related("enterprise", "provider").order_by("-created_at", "-id")
     status = request.GET.get("status", "")
     if status in S.values:
@@ -96,7 +97,7 @@ def application_list(request: HttpRequest) -> HttpResponse:
 
 @access.signed_in
 def application_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     application = _application(user, pk)
     return render(request, "portal/application.html", _detail_context(user, application))
 
@@ -104,7 +105,7 @@ def application_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @access.signed_in
 def application_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     application = _application(user, pk)
     if action == "confirm":
         attempt(request, lambda: application_confirm(application=application, actor=user), _("Contract confirmed."))
