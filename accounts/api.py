@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import credentials
+from accounts.caller import caller
 from accounts.errors import SignInFailed
 from accounts.models import (
     FACILITY_DESCRIPTION_LENGTH_MAX,
@@ -55,8 +56,8 @@ from api.serializers import (
     validated,
 )
 from approvals.api import ApprovalRequestSerializer
-from approvals.models import REASON_LENGTH_MAX
 from config.errors import PermissionDenied, ValidationFailed
+from config.limits import REASON_LENGTH_MAX
 
 # --- Shapes -------------------------------------------------------------------------------------
 
@@ -407,9 +408,10 @@ class EnterpriseDetail(ScopedQuerysetMixin, generics.RetrieveAPIView):
 class EnterpriseSuspend(APIView):
     @extend_schema(request=None, responses={200: EnterpriseSerializer}, tags=["enterprises"])
     def post(self, request: Request, pk: int) -> Response:
-        enterprise = get_object_or_404(enterprises_visible_to(request.user), pk=pk)  # type: ignore[arg-type]
+        user = caller(request)
+        enterprise = get_object_or_404(enterprises_visible_to(user), pk=pk)
         validated(EmptyRequest, request.data)
-        return Response(EnterpriseSerializer(enterprise_suspend(enterprise=enterprise, actor=request.user)).data)  # type: ignore[arg-type]
+        return Response(EnterpriseSerializer(enterprise_suspend(enterprise=enterprise, actor=user)).data)
 
 
 class EnterpriseVerify(APIView):
@@ -424,10 +426,11 @@ class EnterpriseVerify(APIView):
         ),
     )
     def post(self, request: Request, pk: int) -> Response:
-        enterprise = get_object_or_404(enterprises_visible_to(request.user), pk=pk)  # type: ignore[arg-type]
-        require_role(request.user, Role.REVIEWER)  # type: ignore[arg-type]
+        user = caller(request)
+        enterprise = get_object_or_404(enterprises_visible_to(user), pk=pk)
+        require_role(user, Role.REVIEWER)
         flags = validated(VerifyRequest, request.data)
-        verified = enterprise_verify(enterprise=enterprise, actor=request.user, flags=flags)  # type: ignore[arg-type]
+        verified = enterprise_verify(enterprise=enterprise, actor=user, flags=flags)
         return Response(EnterpriseSerializer(verified).data)
 
 
@@ -443,11 +446,12 @@ class EnterpriseFlags(APIView):
         ),
     )
     def post(self, request: Request, pk: int) -> Response:
-        enterprise = get_object_or_404(enterprises_visible_to(request.user), pk=pk)  # type: ignore[arg-type]
-        if is_api_key(request) or request.user.enterprise_id != enterprise.pk:  # type: ignore[union-attr]
+        user = caller(request)
+        enterprise = get_object_or_404(enterprises_visible_to(user), pk=pk)
+        if is_api_key(request) or user.enterprise_id != enterprise.pk:
             raise PermissionDenied("Only the enterprise's members declare its flags.")
         data = validated(FlagsRequest, request.data)
-        changed = enterprise_flags_declare(enterprise=enterprise, actor=request.user, **data)  # type: ignore[arg-type]
+        changed = enterprise_flags_declare(enterprise=enterprise, actor=user, **data)
         return Response(EnterpriseSerializer(changed).data)
 
 
@@ -473,9 +477,10 @@ class ModelFilingListCreate(ScopedQuerysetMixin, generics.ListAPIView):
         summary="Record a filed model in the register (reviewer)",
     )
     def post(self, request: Request) -> Response:
-        require_role(request.user, Role.REVIEWER)  # type: ignore[arg-type]
+        user = caller(request)
+        require_role(user, Role.REVIEWER)
         data = validated(ModelFilingRequest, request.data)
-        filing = model_filing_record(actor=request.user, **data)  # type: ignore[arg-type]
+        filing = model_filing_record(actor=user, **data)
         return Response(ModelFilingSerializer(filing).data, status=status.HTTP_201_CREATED)
 
 
@@ -493,9 +498,10 @@ class ModelFilingVerify(APIView):
         summary="Verify a filing against the CAC's list (reviewer)",
     )
     def post(self, request: Request, pk: int) -> Response:
-        filing = get_object_or_404(model_filings_visible_to(request.user), pk=pk)  # type: ignore[arg-type]
+        user = caller(request)
+        filing = get_object_or_404(model_filings_visible_to(user), pk=pk)
         validated(EmptyRequest, request.data)
-        return Response(ModelFilingSerializer(model_filing_verify(filing=filing, actor=request.user)).data)  # type: ignore[arg-type]
+        return Response(ModelFilingSerializer(model_filing_verify(filing=filing, actor=user)).data)
 
 
 # --- Providers and their API keys ---------------------------------------------------------------
@@ -521,9 +527,10 @@ class ProviderListCreate(ScopedQuerysetMixin, generics.ListAPIView):
         ),
     )
     def post(self, request: Request) -> Response:
-        require_superuser(request.user)  # type: ignore[arg-type]
+        user = caller(request)
+        require_superuser(user)
         data = validated(ProviderRequest, request.data)
-        provider = provider_create(actor=request.user, **data)  # type: ignore[arg-type]
+        provider = provider_create(actor=user, **data)
         return Response(ProviderSerializer(provider).data, status=status.HTTP_201_CREATED)
 
 
@@ -543,7 +550,7 @@ class ProviderChangeView(APIView):
     change = ""
 
     def post(self, request: Request, pk: int) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         provider = get_object_or_404(providers_visible_to(user), pk=pk)
         require_superuser(user)
         if self.change == "facilities":
@@ -609,7 +616,7 @@ class ProviderFacilities(ProviderChangeView):
 
 def _own_provider(request: Request, pk: int) -> Provider:
     """The provider whose keys the caller manages: its own (or any, for a superuser); else 404."""
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     if is_api_key(request):
         raise PermissionDenied("An API key may not manage API keys.")
     if user.is_superuser or user.provider_id == pk:
@@ -640,7 +647,7 @@ class ApiKeyListCreate(generics.ListAPIView):
     def post(self, request: Request, pk: int) -> Response:
         provider = _own_provider(request, pk)
         data = validated(ApiKeyRequest, request.data)
-        key, secret = credentials.api_key_create(provider=provider, name=data["name"], actor=request.user)  # type: ignore[arg-type]
+        key, secret = credentials.api_key_create(provider=provider, name=data["name"], actor=caller(request))
         answer = dict(ApiKeySerializer(key).data)
         answer["key"] = secret
         return Response(answer, status=status.HTTP_201_CREATED)
@@ -652,7 +659,7 @@ class ApiKeyRevoke(APIView):
         provider = _own_provider(request, pk)
         validated(EmptyRequest, request.data)
         key = credentials.api_key_get(provider=provider, key_id=key_id)
-        return Response(ApiKeySerializer(credentials.api_key_revoke(key=key, actor=request.user)).data)  # type: ignore[arg-type]
+        return Response(ApiKeySerializer(credentials.api_key_revoke(key=key, actor=caller(request))).data)
 
 
 # --- Users ----------------------------------------------------------------------------------------
@@ -672,7 +679,7 @@ class UserCreate(APIView):
         ),
     )
     def post(self, request: Request) -> Response:
-        require_superuser(request.user)  # type: ignore[arg-type]
+        require_superuser(caller(request))
         data = validated(UserRequest, request.data)
         enterprise = get_object_or_404(Enterprise, pk=data["enterprise"]) if data["enterprise"] else None
         provider = get_object_or_404(Provider, pk=data["provider"]) if data["provider"] else None
@@ -683,7 +690,7 @@ class UserCreate(APIView):
             roles=data["roles"],
             enterprise=enterprise,
             provider=provider,
-            actor=request.user,  # type: ignore[arg-type]
+            actor=caller(request),
         )
         answer = UserSerializer(user).data
         answer["roles_request"] = roles_request.pk if roles_request is not None else None

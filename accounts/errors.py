@@ -3,13 +3,21 @@
 forms in the person's language. A provider change, a sanction or a role grant decided by the person
 who asked for it is `config.errors.FourEyes`, the one four-eyes refusal of the service."""
 
-from config.errors import ApplicationError
+from config.errors import ApplicationError, ErrorCode
+
+
+class NotAuthenticated(ApplicationError):
+    """No one is signed in where a person must be (`accounts.caller.caller`)."""
+
+    code = ErrorCode.NOT_AUTHENTICATED
+    http_status = 401
+    title = "Authentication is required."
 
 
 class SignInFailed(ApplicationError):
     """The username, the password or the second-factor code is wrong (never which one)."""
 
-    code = "authentication_failed"
+    code = ErrorCode.AUTHENTICATION_FAILED
     http_status = 401
     title = "The username, password or code is wrong."
 
@@ -17,7 +25,7 @@ class SignInFailed(ApplicationError):
 class SignInThrottled(ApplicationError):
     """Too many failed sign-ins for this username from this address: locked for `wait_s`."""
 
-    code = "throttled"
+    code = ErrorCode.THROTTLED
     http_status = 429
     title = "Too many failed sign-ins."
 

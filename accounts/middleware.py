@@ -21,11 +21,12 @@ from django.urls import reverse
 from accounts.models import User
 from accounts.second_factor import second_factor_enrolled, second_factor_required
 from api.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE
+from config.errors import ErrorCode
 
 API_PREFIX = "/api/"
 
 
-def _problem(status: int, code: str, title: str, detail: str) -> JsonResponse:
+def _problem(status: int, code: ErrorCode, title: str, detail: str) -> JsonResponse:
     """The API's problem details (api.problems), answered before DRF sees the request."""
     body = {"type": PROBLEM_TYPE_BASE + code, "title": title, "status": status, "detail": detail, "code": code}
     return JsonResponse(body, status=status, content_type=PROBLEM_CONTENT_TYPE)
@@ -50,13 +51,13 @@ class SecondFactorMiddleware:
             if second_factor_enrolled(user):
                 logout(request)
                 if request.path.startswith(API_PREFIX):
-                    return _problem(401, "not_authenticated", "Authentication is required.", "Sign in again.")
+                    return _problem(401, ErrorCode.NOT_AUTHENTICATED, "Authentication is required.", "Sign in again.")
                 return redirect(settings.LOGIN_URL)
             if not self._open_while_enrolling(request.path):
                 if request.path.startswith(API_PREFIX):
                     return _problem(
                         403,
-                        "permission_denied",
+                        ErrorCode.PERMISSION_DENIED,
                         "You may not take this action.",
                         "Set up two-step sign-in in the portal first.",
                     )

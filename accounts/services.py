@@ -30,9 +30,10 @@ from accounts.models import (
 from accounts.roles import require_enterprise_member, require_role, require_superuser
 from accounts.selectors import PROVIDER_CHANGE_ACTION
 from accounts.uscc import validate_uscc
-from approvals.models import REASON_LENGTH_MAX, ApprovalRequest
+from approvals.models import ApprovalRequest
 from approvals.services import approval_request_create
 from config.errors import FourEyes, InvalidState, PermissionDenied, ValidationFailed
+from config.limits import REASON_LENGTH_MAX
 
 NAME_LENGTH_MAX = 200
 FACILITIES_COUNT_MAX: Final = 20

@@ -24,20 +24,20 @@ from accounts.models import User
 from api.models import IdempotencyRecord
 from api.problems import PROBLEM_CONTENT_TYPE, exception_handler
 from config import db
-from config.errors import ApplicationError
+from config.errors import ApplicationError, ErrorCode
 
 KEY_LENGTH_MAX: Final = 255
 HEADER: Final = "Idempotency-Key"
 
 
 class IdempotencyKeyRequired(ApplicationError):
-    code = "idempotency_key_required"
+    code = ErrorCode.IDEMPOTENCY_KEY_REQUIRED
     http_status = 400
     title = "This request needs an Idempotency-Key header."
 
 
 class IdempotencyKeyReused(ApplicationError):
-    code = "idempotency_key_reused"
+    code = ErrorCode.IDEMPOTENCY_KEY_REUSED
     http_status = 409
     title = "This Idempotency-Key was used with a different request."
 

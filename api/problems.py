@@ -19,28 +19,32 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from config.errors import ApplicationError
+from config.errors import ApplicationError, ErrorCode
 from config.middleware import LengthRequired
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 API_PATH_PREFIX = "/api/"
-REQUEST_TOO_LARGE = "request_too_large"
+REQUEST_TOO_LARGE = ErrorCode.REQUEST_TOO_LARGE
 REQUEST_TOO_LARGE_TITLE = "The request body is too large."
 SERVER_ERROR_DETAIL = "Something went wrong on our side; it has been logged. Try again later."
 PROBLEM_TYPE_BASE = "https://coupons.hangzhou.example/problems/"
 security_log = logging.getLogger("coupons.security")
 
-_DRF_CODES: list[tuple[type[exceptions.APIException], str, str]] = [
-    (exceptions.NotAuthenticated, "not_authenticated", "Authentication is required."),
-    (exceptions.AuthenticationFailed, "authentication_failed", "The credentials are wrong, expired or revoked."),
-    (exceptions.PermissionDenied, "permission_denied", "You may not take this action."),
-    (exceptions.NotFound, "not_found", "Not found."),
-    (exceptions.Throttled, "throttled", "Too many requests."),
-    (exceptions.ValidationError, "validation_error", "The input is not valid."),
-    (exceptions.ParseError, "validation_error", "The request body is not valid JSON."),
-    (exceptions.UnsupportedMediaType, "unsupported_media_type", "Send application/json."),
-    (exceptions.MethodNotAllowed, "method_not_allowed", "This method is not allowed here."),
-    (exceptions.NotAcceptable, "not_acceptable", "No acceptable representation."),
+_DRF_CODES: list[tuple[type[exceptions.APIException], ErrorCode, str]] = [
+    (exceptions.NotAuthenticated, ErrorCode.NOT_AUTHENTICATED, "Authentication is required."),
+    (
+        exceptions.AuthenticationFailed,
+        ErrorCode.AUTHENTICATION_FAILED,
+        "The credentials are wrong, expired or revoked.",
+    ),
+    (exceptions.PermissionDenied, ErrorCode.PERMISSION_DENIED, "You may not take this action."),
+    (exceptions.NotFound, ErrorCode.NOT_FOUND, "Not found."),
+    (exceptions.Throttled, ErrorCode.THROTTLED, "Too many requests."),
+    (exceptions.ValidationError, ErrorCode.VALIDATION_ERROR, "The input is not valid."),
+    (exceptions.ParseError, ErrorCode.VALIDATION_ERROR, "The request body is not valid JSON."),
+    (exceptions.UnsupportedMediaType, ErrorCode.UNSUPPORTED_MEDIA_TYPE, "Send application/json."),
+    (exceptions.MethodNotAllowed, ErrorCode.METHOD_NOT_ALLOWED, "This method is not allowed here."),
+    (exceptions.NotAcceptable, ErrorCode.NOT_ACCEPTABLE, "No acceptable representation."),
 ]
 
 
@@ -58,7 +62,7 @@ def _without_nul(value: Any) -> Any:
     return value
 
 
-def problem(*, status_code: int, code: str, title: str, detail: str, **extra: Any) -> Response:
+def problem(*, status_code: int, code: ErrorCode, title: str, detail: str, **extra: Any) -> Response:
     body = {"type": PROBLEM_TYPE_BASE + code, "title": title, "status": status_code, "detail": detail, "code": code}
     body.update(extra)
     return Response(_without_nul(body), status=status_code, content_type=PROBLEM_CONTENT_TYPE)
@@ -84,7 +88,7 @@ def _field_errors(data: Any, prefix: str = "") -> dict[str, list[str]]:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ApplicationError):
         context_extra = {k: v for k, v in exc.extra.items() if k != "errors"}
-        if exc.code == "four_eyes" or exc.http_status == 403:
+        if exc.code == ErrorCode.FOUR_EYES or exc.http_status == 403:
             request = context.get("request")
             security_log.warning(
                 "refused: code=%s user=%s path=%s detail=%s",
@@ -114,7 +118,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     response = drf_exception_handler(exc, context)
     if response is None or not isinstance(exc, exceptions.APIException):
         return response
-    code, title = "error", "The request could not be carried out."
+    code, title = ErrorCode.ERROR, "The request could not be carried out."
     for kind, kind_code, kind_title in _DRF_CODES:
         if isinstance(exc, kind):
             code, title = kind_code, kind_title
@@ -138,7 +142,7 @@ def _too_large_detail() -> str:
     return f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
 
 
-def _problem_page(*, status_code: int, code: str, title: str, detail: str) -> JsonResponse:
+def _problem_page(*, status_code: int, code: ErrorCode, title: str, detail: str) -> JsonResponse:
     """Problem details outside DRF (Django's error handlers), shaped as `problem` shapes them."""
     body = {"type": PROBLEM_TYPE_BASE + code, "title": title, "status": status_code, "detail": detail, "code": code}
     return JsonResponse(body, status=status_code, content_type=PROBLEM_CONTENT_TYPE)
@@ -153,7 +157,7 @@ def server_error(request: HttpRequest) -> HttpResponse:
     problem details with no traceback and no internals; Django has logged it with its traceback."""
     if _is_api(request):
         return _problem_page(
-            status_code=500, code="server_error", title="The server failed.", detail=SERVER_ERROR_DETAIL
+            status_code=500, code=ErrorCode.SERVER_ERROR, title="The server failed.", detail=SERVER_ERROR_DETAIL
         )
     return defaults.server_error(request)
 
@@ -165,19 +169,25 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
         return defaults.bad_request(request, exception)
     if isinstance(exception, LengthRequired):
         return _problem_page(
-            status_code=411, code="length_required", title="The body needs a Content-Length.", detail=str(exception)
+            status_code=411,
+            code=ErrorCode.LENGTH_REQUIRED,
+            title="The body needs a Content-Length.",
+            detail=str(exception),
         )
     if isinstance(exception, RequestDataTooBig):
         return _problem_page(
             status_code=413, code=REQUEST_TOO_LARGE, title=REQUEST_TOO_LARGE_TITLE, detail=_too_large_detail()
         )
     return _problem_page(
-        status_code=400, code="bad_request", title="The request is malformed.", detail="The request is malformed."
+        status_code=400,
+        code=ErrorCode.BAD_REQUEST,
+        title="The request is malformed.",
+        detail="The request is malformed.",
     )
 
 
 def api_not_found(request: Any, exception: Exception | None = None) -> Any:
     """handler404: paths under /api/ answer problem details, like every other API error."""
     if _is_api(request):
-        return _problem_page(status_code=404, code="not_found", title="Not found.", detail="No such endpoint.")
+        return _problem_page(status_code=404, code=ErrorCode.NOT_FOUND, title="Not found.", detail="No such endpoint.")
     return defaults.page_not_found(request, exception)

@@ -4,6 +4,8 @@ from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
+from config.errors import ErrorCode
+
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):
     target_class = "accounts.authentication.BearerTokenAuthentication"
@@ -30,43 +32,8 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
         }
 
 
-PROBLEM_CODES = [
-    "validation_error",
-    "not_authenticated",
-    "authentication_failed",
-    "permission_denied",
-    "not_found",
-    "invalid_state",
-    "pool_exhausted",
-    "cap_exceeded",
-    "grant_exhausted",
-    "contract_exceeded",
-    "duplicate_bill",
-    "provider_not_listed",
-    "compute_source_not_offered",
-    "enterprise_not_verified",
-    "program_year_closed",
-    "idempotency_key_reused",
-    "idempotency_key_required",
-    "duplicate_contract",
-    "affiliated_provider",
-    "grant_expired",
-    "grant_revoked",
-    "four_eyes",
-    "not_eligible",
-    "unsupported_document",
-    "document_too_large",
-    "invalid_invoice_number",
-    "duplicate_invoice",
-    "throttled",
-    "length_required",
-    "method_not_allowed",
-    "unsupported_media_type",
-    "not_acceptable",
-    "request_too_large",
-    "bad_request",
-    "server_error",
-]
+# The one list of codes (config/errors.py); the schema documents each.
+PROBLEM_CODES = [code.value for code in ErrorCode]
 
 PROBLEM_SCHEMA = {
     "type": "object",

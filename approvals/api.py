@@ -10,14 +10,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.caller import caller
 from accounts.models import User
 from api.idempotency import idempotency_key_parameter, idempotent
 from api.scoping import ScopedQuerysetMixin
 from api.serializers import StrictCharField, StrictSerializer, validated
-from approvals.models import REASON_LENGTH_MAX, ApprovalRequest
+from approvals.models import ApprovalRequest
 from approvals.selectors import approval_requests_visible_to
 from approvals.services import approval_request_approve, approval_request_reject
 from config.errors import NotFound
+from config.limits import REASON_LENGTH_MAX
 
 TAGS = ["approval-requests"]
 
@@ -119,7 +121,7 @@ class ApprovalRequestApprove(APIView):
     )
     @idempotent(required=False)
     def post(self, request: Request, pk: int) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         _in_scope(user, pk)
         data = validated(DecisionApproveRequest, request.data)
         decided = approval_request_approve(request_id=pk, decider=user, reason=data.get("reason", ""))
@@ -138,7 +140,7 @@ class ApprovalRequestReject(APIView):
     )
     @idempotent(required=False)
     def post(self, request: Request, pk: int) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         _in_scope(user, pk)
         data = validated(DecisionRejectRequest, request.data)
         decided = approval_request_reject(request_id=pk, decider=user, reason=data["reason"])

@@ -19,7 +19,6 @@ from django.db.models import F, Q
 
 ACTION_LENGTH_MAX = 40
 TARGET_LENGTH_MAX = 100
-REASON_LENGTH_MAX = 2_000
 
 
 class ApprovalRequest(models.Model):

@@ -10,9 +10,10 @@ from django.utils import timezone
 
 from accounts.models import User
 from approvals.errors import FourEyes
-from approvals.models import REASON_LENGTH_MAX, TARGET_LENGTH_MAX, ApprovalRequest
+from approvals.models import TARGET_LENGTH_MAX, ApprovalRequest
 from approvals.registry import approval_action
 from config.errors import InvalidState, NotFound, PermissionDenied, ValidationFailed
+from config.limits import REASON_LENGTH_MAX
 
 EVIDENCE_ITEMS_MAX = 20
 

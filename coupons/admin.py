@@ -1,6 +1,6 @@
 """Read-only admin for the coupon program: money and policy move only through coupons.services.
 
-Amounts are shown in yuan (`ledger.admin.yuan`). A program year's page shows its pool figures and a
+Amounts are shown in yuan (`config.money.yuan_text`). A program year's page shows its pool figures and a
 grant's page its balance, both read from ledger account totals by `coupons.selectors`.
 """
 
@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from config.money import yuan_text
 from coupons.models import (
     Alert,
     Application,
@@ -29,7 +30,7 @@ from coupons.models import (
     Settlement,
 )
 from coupons.selectors import grant_figures, program_year_figures
-from ledger.admin import ReadOnlyAdmin, yuan
+from ledger.admin import ReadOnlyAdmin
 
 
 def percent(rate_bp: int) -> str:
@@ -42,7 +43,7 @@ def _figures_table(rows: list[tuple[str, int]]) -> SafeString:
     return format_html(
         "<table>{}</table>",
         format_html_join(
-            "", '<tr><th>{}</th><td style="text-align: right">{}</td></tr>', ((k, yuan(v)) for k, v in rows)
+            "", '<tr><th>{}</th><td style="text-align: right">{}</td></tr>', ((k, yuan_text(v)) for k, v in rows)
         ),
     )
 
@@ -133,11 +134,11 @@ class ProgramYearAdmin(ReadOnlyAdmin):
 
     @admin.display(description="pool", ordering="pool_fen")
     def pool(self, year: ProgramYear) -> str:
-        return yuan(year.pool_fen)
+        return yuan_text(year.pool_fen)
 
     @admin.display(description="default cap per enterprise", ordering="default_cap_fen")
     def default_cap(self, year: ProgramYear) -> str:
-        return yuan(year.default_cap_fen)
+        return yuan_text(year.default_cap_fen)
 
     @admin.display(description="pool figures (from the ledger)")
     def figures(self, year: ProgramYear) -> SafeString:
@@ -168,11 +169,11 @@ class CapOverrideAdmin(ReadOnlyAdmin):
 
     @admin.display(description="cap", ordering="cap_fen")
     def cap(self, override: CapOverride) -> str:
-        return yuan(override.cap_fen)
+        return yuan_text(override.cap_fen)
 
     @admin.display(description="previous cap", ordering="previous_cap_fen")
     def previous_cap(self, override: CapOverride) -> str:
-        return yuan(override.previous_cap_fen)
+        return yuan_text(override.previous_cap_fen)
 
 
 class ApplicationEventInline(_NoChangeInline):
@@ -254,19 +255,19 @@ class ApplicationAdmin(ReadOnlyAdmin):
 
     @admin.display(description="contract fee", ordering="contract_fee_fen")
     def contract_fee(self, application: Application) -> str:
-        return yuan(application.contract_fee_fen)
+        return yuan_text(application.contract_fee_fen)
 
     @admin.display(description="eligible", ordering="eligible_fen")
     def eligible(self, application: Application) -> str:
-        return yuan(application.eligible_fen)
+        return yuan_text(application.eligible_fen)
 
     @admin.display(description="requested", ordering="requested_fen")
     def requested(self, application: Application) -> str:
-        return yuan(application.requested_fen)
+        return yuan_text(application.requested_fen)
 
     @admin.display(description="recommended", ordering="recommended_fen")
     def recommended(self, application: Application) -> str:
-        return "-" if application.recommended_fen is None else yuan(application.recommended_fen)
+        return "-" if application.recommended_fen is None else yuan_text(application.recommended_fen)
 
     @admin.display(description="grant")
     def grant_link(self, application: Application) -> SafeString | str:
@@ -307,7 +308,7 @@ class GrantAdmin(ReadOnlyAdmin):
 
     @admin.display(description="amount", ordering="amount_fen")
     def amount(self, grant: Grant) -> str:
-        return yuan(grant.amount_fen)
+        return yuan_text(grant.amount_fen)
 
     @admin.display(description="rate", ordering="rate_bp")
     def rate(self, grant: Grant) -> str:
@@ -315,7 +316,7 @@ class GrantAdmin(ReadOnlyAdmin):
 
     @admin.display(description="returned to the pool on revocation", ordering="revoked_fen")
     def revoked(self, grant: Grant) -> str:
-        return yuan(grant.revoked_fen)
+        return yuan_text(grant.revoked_fen)
 
     @admin.display(description="balance (from the ledger)")
     def balance(self, grant: Grant) -> SafeString:
@@ -391,7 +392,7 @@ class RedemptionAdmin(ReadOnlyAdmin):
 
     @admin.display(description="bill", ordering="bill_amount_fen")
     def bill_amount(self, redemption: Redemption) -> str:
-        return yuan(redemption.bill_amount_fen)
+        return yuan_text(redemption.bill_amount_fen)
 
     @admin.display(description="rate", ordering="rate_bp")
     def rate(self, redemption: Redemption) -> str:
@@ -399,15 +400,15 @@ class RedemptionAdmin(ReadOnlyAdmin):
 
     @admin.display(description="requested", ordering="requested_fen")
     def requested(self, redemption: Redemption) -> str:
-        return "-" if redemption.requested_fen is None else yuan(redemption.requested_fen)
+        return "-" if redemption.requested_fen is None else yuan_text(redemption.requested_fen)
 
     @admin.display(description="coupon", ordering="coupon_fen")
     def coupon(self, redemption: Redemption) -> str:
-        return yuan(redemption.coupon_fen)
+        return yuan_text(redemption.coupon_fen)
 
     @admin.display(description="payable by the enterprise")
     def payable(self, redemption: Redemption) -> str:
-        return yuan(redemption.payable_fen)
+        return yuan_text(redemption.payable_fen)
 
 
 @admin.register(Settlement)
@@ -449,7 +450,7 @@ class SettlementAdmin(ReadOnlyAdmin):
 
     @admin.display(description="total (captured less clawbacks)", ordering="total_fen")
     def total(self, settlement: Settlement) -> str:
-        return yuan(settlement.total_fen)
+        return yuan_text(settlement.total_fen)
 
     @admin.display(description="clawbacks netted")
     def clawbacks_count(self, settlement: Settlement) -> int:
@@ -480,7 +481,7 @@ class ClaimAdmin(ReadOnlyAdmin):
 
     @admin.display(description="bill", ordering="bill_amount_fen")
     def bill_amount(self, claim: Claim) -> str:
-        return yuan(claim.bill_amount_fen)
+        return yuan_text(claim.bill_amount_fen)
 
     @admin.display(description="rate", ordering="rate_bp")
     def rate(self, claim: Claim) -> str:
@@ -488,11 +489,11 @@ class ClaimAdmin(ReadOnlyAdmin):
 
     @admin.display(description="requested", ordering="requested_fen")
     def requested(self, claim: Claim) -> str:
-        return "-" if claim.requested_fen is None else yuan(claim.requested_fen)
+        return "-" if claim.requested_fen is None else yuan_text(claim.requested_fen)
 
     @admin.display(description="coupon", ordering="coupon_fen")
     def coupon(self, claim: Claim) -> str:
-        return yuan(claim.coupon_fen)
+        return yuan_text(claim.coupon_fen)
 
 
 @admin.register(Invoice)

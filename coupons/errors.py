@@ -1,7 +1,7 @@
 """The coupon program's refusals, each with the stable code the API answers with (listed in the schema's `Problem`)."""
 
 from approvals.errors import FourEyes
-from config.errors import ApplicationError
+from config.errors import ApplicationError, ErrorCode
 
 __all__ = ["FourEyes"]  # Re-exported: one four-eyes refusal for the whole service.
 
@@ -11,72 +11,72 @@ class CouponError(ApplicationError):
 
 
 class PoolExhausted(CouponError):
-    code = "pool_exhausted"
+    code = ErrorCode.POOL_EXHAUSTED
     title = "The program year's pool cannot cover the amount."
 
 
 class CapExceeded(CouponError):
-    code = "cap_exceeded"
+    code = ErrorCode.CAP_EXCEEDED
     title = "The enterprise's cap for the year cannot cover the amount."
 
 
 class GrantExhausted(CouponError):
-    code = "grant_exhausted"
+    code = ErrorCode.GRANT_EXHAUSTED
     title = "Nothing is left on the grant."
 
 
 class ContractExceeded(CouponError):
-    code = "contract_exceeded"
+    code = ErrorCode.CONTRACT_EXCEEDED
     title = "The bills of the contract would add up past its fee."
 
 
 class DuplicateBill(CouponError):
-    code = "duplicate_bill"
+    code = ErrorCode.DUPLICATE_BILL
     title = "This bill number was already redeemed on the contract."
 
 
 class DuplicateInvoice(CouponError):
-    code = "duplicate_invoice"
+    code = ErrorCode.DUPLICATE_INVOICE
     title = "This invoice was already used: an invoice is subsidised once in the whole service."
 
 
 class ProviderNotListed(CouponError):
-    code = "provider_not_listed"
+    code = ErrorCode.PROVIDER_NOT_LISTED
     title = "The provider is suspended, or not listed by the city on this day."
 
 
 class ComputeSourceNotOffered(CouponError):
-    code = "compute_source_not_offered"
+    code = ErrorCode.COMPUTE_SOURCE_NOT_OFFERED
     title = "The computing center offers no facility of this compute source on this day."
 
 
 class EnterpriseNotVerified(CouponError):
-    code = "enterprise_not_verified"
+    code = ErrorCode.ENTERPRISE_NOT_VERIFIED
     title = "The enterprise is not verified."
 
 
 class ProgramYearClosed(CouponError):
-    code = "program_year_closed"
+    code = ErrorCode.PROGRAM_YEAR_CLOSED
     title = "The program year is not open."
 
 
 class DuplicateContract(CouponError):
-    code = "duplicate_contract"
+    code = ErrorCode.DUPLICATE_CONTRACT
     title = "This contract already has an application."
 
 
 class AffiliatedProvider(CouponError):
-    code = "affiliated_provider"
+    code = ErrorCode.AFFILIATED_PROVIDER
     title = "The provider is the enterprise itself or a related party."
 
 
 class GrantExpired(CouponError):
-    code = "grant_expired"
+    code = ErrorCode.GRANT_EXPIRED
     title = "The grant has expired."
 
 
 class GrantRevoked(CouponError):
-    code = "grant_revoked"
+    code = ErrorCode.GRANT_REVOKED
     title = "The grant was revoked."
 
 
@@ -84,6 +84,6 @@ class NotEligible(CouponError):
     """The enterprise may not take part in what it asks: outside the program's region, sanctioned, or
     not confirmed by staff for the flag it relies on."""
 
-    code = "not_eligible"
+    code = ErrorCode.NOT_ELIGIBLE
     http_status = 403
     title = "The enterprise is not eligible for this."

@@ -19,7 +19,7 @@ import re
 import unicodedata
 from typing import Final
 
-from config.errors import ApplicationError
+from config.errors import ApplicationError, ErrorCode
 
 _DIGITAL: Final = re.compile(r"\d{20}")
 _CODE_NUMBER: Final = re.compile(r"(\d{10}|\d{12})[-/:](\d{8})")
@@ -30,7 +30,7 @@ INPUT_LENGTH_MAX: Final = 64
 
 
 class InvalidInvoiceNumber(ApplicationError):
-    code = "invalid_invoice_number"
+    code = ErrorCode.INVALID_INVOICE_NUMBER
     http_status = 400
     title = "The invoice number is not a Chinese invoice number."
 

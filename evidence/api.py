@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import User
+from accounts.caller import caller
 from api.scoping import ScopedQuerysetMixin
 from config.errors import NotFound, ValidationFailed
 from evidence import sniff, storage
@@ -137,7 +137,7 @@ class DocumentList(ScopedQuerysetMixin, generics.ListAPIView):
         tags=TAGS,
     )
     def post(self, request: Request) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         kind, data, name = _uploaded_bytes(request)
         uploaded = document_upload(actor=user, kind=kind, data=data, name=name)
         return Response(
@@ -189,7 +189,7 @@ class DocumentContent(APIView):
         tags=TAGS,
     )
     def get(self, request: Request, pk: int) -> FileResponse:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         document = documents_visible_to(user).filter(pk=pk).first()
         if document is None:
             raise NotFound(f"No document {pk}.")

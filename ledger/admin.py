@@ -1,16 +1,10 @@
 """Read-only admin for the ledger: money moves only through ledger.services."""
 
-from decimal import Decimal
-
 from django.contrib import admin
 from django.http import HttpRequest
 
+from config.money import yuan_text
 from ledger.models import Account, ChainHead, Transfer, TransferSeal
-
-
-def yuan(fen: int) -> str:
-    """Format fen as yuan for people: 123456 -> ¥1,234.56 (exact; no float)."""
-    return f"¥{Decimal(fen).scaleb(-2):,.2f}"
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -39,19 +33,19 @@ class AccountAdmin(ReadOnlyAdmin):
 
     @admin.display(description="debits posted")
     def debits_posted_yuan(self, account: Account) -> str:
-        return yuan(account.debits_posted)
+        return yuan_text(account.debits_posted)
 
     @admin.display(description="credits posted")
     def credits_posted_yuan(self, account: Account) -> str:
-        return yuan(account.credits_posted)
+        return yuan_text(account.credits_posted)
 
     @admin.display(description="debits pending")
     def debits_pending_yuan(self, account: Account) -> str:
-        return yuan(account.debits_pending)
+        return yuan_text(account.debits_pending)
 
     @admin.display(description="credits pending")
     def credits_pending_yuan(self, account: Account) -> str:
-        return yuan(account.credits_pending)
+        return yuan_text(account.credits_pending)
 
 
 @admin.register(Transfer)
@@ -64,7 +58,7 @@ class TransferAdmin(ReadOnlyAdmin):
 
     @admin.display(description="amount")
     def amount_yuan(self, transfer: Transfer) -> str:
-        return yuan(transfer.amount_fen)
+        return yuan_text(transfer.amount_fen)
 
 
 @admin.register(TransferSeal)

@@ -1,17 +1,17 @@
 """Errors the ledger reports. Each names what failed, with a stable code, and none is a 500."""
 
-from config.errors import ApplicationError
+from config.errors import ApplicationError, ErrorCode
 
 
 class LedgerError(ApplicationError):
-    code = "ledger_error"
+    code = ErrorCode.LEDGER_ERROR
     http_status = 409
 
 
 class InvalidTransfer(LedgerError):
     """The transfer request itself is malformed. `field` names the offending field."""
 
-    code = "validation_error"
+    code = ErrorCode.VALIDATION_ERROR
     http_status = 400
     title = "The transfer is not valid."
 
@@ -21,25 +21,25 @@ class InvalidTransfer(LedgerError):
 
 
 class AccountNotFound(LedgerError):
-    code = "account_not_found"
+    code = ErrorCode.ACCOUNT_NOT_FOUND
     http_status = 404
     title = "No such account."
 
 
 class AccountExistsWithDifferentFlags(LedgerError):
-    code = "account_exists_with_different_flags"
+    code = ErrorCode.ACCOUNT_EXISTS_WITH_DIFFERENT_FLAGS
     title = "An account with this code exists with other flags."
 
 
 class AccountClosed(LedgerError):
-    code = "account_closed"
+    code = ErrorCode.ACCOUNT_CLOSED
     title = "The account is closed."
 
 
 class ExceedsCredits(LedgerError):
     """A debit would take a `debits_must_not_exceed_credits` account past its credits."""
 
-    code = "exceeds_credits"
+    code = ErrorCode.EXCEEDS_CREDITS
     title = "The debit exceeds the account's credits."
 
     def __init__(self, *, account_code: str, available_fen: int, amount_fen: int) -> None:
@@ -57,7 +57,7 @@ class ExceedsCredits(LedgerError):
 class ExceedsDebits(LedgerError):
     """A credit would take a `credits_must_not_exceed_debits` account past its debits."""
 
-    code = "exceeds_debits"
+    code = ErrorCode.EXCEEDS_DEBITS
     title = "The credit exceeds the account's debits."
 
     def __init__(self, *, account_code: str, available_fen: int, amount_fen: int) -> None:
@@ -73,14 +73,14 @@ class ExceedsDebits(LedgerError):
 
 
 class Overflow(LedgerError):
-    code = "overflow"
+    code = ErrorCode.OVERFLOW
     title = "An account total would leave the 64-bit range."
 
 
 class TransferExistsWithDifferentFields(LedgerError):
     """The idempotency key was used before for a transfer with other content."""
 
-    code = "transfer_exists_with_different_fields"
+    code = ErrorCode.TRANSFER_EXISTS_WITH_DIFFERENT_FIELDS
     title = "A transfer with this key exists with different fields."
 
     def __init__(self, *, key: str, field: str) -> None:
@@ -90,7 +90,7 @@ class TransferExistsWithDifferentFields(LedgerError):
 
 
 class PendingTransferNotFound(LedgerError):
-    code = "pending_transfer_not_found"
+    code = ErrorCode.PENDING_TRANSFER_NOT_FOUND
     http_status = 404
     title = "No such pending transfer."
 
@@ -98,7 +98,7 @@ class PendingTransferNotFound(LedgerError):
 class PendingTransferAlreadyResolved(LedgerError):
     """The pending transfer was already posted, voided or expired."""
 
-    code = "pending_transfer_already_resolved"
+    code = ErrorCode.PENDING_TRANSFER_ALREADY_RESOLVED
     title = "The pending transfer was already resolved."
 
     def __init__(self, detail: str, *, pending_id: int, resolved_by: str) -> None:
@@ -108,10 +108,10 @@ class PendingTransferAlreadyResolved(LedgerError):
 
 
 class PendingTransferExpired(LedgerError):
-    code = "pending_transfer_expired"
+    code = ErrorCode.PENDING_TRANSFER_EXPIRED
     title = "The pending transfer has expired."
 
 
 class ExceedsPendingTransferAmount(LedgerError):
-    code = "exceeds_pending_transfer_amount"
+    code = ErrorCode.EXCEEDS_PENDING_TRANSFER_AMOUNT
     title = "The amount exceeds the pending transfer's amount."

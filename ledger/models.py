@@ -24,7 +24,7 @@ from django.db.models import F, Q
 
 ACCOUNT_CODE_LENGTH_MAX = 100
 KEY_LENGTH_MAX = 200
-REASON_LENGTH_MAX = 64
+TRANSFER_REASON_LENGTH_MAX = 64
 CHAIN_LENGTH_MAX = 32
 DEFAULT_CHAIN = "ledger"
 
@@ -100,7 +100,9 @@ class Transfer(models.Model):
     )
     timeout_s = models.IntegerField(null=True, blank=True, help_text="Pending only: seconds until the hold expires.")
     expires_at = models.DateTimeField(null=True, blank=True)
-    reason = models.CharField(max_length=REASON_LENGTH_MAX, help_text="Machine word saying why, e.g. grant_issue.")
+    reason = models.CharField(
+        max_length=TRANSFER_REASON_LENGTH_MAX, help_text="Machine word saying why, e.g. grant_issue."
+    )
     chain = models.CharField(
         max_length=CHAIN_LENGTH_MAX,
         default=DEFAULT_CHAIN,

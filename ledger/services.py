@@ -45,7 +45,7 @@ from ledger.models import (
     CHAIN_LENGTH_MAX,
     DEFAULT_CHAIN,
     KEY_LENGTH_MAX,
-    REASON_LENGTH_MAX,
+    TRANSFER_REASON_LENGTH_MAX,
     Account,
     Transfer,
     TransferKind,
@@ -237,9 +237,13 @@ def _validate(request: TransferRequest) -> None:
     if not isinstance(key, str) or not 0 < len(key) <= KEY_LENGTH_MAX or not key.isprintable():
         raise InvalidTransfer(f"key must be 1 to {KEY_LENGTH_MAX} printable characters.", field="key")
     reason = request.reason
-    if not isinstance(reason, str) or not 0 < len(reason) <= REASON_LENGTH_MAX or not _REASON_PATTERN.match(reason):
+    if (
+        not isinstance(reason, str)
+        or not 0 < len(reason) <= TRANSFER_REASON_LENGTH_MAX
+        or not _REASON_PATTERN.match(reason)
+    ):
         raise InvalidTransfer(
-            f"reason must be 1 to {REASON_LENGTH_MAX} lower-case letters, digits or _.:-", field="reason"
+            f"reason must be 1 to {TRANSFER_REASON_LENGTH_MAX} lower-case letters, digits or _.:-", field="reason"
         )
     if request.chain is not None and (
         not isinstance(request.chain, str)

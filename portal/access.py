@@ -2,7 +2,7 @@
 
 The services check roles again on every write; these guards only keep pages from being shown to
 people who could not use them. Objects are looked up through the same scoping as the API
-(`coupons.api.scopes`), so another organisation's object is a 404, never a 403.
+(`coupons.selectors.scopes`), so another organisation's object is a 404, never a 403.
 """
 
 from collections.abc import Callable

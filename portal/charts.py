@@ -12,8 +12,9 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
+from config.money import yuan_text
 from coupons.selectors import PoolFigures
-from portal.formatting import bp_text, yuan_text
+from portal.formatting import bp_text
 
 BASIS_POINTS_WHOLE = 10_000
 

@@ -4,10 +4,43 @@ Services raise `ApplicationError`s with a stable `code` and English detail for t
 says the same thing by code, with the figures the error carries (what is left) in yuan.
 """
 
-from django.utils.translation import gettext as _
+from typing import Final
 
-from config.errors import ApplicationError, ValidationFailed
-from portal.formatting import yuan_text
+from django.utils.functional import Promise
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from config.errors import ApplicationError, ErrorCode, ValidationFailed
+from config.money import yuan_text
+
+# What each refusal means, in the person's language, by its code.
+SENTENCES: Final[dict[ErrorCode, Promise]] = {
+    ErrorCode.DUPLICATE_BILL: gettext_lazy("This bill number was already redeemed under this contract."),
+    ErrorCode.DUPLICATE_INVOICE: gettext_lazy(
+        "This invoice was already used: an invoice is subsidised once, whatever contract or computing center names it."
+    ),
+    ErrorCode.INVALID_INVOICE_NUMBER: gettext_lazy(
+        "This is not a Chinese invoice number: enter the 20 digits of a fully digital e-invoice, or the 10 or "
+        "12-digit invoice code and the 8-digit number."
+    ),
+    ErrorCode.UNSUPPORTED_DOCUMENT: gettext_lazy("The file is not a complete PDF, OFD, JPEG or PNG document."),
+    ErrorCode.DOCUMENT_TOO_LARGE: gettext_lazy("The file is too large."),
+    ErrorCode.PROVIDER_NOT_LISTED: gettext_lazy("The computing center is suspended or not listed and takes no part."),
+    ErrorCode.COMPUTE_SOURCE_NOT_OFFERED: gettext_lazy(
+        "The computing center offers no facility of this compute source today. Choose the compute source "
+        "it offers, or another computing center."
+    ),
+    ErrorCode.ENTERPRISE_NOT_VERIFIED: gettext_lazy("The enterprise is not verified yet, or is suspended."),
+    ErrorCode.PROGRAM_YEAR_CLOSED: gettext_lazy("The program year is closed."),
+    ErrorCode.DUPLICATE_CONTRACT: gettext_lazy("This contract with this computing center already has an application."),
+    ErrorCode.AFFILIATED_PROVIDER: gettext_lazy("The computing center is the enterprise itself or a related party."),
+    ErrorCode.GRANT_EXPIRED: gettext_lazy("The coupon has expired."),
+    ErrorCode.GRANT_REVOKED: gettext_lazy("The coupon was revoked."),
+    ErrorCode.FOUR_EYES: gettext_lazy("Four eyes: the approver may not be the reviewer (or the requester)."),
+    ErrorCode.INVALID_STATE: gettext_lazy("This action is not allowed in the current state."),
+    ErrorCode.PERMISSION_DENIED: gettext_lazy("Your role may not take this action."),
+    ErrorCode.NOT_FOUND: gettext_lazy("Not found."),
+}
 
 
 def _left(error: ApplicationError, name: str = "available_fen") -> str:
@@ -18,15 +51,15 @@ def _left(error: ApplicationError, name: str = "available_fen") -> str:
 def describe(error: ApplicationError) -> str:
     """One sentence for a person. Unknown codes fall back to the service's own words."""
     code = error.code
-    if code == "pool_exhausted":
+    if code == ErrorCode.POOL_EXHAUSTED:
         return _("The pool has only %(left)s left. Approve a smaller amount.") % {"left": _left(error)}
-    if code == "cap_exceeded":
+    if code == ErrorCode.CAP_EXCEEDED:
         return _("The enterprise has only %(left)s of its annual cap left. Approve a smaller amount.") % {
             "left": _left(error)
         }
-    if code == "grant_exhausted":
+    if code == ErrorCode.GRANT_EXHAUSTED:
         return _("Nothing is left on this coupon.")
-    if code == "contract_exceeded":
+    if code == ErrorCode.CONTRACT_EXCEEDED:
         return _("The bills of this contract would pass its fee: bills of %(left)s remain.") % {
             "left": _left(error, "remaining_fen")
         }
@@ -44,36 +77,8 @@ def describe(error: ApplicationError) -> str:
         return _("This redemption is in settlement #%(settlement)s, which is not paid yet; pay it first.") % {
             "settlement": error.extra.get("settlement", "—")
         }
-    sentences = {
-        "duplicate_bill": _("This bill number was already redeemed under this contract."),
-        "duplicate_invoice": _(
-            "This invoice was already used: an invoice is subsidised once, whatever contract or computing center "
-            "names it."
-        ),
-        "invalid_invoice_number": _(
-            "This is not a Chinese invoice number: enter the 20 digits of a fully digital e-invoice, or the 10 or "
-            "12-digit invoice code and the 8-digit number."
-        ),
-        "unsupported_document": _("The file is not a complete PDF, OFD, JPEG or PNG document."),
-        "document_too_large": _("The file is too large."),
-        "provider_not_listed": _("The computing center is suspended or not listed and takes no part."),
-        "compute_source_not_offered": _(
-            "The computing center offers no facility of this compute source today. Choose the compute source "
-            "it offers, or another computing center."
-        ),
-        "enterprise_not_verified": _("The enterprise is not verified yet, or is suspended."),
-        "program_year_closed": _("The program year is closed."),
-        "duplicate_contract": _("This contract with this computing center already has an application."),
-        "affiliated_provider": _("The computing center is the enterprise itself or a related party."),
-        "grant_expired": _("The coupon has expired."),
-        "grant_revoked": _("The coupon was revoked."),
-        "four_eyes": _("Four eyes: the approver may not be the reviewer (or the requester)."),
-        "invalid_state": _("This action is not allowed in the current state."),
-        "permission_denied": _("Your role may not take this action."),
-        "not_found": _("Not found."),
-    }
-    if code in sentences:
-        return sentences[code]
+    if code in SENTENCES:
+        return str(SENTENCES[code])
     if isinstance(error, ValidationFailed):
         return _("The input is not valid: %(detail)s") % {"detail": error.detail}
     return error.detail
@@ -82,6 +87,6 @@ def describe(error: ApplicationError) -> str:
 def describe_with_detail(error: ApplicationError) -> str:
     """`describe`, and for a generic refusal the service's own words after it (English)."""
     sentence = describe(error)
-    if error.code == "invalid_state" and "reason" not in error.extra and sentence != error.detail:
+    if error.code == ErrorCode.INVALID_STATE and "reason" not in error.extra and sentence != error.detail:
         return f"{sentence} ({error.detail})"
     return sentence

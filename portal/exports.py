@@ -10,13 +10,13 @@ import datetime as dt
 import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, Final
 
 from django.db.models import QuerySet
 from django.utils import timezone
 from openpyxl.cell import WriteOnlyCell
 
+from config.money import yuan_decimal
 from coupons.models import Grant, Redemption, Settlement
 from coupons.selectors import CSV_LINE_END, CsvLines, spreadsheet_formula_start, spreadsheet_safe
 from coupons.services.years import PROGRAM_TIME_ZONE
@@ -24,11 +24,6 @@ from coupons.services.years import PROGRAM_TIME_ZONE
 EXPORT_ROWS_MAX: Final = 200_000  # An XLSX of this many rows is built in memory; far above a year's grants.
 EXPORT_CHUNK_ROWS: Final = 2_000
 YUAN_FORMAT: Final = "#,##0.00"
-
-
-def _yuan(fen: int) -> Decimal:
-    """Fen as a yuan Decimal for a spreadsheet cell (exact: fen / 100 has two decimals)."""
-    return Decimal(fen).scaleb(-2)
 
 
 def _when(moment: dt.datetime | None) -> str:
@@ -54,7 +49,7 @@ def _grant_row(grant: Grant) -> tuple[Any, ...]:
         spreadsheet_safe(grant.application.contract_number),
         grant.rate_bp,
         grant.amount_fen,
-        _yuan(grant.amount_fen),
+        yuan_decimal(grant.amount_fen),
         grant.revoked_fen,
         grant.lapsed_fen,
         grant.status,
@@ -73,7 +68,7 @@ def _redemption_row(redemption: Redemption) -> tuple[Any, ...]:
         spreadsheet_safe(redemption.bill_number),
         redemption.bill_amount_fen,
         redemption.coupon_fen,
-        _yuan(redemption.coupon_fen),
+        yuan_decimal(redemption.coupon_fen),
         redemption.bill_amount_fen - redemption.coupon_fen,
         redemption.status,
         _when(redemption.created_at),
@@ -92,7 +87,7 @@ def _settlement_row(settlement: Settlement) -> tuple[Any, ...]:
         settlement.status,
         settlement.redemptions_count,
         settlement.total_fen,
-        _yuan(settlement.total_fen),
+        yuan_decimal(settlement.total_fen),
         spreadsheet_safe(settlement.bank_reference),
         _when(settlement.created_at),
         _when(settlement.paid_at),

@@ -1,15 +1,7 @@
-"""Text for people from integer money and rates. No float: integer division and string work only."""
-
-import re
+"""Text for people from integer rates. No float: integer division and string work only. Money has
+its own home, config/money.py."""
 
 BASIS_POINTS_PER_PERCENT = 100
-
-
-def yuan_text(fen: int) -> str:
-    """Whole fen as yuan with thousands separators and two decimals: 123456 → ¥1,234.56."""
-    sign = "−" if fen < 0 else ""
-    yuan, cents = divmod(abs(fen), 100)
-    return f"{sign}¥{yuan:,}.{cents:02d}"
 
 
 def bp_text(rate_bp: int) -> str:
@@ -17,43 +9,3 @@ def bp_text(rate_bp: int) -> str:
     whole, part = divmod(abs(rate_bp), BASIS_POINTS_PER_PERCENT)
     sign = "−" if rate_bp < 0 else ""
     return f"{sign}{whole}%" if part == 0 else f"{sign}{whole}.{part:02d}".rstrip("0") + "%"
-
-
-# Digit grouping as people write it: one to three digits, then groups of exactly three.
-_GROUPED_WHOLE = re.compile(r"[0-9]{1,3}(?:,[0-9]{3})+")
-_FULL_WIDTH_COMMA = "\uff0c"  # ，, as a Chinese keyboard types it; read as ",".
-
-
-def _yuan_digits(text: str) -> str:
-    """The text without surrounding spaces and a leading ¥ (or full-width ￥), commas made ASCII."""
-    return text.strip().replace(_FULL_WIDTH_COMMA, ",").removeprefix("¥").removeprefix("￥").strip()
-
-
-def yuan_grouping_misplaced(text: str) -> bool:
-    """True when the text has commas that are not thousands separators ('1,0,0,0', '1,50').
-
-    Such text is refused, never read with its commas dropped: 1,50 is not 150 yuan."""
-    whole, _, part = _yuan_digits(text).partition(".")
-    return "," in part or ("," in whole and not _GROUPED_WHOLE.fullmatch(whole))
-
-
-def fen_from_yuan_text(text: str) -> int | None:
-    """'1,234.5' → 123450; None when the text is not a yuan amount with at most two decimals.
-
-    Parsed as text so that no float touches the value; a leading ¥ is allowed, and commas (ASCII
-    or full-width) only as thousands separators, in groups of three from the decimal point.
-    """
-    if yuan_grouping_misplaced(text):
-        return None
-    cleaned = _yuan_digits(text).replace(",", "")
-    if not cleaned or cleaned.count(".") > 1:
-        return None
-    whole, _, part = cleaned.partition(".")
-    if (
-        not whole.isascii()
-        or not whole.isdigit()
-        or len(part) > 2
-        or (part and not (part.isascii() and part.isdigit()))
-    ):
-        return None
-    return int(whole) * 100 + int(part.ljust(2, "0") or "0")

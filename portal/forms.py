@@ -9,15 +9,15 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import FACILITY_DESCRIPTION_LENGTH_MAX, Enterprise, Provider, User
+from accounts.models import FACILITY_DESCRIPTION_LENGTH_MAX, RELATED_PARTY_NOTE_LENGTH_MAX, Enterprise, Provider, User
 from accounts.uscc import check_character, validate_uscc
+from config.limits import REASON_LENGTH_MAX
+from config.money import fen_from_yuan_text, yuan_grouping_misplaced, yuan_text
 from coupons.invoices import INPUT_LENGTH_MAX as INVOICE_INPUT_LENGTH_MAX
 from coupons.models import CONTRACT_FEE_FEN_MAX, CONTRACT_TERM_MONTHS_CEILING, ComputeSource, Purpose
 from coupons.services.applications import DOCUMENTS_MAX
-from portal.formatting import fen_from_yuan_text, yuan_grouping_misplaced, yuan_text
 from portal.words import choices
 
-REASON_LENGTH_MAX = 500
 EXPORT_PERIOD_DAYS_MAX = 3 * 366
 EXPORT_YEAR_MIN, EXPORT_YEAR_MAX = 2000, 2999  # The program years the service knows (as the API's ?year=).
 YUAN_TEXT_LENGTH_MAX = 24  # "100,000,000,000.00" with room for spaces and a ¥
@@ -428,7 +428,7 @@ class SanctionForm(forms.Form):
 class RelatedPartyForm(forms.Form):
     uscc_a = UsccField(label=_("Credit code of the first party"))
     uscc_b = UsccField(label=_("Credit code of the second party"))
-    note = _text(_("Note"), max_length=REASON_LENGTH_MAX, required=False)
+    note = _text(_("Note"), max_length=RELATED_PARTY_NOTE_LENGTH_MAX, required=False)
 
 
 class CapOverrideForm(forms.Form):

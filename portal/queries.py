@@ -1,19 +1,12 @@
-"""The portal's reads, scoped to the person exactly as the API scopes them (coupons.api.scopes)."""
+"""The portal's reads, scoped to the person exactly as the API scopes them (coupons.selectors.scopes)."""
 
-from django.db.models import F, QuerySet
+from django.db.models import QuerySet
 
 from accounts.models import User
-from coupons.api.grants import grants_with_figures
 from coupons.models import Grant
+from coupons.selectors.scopes import grants_with_figures
 
 
 def grants_for(user: User) -> QuerySet[Grant]:
     """The person's grants with available, held (from the ledger account) and redeemed annotated."""
-    return (
-        grants_with_figures(user)
-        .select_related("enterprise", "provider", "application")
-        .annotate(
-            available_fen=F("account__credits_posted") - F("account__debits_posted") - F("account__debits_pending"),
-            held_fen=F("account__debits_pending"),
-        )
-    )
+    return grants_with_figures(user).select_related("enterprise", "provider", "application")

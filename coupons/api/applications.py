@@ -11,7 +11,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import Provider, Role, User
+from accounts.caller import caller
+from accounts.models import Provider, Role
 from accounts.roles import require_role
 from api.idempotency import idempotent
 from api.scoping import ScopedQuerysetMixin
@@ -24,10 +25,10 @@ from api.serializers import (
     StrictSerializer,
     validated,
 )
-from approvals.models import REASON_LENGTH_MAX
-from coupons.api.scopes import applications_visible_to
+from config.limits import REASON_LENGTH_MAX
 from coupons.evidence import cited_documents
 from coupons.models import CONTRACT_TERM_MONTHS_CEILING, Application, ComputeSource, Purpose
+from coupons.selectors.scopes import applications_visible_to
 from coupons.services.applications import (
     DOCUMENTS_MAX,
     application_approve,
@@ -176,7 +177,7 @@ class ApplicationFilter(django_filters.FilterSet):
 
 
 def _application(request: Request, pk: int) -> Application:
-    return get_object_or_404(applications_visible_to(request.user), pk=pk)  # type: ignore[arg-type]
+    return get_object_or_404(applications_visible_to(caller(request)), pk=pk)
 
 
 def _answer(request: Request, application: Application) -> Response:
@@ -213,7 +214,7 @@ class ApplicationListCreate(ScopedQuerysetMixin, generics.ListAPIView):
         # Every provider is named in the city's list, so an unknown id is 404 and a suspended
         # provider is refused by the service with 409 provider_not_listed.
         provider = get_object_or_404(Provider, pk=data.pop("provider"))
-        application = application_submit(actor=request.user, provider=provider, **data)  # type: ignore[arg-type]
+        application = application_submit(actor=caller(request), provider=provider, **data)
         return Response(ApplicationSerializer(application).data, status=status.HTTP_201_CREATED)
 
 
@@ -227,7 +228,7 @@ class ApplicationConfirm(APIView):
     @extend_schema(request=None, responses={200: ApplicationSerializer}, tags=["applications"])
     def post(self, request: Request, pk: int) -> Response:
         validated(EmptyRequest, request.data)
-        return _answer(request, application_confirm(application=_application(request, pk), actor=request.user))  # type: ignore[arg-type]
+        return _answer(request, application_confirm(application=_application(request, pk), actor=caller(request)))
 
 
 class ApplicationReview(APIView):
@@ -244,10 +245,10 @@ class ApplicationReview(APIView):
         tags=["applications"],
     )
     def post(self, request: Request, pk: int) -> Response:
+        user = caller(request)
         application = _application(request, pk)
-        require_role(request.user, Role.REVIEWER)  # type: ignore[arg-type]
+        require_role(user, Role.REVIEWER)
         data = validated(ReviewRequest, request.data)
-        user: User = request.user  # type: ignore[assignment]
         return _answer(request, application_review(application=application, actor=user, **data))
 
 
@@ -255,10 +256,10 @@ class ApplicationApprove(APIView):
     @extend_schema(request=ApproveRequest, responses={200: ApplicationSerializer}, tags=["applications"])
     @idempotent(required=False)
     def post(self, request: Request, pk: int) -> Response:
+        user = caller(request)
         application = _application(request, pk)
-        require_role(request.user, Role.APPROVER)  # type: ignore[arg-type]
+        require_role(user, Role.APPROVER)
         data = validated(ApproveRequest, request.data)
-        user: User = request.user  # type: ignore[assignment]
         return _answer(
             request, application_approve(application=application, actor=user, approved_fen=data.get("approved_fen"))
         )
@@ -267,17 +268,18 @@ class ApplicationApprove(APIView):
 class ApplicationReject(APIView):
     @extend_schema(request=RejectRequest, responses={200: ApplicationSerializer}, tags=["applications"])
     def post(self, request: Request, pk: int) -> Response:
+        user = caller(request)
         application = _application(request, pk)
-        require_role(request.user, Role.REVIEWER, Role.APPROVER)  # type: ignore[arg-type]
+        require_role(user, Role.REVIEWER, Role.APPROVER)
         data = validated(RejectRequest, request.data)
-        return _answer(request, application_reject(application=application, actor=request.user, reason=data["reason"]))  # type: ignore[arg-type]
+        return _answer(request, application_reject(application=application, actor=user, reason=data["reason"]))
 
 
 class ApplicationWithdraw(APIView):
     @extend_schema(request=None, responses={200: ApplicationSerializer}, tags=["applications"])
     def post(self, request: Request, pk: int) -> Response:
         validated(EmptyRequest, request.data)
-        return _answer(request, application_withdraw(application=_application(request, pk), actor=request.user))  # type: ignore[arg-type]
+        return _answer(request, application_withdraw(application=_application(request, pk), actor=caller(request)))
 
 
 urlpatterns = [

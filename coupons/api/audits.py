@@ -1,6 +1,5 @@
 """Audits: auditors list runs and their findings, and start one (it runs in the background)."""
 
-from django.db import transaction
 from django.urls import path
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
@@ -9,10 +8,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.caller import caller
 from accounts.models import Role, User
 from api.serializers import EmptyRequest, validated
 from coupons.models import AuditRun
-from coupons.services.audit import audit_run_create
+from coupons.services.audit import audit_run_start
 
 
 class IsAuditor(BasePermission):
@@ -51,13 +51,9 @@ class AuditRunList(generics.ListCreateAPIView):
         description="Creates a `running` run and queues it; poll GET /audits/{id}/ for its findings.",
     )
     def post(self, request: Request, *args: object, **kwargs: object) -> Response:
-        from coupons.services.outbox import outbox_enqueue
-
         validated(EmptyRequest, request.data)
-        user: User = request.user  # type: ignore[assignment]
-        with transaction.atomic():
-            run = audit_run_create(started_by=user)
-            outbox_enqueue(task="coupons.tasks.run_audit", args=[run.pk])
+        user = caller(request)
+        run = audit_run_start(started_by=user)
         return Response(AuditRunSerializer(run).data, status=status.HTTP_201_CREATED)
 
 

@@ -15,16 +15,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.caller import caller
 from accounts.models import Role, User
 from accounts.roles import require_role
 from api.idempotency import idempotency_key_parameter, idempotent
 from api.scoping import ScopedQuerysetMixin
 from api.serializers import ID_MAX, FenField, StrictCharField, StrictIntegerField, StrictSerializer, validated
-from approvals.models import REASON_LENGTH_MAX
 from config.errors import NotFound, PermissionDenied
-from coupons.api.scopes import claims_visible_to, grants_visible_to
+from config.limits import REASON_LENGTH_MAX
 from coupons.invoices import INPUT_LENGTH_MAX
 from coupons.models import CONTRACT_FEE_FEN_MAX, Claim
+from coupons.selectors.scopes import claims_visible_to, grants_visible_to
 from coupons.services.claims import claim_approve, claim_reject, claim_submit
 
 REFUSALS = (
@@ -151,14 +152,14 @@ class ClaimListCreate(ScopedQuerysetMixin, generics.ListAPIView):
         ],
     )
     def post(self, request: Request) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         if user.enterprise_id is None:
             raise PermissionDenied("Only a member of the grant's enterprise claims.")
         return self._create(request)
 
     @idempotent(required=True)
     def _create(self, request: Request) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         data = validated(ClaimRequest, request.data)
         grant = grants_visible_to(user).filter(pk=data.pop("grant")).first()
         if grant is None:
@@ -191,7 +192,7 @@ class ClaimApprove(APIView):
     )
     @idempotent(required=False)
     def post(self, request: Request, pk: int) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         claim = _claim(user, pk)
         require_role(user, Role.REVIEWER)
         data = validated(DecisionRequest, request.data)
@@ -214,7 +215,7 @@ class ClaimReject(APIView):
     )
     @idempotent(required=False)
     def post(self, request: Request, pk: int) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         claim = _claim(user, pk)
         require_role(user, Role.REVIEWER)
         data = validated(DecisionRequest, request.data)

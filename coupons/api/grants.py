@@ -2,8 +2,6 @@
 revocation, and a different approver decides (`approvals`)."""
 
 import django_filters
-from django.db.models import BigIntegerField, OuterRef, QuerySet, Subquery, Sum
-from django.db.models.functions import Coalesce
 from django.urls import path
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
@@ -11,44 +9,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.caller import caller
 from accounts.models import Role, User
 from accounts.roles import require_role
 from api.idempotency import idempotency_key_parameter, idempotent
 from api.scoping import ScopedQuerysetMixin
 from api.serializers import StrictCharField, StrictSerializer, validated
 from approvals.api import ApprovalRequestSerializer
-from approvals.models import REASON_LENGTH_MAX
 from config.errors import NotFound
-from coupons.api.scopes import grants_visible_to
-from coupons.models import Claim, Grant, Redemption
+from config.limits import REASON_LENGTH_MAX
+from coupons.models import Grant
+from coupons.selectors.scopes import grants_with_figures
 from coupons.services.grants import grant_revoke_request
-
-
-def grants_with_figures(user: User) -> QuerySet[Grant]:
-    """The caller's grants, each with its ledger account joined and its redeemed total annotated.
-
-    One query for a whole page: available and held come from the account's running totals, and
-    redeemed (captured coupons) from one correlated sum per row, never a query per grant.
-    """
-    captured = (
-        Redemption.objects.filter(grant=OuterRef("pk"), status=Redemption.Status.CAPTURED)
-        .order_by()
-        .values("grant")
-        .annotate(total=Sum("coupon_fen"))
-        .values("total")
-    )
-    # In a year of enterprise reimbursement the coupons are claimed: approved (or paid) claims.
-    claimed = (
-        Claim.objects.filter(grant=OuterRef("pk"), status__in=[Claim.Status.APPROVED, Claim.Status.PAID])
-        .order_by()
-        .values("grant")
-        .annotate(total=Sum("coupon_fen"))
-        .values("total")
-    )
-    return grants_visible_to(user).annotate(
-        redeemed_fen=Coalesce(Subquery(captured, output_field=BigIntegerField()), 0)
-        + Coalesce(Subquery(claimed, output_field=BigIntegerField()), 0)
-    )
 
 
 def grant_in_scope(user: User, pk: int) -> Grant:
@@ -61,10 +33,8 @@ def grant_in_scope(user: User, pk: int) -> Grant:
 
 class GrantSerializer(serializers.ModelSerializer):
     year = serializers.IntegerField(source="year_id", read_only=True)
-    available_fen = serializers.SerializerMethodField(help_text="What is left to redeem, in fen.")
-    held_fen = serializers.IntegerField(
-        source="account.debits_pending", read_only=True, help_text="Held by pending redemptions, in fen."
-    )
+    available_fen = serializers.IntegerField(read_only=True, help_text="What is left to redeem, in fen.")
+    held_fen = serializers.IntegerField(read_only=True, help_text="Held by pending redemptions, in fen.")
     redeemed_fen = serializers.IntegerField(
         read_only=True, help_text="Captured redemptions and approved claims, in fen."
     )
@@ -87,10 +57,6 @@ class GrantSerializer(serializers.ModelSerializer):
             "rate_bp",
         ]
         read_only_fields = fields
-
-    def get_available_fen(self, grant: Grant) -> int:
-        account = grant.account
-        return account.credits_posted - account.debits_posted - account.debits_pending
 
 
 class GrantRevokeRequest(StrictSerializer):
@@ -156,7 +122,7 @@ class GrantRevoke(APIView):
     )
     @idempotent(required=False)
     def post(self, request: Request, pk: int) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         grant = grant_in_scope(user, pk)
         require_role(user, Role.REVIEWER, Role.APPROVER)
         data = validated(GrantRevokeRequest, request.data)

@@ -25,6 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.caller import caller
 from accounts.models import Role, User
 from accounts.roles import require_role
 from api.idempotency import (
@@ -51,11 +52,11 @@ from api.serializers import (
     validated,
 )
 from approvals.api import ApprovalRequestSerializer
-from approvals.models import REASON_LENGTH_MAX
 from config.errors import NotFound, PermissionDenied
-from coupons.api.scopes import grants_visible_to, redemptions_visible_to
+from config.limits import REASON_LENGTH_MAX
 from coupons.invoices import INPUT_LENGTH_MAX as INVOICE_INPUT_LENGTH_MAX
 from coupons.models import BILL_NUMBER_LENGTH_MAX, CONTRACT_FEE_FEN_MAX, Grant, Redemption
+from coupons.selectors.scopes import grants_visible_to, redemptions_visible_to
 from coupons.services.acknowledgements import (
     DECISION_DISMISS,
     DECISION_UPHOLD,
@@ -324,13 +325,13 @@ class RedemptionListCreate(ScopedQuerysetMixin, generics.ListAPIView):
         ],
     )
     def post(self, request: Request) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         _require_provider_member(user)
         return self._create(request)
 
     @idempotent(required=True)
     def _create(self, request: Request) -> Response:
-        return _redeem(request.user, request.data)  # type: ignore[arg-type]
+        return _redeem(caller(request), request.data)
 
 
 @extend_schema_view(
@@ -389,7 +390,7 @@ class RedemptionBatch(APIView):
         ],
     )
     def post(self, request: Request) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         _require_provider_member(user)
         items = validated(RedemptionBatchRequest, request.data)["items"]
         # The fingerprint of an item is that of POST /redemptions/ with the same body.
@@ -462,7 +463,7 @@ class RedemptionCapture(APIView):
     )
     @idempotent(required=False)
     def post(self, request: Request, pk: int) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         redemption = _redemption(user, pk)
         validated(EmptyRequest, request.data)
         redemption_capture(redemption=redemption, actor=user)
@@ -480,7 +481,7 @@ class RedemptionVoid(APIView):
     )
     @idempotent(required=False)
     def post(self, request: Request, pk: int) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         redemption = _redemption(user, pk)
         validated(EmptyRequest, request.data)
         redemption_void(redemption=redemption, actor=user)
@@ -505,7 +506,7 @@ class RedemptionReverse(APIView):
     )
     @idempotent(required=False)
     def post(self, request: Request, pk: int) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         redemption = _redemption(user, pk)
         require_role(user, Role.REVIEWER, Role.APPROVER)
         data = validated(ReverseRequest, request.data)
@@ -529,7 +530,7 @@ class RedemptionAcknowledge(APIView):
     )
     @idempotent(required=False)
     def post(self, request: Request, pk: int) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         redemption = _redemption(user, pk)
         validated(EmptyRequest, request.data)
         redemption_acknowledge(redemption=redemption, actor=user)
@@ -553,7 +554,7 @@ class RedemptionDispute(APIView):
     )
     @idempotent(required=False)
     def post(self, request: Request, pk: int) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         redemption = _redemption(user, pk)
         data = validated(DisputeRequest, request.data)
         redemption_dispute(redemption=redemption, actor=user, reason=data["reason"])
@@ -584,7 +585,7 @@ class RedemptionResolveDispute(APIView):
     )
     @idempotent(required=False)
     def post(self, request: Request, pk: int) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         redemption = _redemption(user, pk)
         data = validated(ResolveDisputeRequest, request.data)
         redemption_dispute_resolve(redemption=redemption, actor=user, decision=data["decision"], note=data["note"])

@@ -8,12 +8,13 @@ from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.caller import caller
 from accounts.models import Role, Sanction, User
 from accounts.roles import require_role
 from api.scoping import ScopedQuerysetMixin, staff_only
 from api.serializers import StrictCharField, StrictSerializer, validated
 from approvals.api import ApprovalRequestSerializer
-from approvals.models import REASON_LENGTH_MAX
+from config.limits import REASON_LENGTH_MAX
 from coupons.services.sanctions import sanction_request
 
 
@@ -57,7 +58,7 @@ class SanctionListCreate(ScopedQuerysetMixin, generics.ListAPIView):
         ),
     )
     def post(self, request: Request) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         require_role(user, Role.REVIEWER, Role.APPROVER)
         data = validated(SanctionRequest, request.data)
         asked = sanction_request(requester=user, **data)

@@ -16,17 +16,18 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api import enterprises_visible_to, providers_visible_to
+from accounts.caller import caller
 from accounts.models import Role, User
 from accounts.roles import require_role
 from api.idempotency import idempotency_key_parameter, idempotent
 from api.scoping import ScopedQuerysetMixin
 from api.serializers import ID_MAX, StrictCharField, StrictIntegerField, StrictSerializer, validated
 from approvals.api import ApprovalRequestSerializer
-from approvals.models import REASON_LENGTH_MAX
 from config.errors import NotFound
-from coupons.api.scopes import settlements_visible_to
+from config.limits import REASON_LENGTH_MAX
 from coupons.models import Settlement
 from coupons.selectors import settlement_lines_csv
+from coupons.selectors.scopes import settlements_visible_to
 from coupons.services.claims import settlement_create_for_enterprise
 from coupons.services.settlements import BANK_REFERENCE_LENGTH_MAX, settlement_create, settlement_pay_request
 
@@ -158,7 +159,7 @@ class SettlementListCreate(ScopedQuerysetMixin, generics.ListAPIView):
     )
     @idempotent(required=False)
     def post(self, request: Request) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         require_role(user, Role.FINANCE)
         data = validated(SettlementCreateRequest, request.data)
         if "enterprise" in data:
@@ -205,7 +206,7 @@ class SettlementPay(APIView):
     )
     @idempotent(required=False)
     def post(self, request: Request, pk: int) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         settlement = _settlement(user, pk)
         require_role(user, Role.FINANCE)
         data = validated(SettlementPayRequest, request.data)
@@ -227,7 +228,7 @@ class SettlementLines(APIView):
         tags=["settlements"],
     )
     def get(self, request: Request, pk: int) -> HttpResponse:
-        settlement = _settlement(request.user, pk)  # type: ignore[arg-type]
+        settlement = _settlement(caller(request), pk)
         response = HttpResponse(settlement_lines_csv(settlement), content_type=f"{CSV_CONTENT_TYPE}; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="settlement-{settlement.pk}.csv"'
         return response

@@ -8,7 +8,6 @@ and is not served here.
 
 from typing import Any
 
-from django.db import transaction
 from django.urls import path
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import generics, serializers, status
@@ -17,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.caller import caller
 from accounts.models import Enterprise, User
 from accounts.roles import require_superuser
 from api.idempotency import idempotency_key_parameter, idempotent
@@ -30,8 +30,8 @@ from api.serializers import (
     validated,
 )
 from approvals.api import ApprovalRequestSerializer
-from approvals.models import REASON_LENGTH_MAX
 from config.errors import ValidationFailed
+from config.limits import REASON_LENGTH_MAX
 from coupons.models import (
     ACKNOWLEDGEMENT_WINDOW_DAYS_MAX,
     BASIS_POINTS_WHOLE,
@@ -41,17 +41,15 @@ from coupons.models import (
     ComputeSource,
     ProgramYear,
     Purpose,
-    RateRuleSet,
 )
 from coupons.policy import LABEL_LENGTH_MAX, RULES_COUNT_MAX
 from coupons.selectors import program_year_figures
 from coupons.services.years import (
     GRACE_DAYS_MAX,
     cap_override_request,
-    program_year_create,
+    program_year_create_with_rates,
     program_year_get,
     program_year_open,
-    rule_set_create,
 )
 
 TAGS = ["program-years"]
@@ -281,13 +279,6 @@ def _plain(value: Any) -> Any:  # Any: validated JSON of any shape (nested dicts
     return value
 
 
-def _rule_set(rates: dict[str, Any]) -> RateRuleSet:
-    try:
-        return rule_set_create(name=rates["name"], ceiling_bp=rates["ceiling_bp"], rules=_plain(rates["rules"]))
-    except ValidationFailed as error:
-        raise ValidationFailed({f"rates.{name}": messages for name, messages in error.errors.items()}) from None
-
-
 # --- Views --------------------------------------------------------------------------------------
 
 
@@ -341,13 +332,10 @@ class ProgramYearListCreate(generics.ListAPIView):
         ],
     )
     def post(self, request: Request) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         require_superuser(user)
         data = validated(ProgramYearRequest, request.data)
-        rates = data.pop("rates", None)
-        with transaction.atomic():  # A rule set written for a year that is then refused is rolled back.
-            rule_set = _rule_set(rates) if rates is not None else None
-            program_year = program_year_create(actor=user, rule_set=rule_set, **data)
+        program_year = program_year_create_with_rates(actor=user, **_plain(data))
         return Response(ProgramYearSerializer(program_year).data, status=status.HTTP_201_CREATED)
 
 
@@ -379,7 +367,7 @@ class ProgramYearOpen(APIView):
         tags=TAGS,
     )
     def post(self, request: Request, year: int) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         require_superuser(user)
         validated(EmptyRequest, request.data)
         program_year_open(year=year, actor=user)
@@ -405,19 +393,13 @@ class ProgramYearClose(APIView):
         tags=TAGS,
     )
     def post(self, request: Request, year: int) -> Response:
-        from django.db import transaction
-        from django.utils import timezone
+        from coupons.services.reset import program_year_close_now
 
-        from coupons.services.outbox import outbox_enqueue
-        from coupons.services.reset import program_year_close
-
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         require_superuser(user)
         validated(EmptyRequest, request.data)
         program_year_get(year)
-        with transaction.atomic():
-            program_year_close(year=year, now=timezone.now(), actor=user)
-            outbox_enqueue(task="coupons.tasks.annual_reset", args=[year])
+        program_year_close_now(year=year, actor=user)
         return Response(ProgramYearSerializer(program_year_get(year)).data)
 
 
@@ -451,7 +433,7 @@ class CapOverrideCreate(APIView):
     )
     @idempotent(required=False)
     def post(self, request: Request, year: int) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = caller(request)
         program_year_get(year)
         data = validated(CapOverrideRequest, request.data)
         enterprise = Enterprise.objects.filter(pk=data["enterprise"]).first()

@@ -11,6 +11,7 @@ from accounts.models import Enterprise, ModelFiling, Provider, Role, User, listi
 from accounts.roles import require_enterprise_member, require_provider_member, require_role
 from accounts.selectors import enterprise_flags_counted, model_filing_verified
 from config.errors import InvalidState, PermissionDenied, ValidationFailed
+from config.limits import REASON_LENGTH_MAX
 from coupons.errors import (
     ComputeSourceNotOffered,
     DuplicateContract,
@@ -38,7 +39,6 @@ from coupons.services.years import program_year_current
 from evidence.models import Document, Kind
 from evidence.selectors import citations_of
 
-NOTE_LENGTH_MAX = 2_000
 FILING_NUMBER_LENGTH_MAX = 100
 DOCUMENTS_MAX = 20  # More documents an application may cite besides its contract and filing certificate.
 _LIVE_STATUSES = [
@@ -60,8 +60,8 @@ def _note(value: str, field: str, *, required: bool) -> str:
     value = (value or "").strip()
     if required and not value:
         raise ValidationFailed(f"{field} is required.", field=field)
-    if len(value) > NOTE_LENGTH_MAX:
-        raise ValidationFailed(f"{field} has at most {NOTE_LENGTH_MAX} characters.", field=field)
+    if len(value) > REASON_LENGTH_MAX:
+        raise ValidationFailed(f"{field} has at most {REASON_LENGTH_MAX} characters.", field=field)
     return value
 
 

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any, Final
 
 from django.db import connection, transaction
@@ -21,7 +22,7 @@ from coupons.models import AuditRun, Grant, Invoice
 from coupons.policy import ApplicationFacts, rate_for
 from coupons.selectors import program_year_figures, program_year_figures_from_rows
 from evidence.audit import stored_files_findings
-from ledger.chain import chain_findings
+from ledger.audit import LEDGER_CHECKS
 
 FINDINGS_MAX: Final = 50
 audit_log = logging.getLogger("coupons.audit")
@@ -51,76 +52,6 @@ def _count(sql: str) -> int:
         cursor.execute(sql)
         row = cursor.fetchone()
         return int(row[0]) if row else 0
-
-
-_OPEN_PENDING = "t.kind = 'pending' AND NOT EXISTS (SELECT 1 FROM ledger_transfer r WHERE r.pending_id = t.id)"
-
-
-def check_account_totals() -> tuple[list[Finding], int]:
-    """Every account's four totals equal the sums of its transfers."""
-    sql = f"""
-        WITH legs AS (
-            SELECT t.debit_account_id AS account_id,
-                   CASE WHEN t.kind IN ('posted', 'post_pending') THEN t.amount_fen ELSE 0 END AS debits_posted,
-                   0::bigint AS credits_posted,
-                   CASE WHEN {_OPEN_PENDING} THEN t.amount_fen ELSE 0 END AS debits_pending,
-                   0::bigint AS credits_pending
-              FROM ledger_transfer t
-            UNION ALL
-            SELECT t.credit_account_id, 0,
-                   CASE WHEN t.kind IN ('posted', 'post_pending') THEN t.amount_fen ELSE 0 END,
-                   0,
-                   CASE WHEN {_OPEN_PENDING} THEN t.amount_fen ELSE 0 END
-              FROM ledger_transfer t
-        ), sums AS (
-            SELECT account_id, sum(debits_posted) AS dp, sum(credits_posted) AS cp,
-                   sum(debits_pending) AS dq, sum(credits_pending) AS cq
-              FROM legs GROUP BY account_id
-        )
-        SELECT a.id AS account_id, a.code,
-               a.debits_posted, coalesce(s.dp, 0) AS debits_posted_from_transfers,
-               a.credits_posted, coalesce(s.cp, 0) AS credits_posted_from_transfers,
-               a.debits_pending, coalesce(s.dq, 0) AS debits_pending_from_transfers,
-               a.credits_pending, coalesce(s.cq, 0) AS credits_pending_from_transfers
-          FROM ledger_account a LEFT JOIN sums s ON s.account_id = a.id
-         WHERE (a.debits_posted, a.credits_posted, a.debits_pending, a.credits_pending)
-               IS DISTINCT FROM (coalesce(s.dp, 0), coalesce(s.cp, 0), coalesce(s.dq, 0), coalesce(s.cq, 0))
-         ORDER BY a.id
-    """
-    return _rows(sql), _count("SELECT count(*) FROM ledger_account")
-
-
-def check_debits_equal_credits() -> tuple[list[Finding], int]:
-    """Over all accounts, debits equal credits (posted and pending)."""
-    sql = """
-        SELECT sum(debits_posted) AS debits_posted, sum(credits_posted) AS credits_posted,
-               sum(debits_pending) AS debits_pending, sum(credits_pending) AS credits_pending
-          FROM ledger_account
-        HAVING sum(debits_posted) <> sum(credits_posted) OR sum(debits_pending) <> sum(credits_pending)
-    """
-    return _rows(sql), _count("SELECT count(*) FROM ledger_account")
-
-
-def check_no_limited_account_overdrawn() -> tuple[list[Finding], int]:
-    sql = """
-        SELECT id AS account_id, code, debits_pending, debits_posted, credits_pending, credits_posted
-          FROM ledger_account
-         WHERE least(debits_pending, debits_posted, credits_pending, credits_posted) < 0
-            OR (debits_must_not_exceed_credits AND debits_pending + debits_posted > credits_posted)
-            OR (credits_must_not_exceed_debits AND credits_pending + credits_posted > debits_posted)
-         ORDER BY id
-    """
-    return _rows(sql), _count("SELECT count(*) FROM ledger_account")
-
-
-def check_hash_chain() -> tuple[list[Finding], int]:
-    findings = chain_findings()
-    problems = [
-        {"kind": kind, "rows": findings[kind]}
-        for kind in ("broken_links", "sequence_gaps", "head_mismatch", "unsealed_old_transfers")
-        if findings[kind]
-    ]
-    return problems, _count("SELECT count(*) FROM ledger_transfer")
 
 
 def check_issued_within_pool() -> tuple[list[Finding], int]:
@@ -632,10 +563,8 @@ def _years() -> list[int]:
 
 
 CHECKS: Final[list[tuple[str, Callable[[], tuple[list[Finding], int]]]]] = [
-    ("account_totals_equal_transfers", check_account_totals),
-    ("debits_equal_credits", check_debits_equal_credits),
-    ("no_limited_account_overdrawn", check_no_limited_account_overdrawn),
-    ("hash_chain_intact", check_hash_chain),
+    # The ledger's own checks first (ledger/audit.py), then the coupon program's.
+    *((name, partial(check, findings_max=FINDINGS_MAX)) for name, check in LEDGER_CHECKS),
     ("issued_within_pool", check_issued_within_pool),
     ("granted_within_cap", check_granted_within_cap),
     ("redemptions_within_rate", check_redemptions_within_rate),
@@ -667,6 +596,17 @@ def _run_check(name: str, check: Callable[[], tuple[list[Finding], int]]) -> dic
 
 def audit_run_create(*, started_by: User | None = None) -> AuditRun:
     return AuditRun.objects.create(started_by=started_by)
+
+
+def audit_run_start(*, started_by: User) -> AuditRun:
+    """An auditor starts an audit: the run and the outbox message that runs it in the background
+    commit together (coupons/services/outbox.py), so a run is never left without its message."""
+    from coupons.services.outbox import outbox_enqueue
+
+    with transaction.atomic():
+        run = audit_run_create(started_by=started_by)
+        outbox_enqueue(task="coupons.tasks.run_audit", args=[run.pk])
+    return run
 
 
 def audit_execute(*, run_id: int, now: datetime | None = None) -> AuditRun:

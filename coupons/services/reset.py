@@ -28,7 +28,7 @@ from coupons.services.redemptions import redemption_release_locked
 from coupons.services.year_end import applications_settle_at_close
 from coupons.services.years import year_end
 
-__all__ = ["ResetReport", "annual_reset", "grant_expire", "program_year_close"]
+__all__ = ["ResetReport", "annual_reset", "grant_expire", "program_year_close", "program_year_close_now"]
 
 RESET_BATCH_SIZE: Final = 500
 
@@ -75,6 +75,17 @@ def program_year_close(*, year: int, now: dt.datetime, actor: User | None = None
             expires_at=expiry
         )
         return program_year
+
+
+def program_year_close_now(*, year: int, actor: User, now: dt.datetime | None = None) -> ProgramYear:
+    """A superuser closes a year now; its annual reset is queued in the same transaction (the
+    outbox, coupons/services/outbox.py) and runs in the background once the close commits."""
+    from coupons.services.outbox import outbox_enqueue
+
+    with transaction.atomic():
+        program_year = program_year_close(year=year, now=now or timezone.now(), actor=actor)
+        outbox_enqueue(task="coupons.tasks.annual_reset", args=[year])
+    return program_year
 
 
 def _release_holds(program_year: ProgramYear, now: dt.datetime, progress: Progress) -> int:

@@ -254,6 +254,22 @@ def program_year_create(
     )
 
 
+def program_year_create_with_rates(
+    *, year: int, actor: User, rates: dict[str, Any] | None = None, **policy: Any
+) -> ProgramYear:
+    """`program_year_create` with its own rate policy (`rates`: `name`, `ceiling_bp`, `rules`), written
+    in the same transaction: a rule set written for a year that is then refused is rolled back. A
+    refused rule names its field under `rates.`."""
+    with transaction.atomic():
+        rule_set = None
+        if rates is not None:
+            try:
+                rule_set = rule_set_create(name=rates["name"], ceiling_bp=rates["ceiling_bp"], rules=rates["rules"])
+            except ValidationFailed as error:
+                raise ValidationFailed({f"rates.{name}": messages for name, messages in error.errors.items()}) from None
+        return program_year_create(year=year, actor=actor, rule_set=rule_set, **policy)
+
+
 def program_year_open(*, year: int, actor: User) -> ProgramYear:
     """A superuser opens a draft year: its ledger accounts, and the pool credited from the appropriation."""
     require_superuser(actor)

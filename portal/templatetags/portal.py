@@ -5,7 +5,8 @@ Money stays an int of fen until here; the text is built from integer division, n
 
 from django import template
 
-from portal.formatting import bp_text, yuan_text
+from config.money import yuan_text
+from portal.formatting import bp_text
 
 register = template.Library()
 

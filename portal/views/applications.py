@@ -11,10 +11,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from accounts.caller import caller
 from accounts.models import Role, User
-from coupons.api.scopes import applications_visible_to
+from config.money import yuan_input_text, yuan_text
 from coupons.evidence import Cited, cited_documents
 from coupons.models import Application
+from coupons.selectors.scopes import applications_visible_to
 from coupons.services.applications import (
     application_approve,
     application_confirm,
@@ -23,7 +25,6 @@ from coupons.services.applications import (
     application_withdraw,
 )
 from portal import access
-from portal.formatting import yuan_text
 from portal.forms import ApproveForm, ReasonForm, ReviewForm
 from portal.views.common import attempt, page_of
 
@@ -61,7 +62,7 @@ def _review_form(application: Application, documents: list[Cited], data: Any = N
         data,
         documents=[cited.document.pk for cited in documents],
         contract=application.contract_document_id,
-        initial={"recommended": _yuan_input(application.requested_fen)},
+        initial={"recommended": yuan_input_text(application.requested_fen)},
     )
 
 
@@ -80,15 +81,9 @@ def _detail_context(user: User, application: Application, **forms: Any) -> dict[
     }
 
 
-def _yuan_input(fen: int | None) -> str:
-    if fen is None:
-        return ""
-    return f"{fen // 100}.{fen % 100:02d}"
-
-
 @access.signed_in
 def application_list(request: HttpRequest) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     queryset = applications_visible_to(user).select_related("enterprise", "provider").order_by("-created_at", "-id")
     status = request.GET.get("status", "")
     if status in S.values:
@@ -102,7 +97,7 @@ def application_list(request: HttpRequest) -> HttpResponse:
 
 @access.signed_in
 def application_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     application = _application(user, pk)
     return render(request, "portal/application.html", _detail_context(user, application))
 
@@ -110,7 +105,7 @@ def application_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @access.signed_in
 def application_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     application = _application(user, pk)
     if action == "confirm":
         attempt(request, lambda: application_confirm(application=application, actor=user), _("Contract confirmed."))

@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from accounts.caller import caller
 from accounts.models import User
 from approvals.models import ApprovalRequest
 from approvals.registry import approval_action
@@ -32,7 +33,7 @@ def _may_decide(user: User, request: ApprovalRequest) -> bool:
 
 @access.staff
 def approval_request_list(request: HttpRequest) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     status = request.GET.get("status", "pending")
     if status not in STATUSES:
         status = "pending"
@@ -53,7 +54,7 @@ def approval_request_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 @access.staff
 def approval_request_decide(request: HttpRequest, pk: int, decision: str) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     get_object_or_404(approval_requests_visible_to(user), pk=pk)
     if decision == "approve":
         attempt_with(

@@ -8,9 +8,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from accounts.caller import caller
 from accounts.models import Role, User
-from coupons.api.scopes import claims_visible_to
 from coupons.models import Claim, Grant, ProgramYear
+from coupons.selectors.scopes import claims_visible_to
 from coupons.services.claims import claim_approve, claim_reject, claim_submit
 from evidence.errors import DocumentTooLarge
 from evidence.models import Kind
@@ -44,7 +45,7 @@ def _uploaded(user: User, upload: object, kind: str) -> int:
 @require_POST
 @access.enterprise_member
 def claim_create(request: HttpRequest, pk: int) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     grant = get_object_or_404(grants_for(user), pk=pk)
     form = ClaimForm(request.POST, request.FILES)
     if not form.is_valid():
@@ -69,7 +70,7 @@ def claim_create(request: HttpRequest, pk: int) -> HttpResponse:
 
 @access.signed_in
 def claim_list(request: HttpRequest) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     queryset = claims_visible_to(user).select_related(
         "grant__enterprise", "grant__provider", "grant__application", "decided_by"
     )
@@ -93,7 +94,7 @@ def claim_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 @access.role(Role.REVIEWER)
 def claim_decide(request: HttpRequest, pk: int, decision: str) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     claim = get_object_or_404(claims_visible_to(user), pk=pk)
     if decision == "approve":
         attempt_with(

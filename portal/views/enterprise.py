@@ -12,12 +12,13 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
 
+from accounts.caller import caller
 from accounts.models import Enterprise, User
 from accounts.services import enterprise_flags_declare, enterprise_register
 from config.errors import ApplicationError, ValidationFailed
-from coupons.api.scopes import applications_visible_to, redemptions_visible_to
 from coupons.models import Application, ProgramYear, Redemption
 from coupons.selectors import enterprise_cap_use
+from coupons.selectors.scopes import applications_visible_to, redemptions_visible_to
 from coupons.services.applications import application_submit, application_terms
 from coupons.services.years import program_year_current
 from evidence.models import Kind
@@ -39,7 +40,7 @@ def _current_year() -> ProgramYear | None:
 
 @access.enterprise_member
 def enterprise_home(request: HttpRequest) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     assert user.enterprise_id is not None
     year = _current_year()
     applications = applications_visible_to(user).select_related("provider").order_by("-created_at", "-id")
@@ -96,7 +97,7 @@ def _preview(user: User, form: ApplyForm) -> dict[str, object] | None:
 def apply(request: HttpRequest) -> HttpResponse:
     """The apply form. With htmx the preview follows the typing; without it, the Preview button
     (or any refused submission) shows the same preview, and nothing is written until Submit."""
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     form = ApplyForm(request.POST or None, request.FILES or None)
     preview = None
     if request.method == "POST":
@@ -172,7 +173,7 @@ def _preview_or_none(user: User, form: ApplyForm) -> dict[str, object] | None:
 @access.enterprise_member
 def apply_preview(request: HttpRequest) -> HttpResponse:
     """The preview box alone, for htmx: recomputed as the person types, nothing written."""
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     form = ApplyForm(request.GET)
     form.is_valid()  # Only the fields that are valid so far are in cleaned_data.
     preview = _preview_or_none(user, form)
@@ -217,7 +218,7 @@ def register(request: HttpRequest) -> HttpResponse:
 def enterprise_flags(request: HttpRequest) -> HttpResponse:
     """What the enterprise declares about itself, and what the fund's staff confirmed of it. A
     change counts only once a reviewer confirms it again; coupons already granted keep their rate."""
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     assert user.enterprise_id is not None
     enterprise = Enterprise.objects.get(pk=user.enterprise_id)
     initial = {name: getattr(enterprise, name) for name in FlagsForm.base_fields}

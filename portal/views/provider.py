@@ -11,12 +11,14 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from accounts.caller import caller
 from accounts.credentials import api_key_create, api_key_get, api_key_revoke
-from accounts.models import ApiKey, Role, User
+from accounts.models import ApiKey, Role
 from config.errors import ApplicationError, ValidationFailed
-from coupons.api.scopes import applications_visible_to, redemptions_visible_to
+from config.money import yuan_text
 from coupons.grant_codes import grant_code_valid
 from coupons.models import Application, Redemption
+from coupons.selectors.scopes import applications_visible_to, redemptions_visible_to
 from coupons.services.acknowledgements import (
     DECISION_DISMISS,
     DECISION_UPHOLD,
@@ -33,7 +35,6 @@ from coupons.services.redemptions import (
 from evidence.models import Kind
 from portal import access
 from portal.errors import describe
-from portal.formatting import yuan_text
 from portal.forms import ApiKeyForm, DisputeResolveForm, ReasonForm, RedeemForm
 from portal.queries import grants_for
 from portal.uploads import UploadRefused, files_kept_only_if_committed, upload
@@ -44,7 +45,7 @@ R = Redemption.Status
 
 @access.provider_member
 def provider_home(request: HttpRequest) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     to_confirm = (
         applications_visible_to(user)
         .filter(status=Application.Status.SUBMITTED)
@@ -60,7 +61,7 @@ def provider_home(request: HttpRequest) -> HttpResponse:
 
 @access.signed_in
 def redemption_list(request: HttpRequest) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     queryset = (
         redemptions_visible_to(user)
         .select_related("grant__enterprise", "provider", "grant__application")
@@ -84,7 +85,7 @@ def redemption_list(request: HttpRequest) -> HttpResponse:
 def redemption_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     """The provider captures or voids; staff ask for a reversal; the enterprise acknowledges or
     disputes its bill; a reviewer upholds or dismisses a dispute. The services judge who may."""
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     redemption = get_object_or_404(redemptions_visible_to(user), pk=pk)
     if action == "capture":
         attempt(request, lambda: redemption_capture(redemption=redemption, actor=user), _("Redemption captured."))
@@ -133,7 +134,7 @@ def redemption_action(request: HttpRequest, pk: int, action: str) -> HttpRespons
 @access.role(Role.REVIEWER, Role.APPROVER)
 def disputes(request: HttpRequest) -> HttpResponse:
     """Bills their enterprise disputed, with the invoice behind each, for a reviewer to uphold or dismiss."""
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     queryset = (
         redemptions_visible_to(user)
         .filter(acknowledgement=Redemption.Acknowledgement.DISPUTED, status=R.CAPTURED)
@@ -145,7 +146,7 @@ def disputes(request: HttpRequest) -> HttpResponse:
 
 @access.provider_member
 def redeem(request: HttpRequest) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     form = RedeemForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -203,7 +204,7 @@ def _redeem_field(error: ApplicationError) -> str | None:
 @access.provider_member
 def api_keys(request: HttpRequest) -> HttpResponse:
     """The provider's API keys. A new key's secret is shown once, on the answer to its creation."""
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     form = ApiKeyForm(request.POST or None)
     secret = None
     if request.method == "POST" and form.is_valid():
@@ -221,7 +222,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
 @require_POST
 @access.provider_member
 def api_key_revoke_view(request: HttpRequest, key_id: int) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     try:
         key = api_key_get(provider=user.provider, key_id=key_id)  # type: ignore[arg-type]
     except ApplicationError:

@@ -6,7 +6,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 
-from accounts.models import Role, Sanction, User
+from accounts.caller import caller
+from accounts.models import Role, Sanction
 from approvals.models import ApprovalRequest
 from config.errors import ApplicationError
 from coupons.services.sanctions import SANCTION_ACTION, sanction_request
@@ -18,7 +19,7 @@ from portal.views.common import page_of
 
 @access.role(Role.REVIEWER, Role.APPROVER)
 def sanctions(request: HttpRequest) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     form = SanctionForm(request.POST or None)
     status = 200
     if request.method == "POST":

@@ -9,11 +9,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from accounts.caller import caller
 from accounts.models import Enterprise, Provider, Role, User
 from config.errors import ApplicationError
-from coupons.api.scopes import settlements_visible_to
 from coupons.models import Claim, Redemption, Settlement
 from coupons.selectors import settlement_lines_csv
+from coupons.selectors.scopes import settlements_visible_to
 from coupons.services.acknowledgements import settleable
 from coupons.services.claims import settlement_create_for_enterprise
 from coupons.services.settlements import settlement_create, settlement_pay_request
@@ -60,7 +61,7 @@ def _unsettled_claims_by_enterprise() -> list[dict[str, object]]:
 
 @access.signed_in
 def settlement_list(request: HttpRequest) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     if not _visible(user):
         return redirect("portal:home")
     is_finance = user.has_role(Role.FINANCE)
@@ -98,7 +99,7 @@ def settlement_list(request: HttpRequest) -> HttpResponse:
 
 @access.signed_in
 def settlement_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     settlement = get_object_or_404(
         settlements_visible_to(user).select_related("provider", "enterprise", "paid_by"), pk=pk
     )
@@ -116,7 +117,7 @@ def settlement_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @access.signed_in
 def settlement_lines(request: HttpRequest, pk: int) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     settlement = get_object_or_404(settlements_visible_to(user), pk=pk)
     # A byte-order mark first, so that Excel reads the Chinese names as UTF-8.
     response = HttpResponse("\ufeff" + settlement_lines_csv(settlement), content_type="text/csv; charset=utf-8")
@@ -127,7 +128,7 @@ def settlement_lines(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @access.role(Role.FINANCE)
 def settlement_pay_view(request: HttpRequest, pk: int) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     settlement = get_object_or_404(settlements_visible_to(user), pk=pk)
     attempt_with(
         request,

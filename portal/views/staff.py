@@ -2,13 +2,13 @@
 parties, grants, cap overrides, audits and alerts."""
 
 from django.contrib import messages
-from django.db import transaction
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from accounts.caller import caller
 from accounts.models import (
     ENTERPRISE_FLAGS,
     Enterprise,
@@ -17,7 +17,6 @@ from accounts.models import (
     ProviderChange,
     RelatedParty,
     Role,
-    User,
 )
 from accounts.selectors import provider_changes_pending
 from accounts.services import (
@@ -30,11 +29,10 @@ from accounts.services import (
     related_party_add,
 )
 from config.errors import ApplicationError
-from coupons.api.scopes import applications_visible_to
 from coupons.models import Alert, Application, AuditRun, CapOverride, Grant
-from coupons.services.audit import audit_run_create
+from coupons.selectors.scopes import applications_visible_to
+from coupons.services.audit import audit_run_start
 from coupons.services.grants import grant_revoke_request
-from coupons.services.outbox import outbox_enqueue
 from coupons.services.years import cap_override_request, program_year_current
 from portal import access
 from portal.errors import describe
@@ -50,7 +48,7 @@ PROVIDER_CHANGES_SHOWN = 200
 
 @access.role(Role.REVIEWER, Role.APPROVER)
 def review_queue(request: HttpRequest) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     queryset = applications_visible_to(user).select_related("enterprise", "provider", "reviewed_by")
     context = {
         "to_review": queryset.filter(status=A.CONFIRMED).order_by("updated_at", "id"),
@@ -71,7 +69,7 @@ def enterprise_list(request: HttpRequest) -> HttpResponse:
     search = request.GET.get("q", "").replace("\x00", "").strip()[:100]  # PostgreSQL text holds no NUL
     if search:
         queryset = queryset.filter(Q(name__icontains=search) | Q(uscc__icontains=search))
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     context = {
         "page": page_of(request, queryset),
         "status": status,
@@ -85,7 +83,7 @@ def enterprise_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 @access.role(Role.REVIEWER)
 def enterprise_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     enterprise = get_object_or_404(Enterprise, pk=pk)
     if action == "verify":
         # The form shows a box for each flag the enterprise declared: ticked confirms it, unticked
@@ -109,7 +107,7 @@ def enterprise_action(request: HttpRequest, pk: int, action: str) -> HttpRespons
 
 @access.staff
 def provider_list(request: HttpRequest) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     provider_form = ProviderForm(request.POST or None, prefix="provider") if user.is_superuser else None
     party_form = (
         RelatedPartyForm(request.POST or None, prefix="party")
@@ -175,7 +173,7 @@ def provider_list(request: HttpRequest) -> HttpResponse:
 @access.superuser
 def provider_status(request: HttpRequest, pk: int, status: str) -> HttpResponse:
     """Suspend or reinstate: asks for an approval (a listed center changes by maker-checker)."""
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     provider = get_object_or_404(Provider, pk=pk)
     if status not in Provider.Status.values:
         raise Http404("No such status.")
@@ -196,7 +194,7 @@ def provider_status(request: HttpRequest, pk: int, status: str) -> HttpResponse:
 
 @access.staff
 def grant_list(request: HttpRequest) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     queryset = grants_for(user).order_by("-issued_at", "-id")
     status = request.GET.get("status", "")
     if status in Grant.Status.values:
@@ -210,7 +208,7 @@ def grant_list(request: HttpRequest) -> HttpResponse:
 
 @access.signed_in
 def grant_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     grant = get_object_or_404(grants_for(user), pk=pk)
     context = {
         "grant": grant,
@@ -227,7 +225,7 @@ def grant_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @access.role(Role.REVIEWER, Role.APPROVER)
 def grant_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     grant = get_object_or_404(grants_for(user), pk=pk)
     attempt_with(
         request,
@@ -240,7 +238,7 @@ def grant_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 @access.role(Role.REVIEWER, Role.APPROVER)
 def cap_overrides(request: HttpRequest) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     form = CapOverrideForm(request.POST or None)
     status = 200
     if request.method == "POST":
@@ -276,10 +274,8 @@ def audits(request: HttpRequest) -> HttpResponse:
 @require_POST
 @access.role(Role.AUDITOR)
 def audit_run_now(request: HttpRequest) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
-    with transaction.atomic():
-        run = audit_run_create(started_by=user)
-        outbox_enqueue(task="coupons.tasks.run_audit", args=[run.pk])
+    user = caller(request)
+    run = audit_run_start(started_by=user)
     messages.success(request, _("Audit %(id)s started. Reload this page to see its result.") % {"id": run.pk})
     return redirect("portal:audit", pk=run.pk)
 
@@ -300,7 +296,7 @@ def alerts(request: HttpRequest) -> HttpResponse:
 def model_filings(request: HttpRequest) -> HttpResponse:
     """The register of filed (经备案) models: reviewers record them and verify them against the
     CAC's list; only a verified filing gives an application the registered-model rate."""
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     can_record = user.has_role(Role.REVIEWER)
     form = ModelFilingForm(request.POST or None) if can_record else None
     status = 200
@@ -324,7 +320,7 @@ def model_filings(request: HttpRequest) -> HttpResponse:
 @require_POST
 @access.role(Role.REVIEWER)
 def model_filing_verify_view(request: HttpRequest, pk: int) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     filing = get_object_or_404(ModelFiling, pk=pk)
     attempt(
         request,

@@ -7,6 +7,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.models import User
+from config.errors import ErrorCode
 from tests.coupons.conftest import Cast, make_cast, open_year
 
 PASSWORD = "correct horse battery staple"  # tests.factories.UserFactory's password
@@ -27,6 +28,7 @@ def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
     assert response["Content-Type"].startswith("application/problem+json"), response["Content-Type"]
     body = response.json()
     assert body["code"] == code, body
+    assert body["code"] in set(ErrorCode), f"{body['code']} is not in config.errors.ErrorCode"
     assert body["status"] == status and body["title"] and body["detail"] and body["type"].endswith(code)
     return body
 

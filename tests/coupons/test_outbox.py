@@ -7,6 +7,7 @@ from django.db import transaction
 from coupons.models import AuditRun, OutboxMessage
 from coupons.services.audit import audit_run_create
 from coupons.services.outbox import outbox_dispatch, outbox_enqueue
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -51,3 +52,26 @@ def test_a_message_the_broker_refused_is_sent_by_the_next_dispatch(django_captur
 def test_unknown_tasks_are_refused():
     with pytest.raises(AssertionError):
         outbox_enqueue(task="coupons.tasks.nothing", args=[])
+
+
+def test_starting_an_audit_records_its_run_and_its_message_together(cast):
+    """The service does what a view did: the run and the message that runs it commit as one."""
+    from coupons.services.audit import audit_run_start
+
+    auditor = UserFactory(roles=["auditor"])
+    with pytest.raises(RuntimeError), transaction.atomic():
+        audit_run_start(started_by=auditor)
+        raise RuntimeError("the request failed after")
+    assert not AuditRun.objects.exists() and not OutboxMessage.objects.exists()
+    run = audit_run_start(started_by=auditor)
+    (message,) = OutboxMessage.objects.all()
+    assert (message.task, message.args, run.started_by) == ("coupons.tasks.run_audit", [run.pk], auditor)
+
+
+def test_closing_a_year_now_queues_its_annual_reset_with_the_close(cast, year):
+    from coupons.services.reset import program_year_close_now
+
+    closed = program_year_close_now(year=year.year, actor=cast.admin)
+    (message,) = OutboxMessage.objects.all()
+    assert closed.status == "closed"
+    assert (message.task, message.args) == ("coupons.tasks.annual_reset", [year.year])

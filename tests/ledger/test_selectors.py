@@ -5,8 +5,15 @@ from datetime import timedelta
 import pytest
 
 from ledger.errors import AccountNotFound
-from ledger.models import Transfer
-from ledger.selectors import account_balance, account_balance_at, account_get, account_history
+from ledger.models import Account, Transfer
+from ledger.selectors import (
+    account_balance,
+    account_balance_at,
+    account_get,
+    account_history,
+    available_fen_expression,
+    balance_of,
+)
 from ledger.services import TransferRequest, transfer_create
 
 pytestmark = pytest.mark.django_db
@@ -36,6 +43,25 @@ def test_balance_now(limited, sink):
     )
     assert (balance.available_fen, balance.credit_balance_fen, balance.debit_balance_fen) == (500, 700, -700)
     assert account_balance(account_id=sink.pk).credits_pending == 200
+
+
+def test_the_available_annotation_is_the_balance_available(limited, sink, source):
+    """credits posted − debits posted − debits pending, written once: as a queryset annotation (on
+    the account, or through a relation with a prefix) it equals `Balance.available_fen`."""
+    pay("a", limited, sink, 300)
+    transfer_create(
+        transfer=TransferRequest.pending(
+            key="h", debit_account_id=limited.pk, credit_account_id=sink.pk, amount_fen=200, reason="hold"
+        )
+    )
+    annotated = dict(Account.objects.annotate(available=available_fen_expression()).values_list("pk", "available"))
+    for account in (limited, sink, source):
+        assert annotated[account.pk] == account_balance(account_id=account.pk).available_fen
+    assert annotated[limited.pk] == 500
+    through_debit = Transfer.objects.filter(key="h").annotate(available=available_fen_expression("debit_account__"))
+    assert through_debit.get().available == 500
+    limited.refresh_from_db()
+    assert balance_of(limited) == account_balance(account_id=limited.pk)
 
 
 def test_balance_at_each_past_moment(limited, sink, django_assert_num_queries):

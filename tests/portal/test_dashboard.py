@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext, override
 
 from accounts.models import Enterprise, Provider, Role, User
+from config.money import yuan_text
 from coupons.models import Grant, ProgramYear
 from coupons.selectors import pool_available_by_day, program_year_figures, program_year_figures_from_rows
 from coupons.services.applications import (
@@ -26,7 +27,7 @@ from coupons.services.applications import (
 )
 from coupons.services.redemptions import redemption_capture, redemption_create
 from coupons.services.years import PROGRAM_TIME_ZONE, program_year_create, program_year_open
-from portal.formatting import bp_text, yuan_text
+from portal.formatting import bp_text
 from portal.words import WORDS
 from tests.controls import cap_override_grant, grant_revoke, redemption_reverse, settlement_create, settlement_pay
 from tests.coupons.conftest import CAP_FEN, POOL_FEN, Cast

@@ -7,8 +7,9 @@ from django.test import Client
 from hypothesis import given
 from hypothesis import strategies as st
 
+from config.money import fen_from_yuan_text, yuan_decimal, yuan_grouping_misplaced, yuan_input_text, yuan_text
 from coupons.models import ProgramYear
-from portal.formatting import bp_text, fen_from_yuan_text, yuan_grouping_misplaced, yuan_text
+from portal.formatting import bp_text
 from tests.coupons.conftest import Cast
 
 
@@ -26,6 +27,33 @@ from tests.coupons.conftest import Cast
 )
 def test_yuan_text(fen: int, text: str):
     assert yuan_text(fen) == text
+
+
+@pytest.mark.parametrize(
+    ("fen", "decimal", "typed"),
+    [(0, "0.00", "0.00"), (1, "0.01", "0.01"), (123_456_789, "1234567.89", "1234567.89"), (-150, "-1.50", "-1.50")],
+)
+def test_yuan_for_a_spreadsheet_cell_and_a_form_field(fen: int, decimal: str, typed: str):
+    """One home (config/money.py) for every yuan the service shows: a spreadsheet cell's exact
+    Decimal, and a form field's text that reads back to the same fen."""
+    assert str(yuan_decimal(fen)) == decimal
+    assert yuan_input_text(fen) == typed
+    assert yuan_input_text(None) == ""
+    if fen >= 0:
+        assert fen_from_yuan_text(yuan_input_text(fen)) == fen
+
+
+def test_the_admin_and_the_portal_show_the_same_yuan():
+    from django.contrib import admin
+
+    from ledger import admin as ledger_admin
+    from ledger.models import Account
+    from portal.templatetags.portal import yuan
+
+    account_admin = ledger_admin.AccountAdmin(Account, admin.site)
+    shown = account_admin.credits_posted_yuan(Account(code="x", credits_posted=123_456_789))
+    assert shown == yuan(123_456_789) == yuan_text(123_456_789) == "¥1,234,567.89"
+    assert not hasattr(ledger_admin, "yuan"), "the ledger admin formats with config.money.yuan_text"
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,7 @@ from accounts.models import (
     Sanction,
     User,
 )
+from config.money import yuan_text as yuan
 from coupons.management.commands.seed_demo import PASSWORD_DEFAULT
 from coupons.models import (
     Application,
@@ -39,7 +40,6 @@ from coupons.models import (
     Settlement,
 )
 from coupons.selectors import grant_figures, program_year_figures
-from ledger.admin import yuan
 
 CHANGELIST_QUERIES_MAX = 15
 REGISTERED = sorted(admin.site._registry, key=lambda model: model._meta.label)

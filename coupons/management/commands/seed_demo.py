@@ -44,6 +44,7 @@ from accounts.uscc import check_character
 from approvals.models import ApprovalRequest
 from approvals.services import approval_request_approve
 from config.errors import ApplicationError
+from config.money import yuan_text
 from coupons.models import Application, Claim, ComputeSource, Grant, ProgramYear, Purpose, Redemption
 from coupons.services.acknowledgements import redemption_acknowledge, redemption_dispute
 from coupons.services.applications import (
@@ -78,7 +79,6 @@ from coupons.services.years import (
 from evidence.models import Document, Kind
 from evidence.selectors import citations_of
 from evidence.services import document_upload
-from ledger.admin import yuan
 
 SAMPLES = Path(__file__).resolve().parents[3] / "evidence" / "samples"
 PASSWORD_DEFAULT = "demo-pass-2026"  # noqa: S105  For local demos only: every demo user signs in with it.
@@ -301,8 +301,8 @@ class Command(BaseCommand):
             program_year_create(year=year, actor=admin)  # The defaults are the 2024 measures.
             program_year_open(year=year, actor=admin)
             self.stdout.write(
-                f"Program year {year}: created and opened with the 2024 measures (pool {yuan(POOL_FEN_DEFAULT)}, "
-                f"cap {yuan(CAP_FEN_DEFAULT)} per enterprise, 0 grace days)."
+                f"Program year {year}: created and opened with the 2024 measures (pool {yuan_text(POOL_FEN_DEFAULT)}, "
+                f"cap {yuan_text(CAP_FEN_DEFAULT)} per enterprise, 0 grace days)."
             )
         elif program_year.status == ProgramYear.Status.DRAFT:
             program_year_open(year=year, actor=admin)
@@ -451,7 +451,7 @@ class Command(BaseCommand):
             ),
             "approver2",
         )
-        self.stdout.write(f"Cap override: {e1.name} may be granted {yuan(RELAXED_CAP_FEN)} in {year}.")
+        self.stdout.write(f"Cap override: {e1.name} may be granted {yuan_text(RELAXED_CAP_FEN)} in {year}.")
 
         # Contracts were signed this year, no later than the demo's day.
         today = listing_day(now)
@@ -570,7 +570,7 @@ class Command(BaseCommand):
         # Left for the demo's deciders: the open settlement's payment waits for finance2.
         settlement_pay_request(settlement=second, requester=staff["finance"], bank_reference="DEMO-BANK-0002")
         self.stdout.write(
-            f"Settlements: {yuan(first.total_fen)} paid to {p1.name}; {yuan(second.total_fen)} open "
+            f"Settlements: {yuan_text(first.total_fen)} paid to {p1.name}; {yuan_text(second.total_fen)} open "
             "(a capture less a clawback)."
         )
 
@@ -702,7 +702,7 @@ class Command(BaseCommand):
             decider=staff["finance2"],
         )
         self.stdout.write(
-            f"Claims in {year}: {yuan(paid.coupon_fen)} paid to {e2.name} by an enterprise settlement; one "
+            f"Claims in {year}: {yuan_text(paid.coupon_fen)} paid to {e2.name} by an enterprise settlement; one "
             f"approved for {e3.name}, awaiting settlement; one of {e1.name} rejected."
         )
 

@@ -8,17 +8,17 @@ from dataclasses import asdict, dataclass
 from typing import Final, TypedDict
 
 from django.db import connection
-from django.db.models import BigIntegerField, Count, OuterRef, Q, QuerySet, Subquery, Sum, Value
-from django.db.models.expressions import CombinedExpression
+from django.db.models import BigIntegerField, Count, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from config.errors import NotFound
 from coupons import books
 from coupons.models import BASIS_POINTS_WHOLE, CapOverride, Claim, Grant, ProgramYear, Redemption, Settlement
+from coupons.selectors.scopes import grant_redeemed_fen_expression
 from coupons.services.years import PROGRAM_TIME_ZONE, year_end
 from ledger.models import Account
-from ledger.selectors import account_balance_daily
+from ledger.selectors import account_balance_daily, available_fen_expression, balance_of
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,23 +55,23 @@ def program_year_figures(*, year: int) -> PoolFigures:
     lapsed = _totals(books.lapsed_code(year))
     disbursed = _totals(books.disbursed_code(year))
     grants = Account.objects.filter(code__startswith=books.grant_code_prefix(year)).aggregate(
-        debits_pending=Sum("debits_pending"), debits_posted=Sum("debits_posted"), credits_posted=Sum("credits_posted")
+        held=Sum("debits_pending"), available=Sum(available_fen_expression())
     )
-    grants_held = int(grants["debits_pending"] or 0)
-    grants_unspent = int(grants["credits_posted"] or 0) - int(grants["debits_posted"] or 0) - grants_held
+    grants_held = int(grants["held"] or 0)
+    grants_unspent = int(grants["available"] or 0)
     pool_fen = appropriation.debits_posted
     issued_fen = pool.debits_posted
     revoked_fen = pool.credits_posted - pool_fen
-    lapsed_fen = lapsed.credits_posted - lapsed.debits_posted
+    lapsed_fen = balance_of(lapsed).credit_balance_fen
     return PoolFigures(
         pool_fen=pool_fen,
         issued_fen=issued_fen,
         held_fen=grants_held,
         redeemed_fen=issued_fen - grants_unspent - grants_held - revoked_fen - lapsed_fen,
-        settled_fen=disbursed.credits_posted - disbursed.debits_posted,
+        settled_fen=balance_of(disbursed).credit_balance_fen,
         lapsed_fen=lapsed_fen,
         revoked_fen=revoked_fen,
-        available_fen=pool.credits_posted - pool.debits_posted - pool.debits_pending,
+        available_fen=balance_of(pool).available_fen,
     )
 
 
@@ -117,17 +117,19 @@ def program_year_figures_from_rows(*, year: int) -> PoolFigures:
 
 
 def grant_figures(grant: Grant) -> dict[str, int]:
-    """available, held and redeemed for one grant, from its ledger account, its redemptions and its claims."""
-    account = Account.objects.get(pk=grant.account_id)
-    redeemed = grant.redemptions.filter(status=Redemption.Status.CAPTURED).aggregate(total=Sum("coupon_fen"))["total"]
-    claimed = grant.claims.filter(status__in=[Claim.Status.APPROVED, Claim.Status.PAID]).aggregate(
-        total=Sum("coupon_fen")
-    )["total"]
-    return {
-        "available_fen": account.credits_posted - account.debits_posted - account.debits_pending,
-        "held_fen": account.debits_pending,
-        "redeemed_fen": int(redeemed or 0) + int(claimed or 0),
-    }
+    """available, held and redeemed for one grant, from its ledger account, its redemptions and its
+    claims: the figures `grants_with_figures` annotates on a list, in one query."""
+    figures = (
+        Grant.objects.filter(pk=grant.pk)
+        .annotate(
+            available_fen=available_fen_expression("account__"),
+            held_fen=F("account__debits_pending"),
+            redeemed_fen=grant_redeemed_fen_expression(),
+        )
+        .values("available_fen", "held_fen", "redeemed_fen")
+        .get()
+    )
+    return {name: int(value) for name, value in figures.items()}
 
 
 SETTLEMENT_CSV_HEADER = (
@@ -250,29 +252,6 @@ class PoolStats:
         }
 
 
-def _captured_fen_of_grant() -> CombinedExpression:
-    """The captured coupons and approved (or paid) claims of the grant in the outer query, in fen:
-    redeemed, as the ledger counts it (a reversed redemption went back to its grant or to the lapsed
-    account)."""
-    captured = (
-        Redemption.objects.filter(grant=OuterRef("pk"), status=Redemption.Status.CAPTURED)
-        .order_by()
-        .values("grant")
-        .annotate(total=Sum("coupon_fen"))
-        .values("total")
-    )
-    claimed = (
-        Claim.objects.filter(grant=OuterRef("pk"), status__in=[Claim.Status.APPROVED, Claim.Status.PAID])
-        .order_by()
-        .values("grant")
-        .annotate(total=Sum("coupon_fen"))
-        .values("total")
-    )
-    return Coalesce(Subquery(captured, output_field=BigIntegerField()), Value(0)) + Coalesce(
-        Subquery(claimed, output_field=BigIntegerField()), Value(0)
-    )
-
-
 def _cap_fen_of_enterprise(program_year: ProgramYear) -> Coalesce:
     """The cap of the enterprise in the outer query: its latest override for the year, or the default."""
     latest = CapOverride.objects.filter(enterprise_id=OuterRef("enterprise_id"), year=program_year).order_by("-id")
@@ -287,7 +266,7 @@ def pool_by_compute_source(*, year: int) -> list[ComputeSourceFigures]:
     rows = (
         Grant.objects.filter(year_id=year)
         .values("application__compute_source")
-        .annotate(issued=Sum("amount_fen"), redeemed=Sum(_captured_fen_of_grant()), count=Count("pk"))
+        .annotate(issued=Sum("amount_fen"), redeemed=Sum(grant_redeemed_fen_expression()), count=Count("pk"))
         .order_by("application__compute_source")
     )
     return [
@@ -326,7 +305,7 @@ def pool_by_provider(*, year: int) -> list[ProviderFigures]:
     rows = (
         Grant.objects.filter(year_id=year)
         .values("provider_id", "provider__name")
-        .annotate(issued=Sum("amount_fen"), redeemed=Sum(_captured_fen_of_grant()))
+        .annotate(issued=Sum("amount_fen"), redeemed=Sum(grant_redeemed_fen_expression()))
         .order_by("-issued", "provider_id")
     )
     return [
@@ -466,7 +445,7 @@ def enterprise_cap_use(*, enterprise_id: int, program_year: ProgramYear) -> Ente
     account = Account.objects.filter(code=books.cap_code(enterprise_id, program_year.year)).first()
     used_fen = 0
     if account is not None:
-        used_fen = cap_fen - (account.credits_posted - account.debits_posted - account.debits_pending)
+        used_fen = cap_fen - balance_of(account).available_fen
     return EnterpriseCapUse(enterprise=enterprise_id, name="", used_fen=used_fen, cap_fen=cap_fen)
 
 
