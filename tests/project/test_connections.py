@@ -3,7 +3,7 @@ connection between requests, and one PostgreSQL dropped while it sat idle (a res
 an idle-session timeout, pg_terminate_backend) is replaced at the next request, never a 500.
 
 The service runs as it does in production: gunicorn sync workers in their own processes, pointed at
-this test's database, so what the test writes before they start is what they read."""
+this test's database (committed: a transactional test), so they read what the test wrote."""
 
 import http.client
 import json
