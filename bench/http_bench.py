@@ -17,9 +17,11 @@ approved grants (100 in all) of 300,000 yuan on contracts of 1,000,000 yuan, and
 with one hot grant of 3,000,000 yuan. Every enterprise stays far under the 8 million yuan cap and the
 whole under the pool. Bills are BENCH_BILL_FEN (100 yuan, a coupon of 30 yuan): a grant covers
 10,000 of them, far more than a run sends. Each bill needs its own invoice number and its own
-invoice document (one file stands behind one invoice number), so BENCH_DOCUMENTS distinct small
-PDFs are uploaded beforehand; each run takes the next unused ones, through a file handed to the Lua
-script.
+invoice document (one file stands behind one invoice number), so before each run the center uploads
+distinct small PDFs (the shipped sample invoice, each with its own comment), as many as the run
+could use: its duration times the best rate runs of its kind reached so far (100 bills/s, 300 for a
+batch, before any ran) times BENCH_DOCUMENT_HEADROOM (3). The run takes the next unused ones from a
+file handed to the Lua script; one that runs out reuses them, is refused, and says so loudly.
 
 What is measured
 ----------------
@@ -39,8 +41,13 @@ The table gives requests/s and items/s (bills redeemed per second), wrk's latenc
 non-2xx count (which must be 0, as must `unexpected`: a 2xx that is not the expected answer, such as
 a batch item refused) and the ratios: each redemption scenario's requests/s over ping's at the same
 connections (what the money work costs, against the stack alone), and the batch's items/s over
-redeem's (what a batch saves per bill). Connections above the worker count queue in gunicorn's
-backlog: latency grows, throughput does not.
+redeem's (what a batch saves per bill). At the end the database must hold at least as many captured
+redemptions as bills were counted. A run with any failure exits 1 and keeps the gunicorn log.
+
+Settings, from the environment: BENCH_DURATION_S (10), BENCH_CONNECTIONS (1,4,16), BENCH_WORKERS (5),
+BENCH_GRANTS (100), BENCH_ENTERPRISES (10), BENCH_BATCH_SIZE (50), BENCH_BILL_FEN (10000),
+BENCH_DOCUMENT_HEADROOM (3), BENCH_KEEP_DB (1 keeps the database). Connections above the worker
+count queue in gunicorn's backlog: latency grows, throughput does not.
 
 The server, wrk and PostgreSQL share the machine (the header says how many CPUs): with few cores
 the figures measure CPU contention as much as the service. Compare ratios rather than absolute
