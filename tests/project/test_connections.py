@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from django.conf import settings
@@ -44,8 +45,9 @@ def database_url() -> str:
     """This test's database, as DATABASE_URL names it (the test process is connected to it)."""
     db = connection.settings_dict
     host = db["HOST"] or "127.0.0.1"
-    if host.startswith("/"):  # The embedded server listens on a Unix socket only.
-        return f"postgres://{db['USER']}@/{db['NAME']}?host={host}"
+    if host.startswith("/"):  # The embedded server listens on a Unix socket only: django-environ's form.
+        path = quote(f"{host}/{db['NAME']}", safe="")
+        return f"postgres://{quote(db['USER'], safe='')}@/{path}"
     auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
     return f"postgres://{auth}@{host}:{db['PORT'] or 5432}/{db['NAME']}"
 
