@@ -35,7 +35,8 @@ USER app
 
 EXPOSE 8000
 
-# 3 sync workers suit a small container (raise --workers with the CPUs it gets); 30 s is
+# 3 sync workers suit a small container (raise --workers with the CPUs it gets; each keeps one
+# PostgreSQL connection, see the README's "Database connections" for the sizing); 30 s is
 # gunicorn's usual timeout and far above any request this service should take. Heartbeat files go
 # to /dev/shm because the container's /tmp sits on the overlay filesystem.
 CMD ["gunicorn", "config.wsgi:application", \

@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= auto
 
 .DEFAULT_GOAL := help
-.PHONY: help run test browser-tools lint migrate worker beat bench bench-audit clean
+.PHONY: help run test browser-tools bench-tools lint migrate worker beat bench bench-http bench-audit clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -60,6 +60,18 @@ beat: $(INSTALLED) ## Celery beat, the one scheduler (needs REDIS_URL).
 
 bench: $(INSTALLED) ## Ledger throughput against a plain-SQL baseline (not part of the tests).
 	$(BIN)/python -m bench.ledger_bench
+
+bench-http: $(INSTALLED) bench-tools ## HTTP requests/s of the money path under gunicorn, measured with wrk (not part of the tests).
+	$(BIN)/python -m bench.http_bench
+
+# The HTTP benchmark drives Debian's wrk: as root on Debian it is installed here; elsewhere, say so.
+bench-tools:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
+	  else \
+	    echo "make bench-http needs wrk: sudo apt-get install wrk"; exit 1; \
+	  fi; }
 
 bench-audit: $(INSTALLED) ## Sealing and audit times over a million-transfer ledger.
 	$(BIN)/python -m bench.audit_bench

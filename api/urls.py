@@ -8,6 +8,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from api.views import PingView
 from config.errors import ValidationFailed
 
 
@@ -35,6 +36,7 @@ urlpatterns = [
     path("v1/", include("coupons.urls")),
     path("v1/", include("approvals.urls")),
     path("v1/", include("evidence.urls")),
+    path("v1/ping/", PingView.as_view(), name="ping"),
     path("schema/", SchemaView.as_view(), name="schema"),
     path("docs/", docs_view, name="docs"),
 ]

@@ -180,12 +180,14 @@ _DJANGO_ONLY_OPTIONS = {
 }
 
 
-def _socket_url(user: str, socket_dir: str) -> str:
+def _socket_url(user: str, socket_dir: str, database: str) -> str:
     """A DATABASE_URL for the bench database over a Unix socket, in the form django-environ reads."""
-    return f"postgres://{quote(user, safe='')}@/{quote(f'{socket_dir}/{BENCH_DATABASE}', safe='')}"
+    return f"postgres://{quote(user, safe='')}@/{quote(f'{socket_dir}/{database}', safe='')}"
 
 
-def resolve_target() -> Target:
+def resolve_target(database: str = BENCH_DATABASE, *, command: str = "python -m bench.ledger_bench") -> Target:
+    """The server DATABASE_URL names (the embedded one when unset), and `database`, the bench's own
+    database on it (bench/http_bench.py uses another)."""
     import environ
 
     url = os.environ.get("DATABASE_URL", "")
@@ -196,14 +198,14 @@ def resolve_target() -> Target:
                 "DATABASE_URL must name a PostgreSQL server, e.g. postgres://postgres@127.0.0.1:5432/postgres; "
                 f"got {url!r}"
             )
-        if settings["NAME"] in ("", BENCH_DATABASE):
+        if settings["NAME"] in ("", database):
             settings["NAME"] = "postgres"  # The bench database is dropped, so connect elsewhere.
         host = settings.get("HOST") or ""
         if host.startswith("/"):
-            bench_url = _socket_url(settings.get("USER") or "postgres", host)
+            bench_url = _socket_url(settings.get("USER") or "postgres", host, database)
             where = host
         else:
-            bench_url = urlsplit(url)._replace(path=f"/{BENCH_DATABASE}").geturl()
+            bench_url = urlsplit(url)._replace(path=f"/{database}").geturl()
             where = f"{host or 'localhost'}:{settings.get('PORT') or 5432}"
         return Target(bench_url, _psycopg_params(settings), f"PostgreSQL at {where}")
     try:
@@ -214,24 +216,24 @@ def resolve_target() -> Target:
         sys.exit(
             "DATABASE_URL is unset and the embedded PostgreSQL server could not start "
             f"({type(error).__name__}: {error}).\nSet DATABASE_URL to a server the benchmark may create a "
-            "database on, e.g.\n  DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python -m bench.ledger_bench"
+            f"database on, e.g.\n  DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres {command}"
         )
     admin = {**settings, "NAME": "postgres"}
     return Target(
-        _socket_url(settings["USER"], settings["HOST"]),
+        _socket_url(settings["USER"], settings["HOST"], database),
         _psycopg_params(admin),
         f"embedded PostgreSQL at {settings['HOST']}",
     )
 
 
-def recreate_database(target: Target, *, drop_only: bool = False) -> None:
+def recreate_database(target: Target, *, database: str = BENCH_DATABASE, drop_only: bool = False) -> None:
     import psycopg
     from psycopg import sql
 
     with psycopg.connect(**target.admin_params, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DATABASE)))
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
         if not drop_only:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DATABASE)))
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
 
 
 def setup_django(bench_url: str) -> None:

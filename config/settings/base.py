@@ -116,7 +116,15 @@ else:
     DATABASES = {"default": database_settings()}
 
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE_S", default=0)
+# Persistent connections: each process (a gunicorn sync worker, a Celery worker process) keeps its
+# one connection between requests and replaces it after DATABASE_CONN_MAX_AGE_S seconds (0: a new
+# connection per request, as before; the development server's threads close theirs anyway). The
+# health check pings a kept connection before a request first uses it and reconnects if PostgreSQL
+# dropped it (a restart, a failover, an idle timeout): without it that request would fail with 500.
+# Sizing (README, "Database connections"): one connection per worker process.
+DATABASE_CONN_MAX_AGE_DEFAULT_S = 300
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE_S", default=DATABASE_CONN_MAX_AGE_DEFAULT_S)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 # --- Time and language ------------------------------------------------------------------------
 

@@ -48,3 +48,19 @@ def test_time_zone_and_money_settings():
     assert settings.USE_TZ is True
     assert settings.AUTH_USER_MODEL == "accounts.User"
     assert settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+
+PRINT_CONNECTION_SETTINGS = """
+from django.conf import settings
+database = settings.DATABASES["default"]
+print(database["CONN_MAX_AGE"], database["CONN_HEALTH_CHECKS"])
+"""
+
+
+@pytest.mark.parametrize(("age", "expected"), [(None, "300 True"), ("0", "0 True"), ("60", "60 True")])
+def test_production_keeps_connections_and_checks_them_before_use(age, expected):
+    # What gunicorn and docker compose run with (tests/project/test_connections.py serves it).
+    env = PRODUCTION_ENV if age is None else {**PRODUCTION_ENV, "DATABASE_CONN_MAX_AGE_S": age}
+    result = manage("shell", "-c", PRINT_CONNECTION_SETTINGS, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == expected, result.stdout
