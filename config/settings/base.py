@@ -125,6 +125,14 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASE_CONN_MAX_AGE_DEFAULT_S = 300
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE_S", default=DATABASE_CONN_MAX_AGE_DEFAULT_S)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Prepared statements for the hot paths' own statements (`config/db.py`, `ledger/services.py`): parsed
+# and planned once per connection, then only executed. Django turns them off by default (for
+# connection poolers in transaction mode, which lose them between transactions); the ORM's own
+# queries bind on the client and are never prepared either way. Behind such a pooler, set
+# DATABASE_PREPARED_STATEMENTS=false.
+DATABASE_PREPARE_THRESHOLD = 5  # psycopg's default: a statement run this often is prepared too.
+if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = DATABASE_PREPARE_THRESHOLD
 
 # --- Time and language ------------------------------------------------------------------------
 
