@@ -28,6 +28,8 @@ from config.errors import ApplicationError, ErrorCode
 
 KEY_LENGTH_MAX: Final = 255
 HEADER: Final = "Idempotency-Key"
+_RESPONSE_BODY = IdempotencyRecord._meta.get_field("response_body")
+_ANSWER_SQL: Final = "UPDATE api_idempotencyrecord SET response_status = %s, response_body = %s WHERE id = %s"
 
 
 class IdempotencyKeyRequired(ApplicationError):
@@ -117,10 +119,10 @@ def idempotent_call(
             response_body={},
         )
         sql, params = db.insert_statement(record)
-        with connection.cursor() as cursor:
-            # The unique index makes a second request with the key wait here for the first to end.
-            cursor.execute(f"{sql} ON CONFLICT DO NOTHING RETURNING id", params)
-            inserted = cursor.fetchone()
+        cursor = db.cursor()
+        # The unique index makes a second request with the key wait here for the first to end.
+        cursor.execute(f"{sql} ON CONFLICT DO NOTHING RETURNING id", params, prepare=True)
+        inserted = cursor.fetchone()
         if inserted is None:
             # Seen before (or run at this moment: the insert above waited for it to commit).
             record = IdempotencyRecord.objects.get(user=user, key=key)
@@ -136,9 +138,8 @@ def idempotent_call(
             rendered = exception_handler(error, context)
             assert rendered is not None
             response = rendered
-        IdempotencyRecord.objects.filter(pk=inserted[0]).update(
-            response_status=response.status_code, response_body=response.data
-        )
+        body = _RESPONSE_BODY.get_db_prep_save(response.data, connection=connection)
+        cursor.execute(_ANSWER_SQL, [response.status_code, body, inserted[0]], prepare=True)
         return response
 
 

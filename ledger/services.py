@@ -706,10 +706,10 @@ def transfer_send(*, transfer: TransferRequest, now: datetime) -> SentTransfer:
     )
     connection.ensure_connection()
     raw = connection.connection
-    lock, apply = psycopg.Cursor(raw), psycopg.Cursor(raw)
-    lock.execute(_LOCK_SQL, [sorted({item.debit_account_id, item.credit_account_id})], prepare=True)
-    apply.execute(_APPLY_IF_OPEN_SQL, _apply_params(item, now), prepare=True)
-    return SentTransfer(apply)
+    cursor = psycopg.Cursor(raw)  # It keeps the answer of the last statement: the transfer.
+    cursor.execute(_LOCK_SQL, [sorted({item.debit_account_id, item.credit_account_id})], prepare=True)
+    cursor.execute(_APPLY_IF_OPEN_SQL, _apply_params(item, now), prepare=True)
+    return SentTransfer(cursor)
 
 
 def pending_transfers_expire(*, now: datetime | None = None, limit: int = EXPIRE_BATCH_SIZE) -> int:

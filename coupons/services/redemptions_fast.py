@@ -44,6 +44,15 @@ from ledger.services import TransferRequest, transfer_send
 _GRANT_FIELDS: Final = [field.attname for field in Grant._meta.concrete_fields]
 _GRANT_COLUMNS: Final = ", ".join(f"g.{field.column}" for field in Grant._meta.concrete_fields)
 
+
+def _literal(value: str) -> str:
+    """A constant of the code (an enum's value) written into the SQL, so it is not sent every time."""
+    assert value.replace("_", "").isalnum(), value
+    return f"'{value}'"
+
+
+_LISTINGS: Final = ", ".join(_literal(value) for value in Provider.Listing.values)
+_LIVE: Final = ", ".join(_literal(value) for value in (Redemption.Status.PENDING, Redemption.Status.CAPTURED))
 _LOCK_GRANT_SQL: Final = "SELECT id FROM coupons_grant WHERE id = %s FOR UPDATE"
 # One file stands behind one invoice: uses of the same bytes take turns (`invoice_use` takes the same lock).
 _LOCK_INVOICE_FILE_SQL: Final = (
@@ -52,7 +61,7 @@ _LOCK_INVOICE_FILE_SQL: Final = (
 _CONTEXT_SQL: Final = f"""
 SELECT {_GRANT_COLUMNS},
        y.redemption_mode, y.acknowledgement_window_days, a.contract_fee_fen, e.status AS enterprise_status,
-       p.status = %(provider_active)s AND p.listing = ANY(%(listings)s::text[]) AND EXISTS (
+       p.status = {_literal(Provider.Status.ACTIVE)} AND p.listing IN ({_LISTINGS}) AND EXISTS (
            SELECT 1 FROM accounts_facility f
             WHERE f.provider_id = p.id AND f.listed_from <= %(listing_day)s::date
               AND (f.listed_until IS NULL OR f.listed_until >= %(listing_day)s::date)
@@ -69,14 +78,15 @@ SELECT {_GRANT_COLUMNS},
        ) AS sanctioned,
        EXISTS (
            SELECT 1 FROM coupons_redemption r
-            WHERE r.grant_id = g.id AND r.status = %(pending)s AND r.expires_at <= %(now)s::timestamptz
+            WHERE r.grant_id = g.id AND r.status = {_literal(Redemption.Status.PENDING)}
+              AND r.expires_at <= %(now)s::timestamptz
        ) AS stale_holds,
        EXISTS (
            SELECT 1 FROM coupons_redemption r
-            WHERE r.grant_id = g.id AND r.status = ANY(%(live)s::text[]) AND r.bill_number = %(bill_number)s::text
+            WHERE r.grant_id = g.id AND r.status IN ({_LIVE}) AND r.bill_number = %(bill_number)s::text
        ) AS duplicate_bill,
        (SELECT COALESCE(SUM(r.bill_amount_fen), 0) FROM coupons_redemption r
-         WHERE r.grant_id = g.id AND r.status = ANY(%(live)s::text[])) AS billed_fen,
+         WHERE r.grant_id = g.id AND r.status IN ({_LIVE})) AS billed_fen,
        EXISTS (
            SELECT 1 FROM coupons_invoice i
             WHERE REPLACE(i.number, '-', '') = %(invoice_key)s::text AND i.released_at IS NULL
@@ -119,22 +129,18 @@ def _context(bill: Bill, actor: User, now: dt.datetime) -> dict[str, Any] | None
     params = {
         "grant_id": bill.grant_id,
         "document_id": bill.invoice_document_id,
-        "provider_active": Provider.Status.ACTIVE.value,
-        "listings": list(Provider.Listing.values),
         "listing_day": listing_day(now),
         "program_day": program_day(now),
-        "pending": Redemption.Status.PENDING.value,
-        "live": [Redemption.Status.PENDING.value, Redemption.Status.CAPTURED.value],
         "now": now,
         "bill_number": bill.bill_number,
         "invoice_key": invoice_key(bill.invoice_number),
         "invoice_number": bill.invoice_number,
         "provider_account_code": books.provider_code(actor.provider_id),
     }
-    lock, file_lock, read = db.cursor(), db.cursor(), db.cursor()
-    with db.pipeline():
-        lock.execute(_LOCK_GRANT_SQL, [bill.grant_id], prepare=True)
-        file_lock.execute(_LOCK_INVOICE_FILE_SQL, [bill.invoice_document_id], prepare=True)
+    read = db.cursor()
+    with db.pipeline():  # One cursor: it keeps the last statement's answer, the only one read.
+        read.execute(_LOCK_GRANT_SQL, [bill.grant_id], prepare=True)
+        read.execute(_LOCK_INVOICE_FILE_SQL, [bill.invoice_document_id], prepare=True)
         read.execute(_CONTEXT_SQL, params, prepare=True)
     row = read.fetchone()  # The pipeline's end waited for all three; the answers are here.
     if row is None:
@@ -239,18 +245,20 @@ def redemption_create_fast(*, bill: Bill, actor: User, now: dt.datetime, hold_ti
         sha256=context["document_sha256"],
         cited_by=actor,
     )
-    statements = [
+    # The three rows in one statement (the invoice use's key to the redemption is checked at commit).
+    rows = [
         db.insert_statement(redemption, include_pk=True, expressions=hold_expression),
         db.insert_statement(use),
         db.insert_statement(citation),
     ]
+    insert = f"WITH redemption AS ({rows[0][0]}), invoice_use AS ({rows[1][0]}) {rows[2][0]}"
+    insert_params = rows[0][1] + rows[1][1] + rows[2][1]
     savepoint = None
     try:
         with db.pipeline():
             savepoint = transaction.savepoint()
             sent = transfer_send(transfer=transfer, now=now)
-            for sql, params in statements:
-                db.cursor().execute(sql, params, prepare=True)
+            db.cursor().execute(insert, insert_params, prepare=True)
             transaction.savepoint_commit(savepoint)
         applied = sent.result()
     except (psycopg.Error, DatabaseError):
