@@ -1,0 +1,90 @@
+"""Adversarial races on the lean money path (the fast redemption path and the one-transaction batch).
+
+Each test arranges the interleaving it needs with a blocker transaction (an advisory or row lock
+taken on its own connection), so that the race it shows happens every run, not by luck."""
+
+import threading
+import time
+
+import pytest
+from django.db import connection, connections, transaction
+
+from coupons.models import Redemption
+from ledger.selectors import account_balance
+from tests.api.conftest import signed_in
+from tests.api.test_redemptions import BATCH_URL, URL, redeem_body
+from tests.coupons.conftest import grant_for
+from evidence.models import Document
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WAIT_S = 30
+SETTLE_S = 0.5  # Long enough for a request to reach the lock it is meant to wait on.
+
+
+def _in_thread(call, results, name):
+    def run():
+        try:
+            results[name] = call()
+        except Exception as error:  # Judged by the test.
+            results[name] = error
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def _holding_file_lock(sha256, locked, release):
+    """A transaction that holds the invoice file's advisory lock until `release` is set."""
+
+    def hold():
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"invoice-file:{sha256}"])
+            locked.set()
+            assert release.wait(WAIT_S)
+
+    return hold
+
+
+def test_a_single_post_and_a_batch_item_with_one_key_do_not_deadlock(cast, year):
+    # given: one bill, sent alone and as a batch item with the same key (a client's retry), and a
+    # third transaction holding the bill's invoice file so that the batch has locked the grant
+    # before the single POST claims the key
+    grant = grant_for(cast, fee_fen=1_000_000)
+    body = redeem_body(grant)
+    sha256 = Document.objects.get(pk=body["invoice_document"]).file_id
+    single, batch = signed_in(cast.clerk), signed_in(cast.clerk)
+    locked, release, results = threading.Event(), threading.Event(), {}
+    blocker = _in_thread(_holding_file_lock(sha256, locked, release), results, "blocker")
+    assert locked.wait(WAIT_S)
+
+    # when: the batch locks the grant and waits for the file; the single POST claims the key and
+    # waits for the grant; then the file is let go
+    threads = [
+        _in_thread(
+            lambda: batch.post(BATCH_URL, {"items": [{"idempotency_key": "retry", **body}]}, format="json"),
+            results,
+            "batch",
+        )
+    ]
+    time.sleep(SETTLE_S)
+    threads.append(
+        _in_thread(
+            lambda: single.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="retry"), results, "single"
+        )
+    )
+    time.sleep(SETTLE_S)
+    release.set()
+    for thread in [blocker, *threads]:
+        thread.join(WAIT_S)
+
+    # then: both answered (one made the redemption, the other replayed it), nothing deadlocked
+    assert not isinstance(results["batch"], Exception), results["batch"]
+    assert not isinstance(results["single"], Exception), results["single"]
+    assert results["batch"].status_code == 200
+    assert results["batch"].json()["results"][0]["status"] == 201, results["batch"].json()
+    assert results["single"].status_code == 201, results["single"].content
+    assert Redemption.objects.count() == 1
+    assert account_balance(account_id=grant.account_id).debits_pending == 30_000
