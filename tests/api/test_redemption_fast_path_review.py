@@ -36,6 +36,21 @@ def _in_thread(call, results, name):
     return thread
 
 
+def _waiting_on(statement_start):
+    """Whether some other connection waits for a lock while running a statement that starts so."""
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
+                [statement_start.replace("%", "%%") + "%"],
+            )
+            if cursor.fetchone()[0]:
+                return True
+        time.sleep(0.05)
+    return False
+
+
 def _holding_file_lock(sha256, locked, release):
     """A transaction that holds the invoice file's advisory lock until `release` is set."""
 
@@ -88,3 +103,65 @@ def test_a_single_post_and_a_batch_item_with_one_key_do_not_deadlock(cast, year)
     assert results["single"].status_code == 201, results["single"].content
     assert Redemption.objects.count() == 1
     assert account_balance(account_id=grant.account_id).debits_pending == 30_000
+
+
+def test_a_write_refused_inside_the_pipeline_leaves_the_connection_usable(cast, year):
+    # given: two grants; a redemption of invoice N on the first, made and not yet committed
+    from coupons.errors import DuplicateInvoice
+    from coupons.services.redemptions import redemption_create
+    from tests.evidence import document, invoice, invoice_number
+
+    first, second = grant_for(cast, fee_fen=300_000), grant_for(cast, fee_fen=300_000)
+    number = invoice_number()
+    own_file = document(cast.clerk, "invoice", data=b"%PDF-1.4\n% the first bill's own file\n%%EOF\n")
+    other_file = document(cast.clerk, "invoice", data=b"%PDF-1.4\n% the second bill's own file\n%%EOF\n")
+    made, release, results = threading.Event(), threading.Event(), {}
+
+    def uncommitted():
+        with transaction.atomic():
+            redemption_create(
+                grant=first, bill_number="A", bill_amount_fen=100_000, actor=cast.clerk,
+                invoice_number=number, invoice_document=own_file,
+            )
+            made.set()
+            assert release.wait(WAIT_S)
+
+    def on_one_connection():
+        # The second redemption of N reads no use of N (uncommitted), so the fast path writes; refused
+        # inside its write pipeline, on a fresh connection whose statements it was preparing.
+        outcomes = []
+        for attempt in range(3):
+            try:
+                fields = (
+                    {"invoice_number": number, "invoice_document": other_file} if attempt == 0 else invoice(cast.clerk)
+                )
+                outcomes.append(
+                    redemption_create(
+                        grant=second, bill_number=f"B-{attempt}", bill_amount_fen=100_000, actor=cast.clerk, **fields
+                    )
+                )
+            except Exception as error:  # Judged by the test.
+                outcomes.append(error)
+        return outcomes
+
+    holder = _in_thread(uncommitted, results, "first")
+    assert made.wait(WAIT_S)
+
+    # when
+    racer = _in_thread(on_one_connection, results, "second")
+    try:
+        # Its write pipeline waits (for the provider's ledger account, which the first holds); once
+        # the first commits, the pipeline's invoice INSERT is refused by the register's unique index.
+        assert _waiting_on("SELECT id, code, closed, debits_must_not_exceed_credits"), "no write pipeline waited"
+    finally:
+        release.set()
+    holder.join(WAIT_S)
+    racer.join(WAIT_S)
+
+    # then: N refused as a duplicate invoice, and the next bills on the same connection made
+    assert results["first"] is None, results["first"]
+    refused, *later = results["second"]
+    assert isinstance(refused, DuplicateInvoice), refused
+    assert all(isinstance(r, Redemption) for r in later), later
+    assert Redemption.objects.filter(grant=second).count() == 2
+    assert account_balance(account_id=second.account_id).debits_pending == 2 * 30_000
