@@ -86,9 +86,7 @@ def test_a_single_post_and_a_batch_item_with_one_key_do_not_deadlock(cast, year)
     ]
     time.sleep(SETTLE_S)
     threads.append(
-        _in_thread(
-            lambda: single.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="retry"), results, "single"
-        )
+        _in_thread(lambda: single.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="retry"), results, "single")
     )
     time.sleep(SETTLE_S)
     release.set()
@@ -120,8 +118,12 @@ def test_a_write_refused_inside_the_pipeline_leaves_the_connection_usable(cast, 
     def uncommitted():
         with transaction.atomic():
             redemption_create(
-                grant=first, bill_number="A", bill_amount_fen=100_000, actor=cast.clerk,
-                invoice_number=number, invoice_document=own_file,
+                grant=first,
+                bill_number="A",
+                bill_amount_fen=100_000,
+                actor=cast.clerk,
+                invoice_number=number,
+                invoice_document=own_file,
             )
             made.set()
             assert release.wait(WAIT_S)
@@ -165,3 +167,75 @@ def test_a_write_refused_inside_the_pipeline_leaves_the_connection_usable(cast, 
     assert all(isinstance(r, Redemption) for r in later), later
     assert Redemption.objects.filter(grant=second).count() == 2
     assert account_balance(account_id=second.account_id).debits_pending == 2 * 30_000
+
+
+def _audit_findings():
+    from coupons.services.audit import CHECKS
+
+    return {name: findings for name, check in CHECKS if (findings := check()[0])}
+
+
+def test_a_batch_and_a_void_on_its_grant_do_not_deadlock_on_the_ledger(cast, year):
+    # given: a provider whose ledger account was made after its grants' accounts (so on main, where it
+    # was made on the provider's first redemption, for grants issued before it), and a hold on the
+    # second grant
+    from api.models import IdempotencyRecord
+    from coupons import books
+    from coupons.services.redemptions import redemption_create, redemption_void
+    from ledger.models import Account
+    from tests.evidence import invoice
+
+    first, second = grant_for(cast, fee_fen=300_000), grant_for(cast, fee_fen=300_000)
+    Account.objects.filter(code=books.provider_code(cast.provider.pk)).delete()  # Not yet used.
+    hold = redemption_create(
+        grant=second, bill_number="HELD", bill_amount_fen=100_000, actor=cast.clerk, **invoice(cast.clerk)
+    )
+    provider_account = Account.objects.get(code=books.provider_code(cast.provider.pk))
+    assert first.account_id < second.account_id < provider_account.pk
+    items = [
+        {"idempotency_key": "one", **redeem_body(first, bill_number="B-1")},
+        {"idempotency_key": "two", **redeem_body(second, bill_number="B-2")},
+    ]
+    claimed, release, results = threading.Event(), threading.Event(), {}
+
+    def key_claimed_then_rolled_back():
+        # Another request with the second item's key, which then fails (a 500) and rolls back.
+        with pytest.raises(RuntimeError), transaction.atomic():
+            IdempotencyRecord.objects.create(
+                user=cast.clerk,
+                key="two",
+                method="POST",
+                path=URL,
+                request_hash="x",
+                response_status=0,
+                response_body={},
+            )
+            claimed.set()
+            assert release.wait(WAIT_S)
+            raise RuntimeError("the other request fails")
+
+    threads = [_in_thread(key_claimed_then_rolled_back, results, "other")]
+    assert claimed.wait(WAIT_S)
+    client = signed_in(cast.clerk)
+
+    # when: the batch makes its first item (its ledger locks held until it commits) and waits for the
+    # second item's key; the provider voids the hold on the second grant; then the key is free
+    try:
+        threads.append(_in_thread(lambda: client.post(BATCH_URL, {"items": items}, format="json"), results, "batch"))
+        assert _waiting_on('INSERT INTO "api_idempotencyrecord"'), "the batch did not reach its second item"
+        threads.append(_in_thread(lambda: redemption_void(redemption=hold, actor=cast.clerk), results, "void"))
+        assert _waiting_on("SELECT id, code, closed, debits_must_not_exceed_credits"), "the void did not wait"
+    finally:
+        release.set()
+    for thread in threads:
+        thread.join(WAIT_S)
+
+    # then: the batch made both items, the hold was voided, and the money is exact
+    assert not isinstance(results["void"], Exception), results["void"]
+    assert not isinstance(results["batch"], Exception), results["batch"]
+    assert [r["status"] for r in results["batch"].json()["results"]] == [201, 201], results["batch"].json()
+    hold.refresh_from_db()
+    assert hold.status == Redemption.Status.VOIDED
+    assert account_balance(account_id=first.account_id).debits_pending == 30_000
+    assert account_balance(account_id=second.account_id).debits_pending == 30_000
+    assert _audit_findings() == {}
