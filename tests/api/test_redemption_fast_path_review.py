@@ -10,11 +10,11 @@ import pytest
 from django.db import connection, connections, transaction
 
 from coupons.models import Redemption
+from evidence.models import Document
 from ledger.selectors import account_balance
 from tests.api.conftest import signed_in
 from tests.api.test_redemptions import BATCH_URL, URL, redeem_body
 from tests.coupons.conftest import grant_for
-from evidence.models import Document
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -238,4 +238,73 @@ def test_a_batch_and_a_void_on_its_grant_do_not_deadlock_on_the_ledger(cast, yea
     assert hold.status == Redemption.Status.VOIDED
     assert account_balance(account_id=first.account_id).debits_pending == 30_000
     assert account_balance(account_id=second.account_id).debits_pending == 30_000
+    assert _audit_findings() == {}
+
+
+def test_a_batch_releasing_a_stale_hold_and_a_single_post_naming_its_file_do_not_deadlock(cast, year):
+    # given: a hold on the first grant that timed out (not yet expired by the job), a batch redeeming
+    # on that grant with invoice file F, and a single POST on the provider's second grant naming the
+    # same file under another number; a third transaction holds the provider's ledger account a moment
+    from coupons import books
+    from coupons.services.redemptions import redemption_create
+    from django.utils import timezone
+    from ledger.models import Account
+    from tests.evidence import invoice, invoice_number
+
+    first, second = grant_for(cast, fee_fen=300_000), grant_for(cast, fee_fen=300_000)
+    stale = redemption_create(
+        grant=first,
+        bill_number="OLD",
+        bill_amount_fen=100_000,
+        actor=cast.clerk,
+        now=timezone.now() - timezone.timedelta(days=30),
+        **invoice(cast.clerk),
+    )
+    batch_item = {"idempotency_key": "batched", **redeem_body(first, bill_number="NEW")}
+    single_body = {
+        **redeem_body(second, bill_number="S-1"),
+        "invoice_number": invoice_number(),
+        "invoice_document": batch_item["invoice_document"],
+    }
+    provider_account = Account.objects.get(code=books.provider_code(cast.provider.pk)).pk
+    locked, release, results = threading.Event(), threading.Event(), {}
+
+    def holding_provider_account():
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT id FROM ledger_account WHERE id = %s FOR NO KEY UPDATE", [provider_account])
+            locked.set()
+            assert release.wait(WAIT_S)
+
+    threads = [_in_thread(holding_provider_account, results, "blocker")]
+    assert locked.wait(WAIT_S)
+    batch, single = signed_in(cast.clerk), signed_in(cast.clerk)
+
+    # when: the batch, releasing the stale hold, waits for the provider's account; the single POST
+    # locks its grant and the file and waits for the same account; then the account is let go (to the
+    # batch first, which then wants the file)
+    try:
+        threads.append(
+            _in_thread(lambda: batch.post(BATCH_URL, {"items": [batch_item]}, format="json"), results, "batch")
+        )
+        assert _waiting_on("SELECT id, code, closed, debits_must_not_exceed_credits"), "the batch did not wait"
+        threads.append(
+            _in_thread(
+                lambda: single.post(URL, single_body, format="json", HTTP_IDEMPOTENCY_KEY="single"), results, "single"
+            )
+        )
+        time.sleep(SETTLE_S)
+    finally:
+        release.set()
+    for thread in threads:
+        thread.join(WAIT_S)
+
+    # then: both answered; the file stands behind one invoice; the money is exact
+    assert not isinstance(results["batch"], Exception), results["batch"]
+    assert not isinstance(results["single"], Exception), results["single"]
+    assert results["batch"].status_code == 200
+    outcomes = sorted([results["batch"].json()["results"][0]["status"], results["single"].status_code])
+    assert outcomes == [201, 409], outcomes
+    stale.refresh_from_db()
+    assert stale.status == Redemption.Status.EXPIRED
+    assert Redemption.objects.filter(invoice_document_id=batch_item["invoice_document"]).count() == 1
     assert _audit_findings() == {}
