@@ -34,6 +34,7 @@ from api.idempotency import (
     idempotency_key_parameter,
     idempotent,
     idempotent_call,
+    idempotency_keys_lock,
     is_replay,
     key_is_valid,
 )
@@ -398,6 +399,8 @@ class RedemptionBatch(APIView):
         results = []
         now = timezone.now()
         with transaction.atomic():  # One transaction and one commit for the batch.
+            # The items' keys before the grants: a single POST takes its key's turn before its grant.
+            idempotency_keys_lock(user=user, keys=[item["idempotency_key"] for item in items])
             redemptions_batch_prepare(
                 grant_ids=[item.get("grant") for item in items],
                 document_ids=[item.get("invoice_document") for item in items],
