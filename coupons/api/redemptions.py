@@ -32,9 +32,9 @@ from api.idempotency import (
     IdempotencyKeyReused,
     body_hash,
     idempotency_key_parameter,
+    idempotency_keys_lock,
     idempotent,
     idempotent_call,
-    idempotency_keys_lock,
     is_replay,
     key_is_valid,
 )

@@ -354,10 +354,12 @@ def redemptions_batch_prepare(
     uploaded) in one order, then release the grants' holds past their timeout, the holds locked in id
     order before any ledger account is touched.
 
-    So the lock order (grant, redemption, ledger; `coupons/services/__init__.py`) holds for the whole
-    batch, although the ledger accounts that its first items lock stay locked until it commits: with
-    the batch's one `now`, no later item finds a hold to release. Ids that are not the provider's
-    grants are left to their items, which refuse them.
+    Then it locks every ledger account its items and releases touch (the grants' and the provider's),
+    at once in id order: so the lock order (grant, file, redemption, ledger;
+    `coupons/services/__init__.py`) holds for the whole batch, although its accounts stay locked until
+    it commits, and no item waits for an account while the batch holds another: with the batch's one
+    `now`, no later item finds a hold to release. Ids that are not the provider's grants are left to
+    their items, which refuse them.
     """
     ids = sorted({pk for pk in grant_ids if isinstance(pk, int) and not isinstance(pk, bool) and 0 < pk < 2**63})
     if actor.provider_id is None or not ids:

@@ -8,13 +8,21 @@ import time
 
 import pytest
 from django.db import connection, connections, transaction
+from django.utils import timezone
 
+from api.models import IdempotencyRecord
+from coupons import books
+from coupons.errors import DuplicateInvoice
 from coupons.models import Redemption
+from coupons.services.audit import CHECKS
+from coupons.services.redemptions import redemption_create, redemption_void
 from evidence.models import Document
+from ledger.models import Account
 from ledger.selectors import account_balance
 from tests.api.conftest import signed_in
 from tests.api.test_redemptions import BATCH_URL, URL, redeem_body
 from tests.coupons.conftest import grant_for
+from tests.evidence import document, invoice, invoice_number
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -106,9 +114,6 @@ def test_a_single_post_and_a_batch_item_with_one_key_do_not_deadlock(cast, year)
 
 def test_a_write_refused_inside_the_pipeline_leaves_the_connection_usable(cast, year):
     # given: two grants; a redemption of invoice N on the first, made and not yet committed
-    from coupons.errors import DuplicateInvoice
-    from coupons.services.redemptions import redemption_create
-    from tests.evidence import document, invoice, invoice_number
 
     first, second = grant_for(cast, fee_fen=300_000), grant_for(cast, fee_fen=300_000)
     number = invoice_number()
@@ -171,7 +176,6 @@ def test_a_write_refused_inside_the_pipeline_leaves_the_connection_usable(cast, 
 
 
 def _audit_findings():
-    from coupons.services.audit import CHECKS
 
     return {name: findings for name, check in CHECKS if (findings := check()[0])}
 
@@ -180,11 +184,6 @@ def test_a_batch_and_a_void_on_its_grant_do_not_deadlock_on_the_ledger(cast, yea
     # given: a provider whose ledger account was made after its grants' accounts (so on main, where it
     # was made on the provider's first redemption, for grants issued before it), and a hold on the
     # second grant
-    from api.models import IdempotencyRecord
-    from coupons import books
-    from coupons.services.redemptions import redemption_create, redemption_void
-    from ledger.models import Account
-    from tests.evidence import invoice
 
     first, second = grant_for(cast, fee_fen=300_000), grant_for(cast, fee_fen=300_000)
     Account.objects.filter(code=books.provider_code(cast.provider.pk)).delete()  # Not yet used.
@@ -247,11 +246,6 @@ def test_a_batch_releasing_a_stale_hold_and_a_single_post_naming_its_file_do_not
     # given: a hold on the first grant that timed out (not yet expired by the job), a batch redeeming
     # on that grant with invoice file F, and a single POST on the provider's second grant naming the
     # same file under another number; a third transaction holds the provider's ledger account a moment
-    from coupons import books
-    from coupons.services.redemptions import redemption_create
-    from django.utils import timezone
-    from ledger.models import Account
-    from tests.evidence import invoice, invoice_number
 
     first, second = grant_for(cast, fee_fen=300_000), grant_for(cast, fee_fen=300_000)
     stale = redemption_create(
