@@ -42,7 +42,9 @@ def insert_statement(
     (auto_now_add set, defaults applied, JSON and arrays adapted). `expressions` gives some columns
     an SQL expression instead (`{"hold_transfer_id": ("(SELECT id FROM … WHERE key = %s)", [key])}`)."""
     expressions = expressions or {}
-    columns, placeholders, params = [], [], []
+    columns: list[str] = []
+    placeholders: list[str] = []
+    params: list[Any] = []
     for field in instance._meta.concrete_fields:
         if field.primary_key and not include_pk:
             continue

@@ -208,8 +208,10 @@ def _redemption_create(
         if redemption is not None:
             return redemption
     if not isinstance(grant, Grant):
-        found = Grant.objects.filter(pk=grant_id, provider_id=actor.provider_id).first()
-        if actor.provider_id is None or found is None:
+        found = None
+        if actor.provider_id is not None:
+            found = Grant.objects.filter(pk=grant_id, provider_id=actor.provider_id).first()
+        if found is None:
             raise NotFound(f"No grant {grant_id} among yours.")
         grant = found
     invoice = document_checked(value=invoice_document, kinds=[Kind.INVOICE], actor=actor, field="invoice_document")

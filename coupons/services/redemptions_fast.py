@@ -21,6 +21,7 @@ time and gives the exact refusal. So a refusal reads the same whichever path saw
 """
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -41,7 +42,7 @@ from ledger.selectors import AVAILABLE_FEN_SQL
 from ledger.services import TransferRequest, transfer_send
 
 _GRANT_FIELDS: Final = [field.attname for field in Grant._meta.concrete_fields]
-_GRANT_COLUMNS: Final = ", ".join(f"g.{Grant._meta.get_field(name).column}" for name in _GRANT_FIELDS)
+_GRANT_COLUMNS: Final = ", ".join(f"g.{field.column}" for field in Grant._meta.concrete_fields)
 
 _LOCK_GRANT_SQL: Final = "SELECT id FROM coupons_grant WHERE id = %s FOR UPDATE"
 # One file stands behind one invoice: uses of the same bytes take turns (`invoice_use` takes the same lock).
@@ -210,7 +211,7 @@ def redemption_create_fast(*, bill: Bill, actor: User, now: dt.datetime, hold_ti
             reason="redemption_capture",
             chain=books.chain(grant.year_id),
         )
-        hold_expression = None
+        hold_expression: dict[str, tuple[str, Sequence[Any]]] | None = None
     else:
         transfer = TransferRequest.pending(
             key=f"redemption:{pk}:hold",
