@@ -15,12 +15,19 @@ from coupons import books
 from coupons.errors import DuplicateInvoice
 from coupons.models import Redemption
 from coupons.services.audit import CHECKS
-from coupons.services.redemptions import redemption_create, redemption_void
+from coupons.services.redemptions import (
+    redemption_capture,
+    redemption_create,
+    redemption_void,
+    redemptions_expire_holds,
+)
 from evidence.models import Document
 from ledger.models import Account
 from ledger.selectors import account_balance
+from ledger.services import pending_transfers_expire
 from tests.api.conftest import signed_in
 from tests.api.test_redemptions import BATCH_URL, URL, redeem_body
+from tests.concurrency import race
 from tests.coupons.conftest import grant_for
 from tests.evidence import document, invoice, invoice_number
 
@@ -303,4 +310,65 @@ def test_a_batch_releasing_a_stale_hold_and_a_single_post_naming_its_file_do_not
     stale.refresh_from_db()
     assert stale.status == Redemption.Status.EXPIRED
     assert Redemption.objects.filter(invoice_document_id=batch_item["invoice_document"]).count() == 1
+    assert _audit_findings() == {}
+
+
+def test_batches_singles_captures_voids_and_the_expiry_jobs_on_two_grants_keep_the_money_exact(cast, year):
+    # given: two grants with holds on each, two of them past their timeout
+    grants = [grant_for(cast, fee_fen=300_000) for _ in range(2)]
+    past = timezone.now() - timezone.timedelta(days=30)
+
+    def hold(grant, bill, now=None):
+        return redemption_create(
+            grant=grant, bill_number=bill, bill_amount_fen=20_000, actor=cast.clerk, now=now, **invoice(cast.clerk)
+        )
+
+    stale = [hold(grants[0], "STALE-0", past), hold(grants[1], "STALE-1", past)]
+    fresh = [hold(grants[0], "H-0"), hold(grants[1], "H-1"), hold(grants[0], "H-2"), hold(grants[1], "H-3")]
+    batches = [
+        [
+            {"idempotency_key": f"b{n}-{m}", **redeem_body(grant, bill_number=f"B{n}-{m}", bill_amount_fen=20_000)}
+            for m, grant in enumerate(grants if n % 2 else grants[::-1])
+        ]
+        for n in range(4)
+    ]
+    # The last batch also repeats a bill a hold already took (a refusal inside the one transaction).
+    batches[-1].append({"idempotency_key": "dup", **redeem_body(grants[0], bill_number="H-0")})
+    singles = [redeem_body(grant, bill_number=f"S-{n}", bill_amount_fen=20_000) for n, grant in enumerate(grants)]
+    clients = [signed_in(cast.clerk) for _ in range(len(batches) + len(singles))]
+    calls = [lambda c=c, b=b: c.post(BATCH_URL, {"items": b}, format="json") for c, b in zip(clients, batches)]
+    calls += [
+        lambda c=c, b=b, n=n: c.post(URL, b, format="json", HTTP_IDEMPOTENCY_KEY=f"single-{n}")
+        for n, (c, b) in enumerate(zip(clients[len(batches) :], singles))
+    ]
+    calls += [
+        lambda: redemption_capture(redemption=fresh[0], actor=cast.clerk),
+        lambda: redemption_capture(redemption=fresh[1], actor=cast.clerk),
+        lambda: redemption_void(redemption=fresh[2], actor=cast.clerk),
+        lambda: redemption_void(redemption=fresh[3], actor=cast.clerk),
+        lambda: redemptions_expire_holds(),
+        lambda: pending_transfers_expire(),
+    ]
+
+    # when
+    outcomes = race(calls)
+
+    # then: nothing failed (refusals are answers), every batch and single made its bills
+    assert all(not isinstance(o, Exception) for o in outcomes), outcomes
+    for response in outcomes[: len(batches)]:
+        assert response.status_code == 200, response.content
+        statuses = [r["status"] for r in response.json()["results"]]
+        assert statuses[:2] == [201, 201], response.json()
+    assert outcomes[len(batches) - 1].json()["results"][2]["error"]["code"] == "duplicate_bill"
+    assert [r.status_code for r in outcomes[len(batches) : len(batches) + len(singles)]] == [201, 201]
+    for redemption in stale:
+        redemption.refresh_from_db()
+        assert redemption.status == Redemption.Status.EXPIRED
+    # and the money is exact: each grant's ledger is the sum of its redemptions, the audit finds nothing
+    for grant in grants:
+        rows = Redemption.objects.filter(grant=grant)
+        held = sum(rows.filter(status=Redemption.Status.PENDING).values_list("coupon_fen", flat=True))
+        captured = sum(rows.filter(status=Redemption.Status.CAPTURED).values_list("coupon_fen", flat=True))
+        balance = account_balance(account_id=grant.account_id)
+        assert (balance.debits_pending, balance.debits_posted) == (held, captured)
     assert _audit_findings() == {}
