@@ -93,9 +93,9 @@ def idempotency_keys_lock(*, user: User, keys: list[str]) -> None:
     for it. `idempotent_call` takes a key's turn before anything else, in the statement that records
     the key."""
     names = sorted({_key_lock_name(user, key) for key in keys})
-    with connection.cursor() as cursor:
+    with db.pipeline():  # In this order, and one wait for them all.
         for name in names:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [name])
+            db.cursor().execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [name], prepare=True)
 
 
 def idempotent_call(
