@@ -10,6 +10,7 @@ import pytest
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
+from api.idempotency import idempotent_call
 from api.models import IdempotencyRecord
 from coupons import books
 from coupons.errors import DuplicateInvoice
@@ -372,3 +373,48 @@ def test_batches_singles_captures_voids_and_the_expiry_jobs_on_two_grants_keep_t
         balance = account_balance(account_id=grant.account_id)
         assert (balance.debits_pending, balance.debits_posted) == (held, captured)
     assert _audit_findings() == {}
+
+
+def test_a_key_whose_first_request_failed_is_free_for_the_retry_waiting_on_it(cast, year):
+    # given: a first request with the key that has recorded it and then fails (a 500: rolled back)
+    grant = grant_for(cast, fee_fen=1_000_000)
+    body = redeem_body(grant)
+    started, release, results = threading.Event(), threading.Event(), {}
+
+    def failing():
+        started.set()
+        assert release.wait(WAIT_S)
+        raise RuntimeError("the first request fails")
+
+    def first():
+        return idempotent_call(
+            user=cast.clerk,
+            key="retried",
+            method="POST",
+            path=URL,
+            fingerprint="the first body",
+            call=failing,
+            context={},
+        )
+
+    threads = [_in_thread(first, results, "first")]
+    assert started.wait(WAIT_S)
+    client = signed_in(cast.clerk)
+
+    # when: the retry (another body, even) waits for the key, and the first request fails
+    try:
+        threads.append(
+            _in_thread(lambda: client.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="retried"), results, "retry")
+        )
+        assert _waiting_on("WITH turn AS"), "the retry did not wait for the key"
+    finally:
+        release.set()
+    for thread in threads:
+        thread.join(WAIT_S)
+
+    # then: the retry made the redemption and its answer is the key's record
+    assert isinstance(results["first"], RuntimeError), results["first"]
+    assert results["retry"].status_code == 201, results["retry"].content
+    record = IdempotencyRecord.objects.get(user=cast.clerk, key="retried")
+    assert (record.response_status, record.response_body["id"]) == (201, results["retry"].json()["id"])
+    assert Redemption.objects.count() == 1
