@@ -15,6 +15,7 @@ from api.models import IdempotencyRecord
 from coupons import books
 from coupons.errors import DuplicateInvoice
 from coupons.models import Redemption
+from coupons.services.acknowledgements import redemption_acknowledge
 from coupons.services.audit import CHECKS
 from coupons.services.redemptions import (
     redemption_capture,
@@ -22,6 +23,7 @@ from coupons.services.redemptions import (
     redemption_void,
     redemptions_expire_holds,
 )
+from coupons.services.settlements import settlement_create
 from evidence.models import Document
 from ledger.models import Account
 from ledger.selectors import account_balance
@@ -418,3 +420,51 @@ def test_a_key_whose_first_request_failed_is_free_for_the_retry_waiting_on_it(ca
     record = IdempotencyRecord.objects.get(user=cast.clerk, key="retried")
     assert (record.response_status, record.response_body["id"]) == (201, results["retry"].json()["id"])
     assert Redemption.objects.count() == 1
+
+
+def test_a_redemption_a_settlement_and_a_reversal_of_the_providers_do_not_deadlock(cast, year):
+    # given: a captured, acknowledged (settleable) redemption R; a reversal of R has locked its grant
+    # and R, and is about to lock the provider's ledger account (redemption_reverse_locked's order);
+    # a settlement of the provider locks the provider's row and waits for R
+    grant = grant_for(cast, fee_fen=1_000_000)
+    settled = redemption_create(
+        grant=grant, bill_number="R", bill_amount_fen=100_000, actor=cast.clerk, capture=True, **invoice(cast.clerk)
+    )
+    redemption_acknowledge(redemption=settled, actor=cast.member)
+    provider_account = Account.objects.get(code=books.provider_code(cast.provider.pk)).pk
+    other = grant_for(cast, fee_fen=300_000)  # Another grant of the provider's, free of the reversal's lock.
+    other_body = redeem_body(other, bill_number="NEW")
+    holding, go, results = threading.Event(), threading.Event(), {}
+
+    def reversal():
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT id FROM coupons_grant WHERE id = %s FOR UPDATE", [grant.pk])
+            cursor.execute("SELECT id FROM coupons_redemption WHERE id = %s FOR UPDATE", [settled.pk])
+            holding.set()
+            assert go.wait(WAIT_S)
+            cursor.execute("SELECT id FROM ledger_account WHERE id = %s FOR NO KEY UPDATE", [provider_account])
+
+    threads = [_in_thread(reversal, results, "reversal")]
+    assert holding.wait(WAIT_S)
+    client = signed_in(cast.clerk)
+    try:
+        threads.append(
+            _in_thread(lambda: settlement_create(provider=cast.provider, actor=cast.finance), results, "settlement")
+        )
+        assert _waiting_on("SELECT "), "the settlement did not wait for R"
+
+        # when: a redemption on another grant of the provider locks its ledger account and inserts
+        threads.append(
+            _in_thread(lambda: client.post(URL, other_body, format="json", HTTP_IDEMPOTENCY_KEY="new"), results, "new")
+        )
+        assert _waiting_on("COMMIT"), "the redemption did not wait at its commit (deferred foreign keys)"
+    finally:
+        go.set()
+    for thread in threads:
+        thread.join(WAIT_S)
+
+    # then: nobody deadlocked
+    assert not isinstance(results["new"], Exception), results["new"]
+    assert not isinstance(results["settlement"], Exception), results["settlement"]
+    assert results["reversal"] is None, results["reversal"]
+    assert results["new"].status_code == 201, results["new"].content
