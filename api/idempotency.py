@@ -85,6 +85,21 @@ def is_replay(response: Response) -> bool:
     return response.get("Idempotent-Replayed") == "true"
 
 
+def _key_lock_name(user: User, key: str) -> str:
+    return f"idempotency:{user.pk}:{key}"
+
+
+def idempotency_keys_lock(*, user: User, keys: list[str]) -> None:
+    """Take the turn of each of the caller's `keys` (in one order), until the transaction ends: a
+    batch does so before it locks its grants, so that no request it then waits for can be waiting
+    for it. `idempotent_call` takes a key's turn before anything else, in the statement that records
+    the key."""
+    names = sorted({_key_lock_name(user, key) for key in keys})
+    with db.pipeline():  # In this order, and one wait for them all.
+        for name in names:
+            db.cursor().execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [name], prepare=True)
+
+
 def idempotent_call(
     *,
     user: User,
@@ -119,9 +134,16 @@ def idempotent_call(
             response_body={},
         )
         sql, params = db.insert_statement(record)
+        columns, values = sql.split(" VALUES ", 1)
         cursor = db.cursor()
-        # The unique index makes a second request with the key wait here for the first to end.
-        cursor.execute(f"{sql} ON CONFLICT DO NOTHING RETURNING id", params, prepare=True)
+        # The key's turn first (`idempotency_keys_lock`), in the same statement: a second request
+        # with the key waits here for the first to end, before it locks anything else.
+        cursor.execute(
+            f"WITH turn AS (SELECT pg_advisory_xact_lock(hashtextextended(%s, 0)))"
+            f" {columns} SELECT {values[1:-1]} FROM turn ON CONFLICT DO NOTHING RETURNING id",
+            [_key_lock_name(user, key), *params],
+            prepare=True,
+        )
         inserted = cursor.fetchone()
         if inserted is None:
             # Seen before (or run at this moment: the insert above waited for it to commit).

@@ -54,7 +54,13 @@ def enterprise_lock(pk: int) -> Enterprise:
 
 
 def provider_lock(pk: int) -> Provider:
-    return _one(Provider.objects.all(), pk, "provider")
+    # FOR NO KEY UPDATE: it orders settlements of the provider, and lets a redemption's foreign key on
+    # the provider (KEY SHARE, checked at its commit, after it locked the provider's ledger account)
+    # through; FOR UPDATE would make that redemption wait here while holding the ledger account.
+    try:
+        return Provider.objects.select_for_update(no_key=True).get(pk=pk)
+    except Provider.DoesNotExist:
+        raise NotFound(f"No provider {pk}.") from None
 
 
 def settlement_lock(pk: int) -> Settlement:

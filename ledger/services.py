@@ -17,7 +17,7 @@ written. Called inside an outer transaction, the batch is a savepoint of it.
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -710,6 +710,14 @@ def transfer_send(*, transfer: TransferRequest, now: datetime) -> SentTransfer:
     cursor.execute(_LOCK_SQL, [sorted({item.debit_account_id, item.credit_account_id})], prepare=True)
     cursor.execute(_APPLY_IF_OPEN_SQL, _apply_params(item, now), prepare=True)
     return SentTransfer(cursor)
+
+
+def accounts_lock(*, account_ids: Iterable[int]) -> None:
+    """Lock the accounts in id order until the transaction ends, as a transfer locks its two: for a
+    caller that then makes several transfers on them in one transaction, so that it never holds some
+    of them while it waits for another (`coupons.services.redemptions.redemptions_batch_prepare`)."""
+    with _cursor() as cursor:
+        cursor.execute(_LOCK_SQL, [sorted(set(account_ids))], prepare=True)
 
 
 def pending_transfers_expire(*, now: datetime | None = None, limit: int = EXPIRE_BATCH_SIZE) -> int:

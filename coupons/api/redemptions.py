@@ -33,6 +33,7 @@ from api.idempotency import (
     IdempotencyKeyReused,
     body_hash,
     idempotency_key_parameter,
+    idempotency_keys_lock,
     idempotent,
     idempotent_call,
     is_replay,
@@ -399,6 +400,8 @@ class RedemptionBatch(APIView):
         results = []
         now = timezone.now()
         with transaction.atomic():  # One transaction and one commit for the batch.
+            # The items' keys before the grants: a single POST takes its key's turn before its grant.
+            idempotency_keys_lock(user=user, keys=[item["idempotency_key"] for item in items])
             redemptions_batch_prepare(
                 grant_ids=[item.get("grant") for item in items],
                 document_ids=[item.get("invoice_document") for item in items],

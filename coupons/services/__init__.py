@@ -3,11 +3,14 @@ redemptions, claims, settlements. Every money movement goes through `ledger.serv
 
 Lock order, the same everywhere so that no two writers wait on each other in a cycle:
 application → grant → redemption or claim (by id) → invoice file (an advisory lock,
-`invoices.invoice_file_lock`) → ledger accounts (by id, inside the ledger). A redemption batch locks
-all its grants (by id), then their timed-out holds (by id), then its invoice files (by hash), before
-its first item touches the ledger (`redemptions.redemptions_batch_prepare`): the ledger accounts its
-items lock stay locked until it commits, so no item may then wait for a grant, hold or file lock
-(its items judge at the batch's one moment, so they find no hold to release).
+`invoices.invoice_file_lock`) → ledger accounts (by id, inside the ledger). A request's
+idempotency key comes before all of these (`api.idempotency`). A redemption batch takes its items'
+keys (in one order, `api.idempotency.idempotency_keys_lock`), then all its grants (by id), its invoice
+files (by hash), their timed-out holds (by id), and every ledger account it will touch (by id, at
+once), before its first item (`redemptions.redemptions_batch_prepare`): those stay locked until it
+commits, so no item may then wait for a key, grant, file, hold or account that another writer holds
+while waiting for the batch (its items judge at the batch's one moment, so they find no hold to
+release).
 Settlements lock the provider row first, then its redemptions by id; an enterprise settlement
 locks the enterprise row, then its claims by id.
 """

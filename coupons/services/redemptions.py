@@ -53,9 +53,9 @@ from coupons.services.invoices import invoice_file_lock, invoice_in_use, invoice
 from coupons.services.redemptions_fast import Bill, redemption_create_fast
 from evidence.models import Document, Kind
 from ledger.errors import ExceedsCredits, PendingTransferAlreadyResolved, PendingTransferExpired
-from ledger.models import Transfer
+from ledger.models import Account, Transfer
 from ledger.selectors import account_balance
-from ledger.services import TransferRequest, transfer_create
+from ledger.services import TransferRequest, accounts_lock, transfer_create
 
 EXPIRE_BATCH_SIZE: Final = 500
 ID_MAX: Final = 2**63 - 1
@@ -352,37 +352,49 @@ def redemptions_batch_prepare(
     *, grant_ids: Sequence[object], document_ids: Sequence[object], actor: User, now: dt.datetime
 ) -> None:
     """Before the items of a batch, in its one transaction: lock the actor's provider's grants among
-    `grant_ids` in id order, then release their holds past their timeout, the holds locked in id order
-    before any ledger account is touched, then take the invoice-file locks of `document_ids` (those
-    the provider uploaded) in one order.
+    `grant_ids` in id order, then take the invoice-file locks of `document_ids` (those the provider
+    uploaded) in one order, then release the grants' holds past their timeout, the holds locked in id
+    order before any ledger account is touched.
 
-    So the lock order (grant, redemption, ledger; `coupons/services/__init__.py`) holds for the whole
-    batch, although the ledger accounts that its first items lock stay locked until it commits: with
-    the batch's one `now`, no later item finds a hold to release. Ids that are not the provider's
-    grants are left to their items, which refuse them.
+    Then it locks every ledger account its items and releases touch (the grants' and the provider's),
+    at once in id order: so the lock order (grant, file, redemption, ledger;
+    `coupons/services/__init__.py`) holds for the whole batch, although its accounts stay locked until
+    it commits, and no item waits for an account while the batch holds another: with the batch's one
+    `now`, no later item finds a hold to release. Ids that are not the provider's grants are left to
+    their items, which refuse them.
     """
     ids = sorted({pk for pk in grant_ids if isinstance(pk, int) and not isinstance(pk, bool) and 0 < pk < 2**63})
     if actor.provider_id is None or not ids:
         return
-    locked = list(
+    grants = list(
         Grant.objects.select_for_update()
         .filter(pk__in=ids, provider_id=actor.provider_id)
         .order_by("pk")
-        .values_list("pk", flat=True)
+        .values_list("pk", "account_id")
     )
-    stale = list(
-        Redemption.objects.select_for_update()
-        .filter(grant_id__in=locked, status=Redemption.Status.PENDING, expires_at__lte=now)
-        .order_by("pk")
-    )
-    for hold in stale:
-        redemption_release_locked(redemption=hold, status=Redemption.Status.EXPIRED, reason="expired", now=now)
+    locked = [pk for pk, _ in grants]
+    # The invoice files next, before any ledger account (the order of a single redemption: grant, file,
+    # then the ledger): a redemption holding one of these files waits for its ledger accounts.
     documents = sorted(
         {pk for pk in document_ids if isinstance(pk, int) and not isinstance(pk, bool) and 0 < pk <= ID_MAX}
     )
     owner = provider_key(actor.provider_id)
     for document in Document.objects.filter(pk__in=documents, owner=owner).order_by("file_id", "pk"):
         invoice_file_lock(document)
+    stale = list(
+        Redemption.objects.select_for_update()
+        .filter(grant_id__in=locked, status=Redemption.Status.PENDING, expires_at__lte=now)
+        .order_by("pk")
+    )
+    # Every ledger account the batch's items and releases touch (their grants' and the provider's),
+    # at once and in id order: taken one item at a time, the batch would hold some while it waits for
+    # another, which a void or an expiry (locking its two in id order) may hold while it waits for
+    # one the batch holds.
+    accounts = [account_id for _, account_id in grants]
+    accounts += Account.objects.filter(code=books.provider_code(actor.provider_id)).values_list("pk", flat=True)
+    accounts_lock(account_ids=accounts)
+    for hold in stale:
+        redemption_release_locked(redemption=hold, status=Redemption.Status.EXPIRED, reason="expired", now=now)
 
 
 def _hold_of(redemption: Redemption) -> Transfer:
