@@ -8,12 +8,15 @@ rolls back, the second goes through. A use is released (a hold voided or expired
 never deleted, so the register keeps who used which invoice when.
 """
 
+from collections.abc import Iterable
+
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Value
 from django.db.models.functions import Replace
 from django.db.models.query import QuerySet
 from django.utils import timezone
 
+from config import db
 from coupons.errors import DuplicateInvoice
 from coupons.invoices import invoice_key
 from coupons.models import Claim, Invoice, Redemption
@@ -40,6 +43,15 @@ def invoice_file_lock(document: Document) -> None:
     right after its grant; `coupons/services/redemptions_fast.py` takes the same lock in SQL)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"invoice-file:{document.file_id}"])
+
+
+def invoice_files_lock(documents: Iterable[Document]) -> None:
+    """`invoice_file_lock` for several documents, in one order (by file) and one wait."""
+    names = sorted({f"invoice-file:{document.file_id}" for document in documents})
+    cursor = db.cursor()
+    with db.pipeline():  # In this order; the server runs them one after another.
+        for name in names:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [name], prepare=True)
 
 
 def invoice_use(

@@ -49,7 +49,13 @@ from coupons.models import (
 )
 from coupons.policy import reference_normalise, subsidy_fen
 from coupons.services.eligibility import require_pair_eligible
-from coupons.services.invoices import invoice_file_lock, invoice_in_use, invoice_release, invoice_use
+from coupons.services.invoices import (
+    invoice_file_lock,
+    invoice_files_lock,
+    invoice_in_use,
+    invoice_release,
+    invoice_use,
+)
 from coupons.services.redemptions_fast import Bill, redemption_create_fast
 from evidence.models import Document, Kind
 from ledger.errors import ExceedsCredits, PendingTransferAlreadyResolved, PendingTransferExpired
@@ -379,8 +385,7 @@ def redemptions_batch_prepare(
         {pk for pk in document_ids if isinstance(pk, int) and not isinstance(pk, bool) and 0 < pk <= ID_MAX}
     )
     owner = provider_key(actor.provider_id)
-    for document in Document.objects.filter(pk__in=documents, owner=owner).order_by("file_id", "pk"):
-        invoice_file_lock(document)
+    invoice_files_lock(Document.objects.filter(pk__in=documents, owner=owner))
     stale = list(
         Redemption.objects.select_for_update()
         .filter(grant_id__in=locked, status=Redemption.Status.PENDING, expires_at__lte=now)
