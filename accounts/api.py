@@ -197,7 +197,8 @@ _ENTERPRISE_FIELD_NAMES = frozenset(EnterpriseFields().fields)
 class RegisterRequest(StrictSerializer):
     username = StrictCharField(max_length=150)
     password = StrictCharField(max_length=256, trim_whitespace=False)
-    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    # No `default`: the schema would put it inside the email-format branch, where "" is invalid.
+    email = serializers.EmailField(required=False, allow_blank=True, help_text="Optional; absent or empty: none.")
     enterprise = EnterpriseFields()
 
 
@@ -263,7 +264,8 @@ class ApiKeyCreated(ApiKeySerializer):
 class UserRequest(StrictSerializer):
     username = StrictCharField(max_length=150)
     password = StrictCharField(max_length=256, trim_whitespace=False)
-    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    # No `default`: the schema would put it inside the email-format branch, where "" is invalid.
+    email = serializers.EmailField(required=False, allow_blank=True, help_text="Optional; absent or empty: none.")
     roles = serializers.ListField(child=serializers.ChoiceField(choices=Role.choices), required=False, default=list)
     enterprise = StrictIntegerField(required=False, allow_null=True, default=None)
     provider = StrictIntegerField(required=False, allow_null=True, default=None)
@@ -375,7 +377,7 @@ class RegisterView(APIView):
         data = validated(RegisterRequest, request.data)
         try:
             user, enterprise = enterprise_register(
-                username=data["username"], password=data["password"], email=data["email"], **data["enterprise"]
+                username=data["username"], password=data["password"], email=data.get("email", ""), **data["enterprise"]
             )
         except ValidationFailed as error:
             # The service names the enterprise's fields flat; the request nests them, and so do
@@ -679,7 +681,7 @@ class UserCreate(APIView):
         user, roles_request = user_create(
             username=data["username"],
             password=data["password"],
-            email=data["email"],
+            email=data.get("email", ""),
             roles=data["roles"],
             enterprise=enterprise,
             provider=provider,

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from accounts.models import Provider, Role, User
 from accounts.roles import require_role
-from api.idempotency import idempotent
+from api.idempotency import idempotency_key_parameter, idempotent
 from api.scoping import ScopedQuerysetMixin
 from api.serializers import (
     ID_MAX,
@@ -252,7 +252,12 @@ class ApplicationReview(APIView):
 
 
 class ApplicationApprove(APIView):
-    @extend_schema(request=ApproveRequest, responses={200: ApplicationSerializer}, tags=["applications"])
+    @extend_schema(
+        request=ApproveRequest,
+        responses={200: ApplicationSerializer},
+        parameters=[idempotency_key_parameter(required=False)],
+        tags=["applications"],
+    )
     @idempotent(required=False)
     def post(self, request: Request, pk: int) -> Response:
         application = _application(request, pk)
