@@ -3,6 +3,22 @@
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
+from drf_spectacular.plumbing import force_instance
+
+from api.serializers import StrictSerializer
+
+
+class AutoSchema(SpectacularAutoSchema):
+    """drf-spectacular's, saying what the strict serializers enforce: a request body (or a nested
+    object in it) of a StrictSerializer takes no property it does not declare
+    (`additionalProperties: false`), since an unknown field is 400 `validation_error`."""
+
+    def _map_basic_serializer(self, serializer: Any, direction: str) -> dict[str, Any]:
+        schema: dict[str, Any] = super()._map_basic_serializer(serializer, direction)
+        if direction == "request" and isinstance(force_instance(serializer), StrictSerializer):
+            schema["additionalProperties"] = False
+        return schema
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):

@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from accounts.models import Provider, Role, User
 from accounts.roles import require_role
+from api.filters import IntegerFilter
 from api.idempotency import idempotency_key_parameter, idempotent
 from api.scoping import ScopedQuerysetMixin
 from api.serializers import (
@@ -166,9 +167,9 @@ class RejectRequest(StrictSerializer):
 class ApplicationFilter(django_filters.FilterSet):
     # Plain numbers, not choices: an id outside the caller's reach filters to nothing, where a
     # choice filter would say 400 "not a valid choice" and so reveal which ids exist.
-    year = django_filters.NumberFilter(field_name="year_id")
-    enterprise = django_filters.NumberFilter(field_name="enterprise_id")
-    provider = django_filters.NumberFilter(field_name="provider_id")
+    year = IntegerFilter(field_name="year_id")
+    enterprise = IntegerFilter(field_name="enterprise_id")
+    provider = IntegerFilter(field_name="provider_id")
 
     class Meta:
         model = Application

@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from accounts.api import enterprises_visible_to, providers_visible_to
 from accounts.models import Role, User
 from accounts.roles import require_role
+from api.filters import IntegerFilter
 from api.idempotency import idempotency_key_parameter, idempotent
 from api.scoping import ScopedQuerysetMixin
 from api.serializers import ID_MAX, StrictCharField, StrictIntegerField, StrictSerializer, validated
@@ -87,9 +88,9 @@ class SettlementPayRequest(StrictSerializer):
 
 class SettlementFilter(django_filters.FilterSet):
     # A plain number, not a choice, so a filter never reveals which ids exist.
-    provider = django_filters.NumberFilter(field_name="provider_id")
-    enterprise = django_filters.NumberFilter(field_name="enterprise_id")
-    year = django_filters.NumberFilter(method="filter_year")
+    provider = IntegerFilter(field_name="provider_id")
+    enterprise = IntegerFilter(field_name="enterprise_id")
+    year = IntegerFilter(method="filter_year")
 
     class Meta:
         model = Settlement
