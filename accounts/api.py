@@ -9,7 +9,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import AuthenticationFailed, NotFound
 from rest_framework.permissions import AllowAny
@@ -45,6 +45,8 @@ from accounts.services import (
     user_create,
 )
 from accounts.signin import sign_in_check
+from accounts.uscc import ALPHABET as USCC_ALPHABET
+from accounts.uscc import LENGTH as USCC_LENGTH
 from api.scoping import ScopedQuerysetMixin, staff_only
 from api.serializers import (
     EmptyRequest,
@@ -121,11 +123,43 @@ class ModelFilingSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+USCC_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "format": "uscc",
+    "minLength": USCC_LENGTH,
+    "maxLength": USCC_LENGTH,
+    "pattern": f"^[{USCC_ALPHABET}]{{{USCC_LENGTH}}}$",
+    "description": "A unified social credit code (GB 32100-2015): 18 characters whose last is a check character.",
+}
+
+
+@extend_schema_field(USCC_SCHEMA)
+class UsccField(StrictCharField):
+    """A unified social credit code. The schema says its alphabet and length; its check character is
+    the `uscc` format's (accounts/uscc.py), checked by the service."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("min_length", USCC_LENGTH)
+        kwargs.setdefault("max_length", USCC_LENGTH)
+        super().__init__(**kwargs)
+
+
+@extend_schema_field({"oneOf": [USCC_SCHEMA, {"type": "string", "maxLength": 0}]})
+class OptionalUsccField(UsccField):
+    """A unified social credit code, or "" for none."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_blank", True)
+        kwargs.setdefault("default", "")
+        super().__init__(**kwargs)
+
+
 class ModelFilingRequest(StrictSerializer):
     filing_number = StrictCharField(max_length=100)
     model_name = StrictCharField(max_length=200)
     holder_name = StrictCharField(max_length=200)
-    holder_uscc = StrictCharField(max_length=18, required=False, allow_blank=True, default="")
+    holder_uscc = OptionalUsccField()
 
 
 class ProviderSerializer(serializers.ModelSerializer):
@@ -184,7 +218,7 @@ class TokenAnswer(serializers.Serializer):
 
 class EnterpriseFields(StrictSerializer):
     name = StrictCharField(max_length=200)
-    uscc = StrictCharField(max_length=18)
+    uscc = UsccField()
     has_registered_model = StrictBooleanField(default=False)
     model_filing_number = StrictCharField(max_length=100, required=False, allow_blank=True, default="")
     foundation_model_developer = StrictBooleanField(default=False)
@@ -235,7 +269,7 @@ class FacilitiesField(serializers.ListField):
 
 class ProviderRequest(StrictSerializer):
     name = StrictCharField(max_length=200)
-    uscc = StrictCharField(max_length=18)
+    uscc = UsccField()
     listing = serializers.ChoiceField(choices=Provider.Listing.choices)
     facilities = FacilitiesField()
 

@@ -31,7 +31,8 @@ HEADER: Final = "Idempotency-Key"
 # The key's contract, the same in the schema and in the code: 1 to KEY_LENGTH_MAX visible ASCII
 # characters, spaces allowed inside. HTTP header values are ASCII in practice (a server reads other
 # bytes as Latin-1) and lose leading and trailing spaces, so nothing else arrives as it was sent.
-KEY_PATTERN: Final = rf"^[\x21-\x7E](?:[\x20-\x7E]{{0,{KEY_LENGTH_MAX - 2}}}[\x21-\x7E])?$"
+# Written with \u escapes, which Python's re and ECMA-262 (the schema's regex dialect) both read.
+KEY_PATTERN: Final = rf"^[\u0021-\u007E](?:[\u0020-\u007E]{{0,{KEY_LENGTH_MAX - 2}}}[\u0021-\u007E])?$"
 KEY_RULE: Final = f"1 to {KEY_LENGTH_MAX} visible ASCII characters (spaces allowed between them)"
 _KEY = re.compile(KEY_PATTERN)
 

@@ -17,7 +17,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from openapi_spec_validator import OpenAPIV30SpecValidator
 
-from api.idempotency import HEADER, idempotent
+from api.idempotency import HEADER, idempotent, key_is_valid
 
 ROOT = Path(__file__).resolve().parents[2]
 APPS = ("accounts", "api", "approvals", "config", "coupons", "evidence", "ledger", "portal")
@@ -158,3 +158,34 @@ def test_authorization_is_declared_as_security_schemes(schema: dict[str, Any]):
     schemes = schema["components"]["securitySchemes"]
     assert schemes["bearerToken"]["scheme"] == "bearer"
     assert schemes["apiKey"] == schemes["apiKey"] | {"type": "apiKey", "in": "header", "name": "Authorization"}
+
+
+@pytest.mark.parametrize(
+    ("key", "valid"),
+    [
+        ("a", True),
+        ("order 42/retry#1", True),
+        ("~" * 255, True),
+        ("", False),
+        ("x" * 256, False),
+        (" leading", False),
+        ("trailing ", False),
+        ("tab\there", False),
+        ("café", False),  # A header value is read as Latin-1: this would not arrive as sent.
+        ("键", False),
+    ],
+)
+def test_the_key_the_code_accepts_is_the_key_the_schema_allows(schema: dict[str, Any], key: str, valid: bool):
+    declared = [
+        parameter["schema"]
+        for item in schema["paths"].values()
+        for operation in item.values()
+        for parameter in operation.get("parameters", [])
+        if parameter["in"] == "header" and parameter["name"] == HEADER
+    ]
+    assert declared and all(each == declared[0] for each in declared)
+    rule = declared[0]
+    by_schema = rule["minLength"] <= len(key) <= rule["maxLength"] and re.search(rule["pattern"], key) is not None
+    assert (by_schema, key_is_valid(key)) == (valid, valid)
+    batch_key = schema["components"]["schemas"]["RedemptionBatchItemRequest"]["properties"]["idempotency_key"]
+    assert batch_key["pattern"] == rule["pattern"] and batch_key["maxLength"] == rule["maxLength"]

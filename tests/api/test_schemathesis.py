@@ -18,8 +18,10 @@ import schemathesis
 from django.core import signals
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from schemathesis.checks import CHECKS, load_all_checks
 
+from accounts import uscc
 from accounts.credentials import token_issue
 from config.wsgi import application
 from tests.api.conftest import PASSWORD
@@ -27,6 +29,13 @@ from tests.coupons.conftest import grant_for, make_cast, open_year
 
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "8"))
 schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
+# A credit code's check character is the `uscc` format's (accounts/uscc.py): valid data has a right one.
+schemathesis.openapi.format(
+    "uscc",
+    st.text(alphabet=uscc.ALPHABET, min_size=uscc.LENGTH - 1, max_size=uscc.LENGTH - 1).map(
+        lambda first: first + uscc.check_character(first)
+    ),
+)
 schema.config.checks.update(included_check_names=["all"])
 
 
