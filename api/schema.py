@@ -12,12 +12,21 @@ from api.serializers import StrictSerializer
 class AutoSchema(SpectacularAutoSchema):
     """drf-spectacular's, saying what the strict serializers enforce: a request body (or a nested
     object in it) of a StrictSerializer takes no property it does not declare
-    (`additionalProperties: false`), since an unknown field is 400 `validation_error`."""
+    (`additionalProperties: false`), since an unknown field is 400 `validation_error`; and one that
+    takes exactly one of its fields (`exactly_one_of`) says so."""
 
     def _map_basic_serializer(self, serializer: Any, direction: str) -> dict[str, Any]:
         schema: dict[str, Any] = super()._map_basic_serializer(serializer, direction)
-        if direction == "request" and isinstance(force_instance(serializer), StrictSerializer):
+        instance = force_instance(serializer)
+        if direction == "request" and isinstance(instance, StrictSerializer):
             schema["additionalProperties"] = False
+            # A body of fields of which exactly one is sent (`exactly_one_of` on the serializer): with the
+            # object closed, one property. (A `oneOf` of `required` lists would say the same, but generated
+            # clients choke on it.)
+            names = getattr(instance, "exactly_one_of", ())
+            if names:
+                assert set(names) == set(schema["properties"]), "exactly_one_of names every field"
+                schema["minProperties"] = schema["maxProperties"] = 1
         return schema
 
 

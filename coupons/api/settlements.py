@@ -2,7 +2,7 @@
 enterprise's approved claims (enterprise reimbursement), exports the lines for the bank, and marks
 the batch paid; providers and enterprises read their own."""
 
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import django_filters
 from django.db.models import Q, QuerySet
@@ -60,6 +60,7 @@ class SettlementSerializer(serializers.ModelSerializer):
 class SettlementCreateRequest(StrictSerializer):
     """The payee to settle with: a provider, or an enterprise (exactly one)."""
 
+    exactly_one_of: ClassVar[tuple[str, ...]] = ("provider", "enterprise")  # The schema says so too.
     provider = StrictIntegerField(
         min_value=1, max_value=ID_MAX, required=False, help_text="The provider to settle with (provider deduction)."
     )
@@ -71,7 +72,7 @@ class SettlementCreateRequest(StrictSerializer):
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if ("provider" in attrs) == ("enterprise" in attrs):
+        if sum(name in attrs for name in self.exactly_one_of) != 1:
             message = ["Give exactly one of provider and enterprise."]
             raise serializers.ValidationError({"provider": message, "enterprise": message})
         return attrs
