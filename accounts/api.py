@@ -416,7 +416,7 @@ class RegisterView(APIView):
         except ValidationFailed as error:
             # The service names the enterprise's fields flat; the request nests them, and so do
             # the serializer's own errors for the same fields: name them as the client sent them.
-            raise ValidationFailed(
+            raise type(error)(
                 {
                     f"enterprise.{name}" if name in _ENTERPRISE_FIELD_NAMES else name: messages
                     for name, messages in error.errors.items()

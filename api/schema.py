@@ -74,6 +74,7 @@ PROBLEM_CODES = [
     "idempotency_key_reused",
     "idempotency_key_required",
     "duplicate_contract",
+    "already_exists",
     "affiliated_provider",
     "grant_expired",
     "grant_revoked",

@@ -39,6 +39,16 @@ class ValidationFailed(ApplicationError):
         super().__init__(detail, errors=errors)
 
 
+class AlreadyExists(ValidationFailed):
+    """The input names something unique that is already taken (a username, a credit code, a filing
+    number, a rule set's name): well formed, but in conflict with what exists. A ValidationFailed with
+    its field errors, answered 409 so that input the schema allows is never a 400."""
+
+    code = "already_exists"
+    http_status = 409
+    title = "It already exists."
+
+
 class PermissionDenied(ApplicationError):
     """The caller's role may not take this action."""
 

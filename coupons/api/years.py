@@ -285,7 +285,8 @@ def _rule_set(rates: dict[str, Any]) -> RateRuleSet:
     try:
         return rule_set_create(name=rates["name"], ceiling_bp=rates["ceiling_bp"], rules=_plain(rates["rules"]))
     except ValidationFailed as error:
-        raise ValidationFailed({f"rates.{name}": messages for name, messages in error.errors.items()}) from None
+        # The same error (400, or 409 for a name taken), its fields named as the client sent them.
+        raise type(error)({f"rates.{name}": messages for name, messages in error.errors.items()}) from None
 
 
 # --- Views --------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from accounts.roles import require_role, require_superuser
 from accounts.selectors import enterprise_is_verified_foundation_model_developer
 from approvals.models import ApprovalRequest
 from approvals.services import approval_request_create, reason_clean
-from config.errors import InvalidState, NotFound, ValidationFailed
+from config.errors import AlreadyExists, InvalidState, NotFound, ValidationFailed
 from coupons import books
 from coupons.errors import FourEyes, NotEligible, ProgramYearClosed
 from coupons.locks import program_year_lock
@@ -54,7 +54,7 @@ def rule_set_create(*, name: str, ceiling_bp: int, rules: list[dict[str, Any]], 
     existing = RateRuleSet.objects.filter(name=name).first()
     if existing is not None:
         if (existing.ceiling_bp, existing.rules) != (ceiling_bp, rules):
-            raise ValidationFailed("A rule set with this name exists with other rules.", field="name")
+            raise AlreadyExists("A rule set with this name exists with other rules.", field="name")
         return existing
     return RateRuleSet.objects.create(name=name, description=description, ceiling_bp=ceiling_bp, rules=rules)
 

@@ -129,9 +129,6 @@ def _taken(**fields):
         (lambda: register_body(password="123"), "password"),
         (lambda: register_body(password="founder1"), "password"),
         (lambda: register_body(email="not an address"), "email"),
-        (_taken(username=True), "username"),
-        (_taken(uscc="enterprise"), "enterprise.uscc"),
-        (_taken(uscc="provider"), "enterprise.uscc"),
     ],
 )
 def test_bad_registrations_are_400_and_write_nothing(make_body, field, db, db_snapshot):
@@ -142,6 +139,26 @@ def test_bad_registrations_are_400_and_write_nothing(make_body, field, db, db_sn
 
     problem = assert_problem(response, 400, "validation_error")
     assert field in problem["errors"], problem
+    assert db_snapshot() == before
+
+
+@pytest.mark.parametrize(
+    ("make_body", "field"),
+    [
+        (_taken(username=True), "username"),
+        (_taken(uscc="enterprise"), "enterprise.uscc"),
+        (_taken(uscc="provider"), "enterprise.uscc"),
+    ],
+)
+def test_a_registration_whose_name_or_code_is_taken_is_409_and_writes_nothing(make_body, field, db, db_snapshot):
+    # Well formed (the schema allows it), but in conflict with what exists.
+    body = make_body()
+    before = db_snapshot()
+
+    response = APIClient().post("/api/v1/enterprises/register/", body, format="json")
+
+    problem = assert_problem(response, 409, "already_exists")
+    assert list(problem["errors"]) == [field], problem
     assert db_snapshot() == before
 
 
