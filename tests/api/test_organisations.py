@@ -339,8 +339,8 @@ def test_a_providers_code_is_unique_across_organisations(cast, db_snapshot):
     before = db_snapshot()
     for uscc in (cast.provider.uscc, cast.enterprise.uscc):
         body = {"name": "Copy", "uscc": uscc, "listing": "planning_layout", "facilities": FACILITIES}
-        problem = assert_problem(admin.post("/api/v1/providers/", body, format="json"), 400, "validation_error")
-        assert "uscc" in problem["errors"]
+        problem = assert_problem(admin.post("/api/v1/providers/", body, format="json"), 409, "already_exists")
+        assert list(problem["errors"]) == ["uscc"]
     assert db_snapshot() == before
 
 
@@ -430,7 +430,6 @@ def test_a_superuser_creates_a_member(organisation, cast):
         ({"roles": ["approver"], "provider": "cast.provider"}, "roles"),
         ({"enterprise": "cast.enterprise", "provider": "cast.provider"}, "enterprise"),
         ({"enterprise": "1"}, "enterprise"),
-        ({"username": "cast.member"}, "username"),
         ({"username": ""}, "username"),
         ({"password": "12345678"}, "password"),
         ({"password": None}, "password"),
@@ -452,6 +451,17 @@ def test_a_bad_user_is_400_and_writes_nothing(changes, field, cast, db_snapshot)
     problem = assert_problem(admin.post("/api/v1/users/", body, format="json"), 400, "validation_error")
 
     assert field in problem["errors"], problem
+    assert db_snapshot() == before
+
+
+def test_a_taken_username_is_409_and_writes_nothing(cast, db_snapshot):
+    body = {"username": cast.member.username, "password": PASSWORD}
+    admin = signed_in(cast.admin)
+    before = db_snapshot()
+
+    problem = assert_problem(admin.post("/api/v1/users/", body, format="json"), 409, "already_exists")
+
+    assert list(problem["errors"]) == ["username"], problem
     assert db_snapshot() == before
 
 
