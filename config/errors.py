@@ -49,6 +49,16 @@ class AlreadyExists(ValidationFailed):
     title = "It already exists."
 
 
+class ReferenceNotFound(ValidationFailed):
+    """A well-formed id in the input names nothing within the caller's reach (no such object, another
+    organisation's, or not of the kind the field needs): 404 `not_found`, as a path id would be, with
+    the field named. Input the schema allows is never a 400."""
+
+    code = "not_found"
+    http_status = 404
+    title = "No such object within your reach."
+
+
 class PermissionDenied(ApplicationError):
     """The caller's role may not take this action."""
 
