@@ -5,7 +5,7 @@ answers. Querysets are scoped to the caller before any lookup, so another organi
 is a 404 and never appears in a list.
 """
 
-from typing import Any
+from typing import Any, Final
 
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
@@ -199,6 +199,38 @@ class ApiKeySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+PASSWORD_LENGTH_MIN: Final = 8  # MinimumLengthValidator's default, in AUTH_PASSWORD_VALIDATORS.
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "format": "password",
+        "minLength": PASSWORD_LENGTH_MIN,
+        "maxLength": 256,
+        "description": (
+            f"A new password: at least {PASSWORD_LENGTH_MIN} characters, not only digits, not a common "
+            "password and not like the username or email (the `password` format; the service checks it)."
+        ),
+    }
+)
+class NewPasswordField(StrictCharField):
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("min_length", PASSWORD_LENGTH_MIN)
+        kwargs.setdefault("max_length", 256)
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+
+
+class UsernameField(StrictCharField):
+    """A new username: what Django's username validator takes (the schema carries its pattern)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 150)
+        kwargs.setdefault("validators", [User.username_validator])
+        super().__init__(**kwargs)
+
+
 class TokenRequest(StrictSerializer):
     username = StrictCharField(max_length=150)
     password = StrictCharField(max_length=256, trim_whitespace=False)
@@ -229,8 +261,8 @@ _ENTERPRISE_FIELD_NAMES = frozenset(EnterpriseFields().fields)
 
 
 class RegisterRequest(StrictSerializer):
-    username = StrictCharField(max_length=150)
-    password = StrictCharField(max_length=256, trim_whitespace=False)
+    username = UsernameField()
+    password = NewPasswordField()
     # No `default`: the schema would put it inside the email-format branch, where "" is invalid.
     email = serializers.EmailField(required=False, allow_blank=True, help_text="Optional; absent or empty: none.")
     enterprise = EnterpriseFields()
@@ -296,8 +328,8 @@ class ApiKeyCreated(ApiKeySerializer):
 
 
 class UserRequest(StrictSerializer):
-    username = StrictCharField(max_length=150)
-    password = StrictCharField(max_length=256, trim_whitespace=False)
+    username = UsernameField()
+    password = NewPasswordField()
     # No `default`: the schema would put it inside the email-format branch, where "" is invalid.
     email = serializers.EmailField(required=False, allow_blank=True, help_text="Optional; absent or empty: none.")
     roles = serializers.ListField(child=serializers.ChoiceField(choices=Role.choices), required=False, default=list)
