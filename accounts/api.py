@@ -294,6 +294,7 @@ class FacilitiesField(serializers.ListField):
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("allow_empty", False)
+        kwargs.setdefault("min_length", 1)  # So the schema says it too (minItems).
         kwargs.setdefault("max_length", FACILITIES_COUNT_MAX)
         kwargs.setdefault("help_text", f"1 to {FACILITIES_COUNT_MAX} facilities: the whole list.")
         super().__init__(**kwargs)

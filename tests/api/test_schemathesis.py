@@ -37,26 +37,32 @@ schemathesis.openapi.format(
         lambda word: any(c.isalpha() for c in word) and any(not c.isalpha() for c in word)
     ),
 )
-# Date ranges run forward (`valid_until` on or after `valid_from`, and the same for a facility's
-# listing): a rule across two fields, which a JSON schema cannot state; generated bodies keep it.
+# Rules across fields, which an OpenAPI 3.0 schema cannot state (each field's description says
+# it): date ranges run forward (`valid_until` on or after `valid_from`, a facility's `listed_until`
+# on or after `listed_from`); a registered model comes with its filing number; a grant validity in
+# months comes with its number of months, and only it. Generated bodies keep them, so a refusal of one is a bug.
 DATE_RANGES = (("valid_from", "valid_until"), ("listed_from", "listed_until"))
 
 
-def _date_ranges_run_forward(value: object) -> bool:
+def _keeps_rules_across_fields(value: object) -> bool:
     if isinstance(value, list):
-        return all(_date_ranges_run_forward(item) for item in value)
+        return all(_keeps_rules_across_fields(item) for item in value)
     if not isinstance(value, dict):
         return True
     for start, end in DATE_RANGES:
         first, last = value.get(start), value.get(end)
         if isinstance(first, str) and isinstance(last, str) and last < first:
             return False
-    return all(_date_ranges_run_forward(item) for item in value.values())
+    if value.get("has_registered_model") is True and not str(value.get("model_filing_number", "")).strip():
+        return False
+    if (value.get("grant_validity") == "months") != isinstance(value.get("grant_validity_months"), int):
+        return "grant_validity" not in value and "grant_validity_months" not in value
+    return all(_keeps_rules_across_fields(item) for item in value.values())
 
 
 @schema.hook("filter_body")
-def date_ranges_run_forward(context: object, body: object) -> bool:
-    return _date_ranges_run_forward(body)
+def keeps_rules_across_fields(context: object, body: object) -> bool:
+    return _keeps_rules_across_fields(body)
 
 
 # A credit code's check character is the `uscc` format's (accounts/uscc.py): valid data has a right one.
