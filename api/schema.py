@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django.core.validators import RegexValidator
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.plumbing import force_instance, is_serializer
@@ -30,6 +31,7 @@ class AutoSchema(SpectacularAutoSchema):
             and isinstance(schema, dict)
             and schema.get("type") == "string"
             and not {"pattern", "format", "enum", "oneOf"} & set(schema)
+            and not any(isinstance(validator, RegexValidator) for validator in field.validators)  # Its own.
         ):
             blank_refused = field.trim_whitespace and not field.allow_blank
             schema["pattern"] = NON_BLANK_TEXT_PATTERN if blank_refused else TEXT_PATTERN
