@@ -40,7 +40,10 @@ class AutoSchema(SpectacularAutoSchema):
     def _get_request_for_media_type(self, serializer: Any, direction: str = "request") -> Any:
         schema, required = super()._get_request_for_media_type(serializer, direction)
         # A body that must name one of its fields cannot be left out either.
-        if is_serializer(serializer) and getattr(force_instance(serializer), "exactly_one_of", ()):
+        names: tuple[str, ...] = (
+            getattr(force_instance(serializer), "exactly_one_of", ()) if is_serializer(serializer) else ()
+        )
+        if names:
             required = True
         return schema, required
 
