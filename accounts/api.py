@@ -273,13 +273,19 @@ class RegisterAnswer(serializers.Serializer):
     enterprise = EnterpriseSerializer()
 
 
+@extend_schema_field({"type": "string", "format": "date", "pattern": "^2[0-9]{3}-"})
+class ListingDayField(serializers.DateField):
+    """A day of a listing, in the years 2000 to 2999 (LISTING_DAY_MIN to LISTING_DAY_MAX in
+    accounts/services.py): the schema says so with a pattern, as it cannot bound a date."""
+
+
 class FacilityRequest(StrictSerializer):
     """What a computing center offers, and the days (Asia/Shanghai, both included) it is listed for it."""
 
     compute_source = serializers.ChoiceField(choices=ComputeSource.choices)
     description = StrictCharField(max_length=FACILITY_DESCRIPTION_LENGTH_MAX)
-    listed_from = serializers.DateField(help_text="The first day listed (YYYY-MM-DD).")
-    listed_until = serializers.DateField(
+    listed_from = ListingDayField(help_text="The first day listed (YYYY-MM-DD).")
+    listed_until = ListingDayField(
         required=False, allow_null=True, default=None, help_text="The last day listed; null: until further notice."
     )
 
