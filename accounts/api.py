@@ -5,11 +5,11 @@ answers. Querysets are scoped to the caller before any lookup, so another organi
 is a 404 and never appears in a list.
 """
 
-from typing import Any
+from typing import Any, Final
 
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import AuthenticationFailed, NotFound
 from rest_framework.permissions import AllowAny
@@ -46,6 +46,8 @@ from accounts.services import (
     user_create,
 )
 from accounts.signin import sign_in_check
+from accounts.uscc import ALPHABET as USCC_ALPHABET
+from accounts.uscc import LENGTH as USCC_LENGTH
 from api.scoping import ScopedQuerysetMixin, staff_only
 from api.serializers import (
     EmptyRequest,
@@ -122,11 +124,43 @@ class ModelFilingSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+USCC_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "format": "uscc",
+    "minLength": USCC_LENGTH,
+    "maxLength": USCC_LENGTH,
+    "pattern": f"^[{USCC_ALPHABET}]{{{USCC_LENGTH}}}$",
+    "description": "A unified social credit code (GB 32100-2015): 18 characters whose last is a check character.",
+}
+
+
+@extend_schema_field(USCC_SCHEMA)
+class UsccField(StrictCharField):
+    """A unified social credit code. The schema says its alphabet and length; its check character is
+    the `uscc` format's (accounts/uscc.py), checked by the service."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("min_length", USCC_LENGTH)
+        kwargs.setdefault("max_length", USCC_LENGTH)
+        super().__init__(**kwargs)
+
+
+@extend_schema_field({"oneOf": [USCC_SCHEMA, {"type": "string", "maxLength": 0}]})
+class OptionalUsccField(UsccField):
+    """A unified social credit code, or "" for none."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_blank", True)
+        kwargs.setdefault("default", "")
+        super().__init__(**kwargs)
+
+
 class ModelFilingRequest(StrictSerializer):
     filing_number = StrictCharField(max_length=100)
     model_name = StrictCharField(max_length=200)
     holder_name = StrictCharField(max_length=200)
-    holder_uscc = StrictCharField(max_length=18, required=False, allow_blank=True, default="")
+    holder_uscc = OptionalUsccField()
 
 
 class ProviderSerializer(serializers.ModelSerializer):
@@ -166,6 +200,38 @@ class ApiKeySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+PASSWORD_LENGTH_MIN: Final = 8  # MinimumLengthValidator's default, in AUTH_PASSWORD_VALIDATORS.
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "format": "password",
+        "minLength": PASSWORD_LENGTH_MIN,
+        "maxLength": 256,
+        "description": (
+            f"A new password: at least {PASSWORD_LENGTH_MIN} characters, not only digits, not a common "
+            "password and not like the username or email (the `password` format; the service checks it)."
+        ),
+    }
+)
+class NewPasswordField(StrictCharField):
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("min_length", PASSWORD_LENGTH_MIN)
+        kwargs.setdefault("max_length", 256)
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+
+
+class UsernameField(StrictCharField):
+    """A new username: what Django's username validator takes (the schema carries its pattern)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 150)
+        kwargs.setdefault("validators", [User.username_validator])
+        super().__init__(**kwargs)
+
+
 class TokenRequest(StrictSerializer):
     username = StrictCharField(max_length=150)
     password = StrictCharField(max_length=256, trim_whitespace=False)
@@ -185,7 +251,7 @@ class TokenAnswer(serializers.Serializer):
 
 class EnterpriseFields(StrictSerializer):
     name = StrictCharField(max_length=200)
-    uscc = StrictCharField(max_length=18)
+    uscc = UsccField()
     has_registered_model = StrictBooleanField(default=False)
     model_filing_number = StrictCharField(max_length=100, required=False, allow_blank=True, default="")
     foundation_model_developer = StrictBooleanField(default=False)
@@ -196,9 +262,10 @@ _ENTERPRISE_FIELD_NAMES = frozenset(EnterpriseFields().fields)
 
 
 class RegisterRequest(StrictSerializer):
-    username = StrictCharField(max_length=150)
-    password = StrictCharField(max_length=256, trim_whitespace=False)
-    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    username = UsernameField()
+    password = NewPasswordField()
+    # No `default`: the schema would put it inside the email-format branch, where "" is invalid.
+    email = serializers.EmailField(required=False, allow_blank=True, help_text="Optional; absent or empty: none.")
     enterprise = EnterpriseFields()
 
 
@@ -207,13 +274,19 @@ class RegisterAnswer(serializers.Serializer):
     enterprise = EnterpriseSerializer()
 
 
+@extend_schema_field({"type": "string", "format": "date", "pattern": "^2[0-9]{3}-"})
+class ListingDayField(serializers.DateField):
+    """A day of a listing, in the years 2000 to 2999 (LISTING_DAY_MIN to LISTING_DAY_MAX in
+    accounts/services.py): the schema says so with a pattern, as it cannot bound a date."""
+
+
 class FacilityRequest(StrictSerializer):
     """What a computing center offers, and the days (Asia/Shanghai, both included) it is listed for it."""
 
     compute_source = serializers.ChoiceField(choices=ComputeSource.choices)
     description = StrictCharField(max_length=FACILITY_DESCRIPTION_LENGTH_MAX)
-    listed_from = serializers.DateField(help_text="The first day listed (YYYY-MM-DD).")
-    listed_until = serializers.DateField(
+    listed_from = ListingDayField(help_text="The first day listed (YYYY-MM-DD).")
+    listed_until = ListingDayField(
         required=False, allow_null=True, default=None, help_text="The last day listed; null: until further notice."
     )
 
@@ -228,6 +301,7 @@ class FacilitiesField(serializers.ListField):
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("allow_empty", False)
+        kwargs.setdefault("min_length", 1)  # So the schema says it too (minItems).
         kwargs.setdefault("max_length", FACILITIES_COUNT_MAX)
         kwargs.setdefault("help_text", f"1 to {FACILITIES_COUNT_MAX} facilities: the whole list.")
         super().__init__(**kwargs)
@@ -235,7 +309,7 @@ class FacilitiesField(serializers.ListField):
 
 class ProviderRequest(StrictSerializer):
     name = StrictCharField(max_length=200)
-    uscc = StrictCharField(max_length=18)
+    uscc = UsccField()
     listing = serializers.ChoiceField(choices=Provider.Listing.choices)
     facilities = FacilitiesField()
 
@@ -262,9 +336,10 @@ class ApiKeyCreated(ApiKeySerializer):
 
 
 class UserRequest(StrictSerializer):
-    username = StrictCharField(max_length=150)
-    password = StrictCharField(max_length=256, trim_whitespace=False)
-    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    username = UsernameField()
+    password = NewPasswordField()
+    # No `default`: the schema would put it inside the email-format branch, where "" is invalid.
+    email = serializers.EmailField(required=False, allow_blank=True, help_text="Optional; absent or empty: none.")
     roles = serializers.ListField(child=serializers.ChoiceField(choices=Role.choices), required=False, default=list)
     enterprise = StrictIntegerField(required=False, allow_null=True, default=None)
     provider = StrictIntegerField(required=False, allow_null=True, default=None)
@@ -376,12 +451,12 @@ class RegisterView(APIView):
         data = validated(RegisterRequest, request.data)
         try:
             user, enterprise = enterprise_register(
-                username=data["username"], password=data["password"], email=data["email"], **data["enterprise"]
+                username=data["username"], password=data["password"], email=data.get("email", ""), **data["enterprise"]
             )
         except ValidationFailed as error:
             # The service names the enterprise's fields flat; the request nests them, and so do
             # the serializer's own errors for the same fields: name them as the client sent them.
-            raise ValidationFailed(
+            raise type(error)(
                 {
                     f"enterprise.{name}" if name in _ENTERPRISE_FIELD_NAMES else name: messages
                     for name, messages in error.errors.items()
@@ -686,7 +761,7 @@ class UserCreate(APIView):
         user, roles_request = user_create(
             username=data["username"],
             password=data["password"],
-            email=data["email"],
+            email=data.get("email", ""),
             roles=data["roles"],
             enterprise=enterprise,
             provider=provider,

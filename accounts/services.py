@@ -32,7 +32,7 @@ from accounts.selectors import PROVIDER_CHANGE_ACTION
 from accounts.uscc import validate_uscc
 from approvals.models import ApprovalRequest
 from approvals.services import approval_request_create
-from config.errors import FourEyes, InvalidState, PermissionDenied, ValidationFailed
+from config.errors import AlreadyExists, FourEyes, InvalidState, PermissionDenied, ValidationFailed
 from config.limits import REASON_LENGTH_MAX
 
 NAME_LENGTH_MAX = 200
@@ -66,8 +66,10 @@ def _check_username(username: str) -> None:
         User.username_validator(username)
     except ValidationError as error:
         raise ValidationFailed({"username": list(error.messages)}) from None
-    if not username or User.objects.filter(username=username).exists():
-        raise ValidationFailed("This username is taken or empty.", field="username")
+    if not username:
+        raise ValidationFailed("A username is required.", field="username")
+    if User.objects.filter(username=username).exists():
+        raise AlreadyExists("This username is taken.", field="username")
 
 
 def _check_password(password: str, user: User) -> None:
@@ -99,7 +101,7 @@ def enterprise_register(
         model_filing_number = ""
     _check_username(username)
     if Enterprise.objects.filter(uscc=uscc).exists() or Provider.objects.filter(uscc=uscc).exists():
-        raise ValidationFailed("An organisation with this credit code is already registered.", field="uscc")
+        raise AlreadyExists("An organisation with this credit code is already registered.", field="uscc")
     user = User(username=username, email=email)
     _check_password(password, user)
     try:
@@ -355,7 +357,7 @@ def provider_create(*, name: str, uscc: str, listing: str, facilities: list[dict
         raise ValidationFailed(f"listing is one of {', '.join(Provider.Listing.values)}.", field="listing")
     cleaned = facilities_clean(facilities)
     if Provider.objects.filter(uscc=uscc).exists() or Enterprise.objects.filter(uscc=uscc).exists():
-        raise ValidationFailed("An organisation with this credit code is already registered.", field="uscc")
+        raise AlreadyExists("An organisation with this credit code is already registered.", field="uscc")
     try:
         with transaction.atomic():
             provider = Provider.objects.create(name=name, uscc=uscc, listing=listing)
@@ -581,7 +583,7 @@ def model_filing_record(
         raise ValidationFailed(f"A name has 1 to {NAME_LENGTH_MAX} characters.", field="holder_name") from None
     holder_uscc = _check_uscc(holder_uscc, "holder_uscc") if (holder_uscc or "").strip() else ""
     if ModelFiling.objects.filter(filing_number=filing_number).exists():
-        raise ValidationFailed("This filing number is already in the register.", field="filing_number")
+        raise AlreadyExists("This filing number is already in the register.", field="filing_number")
     try:
         with transaction.atomic():
             return ModelFiling.objects.create(

@@ -11,6 +11,7 @@ its own key and its own transaction.
 import functools
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -28,6 +29,13 @@ from config.errors import ApplicationError, ErrorCode
 
 KEY_LENGTH_MAX: Final = 255
 HEADER: Final = "Idempotency-Key"
+# The key's contract, the same in the schema and in the code: 1 to KEY_LENGTH_MAX visible ASCII
+# characters, spaces allowed inside. HTTP header values are ASCII in practice (a server reads other
+# bytes as Latin-1) and lose leading and trailing spaces, so nothing else arrives as it was sent.
+# Written with \u escapes, which Python's re and ECMA-262 (the schema's regex dialect) both read.
+KEY_PATTERN: Final = rf"^[\u0021-\u007E](?:[\u0020-\u007E]{{0,{KEY_LENGTH_MAX - 2}}}[\u0021-\u007E])?$"
+KEY_RULE: Final = f"1 to {KEY_LENGTH_MAX} visible ASCII characters (spaces allowed between them)"
+_KEY = re.compile(KEY_PATTERN)
 _RESPONSE_BODY = IdempotencyRecord._meta.get_field("response_body")
 _ANSWER_SQL: Final = "UPDATE api_idempotencyrecord SET response_status = %s, response_body = %s WHERE id = %s"
 
@@ -55,7 +63,7 @@ def request_hash(request: Request) -> str:
 
 
 def key_is_valid(key: str) -> bool:
-    return 0 < len(key) <= KEY_LENGTH_MAX and key.isprintable()
+    return _KEY.fullmatch(key) is not None
 
 
 def idempotency_key_parameter(*, required: bool) -> OpenApiParameter:
@@ -63,11 +71,11 @@ def idempotency_key_parameter(*, required: bool) -> OpenApiParameter:
     what = "Required." if required else "Optional."
     return OpenApiParameter(
         name=HEADER,
-        type=str,
+        type={"type": "string", "minLength": 1, "maxLength": KEY_LENGTH_MAX, "pattern": KEY_PATTERN},
         location=OpenApiParameter.HEADER,
         required=required,
         description=(
-            f"{what} Any unique string of 1 to {KEY_LENGTH_MAX} printable characters. The same key with the "
+            f"{what} Any unique string of {KEY_RULE}. The same key with the "
             "same body replays the first answer (with `Idempotent-Replayed: true`); with another body it is "
             "409 `idempotency_key_reused`."
         ),
@@ -174,10 +182,10 @@ def idempotent(*, required: bool) -> Callable[[Callable[..., Response]], Callabl
             key = request.headers.get(HEADER)
             if key is None:
                 if required:
-                    raise IdempotencyKeyRequired(f"Send an {HEADER} header: any unique string up to {KEY_LENGTH_MAX}.")
+                    raise IdempotencyKeyRequired(f"Send an {HEADER} header: any unique string of {KEY_RULE}.")
                 return view_method(self, request, *args, **kwargs)
             if not key_is_valid(key):
-                raise exceptions.ValidationError({HEADER: [f"1 to {KEY_LENGTH_MAX} printable characters."]})
+                raise exceptions.ValidationError({HEADER: [f"{KEY_RULE}."]})
             user = request.user
             assert isinstance(user, User), "money-moving endpoints need a signed-in caller"
             return idempotent_call(

@@ -2,9 +2,65 @@
 
 from typing import Any
 
+from django.core.validators import RegexValidator
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
+from drf_spectacular.plumbing import force_instance, is_serializer
+from rest_framework import serializers
 
+from api.serializers import StrictSerializer
 from config.errors import ErrorCode
+
+# What a text field takes, in the schema's words: no NUL character (DRF's CharField refuses it, and
+# PostgreSQL's text cannot hold it), and, where the field trims spaces and may not be blank, at
+# least one character that is not a space.
+TEXT_PATTERN = "^[^\\u0000]*$"
+NON_BLANK_TEXT_PATTERN = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+
+
+class AutoSchema(SpectacularAutoSchema):
+    """drf-spectacular's, saying what the strict serializers enforce: a request body (or a nested
+    object in it) of a StrictSerializer takes no property it does not declare
+    (`additionalProperties: false`), since an unknown field is 400 `validation_error`; and one that
+    takes exactly one of its fields (`exactly_one_of`) says so."""
+
+    def _map_serializer_field(self, field: Any, direction: str, bypass_extensions: bool = False) -> Any:
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if (
+            direction == "request"
+            and isinstance(field, serializers.CharField)
+            and isinstance(schema, dict)
+            and schema.get("type") == "string"
+            and not {"pattern", "format", "enum", "oneOf"} & set(schema)
+            and not any(isinstance(validator, RegexValidator) for validator in field.validators)  # Its own.
+        ):
+            blank_refused = field.trim_whitespace and not field.allow_blank
+            schema["pattern"] = NON_BLANK_TEXT_PATTERN if blank_refused else TEXT_PATTERN
+        return schema
+
+    def _get_request_for_media_type(self, serializer: Any, direction: str = "request") -> Any:
+        schema, required = super()._get_request_for_media_type(serializer, direction)
+        # A body that must name one of its fields cannot be left out either.
+        names: tuple[str, ...] = (
+            getattr(force_instance(serializer), "exactly_one_of", ()) if is_serializer(serializer) else ()
+        )
+        if names:
+            required = True
+        return schema, required
+
+    def _map_basic_serializer(self, serializer: Any, direction: str) -> dict[str, Any]:
+        schema: dict[str, Any] = super()._map_basic_serializer(serializer, direction)
+        instance = force_instance(serializer)
+        if direction == "request" and isinstance(instance, StrictSerializer):
+            schema["additionalProperties"] = False
+            # A body of fields of which exactly one is sent (`exactly_one_of` on the serializer): with the
+            # object closed, one property. (A `oneOf` of `required` lists would say the same, but generated
+            # clients choke on it.)
+            names = getattr(instance, "exactly_one_of", ())
+            if names:
+                assert set(names) == set(schema["properties"]), "exactly_one_of names every field"
+                schema["minProperties"] = schema["maxProperties"] = 1
+        return schema
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):
@@ -75,4 +131,17 @@ def add_problem_responses(result: dict[str, Any], generator: Any, request: Any, 
                     status_code,
                     {"description": description, "content": {"application/problem+json": {"schema": reference}}},
                 )
+    return result
+
+
+def forbid_nul_in_query(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: a free-text query parameter takes no NUL character
+    (config/middleware.py refuses a query string that carries one)."""
+    for path_item in result.get("paths", {}).values():
+        for operation in path_item.values():
+            for parameter in operation.get("parameters", []):
+                schema = parameter.get("schema", {})
+                free_text = schema.get("type") == "string" and not {"pattern", "format", "enum"} & set(schema)
+                if parameter["in"] == "query" and free_text:
+                    schema["pattern"] = TEXT_PATTERN
     return result

@@ -37,6 +37,7 @@ class ErrorCode(StrEnum):
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     IDEMPOTENCY_KEY_REQUIRED = "idempotency_key_required"
     DUPLICATE_CONTRACT = "duplicate_contract"
+    ALREADY_EXISTS = "already_exists"
     AFFILIATED_PROVIDER = "affiliated_provider"
     GRANT_EXPIRED = "grant_expired"
     GRANT_REVOKED = "grant_revoked"
@@ -105,6 +106,26 @@ class ValidationFailed(ApplicationError):
         self.errors = errors
         detail = "; ".join(f"{name}: {' '.join(messages)}" for name, messages in errors.items())
         super().__init__(detail, errors=errors)
+
+
+class AlreadyExists(ValidationFailed):
+    """The input names something unique that is already taken (a username, a credit code, a filing
+    number, a rule set's name): well formed, but in conflict with what exists. A ValidationFailed with
+    its field errors, answered 409 so that input the schema allows is never a 400."""
+
+    code = ErrorCode.ALREADY_EXISTS
+    http_status = 409
+    title = "It already exists."
+
+
+class ReferenceNotFound(ValidationFailed):
+    """A well-formed id in the input names nothing within the caller's reach (no such object, another
+    organisation's, or not of the kind the field needs): 404 `not_found`, as a path id would be, with
+    the field named. Input the schema allows is never a 400."""
+
+    code = ErrorCode.NOT_FOUND
+    http_status = 404
+    title = "No such object within your reach."
 
 
 class PermissionDenied(ApplicationError):

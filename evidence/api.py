@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from accounts.caller import caller
 from api.scoping import ScopedQuerysetMixin
+from api.serializers import StrictSerializer
 from config.errors import NotFound, ValidationFailed
 from evidence import sniff, storage
 from evidence.errors import DocumentTooLarge, NotMultipart
@@ -41,9 +42,10 @@ class DocumentSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class DocumentUpload(serializers.Serializer):
+class DocumentUpload(StrictSerializer):
     """multipart/form-data: the file and what it is. Documents the request only: the view reads the
-    parts itself, so that an extra or repeated part is refused rather than ignored."""
+    parts itself, so that an extra or repeated part is refused rather than ignored (the schema says so:
+    a StrictSerializer's body is closed)."""
 
     file = serializers.FileField(
         help_text="PDF, OFD, JPEG or PNG, judged from the bytes; at most DOCUMENT_SIZE_MAX_BYTES."

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from accounts.models import User
-from config.errors import ValidationFailed
+from config.errors import ReferenceNotFound, ValidationFailed
 from evidence import sniff, storage
 from evidence.errors import DocumentTooLarge, UnsupportedDocument
 from evidence.models import ORIGINAL_NAME_LENGTH_MAX, Citation, Document, Kind, StoredFile
@@ -104,8 +104,9 @@ def _document_pk(document_id: object) -> int | None:
 
 def document_for_citation(*, document_id: object, kinds: Iterable[str], actor: User, field: str) -> Document:
     """The document a caller names in a write, checked: it exists, the caller's organisation uploaded
-    it (or the caller is staff), and it is of one of `kinds`. Otherwise 400 on `field`, with the same
-    words whether the document does not exist or is another organisation's (ids reveal nothing).
+    it (or the caller is staff), and it is of one of `kinds`. Otherwise 404 (ReferenceNotFound) on
+    `field`, with the same words whether the document does not exist or is another organisation's
+    (ids reveal nothing); 400 only for what is not an id at all.
 
     `document_id` is an id (int, or digits from a form) or a Document; a Document is read again from
     the database, so what is checked is what was stored, not what the caller's object says."""
@@ -115,9 +116,9 @@ def document_for_citation(*, document_id: object, kinds: Iterable[str], actor: U
         raise ValidationFailed("Give the id of a document your organisation uploaded.", field=field)
     document = Document.objects.filter(pk=pk).select_related("file").first()
     if document is None or (document.owner != organisation_key(actor) and not actor.is_staff_member):
-        raise ValidationFailed(f"No document {pk} uploaded by your organisation.", field=field)
+        raise ReferenceNotFound(f"No document {pk} uploaded by your organisation.", field=field)
     if document.kind not in kinds:
-        raise ValidationFailed(f"Document {pk} is a {document.kind}; this needs a {' or '.join(kinds)}.", field=field)
+        raise ReferenceNotFound(f"Document {pk} is a {document.kind}; this needs a {' or '.join(kinds)}.", field=field)
     return document
 
 

@@ -14,7 +14,8 @@ from rest_framework.views import APIView
 from accounts.caller import caller
 from accounts.models import Provider, Role
 from accounts.roles import require_role
-from api.idempotency import idempotent
+from api.filters import IntegerFilter
+from api.idempotency import idempotency_key_parameter, idempotent
 from api.scoping import ScopedQuerysetMixin
 from api.serializers import (
     ID_MAX,
@@ -167,9 +168,9 @@ class RejectRequest(StrictSerializer):
 class ApplicationFilter(django_filters.FilterSet):
     # Plain numbers, not choices: an id outside the caller's reach filters to nothing, where a
     # choice filter would say 400 "not a valid choice" and so reveal which ids exist.
-    year = django_filters.NumberFilter(field_name="year_id")
-    enterprise = django_filters.NumberFilter(field_name="enterprise_id")
-    provider = django_filters.NumberFilter(field_name="provider_id")
+    year = IntegerFilter(field_name="year_id")
+    enterprise = IntegerFilter(field_name="enterprise_id")
+    provider = IntegerFilter(field_name="provider_id")
 
     class Meta:
         model = Application
@@ -253,7 +254,12 @@ class ApplicationReview(APIView):
 
 
 class ApplicationApprove(APIView):
-    @extend_schema(request=ApproveRequest, responses={200: ApplicationSerializer}, tags=["applications"])
+    @extend_schema(
+        request=ApproveRequest,
+        responses={200: ApplicationSerializer},
+        parameters=[idempotency_key_parameter(required=False)],
+        tags=["applications"],
+    )
     @idempotent(required=False)
     def post(self, request: Request, pk: int) -> Response:
         user = caller(request)

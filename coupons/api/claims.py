@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from accounts.caller import caller
 from accounts.models import Role, User
 from accounts.roles import require_role
+from api.filters import IntegerFilter
 from api.idempotency import idempotency_key_parameter, idempotent
 from api.scoping import ScopedQuerysetMixin
 from api.serializers import ID_MAX, FenField, StrictCharField, StrictIntegerField, StrictSerializer, validated
@@ -90,11 +91,11 @@ class DecisionRequest(StrictSerializer):
 
 
 class ClaimFilter(django_filters.FilterSet):
-    year = django_filters.NumberFilter(field_name="grant__year_id")
+    year = IntegerFilter(field_name="grant__year_id")
     # Plain numbers, not choices, so a filter never reveals which ids exist.
-    enterprise = django_filters.NumberFilter(field_name="enterprise_id")
-    provider = django_filters.NumberFilter(field_name="grant__provider_id")
-    grant = django_filters.NumberFilter(field_name="grant_id")
+    enterprise = IntegerFilter(field_name="enterprise_id")
+    provider = IntegerFilter(field_name="grant__provider_id")
+    grant = IntegerFilter(field_name="grant_id")
 
     class Meta:
         model = Claim

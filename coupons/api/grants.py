@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from accounts.caller import caller
 from accounts.models import Role, User
 from accounts.roles import require_role
+from api.filters import IntegerFilter
 from api.idempotency import idempotency_key_parameter, idempotent
 from api.scoping import ScopedQuerysetMixin
 from api.serializers import StrictCharField, StrictSerializer, validated
@@ -67,9 +68,9 @@ class GrantRevokeRequest(StrictSerializer):
 
 class GrantFilter(django_filters.FilterSet):
     # Plain numbers, not choices, so a filter never reveals which ids exist.
-    year = django_filters.NumberFilter(field_name="year_id")
-    enterprise = django_filters.NumberFilter(field_name="enterprise_id")
-    provider = django_filters.NumberFilter(field_name="provider_id")
+    year = IntegerFilter(field_name="year_id")
+    enterprise = IntegerFilter(field_name="enterprise_id")
+    provider = IntegerFilter(field_name="provider_id")
 
     class Meta:
         model = Grant

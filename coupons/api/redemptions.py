@@ -16,6 +16,7 @@ from typing import Any
 
 import django_filters
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import transaction
 from django.urls import path, reverse
 from django.utils import timezone
@@ -28,8 +29,11 @@ from rest_framework.views import APIView
 from accounts.caller import caller
 from accounts.models import Role, User
 from accounts.roles import require_role
+from api.filters import IntegerFilter
 from api.idempotency import (
     KEY_LENGTH_MAX,
+    KEY_PATTERN,
+    KEY_RULE,
     IdempotencyKeyReused,
     body_hash,
     idempotency_key_parameter,
@@ -161,7 +165,9 @@ class RedemptionBatchItem(RedeemRequest):
     """One bill of a batch, with its own idempotency key."""
 
     idempotency_key = StrictCharField(
-        max_length=KEY_LENGTH_MAX, help_text="This item's own key, unique within the batch: a retry replays it."
+        max_length=KEY_LENGTH_MAX,
+        validators=[RegexValidator(KEY_PATTERN)],
+        help_text=f"This item's own key ({KEY_RULE}), unique within the batch: a retry replays it.",
     )
 
 
@@ -174,9 +180,7 @@ class BatchItemField(serializers.DictField):
         item = dict(super().to_internal_value(data))
         key = item.get("idempotency_key")
         if not isinstance(key, str) or not key_is_valid(key):
-            raise serializers.ValidationError(
-                {"idempotency_key": [f"Each item needs one: 1 to {KEY_LENGTH_MAX} printable characters."]}
-            )
+            raise serializers.ValidationError({"idempotency_key": [f"Each item needs one: {KEY_RULE}."]})
         return item
 
 
@@ -234,11 +238,11 @@ class ResolveDisputeRequest(StrictSerializer):
 
 
 class RedemptionFilter(django_filters.FilterSet):
-    year = django_filters.NumberFilter(field_name="grant__year_id")
-    enterprise = django_filters.NumberFilter(field_name="grant__enterprise_id")
+    year = IntegerFilter(field_name="grant__year_id")
+    enterprise = IntegerFilter(field_name="grant__enterprise_id")
     # Plain numbers, not choices, so a filter never reveals which ids exist.
-    provider = django_filters.NumberFilter(field_name="provider_id")
-    grant = django_filters.NumberFilter(field_name="grant_id")
+    provider = IntegerFilter(field_name="provider_id")
+    grant = IntegerFilter(field_name="grant_id")
 
     class Meta:
         model = Redemption

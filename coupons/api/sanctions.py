@@ -8,6 +8,7 @@ from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.api import UsccField
 from accounts.caller import caller
 from accounts.models import Role, Sanction, User
 from accounts.roles import require_role
@@ -26,7 +27,7 @@ class SanctionSerializer(serializers.ModelSerializer):
 
 
 class SanctionRequest(StrictSerializer):
-    uscc = StrictCharField(max_length=18)
+    uscc = UsccField()
     reason = StrictCharField(max_length=REASON_LENGTH_MAX)
     valid_from = serializers.DateField(help_text="The first day (Asia/Shanghai) of the sanction.")
     valid_until = serializers.DateField(

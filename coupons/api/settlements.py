@@ -2,7 +2,7 @@
 enterprise's approved claims (enterprise reimbursement), exports the lines for the bank, and marks
 the batch paid; providers and enterprises read their own."""
 
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import django_filters
 from django.db.models import Q, QuerySet
@@ -19,6 +19,7 @@ from accounts.api import enterprises_visible_to, providers_visible_to
 from accounts.caller import caller
 from accounts.models import Role, User
 from accounts.roles import require_role
+from api.filters import IntegerFilter
 from api.idempotency import idempotency_key_parameter, idempotent
 from api.scoping import ScopedQuerysetMixin
 from api.serializers import ID_MAX, StrictCharField, StrictIntegerField, StrictSerializer, validated
@@ -60,6 +61,7 @@ class SettlementSerializer(serializers.ModelSerializer):
 class SettlementCreateRequest(StrictSerializer):
     """The payee to settle with: a provider, or an enterprise (exactly one)."""
 
+    exactly_one_of: ClassVar[tuple[str, ...]] = ("provider", "enterprise")  # The schema says so too.
     provider = StrictIntegerField(
         min_value=1, max_value=ID_MAX, required=False, help_text="The provider to settle with (provider deduction)."
     )
@@ -71,7 +73,7 @@ class SettlementCreateRequest(StrictSerializer):
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if ("provider" in attrs) == ("enterprise" in attrs):
+        if sum(name in attrs for name in self.exactly_one_of) != 1:
             message = ["Give exactly one of provider and enterprise."]
             raise serializers.ValidationError({"provider": message, "enterprise": message})
         return attrs
@@ -88,9 +90,9 @@ class SettlementPayRequest(StrictSerializer):
 
 class SettlementFilter(django_filters.FilterSet):
     # A plain number, not a choice, so a filter never reveals which ids exist.
-    provider = django_filters.NumberFilter(field_name="provider_id")
-    enterprise = django_filters.NumberFilter(field_name="enterprise_id")
-    year = django_filters.NumberFilter(method="filter_year")
+    provider = IntegerFilter(field_name="provider_id")
+    enterprise = IntegerFilter(field_name="enterprise_id")
+    year = IntegerFilter(method="filter_year")
 
     class Meta:
         model = Settlement

@@ -8,6 +8,7 @@ and is not served here.
 
 from typing import Any
 
+from django.core.validators import RegexValidator
 from django.urls import path
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import generics, serializers, status
@@ -173,7 +174,9 @@ class ProgramYearRequest(StrictSerializer):
     pool_fen = FenField(required=False, help_text="Defaults to 250 million yuan (25,000,000,000 fen).")
     default_cap_fen = FenField(required=False, help_text="Defaults to 8 million yuan (800,000,000 fen).")
     region_division_prefixes = serializers.ListField(
-        child=StrictCharField(min_length=2, max_length=6),
+        child=StrictCharField(
+            min_length=2, max_length=6, trim_whitespace=False, validators=[RegexValidator(r"^[0-9]{2,6}$")]
+        ),
         min_length=1,
         max_length=REGION_DIVISION_PREFIXES_COUNT_MAX,
         required=False,

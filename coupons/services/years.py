@@ -12,7 +12,7 @@ from accounts.roles import require_role, require_superuser
 from accounts.selectors import enterprise_is_verified_foundation_model_developer
 from approvals.models import ApprovalRequest
 from approvals.services import approval_request_create, reason_clean
-from config.errors import InvalidState, NotFound, ValidationFailed
+from config.errors import AlreadyExists, InvalidState, NotFound, ValidationFailed
 from coupons import books
 from coupons.errors import FourEyes, NotEligible, ProgramYearClosed
 from coupons.locks import program_year_lock
@@ -54,7 +54,7 @@ def rule_set_create(*, name: str, ceiling_bp: int, rules: list[dict[str, Any]], 
     existing = RateRuleSet.objects.filter(name=name).first()
     if existing is not None:
         if (existing.ceiling_bp, existing.rules) != (ceiling_bp, rules):
-            raise ValidationFailed("A rule set with this name exists with other rules.", field="name")
+            raise AlreadyExists("A rule set with this name exists with other rules.", field="name")
         return existing
     return RateRuleSet.objects.create(name=name, description=description, ceiling_bp=ceiling_bp, rules=rules)
 
@@ -266,7 +266,8 @@ def program_year_create_with_rates(
             try:
                 rule_set = rule_set_create(name=rates["name"], ceiling_bp=rates["ceiling_bp"], rules=rates["rules"])
             except ValidationFailed as error:
-                raise ValidationFailed({f"rates.{name}": messages for name, messages in error.errors.items()}) from None
+                # The same error (400, or 409 for a name taken), its fields named as the client sent them.
+                raise type(error)({f"rates.{name}": messages for name, messages in error.errors.items()}) from None
         return program_year_create(year=year, actor=actor, rule_set=rule_set, **policy)
 
 

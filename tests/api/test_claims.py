@@ -130,7 +130,7 @@ def test_refusals_are_problem_details(cast, grant, as_user):
     assert_problem(post(member, again), 409, "duplicate_invoice")
     assert_problem(post(member, body(cast, grant, 1_000_001)), 409, "contract_exceeded")
     wrong_kind = {**body(cast, grant), "payment_proof_document": document(cast.member, "invoice").pk}
-    assert_problem(post(member, wrong_kind), 400, "validation_error")
+    assert_problem(post(member, wrong_kind), 404, "not_found")  # No proof of payment of that id.
     assert_problem(post(member, {**body(cast, grant), "extra": 1}), 400, "validation_error")
     assert Claim.objects.count() == 1
 

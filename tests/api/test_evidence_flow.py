@@ -124,7 +124,6 @@ def test_an_application_without_its_contract_is_400_naming_the_field(field, cast
         ({"contract_signed_on": "yesterday"}, "contract_signed_on"),
         ({"documents": "1"}, "documents"),
         ({"documents": list(range(1, 22))}, "documents"),
-        ({"filing_certificate_document": 10**9}, "filing_certificate_document"),
     ],
 )
 def test_a_contract_outside_the_policy_is_400(changes, field, cast, year, db_snapshot):
@@ -146,9 +145,21 @@ def test_an_enterprise_cannot_cite_another_organisations_document(cast, year, db
     ]
     before = db_snapshot()
     for body in bodies:
-        assert_problem(
-            signed_in(cast.member).post("/api/v1/applications/", body, format="json"), 400, "validation_error"
-        )
+        # As if the document did not exist: 404 on the field, the same words either way.
+        assert_problem(signed_in(cast.member).post("/api/v1/applications/", body, format="json"), 404, "not_found")
+    assert db_snapshot() == before
+
+
+def test_a_document_id_that_names_nothing_is_404_on_its_field(cast, year, db_snapshot):
+    before = db_snapshot()
+    problem = assert_problem(
+        signed_in(cast.member).post(
+            "/api/v1/applications/", submit_body(cast, filing_certificate_document=10**9), format="json"
+        ),
+        404,
+        "not_found",
+    )
+    assert list(problem["errors"]) == ["filing_certificate_document"], problem
     assert db_snapshot() == before
 
 
@@ -304,8 +315,8 @@ def test_a_provider_cannot_cite_an_enterprises_document_or_another_providers(cas
     ]
     before = db_snapshot()
     for body in bodies:
-        problem = assert_problem(redeem(signed_in(cast.clerk), body), 400, "validation_error")
-        assert "invoice_document" in problem["errors"]
+        problem = assert_problem(redeem(signed_in(cast.clerk), body), 404, "not_found")
+        assert list(problem["errors"]) == ["invoice_document"]
     assert db_snapshot() == before
 
 

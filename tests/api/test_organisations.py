@@ -129,9 +129,6 @@ def _taken(**fields):
         (lambda: register_body(password="123"), "password"),
         (lambda: register_body(password="founder1"), "password"),
         (lambda: register_body(email="not an address"), "email"),
-        (_taken(username=True), "username"),
-        (_taken(uscc="enterprise"), "enterprise.uscc"),
-        (_taken(uscc="provider"), "enterprise.uscc"),
     ],
 )
 def test_bad_registrations_are_400_and_write_nothing(make_body, field, db, db_snapshot):
@@ -142,6 +139,26 @@ def test_bad_registrations_are_400_and_write_nothing(make_body, field, db, db_sn
 
     problem = assert_problem(response, 400, "validation_error")
     assert field in problem["errors"], problem
+    assert db_snapshot() == before
+
+
+@pytest.mark.parametrize(
+    ("make_body", "field"),
+    [
+        (_taken(username=True), "username"),
+        (_taken(uscc="enterprise"), "enterprise.uscc"),
+        (_taken(uscc="provider"), "enterprise.uscc"),
+    ],
+)
+def test_a_registration_whose_name_or_code_is_taken_is_409_and_writes_nothing(make_body, field, db, db_snapshot):
+    # Well formed (the schema allows it), but in conflict with what exists.
+    body = make_body()
+    before = db_snapshot()
+
+    response = APIClient().post("/api/v1/enterprises/register/", body, format="json")
+
+    problem = assert_problem(response, 409, "already_exists")
+    assert list(problem["errors"]) == [field], problem
     assert db_snapshot() == before
 
 
@@ -322,8 +339,8 @@ def test_a_providers_code_is_unique_across_organisations(cast, db_snapshot):
     before = db_snapshot()
     for uscc in (cast.provider.uscc, cast.enterprise.uscc):
         body = {"name": "Copy", "uscc": uscc, "listing": "planning_layout", "facilities": FACILITIES}
-        problem = assert_problem(admin.post("/api/v1/providers/", body, format="json"), 400, "validation_error")
-        assert "uscc" in problem["errors"]
+        problem = assert_problem(admin.post("/api/v1/providers/", body, format="json"), 409, "already_exists")
+        assert list(problem["errors"]) == ["uscc"]
     assert db_snapshot() == before
 
 
@@ -413,7 +430,6 @@ def test_a_superuser_creates_a_member(organisation, cast):
         ({"roles": ["approver"], "provider": "cast.provider"}, "roles"),
         ({"enterprise": "cast.enterprise", "provider": "cast.provider"}, "enterprise"),
         ({"enterprise": "1"}, "enterprise"),
-        ({"username": "cast.member"}, "username"),
         ({"username": ""}, "username"),
         ({"password": "12345678"}, "password"),
         ({"password": None}, "password"),
@@ -435,6 +451,17 @@ def test_a_bad_user_is_400_and_writes_nothing(changes, field, cast, db_snapshot)
     problem = assert_problem(admin.post("/api/v1/users/", body, format="json"), 400, "validation_error")
 
     assert field in problem["errors"], problem
+    assert db_snapshot() == before
+
+
+def test_a_taken_username_is_409_and_writes_nothing(cast, db_snapshot):
+    body = {"username": cast.member.username, "password": PASSWORD}
+    admin = signed_in(cast.admin)
+    before = db_snapshot()
+
+    problem = assert_problem(admin.post("/api/v1/users/", body, format="json"), 409, "already_exists")
+
+    assert list(problem["errors"]) == ["username"], problem
     assert db_snapshot() == before
 
 

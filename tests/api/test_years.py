@@ -236,8 +236,6 @@ GOOD_RULE = {"label": "All", "rate_bp": 2000, "when": {}}
             {"rates": {"name": "r", "ceiling_bp": 3000, "rules": [{**GOOD_RULE, "when": {"small_or_medium": "yes"}}]}},
             "rates.rules.0.when.small_or_medium",
         ),
-        # Checked by the service: a name is never reused for other rules.
-        ({"rates": {"name": "measures-2024", "ceiling_bp": 3000, "rules": [GOOD_RULE]}}, "rates.name"),
     ],
 )
 def test_bad_year_input_is_400_and_writes_nothing(changes, field, cast, as_user, db_snapshot):
@@ -251,6 +249,24 @@ def test_bad_year_input_is_400_and_writes_nothing(changes, field, cast, as_user,
     assert db_snapshot() == before
     assert RateRuleSet.objects.count() == rule_sets
     assert not ProgramYear.objects.filter(year=NEXT).exists()
+
+
+def test_a_rule_set_name_taken_by_other_rules_is_409_and_writes_nothing(cast, as_user, db_snapshot):
+    # Checked by the service: a name is never reused for other rules. Well formed, but taken: 409.
+    client = as_user(cast.admin)
+    client.post("/api/v1/program-years/", {"year": NEXT + 1}, format="json")  # measures-2024 now exists.
+    before, rule_sets = db_snapshot(), RateRuleSet.objects.count()
+    body = assert_problem(
+        client.post(
+            "/api/v1/program-years/",
+            {"year": NEXT, "rates": {"name": "measures-2024", "ceiling_bp": 3000, "rules": [GOOD_RULE]}},
+            format="json",
+        ),
+        409,
+        "already_exists",
+    )
+    assert list(body["errors"]) == ["rates.name"], body
+    assert (db_snapshot(), RateRuleSet.objects.count()) == (before, rule_sets)
 
 
 def test_a_year_may_carry_or_withdraw_and_grant_for_months(cast, as_user):
