@@ -187,5 +187,7 @@ def test_the_key_the_code_accepts_is_the_key_the_schema_allows(schema: dict[str,
     rule = declared[0]
     by_schema = rule["minLength"] <= len(key) <= rule["maxLength"] and re.search(rule["pattern"], key) is not None
     assert (by_schema, key_is_valid(key)) == (valid, valid)
-    batch_key = schema["components"]["schemas"]["RedemptionBatchItemRequest"]["properties"]["idempotency_key"]
+    body = schema["paths"]["/api/v1/redemptions/batch/"]["post"]["requestBody"]["content"]["application/json"]
+    envelope = schema["components"]["schemas"][body["schema"]["$ref"].rsplit("/", 1)[1]]
+    batch_key = envelope["properties"]["items"]["items"]["properties"]["idempotency_key"]
     assert batch_key["pattern"] == rule["pattern"] and batch_key["maxLength"] == rule["maxLength"]
