@@ -1,4 +1,5 @@
-"""Fixtures for every test: a snapshot of the money and domain tables, to prove nothing changed."""
+"""Fixtures for every test: a snapshot of the money and domain tables, to prove nothing changed; and
+the order in which parallel test processes (pytest-xdist) take the modules."""
 
 from collections.abc import Callable, Iterator
 
@@ -61,3 +62,20 @@ def django_db_setup(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -
         cursor.execute(f"ALTER DATABASE {name} SET synchronous_commit = off")
         cursor.execute("SET synchronous_commit = off")
     yield
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In a parallel run, the modules holding a test marked `slow` come first.
+
+    `--dist loadscope` hands each process whole modules, in collection order (pyproject.toml turns
+    off xdist's own reordering by test count, which put the longest modules, the crash tests and
+    the state machine with one or two tests each, last, so one process finished them alone). Slow
+    first, the short modules fill in at the end. The order inside each module, and pytest-django's
+    (transactional tests after the others), is kept. A run in one process keeps pytest-django's
+    order as it is.
+    """
+    if not hasattr(config, "workerinput"):  # Only an xdist worker's collection sets the order.
+        return
+    slow = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow)

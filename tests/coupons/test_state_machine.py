@@ -255,6 +255,7 @@ def coupon_total(**where: object) -> Coalesce:
     return Coalesce(Sum("coupon_fen", filter=Q(**where)), 0)
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 def test_coupon_program_state_machine() -> None:
     run_state_machine_as_test(
