@@ -17,9 +17,13 @@ REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"anon": THROTTLE_
 
 # Parallel test processes (pytest-xdist) share one Redis: each keeps its throttle counters under its
 # own prefix, as each has its own database, so one process's requests never count against another's.
+# Its cache.clear() removes only the keys under that prefix, never the whole Redis database (which
+# is also the broker of the tests that run a real Celery worker): see tests/cache.py.
 CACHES = {
     "default": {**CACHES["default"], "KEY_PREFIX": "test-" + env.str("PYTEST_XDIST_WORKER", default="main")}  # noqa: F405
 }
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    CACHES["default"]["BACKEND"] = "tests.cache.ProcessRedisCache"
 
 # Each test process stores documents under a directory of its own in the system's temp dir, new on
 # every run and removed at exit: files a rolled-back test left (which no row names) never outlive the

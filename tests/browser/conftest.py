@@ -33,6 +33,17 @@ CHROMIUM_FLAGS = [
 DEMO_PASSWORD = "demo-pass-2026"
 ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts" / "screenshots"
 STEP_TIMEOUT_MS = 15_000
+# Assertions wait as long as actions (Playwright's own default for `expect` is 5 s, too short for a
+# form that uploads and submits on a loaded 2-core machine running the suite in parallel).
+expect.set_options(timeout=STEP_TIMEOUT_MS)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every browser test is slow (a live server and Chromium): their modules start first in a
+    parallel run (tests/conftest.py)."""
+    for item in items:
+        if "tests/browser/" in item.nodeid:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -2,9 +2,12 @@
 reset over hundreds of grants, then restarted and the task sent again, for ten seeds. Every grant
 must lapse exactly once, and the lapsed total must equal the balances left, to the fen.
 
-Each seed resets its own program year (2030 to 2039), so one set-up serves all ten.
+Each seed resets its own program year (2030 to 2039), so one set-up serves all ten. The set-up
+commits once (the workers read it from the database); each worker is started one round ahead, on a
+queue of its own, so that no round waits for a worker to boot while the one before it works.
 """
 
+import itertools
 import os
 import random
 import signal
@@ -14,7 +17,7 @@ import time
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Enterprise
@@ -89,6 +92,7 @@ def start_worker(queue: str) -> subprocess.Popen[str]:
             "--without-mingle",
             "--without-gossip",
             "--loglevel=WARNING",
+            f"--hostname={queue}@%h",
         ],
         cwd=ROOT,
         env=env,
@@ -96,6 +100,29 @@ def start_worker(queue: str) -> subprocess.Popen[str]:
         stderr=subprocess.DEVNULL,
         text=True,
     )
+
+
+class Workers:
+    """Celery workers, each on a queue of its own, each started one round before it is needed: the
+    next worker boots while the current one works (it listens only to its own queue, so it can take
+    no message before its round). `take()` gives the ready worker and starts the one after it."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.rounds = itertools.count()
+        self.spare = self._start()
+
+    def _start(self) -> tuple[subprocess.Popen[str], str]:
+        queue = f"{self.prefix}-{next(self.rounds)}-{os.getpid()}"
+        return start_worker(queue), queue
+
+    def take(self) -> tuple[subprocess.Popen[str], str]:
+        taken, self.spare = self.spare, self._start()
+        return taken
+
+    def close(self) -> None:
+        self.spare[0].terminate()
+        self.spare[0].wait(timeout=30)
 
 
 def send_reset(year: int, queue: str) -> None:
@@ -106,22 +133,23 @@ def send_reset(year: int, queue: str) -> None:
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_reset_killed_at_random_points_finishes_with_every_grant_lapsed_once():
-    cast = make_cast()
-    Enterprise.objects.filter(pk=cast.enterprise.pk).update(status="verified")
-    for seed in SEEDS:
-        make_year(cast, 2030 + seed)
+    with transaction.atomic():
+        cast = make_cast()
+        Enterprise.objects.filter(pk=cast.enterprise.pk).update(status="verified")
+        for seed in SEEDS:
+            make_year(cast, 2030 + seed)
     previous = (app.conf.broker_url, app.conf.task_always_eager)
     app.conf.broker_url, app.conf.task_always_eager = REDIS_URL, False
     interrupted = []  # Grants still active right after each kill.
+    workers = Workers("crash")
     try:
         for seed in SEEDS:
             year = 2030 + seed
             rng = random.Random(seed)
-            queue = f"crash-{seed}-{os.getpid()}"
             assert ProgramYear.objects.get(year=year).status == "closed"
             kills = 0
             for _ in range(KILLS_PER_SEED):
-                worker = start_worker(queue)
+                worker, queue = workers.take()
                 send_reset(year, queue)
                 # Kill at a random point: once a random number of the remaining grants has lapsed.
                 active = Grant.objects.filter(year_id=year, status="active")
@@ -135,7 +163,7 @@ def test_a_reset_killed_at_random_points_finishes_with_every_grant_lapsed_once()
                 kills += 1
                 interrupted.append(Grant.objects.filter(year_id=year, status="active").count())
             # A fresh worker and a fresh message (beat sends one daily): the reset finishes.
-            worker = start_worker(queue)
+            worker, queue = workers.take()
             try:
                 send_reset(year, queue)
                 deadline = time.monotonic() + WAIT_S
@@ -160,6 +188,7 @@ def test_a_reset_killed_at_random_points_finishes_with_every_grant_lapsed_once()
                 )
                 assert cursor.fetchone() == (0,), f"seed {seed}: every grant account is empty"
     finally:
+        workers.close()
         app.conf.broker_url, app.conf.task_always_eager = previous
     # The kills must really have cut resets short, not only hit idle or finished workers.
     assert any(0 < active < GRANTS_PER_YEAR for active in interrupted), interrupted
@@ -199,21 +228,22 @@ def make_year_with_open_applications(cast: Any, year: int) -> None:
 def test_a_reset_killed_while_carrying_applications_carries_each_once():
     from coupons.models import ApplicationEvent
 
-    cast = make_cast()
-    Enterprise.objects.filter(pk=cast.enterprise.pk).update(status="verified")
     years = [2050 + 2 * seed for seed in CARRY_SEEDS]  # Each year's next year is free.
-    for year in years:
-        make_year_with_open_applications(cast, year)
+    with transaction.atomic():
+        cast = make_cast()
+        Enterprise.objects.filter(pk=cast.enterprise.pk).update(status="verified")
+        for year in years:
+            make_year_with_open_applications(cast, year)
     previous = (app.conf.broker_url, app.conf.task_always_eager)
     app.conf.broker_url, app.conf.task_always_eager = REDIS_URL, False
     interrupted = []  # Applications still open in the closed year right after each kill.
+    workers = Workers("carry")
     try:
         for seed, year in zip(CARRY_SEEDS, years, strict=True):
             rng = random.Random(seed)
-            queue = f"carry-{seed}-{os.getpid()}"
             still_open = Application.objects.filter(year_id=year, status="submitted")
             for _ in range(KILLS_PER_SEED):
-                worker = start_worker(queue)
+                worker, queue = workers.take()
                 send_reset(year, queue)
                 remaining = still_open.count()
                 kill_at = remaining - rng.randint(1, max(1, remaining - 1))
@@ -223,7 +253,7 @@ def test_a_reset_killed_while_carrying_applications_carries_each_once():
                 worker.send_signal(signal.SIGKILL)
                 worker.wait(timeout=30)
                 interrupted.append(still_open.count())
-            worker = start_worker(queue)
+            worker, queue = workers.take()
             try:
                 send_reset(year, queue)
                 deadline = time.monotonic() + WAIT_S
@@ -242,6 +272,7 @@ def test_a_reset_killed_while_carrying_applications_carries_each_once():
             pool = account_balance(account_id=account_get(code=books.pool_code(year + 1)).pk)
             assert pool.credits_posted == 10**9, f"seed {seed}: the next year opened once"
     finally:
+        workers.close()
         app.conf.broker_url, app.conf.task_always_eager = previous
     assert any(0 < count < APPLICATIONS_PER_YEAR for count in interrupted), interrupted
     print("applications still open after each kill:", interrupted)
