@@ -156,21 +156,23 @@ def idempotent_call(
         if inserted is None:
             # Seen before (or run at this moment: the insert above waited for it to commit).
             record = IdempotencyRecord.objects.get(user=user, key=key)
-            if record.request_hash != fingerprint:
-                raise IdempotencyKeyReused(
-                    f"{HEADER} {key!r} was first used for {record.method} {record.path} with another body."
-                ) from None
-            return _replay(record)
-        try:
-            response = call()
-        except (ApplicationError, exceptions.APIException) as error:
-            # A refusal is an answer too: the service rolled its own work back; store it.
-            rendered = exception_handler(error, context)
-            assert rendered is not None
-            response = rendered
-        body = _RESPONSE_BODY.get_db_prep_save(response.data, connection=connection)
-        cursor.execute(_ANSWER_SQL, [response.status_code, body, inserted[0]], prepare=True)
-        return response
+            if record.request_hash == fingerprint:
+                return _replay(record)
+            first_use = f"{record.method} {record.path}"
+        else:
+            try:
+                response = call()
+            except (ApplicationError, exceptions.APIException) as error:
+                # A refusal is an answer too: the service rolled its own work back; store it.
+                rendered = exception_handler(error, context)
+                assert rendered is not None
+                response = rendered
+            body = _RESPONSE_BODY.get_db_prep_save(response.data, connection=connection)
+            cursor.execute(_ANSWER_SQL, [response.status_code, body, inserted[0]], prepare=True)
+            return response
+    # Raised once the block has ended: raised inside it, an exception would mark a caller's
+    # transaction (a batch, `savepoint=False`) for rollback, undoing the items already answered.
+    raise IdempotencyKeyReused(f"{HEADER} {key!r} was first used for {first_use} with another body.")
 
 
 def idempotent(*, required: bool) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
