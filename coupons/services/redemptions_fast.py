@@ -53,10 +53,13 @@ def _literal(value: str) -> str:
 
 _LISTINGS: Final = ", ".join(_literal(value) for value in Provider.Listing.values)
 _LIVE: Final = ", ".join(_literal(value) for value in (Redemption.Status.PENDING, Redemption.Status.CAPTURED))
-_LOCK_GRANT_SQL: Final = "SELECT id FROM coupons_grant WHERE id = %s FOR UPDATE"
+# Only the caller's own grant and invoice are locked (as the careful path, which looks them up in the
+# caller's scope first): a lock on another center's would let a stranger stall or deadlock its requests.
+_LOCK_GRANT_SQL: Final = "SELECT id FROM coupons_grant WHERE id = %s AND provider_id = %s FOR UPDATE"
 # One file stands behind one invoice: uses of the same bytes take turns (`invoice_use` takes the same lock).
 _LOCK_INVOICE_FILE_SQL: Final = (
-    "SELECT pg_advisory_xact_lock(hashtextextended('invoice-file:' || sha256, 0)) FROM evidence_document WHERE id = %s"
+    "SELECT pg_advisory_xact_lock(hashtextextended('invoice-file:' || sha256, 0)) FROM evidence_document"
+    f" WHERE id = %s AND owner = %s AND kind = {_literal(Kind.INVOICE)}"
 )
 _CONTEXT_SQL: Final = f"""
 SELECT {_GRANT_COLUMNS},
@@ -139,8 +142,8 @@ def _context(bill: Bill, actor: User, now: dt.datetime) -> dict[str, Any] | None
     }
     read = db.cursor()
     with db.pipeline():  # One cursor: it keeps the last statement's answer, the only one read.
-        read.execute(_LOCK_GRANT_SQL, [bill.grant_id], prepare=True)
-        read.execute(_LOCK_INVOICE_FILE_SQL, [bill.invoice_document_id], prepare=True)
+        read.execute(_LOCK_GRANT_SQL, [bill.grant_id, actor.provider_id], prepare=True)
+        read.execute(_LOCK_INVOICE_FILE_SQL, [bill.invoice_document_id, organisation_key(actor)], prepare=True)
         read.execute(_CONTEXT_SQL, params, prepare=True)
     row = read.fetchone()  # The pipeline's end waited for all three; the answers are here.
     if row is None:
