@@ -59,9 +59,12 @@ def token_lookup(secret: str) -> AccessToken | None:
 
 
 def api_key_create(*, provider: Provider, name: str, actor: User) -> tuple[ApiKey, str]:
-    """A provider's member (or a superuser) creates an API key; the secret is returned once."""
-    if not actor.is_superuser:
-        require_provider_member(actor, provider.pk)
+    """A provider's member creates an API key; the secret is returned once.
+
+    Only its members: a key acts as the provider (it redeems, uploads invoices), so a superuser who
+    made one could redeem fabricated bills alone (found from outside). A superuser may still list and
+    revoke a provider's keys."""
+    require_provider_member(actor, provider.pk)
     if hasattr(actor, "api_key"):
         raise PermissionDenied("An API key may not manage API keys.")
     name = (name or "").strip()

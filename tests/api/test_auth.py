@@ -557,9 +557,14 @@ def test_a_key_of_another_provider_is_404_by_its_id(cast):
     assert ApiKey.objects.get(pk=other_key_id).revoked_at is None
 
 
-def test_a_superuser_manages_any_providers_keys(cast):
+def test_a_superuser_lists_and_revokes_any_providers_keys_but_creates_none(cast, db_snapshot):
+    # A key acts as the provider: a superuser who could make one could redeem fabricated bills alone.
     admin = signed_in(cast.admin)
-    key_id, secret = _create_key(admin, cast.provider.pk)
+    before = db_snapshot()
+    refused = admin.post(f"/api/v1/providers/{cast.provider.pk}/api-keys/", {"name": "mine"}, format="json")
+    assert_problem(refused, 403, "permission_denied")
+    assert db_snapshot() == before
+    key_id, secret = _create_key(signed_in(cast.clerk), cast.provider.pk)
     assert with_header(f"Api-Key {secret}").get("/api/v1/me/").json()["provider"] == cast.provider.pk
     assert [k["id"] for k in admin.get(f"/api/v1/providers/{cast.provider.pk}/api-keys/").json()["results"]] == [key_id]
     assert admin.post(f"/api/v1/providers/{cast.provider.pk}/api-keys/{key_id}/revoke/").status_code == 200

@@ -79,6 +79,10 @@ def test_the_whole_walk_in_the_browser(language: str, portal_in: Callable[[str],
     screens.shoot(enterprise, "apply-with-preview")
     # The preview is a GET: it must not put the CSRF token in URLs (logs, referrers).
     assert previews and not any("csrfmiddlewaretoken" in url for url in previews)
+    # The preview answers each change of the form (htmx, 300 ms after typing stops): submit once it
+    # has settled, so that no preview request is in flight when the page navigates away.
+    enterprise.wait_for_load_state("networkidle")
+    expect(enterprise.locator("form.htmx-request")).to_have_count(0)
     enterprise.locator("#submit-application").click()
     expect(enterprise.locator("#application-status")).to_have_attribute("data-status", "submitted")
     expect(enterprise.locator(".message.success")).to_contain_text(

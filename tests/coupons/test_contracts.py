@@ -7,7 +7,7 @@ import pytest
 
 from accounts.models import Role
 from accounts.services import model_filing_record, model_filing_verify
-from config.errors import InvalidState, ValidationFailed
+from config.errors import InvalidState, ReferenceNotFound, ValidationFailed
 from coupons.evidence import cited_documents
 from coupons.models import Application, ProgramYear
 from coupons.services.applications import application_confirm, application_review, application_submit
@@ -21,11 +21,15 @@ from tests.factories import EnterpriseFactory, ProviderFactory, UserFactory
 pytestmark = pytest.mark.django_db
 
 
-def refused(db_snapshot, call, field):
+def refused(db_snapshot, call, field, code="validation_error"):
+    """Refused on `field` with `code`, nothing written: 400 `validation_error` for input that is not
+    well formed; 404 `not_found` (ReferenceNotFound) for a well-formed id that names no document of
+    the right kind within the caller's reach (docs/api.md)."""
     before = db_snapshot()
     with pytest.raises(ValidationFailed) as caught:
         call()
-    assert field in caught.value.errors and caught.value.code == "validation_error", caught.value.errors
+    assert field in caught.value.errors and caught.value.code == code, caught.value.errors
+    assert isinstance(caught.value, ReferenceNotFound) == (code == "not_found")
     assert db_snapshot() == before
     return caught.value
 
@@ -88,18 +92,19 @@ def test_the_contract_must_be_a_contract_the_enterprise_uploaded(cast, year, db_
         "another enterprise's contract": document(other_member, "contract"),
         "the provider's contract": document(cast.clerk, "contract"),
         "no such document": 10**9,
-        "not an id": "12",
+        "digits of no document of ours": "12",
         "a boolean": True,
     }
-    for value in cases.values():
+    for name, value in cases.items():
         evidence = {**contract(cast.member, YEAR), "contract_document": value}
-        refused(db_snapshot, lambda evidence=evidence: submit(cast, **evidence), "contract_document")
+        code = "validation_error" if name == "a boolean" else "not_found"  # Digits from a form are an id.
+        refused(db_snapshot, lambda evidence=evidence: submit(cast, **evidence), "contract_document", code)
 
 
 def test_more_documents_are_the_enterprises_own_and_at_most_twenty(cast, year, db_snapshot):
     foreign = document(UserFactory(enterprise=EnterpriseFactory()), "other")
-    refused(db_snapshot, lambda: submit(cast, documents=[foreign.pk]), "documents")
-    refused(db_snapshot, lambda: submit(cast, documents=[document(cast.clerk, "other").pk]), "documents")
+    refused(db_snapshot, lambda: submit(cast, documents=[foreign.pk]), "documents", "not_found")
+    refused(db_snapshot, lambda: submit(cast, documents=[document(cast.clerk, "other").pk]), "documents", "not_found")
     many = [document(cast.member, "other").pk for _ in range(21)]
     refused(db_snapshot, lambda: submit(cast, documents=many), "documents")
     refused(db_snapshot, lambda: submit(cast, documents="1,2"), "documents")
@@ -173,6 +178,7 @@ def test_the_registered_model_rate_needs_the_filing_certificate_where_the_year_r
         db_snapshot,
         lambda: registered_model_submission(cast, filing_certificate_document=wrong_kind),
         "filing_certificate_document",
+        "not_found",
     )
 
     certificate = document(cast.member, "filing_certificate")
