@@ -30,15 +30,21 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def _rows(sql: str, findings_max: int) -> list[Finding]:
+def findings_of(sql: str, *, findings_max: int, params: list[Any] | None = None) -> list[Finding]:
+    """At most `findings_max` rows of an audit query, as JSON-ready findings (the coupon audit's too)."""
     with connection.cursor() as cursor:
-        cursor.execute(f"{sql} LIMIT %s", [findings_max])
+        cursor.execute(f"{sql} LIMIT %s", [*(params or []), findings_max])
         assert cursor.description is not None
         columns = [c.name for c in cursor.description]
         return [{c: _json_value(v) for c, v in zip(columns, row, strict=True)} for row in cursor.fetchall()]
 
 
-def _count(sql: str) -> int:
+def _rows(sql: str, findings_max: int) -> list[Finding]:
+    return findings_of(sql, findings_max=findings_max)
+
+
+def count_of(sql: str) -> int:
+    """How many rows an audit check examined: the first column of the query's one row."""
     with connection.cursor() as cursor:
         cursor.execute(sql)
         row = cursor.fetchone()
@@ -79,7 +85,7 @@ def account_totals_findings(*, findings_max: int) -> tuple[list[Finding], int]:
                IS DISTINCT FROM (coalesce(s.dp, 0), coalesce(s.cp, 0), coalesce(s.dq, 0), coalesce(s.cq, 0))
          ORDER BY a.id
     """
-    return _rows(sql, findings_max), _count("SELECT count(*) FROM ledger_account")
+    return _rows(sql, findings_max), count_of("SELECT count(*) FROM ledger_account")
 
 
 def debits_equal_credits_findings(*, findings_max: int) -> tuple[list[Finding], int]:
@@ -90,7 +96,7 @@ def debits_equal_credits_findings(*, findings_max: int) -> tuple[list[Finding], 
           FROM ledger_account
         HAVING sum(debits_posted) <> sum(credits_posted) OR sum(debits_pending) <> sum(credits_pending)
     """
-    return _rows(sql, findings_max), _count("SELECT count(*) FROM ledger_account")
+    return _rows(sql, findings_max), count_of("SELECT count(*) FROM ledger_account")
 
 
 def limited_accounts_overdrawn_findings(*, findings_max: int) -> tuple[list[Finding], int]:
@@ -103,7 +109,7 @@ def limited_accounts_overdrawn_findings(*, findings_max: int) -> tuple[list[Find
             OR (credits_must_not_exceed_debits AND credits_pending + credits_posted > debits_posted)
          ORDER BY id
     """
-    return _rows(sql, findings_max), _count("SELECT count(*) FROM ledger_account")
+    return _rows(sql, findings_max), count_of("SELECT count(*) FROM ledger_account")
 
 
 def hash_chain_findings(*, findings_max: int) -> tuple[list[Finding], int]:
@@ -114,7 +120,7 @@ def hash_chain_findings(*, findings_max: int) -> tuple[list[Finding], int]:
         for kind in ("broken_links", "sequence_gaps", "head_mismatch", "unsealed_old_transfers")
         if findings[kind]
     ][:findings_max]
-    return problems, _count("SELECT count(*) FROM ledger_transfer")
+    return problems, count_of("SELECT count(*) FROM ledger_transfer")
 
 
 LEDGER_CHECKS: Final[list[tuple[str, LedgerCheck]]] = [

@@ -9,7 +9,6 @@ as its finding, and so does the run: an audit never passes by saying nothing.
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from decimal import Decimal
 from functools import partial
 from typing import Any, Final
 
@@ -22,7 +21,7 @@ from coupons.models import AuditRun, Grant, Invoice
 from coupons.policy import ApplicationFacts, rate_for
 from coupons.selectors import program_year_figures, program_year_figures_from_rows
 from evidence.audit import stored_files_findings
-from ledger.audit import LEDGER_CHECKS
+from ledger.audit import LEDGER_CHECKS, count_of, findings_of
 
 FINDINGS_MAX: Final = 50
 audit_log = logging.getLogger("coupons.audit")
@@ -30,28 +29,8 @@ audit_log = logging.getLogger("coupons.audit")
 Finding = dict[str, Any]
 
 
-def _json_value(value: Any) -> Any:
-    """Findings are stored as JSON: sums of fen come back as Decimal (whole numbers), times as datetimes."""
-    if isinstance(value, Decimal):
-        return int(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
-
-
 def _rows(sql: str, params: list[Any] | None = None) -> list[Finding]:
-    with connection.cursor() as cursor:
-        cursor.execute(f"{sql} LIMIT {FINDINGS_MAX}", params or [])
-        assert cursor.description is not None
-        columns = [c.name for c in cursor.description]
-        return [{c: _json_value(v) for c, v in zip(columns, row, strict=True)} for row in cursor.fetchall()]
-
-
-def _count(sql: str) -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(sql)
-        row = cursor.fetchone()
-        return int(row[0]) if row else 0
+    return findings_of(sql, findings_max=FINDINGS_MAX, params=params)
 
 
 def check_issued_within_pool() -> tuple[list[Finding], int]:
@@ -72,7 +51,7 @@ def check_issued_within_pool() -> tuple[list[Finding], int]:
                 OR pool.debits_posted <> coalesce(g.granted, 0))
          ORDER BY y.year
     """
-    return _rows(sql), _count("SELECT count(*) FROM coupons_programyear WHERE status <> 'draft'")
+    return _rows(sql), count_of("SELECT count(*) FROM coupons_programyear WHERE status <> 'draft'")
 
 
 def check_granted_within_cap() -> tuple[list[Finding], int]:
@@ -91,7 +70,7 @@ def check_granted_within_cap() -> tuple[list[Finding], int]:
          WHERE g.net_fen > coalesce(c.cap_fen, y.default_cap_fen)
          ORDER BY g.year_id, g.enterprise_id
     """
-    return _rows(sql), _count("SELECT count(DISTINCT (year_id, enterprise_id)) FROM coupons_grant")
+    return _rows(sql), count_of("SELECT count(DISTINCT (year_id, enterprise_id)) FROM coupons_grant")
 
 
 def check_redemptions_within_rate() -> tuple[list[Finding], int]:
@@ -102,7 +81,7 @@ def check_redemptions_within_rate() -> tuple[list[Finding], int]:
          WHERE r.coupon_fen <= 0 OR r.coupon_fen > r.bill_amount_fen * g.rate_bp / 10000 OR r.rate_bp <> g.rate_bp
          ORDER BY r.id
     """
-    return _rows(sql), _count("SELECT count(*) FROM coupons_redemption")
+    return _rows(sql), count_of("SELECT count(*) FROM coupons_redemption")
 
 
 def check_contract_bills_within_fee() -> tuple[list[Finding], int]:
@@ -121,7 +100,7 @@ def check_contract_bills_within_fee() -> tuple[list[Finding], int]:
         HAVING sum(b.bill_amount_fen) > a.contract_fee_fen
          ORDER BY g.id
     """
-    return _rows(sql), _count("SELECT count(*) FROM coupons_grant")
+    return _rows(sql), count_of("SELECT count(*) FROM coupons_grant")
 
 
 def check_closed_years_hold_nothing() -> tuple[list[Finding], int]:
@@ -138,7 +117,7 @@ def check_closed_years_hold_nothing() -> tuple[list[Finding], int]:
                 OR account.debits_pending <> 0)
          ORDER BY g.id
     """
-    return _rows(sql, [timezone.now()]), _count(
+    return _rows(sql, [timezone.now()]), count_of(
         "SELECT count(*) FROM coupons_grant g "
         "JOIN coupons_programyear y ON y.year = g.year_id WHERE y.status = 'closed'"
     )
@@ -176,7 +155,7 @@ def check_grants_match_ledger() -> tuple[list[Finding], int]:
                               AND t.amount_fen = g.amount_fen AND t.credit_account_id = g.account_id)
          ORDER BY g.id
     """
-    return _rows(sql), _count("SELECT count(*) FROM coupons_grant")
+    return _rows(sql), count_of("SELECT count(*) FROM coupons_grant")
 
 
 def check_redemptions_match_ledger() -> tuple[list[Finding], int]:
@@ -199,7 +178,7 @@ def check_redemptions_match_ledger() -> tuple[list[Finding], int]:
             OR (r.status = 'reversed' AND reverse.amount_fen <> r.coupon_fen)
          ORDER BY r.id
     """
-    return _rows(sql), _count("SELECT count(*) FROM coupons_redemption")
+    return _rows(sql), count_of("SELECT count(*) FROM coupons_redemption")
 
 
 def check_settlements_match_ledger() -> tuple[list[Finding], int]:
@@ -240,7 +219,7 @@ def check_settlements_match_ledger() -> tuple[list[Finding], int]:
             OR (s.status = 'open' AND (p.settlement_id IS NOT NULL OR coalesce(cl.paid_n, 0) <> 0))
          ORDER BY s.id
     """
-    return _rows(sql), _count("SELECT count(*) FROM coupons_settlement")
+    return _rows(sql), count_of("SELECT count(*) FROM coupons_settlement")
 
 
 def check_claims_match_ledger() -> tuple[list[Finding], int]:
@@ -304,7 +283,7 @@ def check_claims_match_ledger() -> tuple[list[Finding], int]:
     sql = (
         f"SELECT * FROM (({per_claim}) UNION ALL ({per_enterprise_year}) UNION ALL ({per_account})) f ORDER BY 1, 2, 3"
     )
-    return _rows(sql), _count("SELECT count(*) FROM coupons_claim")
+    return _rows(sql), count_of("SELECT count(*) FROM coupons_claim")
 
 
 def check_pool_figures_match_rows() -> tuple[list[Finding], int]:
@@ -424,7 +403,7 @@ def check_grants_to_eligible_pairs() -> tuple[list[Finding], int]:
                           AND (s.valid_until IS NULL OR s.valid_until >= g.issued_on))
          ORDER BY g.grant_id
     """
-    return _rows(sql), _count("SELECT count(*) FROM coupons_grant")
+    return _rows(sql), count_of("SELECT count(*) FROM coupons_grant")
 
 
 def check_two_people_decided() -> tuple[list[Finding], int]:
@@ -488,7 +467,7 @@ def check_two_people_decided() -> tuple[list[Finding], int]:
          WHERE c.status IN ('approved', 'paid') AND (c.decided_by_id IS NULL OR c.decided_by_id = c.created_by_id)
          ORDER BY 1, 2
     """
-    total = _count(
+    total = count_of(
         """SELECT (SELECT count(*) FROM coupons_application WHERE status = 'approved')
                 + (SELECT count(*) FROM coupons_capoverride)
                 + (SELECT count(*) FROM coupons_redemption WHERE status = 'reversed')
@@ -553,7 +532,7 @@ def check_settled_redemptions_have_evidence() -> tuple[list[Finding], int]:
                 OR r.acknowledgement NOT IN ('confirmed', 'deemed_confirmed', 'dismissed'))
          ORDER BY r.id
     """
-    return _rows(sql), _count("SELECT count(*) FROM coupons_redemption WHERE settlement_id IS NOT NULL")
+    return _rows(sql), count_of("SELECT count(*) FROM coupons_redemption WHERE settlement_id IS NOT NULL")
 
 
 def _years() -> list[int]:
