@@ -135,6 +135,9 @@ class RedemptionSerializer(BuiltOnceModelSerializer):
 class RedeemRequest(StrictSerializer):
     """One bill under the grant's contract."""
 
+    # Checked field by field when well formed (api/serializers.py): a batch checks up to a hundred.
+    validated_field_by_field = True
+
     grant = StrictIntegerField(min_value=1, max_value=ID_MAX, help_text="The grant's id.")
     bill_number = StrictCharField(max_length=BILL_NUMBER_LENGTH_MAX, help_text="Redeemed once per contract.")
     bill_amount_fen = FenField(max_value=CONTRACT_FEE_FEN_MAX)
