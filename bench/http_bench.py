@@ -178,6 +178,19 @@ class World:
         if missing > 0:
             self.upload_s += time.monotonic() - started
             progress(f"uploaded {missing:,} invoice documents in {time.monotonic() - started:.0f} s")
+        statistics_refresh()
+
+
+def statistics_refresh() -> None:
+    """ANALYZE before each run. Here the tables grow from nothing to thousands of rows in seconds, faster
+    than autovacuum refreshes the planner's statistics; with stale ones the planner reads every live
+    invoice to find those of one file (a hash join instead of the document index), which a service
+    that grew over months does not meet. Measured here: the read that decides a redemption took 2.7 ms
+    with stale statistics and 1.2 ms after ANALYZE, on 4,300 invoices."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
 
 
 def uscc(serial: int) -> str:
