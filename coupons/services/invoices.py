@@ -72,12 +72,15 @@ def invoice_use(
     other = (
         Invoice.objects.filter(document__file_id=document.file_id, released_at__isnull=True)
         .exclude(number=number)
-        .values_list("number", flat=True)
+        .values_list("number", "document__owner")
         .first()
     )
     if other is not None:
+        # The number is named only to the organisation that used it (found from outside: uploading
+        # the same bytes told another organisation which invoice number they stood behind).
+        which = f"invoice {other[0]}" if other[1] == document.owner else "another invoice number"
         raise DuplicateInvoice(
-            f"This invoice file already stands behind invoice {other}; each invoice is its own file.",
+            f"This invoice file already stands behind {which}; each invoice is its own file.",
             field="invoice_document",
         )
     try:

@@ -197,6 +197,36 @@ def test_one_invoice_file_stands_behind_one_invoice_number(cast, year, db_snapsh
     assert redeem(cast, grant, "B3", invoice_number=invoice_number(), invoice_document=file).invoice_document == file
 
 
+def test_the_refusal_names_the_other_number_only_to_the_organisation_that_used_it(cast, year, db_snapshot):
+    """Found from outside: uploading another organisation's bytes told which number they stood behind."""
+    grant = grant_for(cast, fee_fen=FEE_FEN)
+    pdf = b"%PDF-1.4\n% one invoice, uploaded by two centers\n%%EOF\n"
+    first_number = invoice_number()
+    redeem(cast, grant, "B1", invoice_number=first_number, invoice_document=document(cast.clerk, "invoice", data=pdf))
+    other = make_cast()
+    with_year_of_cast = grant_for(other, fee_fen=100_000)
+    theirs = document(other.clerk, "invoice", data=pdf)  # The same bytes, another center's document.
+
+    error = refused(
+        db_snapshot,
+        DuplicateInvoice,
+        lambda: redeem(other, with_year_of_cast, "X1", invoice_number=invoice_number(), invoice_document=theirs),
+    )
+    assert first_number not in error.detail and "another invoice number" in error.detail
+    mine = refused(
+        db_snapshot,
+        DuplicateInvoice,
+        lambda: redeem(
+            cast,
+            grant,
+            "B2",
+            invoice_number=invoice_number(),
+            invoice_document=document(cast.clerk, "invoice", data=pdf),
+        ),
+    )
+    assert first_number in mine.detail
+
+
 @pytest.mark.parametrize("missing", ["invoice_number", "invoice_document"])
 def test_a_bill_without_its_invoice_is_400(missing, cast, year, db_snapshot):
     grant = grant_for(cast, fee_fen=FEE_FEN)
