@@ -57,7 +57,7 @@ from coupons.services.invoices import (
     invoice_release,
     invoice_use,
 )
-from coupons.services.redemptions_fast import Bill, redemption_create_fast
+from coupons.services.redemptions_fast import Bill, redemption_create_fast, redemption_transfer
 from evidence.models import Document, Kind
 from ledger.errors import ExceedsCredits, PendingTransferAlreadyResolved, PendingTransferExpired
 from ledger.models import Account, Transfer
@@ -269,33 +269,16 @@ def _redemption_create(
             cursor.execute("SELECT nextval(pg_get_serial_sequence('coupons_redemption', 'id'))")
             pk = cursor.fetchone()[0]
         provider_account = books.provider_account_ensure(locked.provider_id)
+        transfer = redemption_transfer(
+            pk=pk,
+            grant=locked,
+            provider_account_id=provider_account.pk,
+            coupon_fen=coupon_fen,
+            capture=capture,
+            hold_timeout_s=hold_timeout_s(),
+        )
         try:
-            if capture:
-                hold = None
-                transfer_create(
-                    transfer=TransferRequest.posted(
-                        key=f"redemption:{pk}:capture",
-                        debit_account_id=locked.account_id,
-                        credit_account_id=provider_account.pk,
-                        amount_fen=coupon_fen,
-                        reason="redemption_capture",
-                        chain=books.chain(locked.year_id),
-                    ),
-                    now=now,
-                )
-            else:
-                hold = transfer_create(
-                    transfer=TransferRequest.pending(
-                        key=f"redemption:{pk}:hold",
-                        debit_account_id=locked.account_id,
-                        credit_account_id=provider_account.pk,
-                        amount_fen=coupon_fen,
-                        reason="redemption_hold",
-                        chain=books.chain(locked.year_id),
-                        timeout_s=hold_timeout_s(),
-                    ),
-                    now=now,
-                ).transfer
+            outcome = transfer_create(transfer=transfer, now=now)
         except ExceedsCredits as error:  # Unreachable under the grant's lock; the ledger is the backstop.
             raise GrantExhausted(
                 f"Nothing is left on grant {locked.code}.", available_fen=error.available_fen
@@ -319,8 +302,8 @@ def _redemption_create(
                     captured_at=now if capture else None,
                     # The enterprise's acknowledgement window opens at capture (docs/evidence.md).
                     acknowledge_by=acknowledge_deadline(locked.year, now) if capture else None,
-                    hold_transfer=hold,
-                    expires_at=hold.expires_at if hold is not None else None,
+                    hold_transfer=None if capture else outcome.transfer,
+                    expires_at=None if capture else outcome.transfer.expires_at,
                 )
         except IntegrityError as error:
             if "coupons_redemption_bill_once" in str(error):

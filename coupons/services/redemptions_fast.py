@@ -126,6 +126,32 @@ class Bill:
     invoice_amount_fen: int
 
 
+def redemption_transfer(
+    *, pk: int, grant: Grant, provider_account_id: int, coupon_fen: int, capture: bool, hold_timeout_s: int
+) -> TransferRequest:
+    """The ledger transfer of redemption `pk`: the coupon from the grant to the provider, posted at
+    once (`capture`) or held for `hold_timeout_s`. Its key names the redemption, so a retry moves
+    nothing twice. Both paths of `redemption_create` make it here."""
+    if capture:
+        return TransferRequest.posted(
+            key=f"redemption:{pk}:capture",
+            debit_account_id=grant.account_id,
+            credit_account_id=provider_account_id,
+            amount_fen=coupon_fen,
+            reason="redemption_capture",
+            chain=books.chain(grant.year_id),
+        )
+    return TransferRequest.pending(
+        key=f"redemption:{pk}:hold",
+        debit_account_id=grant.account_id,
+        credit_account_id=provider_account_id,
+        amount_fen=coupon_fen,
+        reason="redemption_hold",
+        chain=books.chain(grant.year_id),
+        timeout_s=hold_timeout_s,
+    )
+
+
 def _context(bill: Bill, actor: User, now: dt.datetime) -> dict[str, Any] | None:
     """Lock the grant and the invoice file, and read what the checks need: one wait."""
     assert actor.provider_id is not None
@@ -211,26 +237,16 @@ def redemption_create_fast(*, bill: Bill, actor: User, now: dt.datetime, hold_ti
         # The ledger times a hold from the same `now` (ledger.services).
         expires_at=None if bill.capture else now + dt.timedelta(seconds=hold_timeout_s),
     )
-    if bill.capture:
-        transfer = TransferRequest.posted(
-            key=f"redemption:{pk}:capture",
-            debit_account_id=grant.account_id,
-            credit_account_id=context["provider_account_id"],
-            amount_fen=coupon_fen,
-            reason="redemption_capture",
-            chain=books.chain(grant.year_id),
-        )
-        hold_expression: dict[str, tuple[str, Sequence[Any]]] | None = None
-    else:
-        transfer = TransferRequest.pending(
-            key=f"redemption:{pk}:hold",
-            debit_account_id=grant.account_id,
-            credit_account_id=context["provider_account_id"],
-            amount_fen=coupon_fen,
-            reason="redemption_hold",
-            chain=books.chain(grant.year_id),
-            timeout_s=hold_timeout_s,
-        )
+    transfer = redemption_transfer(
+        pk=pk,
+        grant=grant,
+        provider_account_id=context["provider_account_id"],
+        coupon_fen=coupon_fen,
+        capture=bill.capture,
+        hold_timeout_s=hold_timeout_s,
+    )
+    hold_expression: dict[str, tuple[str, Sequence[Any]]] | None = None
+    if not bill.capture:
         hold_expression = {"hold_transfer_id": ("(SELECT id FROM ledger_transfer WHERE key = %s)", [transfer.key])}
     use = Invoice(
         number=bill.invoice_number,
