@@ -34,6 +34,8 @@ class ErrorCode(StrEnum):
     COMPUTE_SOURCE_NOT_OFFERED = "compute_source_not_offered"
     ENTERPRISE_NOT_VERIFIED = "enterprise_not_verified"
     PROGRAM_YEAR_CLOSED = "program_year_closed"
+    PROGRAM_CLOSED = "program_closed"
+    STACKING_CEILING = "stacking_ceiling"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     IDEMPOTENCY_KEY_REQUIRED = "idempotency_key_required"
     DUPLICATE_CONTRACT = "duplicate_contract"

@@ -24,6 +24,7 @@ from coupons.models import (
     Grant,
     Invoice,
     OutboxMessage,
+    Program,
     ProgramYear,
     RateRuleSet,
     Redemption,
@@ -93,9 +94,18 @@ class RateRuleSetAdmin(ReadOnlyAdmin):
         )
 
 
+@admin.register(Program)
+class ProgramAdmin(ReadOnlyAdmin):
+    list_display = ["slug", "name", "name_en", "level", "authority", "redemption_mode", "status"]
+    list_filter = ["level", "status"]
+    search_fields = ["slug", "name", "name_en", "authority"]
+    fields = ["slug", "name", "name_en", "authority", "level", "region", "redemption_mode", "status", "created_at"]
+
+
 @admin.register(ProgramYear)
 class ProgramYearAdmin(ReadOnlyAdmin):
     list_display = [
+        "program",
         "year",
         "status",
         "pool",
@@ -109,10 +119,12 @@ class ProgramYearAdmin(ReadOnlyAdmin):
         "opened_at",
         "closed_at",
     ]
-    list_filter = ["status", "redemption_mode"]
-    list_select_related = ["rule_set"]
+    list_filter = ["program", "status", "redemption_mode"]
+    list_select_related = ["program", "rule_set"]
     fields = [
+        "program",
         "year",
+        "chain",
         "status",
         "pool",
         "default_cap",
@@ -142,7 +154,7 @@ class ProgramYearAdmin(ReadOnlyAdmin):
 
     @admin.display(description="pool figures (from the ledger)")
     def figures(self, year: ProgramYear) -> SafeString:
-        figures = program_year_figures(year=year.year)
+        figures = program_year_figures(year=year.year, program=year.program_id)
         return _figures_table(
             [
                 ("pool", figures.pool_fen),

@@ -21,7 +21,7 @@ from accounts.selectors import PROVIDER_CHANGE_ACTION
 from accounts.services import ROLE_GRANT_ACTION, provider_change_apply, role_grant_apply, role_grant_conflict
 from approvals.models import ApprovalRequest
 from approvals.registry import ApprovalAction, approval_action_register
-from coupons.models import Grant, Redemption, Settlement
+from coupons.models import DEFAULT_PROGRAM, Grant, Redemption, Settlement
 from coupons.services.grants import ACTION_REVOKE, grant_revoke
 from coupons.services.redemptions import ACTION_REVERSE, redemption_reverse
 from coupons.services.sanctions import SANCTION_ACTION, sanction_request_execute
@@ -46,6 +46,8 @@ def _cap_override(*, request: ApprovalRequest, decider: User) -> None:
         reason=request.reason,
         requested_by=request.requested_by,
         actor=decider,
+        # Requests made before programs name no program: theirs was the default one.
+        program=payload.get("program", DEFAULT_PROGRAM),
     )
 
 

@@ -1,65 +1,89 @@
-"""How the coupon program maps onto ledger accounts (docs/architecture.md). Codes are built only here.
+"""How the coupon programs map onto ledger accounts (docs/architecture.md). Codes are built only here.
 
-Per program year Y:
-- `appropriation:Y` (no limit): debited once with the pool when the year opens;
-- `pool:Y` (debits ≤ credits): credited with the pool, debited per grant, credited back on revocation;
-- `cap_allotted:Y` (no limit): the source of every enterprise's cap credit;
-- `cap:E:Y` (debits ≤ credits): credited with enterprise E's cap, debited per grant issued;
-- `cap_used:Y` (no limit): the other side of every cap debit; debited back on revocation;
-- `grant:Y:G` (debits ≤ credits): credited on issue, debited by redemptions, expiry, revocation;
-- `disbursed:Y`, `lapsed:Y` (no limit): where paid money and expired coupons end up.
-And per provider P, `provider:P` (no limit): credited by captures, debited by settlement; below
-zero it is a clawback the provider owes. Per enterprise E, `enterprise:E` (no limit): in a year of
-enterprise reimbursement (事后兑现), the other side of a claim's hold, credited when a reviewer
-approves the claim, debited when a settlement pays the enterprise.
+Per program year, written `P:Y` for program P's year Y (`hangzhou-compute:2026`):
+- `appropriation:P:Y` (no limit): debited once with the pool when the year opens;
+- `pool:P:Y` (debits ≤ credits): credited with the pool, debited per grant, credited back on revocation;
+- `cap_allotted:P:Y` (no limit): the source of every enterprise's cap credit;
+- `cap:P:Y:E` (debits ≤ credits): credited with enterprise E's cap, debited per grant issued;
+- `cap_used:P:Y` (no limit): the other side of every cap debit; debited back on revocation;
+- `grant:P:Y:A` (debits ≤ credits): the grant of application A: credited on issue, debited by
+  redemptions, expiry, revocation;
+- `disbursed:P:Y`, `lapsed:P:Y` (no limit): where paid money and expired coupons end up.
+And per provider V, `provider:V` (no limit, shared by every program): credited by captures, debited
+by settlement; below zero it is a clawback the provider owes. Per enterprise E, `enterprise:E` (no
+limit): in a year of enterprise reimbursement (事后兑现), the other side of a claim's hold, credited
+when a reviewer approves the claim, debited when a settlement pays the enterprise.
+
+A year's transfers are sealed in its own hash chain (`ProgramYear.chain`), and the idempotency keys
+of the year's own transfers name it by its id (`year:<id>:open`): both kept the names they had when
+the service ran one fund, so that nothing sealed or keyed before programs changed meaning.
 """
 
+from typing import Protocol
+
+from coupons.models import DEFAULT_PROGRAM
 from ledger.models import Account
 from ledger.selectors import account_get
 from ledger.services import account_create
 
 
-def chain(year: int) -> str:
-    """The hash chain that seals a program year's transfers: one chain per year."""
-    return str(year)
+class YearLike(Protocol):
+    """A `ProgramYear`, or anything with its program's slug, year, id and chain."""
+
+    program_id: str
+    year: int
+    pk: int
+    chain: str
 
 
-def appropriation_code(year: int) -> str:
-    return f"appropriation:{year}"
+def chain(year: YearLike) -> str:
+    """The hash chain that seals a program year's transfers: one chain per program year."""
+    return year.chain
 
 
-def pool_code(year: int) -> str:
-    return f"pool:{year}"
+def _tag(year: "YearLike | int") -> str:
+    """`P:Y`; a bare year names the default program's, as the API's paths without a program do."""
+    if isinstance(year, int):
+        return f"{DEFAULT_PROGRAM}:{year}"
+    return f"{year.program_id}:{year.year}"
 
 
-def cap_allotted_code(year: int) -> str:
-    return f"cap_allotted:{year}"
+def appropriation_code(year: "YearLike | int") -> str:
+    return f"appropriation:{_tag(year)}"
 
 
-def cap_code(enterprise_id: int, year: int) -> str:
-    return f"cap:{enterprise_id}:{year}"
+def pool_code(year: "YearLike | int") -> str:
+    return f"pool:{_tag(year)}"
 
 
-def cap_used_code(year: int) -> str:
-    return f"cap_used:{year}"
+def cap_allotted_code(year: "YearLike | int") -> str:
+    return f"cap_allotted:{_tag(year)}"
 
 
-def grant_code_prefix(year: int) -> str:
-    return f"grant:{year}:"
+def cap_code(enterprise_id: int, year: "YearLike | int") -> str:
+    return f"cap:{_tag(year)}:{enterprise_id}"
 
 
-def grant_account_code(year: int, application_id: int) -> str:
+def cap_used_code(year: "YearLike | int") -> str:
+    return f"cap_used:{_tag(year)}"
+
+
+def grant_code_prefix(year: "YearLike | int") -> str:
+    return f"grant:{_tag(year)}:"
+
+
+def grant_account_code(year: "YearLike | int", application_id: int) -> str:
     """A grant's account, named by its application (one grant per application) so that it can be
     created before the grant row that refers to it."""
     return f"{grant_code_prefix(year)}{application_id}"
 
 
-def disbursed_code(year: int) -> str:
-    return f"disbursed:{year}"
+def disbursed_code(year: "YearLike | int") -> str:
+    return f"disbursed:{_tag(year)}"
 
 
-def lapsed_code(year: int) -> str:
-    return f"lapsed:{year}"
+def lapsed_code(year: "YearLike | int") -> str:
+    return f"lapsed:{_tag(year)}"
 
 
 def provider_code(provider_id: int) -> str:
@@ -70,7 +94,7 @@ def enterprise_code(enterprise_id: int) -> str:
     return f"enterprise:{enterprise_id}"
 
 
-def year_accounts_ensure(year: int) -> dict[str, Account]:
+def year_accounts_ensure(year: "YearLike | int") -> dict[str, Account]:
     """Create (or find) the year's accounts; return them by role."""
     return {
         "appropriation": account_create(code=appropriation_code(year)),

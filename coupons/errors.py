@@ -60,6 +60,16 @@ class ProgramYearClosed(CouponError):
     title = "The program year is not open."
 
 
+class ProgramClosed(CouponError):
+    code = ErrorCode.PROGRAM_CLOSED
+    title = "The program is closed."
+
+
+class StackingCeiling(CouponError):
+    code = ErrorCode.STACKING_CEILING
+    title = "The contract's subsidies from programs that stack have reached their combined ceiling."
+
+
 class DuplicateContract(CouponError):
     code = ErrorCode.DUPLICATE_CONTRACT
     title = "This contract already has an application."

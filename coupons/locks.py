@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 
 from accounts.models import Enterprise, Provider
 from config.errors import NotFound
-from coupons.models import Application, Claim, Grant, ProgramYear, Redemption, Settlement
+from coupons.models import DEFAULT_PROGRAM, Application, Claim, Grant, ProgramYear, Redemption, Settlement
 
 T = TypeVar("T", Application, Claim, Enterprise, Grant, ProgramYear, Provider, Redemption, Settlement)
 
@@ -21,8 +21,12 @@ def _one(queryset: "QuerySet[T]", pk: int, what: str) -> T:
         raise NotFound(f"No {what} {pk}.") from None
 
 
-def program_year_lock(year: int) -> ProgramYear:
-    return _one(ProgramYear.objects.all(), year, "program year")
+def program_year_lock(year: int, program: str = DEFAULT_PROGRAM) -> ProgramYear:
+    """Program `program`'s year `year` (the default program's when none is named)."""
+    try:
+        return ProgramYear.objects.select_for_update(of=("self",)).get(program_id=program, year=year)
+    except ProgramYear.DoesNotExist:
+        raise NotFound(f"No program year {year} in program {program}.") from None
 
 
 def application_lock(pk: int) -> Application:

@@ -16,6 +16,8 @@ amount shown here is also a ledger transfer (see `coupons/books.py` for the acco
 rows record who did what and when, and the database checks their own invariants.
 """
 
+from typing import Any
+
 import pgtrigger
 from django.conf import settings
 from django.db import models
@@ -80,8 +82,67 @@ class RateRuleSet(models.Model):
         return self.name
 
 
+DEFAULT_PROGRAM = "hangzhou-compute"
+PROGRAM_SLUG_LENGTH_MAX = 24  # A chain is `<slug>:<year>`, at most 32 characters in the ledger.
+
+
+class Program(models.Model):
+    """A fund: Hangzhou's city compute coupons, a district's, the province's, or another money measure
+    of the same shape (docs/programs.md). Each has its own years, pools, caps and ledger accounts.
+
+    `region` lists the division-code prefixes (GB/T 2260) of the credit codes it serves; each year
+    copies it as its `region_division_prefixes` unless told otherwise. A closed program takes no new
+    year and no new application.
+    """
+
+    class Level(models.TextChoices):
+        CITY = "city", "city"
+        DISTRICT = "district", "district"
+        PROVINCE = "province", "province"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "active"
+        CLOSED = "closed", "closed"
+
+    slug = models.SlugField(primary_key=True, max_length=PROGRAM_SLUG_LENGTH_MAX)
+    name = models.CharField(max_length=100, help_text="The program's name in Chinese, e.g. 杭州市算力券.")
+    name_en = models.CharField(max_length=200)
+    authority = models.CharField(max_length=200, help_text="The issuing authority.")
+    level = models.CharField(max_length=8, choices=Level.choices)
+    region = models.JSONField(default=region_division_prefixes_default)
+    redemption_mode = models.CharField(
+        max_length=24,
+        default="provider_deduction",
+        help_text="How its coupons are paid unless a year says otherwise "
+        "(provider_deduction or enterprise_reimbursement).",
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(slug__regex=r"^[a-z0-9]+(-[a-z0-9]+)*$"), name="coupons_program_slug"),
+            models.CheckConstraint(
+                condition=Q(level__in=["city", "district", "province"]), name="coupons_program_level"
+            ),
+            models.CheckConstraint(condition=Q(status__in=["active", "closed"]), name="coupons_program_status"),
+            models.CheckConstraint(
+                condition=Q(redemption_mode__in=["provider_deduction", "enterprise_reimbursement"]),
+                name="coupons_program_redemption_mode",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
 class ProgramYear(models.Model):
-    """One calendar year of the program, with its pool and policy.
+    """One calendar year of a program, with its pool and policy.
+
+    Its `id` is internal. The years migrated from the single-fund service kept their year as their
+    id (2024, 2025, …: migration 0014), so no row that refers to them changed; years created since
+    number from 10000. Its ledger accounts are named by program and year (`coupons/books.py`) and
+    its transfers are sealed in its own hash `chain`.
 
     Its year-end policy is data too: what becomes of applications still submitted, confirmed or
     reviewed when the year closes (carried into the next year's queue, or withdrawn with a recorded
@@ -108,7 +169,14 @@ class ProgramYear(models.Model):
         # 事后兑现: the enterprise pays its bill in full, then claims; the fund pays the enterprise.
         ENTERPRISE_REIMBURSEMENT = "enterprise_reimbursement", "the enterprise pays in full and claims afterwards"
 
-    year = models.PositiveIntegerField(primary_key=True)
+    id = models.AutoField(primary_key=True)
+    program = models.ForeignKey(Program, on_delete=models.PROTECT, related_name="years")
+    year = models.PositiveIntegerField()
+    chain = models.CharField(
+        max_length=32,
+        unique=True,
+        help_text="The ledger hash chain of its transfers: <program>:<year> (2026 before programs).",
+    )
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT)
     pool_fen = models.BigIntegerField()
     default_cap_fen = models.BigIntegerField()
@@ -152,6 +220,9 @@ class ProgramYear(models.Model):
 
     class Meta:
         constraints = [
+            models.UniqueConstraint(fields=["program", "year"], name="coupons_year_once_per_program"),
+            # The target of applications' (year, program) foreign key, which keeps the two consistent.
+            models.UniqueConstraint(fields=["id", "program"], name="coupons_year_id_program"),
             models.CheckConstraint(condition=Q(pool_fen__gt=0), name="coupons_year_pool_positive"),
             models.CheckConstraint(
                 condition=Q(redemption_mode__in=["provider_deduction", "enterprise_reimbursement"]),
@@ -197,6 +268,9 @@ class ProgramYear(models.Model):
                 condition=pgtrigger.Q(old__status__in=["open", "closed"])
                 & (
                     pgtrigger.Q(old__rule_set_id__df=pgtrigger.F("new__rule_set_id"))
+                    | pgtrigger.Q(old__program_id__df=pgtrigger.F("new__program_id"))
+                    | pgtrigger.Q(old__year__df=pgtrigger.F("new__year"))
+                    | pgtrigger.Q(old__chain__df=pgtrigger.F("new__chain"))
                     | pgtrigger.Q(old__pool_fen__df=pgtrigger.F("new__pool_fen"))
                     | pgtrigger.Q(old__default_cap_fen__df=pgtrigger.F("new__default_cap_fen"))
                     | pgtrigger.Q(old__grace_days__df=pgtrigger.F("new__grace_days"))
@@ -215,7 +289,7 @@ class ProgramYear(models.Model):
         ]
 
     def __str__(self) -> str:
-        return str(self.year)
+        return f"{self.program_id} {self.year}"
 
 
 class CapOverride(models.Model):
@@ -255,6 +329,9 @@ class Application(models.Model):
 
     enterprise = models.ForeignKey(Enterprise, on_delete=models.PROTECT, related_name="applications")
     provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="applications")
+    # The program is its year's (a database foreign key on (year, program) keeps them equal): it is
+    # here so that a contract is subsidised once per program, whatever the year.
+    program = models.ForeignKey(Program, on_delete=models.PROTECT, related_name="applications")
     year = models.ForeignKey(ProgramYear, on_delete=models.PROTECT, related_name="applications")
     contract_number = models.CharField(max_length=CONTRACT_NUMBER_LENGTH_MAX)
     contract_fee_fen = models.BigIntegerField()
@@ -311,10 +388,11 @@ class Application(models.Model):
 
     class Meta:
         constraints = [
-            # One contract is subsidised once, across all years; a rejected or withdrawn
+            # One contract is subsidised once per program, across all its years (several programs
+            # stack within their combined ceiling: coupons/stacking.py); a rejected or withdrawn
             # application leaves the contract free for a new one.
             models.UniqueConstraint(
-                fields=["provider", "contract_number"],
+                fields=["program", "provider", "contract_number"],
                 condition=~Q(status__in=["rejected", "withdrawn"]),
                 name="coupons_application_contract_once",
             ),
@@ -355,6 +433,12 @@ class Application(models.Model):
 
     def __str__(self) -> str:
         return f"{self.contract_number} ({self.enterprise})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # The program is the year's: filled from it when not given (the database checks the pair).
+        if self.program_id is None and self.year_id is not None:
+            self.program_id = ProgramYear.objects.values_list("program_id", flat=True).get(pk=self.year_id)
+        super().save(*args, **kwargs)
 
 
 class ApplicationEvent(models.Model):

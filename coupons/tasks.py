@@ -18,7 +18,7 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
-from coupons.models import AuditRun, Grant, ProgramYear
+from coupons.models import DEFAULT_PROGRAM, AuditRun, Grant, ProgramYear
 from coupons.services.acknowledgements import acknowledgements_deem_confirmed
 from coupons.services.audit import audit_execute
 from coupons.services.grants import grant_expire, grants_due
@@ -91,28 +91,31 @@ def nightly_audit() -> int:
 
 
 @shared_task(acks_late=True)
-def annual_reset(year: int) -> dict[str, object]:
-    report = annual_reset_service(year=year)
-    log.info("annual reset %s: %s", year, report)
+def annual_reset(year: int, program: str = DEFAULT_PROGRAM) -> dict[str, object]:
+    report = annual_reset_service(year=year, program=program)
+    log.info("annual reset %s %s: %s", program, year, report)
     return report.__dict__
 
 
 @shared_task(acks_late=True)
-def annual_reset_due() -> list[int]:
-    """Reset every year that is over (or closed early) and not yet finished: on 1 January right
-    after midnight, and daily after that, so grace periods and lost messages are taken care of."""
+def annual_reset_due() -> list[str]:
+    """Reset every program year that is over (or closed early) and not yet finished: on 1 January
+    right after midnight, and daily after that, so grace periods and lost messages are taken care
+    of. Returns the program years reset, as `program:year`."""
     now = timezone.now()
     current = program_year_of(now)
     due = []
-    for program_year in ProgramYear.objects.exclude(status=ProgramYear.Status.DRAFT).order_by("year"):
+    for program_year in ProgramYear.objects.exclude(status=ProgramYear.Status.DRAFT).order_by("program_id", "year"):
         ended = program_year.status == ProgramYear.Status.OPEN and now >= year_end(program_year.year)
         unfinished = program_year.status == ProgramYear.Status.CLOSED and (
             Grant.objects.filter(year=program_year, status=Grant.Status.ACTIVE, expires_at__lte=now).exists()
-            or not ProgramYear.objects.filter(year=program_year.year + 1).exclude(status="draft").exists()
+            or not ProgramYear.objects.filter(program_id=program_year.program_id, year=program_year.year + 1)
+            .exclude(status="draft")
+            .exists()
         )
         if (ended or unfinished) and program_year.year < current + 1:
-            annual_reset_service(year=program_year.year, now=now)
-            due.append(program_year.year)
+            annual_reset_service(year=program_year.year, now=now, program=program_year.program_id)
+            due.append(f"{program_year.program_id}:{program_year.year}")
     return due
 
 

@@ -32,6 +32,10 @@ SENTENCES: Final[dict[ErrorCode, Promise]] = {
     ),
     ErrorCode.ENTERPRISE_NOT_VERIFIED: gettext_lazy("The enterprise is not verified yet, or is suspended."),
     ErrorCode.PROGRAM_YEAR_CLOSED: gettext_lazy("The program year is closed."),
+    ErrorCode.PROGRAM_CLOSED: gettext_lazy("The program is closed."),
+    ErrorCode.STACKING_CEILING: gettext_lazy(
+        "The contract's subsidies from programs that stack have reached their combined ceiling."
+    ),
     ErrorCode.DUPLICATE_CONTRACT: gettext_lazy("This contract with this computing center already has an application."),
     ErrorCode.AFFILIATED_PROVIDER: gettext_lazy("The computing center is the enterprise itself or a related party."),
     ErrorCode.GRANT_EXPIRED: gettext_lazy("The coupon has expired."),

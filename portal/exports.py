@@ -42,7 +42,8 @@ class Export:
 def _grant_row(grant: Grant) -> tuple[Any, ...]:
     return (
         grant.code,
-        grant.year_id,
+        grant.year.program_id,
+        grant.year.year,
         spreadsheet_safe(grant.enterprise.name),
         grant.enterprise.uscc,
         spreadsheet_safe(grant.provider.name),
@@ -98,12 +99,12 @@ EXPORTS: Final = {
     "grants": Export(
         name="grants",
         header=(
-            "code", "year", "enterprise", "uscc", "provider", "contract_number", "rate_bp", "amount_fen",
+            "code", "program", "year", "enterprise", "uscc", "provider", "contract_number", "rate_bp", "amount_fen",
             "amount_yuan", "revoked_fen", "lapsed_fen", "status", "issued_at", "expires_at",
         ),
         money_columns=frozenset({"amount_yuan"}),
         queryset=lambda start, end: Grant.objects.filter(issued_at__gte=start, issued_at__lt=end)
-        .select_related("enterprise", "provider", "application")
+        .select_related("enterprise", "provider", "application", "year")
         .order_by("issued_at", "pk"),
         row=_grant_row,
     ),

@@ -28,7 +28,14 @@ from api.serializers import (
 )
 from config.limits import REASON_LENGTH_MAX
 from coupons.evidence import cited_documents
-from coupons.models import CONTRACT_TERM_MONTHS_CEILING, Application, ComputeSource, Purpose
+from coupons.models import (
+    CONTRACT_TERM_MONTHS_CEILING,
+    DEFAULT_PROGRAM,
+    PROGRAM_SLUG_LENGTH_MAX,
+    Application,
+    ComputeSource,
+    Purpose,
+)
 from coupons.selectors.scopes import applications_visible_to
 from coupons.services.applications import (
     DOCUMENTS_MAX,
@@ -58,7 +65,8 @@ class CitedDocumentSerializer(serializers.Serializer):
 
 
 class ApplicationSerializer(serializers.ModelSerializer):
-    year = serializers.IntegerField(source="year_id", read_only=True)
+    program = serializers.CharField(source="program_id", read_only=True, help_text="The program's slug.")
+    year = serializers.IntegerField(source="year.year", read_only=True, help_text="The program year.")
     grant = serializers.SerializerMethodField()
     documents = serializers.SerializerMethodField()
 
@@ -68,6 +76,7 @@ class ApplicationSerializer(serializers.ModelSerializer):
             "id",
             "enterprise",
             "provider",
+            "program",
             "year",
             "contract_number",
             "contract_fee_fen",
@@ -110,6 +119,13 @@ class ApplicationSerializer(serializers.ModelSerializer):
 
 
 class SubmitRequest(StrictSerializer):
+    program = StrictCharField(
+        max_length=PROGRAM_SLUG_LENGTH_MAX,
+        required=False,
+        default=DEFAULT_PROGRAM,
+        help_text=f"The program's slug (GET /api/v1/programs/); default {DEFAULT_PROGRAM}. The application "
+        "goes to its year open now.",
+    )
     provider = StrictIntegerField(min_value=1)
     contract_number = StrictCharField(max_length=64)
     contract_fee_fen = FenField()
@@ -168,13 +184,14 @@ class RejectRequest(StrictSerializer):
 class ApplicationFilter(django_filters.FilterSet):
     # Plain numbers, not choices: an id outside the caller's reach filters to nothing, where a
     # choice filter would say 400 "not a valid choice" and so reveal which ids exist.
-    year = IntegerFilter(field_name="year_id")
+    program = django_filters.CharFilter(field_name="program_id", help_text="A program's slug.")
+    year = IntegerFilter(field_name="year__year")
     enterprise = IntegerFilter(field_name="enterprise_id")
     provider = IntegerFilter(field_name="provider_id")
 
     class Meta:
         model = Application
-        fields = ["status", "year", "enterprise", "provider"]
+        fields = ["status", "program", "year", "enterprise", "provider"]
 
 
 def _application(request: Request, pk: int) -> Application:

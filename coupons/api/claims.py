@@ -91,7 +91,7 @@ class DecisionRequest(StrictSerializer):
 
 
 class ClaimFilter(django_filters.FilterSet):
-    year = IntegerFilter(field_name="grant__year_id")
+    year = IntegerFilter(field_name="grant__year__year")
     # Plain numbers, not choices, so a filter never reveals which ids exist.
     enterprise = IntegerFilter(field_name="enterprise_id")
     provider = IntegerFilter(field_name="grant__provider_id")

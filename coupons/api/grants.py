@@ -33,7 +33,8 @@ def grant_in_scope(user: User, pk: int) -> Grant:
 
 
 class GrantSerializer(serializers.ModelSerializer):
-    year = serializers.IntegerField(source="year_id", read_only=True)
+    program = serializers.CharField(source="year.program_id", read_only=True, help_text="The program's slug.")
+    year = serializers.IntegerField(source="year.year", read_only=True, help_text="The program year.")
     available_fen = serializers.IntegerField(read_only=True, help_text="What is left to redeem, in fen.")
     held_fen = serializers.IntegerField(read_only=True, help_text="Held by pending redemptions, in fen.")
     redeemed_fen = serializers.IntegerField(
@@ -48,6 +49,7 @@ class GrantSerializer(serializers.ModelSerializer):
             "enterprise",
             "provider",
             "application",
+            "program",
             "year",
             "amount_fen",
             "available_fen",
@@ -68,13 +70,14 @@ class GrantRevokeRequest(StrictSerializer):
 
 class GrantFilter(django_filters.FilterSet):
     # Plain numbers, not choices, so a filter never reveals which ids exist.
-    year = IntegerFilter(field_name="year_id")
+    program = django_filters.CharFilter(field_name="year__program_id", help_text="A program's slug.")
+    year = IntegerFilter(field_name="year__year")
     enterprise = IntegerFilter(field_name="enterprise_id")
     provider = IntegerFilter(field_name="provider_id")
 
     class Meta:
         model = Grant
-        fields = ["status", "year", "enterprise", "provider"]
+        fields = ["status", "program", "year", "enterprise", "provider"]
 
 
 @extend_schema_view(

@@ -255,7 +255,7 @@ class ResolveDisputeRequest(StrictSerializer):
 
 
 class RedemptionFilter(django_filters.FilterSet):
-    year = IntegerFilter(field_name="grant__year_id")
+    year = IntegerFilter(field_name="grant__year__year")
     enterprise = IntegerFilter(field_name="grant__enterprise_id")
     # Plain numbers, not choices, so a filter never reveals which ids exist.
     provider = IntegerFilter(field_name="provider_id")

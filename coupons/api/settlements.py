@@ -99,7 +99,7 @@ class SettlementFilter(django_filters.FilterSet):
         fields = ["status", "provider", "enterprise", "year"]
 
     def filter_year(self, queryset: QuerySet[Settlement], name: str, value: int) -> QuerySet[Settlement]:
-        return queryset.filter(Q(redemptions__grant__year_id=value) | Q(claims__grant__year_id=value)).distinct()
+        return queryset.filter(Q(redemptions__grant__year__year=value) | Q(claims__grant__year__year=value)).distinct()
 
 
 class CsvRenderer(renderers.BaseRenderer):

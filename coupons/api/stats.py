@@ -23,7 +23,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from coupons.api.years import STAFF_ONLY, PoolFiguresSerializer
-from coupons.models import ComputeSource, Grant
+from coupons.models import DEFAULT_PROGRAM, PROGRAM_SLUG_LENGTH_MAX, ComputeSource, Grant
 from coupons.selectors import approved_on, pool_stats, public_awards, public_awards_csv_lines
 from coupons.services.years import program_year_of
 
@@ -34,6 +34,23 @@ class YearQuery(serializers.Serializer):
     """`?year=`: query strings are text, so this is DRF's own IntegerField, bounded."""
 
     year = serializers.IntegerField(min_value=YEAR_MIN, max_value=YEAR_MAX, required=False)
+
+
+class ProgramQuery(serializers.Serializer):
+    """`?program=`: a program's slug."""
+
+    program = serializers.SlugField(max_length=PROGRAM_SLUG_LENGTH_MAX, required=False)
+
+
+def _program_asked(request: Request) -> str | None:
+    """The `?program=` asked for; None when absent or empty."""
+    program = request.query_params.get("program", "")
+    query = ProgramQuery(data={"program": program} if program != "" else {})
+    query.is_valid(raise_exception=True)
+    return query.validated_data.get("program")
+
+
+PROGRAM_SCHEMA = {"type": "string", "pattern": "^[-a-zA-Z0-9_]+$", "maxLength": PROGRAM_SLUG_LENGTH_MAX}
 
 
 def _year_asked(request: Request) -> int | None:
@@ -76,6 +93,7 @@ class TopEnterpriseSerializer(serializers.Serializer):
 class PoolStatsSerializer(PoolFiguresSerializer):
     """The year's figures from the ledger, their breakdowns from grant and redemption rows, and the forecast."""
 
+    program = serializers.CharField(help_text="The program's slug.")
     year = serializers.IntegerField()
     pool_fen = serializers.IntegerField(help_text="The pool the year was credited with when it opened (0 in draft).")
     by_compute_source = ComputeSourceFiguresSerializer(many=True)
@@ -94,13 +112,16 @@ YEAR_SCHEMA = {"type": "integer", "minimum": YEAR_MIN, "maximum": YEAR_MAX}
 YEAR_PARAMETER = OpenApiParameter(
     "year", YEAR_SCHEMA, OpenApiParameter.QUERY, description="A program year; defaults to the current one."
 )
+PROGRAM_PARAMETER = OpenApiParameter(
+    "program", PROGRAM_SCHEMA, OpenApiParameter.QUERY, description=f"A program's slug; defaults to {DEFAULT_PROGRAM}."
+)
 
 
 class PoolStatsView(APIView):
     permission_classes = STAFF_ONLY
 
     @extend_schema(
-        parameters=[YEAR_PARAMETER],
+        parameters=[PROGRAM_PARAMETER, YEAR_PARAMETER],
         responses={200: PoolStatsSerializer},
         summary="Pool statistics of a program year (staff)",
         description=(
@@ -112,8 +133,9 @@ class PoolStatsView(APIView):
         tags=["stats"],
     )
     def get(self, request: Request) -> Response:
+        program = _program_asked(request) or DEFAULT_PROGRAM
         year = _year_asked(request) or program_year_of(timezone.now())
-        return Response(PoolStatsSerializer(pool_stats(year=year).as_dict()).data)
+        return Response(PoolStatsSerializer(pool_stats(year=year, program=program).as_dict()).data)
 
 
 # --- The public notice (公示) -----------------------------------------------------------------------
@@ -137,11 +159,17 @@ class PublicAwardSerializer(serializers.ModelSerializer):
 PUBLIC_YEAR_PARAMETER = OpenApiParameter(
     "year", YEAR_SCHEMA, OpenApiParameter.QUERY, description="Only this program year's grants; all by default."
 )
+PUBLIC_PROGRAM_PARAMETER = OpenApiParameter(
+    "program",
+    PROGRAM_SCHEMA,
+    OpenApiParameter.QUERY,
+    description="Only this program's grants; every program by default.",
+)
 
 
 @extend_schema_view(
     get=extend_schema(
-        parameters=[PUBLIC_YEAR_PARAMETER],
+        parameters=[PUBLIC_PROGRAM_PARAMETER, PUBLIC_YEAR_PARAMETER],
         summary="The public notice (公示) of approved grants",
         description=(
             "Open to anyone, without credentials. Grants in order of approval; revoked grants are withdrawn "
@@ -159,7 +187,7 @@ class PublicAwardList(generics.ListAPIView):
     def get_queryset(self) -> QuerySet[Grant]:
         if getattr(self, "swagger_fake_view", False):
             return Grant.objects.none()
-        return public_awards(year=_year_asked(self.request))
+        return public_awards(year=_year_asked(self.request), program=_program_asked(self.request))
 
 
 class _AlwaysFirstRenderer(BaseContentNegotiation):
@@ -181,7 +209,7 @@ class PublicAwardCsv(APIView):
     content_negotiation_class = _AlwaysFirstRenderer
 
     @extend_schema(
-        parameters=[PUBLIC_YEAR_PARAMETER],
+        parameters=[PUBLIC_PROGRAM_PARAMETER, PUBLIC_YEAR_PARAMETER],
         responses={
             (200, "text/csv"): OpenApiResponse(
                 response=OpenApiTypes.STR,
@@ -206,8 +234,10 @@ class PublicAwardCsv(APIView):
         tags=["public"],
     )
     def get(self, request: Request) -> StreamingHttpResponse:
-        year = _year_asked(request)
-        response = StreamingHttpResponse(public_awards_csv_lines(year=year), content_type="text/csv; charset=utf-8")
+        year, program = _year_asked(request), _program_asked(request)
+        response = StreamingHttpResponse(
+            public_awards_csv_lines(year=year, program=program), content_type="text/csv; charset=utf-8"
+        )
         filename = f"awards-{year}.csv" if year is not None else "awards.csv"
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response

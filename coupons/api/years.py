@@ -1,9 +1,10 @@
-"""Program years: their policy and live pool figures for staff; a superuser prepares and opens a year;
-a reviewer or approver asks for one enterprise's relaxed cap for a year, and a different approver
-decides (`approvals`).
+"""Programs and their years: every signed-in user lists the programs; staff read a year's policy and
+live pool figures; a superuser prepares, opens and closes a year; a reviewer or approver asks for one
+enterprise's relaxed cap for a year, and a different approver decides (`approvals`).
 
-`POST /program-years/{year}/close/` (the annual reset run early) belongs to the annual-reset work
-and is not served here.
+Every year path exists twice: under `/programs/{slug}/years/{year}/` for any program, and under
+`/program-years/{year}/` for the default program, `hangzhou-compute` (the paths of the single-fund
+service, kept working). docs/programs.md explains programs.
 """
 
 from typing import Any
@@ -37,9 +38,11 @@ from coupons.models import (
     ACKNOWLEDGEMENT_WINDOW_DAYS_MAX,
     BASIS_POINTS_WHOLE,
     CONTRACT_TERM_MONTHS_CEILING,
+    DEFAULT_PROGRAM,
     GRANT_VALIDITY_MONTHS_MAX,
     REGION_DIVISION_PREFIXES_COUNT_MAX,
     ComputeSource,
+    Program,
     ProgramYear,
     Purpose,
 )
@@ -48,6 +51,7 @@ from coupons.selectors import program_year_figures
 from coupons.services.years import (
     GRACE_DAYS_MAX,
     cap_override_request,
+    program_get,
     program_year_create_with_rates,
     program_year_get,
     program_year_open,
@@ -133,6 +137,7 @@ class RatesSerializer(StrictSerializer):
 
 
 class ProgramYearSerializer(serializers.ModelSerializer):
+    program = serializers.CharField(source="program_id", read_only=True, help_text="The program's slug.")
     rates = RatesSerializer(source="rule_set", read_only=True)
     region_division_prefixes = serializers.ListField(child=serializers.CharField(), read_only=True)
     figures = serializers.SerializerMethodField()
@@ -140,6 +145,7 @@ class ProgramYearSerializer(serializers.ModelSerializer):
     class Meta:
         model = ProgramYear
         fields = [
+            "program",
             "year",
             "status",
             "pool_fen",
@@ -162,7 +168,7 @@ class ProgramYearSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(PoolFiguresSerializer)
     def get_figures(self, program_year: ProgramYear) -> dict[str, int]:
-        figures = program_year_figures(year=program_year.year).as_dict()
+        figures = program_year_figures(year=program_year.year, program=program_year.program_id).as_dict()
         del figures["pool_fen"]  # The year's own pool_fen is beside them.
         return figures
 
@@ -295,18 +301,24 @@ def _plain(value: Any) -> Any:  # Any: validated JSON of any shape (nested dicts
 class ProgramYearListCreate(generics.ListAPIView):
     permission_classes = STAFF_ONLY
     serializer_class = ProgramYearSerializer
-    queryset = ProgramYear.objects.select_related("rule_set").order_by("year")
     filterset_fields = ["status"]
     ordering_fields = ["year"]
     ordering = ["year"]
+
+    def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):
+            return ProgramYear.objects.none()
+        program = program_get(self.kwargs.get("program", DEFAULT_PROGRAM))
+        return ProgramYear.objects.select_related("rule_set").filter(program=program).order_by("year")
 
     @extend_schema(
         request=ProgramYearRequest,
         responses={201: ProgramYearSerializer},
         summary="Prepare a program year (superuser)",
         description=(
-            "Creates a draft year; open it with `POST /program-years/{year}/open/`. A year that exists is 409 "
-            "`invalid_state`. `rates` names a new rule set (or an existing one with exactly these rules)."
+            "Creates a draft year of the program (the default program on `/program-years/`); open it with "
+            "`POST .../{year}/open/`. A year that exists is 409 `already_exists`; a closed program is 409 "
+            "`program_closed`. `rates` names a new rule set (or an existing one with exactly these rules)."
         ),
         tags=TAGS,
         examples=[
@@ -334,11 +346,12 @@ class ProgramYearListCreate(generics.ListAPIView):
             ),
         ],
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: Request, program: str = DEFAULT_PROGRAM) -> Response:
         user = caller(request)
         require_superuser(user)
+        program_get(program)
         data = validated(ProgramYearRequest, request.data)
-        program_year = program_year_create_with_rates(actor=user, **_plain(data))
+        program_year = program_year_create_with_rates(actor=user, program=program, **_plain(data))
         return Response(ProgramYearSerializer(program_year).data, status=status.HTTP_201_CREATED)
 
 
@@ -351,8 +364,8 @@ class ProgramYearDetail(APIView):
         description="The year with its policy and live pool figures, read from the ledger.",
         tags=TAGS,
     )
-    def get(self, request: Request, year: int) -> Response:
-        return Response(ProgramYearSerializer(program_year_get(year)).data)
+    def get(self, request: Request, year: int, program: str = DEFAULT_PROGRAM) -> Response:
+        return Response(ProgramYearSerializer(program_year_get(year, program)).data)
 
 
 class ProgramYearOpen(APIView):
@@ -369,12 +382,12 @@ class ProgramYearOpen(APIView):
         ),
         tags=TAGS,
     )
-    def post(self, request: Request, year: int) -> Response:
+    def post(self, request: Request, year: int, program: str = DEFAULT_PROGRAM) -> Response:
         user = caller(request)
         require_superuser(user)
         validated(EmptyRequest, request.data)
-        program_year_open(year=year, actor=user)
-        return Response(ProgramYearSerializer(program_year_get(year)).data)
+        program_year_open(year=year, actor=user, program=program)
+        return Response(ProgramYearSerializer(program_year_get(year, program)).data)
 
 
 class ProgramYearClose(APIView):
@@ -395,15 +408,15 @@ class ProgramYearClose(APIView):
         ),
         tags=TAGS,
     )
-    def post(self, request: Request, year: int) -> Response:
+    def post(self, request: Request, year: int, program: str = DEFAULT_PROGRAM) -> Response:
         from coupons.services.reset import program_year_close_now
 
         user = caller(request)
         require_superuser(user)
         validated(EmptyRequest, request.data)
-        program_year_get(year)
-        program_year_close_now(year=year, actor=user)
-        return Response(ProgramYearSerializer(program_year_get(year)).data)
+        program_year_get(year, program)
+        program_year_close_now(year=year, actor=user, program=program)
+        return Response(ProgramYearSerializer(program_year_get(year, program)).data)
 
 
 class CapOverrideCreate(APIView):
@@ -435,20 +448,85 @@ class CapOverrideCreate(APIView):
         ],
     )
     @idempotent(required=False)
-    def post(self, request: Request, year: int) -> Response:
+    def post(self, request: Request, year: int, program: str = DEFAULT_PROGRAM) -> Response:
         user = caller(request)
-        program_year_get(year)
+        program_year_get(year, program)
         data = validated(CapOverrideRequest, request.data)
         enterprise = Enterprise.objects.filter(pk=data["enterprise"]).first()
         if enterprise is None:
             raise ValidationFailed("No such enterprise.", field="enterprise")
         approval = cap_override_request(
-            year=year, enterprise=enterprise, cap_fen=data["cap_fen"], reason=data["reason"], requester=user
+            year=year,
+            enterprise=enterprise,
+            cap_fen=data["cap_fen"],
+            reason=data["reason"],
+            requester=user,
+            program=program,
         )
         return Response(ApprovalRequestSerializer(approval).data, status=status.HTTP_202_ACCEPTED)
 
 
+class ProgramSerializer(serializers.ModelSerializer):
+    region = serializers.ListField(
+        child=serializers.CharField(), read_only=True, help_text="Division-code prefixes of the credit codes it serves."
+    )
+    years = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Program
+        fields = ["slug", "name", "name_en", "authority", "level", "region", "redemption_mode", "status", "years"]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.ListField(child=serializers.IntegerField()))
+    def get_years(self, program: Program) -> list[int]:
+        return sorted(year.year for year in program.years.all())
+
+
+@extend_schema_view(
+    get=extend_schema(
+        summary="List programs",
+        description=(
+            "Every fund the service runs (city, district, province), with the years it has. The paths without a "
+            f"program (`/program-years/`, `/applications/` without `program`) act on `{DEFAULT_PROGRAM}`."
+        ),
+        tags=TAGS,
+    )
+)
+class ProgramList(generics.ListAPIView):
+    permission_classes = [IsAuthenticated]
+    serializer_class = ProgramSerializer
+    queryset = Program.objects.prefetch_related("years").order_by("slug")
+    filterset_fields = ["level", "status"]
+    ordering_fields = ["slug"]
+    ordering = ["slug"]
+
+
+class ProgramDetail(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={200: ProgramSerializer}, summary="Read a program", tags=TAGS)
+    def get(self, request: Request, program: str) -> Response:
+        return Response(ProgramSerializer(program_get(program)).data)
+
+
 urlpatterns = [
+    path("programs/", ProgramList.as_view(), name="program-list"),
+    path("programs/<slug:program>/", ProgramDetail.as_view(), name="program-detail"),
+    path("programs/<slug:program>/years/", ProgramYearListCreate.as_view(), name="program-years-of-program"),
+    path("programs/<slug:program>/years/<int:year>/", ProgramYearDetail.as_view(), name="program-year-of-program"),
+    path(
+        "programs/<slug:program>/years/<int:year>/open/", ProgramYearOpen.as_view(), name="program-year-of-program-open"
+    ),
+    path(
+        "programs/<slug:program>/years/<int:year>/close/",
+        ProgramYearClose.as_view(),
+        name="program-year-of-program-close",
+    ),
+    path(
+        "programs/<slug:program>/years/<int:year>/cap-overrides/",
+        CapOverrideCreate.as_view(),
+        name="program-year-of-program-cap-override",
+    ),
     path("program-years/", ProgramYearListCreate.as_view(), name="program-year-list"),
     path("program-years/<int:year>/", ProgramYearDetail.as_view(), name="program-year-detail"),
     path("program-years/<int:year>/open/", ProgramYearOpen.as_view(), name="program-year-open"),

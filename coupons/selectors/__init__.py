@@ -14,7 +14,16 @@ from django.utils import timezone
 
 from config.errors import NotFound
 from coupons import books
-from coupons.models import BASIS_POINTS_WHOLE, CapOverride, Claim, Grant, ProgramYear, Redemption, Settlement
+from coupons.models import (
+    BASIS_POINTS_WHOLE,
+    DEFAULT_PROGRAM,
+    CapOverride,
+    Claim,
+    Grant,
+    ProgramYear,
+    Redemption,
+    Settlement,
+)
 from coupons.selectors.scopes import grant_redeemed_fen_expression
 from coupons.services.years import PROGRAM_TIME_ZONE, year_end
 from ledger.models import Account
@@ -48,13 +57,19 @@ def _totals(code: str) -> Account:
     return account if account is not None else Account(code=code)
 
 
-def program_year_figures(*, year: int) -> PoolFigures:
-    """The year's figures, read from ledger account totals (not from domain rows)."""
-    appropriation = _totals(books.appropriation_code(year))
-    pool = _totals(books.pool_code(year))
-    lapsed = _totals(books.lapsed_code(year))
-    disbursed = _totals(books.disbursed_code(year))
-    grants = Account.objects.filter(code__startswith=books.grant_code_prefix(year)).aggregate(
+def _year_ref(program: str, year: int) -> ProgramYear:
+    """A program year as the account codes name it (not read from the database)."""
+    return ProgramYear(program_id=program, year=year)
+
+
+def program_year_figures(*, year: int, program: str = DEFAULT_PROGRAM) -> PoolFigures:
+    """The program year's figures, read from ledger account totals (not from domain rows)."""
+    ref = _year_ref(program, year)
+    appropriation = _totals(books.appropriation_code(ref))
+    pool = _totals(books.pool_code(ref))
+    lapsed = _totals(books.lapsed_code(ref))
+    disbursed = _totals(books.disbursed_code(ref))
+    grants = Account.objects.filter(code__startswith=books.grant_code_prefix(ref)).aggregate(
         held=Sum("debits_pending"), available=Sum(available_fen_expression())
     )
     grants_held = int(grants["held"] or 0)
@@ -75,9 +90,9 @@ def program_year_figures(*, year: int) -> PoolFigures:
     )
 
 
-def program_year_figures_from_rows(*, year: int) -> PoolFigures:
+def program_year_figures_from_rows(*, year: int, program: str = DEFAULT_PROGRAM) -> PoolFigures:
     """The same figures recomputed from grants, redemptions, claims and settlements: the audit's cross-check."""
-    program_year = ProgramYear.objects.get(year=year)
+    program_year = ProgramYear.objects.get(program_id=program, year=year)
     grants = Grant.objects.filter(year=program_year)
     redemptions = Redemption.objects.filter(grant__year=program_year)
     claims = Claim.objects.filter(grant__year=program_year)
@@ -234,6 +249,7 @@ class EnterpriseFigures(TypedDict):
 class PoolStats:
     """A program year's figures (from the ledger) and their breakdowns (from grant and redemption rows)."""
 
+    program: str
     year: int
     figures: PoolFigures
     by_compute_source: list[ComputeSourceFigures]
@@ -243,6 +259,7 @@ class PoolStats:
 
     def as_dict(self) -> dict[str, object]:
         return {
+            "program": self.program,
             "year": self.year,
             **self.figures.as_dict(),
             "by_compute_source": self.by_compute_source,
@@ -261,10 +278,10 @@ def _cap_fen_of_enterprise(program_year: ProgramYear) -> Coalesce:
     )
 
 
-def pool_by_compute_source(*, year: int) -> list[ComputeSourceFigures]:
+def pool_by_compute_source(*, year: ProgramYear) -> list[ComputeSourceFigures]:
     """Grants issued, coupons redeemed and the number of grants, per compute source (one query)."""
     rows = (
-        Grant.objects.filter(year_id=year)
+        Grant.objects.filter(year=year)
         .values("application__compute_source")
         .annotate(issued=Sum("amount_fen"), redeemed=Sum(grant_redeemed_fen_expression()), count=Count("pk"))
         .order_by("application__compute_source")
@@ -286,10 +303,10 @@ class PurposeFigures(TypedDict):
     grants_count: int
 
 
-def pool_by_purpose(*, year: int) -> list[PurposeFigures]:
+def pool_by_purpose(*, year: ProgramYear) -> list[PurposeFigures]:
     """Grants issued and their number per purpose of the contract, largest issuance first (one query)."""
     rows = (
-        Grant.objects.filter(year_id=year)
+        Grant.objects.filter(year=year)
         .values("application__purpose")
         .annotate(issued=Sum("amount_fen"), count=Count("pk"))
         .order_by("-issued", "application__purpose")
@@ -300,10 +317,10 @@ def pool_by_purpose(*, year: int) -> list[PurposeFigures]:
     ]
 
 
-def pool_by_provider(*, year: int) -> list[ProviderFigures]:
+def pool_by_provider(*, year: ProgramYear) -> list[ProviderFigures]:
     """Grants issued and coupons redeemed per provider, largest issuance first (one query)."""
     rows = (
-        Grant.objects.filter(year_id=year)
+        Grant.objects.filter(year=year)
         .values("provider_id", "provider__name")
         .annotate(issued=Sum("amount_fen"), redeemed=Sum(grant_redeemed_fen_expression()))
         .order_by("-issued", "provider_id")
@@ -358,18 +375,19 @@ def pool_forecast_exhausted_on(*, program_year: ProgramYear, figures: PoolFigure
     return timezone.localtime(now + dt.timedelta(seconds=remaining_s), PROGRAM_TIME_ZONE).date()
 
 
-def pool_stats(*, year: int, now: dt.datetime | None = None) -> PoolStats:
-    """The year's figures exactly as `program_year_figures` reads them from the ledger, with their
-    breakdowns and the forecast. A fixed number of queries, however many grants the year has."""
-    program_year = ProgramYear.objects.filter(year=year).first()
+def pool_stats(*, year: int, now: dt.datetime | None = None, program: str = DEFAULT_PROGRAM) -> PoolStats:
+    """The program year's figures exactly as `program_year_figures` reads them from the ledger, with
+    their breakdowns and the forecast. A fixed number of queries, however many grants the year has."""
+    program_year = ProgramYear.objects.filter(program_id=program, year=year).first()
     if program_year is None:
-        raise NotFound(f"No program year {year}.")
-    figures = program_year_figures(year=year)
+        raise NotFound(f"No program year {year} in program {program}.")
+    figures = program_year_figures(year=year, program=program)
     return PoolStats(
+        program=program,
         year=year,
         figures=figures,
-        by_compute_source=pool_by_compute_source(year=year),
-        by_provider=pool_by_provider(year=year),
+        by_compute_source=pool_by_compute_source(year=program_year),
+        by_provider=pool_by_provider(year=program_year),
         top_enterprises=pool_top_enterprises(program_year=program_year),
         forecast_exhausted_on=pool_forecast_exhausted_on(
             program_year=program_year, figures=figures, now=now or timezone.now()
@@ -396,11 +414,11 @@ class EnterpriseCapUse:
         return self.used_fen * BASIS_POINTS_WHOLE // self.cap_fen if self.cap_fen else BASIS_POINTS_WHOLE
 
 
-def pool_available_by_day(*, year: int) -> list[tuple[dt.date, int]]:
+def pool_available_by_day(*, year: int, program: str = DEFAULT_PROGRAM) -> list[tuple[dt.date, int]]:
     """What the pool had available at the end of each day (Asia/Shanghai) on which it changed,
     oldest first, read from the totals the ledger recorded on the pool account's transfers: the
     last point is `program_year_figures(year=year).available_fen`."""
-    pool = Account.objects.filter(code=books.pool_code(year)).first()
+    pool = Account.objects.filter(code=books.pool_code(_year_ref(program, year))).first()
     if pool is None:
         return []
     return [
@@ -429,7 +447,7 @@ def enterprises_near_cap(*, program_year: ProgramYear, threshold_bp: int) -> lis
              ORDER BY sum(g.amount_fen - g.revoked_fen)::numeric
                       / greatest(coalesce(c.cap_fen, %(default_cap)s), 1) DESC, g.enterprise_id
             """,
-            {"year": program_year.year, "default_cap": program_year.default_cap_fen, "bp": threshold_bp},
+            {"year": program_year.pk, "default_cap": program_year.default_cap_fen, "bp": threshold_bp},
         )
         return [
             EnterpriseCapUse(enterprise=enterprise_id, name=name, used_fen=int(used), cap_fen=int(cap))
@@ -442,7 +460,7 @@ def enterprise_cap_use(*, enterprise_id: int, program_year: ProgramYear) -> Ente
     from coupons.services.years import enterprise_cap_fen
 
     cap_fen = enterprise_cap_fen(enterprise_id=enterprise_id, year=program_year)
-    account = Account.objects.filter(code=books.cap_code(enterprise_id, program_year.year)).first()
+    account = Account.objects.filter(code=books.cap_code(enterprise_id, program_year)).first()
     used_fen = 0
     if account is not None:
         used_fen = cap_fen - balance_of(account).available_fen
@@ -462,7 +480,7 @@ SPREADSHEET_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
 CSV_LINE_END: Final = "\r\n"
 
 
-def public_awards(*, year: int | None = None) -> QuerySet[Grant]:
+def public_awards(*, year: int | None = None, program: str | None = None) -> QuerySet[Grant]:
     """Approved grants for the public notice, oldest first; a revoked grant is withdrawn from it."""
     grants = (
         Grant.objects.exclude(status=Grant.Status.REVOKED)
@@ -470,7 +488,9 @@ def public_awards(*, year: int | None = None) -> QuerySet[Grant]:
         .only("code", "amount_fen", "issued_at", "enterprise__name", "enterprise__uscc")
         .order_by("issued_at", "pk")
     )
-    return grants if year is None else grants.filter(year_id=year)
+    if program is not None:
+        grants = grants.filter(year__program_id=program)
+    return grants if year is None else grants.filter(year__year=year)
 
 
 def approved_on(grant: Grant) -> dt.date:
@@ -495,11 +515,11 @@ class CsvLines:
         return line
 
 
-def public_awards_csv_lines(*, year: int | None = None) -> Iterator[str]:
+def public_awards_csv_lines(*, year: int | None = None, program: str | None = None) -> Iterator[str]:
     """The public notice as CSV lines (header first, amounts in fen), read with one streaming query."""
     writer = csv.writer(CsvLines(), lineterminator=CSV_LINE_END)
     yield writer.writerow(PUBLIC_AWARDS_CSV_HEADER)
-    for grant in public_awards(year=year).iterator(chunk_size=PUBLIC_AWARDS_CSV_CHUNK_ROWS):
+    for grant in public_awards(year=year, program=program).iterator(chunk_size=PUBLIC_AWARDS_CSV_CHUNK_ROWS):
         yield writer.writerow(
             (
                 spreadsheet_safe(grant.enterprise.name),

@@ -29,12 +29,14 @@ def _scoped(queryset: QuerySet[M], user: User, *, enterprise: str | None, provid
 
 def applications_visible_to(user: User) -> QuerySet[Application]:
     return _scoped(
-        Application.objects.select_related("grant"), user, enterprise="enterprise_id", provider="provider_id"
+        Application.objects.select_related("grant", "year"), user, enterprise="enterprise_id", provider="provider_id"
     )
 
 
 def grants_visible_to(user: User) -> QuerySet[Grant]:
-    return _scoped(Grant.objects.select_related("account"), user, enterprise="enterprise_id", provider="provider_id")
+    return _scoped(
+        Grant.objects.select_related("account", "year"), user, enterprise="enterprise_id", provider="provider_id"
+    )
 
 
 def redemptions_visible_to(user: User) -> QuerySet[Redemption]:

@@ -94,18 +94,24 @@ def alerts_deliver_pending(*, limit: int = ALERT_SWEEP_BATCH_SIZE) -> int:
 def alerts_check() -> list[Alert]:
     """Record the threshold alerts that hold now and were not raised before (mailed from the outbox)."""
     new: list[Alert] = []
-    for program_year in ProgramYear.objects.filter(status=ProgramYear.Status.OPEN):
-        year = program_year.year
-        figures = program_year_figures(year=year)
+    for program_year in ProgramYear.objects.select_related("program").filter(status=ProgramYear.Status.OPEN):
+        # Named as people know it; keyed by the program year's id (for years from before programs, the year).
+        year, name = program_year.pk, f"{program_year.program.name} {program_year.year}"
+        figures = program_year_figures(year=program_year.year, program=program_year.program_id)
         used_fen = figures.issued_fen - figures.revoked_fen
         for threshold_bp, kind in POOL_THRESHOLDS_BP:
             if figures.pool_fen and used_fen * 10_000 >= figures.pool_fen * threshold_bp:
                 alert = _record(
                     kind=kind,
                     key=f"pool:{year}:{threshold_bp // 100}",
-                    message=f"The {year} pool is {used_fen * 100 // figures.pool_fen}% used "
+                    message=f"The {name} pool is {used_fen * 100 // figures.pool_fen}% used "
                     f"({used_fen} of {figures.pool_fen} fen).",
-                    details={"year": year, "used_fen": used_fen, "pool_fen": figures.pool_fen},
+                    details={
+                        "program": program_year.program_id,
+                        "year": program_year.year,
+                        "used_fen": used_fen,
+                        "pool_fen": figures.pool_fen,
+                    },
                 )
                 if alert:
                     new.append(alert)
@@ -113,9 +119,15 @@ def alerts_check() -> list[Alert]:
             alert = _record(
                 kind=Alert.Kind.CAP_90,
                 key=f"cap:{use.enterprise}:{year}:90",
-                message=f"{use.name} has used {use.used_share_bp // 100}% of its {year} cap "
+                message=f"{use.name} has used {use.used_share_bp // 100}% of its {name} cap "
                 f"({use.used_fen} of {use.cap_fen} fen).",
-                details={"year": year, "enterprise": use.enterprise, "used_fen": use.used_fen, "cap_fen": use.cap_fen},
+                details={
+                    "program": program_year.program_id,
+                    "year": program_year.year,
+                    "enterprise": use.enterprise,
+                    "used_fen": use.used_fen,
+                    "cap_fen": use.cap_fen,
+                },
             )
             if alert:
                 new.append(alert)

@@ -26,16 +26,18 @@ from coupons.models import (
     CONTRACT_FEE_FEN_MAX,
     CONTRACT_NUMBER_LENGTH_MAX,
     CONTRACT_TERM_MONTHS_CEILING,
+    DEFAULT_PROGRAM,
     Application,
     ApplicationEvent,
     ComputeSource,
+    Program,
     ProgramYear,
     Purpose,
 )
 from coupons.policy import ApplicationFacts, Rate, rate_for, reference_normalise, subsidy_fen
 from coupons.services.eligibility import require_in_region, require_pair_eligible
 from coupons.services.grants import grant_issue
-from coupons.services.years import program_year_current
+from coupons.services.years import program_default_ensure, program_year_current
 from evidence.models import Document, Kind
 from evidence.selectors import citations_of
 
@@ -243,8 +245,11 @@ def application_submit(
     contract_term_months: int | None = None,
     documents: Sequence[Document | int] = (),
     filing_certificate_document: Document | int | None = None,
+    program: str = DEFAULT_PROGRAM,
 ) -> Application:
-    """An enterprise member applies for coupons against one compute contract.
+    """An enterprise member applies for coupons against one compute contract, in `program`'s year
+    open now (the default program unless named; an unknown program is a validation error, a closed
+    one is refused). A contract has one live application per program.
 
     `model_filing_number` names the filed model the work relies on (its own or a third party's);
     the registered-model rate applies only when staff verified that filing in the register.
@@ -257,6 +262,10 @@ def application_submit(
     """
     if actor.enterprise_id is None:
         raise PermissionDenied("Only a member of an enterprise applies for coupons.")
+    if program == DEFAULT_PROGRAM:
+        program_default_ensure()
+    if not isinstance(program, str) or not Program.objects.filter(slug=program).exists():
+        raise ValidationFailed("program names no program (GET /api/v1/programs/ lists them).", field="program")
     contract_number = reference_normalise(contract_number or "") if isinstance(contract_number, str) else ""
     if not 0 < len(contract_number) <= CONTRACT_NUMBER_LENGTH_MAX or not contract_number.isprintable():
         raise ValidationFailed(
@@ -299,12 +308,14 @@ def application_submit(
                 f"{provider.name} offers no {compute_source} compute facility listed on {day.isoformat()}."
             )
         require_pair_eligible(enterprise=enterprise, provider=provider, now=now)
-        year = program_year_current(now=now)
+        year = program_year_current(now=now, program=program)
         require_in_region(enterprise=enterprise, year=year)
         if Application.objects.filter(
-            provider=provider, contract_number=contract_number, status__in=_LIVE_STATUSES
+            program_id=program, provider=provider, contract_number=contract_number, status__in=_LIVE_STATUSES
         ).exists():
-            raise DuplicateContract(f"Contract {contract_number} with {provider.name} already has an application.")
+            raise DuplicateContract(
+                f"Contract {contract_number} with {provider.name} already has an application in {program}."
+            )
 
         pricing = application_pricing(
             enterprise=enterprise,
@@ -329,6 +340,7 @@ def application_submit(
                 application = Application.objects.create(
                     enterprise=enterprise,
                     provider=provider,
+                    program_id=year.program_id,
                     year=year,
                     contract_number=contract_number,
                     contract_fee_fen=contract_fee_fen,
@@ -484,7 +496,7 @@ def application_approve(*, application: Application, actor: User, approved_fen: 
                 f"approved_fen may be at most the recommended {locked.recommended_fen} fen.", field="approved_fen"
             )
         if locked.year.status != ProgramYear.Status.OPEN:
-            raise ProgramYearClosed(f"Program year {locked.year_id} is {locked.year.status}.")
+            raise ProgramYearClosed(f"Program year {locked.year} is {locked.year.status}.")
         _require_parties_in_good_standing(locked)
         grant_issue(application=locked, approver=actor, amount_fen=amount_fen)
         locked.status = Application.Status.APPROVED

@@ -37,19 +37,19 @@ def check_issued_within_pool() -> tuple[list[Finding], int]:
     """Per year: the pool was credited once with the year's pool, and what is issued net of
     revocations never passes it; the grants' amounts equal the pool's debits."""
     sql = """
-        SELECT y.year, y.pool_fen, appropriation.debits_posted AS appropriated_fen,
+        SELECT y.program_id AS program, y.year, y.pool_fen, appropriation.debits_posted AS appropriated_fen,
                pool.debits_posted AS issued_fen, pool.credits_posted - y.pool_fen AS revoked_fen,
                coalesce(g.granted, 0) AS granted_fen
           FROM coupons_programyear y
-          JOIN ledger_account pool ON pool.code = 'pool:' || y.year
-          JOIN ledger_account appropriation ON appropriation.code = 'appropriation:' || y.year
+          JOIN ledger_account pool ON pool.code = 'pool:' || y.program_id || ':' || y.year
+          JOIN ledger_account appropriation ON appropriation.code = 'appropriation:' || y.program_id || ':' || y.year
           LEFT JOIN (SELECT year_id, sum(amount_fen) AS granted FROM coupons_grant GROUP BY year_id) g
-                 ON g.year_id = y.year
+                 ON g.year_id = y.id
          WHERE y.status <> 'draft'
            AND (appropriation.debits_posted <> y.pool_fen
                 OR pool.debits_posted - (pool.credits_posted - y.pool_fen) > y.pool_fen
                 OR pool.debits_posted <> coalesce(g.granted, 0))
-         ORDER BY y.year
+         ORDER BY y.program_id, y.year
     """
     return _rows(sql), count_of("SELECT count(*) FROM coupons_programyear WHERE status <> 'draft'")
 
@@ -64,8 +64,9 @@ def check_granted_within_cap() -> tuple[list[Finding], int]:
             SELECT year_id, enterprise_id, sum(amount_fen - revoked_fen) AS net_fen
               FROM coupons_grant GROUP BY year_id, enterprise_id
         )
-        SELECT g.year_id AS year, g.enterprise_id, g.net_fen, coalesce(c.cap_fen, y.default_cap_fen) AS cap_fen
-          FROM granted g JOIN coupons_programyear y ON y.year = g.year_id
+        SELECT y.program_id AS program, y.year, g.enterprise_id, g.net_fen,
+               coalesce(c.cap_fen, y.default_cap_fen) AS cap_fen
+          FROM granted g JOIN coupons_programyear y ON y.id = g.year_id
           LEFT JOIN caps c ON c.year_id = g.year_id AND c.enterprise_id = g.enterprise_id
          WHERE g.net_fen > coalesce(c.cap_fen, y.default_cap_fen)
          ORDER BY g.year_id, g.enterprise_id
@@ -109,7 +110,7 @@ def check_closed_years_hold_nothing() -> tuple[list[Finding], int]:
         SELECT g.id AS grant_id, g.status, account.credits_posted - account.debits_posted AS balance_fen,
                account.debits_pending AS held_fen
           FROM coupons_grant g
-          JOIN coupons_programyear y ON y.year = g.year_id
+          JOIN coupons_programyear y ON y.id = g.year_id
           JOIN ledger_account account ON account.id = g.account_id
          WHERE y.status = 'closed' AND g.expires_at <= %s
            AND (g.status = 'active'
@@ -118,8 +119,7 @@ def check_closed_years_hold_nothing() -> tuple[list[Finding], int]:
          ORDER BY g.id
     """
     return _rows(sql, [timezone.now()]), count_of(
-        "SELECT count(*) FROM coupons_grant g "
-        "JOIN coupons_programyear y ON y.year = g.year_id WHERE y.status = 'closed'"
+        "SELECT count(*) FROM coupons_grant g JOIN coupons_programyear y ON y.id = g.year_id WHERE y.status = 'closed'"
     )
 
 
@@ -249,9 +249,10 @@ def check_claims_match_ledger() -> tuple[list[Finding], int]:
     """
     per_enterprise_year = """
         WITH approvals AS (
-            SELECT split_part(a.code, ':', 2)::bigint AS enterprise_id, t.chain::integer AS year_id,
+            SELECT split_part(a.code, ':', 2)::bigint AS enterprise_id, py.id AS year_id,
                    sum(t.amount_fen) AS fen
               FROM ledger_transfer t JOIN ledger_account a ON a.id = t.credit_account_id
+              JOIN coupons_programyear py ON py.chain = t.chain
              WHERE t.key LIKE 'claim:%%:approve' GROUP BY 1, 2
         ), claimed AS (
             SELECT c.enterprise_id, g.year_id, sum(c.coupon_fen) AS fen
@@ -290,10 +291,11 @@ def check_pool_figures_match_rows() -> tuple[list[Finding], int]:
     """Per year, the pool figures read from the ledger equal their recomputation from the rows."""
     findings = []
     years = _years()
-    for year in years:
-        ledger, rows = program_year_figures(year=year), program_year_figures_from_rows(year=year)
+    for program, year in years:
+        ledger = program_year_figures(year=year, program=program)
+        rows = program_year_figures_from_rows(year=year, program=program)
         if ledger != rows:
-            findings.append({"year": year, "ledger": ledger.as_dict(), "rows": rows.as_dict()})
+            findings.append({"program": program, "year": year, "ledger": ledger.as_dict(), "rows": rows.as_dict()})
     return findings, len(years)
 
 
@@ -535,10 +537,11 @@ def check_settled_redemptions_have_evidence() -> tuple[list[Finding], int]:
     return _rows(sql), count_of("SELECT count(*) FROM coupons_redemption WHERE settlement_id IS NOT NULL")
 
 
-def _years() -> list[int]:
+def _years() -> list[tuple[str, int]]:
+    """Every program year that opened, as (program, year)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT year FROM coupons_programyear WHERE status <> 'draft' ORDER BY year")
-        return [year for (year,) in cursor.fetchall()]
+        cursor.execute("SELECT program_id, year FROM coupons_programyear WHERE status <> 'draft' ORDER BY 1, 2")
+        return [(program, year) for (program, year) in cursor.fetchall()]
 
 
 CHECKS: Final[list[tuple[str, Callable[[], tuple[list[Finding], int]]]]] = [

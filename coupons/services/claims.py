@@ -88,7 +88,7 @@ def _document(value: Document | int, *, kind: str, actor: User, field: str) -> D
 def _require_reimbursement_year(grant: Grant) -> None:
     if grant.year.redemption_mode != ProgramYear.RedemptionMode.ENTERPRISE_REIMBURSEMENT:
         raise InvalidState(
-            f"Program year {grant.year_id} is in {grant.year.redemption_mode} mode: the computing center deducts "
+            f"Program year {grant.year} is in {grant.year.redemption_mode} mode: the computing center deducts "
             "the coupon from its bill, and the enterprise does not claim.",
             reason="redemption_mode",
         )
@@ -187,7 +187,7 @@ def claim_submit(
                     credit_account_id=books.account_id(books.enterprise_code(locked.enterprise_id)),
                     amount_fen=coupon_fen,
                     reason="claim_hold",
-                    chain=books.chain(locked.year_id),
+                    chain=books.chain(locked.year),
                     timeout_s=CLAIM_HOLD_TIMEOUT_S,
                 ),
                 now=now,
@@ -346,24 +346,25 @@ def settlement_create_for_enterprise(*, enterprise: Enterprise, actor: User) -> 
 
 
 def enterprise_settlement_transfers(*, settlement: Settlement, bank_reference: str) -> list[TransferRequest]:
-    """What paying an enterprise settlement moves: `enterprise:E → disbursed:Y` per program year of its
-    claims (keys `settlement:<id>:pay:Y`). The caller holds the settlement's lock."""
+    """What paying an enterprise settlement moves: `enterprise:E → disbursed:P:Y` per program year of
+    its claims (keys `settlement:<id>:pay:<program year id>`). The caller holds the settlement's lock."""
     assert settlement.enterprise_id is not None
     paid_fen: dict[int, int] = defaultdict(int)
     for claim in Claim.objects.filter(settlement=settlement).select_related("grant"):
         paid_fen[claim.grant.year_id] += claim.coupon_fen
+    years = ProgramYear.objects.in_bulk(list(paid_fen))
     enterprise_account_id = books.account_id(books.enterprise_code(settlement.enterprise_id))
     return [
         TransferRequest.posted(
-            key=f"settlement:{settlement.pk}:pay:{year}",
+            key=f"settlement:{settlement.pk}:pay:{year_id}",
             debit_account_id=enterprise_account_id,
-            credit_account_id=books.account_id(books.disbursed_code(year)),
+            credit_account_id=books.account_id(books.disbursed_code(years[year_id])),
             amount_fen=amount_fen,
             reason="settlement_pay",
-            chain=books.chain(year),
+            chain=books.chain(years[year_id]),
             metadata={"bank_reference": bank_reference},
         )
-        for year, amount_fen in sorted(paid_fen.items())
+        for year_id, amount_fen in sorted(paid_fen.items())
     ]
 
 

@@ -48,7 +48,7 @@ def grant_expires_at(*, program_year: ProgramYear, issued_at: dt.datetime) -> dt
 def grant_issue(*, application: Application, approver: User, amount_fen: int) -> Grant:
     """Issue the grant of an approved application. The caller holds the application's lock.
 
-    One ledger batch debits the pool (`pool:Y → grant:G`) and the cap (`cap:E:Y → cap_used:Y`):
+    One ledger batch debits the pool (`pool:P:Y → grant:P:Y:A`) and the cap (`cap:P:Y:E → cap_used:P:Y`):
     both limits are CHECK constraints, so racing approvals can never pass either.
     """
     year = application.year
@@ -59,11 +59,9 @@ def grant_issue(*, application: Application, approver: User, amount_fen: int) ->
     # The provider's account, which its redemptions credit, exists before the first one: never made on
     # the redemption's path.
     books.provider_account_ensure(application.provider_id)
-    account = account_create(
-        code=books.grant_account_code(year.year, application.pk), debits_must_not_exceed_credits=True
-    )
-    pool_id = books.account_id(books.pool_code(year.year))
-    cap_used_id = books.account_id(books.cap_used_code(year.year))
+    account = account_create(code=books.grant_account_code(year, application.pk), debits_must_not_exceed_credits=True)
+    pool_id = books.account_id(books.pool_code(year))
+    cap_used_id = books.account_id(books.cap_used_code(year))
     try:
         transfers_create(
             transfers=[
@@ -73,7 +71,7 @@ def grant_issue(*, application: Application, approver: User, amount_fen: int) ->
                     credit_account_id=account.pk,
                     amount_fen=amount_fen,
                     reason="grant_issue",
-                    chain=books.chain(year.year),
+                    chain=books.chain(year),
                 ),
                 TransferRequest.posted(
                     key=f"grant:{application.pk}:cap",
@@ -81,12 +79,12 @@ def grant_issue(*, application: Application, approver: User, amount_fen: int) ->
                     credit_account_id=cap_used_id,
                     amount_fen=amount_fen,
                     reason="grant_cap",
-                    chain=books.chain(year.year),
+                    chain=books.chain(year),
                 ),
             ]
         )
     except ExceedsCredits as error:
-        if error.account_code == books.pool_code(year.year):
+        if error.account_code == books.pool_code(year):
             raise PoolExhausted(
                 f"The {year.year} pool has {error.available_fen} fen left; the grant needs {amount_fen}.",
                 available_fen=error.available_fen,
@@ -150,7 +148,7 @@ def grant_revoke(
             )
         claims_release_on_grant_locked(grant=locked, reason="grant_revoked", now=now)
         unused_fen = account_balance(account_id=locked.account_id).available_fen
-        year = locked.year.year
+        year = locked.year
         if unused_fen > 0:
             transfers_create(
                 transfers=[
@@ -192,7 +190,7 @@ def grant_revoke(
 
 
 def grant_expire(*, grant_id: int, now: dt.datetime) -> int | None:
-    """Lapse what is left on one grant past its expiry into `lapsed:Y`, voiding its outstanding
+    """Lapse what is left on one grant past its expiry into `lapsed:P:Y`, voiding its outstanding
     holds (and rejecting its submitted claims) first; return the fen lapsed, or None when the grant
     was no longer active (expired by an earlier or concurrent run, or revoked).
 
@@ -219,10 +217,10 @@ def grant_expire(*, grant_id: int, now: dt.datetime) -> int | None:
                 transfer=TransferRequest.posted(
                     key=f"grant:{grant.application_id}:lapse",
                     debit_account_id=grant.account_id,
-                    credit_account_id=books.account_id(books.lapsed_code(grant.year_id)),
+                    credit_account_id=books.account_id(books.lapsed_code(grant.year)),
                     amount_fen=remaining_fen,
                     reason="grant_lapse",
-                    chain=books.chain(grant.year_id),
+                    chain=books.chain(grant.year),
                 ),
                 now=now,
             )

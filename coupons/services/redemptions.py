@@ -219,7 +219,7 @@ def _redemption_create(
         invoice_file_lock(invoice)
         if locked.year.redemption_mode == ProgramYear.RedemptionMode.ENTERPRISE_REIMBURSEMENT:
             raise InvalidState(
-                f"Program year {locked.year_id} is in enterprise_reimbursement mode: the enterprise pays the bill in "
+                f"Program year {locked.year} is in enterprise_reimbursement mode: the enterprise pays the bill in "
                 "full and claims (POST /claims/); the computing center does not deduct.",
                 reason="redemption_mode",
             )
@@ -272,6 +272,7 @@ def _redemption_create(
         transfer = redemption_transfer(
             pk=pk,
             grant=locked,
+            chain=books.chain(locked.year),
             provider_account_id=provider_account.pk,
             coupon_fen=coupon_fen,
             capture=capture,
@@ -542,7 +543,7 @@ def redemption_reverse_locked(
         and now < grant.expires_at
         and (grant.year.status == "open" or grant.year.grant_validity == "months")
     )
-    destination_id = grant.account_id if back_to_grant else books.account_id(books.lapsed_code(grant.year_id))
+    destination_id = grant.account_id if back_to_grant else books.account_id(books.lapsed_code(grant.year))
     transfer_create(
         transfer=TransferRequest.posted(
             key=f"redemption:{redemption.pk}:reverse",
@@ -550,7 +551,7 @@ def redemption_reverse_locked(
             credit_account_id=destination_id,
             amount_fen=redemption.coupon_fen,
             reason="redemption_reverse",
-            chain=books.chain(grant.year_id),
+            chain=books.chain(grant.year),
         )
     )
     redemption.status = Redemption.Status.REVERSED

@@ -63,7 +63,8 @@ _LOCK_INVOICE_FILE_SQL: Final = (
 )
 _CONTEXT_SQL: Final = f"""
 SELECT {_GRANT_COLUMNS},
-       y.redemption_mode, y.acknowledgement_window_days, a.contract_fee_fen, e.status AS enterprise_status,
+       y.redemption_mode, y.acknowledgement_window_days, y.chain AS year_chain, a.contract_fee_fen,
+       e.status AS enterprise_status,
        p.status = {_literal(Provider.Status.ACTIVE)} AND p.listing IN ({_LISTINGS}) AND EXISTS (
            SELECT 1 FROM accounts_facility f
             WHERE f.provider_id = p.id AND f.listed_from <= %(listing_day)s::date
@@ -103,7 +104,7 @@ SELECT {_GRANT_COLUMNS},
        d.kind AS document_kind, d.owner AS document_owner, d.sha256 AS document_sha256,
        nextval(pg_get_serial_sequence('coupons_redemption', 'id')) AS redemption_id
   FROM coupons_grant g
-  JOIN coupons_programyear y ON y.year = g.year_id
+  JOIN coupons_programyear y ON y.id = g.year_id
   JOIN coupons_application a ON a.id = g.application_id
   JOIN accounts_provider p ON p.id = g.provider_id
   JOIN accounts_enterprise e ON e.id = g.enterprise_id
@@ -127,11 +128,19 @@ class Bill:
 
 
 def redemption_transfer(
-    *, pk: int, grant: Grant, provider_account_id: int, coupon_fen: int, capture: bool, hold_timeout_s: int
+    *,
+    pk: int,
+    grant: Grant,
+    chain: str,
+    provider_account_id: int,
+    coupon_fen: int,
+    capture: bool,
+    hold_timeout_s: int,
 ) -> TransferRequest:
     """The ledger transfer of redemption `pk`: the coupon from the grant to the provider, posted at
-    once (`capture`) or held for `hold_timeout_s`. Its key names the redemption, so a retry moves
-    nothing twice. Both paths of `redemption_create` make it here."""
+    once (`capture`) or held for `hold_timeout_s`, sealed in the grant's program year's `chain`. Its
+    key names the redemption, so a retry moves nothing twice. Both paths of `redemption_create`
+    make it here."""
     if capture:
         return TransferRequest.posted(
             key=f"redemption:{pk}:capture",
@@ -139,7 +148,7 @@ def redemption_transfer(
             credit_account_id=provider_account_id,
             amount_fen=coupon_fen,
             reason="redemption_capture",
-            chain=books.chain(grant.year_id),
+            chain=chain,
         )
     return TransferRequest.pending(
         key=f"redemption:{pk}:hold",
@@ -147,7 +156,7 @@ def redemption_transfer(
         credit_account_id=provider_account_id,
         amount_fen=coupon_fen,
         reason="redemption_hold",
-        chain=books.chain(grant.year_id),
+        chain=chain,
         timeout_s=hold_timeout_s,
     )
 
@@ -240,6 +249,7 @@ def redemption_create_fast(*, bill: Bill, actor: User, now: dt.datetime, hold_ti
     transfer = redemption_transfer(
         pk=pk,
         grant=grant,
+        chain=context["year_chain"],
         provider_account_id=context["provider_account_id"],
         coupon_fen=coupon_fen,
         capture=bill.capture,

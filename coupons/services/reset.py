@@ -22,7 +22,7 @@ from accounts.models import User
 from accounts.roles import require_superuser
 from config.errors import InvalidState
 from coupons.locks import program_year_lock, redemption_lock
-from coupons.models import Grant, ProgramYear, Redemption
+from coupons.models import DEFAULT_PROGRAM, Grant, ProgramYear, Redemption
 from coupons.services.grants import grant_expire
 from coupons.services.redemptions import redemption_release_locked
 from coupons.services.year_end import applications_settle_at_close
@@ -38,6 +38,7 @@ Progress = Callable[[str], None]
 @dataclass
 class ResetReport:
     year: int
+    program: str = DEFAULT_PROGRAM
     closed: bool = False
     holds_released: int = 0
     grants_expired: int = 0
@@ -53,14 +54,16 @@ def _quiet(_: str) -> None:
     return None
 
 
-def program_year_close(*, year: int, now: dt.datetime, actor: User | None = None) -> ProgramYear:
+def program_year_close(
+    *, year: int, now: dt.datetime, actor: User | None = None, program: str = DEFAULT_PROGRAM
+) -> ProgramYear:
     """Close an open year to new applications (a closed year stays closed). A superuser may close
     early; then grants valid to year end expire `grace_days` after the close instead of after year
     end. Grants valid for months from issue keep their expiry: the close does not shorten them."""
     if actor is not None:
         require_superuser(actor)
     with transaction.atomic():
-        program_year = program_year_lock(year)
+        program_year = program_year_lock(year, program)
         if program_year.status == ProgramYear.Status.CLOSED:
             return program_year
         if program_year.status != ProgramYear.Status.OPEN:
@@ -77,14 +80,16 @@ def program_year_close(*, year: int, now: dt.datetime, actor: User | None = None
         return program_year
 
 
-def program_year_close_now(*, year: int, actor: User, now: dt.datetime | None = None) -> ProgramYear:
+def program_year_close_now(
+    *, year: int, actor: User, now: dt.datetime | None = None, program: str = DEFAULT_PROGRAM
+) -> ProgramYear:
     """A superuser closes a year now; its annual reset is queued in the same transaction (the
     outbox, coupons/services/outbox.py) and runs in the background once the close commits."""
     from coupons.services.outbox import outbox_enqueue
 
     with transaction.atomic():
-        program_year = program_year_close(year=year, now=now or timezone.now(), actor=actor)
-        outbox_enqueue(task="coupons.tasks.annual_reset", args=[year])
+        program_year = program_year_close(year=year, now=now or timezone.now(), actor=actor, program=program)
+        outbox_enqueue(task="coupons.tasks.annual_reset", args=[year, program])
     return program_year
 
 
@@ -114,10 +119,12 @@ def _prepare_next_year(program_year: ProgramYear) -> None:
     """Y+1 as an administrator prepared it, or a draft copy of Y's terms and policy."""
     with transaction.atomic():
         # Y's row lock orders concurrent resets: one creates Y+1, the others find it.
-        program_year_lock(program_year.year)
-        if not ProgramYear.objects.filter(year=program_year.year + 1).exists():
+        program_year_lock(program_year.year, program_year.program_id)
+        if not ProgramYear.objects.filter(program_id=program_year.program_id, year=program_year.year + 1).exists():
             ProgramYear.objects.create(
+                program_id=program_year.program_id,
                 year=program_year.year + 1,
+                chain=f"{program_year.program_id}:{program_year.year + 1}",
                 pool_fen=program_year.pool_fen,
                 default_cap_fen=program_year.default_cap_fen,
                 grace_days=program_year.grace_days,
@@ -137,22 +144,25 @@ def _open_next_year(program_year: ProgramYear, now: dt.datetime) -> bool:
 
     next_year = program_year.year + 1
     with transaction.atomic():
-        prepared = ProgramYear.objects.select_for_update().get(year=next_year)
+        prepared = ProgramYear.objects.select_for_update().get(program_id=program_year.program_id, year=next_year)
         if prepared.status != ProgramYear.Status.DRAFT:
             return False
-        program_year_open_system(year=next_year, now=now)
+        program_year_open_system(year=next_year, program=program_year.program_id, now=now)
         return True
 
 
-def annual_reset(*, year: int, now: dt.datetime | None = None, progress: Progress = _quiet) -> ResetReport:
-    """Run (or finish) the reset of `year`. Run it again at any time: it only does what is left."""
+def annual_reset(
+    *, year: int, now: dt.datetime | None = None, progress: Progress = _quiet, program: str = DEFAULT_PROGRAM
+) -> ResetReport:
+    """Run (or finish) the reset of program `program`'s year `year`. Run it again at any time: it
+    only does what is left. Each program's years reset on their own."""
     now = now or timezone.now()
-    report = ResetReport(year=year)
-    program_year = ProgramYear.objects.get(year=year)
+    report = ResetReport(year=year, program=program)
+    program_year = ProgramYear.objects.get(program_id=program, year=year)
     if program_year.status == ProgramYear.Status.OPEN:
         if now < year_end(year):
             raise InvalidState(f"Program year {year} runs until {year_end(year).isoformat()}; close it early instead.")
-        program_year_close(year=year, now=year_end(year))
+        program_year_close(year=year, now=year_end(year), program=program)
         report.closed = True
         progress(f"{year}: closed")
     program_year.refresh_from_db()
@@ -180,7 +190,9 @@ def annual_reset(*, year: int, now: dt.datetime | None = None, progress: Progres
             progress(f"{year}: grants expired {index + 1}/{total}")
     _prepare_next_year(program_year)
     # Before Y+1 opens, so nothing is left unapprovable in Y: carried into Y+1's queue, or withdrawn.
-    report.applications_carried, report.applications_withdrawn = applications_settle_at_close(year=year)
+    report.applications_carried, report.applications_withdrawn = applications_settle_at_close(
+        year=year, program=program
+    )
     if report.applications_carried or report.applications_withdrawn:
         progress(
             f"{year}: open applications carried into {year + 1}: {report.applications_carried}, "

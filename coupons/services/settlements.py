@@ -18,7 +18,7 @@ from config.errors import InvalidState, ValidationFailed
 from coupons import books
 from coupons.errors import FourEyes
 from coupons.locks import provider_lock, redemptions_lock, settlement_lock
-from coupons.models import Redemption, Settlement
+from coupons.models import ProgramYear, Redemption, Settlement
 from coupons.services.acknowledgements import is_settleable, settleable
 from coupons.services.claims import claims_mark_paid, enterprise_settlement_transfers
 from ledger.services import TransferRequest, transfers_create
@@ -125,12 +125,15 @@ def _provider_settlement_transfers(*, settlement: Settlement, bank_reference: st
     clawed_fen: dict[int, int] = defaultdict(int)
     for redemption in Redemption.objects.filter(clawback_settlement=settlement).select_related("grant"):
         clawed_fen[redemption.grant.year_id] += redemption.coupon_fen
+    years = ProgramYear.objects.in_bulk([*paid_fen, *clawed_fen])
     provider_id = books.provider_account_ensure(settlement.provider_id).pk
     requests = []
-    for year, amount_fen in sorted(paid_fen.items()):
+    # Keys name the program year by its id (for the years from before programs, the id is the year).
+    for year_id, amount_fen in sorted(paid_fen.items()):
+        year = years[year_id]
         requests.append(
             TransferRequest.posted(
-                key=f"settlement:{settlement.pk}:pay:{year}",
+                key=f"settlement:{settlement.pk}:pay:{year_id}",
                 debit_account_id=provider_id,
                 credit_account_id=books.account_id(books.disbursed_code(year)),
                 amount_fen=amount_fen,
@@ -139,10 +142,11 @@ def _provider_settlement_transfers(*, settlement: Settlement, bank_reference: st
                 metadata={"bank_reference": bank_reference},
             )
         )
-    for year, amount_fen in sorted(clawed_fen.items()):
+    for year_id, amount_fen in sorted(clawed_fen.items()):
+        year = years[year_id]
         requests.append(
             TransferRequest.posted(
-                key=f"settlement:{settlement.pk}:clawback:{year}",
+                key=f"settlement:{settlement.pk}:clawback:{year_id}",
                 debit_account_id=books.account_id(books.disbursed_code(year)),
                 credit_account_id=provider_id,
                 amount_fen=amount_fen,
@@ -157,7 +161,7 @@ def _provider_settlement_transfers(*, settlement: Settlement, bank_reference: st
 def settlement_pay(*, settlement: Settlement, actor: User, requested_by: User, bank_reference: str) -> Settlement:
     """Mark a settlement paid with the bank's reference, moving the money out of the payee's account.
 
-    Per program year: `provider:P → disbursed:Y` for the coupons paid, and `disbursed:Y →
+    Per program year: `provider:V → disbursed:P:Y` for the coupons paid, and `disbursed:Y →
     provider:P` for clawbacks netted, so each year's settled figure stays exact; for an enterprise
     settlement, `enterprise:E → disbursed:Y` for its claims, which are then paid. Called by the
     approval of a `settlement_pay` request (`coupons/approval_actions.py`).

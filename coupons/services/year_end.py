@@ -23,7 +23,7 @@ from django.db import transaction
 
 from accounts.models import Enterprise
 from coupons.locks import application_lock
-from coupons.models import Application, ApplicationEvent, ProgramYear
+from coupons.models import DEFAULT_PROGRAM, Application, ApplicationEvent, ProgramYear
 from coupons.services.applications import application_terms
 
 SETTLE_BATCH_SIZE: Final = 500
@@ -44,7 +44,7 @@ def _withdraw(application: Application, note: str) -> Settled:
 
 
 def _carry(application: Application, enterprise: Enterprise, next_year: ProgramYear) -> Settled:
-    year = application.year_id
+    year = application.year.year
     rate, eligible_fen = application_terms(
         enterprise=enterprise,
         year=next_year,
@@ -82,7 +82,7 @@ def _carry(application: Application, enterprise: Enterprise, next_year: ProgramY
     return "carried"
 
 
-def application_settle_at_close(*, application_id: int, year: int) -> Settled | None:
+def application_settle_at_close(*, application_id: int, year: int, program: str = DEFAULT_PROGRAM) -> Settled | None:
     """Carry one open application of the closed year `year` into the next, or withdraw it, by the
     year's policy; None when it is no longer an open application of `year` (settled already by
     an earlier or concurrent run, or approved, rejected or withdrawn by a person)."""
@@ -90,9 +90,9 @@ def application_settle_at_close(*, application_id: int, year: int) -> Settled | 
         enterprise_id = Application.objects.values_list("enterprise_id", flat=True).get(pk=application_id)
         enterprise = Enterprise.objects.select_for_update().get(pk=enterprise_id)
         application = application_lock(application_id)
-        if application.year_id != year or application.status not in OPEN_STATUSES:
+        program_year = ProgramYear.objects.get(program_id=program, year=year)
+        if application.year_id != program_year.pk or application.status not in OPEN_STATUSES:
             return None
-        program_year = ProgramYear.objects.get(year=year)
         assert program_year.status == ProgramYear.Status.CLOSED, "only a closed year's applications are settled"
         if program_year.open_applications_at_close == ProgramYear.OpenApplicationsAtClose.WITHDRAW:
             return _withdraw(
@@ -100,25 +100,25 @@ def application_settle_at_close(*, application_id: int, year: int) -> Settled | 
                 f"Withdrawn at the close of {year} by the year's policy: applications not approved by the "
                 "close are withdrawn; the contract may be applied for again.",
             )
-        next_year = ProgramYear.objects.filter(year=year + 1).first()
+        next_year = ProgramYear.objects.filter(program_id=program, year=year + 1).first()
         assert next_year is not None, "the reset prepares the next year before it carries into it"
         if next_year.status == ProgramYear.Status.CLOSED:
             return _withdraw(application, f"Withdrawn at the close of {year}: {year + 1} is closed as well.")
         return _carry(application, enterprise, next_year)
 
 
-def applications_settle_at_close(*, year: int) -> tuple[int, int]:
-    """Settle every open application of the closed year `year`; return (carried, withdrawn)."""
+def applications_settle_at_close(*, year: int, program: str = DEFAULT_PROGRAM) -> tuple[int, int]:
+    """Settle every open application of the program's closed year `year`; return (carried, withdrawn)."""
     carried = withdrawn = 0
     while True:
         due = list(
-            Application.objects.filter(year_id=year, status__in=OPEN_STATUSES)
+            Application.objects.filter(year__program_id=program, year__year=year, status__in=OPEN_STATUSES)
             .order_by("pk")
             .values_list("pk", flat=True)[:SETTLE_BATCH_SIZE]
         )
         if not due:
             return carried, withdrawn
         for application_id in due:
-            settled = application_settle_at_close(application_id=application_id, year=year)
+            settled = application_settle_at_close(application_id=application_id, year=year, program=program)
             carried += settled == "carried"
             withdrawn += settled == "withdrawn"

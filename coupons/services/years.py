@@ -14,18 +14,20 @@ from approvals.models import ApprovalRequest
 from approvals.services import approval_request_create, reason_clean
 from config.errors import AlreadyExists, InvalidState, NotFound, ValidationFailed
 from coupons import books
-from coupons.errors import FourEyes, NotEligible, ProgramYearClosed
+from coupons.errors import FourEyes, NotEligible, ProgramClosed, ProgramYearClosed
 from coupons.locks import program_year_lock
 from coupons.models import (
     ACKNOWLEDGEMENT_WINDOW_DAYS_DEFAULT,
     ACKNOWLEDGEMENT_WINDOW_DAYS_MAX,
     CONTRACT_TERM_MONTHS_CEILING,
     CONTRACT_TERM_MONTHS_MAX_DEFAULT,
+    DEFAULT_PROGRAM,
     GRANT_VALIDITY_MONTHS_MAX,
     REGION_DIVISION_PREFIXES_COUNT_MAX,
     REGION_DIVISION_PREFIXES_DEFAULT,
     RELAXED_CAP_CEILING_FEN_DEFAULT,
     CapOverride,
+    Program,
     ProgramYear,
     RateRuleSet,
 )
@@ -172,10 +174,46 @@ def _check_evidence_policy(
             raise ValidationFailed(f"{name} is true or false.", field=name)
 
 
+DEFAULT_PROGRAM_TERMS = {
+    "name": "杭州市算力券",
+    "name_en": "Hangzhou computing-power coupons",
+    "authority": "杭州市经济和信息化局 (Hangzhou Municipal Bureau of Economy and Information Technology)",
+    "level": Program.Level.CITY,
+    "region": list(REGION_DIVISION_PREFIXES_DEFAULT),
+    "redemption_mode": ProgramYear.RedemptionMode.PROVIDER_DEDUCTION,
+}
+
+
+def program_default_ensure() -> Program:
+    """The default program, `hangzhou-compute`: made by migration 0014, and again here if it is missing
+    (a database emptied by hand or by a test's flush still runs the fund)."""
+    program, _ = Program.objects.get_or_create(slug=DEFAULT_PROGRAM, defaults=DEFAULT_PROGRAM_TERMS)
+    return program
+
+
+def program_get(slug: object) -> Program:
+    """The program named by `slug`; NotFound for an unknown one (and for anything that is not a slug)."""
+    if slug == DEFAULT_PROGRAM:
+        return program_default_ensure()
+    program = Program.objects.filter(slug=slug).first() if isinstance(slug, str) and slug else None
+    if program is None:
+        raise NotFound(f"No program {slug!r}.")
+    return program
+
+
+def program_active_get(slug: object) -> Program:
+    """The program named by `slug`, refused when it is closed (it takes no new year or application)."""
+    program = program_get(slug)
+    if program.status != Program.Status.ACTIVE:
+        raise ProgramClosed(f"Program {program.slug} is closed.")
+    return program
+
+
 def program_year_create(
     *,
     year: int,
     actor: User,
+    program: str = DEFAULT_PROGRAM,
     pool_fen: int = POOL_FEN_DEFAULT,
     default_cap_fen: int = CAP_FEN_DEFAULT,
     grace_days: int = 0,
@@ -185,7 +223,7 @@ def program_year_create(
     rule_set: RateRuleSet | None = None,
     relaxed_cap_ceiling_fen: int | None = None,
     region_division_prefixes: list[str] | None = None,
-    redemption_mode: str = ProgramYear.RedemptionMode.PROVIDER_DEDUCTION,
+    redemption_mode: str | None = None,
     acknowledgement_window_days: int = ACKNOWLEDGEMENT_WINDOW_DAYS_DEFAULT,
     contract_signed_within_year: bool = True,
     contract_term_months_max: int = CONTRACT_TERM_MONTHS_MAX_DEFAULT,
@@ -193,8 +231,9 @@ def program_year_create(
 ) -> ProgramYear:
     """A superuser prepares a year (draft) with its pool, default cap, year-end policy, rates, the
     ceiling of relaxed caps (by default 20 million yuan, or the default cap if that is higher) and
-    its region (the division-code prefixes of the credit codes of enterprises that may apply;
-    Hangzhou by default).
+    its region (the division-code prefixes of the credit codes of enterprises that may apply; the
+    program's region by default). It is a year of `program` (the default program unless named),
+    which must exist and be active; each program has each year once.
 
     By default, applications still open when the year closes are carried into the next year: the
     applicant did everything asked in time, and the backlog is the fund's, not theirs.
@@ -205,8 +244,15 @@ def program_year_create(
     and whether the registered-model rate needs the filing certificate.
     """
     require_superuser(actor)
-    if not isinstance(year, int) or not 2000 <= year <= 2999:
+    if not isinstance(year, int) or isinstance(year, bool) or not 2000 <= year <= 2999:
         raise ValidationFailed("year must be from 2000 to 2999.", field="year")
+    if program == DEFAULT_PROGRAM:
+        program_default_ensure()
+    the_program = program_active_get(program)
+    if redemption_mode is None:
+        redemption_mode = the_program.redemption_mode
+    if region_division_prefixes is None:
+        region_division_prefixes = list(the_program.region)
     _check_amount(pool_fen, "pool_fen")
     _check_amount(default_cap_fen, "default_cap_fen")
     prefixes = region_division_prefixes_check(
@@ -233,10 +279,12 @@ def program_year_create(
         contract_term_months_max=contract_term_months_max,
         filing_certificate_required=filing_certificate_required,
     )
-    if ProgramYear.objects.filter(year=year).exists():
-        raise InvalidState(f"Program year {year} exists.")
+    if ProgramYear.objects.filter(program=the_program, year=year).exists():
+        raise InvalidState(f"Program year {year} of {the_program.slug} exists.")
     return ProgramYear.objects.create(
+        program=the_program,
         year=year,
+        chain=f"{the_program.slug}:{year}",
         region_division_prefixes=prefixes,
         pool_fen=pool_fen,
         default_cap_fen=default_cap_fen,
@@ -271,29 +319,32 @@ def program_year_create_with_rates(
         return program_year_create(year=year, actor=actor, rule_set=rule_set, **policy)
 
 
-def program_year_open(*, year: int, actor: User) -> ProgramYear:
+def program_year_open(*, year: int, actor: User, program: str = DEFAULT_PROGRAM) -> ProgramYear:
     """A superuser opens a draft year: its ledger accounts, and the pool credited from the appropriation."""
     require_superuser(actor)
-    return program_year_open_system(year=year)
+    return program_year_open_system(year=year, program=program)
 
 
-def program_year_open_system(*, year: int, now: dt.datetime | None = None) -> ProgramYear:
-    """Open a draft year (the annual reset calls this for Y+1; people go through program_year_open)."""
+def program_year_open_system(
+    *, year: int, program: str = DEFAULT_PROGRAM, now: dt.datetime | None = None
+) -> ProgramYear:
+    """Open a draft year (the annual reset calls this for Y+1; people go through program_year_open).
+    Opening an open year again changes nothing and answers it."""
     with transaction.atomic():
-        program_year = program_year_lock(year)
+        program_year = program_year_lock(year, program)
         if program_year.status == ProgramYear.Status.OPEN:
             return program_year
         if program_year.status != ProgramYear.Status.DRAFT:
-            raise InvalidState(f"Program year {year} is {program_year.status}; only a draft year opens.")
-        accounts = books.year_accounts_ensure(year)
+            raise InvalidState(f"Program year {year} of {program} is {program_year.status}; only a draft year opens.")
+        accounts = books.year_accounts_ensure(program_year)
         transfer_create(
             transfer=TransferRequest.posted(
-                key=f"year:{year}:open",
+                key=f"year:{program_year.pk}:open",
                 debit_account_id=accounts["appropriation"].pk,
                 credit_account_id=accounts["pool"].pk,
                 amount_fen=program_year.pool_fen,
                 reason="year_open",
-                chain=books.chain(year),
+                chain=books.chain(program_year),
             )
         )
         program_year.status = ProgramYear.Status.OPEN
@@ -302,12 +353,14 @@ def program_year_open_system(*, year: int, now: dt.datetime | None = None) -> Pr
         return program_year
 
 
-def program_year_current(*, now: dt.datetime | None = None) -> ProgramYear:
-    """The open program year that `now` falls in; ProgramYearClosed when there is none."""
+def program_year_current(*, now: dt.datetime | None = None, program: str = DEFAULT_PROGRAM) -> ProgramYear:
+    """The program's open year that `now` falls in; ProgramYearClosed when there is none."""
     year = program_year_of(now or timezone.now())
-    program_year = ProgramYear.objects.filter(year=year).first()
+    program_year = ProgramYear.objects.select_related("program").filter(program_id=program, year=year).first()
     if program_year is None or program_year.status != ProgramYear.Status.OPEN:
-        raise ProgramYearClosed(f"Program year {year} is not open.")
+        raise ProgramYearClosed(f"Program year {year} of {program} is not open.")
+    if program_year.program.status != Program.Status.ACTIVE:
+        raise ProgramClosed(f"Program {program} is closed.")
     return program_year
 
 
@@ -319,16 +372,16 @@ def enterprise_cap_fen(*, enterprise_id: int, year: ProgramYear) -> int:
 
 def cap_account_ensure(*, enterprise_id: int, year: ProgramYear) -> int:
     """The enterprise's cap account for the year, credited with the default cap once; its id."""
-    cap = account_create(code=books.cap_code(enterprise_id, year.year), debits_must_not_exceed_credits=True)
-    allotted = account_create(code=books.cap_allotted_code(year.year))
+    cap = account_create(code=books.cap_code(enterprise_id, year), debits_must_not_exceed_credits=True)
+    allotted = account_create(code=books.cap_allotted_code(year))
     transfer_create(
         transfer=TransferRequest.posted(
-            key=f"cap:{enterprise_id}:{year.year}:default",
+            key=f"cap:{enterprise_id}:{year.pk}:default",
             debit_account_id=allotted.pk,
             credit_account_id=cap.pk,
             amount_fen=year.default_cap_fen,
             reason="cap_default",
-            chain=books.chain(year.year),
+            chain=books.chain(year),
         )
     )
     return cap.pk
@@ -362,7 +415,7 @@ def _cap_override_check(*, program_year: ProgramYear, enterprise: Enterprise, ca
 
 
 def cap_override_request(
-    *, year: int, enterprise: Enterprise, cap_fen: int, reason: str, requester: User
+    *, year: int, enterprise: Enterprise, cap_fen: int, reason: str, requester: User, program: str = DEFAULT_PROGRAM
 ) -> ApprovalRequest:
     """A reviewer or approver asks for a relaxed cap for one enterprise; a different approver decides.
 
@@ -370,18 +423,26 @@ def cap_override_request(
     again when it is approved."""
     require_role(requester, Role.REVIEWER, Role.APPROVER)
     reason = reason_clean(reason)
-    _cap_override_check(program_year=program_year_get(year), enterprise=enterprise, cap_fen=cap_fen)
+    program_year = program_year_get(year, program)
+    _cap_override_check(program_year=program_year, enterprise=enterprise, cap_fen=cap_fen)
     return approval_request_create(
         action=ACTION_CAP_OVERRIDE,
-        target=f"cap:{enterprise.pk}:{year}",
-        payload={"year": year, "enterprise": enterprise.pk, "cap_fen": cap_fen},
+        target=f"cap:{enterprise.pk}:{program_year.pk}",
+        payload={"program": program, "year": year, "enterprise": enterprise.pk, "cap_fen": cap_fen},
         reason=reason,
         requester=requester,
     )
 
 
 def cap_override_grant(
-    *, year: int, enterprise: Enterprise, cap_fen: int, reason: str, requested_by: User, actor: User
+    *,
+    year: int,
+    enterprise: Enterprise,
+    cap_fen: int,
+    reason: str,
+    requested_by: User,
+    actor: User,
+    program: str = DEFAULT_PROGRAM,
 ) -> CapOverride:
     """An approver relaxes a foundation-model enterprise's cap for the year (four eyes).
 
@@ -391,7 +452,7 @@ def cap_override_grant(
         raise FourEyes("The approver who grants a cap override may not be the one who asked for it.")
     reason = reason_clean(reason)
     with transaction.atomic():
-        program_year = program_year_lock(year)
+        program_year = program_year_lock(year, program)
         enterprise = Enterprise.objects.get(pk=enterprise.pk)  # Its flags as they are now.
         previous_cap_fen = _cap_override_check(program_year=program_year, enterprise=enterprise, cap_fen=cap_fen)
         cap_account_id = cap_account_ensure(enterprise_id=enterprise.pk, year=program_year)
@@ -407,18 +468,19 @@ def cap_override_grant(
         transfer_create(
             transfer=TransferRequest.posted(
                 key=f"cap_override:{override.pk}",
-                debit_account_id=books.account_id(books.cap_allotted_code(year)),
+                debit_account_id=books.account_id(books.cap_allotted_code(program_year)),
                 credit_account_id=cap_account_id,
                 amount_fen=cap_fen - previous_cap_fen,
                 reason="cap_override",
-                chain=books.chain(year),
+                chain=books.chain(program_year),
             )
         )
         return override
 
 
-def program_year_get(year: int) -> ProgramYear:
+def program_year_get(year: int, program: str = DEFAULT_PROGRAM) -> ProgramYear:
+    """Program `program`'s year `year` (the default program's when none is named); NotFound otherwise."""
     try:
-        return ProgramYear.objects.select_related("rule_set").get(year=year)
-    except ProgramYear.DoesNotExist:
-        raise NotFound(f"No program year {year}.") from None
+        return ProgramYear.objects.select_related("rule_set", "program").get(program_id=program, year=year)
+    except (ProgramYear.DoesNotExist, ValueError, TypeError):
+        raise NotFound(f"No program year {year} in program {program}.") from None

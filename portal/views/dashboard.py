@@ -11,7 +11,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from coupons.models import ProgramYear
+from coupons.models import DEFAULT_PROGRAM, Program, ProgramYear
 from coupons.selectors import (
     enterprises_near_cap,
     pool_available_by_day,
@@ -38,18 +38,27 @@ def _year_chosen(request: HttpRequest, years: list[int]) -> int | None:
     return years[0] if years else None
 
 
+def _program_chosen(request: HttpRequest) -> Program:
+    """The program asked for with `?program=`, or the default program."""
+    asked = request.GET.get("program", "")
+    return Program.objects.filter(slug=asked).first() or Program.objects.get(slug=DEFAULT_PROGRAM)
+
+
 @access.staff
 def dashboard(request: HttpRequest) -> HttpResponse:
-    years = list(ProgramYear.objects.order_by("-year").values_list("year", flat=True))
+    program = _program_chosen(request)
+    years = list(ProgramYear.objects.filter(program=program).order_by("-year").values_list("year", flat=True))
     year = _year_chosen(request, years)
     if year is None:
-        return render(request, "portal/dashboard.html", {"years": years, "year": None})
-    program_year = ProgramYear.objects.get(year=year)
+        return render(request, "portal/dashboard.html", {"years": years, "year": None, "program": program})
+    program_year = ProgramYear.objects.get(program=program, year=year)
     now = timezone.now()
-    stats = pool_stats(year=year, now=now)
+    stats = pool_stats(year=year, now=now, program=program.slug)
     figures = stats.figures
     today = timezone.localtime(now, PROGRAM_TIME_ZONE).date()
     context = {
+        "program": program,
+        "programs": Program.objects.order_by("slug"),
         "years": years,
         "year": year,
         "program_year": program_year,
@@ -71,7 +80,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "burndown": charts.burndown_svg(
             year=year,
             pool_fen=figures.pool_fen,
-            points=pool_available_by_day(year=year),
+            points=pool_available_by_day(year=year, program=program.slug),
             today=today,
             forecast_on=stats.forecast_exhausted_on,
         ),
@@ -84,7 +93,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "provider_bars": charts.bars_svg([(row["name"], row["issued_fen"]) for row in stats.by_provider[:10]]),
         "near_cap": enterprises_near_cap(program_year=program_year, threshold_bp=NEAR_CAP_THRESHOLD_BP),
         "near_cap_threshold_bp": NEAR_CAP_THRESHOLD_BP,
-        "by_purpose": pool_by_purpose(year=year),
+        "by_purpose": pool_by_purpose(year=program_year),
     }
     return render(request, "portal/dashboard.html", context)
 

@@ -260,7 +260,9 @@ def cap_overrides(request: HttpRequest) -> HttpResponse:
                 )
                 return redirect("portal:approval_requests")
         status = 400
-    overrides = CapOverride.objects.select_related("enterprise", "requested_by", "granted_by").order_by("-created_at")
+    overrides = CapOverride.objects.select_related("enterprise", "requested_by", "granted_by", "year").order_by(
+        "-created_at"
+    )
     return render(request, "portal/cap_overrides.html", {"form": form, "overrides": overrides[:200]}, status=status)
 
 

@@ -18,6 +18,7 @@ GRANT_FIELDS = {
     "enterprise",
     "provider",
     "application",
+    "program",
     "year",
     "amount_fen",
     "available_fen",

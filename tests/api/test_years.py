@@ -60,6 +60,7 @@ def test_staff_read_years_with_their_policy_and_live_figures(cast, year, as_user
     body = read.json()
     assert body == listed.json()["results"][0]
     assert set(body) == {
+        "program",
         "year",
         "status",
         "pool_fen",
@@ -360,8 +361,9 @@ def test_a_relaxed_cap_asked_by_a_reviewer_is_granted_when_an_approver_approves(
     assert request == {
         "id": request["id"],
         "action": "cap_override",
-        "target": f"cap:{cast.enterprise.pk}:{YEAR}",
-        "payload": {"year": YEAR, "enterprise": cast.enterprise.pk, "cap_fen": 900_000},
+        # The target names the program year by its id; the payload by program and year.
+        "target": f"cap:{cast.enterprise.pk}:{ProgramYear.objects.get(program_id='hangzhou-compute', year=YEAR).pk}",
+        "payload": {"program": "hangzhou-compute", "year": YEAR, "enterprise": cast.enterprise.pk, "cap_fen": 900_000},
         "status": "pending",
         "requested_by": cast.reviewer.pk,
         "requested_at": request["requested_at"],

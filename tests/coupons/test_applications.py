@@ -33,7 +33,7 @@ def test_submit_computes_rate_and_eligible_amount(cast, year):
     application = submit(cast, fee_fen=333_333, compute_source="domestic", purpose="training")
     assert (application.status, application.rate_bp, application.eligible_fen) == ("submitted", 3000, 99_999)
     assert application.requested_fen == 99_999  # Defaults to the eligible amount.
-    assert application.year_id == 2026
+    assert application.year.year == 2026
     assert application.rate_rule == "Domestic compute"
     assert list(application.events.values_list("action", flat=True)) == ["submitted"]
 

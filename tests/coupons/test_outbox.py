@@ -74,4 +74,4 @@ def test_closing_a_year_now_queues_its_annual_reset_with_the_close(cast, year):
     closed = program_year_close_now(year=year.year, actor=cast.admin)
     (message,) = OutboxMessage.objects.all()
     assert closed.status == "closed"
-    assert (message.task, message.args) == ("coupons.tasks.annual_reset", [year.year])
+    assert (message.task, message.args) == ("coupons.tasks.annual_reset", [year.year, "hangzhou-compute"])

@@ -356,11 +356,11 @@ def test_contracts_of_another_year_do_not_count(cast, revision_year):
         now=year_end(YEAR - 2).replace(month=6),
         **contract(cast.member, YEAR - 1),
     )
-    assert (earlier.year_id, earlier.rate_bp) == (YEAR - 1, 5000)
+    assert (earlier.year.year, earlier.rate_bp) == (YEAR - 1, 5000)
     # when 400,000 yuan more is contracted in 2026
     later = submit(cast, fee_fen=40_000_000)
     # then
-    assert (later.year_id, later.rate_bp) == (YEAR, 5000)
+    assert (later.year.year, later.rate_bp) == (YEAR, 5000)
 
 
 @pytest.mark.parametrize(

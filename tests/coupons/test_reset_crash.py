@@ -46,6 +46,7 @@ def make_year(cast: Any, year: int) -> None:
         Application(
             enterprise=cast.enterprise,
             provider=cast.provider,
+            program_id=program_year.program_id,
             year=program_year,
             contract_number=f"K{year}-{n}",
             contract_fee_fen=1_000,
@@ -152,7 +153,7 @@ def test_a_reset_killed_at_random_points_finishes_with_every_grant_lapsed_once()
                 worker, queue = workers.take()
                 send_reset(year, queue)
                 # Kill at a random point: once a random number of the remaining grants has lapsed.
-                active = Grant.objects.filter(year_id=year, status="active")
+                active = Grant.objects.filter(year__year=year, status="active")
                 remaining = active.count()
                 kill_at = remaining - rng.randint(1, max(1, remaining - 1))
                 deadline = time.monotonic() + WAIT_S
@@ -161,13 +162,13 @@ def test_a_reset_killed_at_random_points_finishes_with_every_grant_lapsed_once()
                 worker.send_signal(signal.SIGKILL)
                 worker.wait(timeout=30)
                 kills += 1
-                interrupted.append(Grant.objects.filter(year_id=year, status="active").count())
+                interrupted.append(Grant.objects.filter(year__year=year, status="active").count())
             # A fresh worker and a fresh message (beat sends one daily): the reset finishes.
             worker, queue = workers.take()
             try:
                 send_reset(year, queue)
                 deadline = time.monotonic() + WAIT_S
-                while Grant.objects.filter(year_id=year, status="active").exists():
+                while Grant.objects.filter(year__year=year, status="active").exists():
                     assert time.monotonic() < deadline, f"seed {seed}: the reset did not finish"
                     time.sleep(0.3)
             finally:
@@ -175,12 +176,16 @@ def test_a_reset_killed_at_random_points_finishes_with_every_grant_lapsed_once()
                 worker.wait(timeout=30)
             assert kills == KILLS_PER_SEED
             lapses = Transfer.objects.filter(
-                reason="grant_lapse", key__startswith="grant:", debit_account__code__startswith=f"grant:{year}:"
+                reason="grant_lapse",
+                key__startswith="grant:",
+                debit_account__code__startswith=books.grant_code_prefix(year),
             )
             assert lapses.count() == GRANTS_PER_YEAR, f"seed {seed}: each grant lapses exactly once"
             lapsed = account_balance(account_id=account_get(code=books.lapsed_code(year)).pk)
             assert lapsed.credits_posted == 100 * GRANTS_PER_YEAR, f"seed {seed}: lapsed total"
-            assert sum(Grant.objects.filter(year_id=year).values_list("lapsed_fen", flat=True)) == 100 * GRANTS_PER_YEAR
+            assert (
+                sum(Grant.objects.filter(year__year=year).values_list("lapsed_fen", flat=True)) == 100 * GRANTS_PER_YEAR
+            )
             with connection.cursor() as cursor:
                 cursor.execute(
                     "SELECT count(*) FROM ledger_account WHERE code LIKE %s AND credits_posted - debits_posted <> 0",
@@ -207,6 +212,7 @@ def make_year_with_open_applications(cast: Any, year: int) -> None:
         Application(
             enterprise=cast.enterprise,
             provider=cast.provider,
+            program_id=program_year.program_id,
             year=program_year,
             contract_number=f"Q{year}-{n}",
             contract_fee_fen=1_000,
@@ -241,7 +247,7 @@ def test_a_reset_killed_while_carrying_applications_carries_each_once():
     try:
         for seed, year in zip(CARRY_SEEDS, years, strict=True):
             rng = random.Random(seed)
-            still_open = Application.objects.filter(year_id=year, status="submitted")
+            still_open = Application.objects.filter(year__year=year, status="submitted")
             for _ in range(KILLS_PER_SEED):
                 worker, queue = workers.take()
                 send_reset(year, queue)
@@ -264,7 +270,7 @@ def test_a_reset_killed_while_carrying_applications_carries_each_once():
                 worker.terminate()
                 worker.wait(timeout=30)
             carried = Application.objects.filter(
-                year_id=year + 1, status="submitted", contract_number__startswith=f"Q{year}-"
+                year__year=year + 1, status="submitted", contract_number__startswith=f"Q{year}-"
             )
             assert carried.count() == APPLICATIONS_PER_YEAR, f"seed {seed}: every application carried"
             events = ApplicationEvent.objects.filter(application__in=carried, action="carried", actor__isnull=True)

@@ -109,7 +109,7 @@ def test_the_reimbursement_year_has_claims_in_every_status_and_pays_an_enterpris
     seed()
 
     year = program_year_of(timezone.now()) - 1
-    claims = Claim.objects.filter(grant__year_id=year)
+    claims = Claim.objects.filter(grant__year__year=year)
     assert claims.count() == 4 and statuses(claims) == set(Claim.Status.values)
     assert set(claims.values_list("grant__application__contract_number", flat=True)) <= {
         f"{REIMBURSEMENT_CONTRACT_PREFIX}{number:03d}" for number in (1, 2, 3)
@@ -142,7 +142,7 @@ def test_the_enterprise_claims_today_on_a_grant_of_the_closed_year():
     seed()
     year = program_year_of(timezone.now()) - 1
     member = User.objects.get(username="enterprise1")
-    grant = Grant.objects.get(year_id=year, enterprise=member.enterprise)
+    grant = Grant.objects.get(year__year=year, enterprise=member.enterprise)
     client = client_of(member, language="en")
     assert "Claim a paid bill" in client.get(f"/grants/{grant.pk}/").content.decode()
 
@@ -228,7 +228,7 @@ def test_the_password_and_year_options():
     assert f"Program year {year}: created and opened" in out
     assert ProgramYear.objects.get(year=year).status == ProgramYear.Status.OPEN
     assert ProgramYear.objects.get(year=year - 1).status == ProgramYear.Status.CLOSED
-    assert set(Application.objects.values_list("year_id", flat=True)) == {year, year - 1}
+    assert set(Application.objects.values_list("year__year", flat=True)) == {year, year - 1}
     assert statuses(Redemption) == set(Redemption.Status.values)
     assert statuses(Claim) == set(Claim.Status.values)
     assert program_year_figures(year=year) == program_year_figures_from_rows(year=year)

@@ -58,13 +58,13 @@ def test_by_default_open_applications_are_carried_and_can_be_approved_next_year(
     for application, status in ((submitted, "submitted"), (confirmed, "confirmed"), (reviewed, "reviewed")):
         application.refresh_from_db()
         # Next year's rates are a copy of this year's: the terms and the review stand.
-        assert (application.year_id, application.status, application.rate_bp) == (NEXT, status, 3000)
+        assert (application.year.year, application.status, application.rate_bp) == (NEXT, status, 3000)
         [event] = system_events(application)
         assert event.action == "carried"
         assert f"{YEAR}" in event.note and f"{NEXT}" in event.note
     assert reviewed.recommended_fen == 20_000
     approved.refresh_from_db()
-    assert (approved.year_id, approved.status) == (YEAR, "approved")
+    assert (approved.year.year, approved.status) == (YEAR, "approved")
     assert ProgramYear.objects.get(year=NEXT).status == "open"
 
     # In Y+1 each is confirmed, reviewed and approved against Y+1's pool and the enterprise's Y+1 cap.
@@ -75,7 +75,7 @@ def test_by_default_open_applications_are_carried_and_can_be_approved_next_year(
     for application in (submitted, confirmed, reviewed):
         application_approve(application=application, actor=cast.approver)
     grants = Grant.objects.filter(application__in=[submitted, confirmed, reviewed])
-    assert {grant.year_id for grant in grants} == {NEXT}
+    assert {grant.year.year for grant in grants} == {NEXT}
     assert pool_before - available_fen(books.pool_code(NEXT)) == 80_000
     assert available_fen(books.cap_code(cast.enterprise.pk, NEXT)) == CAP_FEN - 80_000
     assert all(grant.expires_at == year_end(NEXT) for grant in grants)
@@ -97,7 +97,7 @@ def test_a_carried_application_is_repriced_by_next_years_rates(cast):
     reviewed.refresh_from_db()
     # The rate fell: what was asked is cut to the new eligible amount, and the review was of other
     # terms, so the application goes back to the reviewers.
-    assert (reviewed.year_id, reviewed.rate_bp, reviewed.rate_rule) == (NEXT, 2500, "Everything at 25%")
+    assert (reviewed.year.year, reviewed.rate_bp, reviewed.rate_rule) == (NEXT, 2500, "Everything at 25%")
     assert (reviewed.eligible_fen, reviewed.requested_fen) == (25_000, 25_000)
     assert (reviewed.status, reviewed.recommended_fen, reviewed.reviewed_by_id) == ("confirmed", None, None)
     [event] = system_events(reviewed)
@@ -125,7 +125,7 @@ def test_an_application_next_years_rates_do_not_subsidise_is_withdrawn(cast):
 
     assert (report.applications_carried, report.applications_withdrawn) == (0, 1)
     application.refresh_from_db()
-    assert (application.status, application.year_id) == ("withdrawn", YEAR)
+    assert (application.status, application.year.year) == ("withdrawn", YEAR)
     [event] = system_events(application)
     assert event.action == "withdrawn" and "no subsidy" in event.note
 
@@ -139,13 +139,13 @@ def test_a_withdraw_policy_withdraws_them_with_a_recorded_reason(cast):
     assert (report.applications_carried, report.applications_withdrawn) == (0, 3)
     for application in (submitted, confirmed, reviewed):
         application.refresh_from_db()
-        assert (application.status, application.year_id) == ("withdrawn", YEAR)
+        assert (application.status, application.year.year) == ("withdrawn", YEAR)
         [event] = system_events(application)
         assert event.action == "withdrawn"
         assert f"{YEAR}" in event.note and "policy" in event.note
     assert Application.objects.get(pk=approved.pk).status == "approved"
     # The contracts are free again for an application in the new year.
-    assert not Application.objects.filter(year_id=NEXT).exists()
+    assert not Application.objects.filter(year__year=NEXT).exists()
 
 
 def test_an_early_close_carries_too(cast):
@@ -154,7 +154,7 @@ def test_an_early_close_carries_too(cast):
     program_year_close(year=YEAR, now=AFTER - timedelta(days=100), actor=cast.admin)
     annual_reset(year=YEAR, now=AFTER - timedelta(days=100))
     application.refresh_from_db()
-    assert application.year_id == NEXT
+    assert application.year.year == NEXT
 
 
 def test_a_second_reset_and_a_resumed_one_settle_each_application_once(cast, db_snapshot):
@@ -197,5 +197,5 @@ def test_resets_racing_carry_each_application_once():
     assert sum(r.applications_carried for r in results) == 6
     for application in applications:
         application.refresh_from_db()
-        assert application.year_id == NEXT
+        assert application.year.year == NEXT
         assert ApplicationEvent.objects.filter(application=application, action="carried").count() == 1

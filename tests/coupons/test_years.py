@@ -147,7 +147,7 @@ def test_the_default_policy_carries_and_grants_to_year_end(cast):
 
 
 def test_the_admin_shows_the_year_end_policy(cast, client):
-    program_year_create(
+    program_year = program_year_create(
         year=YEAR,
         actor=cast.admin,
         open_applications_at_close="withdraw",
@@ -155,7 +155,7 @@ def test_the_admin_shows_the_year_end_policy(cast, client):
         grant_validity_months=12,
     )
     client.force_login(cast.admin)
-    page = client.get(f"/admin/coupons/programyear/{YEAR}/change/").content.decode()
+    page = client.get(f"/admin/coupons/programyear/{program_year.pk}/change/").content.decode()
     assert "withdrawn" in page and "a number of months from issue" in page and "12" in page
     listing = client.get("/admin/coupons/programyear/").content.decode()
     assert "a number of months from issue" in listing

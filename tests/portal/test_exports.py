@@ -37,7 +37,7 @@ AsUser = Callable[..., Client]
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 GRANTS_HEADER = [
-    "code", "year", "enterprise", "uscc", "provider", "contract_number", "rate_bp", "amount_fen", "amount_yuan",
+    "code", "program", "year", "enterprise", "uscc", "provider", "contract_number", "rate_bp", "amount_fen", "amount_yuan",
     "revoked_fen", "lapsed_fen", "status", "issued_at", "expires_at",
 ]  # fmt: skip
 REDEMPTIONS_HEADER = [
@@ -170,11 +170,11 @@ def expected_grant_rows(grants: Grants) -> list[list[str]]:
     return [
         GRANTS_HEADER,
         [
-            first.code, year, '\'=HYPERLINK("http://evil.example","点我")', grants.formula.uscc, "'@算力中心",
+            first.code, "hangzhou-compute", year, '\'=HYPERLINK("http://evil.example","点我")', grants.formula.uscc, "'@算力中心",
             "'-HZ-1", "3000", "123456", "1234.56", "0", "0", "active", f"{year}-03-01 00:00:00", expires,
         ],
         [
-            last.code, year, "杭州西湖智算科技有限公司", grants.chinese.uscc, "'@算力中心",
+            last.code, "hangzhou-compute", year, "杭州西湖智算科技有限公司", grants.chinese.uscc, "'@算力中心",
             "HZ-2", "3000", "300000", "3000.00", "0", "0", "active", f"{year}-03-31 23:59:59", expires,
         ],
     ]  # fmt: skip
@@ -189,7 +189,7 @@ def test_grants_csv_has_the_rows_of_the_period_exactly(cast: Cast, grants: Grant
 def test_grants_csv_is_utf8_with_a_byte_order_mark(cast: Cast, grants: Grants, as_user: AsUser) -> None:
     raw = as_user(cast.finance).get(export_query("grants")).getvalue()
 
-    assert raw.startswith(b"\xef\xbb\xbfcode,year,enterprise,")
+    assert raw.startswith(b"\xef\xbb\xbfcode,program,year,enterprise,")
     assert "杭州西湖智算科技有限公司".encode() in raw
     assert b",123456,1234.56," in raw
 

@@ -155,7 +155,7 @@ def awards(cast: Cast, year: ProgramYear) -> Awards:
     )
     application_approve(application=application, actor=cast.approver)
     last_year = approved_at(Grant.objects.get(application=application), shanghai(y - 1, 6, 2, 15))
-    assert last_year.year_id == y - 1 and last_year.amount_fen == 40_000
+    assert last_year.year.year == y - 1 and last_year.amount_fen == 40_000
 
     return Awards(
         cents=cents,

@@ -200,13 +200,13 @@ def test_the_user_list_shows_organisations_and_roles(superuser_client: Client):
 
 
 def test_changelist_filters_answer(superuser_client: Client):
-    year = ProgramYear.objects.get(status=ProgramYear.Status.OPEN).year
+    year = ProgramYear.objects.get(status=ProgramYear.Status.OPEN).pk
     provider = Provider.objects.order_by("pk").first()
     enterprise = Enterprise.objects.order_by("pk").first()
     for model, query in [
-        (Application, f"status__exact=approved&year__year__exact={year}&provider__id__exact={provider.pk}"),
+        (Application, f"status__exact=approved&year__id__exact={year}&provider__id__exact={provider.pk}"),
         (Grant, f"status__exact=active&enterprise__id__exact={enterprise.pk}"),
-        (Redemption, f"status__exact=captured&grant__year__year__exact={year}"),
+        (Redemption, f"status__exact=captured&grant__year__id__exact={year}"),
         (Settlement, "status__exact=paid"),
         (Application, "q=HZ-DEMO"),
     ]:

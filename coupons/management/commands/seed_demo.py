@@ -45,7 +45,7 @@ from approvals.models import ApprovalRequest
 from approvals.services import approval_request_approve
 from config.errors import ApplicationError
 from config.money import yuan_text
-from coupons.models import Application, Claim, ComputeSource, Grant, ProgramYear, Purpose, Redemption
+from coupons.models import DEFAULT_PROGRAM, Application, Claim, ComputeSource, Grant, ProgramYear, Purpose, Redemption
 from coupons.services.acknowledgements import redemption_acknowledge, redemption_dispute
 from coupons.services.applications import (
     application_approve,
@@ -247,13 +247,13 @@ class Command(BaseCommand):
                 demo_present = Application.objects.filter(contract_number=MARKER_CONTRACT_NUMBER).exists()
                 self._year_ensure(year, admin, demo_needed=not demo_present)
                 if demo_present:
-                    previous = ProgramYear.objects.filter(year=year - 1).first()
+                    previous = ProgramYear.objects.filter(program_id=DEFAULT_PROGRAM, year=year - 1).first()
                     if previous is not None:
                         self.stdout.write(f"Program year {year - 1}: {previous.status}, skipped.")
                     self.stdout.write(f"Demo data: present (contract {MARKER_CONTRACT_NUMBER}), skipped.")
                     return
                 self._check_no_demo_names_taken()
-                if ProgramYear.objects.filter(year=year - 1).exists():
+                if ProgramYear.objects.filter(program_id=DEFAULT_PROGRAM, year=year - 1).exists():
                     raise CommandError(
                         f"Program year {year - 1} exists: the demo seeds it in enterprise reimbursement mode, "
                         "so it loads only into a database without it; nothing was written."
@@ -296,7 +296,7 @@ class Command(BaseCommand):
         return admin
 
     def _year_ensure(self, year: int, admin: User, *, demo_needed: bool) -> None:
-        program_year = ProgramYear.objects.filter(year=year).first()
+        program_year = ProgramYear.objects.filter(program_id=DEFAULT_PROGRAM, year=year).first()
         if program_year is None:
             program_year_create(year=year, actor=admin)  # The defaults are the 2024 measures.
             program_year_open(year=year, actor=admin)
