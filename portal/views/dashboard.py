@@ -11,7 +11,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from coupons.models import DEFAULT_PROGRAM, Program, ProgramYear
+from coupons.models import Program, ProgramYear
 from coupons.selectors import (
     enterprises_near_cap,
     pool_available_by_day,
@@ -20,7 +20,7 @@ from coupons.selectors import (
     public_awards,
     public_awards_csv_lines,
 )
-from coupons.services.years import PROGRAM_TIME_ZONE
+from coupons.services.years import PROGRAM_TIME_ZONE, program_default_ensure
 from portal import access, charts
 from portal.views.common import page_of
 from portal.words import WORDS
@@ -41,7 +41,7 @@ def _year_chosen(request: HttpRequest, years: list[int]) -> int | None:
 def _program_chosen(request: HttpRequest) -> Program:
     """The program asked for with `?program=`, or the default program."""
     asked = request.GET.get("program", "")
-    return Program.objects.filter(slug=asked).first() or Program.objects.get(slug=DEFAULT_PROGRAM)
+    return Program.objects.filter(slug=asked).first() or program_default_ensure()
 
 
 @access.staff
