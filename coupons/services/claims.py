@@ -5,13 +5,13 @@ the enterprise in full and the enterprise, having paid, claims against its grant
 and the proof of payment. The money path mirrors a redemption's, with the enterprise as payee:
 
 - `claim_submit` holds min(floor(bill × rate), available, requested) on the grant: a pending ledger
-  transfer `grant:Y:A → enterprise:E` (key `claim:<id>:hold`), so the grant's available balance
+  transfer `grant:P:Y:A → enterprise:E` (key `claim:<id>:hold`), so the grant's available balance
   drops at once, and writes the invoice into the register (used once in the whole service);
 - `claim_approve` (a reviewer) posts the hold (`claim:<id>:approve`);
 - `claim_reject` (a reviewer) voids it (`claim:<id>:release`) and frees the invoice;
 - `settlement_create_for_enterprise` (finance) batches the enterprise's approved claims, and the
   two-person payment (`coupons.services.settlements.settlement_pay`) moves `enterprise:E →
-  disbursed:Y` per year and marks the claims paid.
+  disbursed:P:Y` per year and marks the claims paid.
 
 A hold has the ledger's longest timeout (`CLAIM_HOLD_TIMEOUT_S`, 400 days). A grant's expiry or
 revocation releases its submitted claims long before that (`claims_release_on_grant_locked`); should

@@ -161,9 +161,9 @@ def _provider_settlement_transfers(*, settlement: Settlement, bank_reference: st
 def settlement_pay(*, settlement: Settlement, actor: User, requested_by: User, bank_reference: str) -> Settlement:
     """Mark a settlement paid with the bank's reference, moving the money out of the payee's account.
 
-    Per program year: `provider:V → disbursed:P:Y` for the coupons paid, and `disbursed:Y →
-    provider:P` for clawbacks netted, so each year's settled figure stays exact; for an enterprise
-    settlement, `enterprise:E → disbursed:Y` for its claims, which are then paid. Called by the
+    Per program year: `provider:V → disbursed:P:Y` for the coupons paid, and `disbursed:P:Y →
+    provider:V` for clawbacks netted, so each year's settled figure stays exact; for an enterprise
+    settlement, `enterprise:E → disbursed:P:Y` for its claims, which are then paid. Called by the
     approval of a `settlement_pay` request (`coupons/approval_actions.py`).
     """
     require_role(actor, Role.FINANCE)
