@@ -1,0 +1,137 @@
+"""Two programs side by side: each year has its own accounts, chain, pool and caps; an application
+goes to the program it names; the reset, the audit and the API keep them apart (docs/programs.md)."""
+
+import pytest
+
+from config.errors import InvalidState, NotFound, ValidationFailed
+from coupons import books
+from coupons.errors import DuplicateContract, ProgramClosed
+from coupons.models import DEFAULT_PROGRAM, Application, Grant, Program, ProgramYear
+from coupons.services.applications import application_approve
+from coupons.services.audit import audit_execute, audit_run_create
+from coupons.services.redemptions import redemption_create
+from coupons.services.reset import annual_reset
+from coupons.services.years import program_year_create, program_year_get, program_year_open, year_end
+from ledger.chain import ledger_seal
+from ledger.models import Transfer
+from ledger.selectors import account_balance, account_get
+from tests.coupons.conftest import CAP_FEN, IN_YEAR, POOL_FEN, YEAR, Cast, submit, to_reviewed
+from tests.evidence import invoice
+
+DISTRICT = "binjiang-compute"
+
+
+def district_program() -> Program:
+    return Program.objects.create(
+        slug=DISTRICT,
+        name="滨江区算力券",
+        name_en="Binjiang District computing-power coupons",
+        authority="滨江区经济和信息化局",
+        level=Program.Level.DISTRICT,
+        region=["3301"],
+    )
+
+
+@pytest.fixture
+def both(cast: Cast, year: ProgramYear) -> tuple[ProgramYear, ProgramYear]:
+    """The city's year (the `year` fixture) and the district's, the district's pool a tenth of the city's."""
+    district_program()
+    program_year_create(
+        year=YEAR, actor=cast.admin, program=DISTRICT, pool_fen=POOL_FEN // 10, default_cap_fen=CAP_FEN // 10
+    )
+    return year, program_year_open(year=YEAR, actor=cast.admin, program=DISTRICT)
+
+
+def balance(code: str):  # type: ignore[no-untyped-def]
+    return account_balance(account_id=account_get(code=code).pk)
+
+
+def grant_in(cast: Cast, program: str, number: str, fee_fen: int = 100_000) -> Grant:
+    application = to_reviewed(cast, submit(cast, fee_fen=fee_fen, number=number, program=program))
+    application_approve(application=application, actor=cast.approver)
+    return Grant.objects.get(application=application)
+
+
+def test_each_program_year_has_its_own_accounts_and_chain(cast, both):
+    city, district = both
+    assert (city.program_id, district.program_id) == (DEFAULT_PROGRAM, DISTRICT)
+    assert district.chain == f"{DISTRICT}:{YEAR}" and city.chain != district.chain
+    assert balance(f"pool:{DEFAULT_PROGRAM}:{YEAR}").available_fen == POOL_FEN
+    assert balance(f"pool:{DISTRICT}:{YEAR}").available_fen == POOL_FEN // 10
+    opening = Transfer.objects.get(credit_account__code=f"pool:{DISTRICT}:{YEAR}", reason="year_open")
+    assert opening.chain == district.chain and opening.key == f"year:{district.pk}:open"
+
+
+def test_an_application_goes_to_the_program_it_names_and_draws_on_that_pool_and_cap(cast, both):
+    city, district = both
+    grant = grant_in(cast, DISTRICT, "D-1")  # 30% of 100,000
+    assert (grant.year_id, grant.application.program_id) == (district.pk, DISTRICT)
+    assert grant.account.code == f"grant:{DISTRICT}:{YEAR}:{grant.application_id}"
+    assert balance(f"pool:{DISTRICT}:{YEAR}").available_fen == POOL_FEN // 10 - 30_000
+    assert balance(f"cap:{DISTRICT}:{YEAR}:{cast.enterprise.pk}").available_fen == CAP_FEN // 10 - 30_000
+    # The city's pool and the enterprise's city cap are untouched.
+    assert balance(f"pool:{DEFAULT_PROGRAM}:{YEAR}").available_fen == POOL_FEN
+    assert not Transfer.objects.filter(
+        debit_account__code=f"cap:{DEFAULT_PROGRAM}:{YEAR}:{cast.enterprise.pk}"
+    ).exists()
+    # Without a program, an application goes to the default program.
+    city_grant = grant_in(cast, DEFAULT_PROGRAM, "C-1")
+    assert city_grant.year_id == city.pk
+
+
+def test_the_same_contract_may_apply_once_per_program(cast, both):
+    submit(cast, number="SAME", program=DISTRICT)
+    with pytest.raises(Exception) as refused:
+        submit(cast, number="SAME", program=DISTRICT)
+    assert getattr(refused.value, "code", None) == "duplicate_contract"
+    assert Application.objects.filter(contract_number="SAME").count() == 1
+
+
+def test_a_redemption_is_sealed_in_its_grants_program_year_chain(cast, both):
+    _, district = both
+    grant = grant_in(cast, DISTRICT, "D-2")
+    redemption = redemption_create(
+        grant=grant.pk,
+        bill_number="B-1",
+        bill_amount_fen=10_000,
+        actor=cast.clerk,
+        capture=True,
+        now=IN_YEAR,
+        **invoice(cast.clerk),
+    )
+    transfer = Transfer.objects.get(key=f"redemption:{redemption.pk}:capture")
+    assert transfer.chain == district.chain and transfer.debit_account_id == grant.account_id
+    ledger_seal()
+    run = audit_execute(run_id=audit_run_create().pk)
+    assert run.status == "passed", [check for check in run.checks if not check["ok"]]
+
+
+def test_the_reset_of_one_program_leaves_the_other_open(cast, both):
+    city, district = both
+    grant_in(cast, DISTRICT, "D-3")
+    report = annual_reset(year=YEAR, now=year_end(YEAR), program=DISTRICT)
+    assert report.program == DISTRICT and report.grants_expired == 1
+    assert program_year_get(YEAR, DISTRICT).status == "closed"
+    assert program_year_get(YEAR + 1, DISTRICT).status == "open"
+    assert program_year_get(YEAR).status == "open"  # The city's year runs on.
+    assert not ProgramYear.objects.filter(program_id=DEFAULT_PROGRAM, year=YEAR + 1).exists()
+    assert balance(books.lapsed_code(district)).credits_posted == 30_000
+    assert balance(books.lapsed_code(city)).credits_posted == 0
+
+
+def test_bad_programs_are_refused_and_nothing_is_written(cast, both):
+    with pytest.raises(ValidationFailed) as unknown:
+        submit(cast, number="X-1", program="no-such-program")
+    assert "program" in unknown.value.errors
+    with pytest.raises(NotFound):
+        program_year_get(YEAR, "no-such-program")
+    with pytest.raises(InvalidState):  # The same year of the same program twice.
+        program_year_create(year=YEAR, actor=cast.admin, program=DISTRICT)
+    assert program_year_open(year=YEAR, actor=cast.admin, program=DISTRICT).status == "open"  # Twice: no change.
+    assert Transfer.objects.filter(reason="year_open", chain=f"{DISTRICT}:{YEAR}").count() == 1
+    Program.objects.filter(slug=DISTRICT).update(status=Program.Status.CLOSED)
+    with pytest.raises(ProgramClosed):
+        submit(cast, number="X-2", program=DISTRICT)
+    with pytest.raises(ProgramClosed):
+        program_year_create(year=YEAR + 1, actor=cast.admin, program=DISTRICT)
+    assert not Application.objects.filter(contract_number__startswith="X-").exists()
