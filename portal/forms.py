@@ -14,7 +14,14 @@ from accounts.uscc import check_character, validate_uscc
 from config.limits import REASON_LENGTH_MAX
 from config.money import fen_from_yuan_text, yuan_grouping_misplaced, yuan_text
 from coupons.invoices import INPUT_LENGTH_MAX as INVOICE_INPUT_LENGTH_MAX
-from coupons.models import CONTRACT_FEE_FEN_MAX, CONTRACT_TERM_MONTHS_CEILING, ComputeSource, Purpose
+from coupons.models import (
+    CONTRACT_FEE_FEN_MAX,
+    CONTRACT_TERM_MONTHS_CEILING,
+    DEFAULT_PROGRAM,
+    ComputeSource,
+    Program,
+    Purpose,
+)
 from coupons.services.applications import DOCUMENTS_MAX
 from portal.words import choices
 
@@ -126,7 +133,22 @@ class MoreDocumentsField(DocumentFileField):
         return [super(MoreDocumentsField, self).clean(file, initial) for file in files]
 
 
+class ProgramChoiceField(forms.ModelChoiceField):
+    """A program, shown by its name (杭州市算力券), sent by its slug."""
+
+    def label_from_instance(self, obj: Any) -> str:
+        return str(obj.name)
+
+
 class ApplyForm(forms.Form):
+    program = ProgramChoiceField(
+        label=_("Program"),
+        queryset=Program.objects.filter(status=Program.Status.ACTIVE).order_by("slug"),
+        to_field_name="slug",
+        initial=DEFAULT_PROGRAM,
+        empty_label=None,
+        required=False,  # Absent (an older form, a script): the default program.
+    )
     provider = forms.ModelChoiceField(
         label=_("Computing center"),
         queryset=Provider.objects.filter(status=Provider.Status.ACTIVE).order_by("name"),

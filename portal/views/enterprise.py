@@ -16,7 +16,7 @@ from accounts.caller import caller
 from accounts.models import Enterprise, User
 from accounts.services import enterprise_flags_declare, enterprise_register
 from config.errors import ApplicationError, ValidationFailed
-from coupons.models import Application, ProgramYear, Redemption
+from coupons.models import DEFAULT_PROGRAM, Application, ProgramYear, Redemption
 from coupons.selectors import enterprise_cap_use
 from coupons.selectors.scopes import applications_visible_to, redemptions_visible_to
 from coupons.services.applications import application_submit, application_terms
@@ -31,11 +31,17 @@ from portal.uploads import UploadRefused, files_kept_only_if_committed, upload
 PENDING_STATUSES = ("submitted", "confirmed", "reviewed")
 
 
-def _current_year() -> ProgramYear | None:
+def _current_year(program: str = DEFAULT_PROGRAM) -> ProgramYear | None:
     try:
-        return program_year_current()
+        return program_year_current(program=program)
     except ApplicationError:
         return None
+
+
+def _program_of(data: dict[str, Any]) -> str:
+    """The slug of the program the form names; the default program when it names none."""
+    program = data.get("program")
+    return program.slug if program is not None else DEFAULT_PROGRAM
 
 
 @access.enterprise_member
@@ -69,7 +75,7 @@ def _preview(user: User, form: ApplyForm) -> dict[str, object] | None:
     data = form.cleaned_data
     if not all(data.get(name) for name in ("contract_fee", "compute_source", "purpose")):
         return None
-    year = _current_year()
+    year = _current_year(_program_of(data))
     if year is None:
         return None
     assert user.enterprise_id is not None
@@ -90,6 +96,7 @@ def _preview(user: User, form: ApplyForm) -> dict[str, object] | None:
         "requested_fen": requested if requested is not None else eligible_fen,
         "too_much": requested is not None and requested > eligible_fen,
         "year": year.year,
+        "program": year.program.name,
     }
 
 
@@ -144,6 +151,7 @@ def _submit_with_documents(user: User, data: dict[str, Any]) -> Application:
         certificate_file = data.get("filing_certificate_file")
         return application_submit(
             actor=user,
+            program=_program_of(data),
             provider=data["provider"],
             contract_number=data["contract_number"],
             contract_fee_fen=data["contract_fee"],

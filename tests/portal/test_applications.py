@@ -251,3 +251,29 @@ def test_a_compute_source_the_center_does_not_offer_is_refused_in_the_persons_la
         assert (expected != english) == (language == "zh-hans")
         assert 'value="HZ-2026-001"' in body
     assert db_snapshot() == before
+
+
+def test_an_enterprise_applies_to_the_program_it_chooses(cast: Cast, year: ProgramYear, as_user: Callable[..., Client]):
+    from coupons.models import Program
+    from coupons.services.years import program_year_create, program_year_open
+
+    Program.objects.create(
+        slug="binjiang-compute", name="滨江区算力券", name_en="Binjiang", authority="滨江区", level="district"
+    )
+    program_year_create(year=this_year(), actor=cast.admin, program="binjiang-compute")
+    district = program_year_open(year=this_year(), actor=cast.admin, program="binjiang-compute")
+    client = as_user(cast.member)
+    form = client.get("/apply/").content.decode()
+    assert 'name="program"' in form and "滨江区算力券" in form
+    preview = client.get("/apply/preview/", apply_form(cast, program="binjiang-compute")).content.decode()
+    assert "滨江区算力券" in preview
+
+    response = client.post("/apply/", apply_form(cast, program="binjiang-compute"))
+
+    application = Application.objects.get()
+    assert response.status_code == 302
+    assert (application.program_id, application.year_id) == ("binjiang-compute", district.pk)
+    # An unknown program is the form's refusal, and nothing is written.
+    refused = client.post("/apply/", apply_form(cast, program="no-such-program", contract_number="HZ-2"))
+    assert refused.status_code == 400 and 'id="id_program_errors"' in refused.content.decode()
+    assert Application.objects.count() == 1
