@@ -37,8 +37,8 @@ AsUser = Callable[..., Client]
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 GRANTS_HEADER = [
-    "code", "program", "year", "enterprise", "uscc", "provider", "contract_number", "rate_bp", "amount_fen", "amount_yuan",
-    "revoked_fen", "lapsed_fen", "status", "issued_at", "expires_at",
+    "code", "program", "year", "enterprise", "uscc", "provider", "contract_number", "rate_bp", "amount_fen",
+    "amount_yuan", "revoked_fen", "lapsed_fen", "status", "issued_at", "expires_at",
 ]  # fmt: skip
 REDEMPTIONS_HEADER = [
     "id", "grant_code", "enterprise", "provider", "contract_number", "bill_number", "bill_amount_fen", "coupon_fen",
@@ -170,8 +170,8 @@ def expected_grant_rows(grants: Grants) -> list[list[str]]:
     return [
         GRANTS_HEADER,
         [
-            first.code, "hangzhou-compute", year, '\'=HYPERLINK("http://evil.example","点我")', grants.formula.uscc, "'@算力中心",
-            "'-HZ-1", "3000", "123456", "1234.56", "0", "0", "active", f"{year}-03-01 00:00:00", expires,
+            first.code, "hangzhou-compute", year, '\'=HYPERLINK("http://evil.example","点我")', grants.formula.uscc,
+            "'@算力中心", "'-HZ-1", "3000", "123456", "1234.56", "0", "0", "active", f"{year}-03-01 00:00:00", expires,
         ],
         [
             last.code, "hangzhou-compute", year, "杭州西湖智算科技有限公司", grants.chinese.uscc, "'@算力中心",
