@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= auto
 
 .DEFAULT_GOAL := help
-.PHONY: help run test browser-tools bench-tools lint migrate worker beat bench bench-http bench-audit clean
+.PHONY: help run dev test browser-tools bench-tools lint migrate worker beat bench bench-http bench-audit clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -29,6 +29,11 @@ run: $(INSTALLED) ## Serve on http://127.0.0.1:8000 with demo data (embedded Pos
 	$(BIN)/python manage.py seed_demo
 	@echo "Portal: http://$(HOST):$(PORT)/ (sign in as enterprise1, provider1, reviewer, approver, finance, auditor or admin; password demo-pass-2026)"
 	@echo "  This year: coupons the centers deduct from their bills. Last year (reimbursement, closed, grants valid 24 months): enterprise1 claims against its coupons, reviewer decides claims, finance settles enterprises."
+	@echo "  Web (gunicorn), a Celery worker and beat run together, on an embedded Redis unless REDIS_URL is set; Ctrl-C stops them all."
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m config.run
+
+dev: $(INSTALLED) ## Django's development server with autoreload (no background jobs), on the same data as make run.
+	$(BIN)/python manage.py migrate --noinput
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 test: $(INSTALLED) browser-tools ## Run the whole test suite (embedded PostgreSQL unless DATABASE_URL is set).

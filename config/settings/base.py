@@ -267,10 +267,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = 25 * 60
 CELERY_TASK_TIME_LIMIT = 30 * 60
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60}
+# How often beat releases holds past their timeout (seconds); a hold is released at most this long
+# after it expires (a redemption on its grant releases it at once).
+COUPONS_EXPIRE_HOLDS_EVERY_S = env.float("COUPONS_EXPIRE_HOLDS_EVERY_S", default=120.0)
 CELERY_BEAT_SCHEDULE = {
     # Schedules are in Asia/Shanghai (CELERY_TIMEZONE). Run exactly one beat.
     "seal-ledger": {"task": "ledger.tasks.seal_ledger", "schedule": 5.0},
-    "expire-holds": {"task": "coupons.tasks.expire_holds", "schedule": 120.0},
+    "expire-holds": {"task": "coupons.tasks.expire_holds", "schedule": COUPONS_EXPIRE_HOLDS_EVERY_S},
     "expire-grants": {"task": "coupons.tasks.expire_grants_due", "schedule": 600.0},
     "deem-acknowledgements": {"task": "coupons.tasks.deem_acknowledgements", "schedule": 600.0},
     "check-alerts": {"task": "coupons.tasks.check_alerts", "schedule": 300.0},
