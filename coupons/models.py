@@ -527,13 +527,17 @@ class Grant(models.Model):
 
 
 class Settlement(models.Model):
-    """Finance's batch, paid by one bank transfer: one provider's captured redemptions (provider
-    deduction), or one enterprise's approved claims (enterprise reimbursement)."""
+    """Finance's batch, paid by one bank transfer from one program's fund: one provider's captured
+    redemptions (provider deduction), or one enterprise's approved claims (enterprise
+    reimbursement), on that program's grants."""
 
     class Status(models.TextChoices):
         OPEN = "open", "awaiting payment"
         PAID = "paid", "paid"
 
+    program = models.ForeignKey(
+        Program, on_delete=models.PROTECT, related_name="settlements", help_text="The fund that pays it."
+    )
     provider = models.ForeignKey(Provider, on_delete=models.PROTECT, null=True, blank=True, related_name="settlements")
     enterprise = models.ForeignKey(
         Enterprise, on_delete=models.PROTECT, null=True, blank=True, related_name="settlements"

@@ -339,7 +339,27 @@ class RedeemForm(forms.Form):
         return data
 
 
+def _paying_program() -> ProgramChoiceField:
+    """The program whose fund pays a settlement: every program (a closed one still settles), the
+    default preselected."""
+    return ProgramChoiceField(
+        label=_("Program"),
+        queryset=Program.objects.order_by("slug"),
+        to_field_name="slug",
+        initial=DEFAULT_PROGRAM,
+        empty_label=None,
+        required=False,  # Absent (an older form, a script): the default program.
+    )
+
+
+def program_slug(data: dict[str, Any]) -> str:
+    """The slug of the program a form names; the default program when it names none."""
+    program = data.get("program")
+    return str(program.slug) if program is not None else DEFAULT_PROGRAM
+
+
 class SettlementForm(forms.Form):
+    program = _paying_program()
     provider = forms.ModelChoiceField(
         label=_("Computing center"),
         queryset=Provider.objects.order_by("name"),
@@ -366,6 +386,7 @@ class ClaimForm(forms.Form):
 
 
 class EnterpriseSettlementForm(forms.Form):
+    program = _paying_program()
     enterprise = forms.ModelChoiceField(
         label=_("Enterprise"),
         queryset=Enterprise.objects.filter(claims__status="approved", claims__settlement__isnull=True)

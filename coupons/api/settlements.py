@@ -26,11 +26,12 @@ from api.serializers import ID_MAX, StrictCharField, StrictIntegerField, StrictS
 from approvals.api import ApprovalRequestSerializer
 from config.errors import NotFound
 from config.limits import REASON_LENGTH_MAX
-from coupons.models import Settlement
+from coupons.models import DEFAULT_PROGRAM, Settlement
 from coupons.selectors import settlement_lines_csv
 from coupons.selectors.scopes import settlements_visible_to
 from coupons.services.claims import settlement_create_for_enterprise
 from coupons.services.settlements import BANK_REFERENCE_LENGTH_MAX, settlement_create, settlement_pay_request
+from coupons.services.years import program_get
 
 CSV_CONTENT_TYPE: Final = "text/csv"
 
@@ -42,6 +43,7 @@ class SettlementSerializer(serializers.ModelSerializer):
         model = Settlement
         fields = [
             "id",
+            "program",
             "provider",
             "enterprise",
             "status",
@@ -90,13 +92,14 @@ class SettlementPayRequest(StrictSerializer):
 
 class SettlementFilter(django_filters.FilterSet):
     # A plain number, not a choice, so a filter never reveals which ids exist.
+    program = django_filters.CharFilter(field_name="program_id", help_text="A program's slug.")
     provider = IntegerFilter(field_name="provider_id")
     enterprise = IntegerFilter(field_name="enterprise_id")
     year = IntegerFilter(method="filter_year")
 
     class Meta:
         model = Settlement
-        fields = ["status", "provider", "enterprise", "year"]
+        fields = ["status", "program", "provider", "enterprise", "year"]
 
     def filter_year(self, queryset: QuerySet[Settlement], name: str, value: int) -> QuerySet[Settlement]:
         return queryset.filter(Q(redemptions__grant__year__year=value) | Q(claims__grant__year__year=value)).distinct()
@@ -136,6 +139,13 @@ class SettlementListCreate(ScopedQuerysetMixin, generics.ListAPIView):
     serializer_class = SettlementSerializer
     scoped_model = Settlement
     scope = staticmethod(settlements_visible_to)
+
+    def get_queryset(self) -> QuerySet[Settlement]:
+        queryset = super().get_queryset()
+        if "program" in self.kwargs:  # Under /programs/{slug}/: that program's only.
+            queryset = queryset.filter(program=program_get(self.kwargs["program"]))
+        return queryset
+
     filterset_class = SettlementFilter
     ordering_fields = ["id", "created_at", "total_fen"]
     ordering = ["id"]
@@ -150,8 +160,10 @@ class SettlementListCreate(ScopedQuerysetMixin, generics.ListAPIView):
             "`confirmed`, `deemed_confirmed` or `dismissed` (a bill still `awaiting` past its `acknowledge_by` is "
             "deemed confirmed and taken), less the clawbacks it owes; disputed bills and bills in their window are "
             "left for a later settlement. With `enterprise` (enterprise reimbursement): batches the enterprise's "
-            "approved, unsettled claims. Exactly one of the two, else 400 `validation_error`. 409 `invalid_state` "
-            "when there is nothing to settle."
+            "approved, unsettled claims. Exactly one of the two, else 400 `validation_error`. Each fund pays its "
+            "own: only the grants of the program are settled, `hangzhou-compute` on `/settlements/`, the program "
+            "of the path on `/programs/{slug}/settlements/` (404 for an unknown one). 409 `invalid_state` when "
+            "there is nothing to settle."
         ),
         tags=["settlements"],
         examples=[
@@ -160,20 +172,21 @@ class SettlementListCreate(ScopedQuerysetMixin, generics.ListAPIView):
         ],
     )
     @idempotent(required=False)
-    def post(self, request: Request) -> Response:
+    def post(self, request: Request, program: str = DEFAULT_PROGRAM) -> Response:
         user = caller(request)
         require_role(user, Role.FINANCE)
+        program_get(program)
         data = validated(SettlementCreateRequest, request.data)
         if "enterprise" in data:
             enterprise = enterprises_visible_to(user).filter(pk=data["enterprise"]).first()
             if enterprise is None:
                 raise NotFound(f"No enterprise {data['enterprise']}.")
-            settlement = settlement_create_for_enterprise(enterprise=enterprise, actor=user)
+            settlement = settlement_create_for_enterprise(enterprise=enterprise, actor=user, program=program)
         else:
             provider = providers_visible_to(user).filter(pk=data["provider"]).first()
             if provider is None:
                 raise NotFound(f"No provider {data['provider']}.")
-            settlement = settlement_create(provider=provider, actor=user)
+            settlement = settlement_create(provider=provider, actor=user, program=program)
         return Response(SettlementSerializer(settlement).data, status=status.HTTP_201_CREATED)
 
 
@@ -238,6 +251,7 @@ class SettlementLines(APIView):
 
 urlpatterns = [
     path("settlements/", SettlementListCreate.as_view(), name="settlement-list"),
+    path("programs/<slug:program>/settlements/", SettlementListCreate.as_view(), name="program-settlement-list"),
     path("settlements/<int:pk>/", SettlementDetail.as_view(), name="settlement-detail"),
     path("settlements/<int:pk>/pay/", SettlementPay.as_view(), name="settlement-pay"),
     path("settlements/<int:pk>/lines.csv", SettlementLines.as_view(), name="settlement-lines"),

@@ -50,7 +50,8 @@ def _program_asked(request: Request) -> str | None:
     return query.validated_data.get("program")
 
 
-PROGRAM_SCHEMA = {"type": "string", "pattern": "^[-a-zA-Z0-9_]+$", "maxLength": PROGRAM_SLUG_LENGTH_MAX}
+# Empty is allowed and means absent, as list filters take an empty value.
+PROGRAM_SCHEMA = {"type": "string", "pattern": "^[-a-zA-Z0-9_]*$", "maxLength": PROGRAM_SLUG_LENGTH_MAX}
 
 
 def _year_asked(request: Request) -> int | None:

@@ -47,7 +47,7 @@ from coupons.errors import (
 from coupons.invoices import invoice_number_normalise
 from coupons.listing import provider_require_listed
 from coupons.locks import claim_lock, claims_lock, enterprise_lock, grant_lock
-from coupons.models import CONTRACT_FEE_FEN_MAX, Claim, Grant, ProgramYear, Redemption, Settlement
+from coupons.models import CONTRACT_FEE_FEN_MAX, DEFAULT_PROGRAM, Claim, Grant, ProgramYear, Redemption, Settlement
 from coupons.policy import subsidy_fen
 from coupons.services.eligibility import require_pair_eligible
 from coupons.services.invoices import invoice_release, invoice_use
@@ -318,8 +318,11 @@ def claims_release_on_grant_locked(*, grant: Grant, reason: str, now: dt.datetim
     return released
 
 
-def settlement_create_for_enterprise(*, enterprise: Enterprise, actor: User) -> Settlement:
-    """Batch the enterprise's approved, unsettled claims into a settlement that pays the enterprise.
+def settlement_create_for_enterprise(
+    *, enterprise: Enterprise, actor: User, program: str = DEFAULT_PROGRAM
+) -> Settlement:
+    """Batch the enterprise's approved, unsettled claims on grants of `program` (the default program
+    unless named) into a settlement that pays the enterprise from that program's fund.
 
     A claim is settled at most once: the enterprise's row lock orders settlements of one enterprise,
     and each claim row carries the one settlement that took it."""
@@ -327,15 +330,21 @@ def settlement_create_for_enterprise(*, enterprise: Enterprise, actor: User) -> 
     with transaction.atomic():
         enterprise_lock(enterprise.pk)
         claim_ids = list(
-            Claim.objects.filter(enterprise=enterprise, status=Claim.Status.APPROVED, settlement__isnull=True)
+            Claim.objects.filter(
+                enterprise=enterprise,
+                status=Claim.Status.APPROVED,
+                settlement__isnull=True,
+                grant__year__program_id=program,
+            )
             .order_by("pk")
             .values_list("pk", flat=True)[:SETTLEMENT_CLAIMS_MAX]  # The rest goes into the next settlement.
         )
         if not claim_ids:
-            raise InvalidState(f"{enterprise.name} has no approved claim to settle.")
+            raise InvalidState(f"{enterprise.name} has no approved claim to settle in {program}.")
         claims = claims_lock(claim_ids)
         assert all(c.status == Claim.Status.APPROVED and c.settlement_id is None for c in claims)
         settlement = Settlement.objects.create(
+            program_id=program,
             enterprise=enterprise,
             total_fen=sum(c.coupon_fen for c in claims),
             redemptions_count=0,

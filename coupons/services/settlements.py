@@ -8,6 +8,7 @@ import datetime as dt
 from collections import defaultdict
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Provider, Role, User
@@ -18,7 +19,7 @@ from config.errors import InvalidState, ValidationFailed
 from coupons import books
 from coupons.errors import FourEyes
 from coupons.locks import provider_lock, redemptions_lock, settlement_lock
-from coupons.models import ProgramYear, Redemption, Settlement
+from coupons.models import DEFAULT_PROGRAM, ProgramYear, Redemption, Settlement
 from coupons.services.acknowledgements import is_settleable, settleable
 from coupons.services.claims import claims_mark_paid, enterprise_settlement_transfers
 from ledger.services import TransferRequest, transfers_create
@@ -28,9 +29,12 @@ SETTLEMENT_LINES_MAX = 10_000
 ACTION_PAY = "settlement_pay"
 
 
-def settlement_create(*, provider: Provider, actor: User, now: dt.datetime | None = None) -> Settlement:
+def settlement_create(
+    *, provider: Provider, actor: User, now: dt.datetime | None = None, program: str = DEFAULT_PROGRAM
+) -> Settlement:
     """Batch the provider's captured, unsettled redemptions that the enterprise acknowledged (or left
     unanswered past the window, or whose dispute was dismissed), less clawbacks owed, into a settlement.
+    Only redemptions on grants of `program` (the default program unless named): each fund pays its own.
 
     A redemption is settled at most once: the provider's row lock orders settlements of one
     provider, and each redemption row carries the one settlement that took it. Lines are chosen, then
@@ -41,13 +45,15 @@ def settlement_create(*, provider: Provider, actor: User, now: dt.datetime | Non
     now = now or timezone.now()
     with transaction.atomic():
         provider_lock(provider.pk)
+        of_program = Q(grant__year__program_id=program)
         candidate_ids = list(
-            Redemption.objects.filter(settleable(now=now), provider=provider)
+            Redemption.objects.filter(settleable(now=now), of_program, provider=provider)
             .order_by("pk")
             .values_list("pk", flat=True)[:SETTLEMENT_LINES_MAX]  # The rest goes into the next settlement.
         )
         clawback_ids = list(
             Redemption.objects.filter(
+                of_program,
                 provider=provider,
                 status=Redemption.Status.REVERSED,
                 settlement__status=Settlement.Status.PAID,
@@ -59,7 +65,7 @@ def settlement_create(*, provider: Provider, actor: User, now: dt.datetime | Non
         lines = [r for r in redemptions_lock(candidate_ids) if is_settleable(r, now=now)]
         clawbacks = redemptions_lock(clawback_ids)
         if not lines and not clawbacks:
-            raise InvalidState(f"{provider.name} has nothing to settle.")
+            raise InvalidState(f"{provider.name} has nothing to settle in {program}.")
         total_fen = sum(r.coupon_fen for r in lines) - sum(r.coupon_fen for r in clawbacks)
         if total_fen < 0:
             raise InvalidState(
@@ -67,7 +73,7 @@ def settlement_create(*, provider: Provider, actor: User, now: dt.datetime | Non
                 f"redemptions cover it."
             )
         settlement = Settlement.objects.create(
-            provider=provider, total_fen=total_fen, redemptions_count=len(lines), created_by=actor
+            program_id=program, provider=provider, total_fen=total_fen, redemptions_count=len(lines), created_by=actor
         )
         line_ids = [r.pk for r in lines]
         deemed_ids = [r.pk for r in lines if r.acknowledgement == Redemption.Acknowledgement.AWAITING]

@@ -24,7 +24,7 @@ from coupons.services.years import program_year_current
 from evidence.models import Kind
 from portal import access
 from portal.errors import describe
-from portal.forms import ApplyForm, FlagsForm, RegisterForm
+from portal.forms import ApplyForm, FlagsForm, RegisterForm, program_slug
 from portal.queries import grants_for
 from portal.uploads import UploadRefused, files_kept_only_if_committed, upload
 
@@ -36,12 +36,6 @@ def _current_year(program: str = DEFAULT_PROGRAM) -> ProgramYear | None:
         return program_year_current(program=program)
     except ApplicationError:
         return None
-
-
-def _program_of(data: dict[str, Any]) -> str:
-    """The slug of the program the form names; the default program when it names none."""
-    program = data.get("program")
-    return program.slug if program is not None else DEFAULT_PROGRAM
 
 
 @access.enterprise_member
@@ -75,7 +69,7 @@ def _preview(user: User, form: ApplyForm) -> dict[str, object] | None:
     data = form.cleaned_data
     if not all(data.get(name) for name in ("contract_fee", "compute_source", "purpose")):
         return None
-    year = _current_year(_program_of(data))
+    year = _current_year(program_slug(data))
     if year is None:
         return None
     assert user.enterprise_id is not None
@@ -151,7 +145,7 @@ def _submit_with_documents(user: User, data: dict[str, Any]) -> Application:
         certificate_file = data.get("filing_certificate_file")
         return application_submit(
             actor=user,
-            program=_program_of(data),
+            program=program_slug(data),
             provider=data["provider"],
             contract_number=data["contract_number"],
             contract_fee_fen=data["contract_fee"],

@@ -20,7 +20,7 @@ from coupons.services.claims import settlement_create_for_enterprise
 from coupons.services.settlements import settlement_create, settlement_pay_request
 from portal import access
 from portal.errors import describe
-from portal.forms import EnterpriseSettlementForm, PayForm, SettlementForm
+from portal.forms import EnterpriseSettlementForm, PayForm, SettlementForm, program_slug
 from portal.views.common import attempt_with, page_of
 
 
@@ -38,14 +38,14 @@ def _unsettled_by_provider() -> list[dict[str, object]]:
     disputed = unsettled & Q(acknowledgement=Redemption.Acknowledgement.DISPUTED)
     return list(
         Redemption.objects.filter(ready | awaiting | disputed)
-        .values("provider_id", "provider__name")
+        .values("grant__year__program__name", "provider_id", "provider__name")
         .annotate(
             count=Count("pk", filter=ready),
             total=Coalesce(Sum("coupon_fen", filter=ready), 0),
             awaiting=Count("pk", filter=awaiting),
             disputed=Count("pk", filter=disputed),
         )
-        .order_by("provider__name")
+        .order_by("grant__year__program__name", "provider__name")
     )
 
 
@@ -53,9 +53,9 @@ def _unsettled_claims_by_enterprise() -> list[dict[str, object]]:
     """Approved claims not yet in a settlement, per enterprise (enterprise reimbursement)."""
     return list(
         Claim.objects.filter(status=Claim.Status.APPROVED, settlement__isnull=True)
-        .values("enterprise_id", "enterprise__name")
+        .values("grant__year__program__name", "enterprise_id", "enterprise__name")
         .annotate(count=Count("pk"), total=Sum("coupon_fen"))
-        .order_by("enterprise__name")
+        .order_by("grant__year__program__name", "enterprise__name")
     )
 
 
@@ -77,15 +77,21 @@ def settlement_list(request: HttpRequest) -> HttpResponse:
             try:
                 if to_enterprise:
                     enterprise: Enterprise = enterprise_form.cleaned_data["enterprise"]
-                    settlement = settlement_create_for_enterprise(enterprise=enterprise, actor=user)
+                    settlement = settlement_create_for_enterprise(
+                        enterprise=enterprise, actor=user, program=program_slug(enterprise_form.cleaned_data)
+                    )
                 else:
                     provider: Provider = form.cleaned_data["provider"]
-                    settlement = settlement_create(provider=provider, actor=user)
+                    settlement = settlement_create(
+                        provider=provider, actor=user, program=program_slug(form.cleaned_data)
+                    )
             except ApplicationError as error:
                 posted.add_error(None, describe(error))
             else:
                 return redirect("portal:settlement", pk=settlement.pk)
-    queryset = settlements_visible_to(user).select_related("provider", "enterprise").order_by("-created_at", "-id")
+    queryset = (
+        settlements_visible_to(user).select_related("program", "provider", "enterprise").order_by("-created_at", "-id")
+    )
     context = {
         "page": page_of(request, queryset),
         "form": form,

@@ -23,6 +23,7 @@ pytestmark = pytest.mark.django_db
 URL = "/api/v1/settlements/"
 SETTLEMENT_FIELDS = {
     "id",
+    "program",
     "provider",
     "enterprise",
     "status",

@@ -134,3 +134,49 @@ def test_bad_programs_are_refused_and_nothing_is_written(cast, both):
     with pytest.raises(ProgramClosed):
         program_year_create(year=YEAR + 1, actor=cast.admin, program=DISTRICT)
     assert not Application.objects.filter(contract_number__startswith="X-").exists()
+
+
+def test_each_fund_settles_its_own_redemptions(cast, both):
+    from coupons.selectors import program_year_figures
+    from coupons.services.settlements import settlement_create
+    from tests.controls import settlement_pay
+
+    city_grant, district_grant = grant_in(cast, DEFAULT_PROGRAM, "C-9"), grant_in(cast, DISTRICT, "D-9")
+    for grant, bill in ((city_grant, "CB-1"), (district_grant, "DB-1")):
+        redemption_create(
+            grant=grant, bill_number=bill, bill_amount_fen=10_000, actor=cast.clerk, capture=True, now=IN_YEAR,
+            **invoice(cast.clerk),
+        )  # fmt: skip
+
+    district_settlement = settlement_create(provider=cast.provider, actor=cast.finance, program=DISTRICT)
+    assert (district_settlement.program_id, district_settlement.total_fen) == (DISTRICT, 3_000)
+    assert {r.grant_id for r in district_settlement.redemptions.all()} == {district_grant.pk}
+    with pytest.raises(InvalidState):  # The district has nothing more; the city's bill is not its to pay.
+        settlement_create(provider=cast.provider, actor=cast.finance, program=DISTRICT)
+    city_settlement = settlement_create(provider=cast.provider, actor=cast.finance)
+    assert (city_settlement.program_id, city_settlement.total_fen) == (DEFAULT_PROGRAM, 3_000)
+
+    settlement_pay(settlement=district_settlement, actor=cast.finance, bank_reference="BJ-0001")
+    assert program_year_figures(year=YEAR, program=DISTRICT).settled_fen == 3_000
+    assert program_year_figures(year=YEAR).settled_fen == 0  # The city's fund has paid nothing yet.
+
+
+def test_the_api_settles_per_program_on_the_programs_path(cast, both, client):
+    grant = grant_in(cast, DISTRICT, "D-10")
+    redemption_create(
+        grant=grant, bill_number="DB-2", bill_amount_fen=10_000, actor=cast.clerk, capture=True, now=IN_YEAR,
+        **invoice(cast.clerk),
+    )  # fmt: skip
+    client.force_login(cast.finance)
+    body = {"provider": cast.provider.pk}
+
+    nothing = client.post("/api/v1/settlements/", body, content_type="application/json")  # The city's fund.
+    assert nothing.status_code == 409, nothing.content
+    unknown = client.post("/api/v1/programs/no-such-program/settlements/", body, content_type="application/json")
+    assert unknown.status_code == 404
+    made = client.post(f"/api/v1/programs/{DISTRICT}/settlements/", body, content_type="application/json")
+    assert made.status_code == 201, made.content
+    assert (made.json()["program"], made.json()["total_fen"]) == (DISTRICT, 3_000)
+    listed = client.get(f"/api/v1/programs/{DISTRICT}/settlements/").json()["results"]
+    assert [row["id"] for row in listed] == [made.json()["id"]]
+    assert client.get(f"/api/v1/settlements/?program={DEFAULT_PROGRAM}").json()["results"] == []
