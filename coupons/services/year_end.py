@@ -51,6 +51,8 @@ def _carry(application: Application, enterprise: Enterprise, next_year: ProgramY
         contract_fee_fen=application.contract_fee_fen,
         compute_source=application.compute_source,
         purpose=application.purpose,
+        loan_rate_bp=application.loan_rate_bp,
+        project_investment_fen=application.project_investment_fen,
     )
     if eligible_fen == 0:
         return _withdraw(
