@@ -445,3 +445,45 @@ def test_the_audit_recomputes_the_measures_rates(filed, reward, interest):
     Application.objects.filter(loan_rate_bp=450).update(loan_rate_bp=300)
     findings, _ = check_grant_rates_match_policy()
     assert [finding["problems"] for finding in findings] == [["rate_not_from_policy"]]
+
+
+# --- Races ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reward_applications_racing_for_one_enterprise_make_one():
+    """Many members' submissions at once for one enterprise: exactly one reward application lives,
+    every other is refused as once_per_enterprise (the enterprise's lock orders them; the partial
+    unique index is the backstop)."""
+    from tests.concurrency import THREADS, race
+    from tests.coupons.conftest import make_cast
+
+    cast = make_cast()
+    set_flags(cast.enterprise, has_registered_model=True)
+    measure_program_create(actor=cast.admin, measure=REWARD, year=YEAR, pool_fen=POOL_FEN, open_year=True)
+    evidence = [
+        {**contract(cast.member, YEAR), "filing_certificate_document": document(cast.member, "filing_certificate")}
+        for _ in range(THREADS)
+    ]
+
+    def call(index: int):  # type: ignore[no-untyped-def]
+        return lambda: application_submit(
+            actor=cast.member,
+            provider=cast.provider,
+            contract_number=f"EVAL-{index}",
+            contract_fee_fen=100 * YUAN,
+            compute_source="domestic",
+            purpose="training",
+            model_filing_number=FILING_NUMBER,
+            now=IN_YEAR,
+            program=REWARD,
+            **evidence[index],
+        )
+
+    results = race([call(index) for index in range(THREADS)])
+    made = [result for result in results if isinstance(result, Application)]
+    refused = [result for result in results if isinstance(result, NotEligible)]
+    assert len(made) == 1 and len(refused) == THREADS - 1, [
+        r for r in results if not isinstance(r, (Application, NotEligible))
+    ]
+    assert Application.objects.filter(program_id=REWARD, enterprise=cast.enterprise).count() == 1
