@@ -192,7 +192,8 @@ def rules_validate(*, rules: object, ceiling_bp: object) -> None:
     for index, rule in enumerate(rules):
         where = f"rule {index + 1}"
         if not isinstance(rule, dict) or not _RULE_KEYS <= set(rule) <= _RULE_KEYS | _RULE_KEYS_OPTIONAL:
-            errors.append(f"{where} must have label, rate_bp and when, and may have loan_rate_points_max_bp.")
+            # The message predates the optional key, which the docs name (docs/policy.md).
+            errors.append(f"{where} must have exactly label, rate_bp and when.")
             continue
         if "loan_rate_points_max_bp" in rule:
             points = rule["loan_rate_points_max_bp"]

@@ -192,7 +192,7 @@ def test_the_compute_rules_ignore_the_loan_inputs():
         ({"loan_rate_points_max_bp": "150"}, "loan_rate_points_max_bp"),
         ({"when": {"project_investment_fen_min": 0}}, "project_investment_fen_min"),
         ({"when": {"project_investment_fen_min": 1.5}}, "project_investment_fen_min"),
-        ({"points": 150}, "may have loan_rate_points_max_bp"),
+        ({"points": 150}, "must have exactly label, rate_bp and when"),
     ],
 )
 def test_rules_validate_refuses_bad_new_keys(rule, message):
@@ -487,3 +487,27 @@ def test_reward_applications_racing_for_one_enterprise_make_one():
         r for r in results if not isinstance(r, (Application, NotEligible))
     ]
     assert Application.objects.filter(program_id=REWARD, enterprise=cast.enterprise).count() == 1
+
+
+# --- Year end ---------------------------------------------------------------------------------------
+
+
+def test_open_measure_applications_are_carried_at_their_terms(filed, reward, interest):
+    """The annual reset carries open applications into the next year, re-priced by its rates (a copy
+    of this year's) with the inputs they were priced with: the filing for the reward, the loan for
+    the subsidy. The reward's one-time rule holds across the carry."""
+    from coupons.services.reset import annual_reset
+    from coupons.services.years import year_end
+
+    rewarded = apply_reward(filed, 100_000 * YUAN)
+    loan = apply_interest(filed, 3_000_000, loan_rate_bp=450)
+    after = year_end(YEAR) + dt.timedelta(seconds=1)
+    for measure in (REWARD, INTEREST):
+        report = annual_reset(year=YEAR, now=after, program=measure)
+        assert (report.applications_carried, report.applications_withdrawn) == (1, 0)
+    for application, rate_bp, eligible_fen in ((rewarded, 10_000, 100_000 * YUAN), (loan, 3333, 999_900)):
+        application.refresh_from_db()
+        assert (application.year.year, application.status) == (YEAR + 1, "submitted")
+        assert (application.rate_bp, application.eligible_fen) == (rate_bp, eligible_fen)
+        assert approve(filed, application).year.year == YEAR + 1
+    assert check_grant_rates_match_policy() == ([], 2)
