@@ -44,6 +44,7 @@ from evidence.models import Document, Kind
 from evidence.selectors import citations_of
 
 FILING_NUMBER_LENGTH_MAX = 100
+LOAN_RATE_BP_MAX = BASIS_POINTS_WHOLE  # A loan's annual rate, in basis points: at most 100%.
 DOCUMENTS_MAX = 20  # More documents an application may cite besides its contract and filing certificate.
 _LIVE_STATUSES = [
     Application.Status.SUBMITTED,
@@ -413,9 +414,6 @@ def application_submit(
             )
         _record(application, "submitted", actor)
         return application
-
-
-LOAN_RATE_BP_MAX = BASIS_POINTS_WHOLE  # A loan's annual rate, in basis points: at most 100%.
 
 
 def _loan_inputs_checked(program: Program, *, loan_rate_bp: object, project_investment_fen: object) -> None:
