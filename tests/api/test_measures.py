@@ -87,3 +87,22 @@ def test_the_reward_a_second_time_is_403_not_eligible(cast, measures, as_user, d
     problem = assert_problem(client.post("/api/v1/applications/", second, format="json"), 403, "not_eligible")
     assert problem["reason"] == "once_per_enterprise"
     assert db_snapshot() == before
+
+
+def test_a_year_may_write_the_loan_rule_keys_over_http(cast, measures, as_user, db_snapshot):
+    from coupons.policy import FINANCING_INTEREST_SUBSIDY
+
+    client = as_user(cast.admin)
+    rates = {key: FINANCING_INTEREST_SUBSIDY["rates"][key] for key in ("name", "ceiling_bp", "rules")}
+    bad = {**rates, "name": "bad", "rules": [{**rates["rules"][0], "loan_rate_points_max_bp": 0}]}
+    before = db_snapshot()
+    refused = client.post("/api/v1/programs/financing-interest/years/", {"year": YEAR + 1, "rates": bad}, format="json")
+    assert_problem(refused, 400, "validation_error")
+    assert db_snapshot() == before
+    created = client.post(
+        "/api/v1/programs/financing-interest/years/",
+        {"year": YEAR + 1, "pool_fen": POOL_FEN, "default_cap_fen": 1_000_000_000, "rates": rates},
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    assert created.json()["rates"] == rates
