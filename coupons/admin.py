@@ -96,10 +96,22 @@ class RateRuleSetAdmin(ReadOnlyAdmin):
 
 @admin.register(Program)
 class ProgramAdmin(ReadOnlyAdmin):
-    list_display = ["slug", "name", "name_en", "level", "authority", "redemption_mode", "status"]
-    list_filter = ["level", "status"]
+    list_display = ["slug", "name", "name_en", "level", "authority", "basis", "redemption_mode", "status"]
+    list_filter = ["level", "basis", "status"]
     search_fields = ["slug", "name", "name_en", "authority"]
-    fields = ["slug", "name", "name_en", "authority", "level", "region", "redemption_mode", "status", "created_at"]
+    fields = [
+        "slug",
+        "name",
+        "name_en",
+        "authority",
+        "level",
+        "region",
+        "redemption_mode",
+        "basis",
+        "once_per_enterprise",
+        "status",
+        "created_at",
+    ]
 
 
 @admin.register(ProgramYear)

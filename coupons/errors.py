@@ -91,8 +91,8 @@ class GrantRevoked(CouponError):
 
 
 class NotEligible(CouponError):
-    """The enterprise may not take part in what it asks: outside the program's region, sanctioned, or
-    not confirmed by staff for the flag it relies on."""
+    """The enterprise may not take part in what it asks: outside the program's region, sanctioned,
+    not confirmed by staff for the flag it relies on, or already applied to a one-time program."""
 
     code = ErrorCode.NOT_ELIGIBLE
     http_status = 403

@@ -116,11 +116,33 @@ class Program(models.Model):
         help_text="How its coupons are paid unless a year says otherwise "
         "(provider_deduction or enterprise_reimbursement).",
     )
+
+    class Basis(models.TextChoices):
+        # What an application's amount (`Application.contract_fee_fen`) is: the rules price it.
+        COMPUTE_CONTRACT = "compute_contract", "the fee of a compute contract"
+        EVALUATION_COSTS = "evaluation_costs", "the evaluation and related expenses of a model filing"
+        LOAN_INTEREST = "loan_interest", "the interest paid on a qualifying loan"
+
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
+    basis = models.CharField(
+        max_length=20,
+        choices=Basis.choices,
+        default=Basis.COMPUTE_CONTRACT,
+        help_text="What an application's amount is: a compute contract's fee, evaluation costs, or loan interest.",
+    )
+    once_per_enterprise = models.BooleanField(
+        default=False,
+        help_text="An enterprise has at most one live application in the program, across all its years "
+        "(a one-time reward).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
+            models.CheckConstraint(
+                condition=Q(basis__in=["compute_contract", "evaluation_costs", "loan_interest"]),
+                name="coupons_program_basis",
+            ),
             models.CheckConstraint(condition=Q(slug__regex=r"^[a-z0-9]+(-[a-z0-9]+)*$"), name="coupons_program_slug"),
             models.CheckConstraint(
                 condition=Q(level__in=["city", "district", "province"]), name="coupons_program_level"
@@ -354,6 +376,14 @@ class Application(models.Model):
     priced_foundation_model_developer = models.BooleanField(default=False)
     priced_small_or_medium = models.BooleanField(default=False)
     priced_contracted_total_fen = models.BigIntegerField(default=0)
+    # The loan inputs of a `loan_interest` program (null elsewhere): the loan's annual rate and the
+    # project's total investment, as the enterprise declared them and the reviewer checks against
+    # the loan contract; the rules price with them and the audit recomputes from them.
+    loan_rate_bp = models.PositiveIntegerField(null=True, blank=True)
+    project_investment_fen = models.BigIntegerField(null=True, blank=True)
+    # Copied from the program at submission: the partial unique index below can then keep a one-time
+    # program to one live application per enterprise.
+    once_per_enterprise = models.BooleanField(default=False)
     # The signed contract (evidence.Document of kind contract), when it was signed and for how long.
     # Null only on applications made before evidence was required.
     contract_document = models.ForeignKey(
@@ -395,6 +425,21 @@ class Application(models.Model):
                 fields=["program", "provider", "contract_number"],
                 condition=~Q(status__in=["rejected", "withdrawn"]),
                 name="coupons_application_contract_once",
+            ),
+            # A one-time program (Program.once_per_enterprise): one live application per enterprise,
+            # across all the program's years.
+            models.UniqueConstraint(
+                fields=["program", "enterprise"],
+                condition=Q(once_per_enterprise=True) & ~Q(status__in=["rejected", "withdrawn"]),
+                name="coupons_application_once_per_enterprise",
+            ),
+            models.CheckConstraint(
+                condition=Q(loan_rate_bp__isnull=True) | Q(loan_rate_bp__gt=0, loan_rate_bp__lte=BASIS_POINTS_WHOLE),
+                name="coupons_application_loan_rate_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(project_investment_fen__isnull=True) | Q(project_investment_fen__gt=0),
+                name="coupons_application_investment_positive",
             ),
             models.CheckConstraint(
                 condition=Q(contract_fee_fen__gt=0, contract_fee_fen__lte=CONTRACT_FEE_FEN_MAX),

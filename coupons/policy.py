@@ -11,10 +11,18 @@ empty `when` matches everything. The first rule that matches gives the rate, cla
 - `has_registered_model`, `foundation_model_developer`, `small_or_medium`: the enterprise's flag
   equals the given boolean;
 - `contracted_total_fen_max`: the enterprise's contract fees in the year, this contract included,
-  total at most this many fen.
+  total at most this many fen;
+- `project_investment_fen_min`: the project's total investment (an input of a `loan_interest`
+  program's application) is at least this many fen.
+
+A rule may also carry `loan_rate_points_max_bp`: the subsidy is at most that many basis points of
+the loan's annual rate, so the rate on the interest is min(rate_bp, floor(points × 10000 /
+loan_rate_bp)) (1.5 points of a 4.5% loan is a third of its interest: 3333). A rule with it
+matches only an application that gives its loan rate.
 
 The 2024 municipal measures are `MEASURES_2024`; the June 2025 revision is `REVISION_2025_06`,
-which needed no code, only data.
+which needed no code, only data. The seed's other money measures are programs of their own, as data
+too: `MODEL_FILING_REWARD` and `FINANCING_INTEREST_SUBSIDY` (`MEASURE_PROGRAMS`).
 """
 
 from dataclasses import dataclass
@@ -26,7 +34,11 @@ from coupons.models import BASIS_POINTS_WHOLE, ComputeSource, Purpose
 RULES_COUNT_MAX: Final = 50
 LABEL_LENGTH_MAX: Final = 200
 _FLAG_KEYS: Final = ("has_registered_model", "foundation_model_developer", "small_or_medium")
-_WHEN_KEYS: Final = frozenset({"purposes", "compute_sources", "contracted_total_fen_max", *_FLAG_KEYS})
+_WHEN_KEYS: Final = frozenset(
+    {"purposes", "compute_sources", "contracted_total_fen_max", "project_investment_fen_min", *_FLAG_KEYS}
+)
+_RULE_KEYS: Final = frozenset({"label", "rate_bp", "when"})
+_RULE_KEYS_OPTIONAL: Final = frozenset({"loan_rate_points_max_bp"})
 
 MODEL_SERVICE_PURPOSES: Final = [Purpose.MAAS.value, Purpose.AGENT.value, Purpose.APPLICATION.value]
 
@@ -63,6 +75,92 @@ REVISION_2025_06: Final[dict[str, Any]] = {
 }
 
 
+# The seed's other money measures, each a program of its own (docs/programs.md "Other measures as
+# programs"); `coupons.services.measures.measure_program_create` writes one, with a year.
+
+# 模型备案奖励: a one-time reward to an enterprise whose model completed filing (备案), of its evaluation
+# and related expenses, at most 500,000 yuan; the evidence is the filing certificate. The rule asks
+# for a verified filing named on the application, and the year for its certificate.
+MODEL_FILING_REWARD_CAP_FEN: Final = 50_000_000  # 500,000 yuan, once per enterprise.
+MODEL_FILING_REWARD: Final[dict[str, Any]] = {
+    "program": {
+        "slug": "model-filing-reward",
+        "name": "模型备案奖励",
+        "name_en": "Model filing reward",
+        "authority": "杭州市经济和信息化局 (Hangzhou Municipal Bureau of Economy and Information Technology)",
+        "level": "city",
+        "basis": "evaluation_costs",
+        "once_per_enterprise": True,
+        "redemption_mode": "enterprise_reimbursement",
+    },
+    "year": {
+        "default_cap_fen": MODEL_FILING_REWARD_CAP_FEN,
+        "relaxed_cap_ceiling_fen": MODEL_FILING_REWARD_CAP_FEN,
+        "filing_certificate_required": True,
+        # The evaluation may precede the filing's year; its contract is any within two years.
+        "contract_signed_within_year": False,
+        "contract_term_months_max": 24,
+    },
+    "rates": {
+        "name": "model-filing-reward-2024",
+        "description": "Model filing reward: the evaluation and related expenses of a filed model, "
+        "at most 500,000 yuan once per enterprise.",
+        "ceiling_bp": BASIS_POINTS_WHOLE,
+        "rules": [
+            {
+                "label": "Evaluation and related expenses of a filed model",
+                "rate_bp": BASIS_POINTS_WHOLE,
+                "when": {"has_registered_model": True},
+            },
+        ],
+    },
+}
+
+# 贷款贴息: interest paid on a qualifying loan, at most 1.5 percentage points of the loan's rate and
+# at most 50% of the interest paid, at most 10 million yuan per enterprise a year, for projects of at
+# least 50 million yuan of total investment.
+FINANCING_INTEREST_SUBSIDY_CAP_FEN: Final = 1_000_000_000  # 10 million yuan per enterprise a year.
+PROJECT_INVESTMENT_FEN_MIN: Final = 5_000_000_000  # 50 million yuan.
+FINANCING_INTEREST_SUBSIDY: Final[dict[str, Any]] = {
+    "program": {
+        "slug": "financing-interest",
+        "name": "贷款贴息",
+        "name_en": "Financing interest subsidy",
+        "authority": "杭州市经济和信息化局 (Hangzhou Municipal Bureau of Economy and Information Technology)",
+        "level": "city",
+        "basis": "loan_interest",
+        "once_per_enterprise": False,
+        "redemption_mode": "enterprise_reimbursement",
+    },
+    "year": {
+        "default_cap_fen": FINANCING_INTEREST_SUBSIDY_CAP_FEN,
+        "relaxed_cap_ceiling_fen": FINANCING_INTEREST_SUBSIDY_CAP_FEN,
+        # A loan is signed before the year whose interest it subsidises, and runs for years.
+        "contract_signed_within_year": False,
+        "contract_term_months_max": 120,
+    },
+    "rates": {
+        "name": "financing-interest-2024",
+        "description": "Financing interest subsidy: at most 1.5 points of the loan rate and 50% of the "
+        "interest paid, projects of at least 50 million yuan.",
+        "ceiling_bp": 5000,
+        "rules": [
+            {
+                "label": "Interest on a loan for a project of at least 50 million yuan",
+                "rate_bp": 5000,
+                "loan_rate_points_max_bp": 150,
+                "when": {"project_investment_fen_min": PROJECT_INVESTMENT_FEN_MIN},
+            },
+        ],
+    },
+}
+
+MEASURE_PROGRAMS: Final[dict[str, dict[str, Any]]] = {
+    MODEL_FILING_REWARD["program"]["slug"]: MODEL_FILING_REWARD,
+    FINANCING_INTEREST_SUBSIDY["program"]["slug"]: FINANCING_INTEREST_SUBSIDY,
+}
+
+
 @dataclass(frozen=True, kw_only=True)
 class ApplicationFacts:
     """What a rule may look at."""
@@ -73,6 +171,9 @@ class ApplicationFacts:
     foundation_model_developer: bool
     small_or_medium: bool
     contracted_total_fen: int
+    # The inputs of a loan_interest program's application; None elsewhere.
+    loan_rate_bp: int | None = None
+    project_investment_fen: int | None = None
 
 
 @dataclass(frozen=True)
@@ -90,9 +191,17 @@ def rules_validate(*, rules: object, ceiling_bp: object) -> None:
         raise ValidationFailed(f"rules must be a list of 1 to {RULES_COUNT_MAX} rules.", field="rules")
     for index, rule in enumerate(rules):
         where = f"rule {index + 1}"
-        if not isinstance(rule, dict) or set(rule) != {"label", "rate_bp", "when"}:
+        if not isinstance(rule, dict) or not _RULE_KEYS <= set(rule) <= _RULE_KEYS | _RULE_KEYS_OPTIONAL:
+            # The message predates the optional key, which the docs name (docs/policy.md).
             errors.append(f"{where} must have exactly label, rate_bp and when.")
             continue
+        if "loan_rate_points_max_bp" in rule:
+            points = rule["loan_rate_points_max_bp"]
+            if not isinstance(points, int) or isinstance(points, bool) or not 0 < points <= BASIS_POINTS_WHOLE:
+                errors.append(
+                    f"{where}: loan_rate_points_max_bp must be a whole number of basis points from 1 to "
+                    f"{BASIS_POINTS_WHOLE}."
+                )
         label, rate_bp, when = rule["label"], rule["rate_bp"], rule["when"]
         if not isinstance(label, str) or not 0 < len(label) <= LABEL_LENGTH_MAX:
             errors.append(f"{where}: label must be 1 to {LABEL_LENGTH_MAX} characters.")
@@ -112,10 +221,11 @@ def rules_validate(*, rules: object, ceiling_bp: object) -> None:
         for key in _FLAG_KEYS:
             if key in when and not isinstance(when[key], bool):
                 errors.append(f"{where}: {key} must be true or false.")
-        if "contracted_total_fen_max" in when:
-            value = when["contracted_total_fen_max"]
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                errors.append(f"{where}: contracted_total_fen_max must be a positive whole number of fen.")
+        for key in ("contracted_total_fen_max", "project_investment_fen_min"):
+            if key in when:
+                value = when[key]
+                if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                    errors.append(f"{where}: {key} must be a positive whole number of fen.")
     if errors:
         raise ValidationFailed({"rules": errors})
 
@@ -127,14 +237,33 @@ def _matches(when: dict[str, Any], facts: ApplicationFacts) -> bool:
         return False
     if any(key in when and getattr(facts, key) != when[key] for key in _FLAG_KEYS):
         return False
+    if "project_investment_fen_min" in when and (
+        facts.project_investment_fen is None or facts.project_investment_fen < when["project_investment_fen_min"]
+    ):
+        return False
     return not ("contracted_total_fen_max" in when and facts.contracted_total_fen > when["contracted_total_fen_max"])
 
 
+def loan_points_rate_bp(*, points_bp: int, loan_rate_bp: int) -> int:
+    """The share of a loan's interest that `points_bp` basis points of its annual rate make, in basis
+    points, rounded down (in the fund's favour): 150 points of a 450-point loan is 3333."""
+    assert points_bp > 0 and loan_rate_bp > 0
+    return min(points_bp * BASIS_POINTS_WHOLE // loan_rate_bp, BASIS_POINTS_WHOLE)
+
+
 def rate_for(*, rules: list[dict[str, Any]], ceiling_bp: int, facts: ApplicationFacts) -> Rate:
-    """The rate of the first matching rule, clamped to the ceiling; 0 when none matches."""
+    """The rate of the first matching rule, clamped to the ceiling (and, for a rule with
+    `loan_rate_points_max_bp`, to those points of the loan rate); 0 when none matches."""
     for rule in rules:
+        points_bp = rule.get("loan_rate_points_max_bp")
+        if points_bp is not None and not facts.loan_rate_bp:
+            continue  # Without a loan rate, a rule capped in points of it cannot price.
         if _matches(rule["when"], facts):
-            return Rate(min(rule["rate_bp"], ceiling_bp), rule["label"])
+            rate_bp = min(rule["rate_bp"], ceiling_bp)
+            if points_bp is not None:
+                assert facts.loan_rate_bp is not None
+                rate_bp = min(rate_bp, loan_points_rate_bp(points_bp=points_bp, loan_rate_bp=facts.loan_rate_bp))
+            return Rate(rate_bp, rule["label"])
     return Rate(0, "no rule matched")
 
 

@@ -39,6 +39,7 @@ from coupons.models import (
 from coupons.selectors.scopes import applications_visible_to
 from coupons.services.applications import (
     DOCUMENTS_MAX,
+    LOAN_RATE_BP_MAX,
     application_approve,
     application_confirm,
     application_reject,
@@ -84,6 +85,8 @@ class ApplicationSerializer(serializers.ModelSerializer):
             "purpose",
             "requested_fen",
             "model_filing_number",
+            "loan_rate_bp",
+            "project_investment_fen",
             "contract_document",
             "contract_signed_on",
             "contract_term_months",
@@ -161,6 +164,17 @@ class SubmitRequest(StrictSerializer):
         help_text="The model filing certificate (kind filing_certificate): required for the registered-model rate "
         "where the program year asks for it.",
     )
+    loan_rate_bp = StrictIntegerField(
+        min_value=1,
+        max_value=LOAN_RATE_BP_MAX,
+        required=False,
+        help_text="A loan_interest program only (required there): the loan's annual rate in basis points "
+        "(450 is 4.5%).",
+    )
+    project_investment_fen = FenField(
+        required=False,
+        help_text="A loan_interest program only (required there): the project's total investment in fen.",
+    )
 
 
 class ReviewRequest(StrictSerializer):
@@ -224,7 +238,13 @@ class ApplicationListCreate(ScopedQuerysetMixin, generics.ListAPIView):
             "the documents cited. "
             "409 `provider_not_listed` when the computing center is suspended or has no facility listed on "
             "the day of submission (Asia/Shanghai); 409 `compute_source_not_offered` when none of its "
-            "facilities listed that day offers the `compute_source` asked for (see the provider's `facilities`)."
+            "facilities listed that day offers the `compute_source` asked for (see the provider's `facilities`; "
+            "asked only in a `compute_contract` program). "
+            "A program's `basis` says what `contract_fee_fen` is: a compute contract's fee, evaluation costs "
+            "(`evaluation_costs`) or loan interest paid (`loan_interest`, which needs `loan_rate_bp` and "
+            "`project_investment_fen`; any other program refuses them with 400). 403 `not_eligible` (reason "
+            "`once_per_enterprise`) when the program is one-time and the enterprise already has a live "
+            "application in it."
         ),
     )
     def post(self, request: Request) -> Response:

@@ -117,6 +117,9 @@ class RateWhenSerializer(StrictSerializer):
     contracted_total_fen_max = FenField(
         required=False, help_text="The enterprise's contract fees in the year, this one included, total at most this."
     )
+    project_investment_fen_min = FenField(
+        required=False, help_text="A loan_interest program: the project's total investment is at least this."
+    )
 
 
 class RateRuleSerializer(StrictSerializer):
@@ -126,6 +129,13 @@ class RateRuleSerializer(StrictSerializer):
     label = StrictCharField(max_length=LABEL_LENGTH_MAX)  # type: ignore[assignment]
     rate_bp = StrictIntegerField(min_value=0, max_value=BASIS_POINTS_WHOLE, help_text="3000 = 30%.")
     when = RateWhenSerializer()
+    loan_rate_points_max_bp = StrictIntegerField(
+        min_value=1,
+        max_value=BASIS_POINTS_WHOLE,
+        required=False,
+        help_text="A loan_interest program: the subsidy is at most this many basis points of the loan's rate "
+        "(150 = 1.5 percentage points), so the rate is min(rate_bp, floor(this × 10000 / loan_rate_bp)).",
+    )
 
 
 class RatesSerializer(StrictSerializer):
@@ -474,7 +484,19 @@ class ProgramSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Program
-        fields = ["slug", "name", "name_en", "authority", "level", "region", "redemption_mode", "status", "years"]
+        fields = [
+            "slug",
+            "name",
+            "name_en",
+            "authority",
+            "level",
+            "region",
+            "redemption_mode",
+            "basis",
+            "once_per_enterprise",
+            "status",
+            "years",
+        ]
         read_only_fields = fields
 
     @extend_schema_field(serializers.ListField(child=serializers.IntegerField()))

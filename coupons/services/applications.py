@@ -17,12 +17,14 @@ from coupons.errors import (
     DuplicateContract,
     EnterpriseNotVerified,
     FourEyes,
+    NotEligible,
     ProgramYearClosed,
 )
 from coupons.evidence import cite, document_checked
 from coupons.listing import provider_require_listed
 from coupons.locks import application_lock
 from coupons.models import (
+    BASIS_POINTS_WHOLE,
     CONTRACT_FEE_FEN_MAX,
     CONTRACT_NUMBER_LENGTH_MAX,
     CONTRACT_TERM_MONTHS_CEILING,
@@ -42,6 +44,7 @@ from evidence.models import Document, Kind
 from evidence.selectors import citations_of
 
 FILING_NUMBER_LENGTH_MAX = 100
+LOAN_RATE_BP_MAX = BASIS_POINTS_WHOLE  # A loan's annual rate, in basis points: at most 100%.
 DOCUMENTS_MAX = 20  # More documents an application may cite besides its contract and filing certificate.
 _LIVE_STATUSES = [
     Application.Status.SUBMITTED,
@@ -182,6 +185,8 @@ def application_pricing(
     compute_source: str,
     purpose: str,
     model_filing_number: str = "",
+    loan_rate_bp: int | None = None,
+    project_investment_fen: int | None = None,
 ) -> Pricing:
     """The inputs, the rate rule that applies to a contract of the enterprise, and its eligible amount.
 
@@ -197,6 +202,8 @@ def application_pricing(
         foundation_model_developer=flags["foundation_model_developer"],
         small_or_medium=flags["small_or_medium"],
         contracted_total_fen=contracted_total_fen(enterprise_id=enterprise.pk, year=year) + contract_fee_fen,
+        loan_rate_bp=loan_rate_bp,
+        project_investment_fen=project_investment_fen,
     )
     rate = rate_for(rules=year.rule_set.rules, ceiling_bp=year.rule_set.ceiling_bp, facts=facts)
     return Pricing(
@@ -212,6 +219,8 @@ def application_terms(
     compute_source: str,
     purpose: str,
     model_filing_number: str = "",
+    loan_rate_bp: int | None = None,
+    project_investment_fen: int | None = None,
 ) -> tuple[Rate, int]:
     """The rate rule that applies to a contract of the enterprise, and its eligible amount in fen.
 
@@ -225,6 +234,8 @@ def application_terms(
         compute_source=compute_source,
         purpose=purpose,
         model_filing_number=model_filing_number,
+        loan_rate_bp=loan_rate_bp,
+        project_investment_fen=project_investment_fen,
     )
     return pricing.rate, pricing.eligible_fen
 
@@ -246,6 +257,8 @@ def application_submit(
     documents: Sequence[Document | int] = (),
     filing_certificate_document: Document | int | None = None,
     program: str = DEFAULT_PROGRAM,
+    loan_rate_bp: int | None = None,
+    project_investment_fen: int | None = None,
 ) -> Application:
     """An enterprise member applies for coupons against one compute contract, in `program`'s year
     open now (the default program unless named; an unknown program is a validation error, a closed
@@ -259,13 +272,22 @@ def application_submit(
     registered-model rate needs `filing_certificate_document` where the year requires it. Every
     document must be one the applicant's enterprise uploaded. Each is cited for the enterprise, with
     the computing center as the other party who may read it.
+
+    The program's `basis` says what `contract_fee_fen` is (docs/programs.md "Other measures as
+    programs"): a compute contract's fee, evaluation costs, or the interest paid on a loan. A
+    `loan_interest` program needs `loan_rate_bp` and `project_investment_fen`, and no other program
+    takes them; only a `compute_contract` program asks that the provider offer the compute source. A
+    `once_per_enterprise` program takes one live application per enterprise across all its years
+    (403 `not_eligible`, reason `once_per_enterprise`).
     """
     if actor.enterprise_id is None:
         raise PermissionDenied("Only a member of an enterprise applies for coupons.")
     if program == DEFAULT_PROGRAM:
         program_default_ensure()
-    if not isinstance(program, str) or not Program.objects.filter(slug=program).exists():
+    the_program = Program.objects.filter(slug=program).first() if isinstance(program, str) else None
+    if the_program is None:
         raise ValidationFailed("program names no program (GET /api/v1/programs/ lists them).", field="program")
+    _loan_inputs_checked(the_program, loan_rate_bp=loan_rate_bp, project_investment_fen=project_investment_fen)
     contract_number = reference_normalise(contract_number or "") if isinstance(contract_number, str) else ""
     if not 0 < len(contract_number) <= CONTRACT_NUMBER_LENGTH_MAX or not contract_number.isprintable():
         raise ValidationFailed(
@@ -303,7 +325,7 @@ def application_submit(
         provider = Provider.objects.get(pk=provider.pk)
         day = listing_day(now)
         provider_require_listed(provider, day)
-        if not provider.offers_on(compute_source, day):
+        if the_program.basis == Program.Basis.COMPUTE_CONTRACT and not provider.offers_on(compute_source, day):
             raise ComputeSourceNotOffered(
                 f"{provider.name} offers no {compute_source} compute facility listed on {day.isoformat()}."
             )
@@ -316,6 +338,8 @@ def application_submit(
             raise DuplicateContract(
                 f"Contract {contract_number} with {provider.name} already has an application in {program}."
             )
+        if the_program.once_per_enterprise:
+            _require_first_in_program(enterprise=enterprise, program=the_program)
 
         pricing = application_pricing(
             enterprise=enterprise,
@@ -324,6 +348,8 @@ def application_submit(
             compute_source=compute_source,
             purpose=purpose,
             model_filing_number=model_filing_number,
+            loan_rate_bp=loan_rate_bp,
+            project_investment_fen=project_investment_fen,
         )
         _evidence_within_policy(evidence, year=year, pricing=pricing, today=day)
         rate, eligible_fen = pricing.rate, pricing.eligible_fen
@@ -356,6 +382,9 @@ def application_submit(
                     priced_foundation_model_developer=pricing.facts.foundation_model_developer,
                     priced_small_or_medium=pricing.facts.small_or_medium,
                     priced_contracted_total_fen=pricing.facts.contracted_total_fen,
+                    loan_rate_bp=loan_rate_bp,
+                    project_investment_fen=project_investment_fen,
+                    once_per_enterprise=the_program.once_per_enterprise,
                     contract_document=evidence.contract,
                     contract_signed_on=evidence.signed_on,
                     contract_term_months=evidence.term_months,
@@ -367,6 +396,8 @@ def application_submit(
                 raise DuplicateContract(
                     f"Contract {contract_number} with {provider.name} already has an application."
                 ) from None
+            if "coupons_application_once_per_enterprise" in str(error):
+                raise _once_refusal(enterprise, the_program) from None
             raise
         cited = [(evidence.contract, Kind.CONTRACT.value)]
         if evidence.filing_certificate is not None:
@@ -383,6 +414,40 @@ def application_submit(
             )
         _record(application, "submitted", actor)
         return application
+
+
+def _loan_inputs_checked(program: Program, *, loan_rate_bp: object, project_investment_fen: object) -> None:
+    """A `loan_interest` program's application gives the loan's annual rate and the project's total
+    investment; an application to any other program gives neither (400 on the field)."""
+    if program.basis != Program.Basis.LOAN_INTEREST:
+        for name, value in (("loan_rate_bp", loan_rate_bp), ("project_investment_fen", project_investment_fen)):
+            if value is not None:
+                raise ValidationFailed(
+                    f"{name} is only for a loan_interest program; {program.slug} subsidises {program.basis}.",
+                    field=name,
+                )
+        return
+    if not isinstance(loan_rate_bp, int) or isinstance(loan_rate_bp, bool) or not 0 < loan_rate_bp <= LOAN_RATE_BP_MAX:
+        raise ValidationFailed(
+            f"loan_rate_bp is the loan's annual rate, a whole number of basis points from 1 to {LOAN_RATE_BP_MAX}.",
+            field="loan_rate_bp",
+        )
+    _whole_fen(project_investment_fen, "project_investment_fen")
+
+
+def _once_refusal(enterprise: Enterprise, program: Program) -> NotEligible:
+    return NotEligible(
+        f"{enterprise.name} already has an application in {program.slug}, which an enterprise receives once.",
+        reason="once_per_enterprise",
+    )
+
+
+def _require_first_in_program(*, enterprise: Enterprise, program: Program) -> None:
+    """A one-time program: no live application of the enterprise in any of its years. Called under
+    the enterprise's lock; the partial unique index `coupons_application_once_per_enterprise` is the
+    backstop."""
+    if Application.objects.filter(program=program, enterprise=enterprise, status__in=_LIVE_STATUSES).exists():
+        raise _once_refusal(enterprise, program)
 
 
 def _require_parties_in_good_standing(application: Application) -> None:

@@ -339,6 +339,8 @@ def check_grant_rates_match_policy() -> tuple[list[Finding], int]:
             foundation_model_developer=application.priced_foundation_model_developer,
             small_or_medium=application.priced_small_or_medium,
             contracted_total_fen=application.priced_contracted_total_fen,
+            loan_rate_bp=application.loan_rate_bp,
+            project_investment_fen=application.project_investment_fen,
         )
         rule_set = grant.year.rule_set
         rate = rate_for(rules=rule_set.rules, ceiling_bp=rule_set.ceiling_bp, facts=facts)

@@ -23,7 +23,7 @@ from django.db import transaction
 
 from accounts.models import Enterprise
 from coupons.locks import application_lock
-from coupons.models import DEFAULT_PROGRAM, Application, ApplicationEvent, ProgramYear
+from coupons.models import DEFAULT_PROGRAM, Application, ApplicationEvent, Program, ProgramYear
 from coupons.services.applications import application_terms
 
 SETTLE_BATCH_SIZE: Final = 500
@@ -45,12 +45,19 @@ def _withdraw(application: Application, note: str) -> Settled:
 
 def _carry(application: Application, enterprise: Enterprise, next_year: ProgramYear) -> Settled:
     year = application.year.year
+    # The other measures (a program whose basis is not a compute contract) are re-priced with the
+    # filing their application named, as their rules rest on it (the model filing reward); a compute
+    # application is re-priced as it always was, without it.
+    measure = next_year.program.basis != Program.Basis.COMPUTE_CONTRACT
     rate, eligible_fen = application_terms(
         enterprise=enterprise,
         year=next_year,
         contract_fee_fen=application.contract_fee_fen,
         compute_source=application.compute_source,
         purpose=application.purpose,
+        model_filing_number=application.model_filing_number if measure else "",
+        loan_rate_bp=application.loan_rate_bp,
+        project_investment_fen=application.project_investment_fen,
     )
     if eligible_fen == 0:
         return _withdraw(
