@@ -11,7 +11,7 @@ def settlements_fill(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("coupons", "0015_programs_constraints"),
+        ("coupons", "0019_measures"),
     ]
 
     operations = [
