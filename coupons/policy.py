@@ -14,9 +14,11 @@ empty `when` matches everything. The first rule that matches gives the rate, cla
   total at most this many fen.
 
 The 2024 municipal measures are `MEASURES_2024`; the June 2025 revision is `REVISION_2025_06`,
-which needed no code, only data.
+which needed no code, only data. A program year may hold several versions, each from its own day
+(`coupons.models.RuleSetVersion`): Hangzhou's 2025 is `HANGZHOU_2025_RULE_SETS`.
 """
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -61,6 +63,14 @@ REVISION_2025_06: Final[dict[str, Any]] = {
         *MEASURES_2024["rules"],
     ],
 }
+
+
+# The revision took effect on 13 June 2025: applications priced on a day before it got the 2024 rates.
+REVISION_2025_06_EFFECTIVE_FROM: Final = dt.date(2025, 6, 13)
+HANGZHOU_2025_RULE_SETS: Final[list[dict[str, Any]]] = [
+    {"effective_from": dt.date(2025, 1, 1), "rates": MEASURES_2024},
+    {"effective_from": REVISION_2025_06_EFFECTIVE_FROM, "rates": REVISION_2025_06},
+]
 
 
 @dataclass(frozen=True, kw_only=True)

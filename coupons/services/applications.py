@@ -33,8 +33,10 @@ from coupons.models import (
     Program,
     ProgramYear,
     Purpose,
+    RateRuleSet,
 )
 from coupons.policy import ApplicationFacts, Rate, rate_for, reference_normalise, subsidy_fen
+from coupons.rule_sets import rule_set_in_force
 from coupons.services.eligibility import require_in_region, require_pair_eligible
 from coupons.services.grants import grant_issue
 from coupons.services.years import program_default_ensure, program_year_current
@@ -170,6 +172,7 @@ class Pricing:
 
     facts: ApplicationFacts
     model_filing: ModelFiling | None
+    rule_set: RateRuleSet
     rate: Rate
     eligible_fen: int
 
@@ -181,12 +184,15 @@ def application_pricing(
     contract_fee_fen: int,
     compute_source: str,
     purpose: str,
+    priced_on: dt.date,
     model_filing_number: str = "",
 ) -> Pricing:
     """The inputs, the rate rule that applies to a contract of the enterprise, and its eligible amount.
 
-    The enterprise's flags count only as staff verified them; the registered-model condition holds
-    only when the application names a filing that staff verified in the register.
+    The rule set is the year's version in force on `priced_on` (the day whose version prices the
+    application: `application_pricing_day`). The enterprise's flags count only as staff verified
+    them; the registered-model condition holds only when the application names a filing that staff
+    verified in the register.
     """
     flags = enterprise_flags_counted(enterprise)
     filing = model_filing_verified(model_filing_number) if model_filing_number else None
@@ -198,10 +204,23 @@ def application_pricing(
         small_or_medium=flags["small_or_medium"],
         contracted_total_fen=contracted_total_fen(enterprise_id=enterprise.pk, year=year) + contract_fee_fen,
     )
-    rate = rate_for(rules=year.rule_set.rules, ceiling_bp=year.rule_set.ceiling_bp, facts=facts)
+    rule_set = rule_set_in_force(year, priced_on)
+    rate = rate_for(rules=rule_set.rules, ceiling_bp=rule_set.ceiling_bp, facts=facts)
     return Pricing(
-        facts=facts, model_filing=filing, rate=rate, eligible_fen=subsidy_fen(contract_fee_fen, rate.rate_bp)
+        facts=facts,
+        model_filing=filing,
+        rule_set=rule_set,
+        rate=rate,
+        eligible_fen=subsidy_fen(contract_fee_fen, rate.rate_bp),
     )
+
+
+def application_pricing_day(*, year: ProgramYear, submitted_on: dt.date, contract_signed_on: dt.date | None) -> dt.date:
+    """The day whose rule-set version prices an application, by the year's `priced_by`: the day it is
+    submitted, or the day its contract was signed (the submission day when none is given)."""
+    if year.priced_by == ProgramYear.PricedBy.CONTRACT and contract_signed_on is not None:
+        return contract_signed_on
+    return submitted_on
 
 
 def application_terms(
@@ -211,12 +230,14 @@ def application_terms(
     contract_fee_fen: int,
     compute_source: str,
     purpose: str,
+    priced_on: dt.date,
     model_filing_number: str = "",
 ) -> tuple[Rate, int]:
-    """The rate rule that applies to a contract of the enterprise, and its eligible amount in fen.
+    """The rate rule that applies to a contract of the enterprise, and its eligible amount in fen,
+    by the year's rule-set version in force on `priced_on`.
 
-    `application_submit` decides with it (under the enterprise's lock); the portal's apply form
-    previews with it, so the preview is the rule that will apply, not a copy of it.
+    `application_submit` decides with `application_pricing` (under the enterprise's lock); the
+    portal's apply form previews with this, so the preview is the rule that will apply, not a copy.
     """
     pricing = application_pricing(
         enterprise=enterprise,
@@ -224,6 +245,7 @@ def application_terms(
         contract_fee_fen=contract_fee_fen,
         compute_source=compute_source,
         purpose=purpose,
+        priced_on=priced_on,
         model_filing_number=model_filing_number,
     )
     return pricing.rate, pricing.eligible_fen
@@ -323,6 +345,7 @@ def application_submit(
             contract_fee_fen=contract_fee_fen,
             compute_source=compute_source,
             purpose=purpose,
+            priced_on=application_pricing_day(year=year, submitted_on=day, contract_signed_on=evidence.signed_on),
             model_filing_number=model_filing_number,
         )
         _evidence_within_policy(evidence, year=year, pricing=pricing, today=day)
@@ -348,6 +371,7 @@ def application_submit(
                     purpose=purpose,
                     rate_bp=rate.rate_bp,
                     rate_rule=rate.label,
+                    rule_set=pricing.rule_set,
                     eligible_fen=eligible_fen,
                     requested_fen=requested_fen,
                     model_filing_number=model_filing_number,
