@@ -436,14 +436,14 @@ def rule_set_version_add(
     rates: dict[str, Any],
     actor: User,
     program: str = DEFAULT_PROGRAM,
-    now: dt.datetime | None = None,
 ) -> ProgramYear:
     """A superuser adds a version of a program year's rate policy, in force from `effective_from`
     (an Asia/Shanghai day) until the next version. Refused (nothing written) for a day outside the
     year, a day that has a version already, a closed year, and, once the year is open, a day that
     is not after today: what was priced stays priced by the version in force when it was."""
     require_superuser(actor)
-    today = timezone.localtime(now or timezone.now(), PROGRAM_TIME_ZONE).date()
+    # Today by the clock, never a caller's: the database checks the same day by its own clock.
+    today = timezone.localtime(timezone.now(), PROGRAM_TIME_ZONE).date()
     with transaction.atomic():
         program_year = program_year_lock(year, program)
         _first_version_ensure(program_year)
