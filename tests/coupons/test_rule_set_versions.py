@@ -259,7 +259,7 @@ def test_in_an_open_year_a_version_from_today_or_before_is_refused_and_from_tomo
     program_year_open(year=today.year, actor=cast.admin)
     before = _written()
     # when a version from today is added, then refused
-    with pytest.raises(ValidationFailed, match="today|already"):
+    with pytest.raises(ValidationFailed, match=r"today|already"):
         rule_set_version_add(year=today.year, effective_from=today, rates=_revision(), actor=cast.admin)
     assert _written() == before
     # and a version from tomorrow is accepted, when tomorrow is in the year
@@ -425,3 +425,34 @@ def test_the_reset_starts_the_next_year_under_the_last_version(cast):
         (dt.date(2026, 1, 1), "revision-2025-06")
     ]
     assert RuleSetVersion.objects.filter(program_year=next_year).count() == 1
+
+
+# --- Migration 0016 ----------------------------------------------------------------------------
+
+
+def test_the_migration_gives_each_year_one_version_from_1_january_and_nothing_when_run_again(cast):
+    import importlib
+
+    from django.db import connection
+
+    first_versions = importlib.import_module("coupons.migrations.0016_rule_set_versions").FIRST_VERSIONS
+    # given a year with its versions, and one written without any (as every year was before 0016)
+    with_versions = hangzhou_2025(cast)
+    bare = ProgramYear.objects.create(
+        program_id="hangzhou-compute",
+        year=2027,
+        chain="hangzhou-compute:2027",
+        pool_fen=POOL_FEN,
+        default_cap_fen=CAP_FEN,
+        rule_set=rule_set_default(),
+    )
+    before = list(RuleSetVersion.objects.filter(program_year=with_versions).order_by("pk").values())
+    # when the data step runs, twice
+    for _ in range(2):
+        with connection.cursor() as cursor:
+            cursor.execute(first_versions)
+    # then the bare year has its one version and the other year is untouched
+    assert list(RuleSetVersion.objects.filter(program_year=bare).values_list("effective_from", "rule_set_id")) == [
+        (dt.date(2027, 1, 1), bare.rule_set_id)
+    ]
+    assert list(RuleSetVersion.objects.filter(program_year=with_versions).order_by("pk").values()) == before
