@@ -370,7 +370,10 @@ class ProgramYearListCreate(generics.ListAPIView):
         description=(
             "Creates a draft year of the program (the default program on `/program-years/`); open it with "
             "`POST .../{year}/open/`. A year that exists is 409 `already_exists`; a closed program is 409 "
-            "`program_closed`. `rates` names a new rule set (or an existing one with exactly these rules)."
+            "`program_closed`. `rates` names a new rule set (or an existing one with exactly these rules); "
+            "`rule_sets` instead lists the year's rule-set versions, the first from 1 January (400 "
+            "`validation_error` for a gap, two on one day or a day outside the year). `priced_by` says which day's "
+            "version prices an application: its submission (the default) or its contract's signing."
         ),
         tags=TAGS,
         examples=[
