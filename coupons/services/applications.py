@@ -4,7 +4,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 
 from accounts.models import Enterprise, ModelFiling, Provider, Role, User, listing_day
@@ -164,6 +164,18 @@ def contracted_total_fen(*, enterprise_id: int, year: ProgramYear) -> int:
         total=Sum("contract_fee_fen")
     )["total"]
     return int(total or 0)
+
+
+def _program_year_key_share(year: ProgramYear) -> None:
+    """Wait for whoever holds the year's row lock (a rule-set version being added) before the year's
+    versions are read: the application is priced by them as committed. FOR KEY SHARE does not
+    conflict with itself, so submissions do not wait for one another (the application's foreign
+    key to the year takes the same lock when it is written). A year closed meanwhile is refused."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT status FROM coupons_programyear WHERE id = %s FOR KEY SHARE", [year.pk])
+        (status,) = cursor.fetchone()
+    if status != ProgramYear.Status.OPEN:  # Closed while we waited.
+        raise ProgramYearClosed(f"Program year {year.year} of {year.program_id} is {status}.")
 
 
 @dataclass(frozen=True)
@@ -331,6 +343,7 @@ def application_submit(
             )
         require_pair_eligible(enterprise=enterprise, provider=provider, now=now)
         year = program_year_current(now=now, program=program)
+        _program_year_key_share(year)
         require_in_region(enterprise=enterprise, year=year)
         if Application.objects.filter(
             program_id=program, provider=provider, contract_number=contract_number, status__in=_LIVE_STATUSES
