@@ -28,6 +28,7 @@ from coupons.models import (
     ProgramYear,
     RateRuleSet,
     Redemption,
+    RuleSetVersion,
     Settlement,
 )
 from coupons.selectors import grant_figures, program_year_figures
@@ -94,6 +95,17 @@ class RateRuleSetAdmin(ReadOnlyAdmin):
         )
 
 
+@admin.register(RuleSetVersion)
+class RuleSetVersionAdmin(ReadOnlyAdmin):
+    """A program year's rate policy from a day on (added through the API, never edited)."""
+
+    list_display = ["program_year", "effective_from", "rule_set", "created_at"]
+    list_filter = ["program_year__program"]
+    list_select_related = ["program_year", "rule_set"]
+    fields = ["program_year", "effective_from", "rule_set", "created_at"]
+    ordering = ["program_year__program", "program_year__year", "effective_from"]
+
+
 @admin.register(Program)
 class ProgramAdmin(ReadOnlyAdmin):
     list_display = ["slug", "name", "name_en", "level", "authority", "basis", "redemption_mode", "status"]
@@ -150,6 +162,7 @@ class ProgramYearAdmin(ReadOnlyAdmin):
         "contract_term_months_max",
         "filing_certificate_required",
         "rule_set",
+        "priced_by",
         "figures",
         "opened_at",
         "closed_at",

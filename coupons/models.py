@@ -185,6 +185,11 @@ class ProgramYear(models.Model):
         YEAR_END = "year_end", "to year end plus the grace days"
         MONTHS = "months", "a number of months from issue"
 
+    class PricedBy(models.TextChoices):
+        # Which day picks the rule-set version that prices an application (docs/programs.md).
+        SUBMISSION = "submission", "the day the application is submitted"
+        CONTRACT = "contract", "the day the contract was signed"
+
     class RedemptionMode(models.TextChoices):
         # The computing center deducts the coupon from its bill and the fund pays the center.
         PROVIDER_DEDUCTION = "provider_deduction", "the center deducts the coupon; the fund pays the center"
@@ -214,7 +219,15 @@ class ProgramYear(models.Model):
     grant_validity_months = models.PositiveSmallIntegerField(
         null=True, blank=True, help_text="With grant_validity 'months': calendar months from issue, 1 to 36."
     )
+    # The rate policy in force from the year's first day. Later versions, each from its own day, are
+    # `RuleSetVersion` rows; this one is also the year's first version row (1 January).
     rule_set = models.ForeignKey(RateRuleSet, on_delete=models.PROTECT, related_name="years")
+    priced_by = models.CharField(
+        max_length=16,
+        choices=PricedBy.choices,
+        default=PricedBy.SUBMISSION,
+        help_text="The day whose rule-set version prices an application: its submission or its contract's signing.",
+    )
     region_division_prefixes = models.JSONField(
         default=region_division_prefixes_default,
         help_text="Enterprises apply only when their credit code's division (characters 3-8) starts with one of these.",
@@ -266,6 +279,9 @@ class ProgramYear(models.Model):
             models.CheckConstraint(condition=Q(year__gte=2000, year__lte=2999), name="coupons_year_range"),
             models.CheckConstraint(condition=Q(status__in=["draft", "open", "closed"]), name="coupons_year_status"),
             models.CheckConstraint(
+                condition=Q(priced_by__in=["submission", "contract"]), name="coupons_year_priced_by"
+            ),
+            models.CheckConstraint(
                 condition=Q(open_applications_at_close__in=["carry", "withdraw"]),
                 name="coupons_year_open_applications_at_close",
             ),
@@ -306,12 +322,82 @@ class ProgramYear(models.Model):
                     | pgtrigger.Q(old__contract_signed_within_year__df=pgtrigger.F("new__contract_signed_within_year"))
                     | pgtrigger.Q(old__contract_term_months_max__df=pgtrigger.F("new__contract_term_months_max"))
                     | pgtrigger.Q(old__filing_certificate_required__df=pgtrigger.F("new__filing_certificate_required"))
+                    | pgtrigger.Q(old__priced_by__df=pgtrigger.F("new__priced_by"))
                 ),
             ),
         ]
 
     def __str__(self) -> str:
         return f"{self.program_id} {self.year}"
+
+
+RULE_SET_VERSION_CHECK_SQL = """
+    SELECT year, status, rule_set_id INTO year_of, status_of, first_rule_set_id
+      FROM coupons_programyear WHERE id = NEW.program_year_id;
+    first_day := make_date(year_of, 1, 1);
+    IF EXTRACT(YEAR FROM NEW.effective_from) <> year_of THEN
+        RAISE EXCEPTION 'rule set version of % effective %: outside its year', year_of, NEW.effective_from;
+    END IF;
+    IF NEW.effective_from = first_day THEN
+        IF NEW.rule_set_id <> first_rule_set_id THEN
+            RAISE EXCEPTION 'the version of 1 January % is the year''s own rule set', year_of;
+        END IF;
+        RETURN NEW;
+    END IF;
+    IF NOT EXISTS (
+        SELECT 1 FROM coupons_rulesetversion WHERE program_year_id = NEW.program_year_id AND effective_from = first_day
+    ) THEN
+        RAISE EXCEPTION 'rule set versions of % start on 1 January', year_of;
+    END IF;
+    IF status_of = 'closed'
+        OR (status_of = 'open' AND NEW.effective_from <= (now() AT TIME ZONE 'Asia/Shanghai')::date) THEN
+        RAISE EXCEPTION 'rule set version effective %: not after today in a % year', NEW.effective_from, status_of;
+    END IF;
+    RETURN NEW;
+"""
+
+
+class RuleSetVersion(models.Model):
+    """A version of a program year's rate policy, in force from `effective_from` (an Asia/Shanghai
+    day) to the day before the next version's. An application is priced by the version in force on
+    its submission day, or on its contract's signing day (`ProgramYear.priced_by`).
+
+    Every year's first version is in force from 1 January and is the year's own `rule_set`. The
+    database refuses a version outside its year, two on one day, a later one before the first, a
+    first one that is not the year's rule set, and, once the year is open, one that takes effect
+    today or earlier (applications already priced would have been priced otherwise). Versions are
+    never changed or deleted: a mistake is corrected by a later version.
+    """
+
+    program_year = models.ForeignKey(ProgramYear, on_delete=models.PROTECT, related_name="rule_set_versions")
+    rule_set = models.ForeignKey(RateRuleSet, on_delete=models.PROTECT, related_name="versions")
+    effective_from = models.DateField(help_text="The first Asia/Shanghai day it prices applications.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["program_year", "effective_from"], name="coupons_rule_set_version_once_a_day"
+            ),
+        ]
+        triggers = [
+            pgtrigger.Protect(name="rule_set_version_immutable", operation=pgtrigger.Update | pgtrigger.Delete),
+            pgtrigger.Trigger(
+                name="rule_set_version_dates",
+                operation=pgtrigger.Insert,
+                when=pgtrigger.Before,
+                declare=[
+                    ("year_of", "integer"),
+                    ("status_of", "varchar"),
+                    ("first_rule_set_id", "integer"),
+                    ("first_day", "date"),
+                ],
+                func=RULE_SET_VERSION_CHECK_SQL,
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.program_year} from {self.effective_from}: {self.rule_set_id}"
 
 
 class CapOverride(models.Model):
@@ -361,6 +447,11 @@ class Application(models.Model):
     purpose = models.CharField(max_length=16, choices=Purpose.choices)
     rate_bp = models.PositiveIntegerField()
     rate_rule = models.CharField(max_length=200, help_text="The label of the rule that gave the rate.")
+    # The rule-set version that priced it (null on applications made before versions existed, which
+    # were priced by their year's rule set).
+    rule_set = models.ForeignKey(
+        RateRuleSet, on_delete=models.PROTECT, null=True, blank=True, related_name="applications"
+    )
     eligible_fen = models.BigIntegerField()
     requested_fen = models.BigIntegerField()
     # The filed model the work relies on (its own or a third party's), as the enterprise named it,

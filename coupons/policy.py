@@ -21,10 +21,13 @@ loan_rate_bp)) (1.5 points of a 4.5% loan is a third of its interest: 3333). A r
 matches only an application that gives its loan rate.
 
 The 2024 municipal measures are `MEASURES_2024`; the June 2025 revision is `REVISION_2025_06`,
-which needed no code, only data. The seed's other money measures are programs of their own, as data
-too: `MODEL_FILING_REWARD` and `FINANCING_INTEREST_SUBSIDY` (`MEASURE_PROGRAMS`).
+which needed no code, only data. A program year may hold several versions, each from its own day
+(`coupons.models.RuleSetVersion`): Hangzhou's 2025 is `HANGZHOU_2025_RULE_SETS`. The seed's other
+money measures are programs of their own, as data too: `MODEL_FILING_REWARD` and
+`FINANCING_INTEREST_SUBSIDY` (`MEASURE_PROGRAMS`).
 """
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -159,6 +162,13 @@ MEASURE_PROGRAMS: Final[dict[str, dict[str, Any]]] = {
     MODEL_FILING_REWARD["program"]["slug"]: MODEL_FILING_REWARD,
     FINANCING_INTEREST_SUBSIDY["program"]["slug"]: FINANCING_INTEREST_SUBSIDY,
 }
+
+# The revision took effect on 13 June 2025: applications priced on a day before it got the 2024 rates.
+REVISION_2025_06_EFFECTIVE_FROM: Final = dt.date(2025, 6, 13)
+HANGZHOU_2025_RULE_SETS: Final[list[dict[str, Any]]] = [
+    {"effective_from": dt.date(2025, 1, 1), "rates": MEASURES_2024},
+    {"effective_from": REVISION_2025_06_EFFECTIVE_FROM, "rates": REVISION_2025_06},
+]
 
 
 @dataclass(frozen=True, kw_only=True)

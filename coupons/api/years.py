@@ -46,7 +46,8 @@ from coupons.models import (
     ProgramYear,
     Purpose,
 )
-from coupons.policy import LABEL_LENGTH_MAX, RULES_COUNT_MAX
+from coupons.policy import LABEL_LENGTH_MAX, REVISION_2025_06, RULES_COUNT_MAX
+from coupons.rule_sets import rule_set_versions
 from coupons.selectors import program_year_figures
 from coupons.services.years import (
     GRACE_DAYS_MAX,
@@ -55,10 +56,12 @@ from coupons.services.years import (
     program_year_create_with_rates,
     program_year_get,
     program_year_open,
+    rule_set_version_add,
 )
 
 TAGS = ["program-years"]
 RULE_SET_NAME_LENGTH_MAX = 100
+RULE_SET_VERSIONS_MAX = 24  # Two a month: far more revisions than a year of policy has.
 
 
 class IsStaffMember(BasePermission):
@@ -146,9 +149,23 @@ class RatesSerializer(StrictSerializer):
     rules = serializers.ListField(child=RateRuleSerializer(), min_length=1, max_length=RULES_COUNT_MAX)
 
 
+class RuleSetVersionSerializer(serializers.Serializer):
+    """A version of the year's rate policy, in force from `effective_from` to the day before the next one's."""
+
+    effective_from = serializers.DateField(help_text="The first day (Asia/Shanghai) it prices applications.")
+    name = serializers.CharField(source="rule_set.name")
+    ceiling_bp = serializers.IntegerField(source="rule_set.ceiling_bp")
+    rules = RateRuleSerializer(source="rule_set.rules", many=True)
+
+
 class ProgramYearSerializer(serializers.ModelSerializer):
     program = serializers.CharField(source="program_id", read_only=True, help_text="The program's slug.")
-    rates = RatesSerializer(source="rule_set", read_only=True)
+    rates = RatesSerializer(
+        source="rule_set", read_only=True, help_text="The first rule-set version: the rates from 1 January."
+    )
+    rule_sets = serializers.SerializerMethodField(
+        help_text="Every rule-set version of the year in date order, the first from 1 January (docs/programs.md)."
+    )
     region_division_prefixes = serializers.ListField(child=serializers.CharField(), read_only=True)
     figures = serializers.SerializerMethodField()
 
@@ -171,16 +188,31 @@ class ProgramYearSerializer(serializers.ModelSerializer):
             "contract_signed_within_year",
             "contract_term_months_max",
             "filing_certificate_required",
+            "priced_by",
             "rates",
+            "rule_sets",
             "figures",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(RuleSetVersionSerializer(many=True))
+    def get_rule_sets(self, program_year: ProgramYear) -> list[dict[str, Any]]:
+        return RuleSetVersionSerializer(rule_set_versions(program_year), many=True).data  # type: ignore[return-value]
 
     @extend_schema_field(PoolFiguresSerializer)
     def get_figures(self, program_year: ProgramYear) -> dict[str, int]:
         figures = program_year_figures(year=program_year.year, program=program_year.program_id).as_dict()
         del figures["pool_fen"]  # The year's own pool_fen is beside them.
         return figures
+
+
+class RuleSetVersionRequest(StrictSerializer):
+    """A version of a year's rate policy and the day it takes effect."""
+
+    effective_from = serializers.DateField(
+        help_text="YYYY-MM-DD, an Asia/Shanghai day within the year; in an open year, after today."
+    )
+    rates = RatesSerializer()
 
 
 class ProgramYearRequest(StrictSerializer):
@@ -273,7 +305,27 @@ class ProgramYearRequest(StrictSerializer):
             "Defaults to false."
         ),
     )
-    rates = RatesSerializer(required=False, help_text="Defaults to the 2024 municipal measures.")
+    priced_by = serializers.ChoiceField(
+        choices=ProgramYear.PricedBy.choices,
+        required=False,
+        help_text=(
+            "Which day's rule-set version prices an application: `submission` (the day it is submitted, the "
+            "default) or `contract` (the day its contract was signed). Fixed once the year opens."
+        ),
+    )
+    rates = RatesSerializer(
+        required=False, help_text="One policy for the whole year. Defaults to the 2024 municipal measures."
+    )
+    rule_sets = serializers.ListField(
+        child=RuleSetVersionRequest(),
+        min_length=1,
+        max_length=RULE_SET_VERSIONS_MAX,
+        required=False,
+        help_text=(
+            "Instead of `rates`: the year's rule-set versions in date order, the first from 1 January of the year, "
+            "no two on one day, all within the year."
+        ),
+    )
 
 
 class CapOverrideRequest(StrictSerializer):
@@ -328,7 +380,10 @@ class ProgramYearListCreate(generics.ListAPIView):
         description=(
             "Creates a draft year of the program (the default program on `/program-years/`); open it with "
             "`POST .../{year}/open/`. A year that exists is 409 `already_exists`; a closed program is 409 "
-            "`program_closed`. `rates` names a new rule set (or an existing one with exactly these rules)."
+            "`program_closed`. `rates` names a new rule set (or an existing one with exactly these rules); "
+            "`rule_sets` instead lists the year's rule-set versions, the first from 1 January (400 "
+            "`validation_error` for a gap, two on one day or a day outside the year). `priced_by` says which day's "
+            "version prices an application: its submission (the default) or its contract's signing."
         ),
         tags=TAGS,
         examples=[
@@ -476,6 +531,50 @@ class CapOverrideCreate(APIView):
         return Response(ApprovalRequestSerializer(approval).data, status=status.HTTP_202_ACCEPTED)
 
 
+class RuleSetVersionCreate(APIView):
+    permission_classes = STAFF_ONLY
+
+    @extend_schema(
+        request=RuleSetVersionRequest,
+        responses={201: ProgramYearSerializer},
+        summary="Add a rule-set version to a program year (superuser)",
+        description=(
+            "The year's rates change from `effective_from` on: applications priced on that day or later (by "
+            "submission or contract day, the year's `priced_by`) get the new version; those priced before keep "
+            "theirs. Answers 201 with the year and its `rule_sets`. Refused with 400 `validation_error`, nothing "
+            "written: a day outside the year, a day that has a version already (versions may not overlap), and in "
+            "an open year a day that is not after today (no retroactive repricing); a closed year is 409 "
+            "`program_year_closed`; a staff member who is not a superuser 403 `permission_denied`; an unknown "
+            "program or year 404 `not_found`. `rates` names a new rule set (or an existing one with exactly these "
+            "rules)."
+        ),
+        tags=TAGS,
+        examples=[
+            OpenApiExample(
+                "The June 2025 revision",
+                value={
+                    "effective_from": "2025-06-13",
+                    "rates": {
+                        "name": REVISION_2025_06["name"],
+                        "ceiling_bp": REVISION_2025_06["ceiling_bp"],
+                        "rules": REVISION_2025_06["rules"],
+                    },
+                },
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request: Request, year: int, program: str = DEFAULT_PROGRAM) -> Response:
+        user = caller(request)
+        require_superuser(user)
+        program_year_get(year, program)
+        data = validated(RuleSetVersionRequest, request.data)
+        rule_set_version_add(
+            year=year, program=program, effective_from=data["effective_from"], rates=_plain(data["rates"]), actor=user
+        )
+        return Response(ProgramYearSerializer(program_year_get(year, program)).data, status=status.HTTP_201_CREATED)
+
+
 class ProgramSerializer(serializers.ModelSerializer):
     region = serializers.ListField(
         child=serializers.CharField(), read_only=True, help_text="Division-code prefixes of the credit codes it serves."
@@ -549,9 +648,15 @@ urlpatterns = [
         CapOverrideCreate.as_view(),
         name="program-year-of-program-cap-override",
     ),
+    path(
+        "programs/<slug:program>/years/<int:year>/rule-sets/",
+        RuleSetVersionCreate.as_view(),
+        name="program-year-of-program-rule-sets",
+    ),
     path("program-years/", ProgramYearListCreate.as_view(), name="program-year-list"),
     path("program-years/<int:year>/", ProgramYearDetail.as_view(), name="program-year-detail"),
     path("program-years/<int:year>/open/", ProgramYearOpen.as_view(), name="program-year-open"),
     path("program-years/<int:year>/close/", ProgramYearClose.as_view(), name="program-year-close"),
     path("program-years/<int:year>/cap-overrides/", CapOverrideCreate.as_view(), name="program-year-cap-override"),
+    path("program-years/<int:year>/rule-sets/", RuleSetVersionCreate.as_view(), name="program-year-rule-sets"),
 ]

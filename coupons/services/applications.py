@@ -4,7 +4,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 
 from accounts.models import Enterprise, ModelFiling, Provider, Role, User, listing_day
@@ -35,8 +35,10 @@ from coupons.models import (
     Program,
     ProgramYear,
     Purpose,
+    RateRuleSet,
 )
 from coupons.policy import ApplicationFacts, Rate, rate_for, reference_normalise, subsidy_fen
+from coupons.rule_sets import rule_set_in_force
 from coupons.services.eligibility import require_in_region, require_pair_eligible
 from coupons.services.grants import grant_issue
 from coupons.services.years import program_default_ensure, program_year_current
@@ -167,12 +169,25 @@ def contracted_total_fen(*, enterprise_id: int, year: ProgramYear) -> int:
     return int(total or 0)
 
 
+def _program_year_key_share(year: ProgramYear) -> None:
+    """Wait for whoever holds the year's row lock (a rule-set version being added) before the year's
+    versions are read: the application is priced by them as committed. FOR KEY SHARE does not
+    conflict with itself, so submissions do not wait for one another (the application's foreign
+    key to the year takes the same lock when it is written). A year closed meanwhile is refused."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT status FROM coupons_programyear WHERE id = %s FOR KEY SHARE", [year.pk])
+        (status,) = cursor.fetchone()
+    if status != ProgramYear.Status.OPEN:  # Closed while we waited.
+        raise ProgramYearClosed(f"Program year {year.year} of {year.program_id} is {status}.")
+
+
 @dataclass(frozen=True)
 class Pricing:
     """What an application is priced with (stored on it, so the audit can recompute), and the result."""
 
     facts: ApplicationFacts
     model_filing: ModelFiling | None
+    rule_set: RateRuleSet
     rate: Rate
     eligible_fen: int
 
@@ -184,14 +199,17 @@ def application_pricing(
     contract_fee_fen: int,
     compute_source: str,
     purpose: str,
+    priced_on: dt.date,
     model_filing_number: str = "",
     loan_rate_bp: int | None = None,
     project_investment_fen: int | None = None,
 ) -> Pricing:
     """The inputs, the rate rule that applies to a contract of the enterprise, and its eligible amount.
 
-    The enterprise's flags count only as staff verified them; the registered-model condition holds
-    only when the application names a filing that staff verified in the register.
+    The rule set is the year's version in force on `priced_on` (the day whose version prices the
+    application: `application_pricing_day`). The enterprise's flags count only as staff verified
+    them; the registered-model condition holds only when the application names a filing that staff
+    verified in the register.
     """
     flags = enterprise_flags_counted(enterprise)
     filing = model_filing_verified(model_filing_number) if model_filing_number else None
@@ -205,10 +223,23 @@ def application_pricing(
         loan_rate_bp=loan_rate_bp,
         project_investment_fen=project_investment_fen,
     )
-    rate = rate_for(rules=year.rule_set.rules, ceiling_bp=year.rule_set.ceiling_bp, facts=facts)
+    rule_set = rule_set_in_force(year, priced_on)
+    rate = rate_for(rules=rule_set.rules, ceiling_bp=rule_set.ceiling_bp, facts=facts)
     return Pricing(
-        facts=facts, model_filing=filing, rate=rate, eligible_fen=subsidy_fen(contract_fee_fen, rate.rate_bp)
+        facts=facts,
+        model_filing=filing,
+        rule_set=rule_set,
+        rate=rate,
+        eligible_fen=subsidy_fen(contract_fee_fen, rate.rate_bp),
     )
+
+
+def application_pricing_day(*, year: ProgramYear, submitted_on: dt.date, contract_signed_on: dt.date | None) -> dt.date:
+    """The day whose rule-set version prices an application, by the year's `priced_by`: the day it is
+    submitted, or the day its contract was signed (the submission day when none is given)."""
+    if year.priced_by == ProgramYear.PricedBy.CONTRACT and contract_signed_on is not None:
+        return contract_signed_on
+    return submitted_on
 
 
 def application_terms(
@@ -218,14 +249,16 @@ def application_terms(
     contract_fee_fen: int,
     compute_source: str,
     purpose: str,
+    priced_on: dt.date,
     model_filing_number: str = "",
     loan_rate_bp: int | None = None,
     project_investment_fen: int | None = None,
 ) -> tuple[Rate, int]:
-    """The rate rule that applies to a contract of the enterprise, and its eligible amount in fen.
+    """The rate rule that applies to a contract of the enterprise, and its eligible amount in fen,
+    by the year's rule-set version in force on `priced_on`.
 
-    `application_submit` decides with it (under the enterprise's lock); the portal's apply form
-    previews with it, so the preview is the rule that will apply, not a copy of it.
+    `application_submit` decides with `application_pricing` (under the enterprise's lock); the
+    portal's apply form previews with this, so the preview is the rule that will apply, not a copy.
     """
     pricing = application_pricing(
         enterprise=enterprise,
@@ -233,6 +266,7 @@ def application_terms(
         contract_fee_fen=contract_fee_fen,
         compute_source=compute_source,
         purpose=purpose,
+        priced_on=priced_on,
         model_filing_number=model_filing_number,
         loan_rate_bp=loan_rate_bp,
         project_investment_fen=project_investment_fen,
@@ -331,6 +365,7 @@ def application_submit(
             )
         require_pair_eligible(enterprise=enterprise, provider=provider, now=now)
         year = program_year_current(now=now, program=program)
+        _program_year_key_share(year)
         require_in_region(enterprise=enterprise, year=year)
         if Application.objects.filter(
             program_id=program, provider=provider, contract_number=contract_number, status__in=_LIVE_STATUSES
@@ -347,6 +382,7 @@ def application_submit(
             contract_fee_fen=contract_fee_fen,
             compute_source=compute_source,
             purpose=purpose,
+            priced_on=application_pricing_day(year=year, submitted_on=day, contract_signed_on=evidence.signed_on),
             model_filing_number=model_filing_number,
             loan_rate_bp=loan_rate_bp,
             project_investment_fen=project_investment_fen,
@@ -374,6 +410,7 @@ def application_submit(
                     purpose=purpose,
                     rate_bp=rate.rate_bp,
                     rate_rule=rate.label,
+                    rule_set=pricing.rule_set,
                     eligible_fen=eligible_fen,
                     requested_fen=requested_fen,
                     model_filing_number=model_filing_number,

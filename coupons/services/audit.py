@@ -19,6 +19,7 @@ from accounts.models import ENTERPRISE_FLAGS, EnterpriseFlagsEvent, User
 from coupons.invoices import InvalidInvoiceNumber, invoice_number_normalise
 from coupons.models import AuditRun, Grant, Invoice
 from coupons.policy import ApplicationFacts, rate_for
+from coupons.rule_sets import rule_set_versions
 from coupons.selectors import program_year_figures, program_year_figures_from_rows
 from evidence.audit import stored_files_findings
 from ledger.audit import LEDGER_CHECKS, count_of, findings_of
@@ -320,12 +321,17 @@ def _flags_counted_at(events: list[EnterpriseFlagsEvent], moment: datetime) -> d
 
 
 def check_grant_rates_match_policy() -> tuple[list[Finding], int]:
-    """Each grant's rate is what its year's rule set gives for the inputs its application was
-    priced with; the registered-model input rests on a filing verified before submission, and
-    every flag priced as true had been declared and confirmed by staff at submission."""
+    """Each grant's rate is what the rule-set version that priced its application (recorded on it;
+    its year's rule set for applications made before versions) gives for the inputs it was priced
+    with, and that version is one of its year's; the registered-model input rests on a filing
+    verified before submission, and every flag priced as true had been declared and confirmed by
+    staff at submission."""
     findings: list[Finding] = []
-    grants = Grant.objects.select_related("application", "application__model_filing", "year__rule_set").order_by("pk")
+    grants = Grant.objects.select_related(
+        "application", "application__model_filing", "application__rule_set", "year__rule_set"
+    ).order_by("pk")
     events_of: dict[int, list[EnterpriseFlagsEvent]] = {}
+    versions_of: dict[int, set[int]] = {}
     examined = 0
     for grant in grants.iterator(chunk_size=1_000):
         examined += 1
@@ -342,11 +348,17 @@ def check_grant_rates_match_policy() -> tuple[list[Finding], int]:
             loan_rate_bp=application.loan_rate_bp,
             project_investment_fen=application.project_investment_fen,
         )
-        rule_set = grant.year.rule_set
+        # The rule-set version that priced it (an application made before versions has none recorded:
+        # its year's rule set priced it).
+        rule_set = application.rule_set or grant.year.rule_set
         rate = rate_for(rules=rule_set.rules, ceiling_bp=rule_set.ceiling_bp, facts=facts)
         problems = []
         if rate.rate_bp != application.rate_bp or rate.rate_bp != grant.rate_bp:
             problems.append("rate_not_from_policy")
+        if grant.year_id not in versions_of:
+            versions_of[grant.year_id] = {version.rule_set.pk for version in rule_set_versions(grant.year)}
+        if rule_set.pk not in versions_of[grant.year_id]:
+            problems.append("rule_set_not_of_year")
         filing = application.model_filing
         if application.priced_has_registered_model and (
             filing is None or filing.verified_at is None or filing.verified_at > application.created_at

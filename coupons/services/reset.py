@@ -22,7 +22,8 @@ from accounts.models import User
 from accounts.roles import require_superuser
 from config.errors import InvalidState
 from coupons.locks import program_year_lock, redemption_lock
-from coupons.models import DEFAULT_PROGRAM, Grant, ProgramYear, Redemption
+from coupons.models import DEFAULT_PROGRAM, Grant, ProgramYear, Redemption, RuleSetVersion
+from coupons.rule_sets import rule_set_versions, year_first_day
 from coupons.services.grants import grant_expire
 from coupons.services.redemptions import redemption_release_locked
 from coupons.services.year_end import applications_settle_at_close
@@ -121,7 +122,8 @@ def _prepare_next_year(program_year: ProgramYear) -> None:
         # Y's row lock orders concurrent resets: one creates Y+1, the others find it.
         program_year_lock(program_year.year, program_year.program_id)
         if not ProgramYear.objects.filter(program_id=program_year.program_id, year=program_year.year + 1).exists():
-            ProgramYear.objects.create(
+            # Y+1 starts under the rates Y ended with: its last rule-set version.
+            next_year = ProgramYear.objects.create(
                 program_id=program_year.program_id,
                 year=program_year.year + 1,
                 chain=f"{program_year.program_id}:{program_year.year + 1}",
@@ -133,8 +135,12 @@ def _prepare_next_year(program_year: ProgramYear) -> None:
                 open_applications_at_close=program_year.open_applications_at_close,
                 grant_validity=program_year.grant_validity,
                 grant_validity_months=program_year.grant_validity_months,
-                rule_set=program_year.rule_set,
+                rule_set=rule_set_versions(program_year)[-1].rule_set,
+                priced_by=program_year.priced_by,
                 redemption_mode=program_year.redemption_mode,
+            )
+            RuleSetVersion.objects.create(
+                program_year=next_year, rule_set=next_year.rule_set, effective_from=year_first_day(next_year.year)
             )
 
 

@@ -24,7 +24,8 @@ from django.db import transaction
 from accounts.models import Enterprise
 from coupons.locks import application_lock
 from coupons.models import DEFAULT_PROGRAM, Application, ApplicationEvent, Program, ProgramYear
-from coupons.services.applications import application_terms
+from coupons.rule_sets import year_first_day
+from coupons.services.applications import application_pricing
 
 SETTLE_BATCH_SIZE: Final = 500
 OPEN_STATUSES: Final = [Application.Status.SUBMITTED, Application.Status.CONFIRMED, Application.Status.REVIEWED]
@@ -44,21 +45,26 @@ def _withdraw(application: Application, note: str) -> Settled:
 
 
 def _carry(application: Application, enterprise: Enterprise, next_year: ProgramYear) -> Settled:
+    """Move the application into the next year's queue, priced there by the rule-set version in force
+    on the next year's first day (1 January), whatever its submission or contract day: the day it
+    joins that year, and one version for every application carried at one close."""
     year = application.year.year
     # The other measures (a program whose basis is not a compute contract) are re-priced with the
     # filing their application named, as their rules rest on it (the model filing reward); a compute
     # application is re-priced as it always was, without it.
     measure = next_year.program.basis != Program.Basis.COMPUTE_CONTRACT
-    rate, eligible_fen = application_terms(
+    pricing = application_pricing(
         enterprise=enterprise,
         year=next_year,
         contract_fee_fen=application.contract_fee_fen,
         compute_source=application.compute_source,
         purpose=application.purpose,
+        priced_on=year_first_day(next_year.year),
         model_filing_number=application.model_filing_number if measure else "",
         loan_rate_bp=application.loan_rate_bp,
         project_investment_fen=application.project_investment_fen,
     )
+    rate, eligible_fen = pricing.rate, pricing.eligible_fen
     if eligible_fen == 0:
         return _withdraw(
             application,
@@ -69,6 +75,7 @@ def _carry(application: Application, enterprise: Enterprise, next_year: ProgramY
     application.year = next_year
     application.rate_bp = rate.rate_bp
     application.rate_rule = rate.label
+    application.rule_set = pricing.rule_set
     application.eligible_fen = eligible_fen
     application.requested_fen = min(application.requested_fen, eligible_fen)
     terms_changed = old != (application.rate_bp, application.eligible_fen, application.requested_fen)

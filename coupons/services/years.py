@@ -30,8 +30,10 @@ from coupons.models import (
     Program,
     ProgramYear,
     RateRuleSet,
+    RuleSetVersion,
 )
-from coupons.policy import MEASURES_2024, rules_validate
+from coupons.policy import HANGZHOU_2025_RULE_SETS, MEASURES_2024, rules_validate
+from coupons.rule_sets import rule_set_versions, year_first_day
 from ledger.services import TransferRequest, account_create, transfer_create
 
 PROGRAM_TIME_ZONE = ZoneInfo("Asia/Shanghai")
@@ -228,6 +230,7 @@ def program_year_create(
     contract_signed_within_year: bool = True,
     contract_term_months_max: int = CONTRACT_TERM_MONTHS_MAX_DEFAULT,
     filing_certificate_required: bool = False,
+    priced_by: str = ProgramYear.PricedBy.SUBMISSION,
 ) -> ProgramYear:
     """A superuser prepares a year (draft) with its pool, default cap, year-end policy, rates, the
     ceiling of relaxed caps (by default 20 million yuan, or the default cap if that is higher) and
@@ -242,6 +245,10 @@ def program_year_create(
     deducts them, or the enterprise pays in full and claims), the days an enterprise has to
     acknowledge or dispute a bill, which contracts count (signed within the year, the longest term)
     and whether the registered-model rate needs the filing certificate.
+
+    `rule_set` is its rate policy from 1 January (the 2024 measures by default), written as the
+    year's first rule-set version; `priced_by` says which day picks the version that prices an
+    application (its submission, or its contract's signing).
     """
     require_superuser(actor)
     if not isinstance(year, int) or isinstance(year, bool) or not 2000 <= year <= 2999:
@@ -279,44 +286,187 @@ def program_year_create(
         contract_term_months_max=contract_term_months_max,
         filing_certificate_required=filing_certificate_required,
     )
+    if priced_by not in ProgramYear.PricedBy.values:
+        raise ValidationFailed(f"priced_by is one of {', '.join(ProgramYear.PricedBy.values)}.", field="priced_by")
     if ProgramYear.objects.filter(program=the_program, year=year).exists():
         raise InvalidState(f"Program year {year} of {the_program.slug} exists.")
-    return ProgramYear.objects.create(
-        program=the_program,
-        year=year,
-        chain=f"{the_program.slug}:{year}",
-        region_division_prefixes=prefixes,
-        pool_fen=pool_fen,
-        default_cap_fen=default_cap_fen,
-        grace_days=grace_days,
-        relaxed_cap_ceiling_fen=relaxed_cap_ceiling_fen,
-        open_applications_at_close=open_applications_at_close,
-        grant_validity=grant_validity,
-        grant_validity_months=grant_validity_months,
-        rule_set=rule_set or rule_set_default(),
-        redemption_mode=redemption_mode,
-        acknowledgement_window_days=acknowledgement_window_days,
-        contract_signed_within_year=contract_signed_within_year,
-        contract_term_months_max=contract_term_months_max,
-        filing_certificate_required=filing_certificate_required,
+    with transaction.atomic():
+        program_year = ProgramYear.objects.create(
+            program=the_program,
+            year=year,
+            chain=f"{the_program.slug}:{year}",
+            region_division_prefixes=prefixes,
+            pool_fen=pool_fen,
+            default_cap_fen=default_cap_fen,
+            grace_days=grace_days,
+            relaxed_cap_ceiling_fen=relaxed_cap_ceiling_fen,
+            open_applications_at_close=open_applications_at_close,
+            grant_validity=grant_validity,
+            grant_validity_months=grant_validity_months,
+            rule_set=rule_set or rule_set_default(),
+            redemption_mode=redemption_mode,
+            acknowledgement_window_days=acknowledgement_window_days,
+            contract_signed_within_year=contract_signed_within_year,
+            contract_term_months_max=contract_term_months_max,
+            filing_certificate_required=filing_certificate_required,
+            priced_by=priced_by,
+        )
+        _first_version_ensure(program_year)
+        return program_year
+
+
+def _rates_rule_set(rates: dict[str, Any], field: str) -> RateRuleSet:
+    """The rule set `rates` (`name`, `ceiling_bp`, `rules`, optional `description`) names: written, or
+    the existing one with that name and exactly these rules. A refused rule names its field under
+    `field` (`rates.rules`, `rule_sets.1.rates.rules`), as the client sent it."""
+    try:
+        return rule_set_create(
+            name=rates["name"],
+            ceiling_bp=rates["ceiling_bp"],
+            rules=rates["rules"],
+            description=rates.get("description", ""),
+        )
+    except ValidationFailed as error:
+        # The same error (400, or 409 for a name taken), its fields named as the client sent them.
+        raise type(error)({f"{field}.{name}": messages for name, messages in error.errors.items()}) from None
+
+
+def _version_date_check(
+    *, program_year: ProgramYear, effective_from: object, existing: list[dt.date], today: dt.date, field: str
+) -> dt.date:
+    """Refuse a rule-set version whose day would leave a day of the year without one policy or
+    reprice what was priced already. The database refuses the same (`RuleSetVersion`'s trigger)."""
+    if not isinstance(effective_from, dt.date) or isinstance(effective_from, dt.datetime):
+        raise ValidationFailed("effective_from is a date, YYYY-MM-DD.", field=field)
+    year = program_year.year
+    if effective_from.year != year:
+        # A version prices the applications of its own year; the next year has versions of its own.
+        raise ValidationFailed(
+            f"effective_from {effective_from.isoformat()} is outside program year {year}.", field=field
+        )
+    if effective_from in existing:
+        # Two versions from one day would overlap: the day's rate would depend on which was read.
+        raise ValidationFailed(
+            f"A rule-set version is in force from {effective_from.isoformat()} already (versions may not overlap).",
+            field=field,
+        )
+    if not existing and effective_from != year_first_day(year):
+        # The days from 1 January to the first version would have no policy: a gap.
+        raise ValidationFailed(
+            f"The first rule-set version of {year} takes effect on {year}-01-01 (no day of the year without rates).",
+            field=field,
+        )
+    if program_year.status == ProgramYear.Status.CLOSED:
+        raise ProgramYearClosed(f"Program year {year} of {program_year.program_id} is closed.")
+    if program_year.status == ProgramYear.Status.OPEN and effective_from <= today:
+        # Applications submitted (or contracts signed) up to today were priced by the version in
+        # force; a version taking effect today or earlier would price the same day two ways.
+        raise ValidationFailed(
+            f"Program year {year} is open: a new rule-set version takes effect after today ({today.isoformat()}), "
+            "never on or before it (no retroactive repricing).",
+            field=field,
+        )
+    return effective_from
+
+
+def _first_version_ensure(program_year: ProgramYear) -> None:
+    """The year's first version row, its own rule set from 1 January (years made before versions,
+    and by the annual reset's copy, may lack it; migration 0016 wrote it for the years it found)."""
+    RuleSetVersion.objects.get_or_create(
+        program_year=program_year,
+        effective_from=year_first_day(program_year.year),
+        defaults={"rule_set_id": program_year.rule_set_id},
     )
 
 
 def program_year_create_with_rates(
-    *, year: int, actor: User, rates: dict[str, Any] | None = None, **policy: Any
+    *,
+    year: int,
+    actor: User,
+    rates: dict[str, Any] | None = None,
+    rule_sets: list[dict[str, Any]] | None = None,
+    **policy: Any,
 ) -> ProgramYear:
-    """`program_year_create` with its own rate policy (`rates`: `name`, `ceiling_bp`, `rules`), written
-    in the same transaction: a rule set written for a year that is then refused is rolled back. A
-    refused rule names its field under `rates.`."""
+    """`program_year_create` with its own rate policy, written in the same transaction: a rule set
+    written for a year that is then refused is rolled back.
+
+    Either `rates` (`name`, `ceiling_bp`, `rules`): one policy for the whole year; or `rule_sets`: its
+    versions, each `{"effective_from": date, "rates": {...}}`, the first from 1 January, no two on
+    one day, all within the year. A refused rule names its field under `rates.` or `rule_sets.N.`."""
+    if rates is not None and rule_sets is not None:
+        raise ValidationFailed("Give rates (one policy for the year) or rule_sets (its versions), not both.")
     with transaction.atomic():
-        rule_set = None
-        if rates is not None:
-            try:
-                rule_set = rule_set_create(name=rates["name"], ceiling_bp=rates["ceiling_bp"], rules=rates["rules"])
-            except ValidationFailed as error:
-                # The same error (400, or 409 for a name taken), its fields named as the client sent them.
-                raise type(error)({f"rates.{name}": messages for name, messages in error.errors.items()}) from None
-        return program_year_create(year=year, actor=actor, rule_set=rule_set, **policy)
+        if rule_sets is None:
+            rule_set = None if rates is None else _rates_rule_set(rates, "rates")
+            return program_year_create(year=year, actor=actor, rule_set=rule_set, **policy)
+        if not isinstance(rule_sets, list) or not rule_sets:
+            raise ValidationFailed("rule_sets is a list of at least one version.", field="rule_sets")
+        if not isinstance(year, int) or isinstance(year, bool) or not 2000 <= year <= 2999:
+            raise ValidationFailed("year must be from 2000 to 2999.", field="year")
+        if not all(isinstance(version, dict) and isinstance(version.get("rates"), dict) for version in rule_sets):
+            raise ValidationFailed("Each of rule_sets is {effective_from, rates}.", field="rule_sets")
+        # The days are checked against a draft year of `year` before anything is written.
+        draft = ProgramYear(year=year, status=ProgramYear.Status.DRAFT)
+        days: list[dt.date] = []
+        for index, version in enumerate(rule_sets):
+            days.append(
+                _version_date_check(
+                    program_year=draft,
+                    effective_from=version.get("effective_from"),
+                    existing=days,
+                    today=dt.date.min,
+                    field=f"rule_sets.{index}.effective_from",
+                )
+            )
+        if days != sorted(days):
+            raise ValidationFailed("rule_sets are listed in date order.", field="rule_sets")
+        written = [
+            _rates_rule_set(version["rates"], f"rule_sets.{index}.rates") for index, version in enumerate(rule_sets)
+        ]
+        program_year = program_year_create(year=year, actor=actor, rule_set=written[0], **policy)
+        for day, rule_set in zip(days[1:], written[1:], strict=True):
+            RuleSetVersion.objects.create(program_year=program_year, rule_set=rule_set, effective_from=day)
+        return program_year
+
+
+def rule_set_version_add(
+    *,
+    year: int,
+    effective_from: dt.date,
+    rates: dict[str, Any],
+    actor: User,
+    program: str = DEFAULT_PROGRAM,
+) -> ProgramYear:
+    """A superuser adds a version of a program year's rate policy, in force from `effective_from`
+    (an Asia/Shanghai day) until the next version. Refused (nothing written) for a day outside the
+    year, a day that has a version already, a closed year, and, once the year is open, a day that
+    is not after today: what was priced stays priced by the version in force when it was."""
+    require_superuser(actor)
+    # Today by the clock, never a caller's: the database checks the same day by its own clock.
+    today = timezone.localtime(timezone.now(), PROGRAM_TIME_ZONE).date()
+    with transaction.atomic():
+        program_year = program_year_lock(year, program)
+        _first_version_ensure(program_year)
+        existing = [version.effective_from for version in rule_set_versions(program_year)]
+        day = _version_date_check(
+            program_year=program_year,
+            effective_from=effective_from,
+            existing=existing,
+            today=today,
+            field="effective_from",
+        )
+        rule_set = _rates_rule_set(rates, "rates")
+        RuleSetVersion.objects.create(program_year=program_year, rule_set=rule_set, effective_from=day)
+        return program_year
+
+
+def program_year_hangzhou_2025_create(*, actor: User, program: str = DEFAULT_PROGRAM, **policy: Any) -> ProgramYear:
+    """A program's 2025 year (the default program's unless named) as Hangzhou ran it: the 2024
+    measures from 1 January and the June 2025 revision from 13 June
+    (`coupons.policy.HANGZHOU_2025_RULE_SETS`), as a draft."""
+    return program_year_create_with_rates(
+        year=2025, actor=actor, rule_sets=HANGZHOU_2025_RULE_SETS, program=program, **policy
+    )
 
 
 def program_year_open(*, year: int, actor: User, program: str = DEFAULT_PROGRAM) -> ProgramYear:

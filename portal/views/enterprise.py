@@ -13,13 +13,13 @@ from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
 
 from accounts.caller import caller
-from accounts.models import Enterprise, User
+from accounts.models import Enterprise, User, listing_day
 from accounts.services import enterprise_flags_declare, enterprise_register
 from config.errors import ApplicationError, ValidationFailed
 from coupons.models import DEFAULT_PROGRAM, Application, ProgramYear, Redemption
 from coupons.selectors import enterprise_cap_use
 from coupons.selectors.scopes import applications_visible_to, redemptions_visible_to
-from coupons.services.applications import application_submit, application_terms
+from coupons.services.applications import application_pricing_day, application_submit, application_terms
 from coupons.services.years import program_year_current
 from evidence.models import Kind
 from portal import access
@@ -80,6 +80,9 @@ def _preview(user: User, form: ApplyForm) -> dict[str, object] | None:
         contract_fee_fen=data["contract_fee"],
         compute_source=data["compute_source"],
         purpose=data["purpose"],
+        priced_on=application_pricing_day(
+            year=year, submitted_on=listing_day(), contract_signed_on=data.get("contract_signed_on")
+        ),
         model_filing_number=data.get("model_filing_number") or "",
     )
     requested = data.get("requested")

@@ -77,7 +77,9 @@ def test_staff_read_years_with_their_policy_and_live_figures(cast, year, as_user
         "contract_signed_within_year",
         "contract_term_months_max",
         "filing_certificate_required",
+        "priced_by",
         "rates",
+        "rule_sets",
         "figures",
     }
     assert body["region_division_prefixes"] == ["3301"]
