@@ -38,6 +38,8 @@ from coupons.models import (
     RateRuleSet,
     Redemption,
     Settlement,
+    StackingRule,
+    StackingRuleProgram,
 )
 from coupons.selectors import grant_figures, program_year_figures
 
@@ -52,6 +54,8 @@ VIEW_ONLY = [
     RateRuleSet,
     Redemption,
     Settlement,
+    StackingRule,
+    StackingRuleProgram,
     RelatedParty,
     Facility,
     ProviderChange,
