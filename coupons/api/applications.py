@@ -224,7 +224,11 @@ class ApplicationListCreate(ScopedQuerysetMixin, generics.ListAPIView):
             "the documents cited. "
             "409 `provider_not_listed` when the computing center is suspended or has no facility listed on "
             "the day of submission (Asia/Shanghai); 409 `compute_source_not_offered` when none of its "
-            "facilities listed that day offers the `compute_source` asked for (see the provider's `facilities`)."
+            "facilities listed that day offers the `compute_source` asked for (see the provider's `facilities`). "
+            "A contract (the same provider and contract number) with a live application in another program: 409 "
+            "`duplicate_contract` when no stacking rule joins the two programs; otherwise `requested_fen` is "
+            "lowered to what is left of their combined ceiling (the `submitted` event's note says so), and 409 "
+            "`stacking_ceiling` when nothing is left."
         ),
     )
     def post(self, request: Request) -> Response:
@@ -274,6 +278,14 @@ class ApplicationApprove(APIView):
     @extend_schema(
         request=ApproveRequest,
         responses={200: ApplicationSerializer},
+        summary="Approve an application (approver), issuing its grant",
+        description=(
+            "Issues the grant of `approved_fen` (default: the recommended amount) against the program year's pool "
+            "and the enterprise's cap: 409 `pool_exhausted` or `cap_exceeded` when either cannot cover it. A "
+            "contract that another program stacking with this one has granted too is granted at most what is "
+            "left of their combined ceiling (the grant's `amount_fen` and the `approved` event's note say so), "
+            "and 409 `stacking_ceiling` when nothing is left."
+        ),
         parameters=[idempotency_key_parameter(required=False)],
         tags=["applications"],
     )

@@ -1,0 +1,57 @@
+"""Stacking over HTTP: a contract applied for in a second program that stacks with the first is
+lowered to its combined ceiling, refused with 409 `stacking_ceiling` when nothing is left, and with
+409 `duplicate_contract` in a program that does not stack (docs/programs.md "Stacking")."""
+
+import pytest
+
+from coupons.models import DEFAULT_PROGRAM, Application
+from coupons.services.stacking import stacking_rule_create
+from tests.api.conftest import assert_problem
+from tests.api.test_applications import submit_body
+from tests.coupons.test_stacking import DISTRICT, district_program
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def district(cast, year):
+    return district_program(cast.admin)
+
+
+def stack(cast, share_bp: int) -> None:
+    stacking_rule_create(actor=cast.admin, name="r", programs=[DEFAULT_PROGRAM, DISTRICT], share_bp=share_bp)
+
+
+def test_the_second_program_is_lowered_to_the_combined_ceiling(cast, district, as_user):
+    stack(cast, 5000)
+    member = as_user(cast.member)
+    assert member.post("/api/v1/applications/", submit_body(cast), format="json").status_code == 201
+
+    answer = member.post("/api/v1/applications/", submit_body(cast, program=DISTRICT), format="json")
+
+    assert answer.status_code == 201, answer.content
+    body = answer.json()
+    assert (body["program"], body["eligible_fen"], body["requested_fen"]) == (DISTRICT, 300_000, 200_000)
+
+
+def test_nothing_left_is_409_stacking_ceiling(cast, district, as_user, db_snapshot):
+    stack(cast, 3000)
+    member = as_user(cast.member)
+    member.post("/api/v1/applications/", submit_body(cast), format="json")
+    before = db_snapshot()
+
+    answer = member.post("/api/v1/applications/", submit_body(cast, program=DISTRICT), format="json")
+
+    assert_problem(answer, 409, "stacking_ceiling")
+    assert db_snapshot() == before
+
+
+def test_programs_that_do_not_stack_are_409_duplicate_contract(cast, district, as_user):
+    member = as_user(cast.member)
+    member.post("/api/v1/applications/", submit_body(cast), format="json")
+
+    answer = member.post("/api/v1/applications/", submit_body(cast, program=DISTRICT), format="json")
+
+    assert_problem(answer, 409, "duplicate_contract")
+    assert "do not stack" in answer.json()["detail"]
+    assert Application.objects.count() == 1
