@@ -55,3 +55,48 @@ def test_programs_that_do_not_stack_are_409_duplicate_contract(cast, district, a
     assert_problem(answer, 409, "duplicate_contract")
     assert "do not stack" in answer.json()["detail"]
     assert Application.objects.count() == 1
+
+
+def test_a_superuser_writes_a_stacking_rule_and_staff_read_it(cast, district, as_user):
+    body = {"name": "city+district", "programs": [DISTRICT, DEFAULT_PROGRAM], "share_bp": 6000}
+    admin = as_user(cast.admin)
+
+    created = admin.post("/api/v1/stacking-rules/", body, format="json")
+    again = admin.post("/api/v1/stacking-rules/", body, format="json")
+
+    assert created.status_code == 201, created.content
+    assert created.json() | {"id": 0, "created_at": ""} == {
+        "id": 0,
+        "name": "city+district",
+        "programs": sorted([DEFAULT_PROGRAM, DISTRICT]),
+        "share_bp": 6000,
+        "amount_fen": None,
+        "created_at": "",
+    }
+    assert again.json()["id"] == created.json()["id"]
+    assert_problem(
+        admin.post("/api/v1/stacking-rules/", {**body, "share_bp": 5000}, format="json"), 409, "already_exists"
+    )
+    listed = as_user(cast.reviewer).get("/api/v1/stacking-rules/")
+    assert [rule["name"] for rule in listed.json()] == ["city+district"]
+
+
+def test_only_a_superuser_writes_and_a_rule_names_two_programs_that_exist(cast, district, as_user):
+    body = {"name": "r", "programs": [DISTRICT, DEFAULT_PROGRAM], "share_bp": 6000}
+
+    assert_problem(
+        as_user(cast.approver).post("/api/v1/stacking-rules/", body, format="json"), 403, "permission_denied"
+    )
+    assert_problem(as_user(cast.member).get("/api/v1/stacking-rules/"), 403, "permission_denied")
+    admin = as_user(cast.admin)
+    assert_problem(
+        admin.post("/api/v1/stacking-rules/", {**body, "programs": [DISTRICT]}, format="json"), 400, "validation_error"
+    )
+    assert_problem(
+        admin.post("/api/v1/stacking-rules/", {**body, "programs": [DISTRICT, "nowhere"]}, format="json"),
+        400,
+        "validation_error",
+    )
+    assert_problem(
+        admin.post("/api/v1/stacking-rules/", {**body, "share_bp": "60%"}, format="json"), 400, "validation_error"
+    )
