@@ -150,7 +150,9 @@ class StackingRule(models.Model):
     """
 
     name = models.CharField(max_length=STACKING_RULE_NAME_LENGTH_MAX, unique=True)
-    programs = models.ManyToManyField(Program, through="StackingRuleProgram", related_name="stacking_rules")
+    programs: "models.ManyToManyField[Program, StackingRuleProgram]" = models.ManyToManyField(
+        Program, through="StackingRuleProgram", related_name="stacking_rules"
+    )
     share_bp = models.PositiveIntegerField(
         help_text="The combined ceiling as a share of the contract fee (6000 = 60%)."
     )

@@ -117,12 +117,12 @@ def stacking_room(
 
     Refuses with DuplicateContract when two of the programs are joined by no rule."""
     statuses = [*_OPEN_STATUSES, Application.Status.APPROVED] if count_open else [Application.Status.APPROVED]
-    others = list(
-        Application.objects.filter(provider_id=provider_id, contract_number=contract_number, status__in=statuses)
-        .exclude(program_id=program)
-        .exclude(pk=exclude_application_id)
-        .values("pk", "program_id", "status", "requested_fen", "contract_fee_fen")
-    )
+    applications = Application.objects.filter(
+        provider_id=provider_id, contract_number=contract_number, status__in=statuses
+    ).exclude(program_id=program)
+    if exclude_application_id is not None:
+        applications = applications.exclude(pk=exclude_application_id)
+    others = list(applications.values("pk", "program_id", "status", "requested_fen", "contract_fee_fen"))
     if not others:
         return None
     grants = {

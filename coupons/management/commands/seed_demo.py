@@ -671,7 +671,7 @@ class Command(BaseCommand):
         )
 
         provider, clerk = cast.providers[0], cast.provider_members[0]
-        member = cast.enterprise_members[2]
+        member, enterprise = cast.enterprise_members[2], cast.enterprises[2]
         today = listing_day(now)
         signed_on = max(dt.date(year, 1, 1), today - dt.timedelta(days=30))
         contract = sample_upload(member, Kind.CONTRACT, "contract.pdf", STACKED_CONTRACT_NUMBER)
@@ -704,7 +704,7 @@ class Command(BaseCommand):
             application_approve(application=application, actor=staff[approver])
             grants.append(Grant.objects.get(application=application))
         self.stdout.write(
-            f"Stacking: contract {STACKED_CONTRACT_NUMBER} of {member.enterprise.name} granted "
+            f"Stacking: contract {STACKED_CONTRACT_NUMBER} of {enterprise.name} granted "
             f"{yuan_text(grants[0].amount_fen)} by {DEFAULT_PROGRAM} and {yuan_text(grants[1].amount_fen)} by {slug}, "
             f"within their combined {STACKING_SHARE_BP // 100}% of its {yuan_text(fen(2_000_000))} fee."
         )
