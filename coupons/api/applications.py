@@ -46,6 +46,7 @@ from coupons.services.applications import (
     application_submit,
     application_withdraw,
 )
+from coupons.services.stacking import application_stacking
 
 
 class CitedDocumentSerializer(serializers.Serializer):
@@ -64,11 +65,33 @@ class CitedDocumentSerializer(serializers.Serializer):
     )
 
 
+class StackingSerializer(serializers.Serializer):
+    """The contract's other programs, for staff (docs/programs.md "Stacking")."""
+
+    programs = serializers.ListField(
+        child=serializers.CharField(), help_text="The other programs with a live application for the contract."
+    )
+    rules = serializers.ListField(
+        child=serializers.CharField(), help_text="The stacking rules that join the programs, tightest first."
+    )
+    ceiling_fen = serializers.IntegerField(
+        allow_null=True, help_text="The combined ceiling; null when two of the programs do not stack."
+    )
+    committed_fen = serializers.IntegerField(
+        help_text="What the other programs committed: grants net of revocations, requests still open."
+    )
+    room_fen = serializers.IntegerField(help_text="What is left of the combined ceiling for this application.")
+
+
 class ApplicationSerializer(serializers.ModelSerializer):
     program = serializers.CharField(source="program_id", read_only=True, help_text="The program's slug.")
     year = serializers.IntegerField(source="year.year", read_only=True, help_text="The program year.")
     grant = serializers.SerializerMethodField()
     documents = serializers.SerializerMethodField()
+    stacking = serializers.SerializerMethodField(
+        help_text="Staff only (null for everyone else, and when no other program has a live application for the "
+        "contract): the contract's other programs and what is left of their combined ceiling."
+    )
 
     class Meta:
         model = Application
@@ -99,6 +122,7 @@ class ApplicationSerializer(serializers.ModelSerializer):
             "reviewed_by",
             "approved_by",
             "grant",
+            "stacking",
             "created_at",
         ]
         read_only_fields = fields
@@ -106,6 +130,23 @@ class ApplicationSerializer(serializers.ModelSerializer):
     def get_grant(self, application: Application) -> int | None:
         grant = getattr(application, "grant", None)
         return grant.pk if grant is not None else None
+
+    @extend_schema_field(StackingSerializer(allow_null=True))
+    def get_stacking(self, application: Application) -> dict[str, Any] | None:
+        # Kept from applicants and centers: another enterprise may have named the same contract.
+        request = self.context.get("request")
+        if request is None or not getattr(request.user, "is_staff_member", False):
+            return None
+        room = application_stacking(application)
+        if room is None:
+            return None
+        return {
+            "programs": list(room.programs),
+            "rules": list(room.rules),
+            "ceiling_fen": room.ceiling_fen,
+            "committed_fen": room.committed_fen,
+            "room_fen": room.room_fen,
+        }
 
     @extend_schema_field(CitedDocumentSerializer(many=True))
     def get_documents(self, application: Application) -> list[dict[str, Any]]:

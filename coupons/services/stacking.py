@@ -67,12 +67,13 @@ class StackingRoom:
     rules: tuple[str, ...]  # The rules that join the programs, tightest first: the first sets the ceiling.
     programs: tuple[str, ...]  # The other programs that subsidise the contract.
     fee_fen: int  # The smallest fee its applications state.
-    ceiling_fen: int
+    ceiling_fen: int | None  # None when two of the programs do not stack.
     committed_fen: int  # By the other programs.
+    unjoined: tuple[tuple[str, str], ...] = ()  # Pairs of the programs that no rule joins.
 
     @property
     def room_fen(self) -> int:
-        return max(0, self.ceiling_fen - self.committed_fen)
+        return 0 if self.ceiling_fen is None else max(0, self.ceiling_fen - self.committed_fen)
 
     def describe(self) -> str:
         return (
@@ -102,7 +103,7 @@ def _rules_joining(programs: Sequence[str]) -> list[tuple[StackingRule, frozense
     return found
 
 
-def stacking_room(
+def stacking_view(
     *,
     program: str,
     provider_id: int,
@@ -113,9 +114,8 @@ def stacking_room(
 ) -> StackingRoom | None:
     """The room left for an application in `program` for the contract, or None when no other program
     subsidises it (nothing to stack). `count_open`: count the other programs' open applications at
-    their request (submission) or only their grants (approval). The caller holds `contract_lock`.
-
-    Refuses with DuplicateContract when two of the programs are joined by no rule."""
+    their request (submission) or only their grants (approval). A read: deciding on it needs
+    `contract_lock` held (`stacking_room`)."""
     statuses = [*_OPEN_STATUSES, Application.Status.APPROVED] if count_open else [Application.Status.APPROVED]
     applications = Application.objects.filter(
         provider_id=provider_id, contract_number=contract_number, status__in=statuses
@@ -137,12 +137,6 @@ def stacking_room(
     unjoined = [
         pair for pair in combinations(sorted(programs), 2) if not any(set(pair) <= members for _, members in rules)
     ]
-    if unjoined:
-        first, second = unjoined[0]
-        raise DuplicateContract(
-            f"Contract {contract_number} already has an application in {', '.join(other_programs)}, and programs "
-            f"{first} and {second} do not stack: a contract has a live application in one of them at a time."
-        )
     fee_fen = min([contract_fee_fen, *(o["contract_fee_fen"] for o in others)])
     ceilings = sorted((rule_ceiling_fen(rule=rule, fee_fen=fee_fen), rule.name) for rule, _ in rules)
     committed_fen = sum(
@@ -152,8 +146,50 @@ def stacking_room(
         rules=tuple(name for _, name in ceilings),
         programs=tuple(other_programs),
         fee_fen=fee_fen,
-        ceiling_fen=ceilings[0][0],
+        ceiling_fen=None if unjoined or not ceilings else ceilings[0][0],
         committed_fen=committed_fen,
+        unjoined=tuple((first, second) for first, second in unjoined),
+    )
+
+
+def stacking_room(
+    *,
+    program: str,
+    provider_id: int,
+    contract_number: str,
+    contract_fee_fen: int,
+    exclude_application_id: int | None = None,
+    count_open: bool,
+) -> StackingRoom | None:
+    """`stacking_view`, to decide on: the caller holds `contract_lock`. Refuses with DuplicateContract
+    when two of the programs are joined by no rule."""
+    room = stacking_view(
+        program=program,
+        provider_id=provider_id,
+        contract_number=contract_number,
+        contract_fee_fen=contract_fee_fen,
+        exclude_application_id=exclude_application_id,
+        count_open=count_open,
+    )
+    if room is not None and room.unjoined:
+        first, second = room.unjoined[0]
+        raise DuplicateContract(
+            f"Contract {contract_number} already has an application in {', '.join(room.programs)}, and programs "
+            f"{first} and {second} do not stack: a contract has a live application in one of them at a time."
+        )
+    return room
+
+
+def application_stacking(application: Application) -> StackingRoom | None:
+    """For staff reading an application: the other programs whose live applications name its contract,
+    what they committed, and what is left of the combined ceiling for it (None when it stands alone)."""
+    return stacking_view(
+        program=application.program_id,
+        provider_id=application.provider_id,
+        contract_number=application.contract_number,
+        contract_fee_fen=application.contract_fee_fen,
+        exclude_application_id=application.pk,
+        count_open=True,
     )
 
 

@@ -100,3 +100,31 @@ def test_only_a_superuser_writes_and_a_rule_names_two_programs_that_exist(cast, 
     assert_problem(
         admin.post("/api/v1/stacking-rules/", {**body, "share_bp": "60%"}, format="json"), 400, "validation_error"
     )
+
+
+def test_staff_read_the_contracts_other_programs_and_the_room_left_and_applicants_do_not(cast, district, as_user):
+    stack(cast, 5000)
+    member = as_user(cast.member)
+    city = member.post("/api/v1/applications/", submit_body(cast), format="json").json()
+    pk = member.post("/api/v1/applications/", submit_body(cast, program=DISTRICT), format="json").json()["id"]
+
+    seen = as_user(cast.reviewer).get(f"/api/v1/applications/{pk}/").json()["stacking"]
+
+    assert seen == {
+        "programs": [DEFAULT_PROGRAM],
+        "rules": ["r"],
+        "ceiling_fen": 500_000,
+        "committed_fen": 300_000,
+        "room_fen": 200_000,
+    }
+    assert as_user(cast.reviewer).get(f"/api/v1/applications/{city['id']}/").json()["stacking"]["programs"] == [
+        DISTRICT
+    ]
+    assert member.get(f"/api/v1/applications/{pk}/").json()["stacking"] is None
+    assert as_user(cast.clerk).get(f"/api/v1/applications/{pk}/").json()["stacking"] is None
+
+
+def test_an_application_whose_contract_stands_alone_shows_no_stacking(cast, year, as_user):
+    pk = as_user(cast.member).post("/api/v1/applications/", submit_body(cast), format="json").json()["id"]
+
+    assert as_user(cast.reviewer).get(f"/api/v1/applications/{pk}/").json()["stacking"] is None
