@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Prefetch
 
 from accounts.models import User
@@ -239,6 +239,10 @@ def stacking_rule_create(
             if not same:
                 raise AlreadyExists("A stacking rule with this name exists with other terms.", field="name")
             return existing
-        rule = StackingRule.objects.create(name=name, share_bp=share_bp, amount_fen=amount_fen)
+        try:
+            with transaction.atomic():
+                rule = StackingRule.objects.create(name=name, share_bp=share_bp, amount_fen=amount_fen)
+        except IntegrityError:  # Written by another superuser at this moment.
+            raise AlreadyExists("A stacking rule with this name was just written.", field="name") from None
         StackingRuleProgram.objects.bulk_create(StackingRuleProgram(rule=rule, program_id=slug) for slug in slugs)
         return rule
