@@ -30,6 +30,8 @@ from coupons.models import (
     Redemption,
     RuleSetVersion,
     Settlement,
+    StackingRule,
+    StackingRuleProgram,
 )
 from coupons.selectors import grant_figures, program_year_figures
 from ledger.admin import ReadOnlyAdmin
@@ -124,6 +126,38 @@ class ProgramAdmin(ReadOnlyAdmin):
         "status",
         "created_at",
     ]
+
+
+@admin.register(StackingRule)
+class StackingRuleAdmin(ReadOnlyAdmin):
+    """Written by `coupons.services.stacking.stacking_rule_create`, never changed."""
+
+    list_display = ["name", "programs_joined", "share", "amount", "created_at"]
+    search_fields = ["name", "programs__slug"]
+    fields = ["name", "programs_joined", "share", "amount", "created_at"]
+    readonly_fields = ["programs_joined", "share", "amount", "created_at"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[StackingRule]:
+        return super().get_queryset(request).prefetch_related("memberships")
+
+    @admin.display(description="programs")
+    def programs_joined(self, rule: StackingRule) -> str:
+        return ", ".join(sorted(m.program_id for m in rule.memberships.all()))
+
+    @admin.display(description="combined ceiling, share of the fee", ordering="share_bp")
+    def share(self, rule: StackingRule) -> str:
+        return percent(rule.share_bp)
+
+    @admin.display(description="combined ceiling, amount", ordering="amount_fen")
+    def amount(self, rule: StackingRule) -> str:
+        return "none" if rule.amount_fen is None else yuan_text(rule.amount_fen)
+
+
+@admin.register(StackingRuleProgram)
+class StackingRuleProgramAdmin(ReadOnlyAdmin):
+    list_display = ["rule", "program"]
+    list_filter = ["program"]
+    list_select_related = ["rule"]
 
 
 @admin.register(ProgramYear)

@@ -158,6 +158,64 @@ class Program(models.Model):
         return self.slug
 
 
+STACKING_RULE_NAME_LENGTH_MAX = 100
+
+
+class StackingRule(models.Model):
+    """Policy data: programs that may subsidise the same contract, and their combined ceiling
+    (docs/programs.md "Stacking"). A contract subsidised in several programs gets, from all of them
+    together, at most `share_bp` of its fee and, when set, at most `amount_fen`. Two programs that no
+    rule joins do not stack: a contract has a live application in one of them at a time.
+
+    Written once by a superuser (`coupons.services.stacking.stacking_rule_create`), never changed: a
+    new policy is a new rule.
+    """
+
+    name = models.CharField(max_length=STACKING_RULE_NAME_LENGTH_MAX, unique=True)
+    programs: "models.ManyToManyField[Program, StackingRuleProgram]" = models.ManyToManyField(
+        Program, through="StackingRuleProgram", related_name="stacking_rules"
+    )
+    share_bp = models.PositiveIntegerField(
+        help_text="The combined ceiling as a share of the contract fee (6000 = 60%)."
+    )
+    amount_fen = models.BigIntegerField(
+        null=True, blank=True, help_text="The combined ceiling in fen, when the policy sets one."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(share_bp__gt=0, share_bp__lte=BASIS_POINTS_WHOLE), name="coupons_stacking_share_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(amount_fen__isnull=True) | Q(amount_fen__gt=0), name="coupons_stacking_amount_positive"
+            ),
+        ]
+        triggers = [pgtrigger.Protect(name="stacking_rule_immutable", operation=pgtrigger.Update | pgtrigger.Delete)]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class StackingRuleProgram(models.Model):
+    """One program a stacking rule joins."""
+
+    rule = models.ForeignKey(StackingRule, on_delete=models.PROTECT, related_name="memberships")
+    program = models.ForeignKey(Program, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["rule", "program"], name="coupons_stacking_rule_program_once"),
+        ]
+        triggers = [
+            pgtrigger.Protect(name="stacking_rule_program_immutable", operation=pgtrigger.Update | pgtrigger.Delete)
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule_id}: {self.program_id}"
+
+
 class ProgramYear(models.Model):
     """One calendar year of a program, with its pool and policy.
 
@@ -510,7 +568,7 @@ class Application(models.Model):
     class Meta:
         constraints = [
             # One contract is subsidised once per program, across all its years (several programs
-            # stack within their combined ceiling: coupons/stacking.py); a rejected or withdrawn
+            # stack within their combined ceiling: coupons/services/stacking.py); a rejected or withdrawn
             # application leaves the contract free for a new one.
             models.UniqueConstraint(
                 fields=["program", "provider", "contract_number"],

@@ -1,6 +1,17 @@
 """The coupon program's endpoints under /api/v1/: each resource module brings its own routes."""
 
-from coupons.api import applications, audits, claims, grants, redemptions, sanctions, settlements, stats, years
+from coupons.api import (
+    applications,
+    audits,
+    claims,
+    grants,
+    redemptions,
+    sanctions,
+    settlements,
+    stacking,
+    stats,
+    years,
+)
 
 urlpatterns = [
     *years.urlpatterns,
@@ -12,4 +23,5 @@ urlpatterns = [
     *stats.urlpatterns,
     *audits.urlpatterns,
     *sanctions.urlpatterns,
+    *stacking.urlpatterns,
 ]

@@ -79,6 +79,7 @@ AUDIT_CHECK_WORDS: dict[str, Promise] = {
     "stored_files_intact": _("Every stored document still has the bytes it was uploaded with"),
     "invoices_used_once": _("Each invoice is used once"),
     "settled_redemptions_have_evidence": _("Every settled bill has its invoice and the enterprise's confirmation"),
+    "stacking_within_ceiling": _("A contract subsidised by several programs stays within their combined ceiling"),
 }
 
 # Words whose meaning depends on the object: an enterprise's "pending" is not a redemption's.

@@ -47,6 +47,7 @@ from coupons.services.applications import (
     application_submit,
     application_withdraw,
 )
+from coupons.services.stacking import application_stacking
 
 
 class CitedDocumentSerializer(serializers.Serializer):
@@ -65,11 +66,33 @@ class CitedDocumentSerializer(serializers.Serializer):
     )
 
 
+class StackingSerializer(serializers.Serializer):
+    """The contract's other programs, for staff (docs/programs.md "Stacking")."""
+
+    programs = serializers.ListField(
+        child=serializers.CharField(), help_text="The other programs with a live application for the contract."
+    )
+    rules = serializers.ListField(
+        child=serializers.CharField(), help_text="The stacking rules that join the programs, tightest first."
+    )
+    ceiling_fen = serializers.IntegerField(
+        allow_null=True, help_text="The combined ceiling; null when two of the programs do not stack."
+    )
+    committed_fen = serializers.IntegerField(
+        help_text="What the other programs committed: grants net of revocations, requests still open."
+    )
+    room_fen = serializers.IntegerField(help_text="What is left of the combined ceiling for this application.")
+
+
 class ApplicationSerializer(serializers.ModelSerializer):
     program = serializers.CharField(source="program_id", read_only=True, help_text="The program's slug.")
     year = serializers.IntegerField(source="year.year", read_only=True, help_text="The program year.")
     grant = serializers.SerializerMethodField()
     documents = serializers.SerializerMethodField()
+    stacking = serializers.SerializerMethodField(
+        help_text="Staff only (null for everyone else, and when no other program has a live application for the "
+        "contract): the contract's other programs and what is left of their combined ceiling."
+    )
 
     class Meta:
         model = Application
@@ -102,6 +125,7 @@ class ApplicationSerializer(serializers.ModelSerializer):
             "reviewed_by",
             "approved_by",
             "grant",
+            "stacking",
             "created_at",
         ]
         read_only_fields = fields
@@ -109,6 +133,23 @@ class ApplicationSerializer(serializers.ModelSerializer):
     def get_grant(self, application: Application) -> int | None:
         grant = getattr(application, "grant", None)
         return grant.pk if grant is not None else None
+
+    @extend_schema_field(StackingSerializer(allow_null=True))
+    def get_stacking(self, application: Application) -> dict[str, Any] | None:
+        # Kept from applicants and centers: another enterprise may have named the same contract.
+        request = self.context.get("request")
+        if request is None or not getattr(request.user, "is_staff_member", False):
+            return None
+        room = application_stacking(application)
+        if room is None:
+            return None
+        return {
+            "programs": list(room.programs),
+            "rules": list(room.rules),
+            "ceiling_fen": room.ceiling_fen,
+            "committed_fen": room.committed_fen,
+            "room_fen": room.room_fen,
+        }
 
     @extend_schema_field(CitedDocumentSerializer(many=True))
     def get_documents(self, application: Application) -> list[dict[str, Any]]:
@@ -244,7 +285,11 @@ class ApplicationListCreate(ScopedQuerysetMixin, generics.ListAPIView):
             "(`evaluation_costs`) or loan interest paid (`loan_interest`, which needs `loan_rate_bp` and "
             "`project_investment_fen`; any other program refuses them with 400). 403 `not_eligible` (reason "
             "`once_per_enterprise`) when the program is one-time and the enterprise already has a live "
-            "application in it."
+            "application in it. "
+            "A contract (the same provider and contract number) with a live application in another program: 409 "
+            "`duplicate_contract` when no stacking rule joins the two programs; otherwise `requested_fen` is "
+            "lowered to what is left of their combined ceiling (the `submitted` event's note says so), and 409 "
+            "`stacking_ceiling` when nothing is left."
         ),
     )
     def post(self, request: Request) -> Response:
@@ -294,6 +339,14 @@ class ApplicationApprove(APIView):
     @extend_schema(
         request=ApproveRequest,
         responses={200: ApplicationSerializer},
+        summary="Approve an application (approver), issuing its grant",
+        description=(
+            "Issues the grant of `approved_fen` (default: the recommended amount) against the program year's pool "
+            "and the enterprise's cap: 409 `pool_exhausted` or `cap_exceeded` when either cannot cover it. A "
+            "contract that another program stacking with this one has granted too is granted at most what is "
+            "left of their combined ceiling (the grant's `amount_fen` and the `approved` event's note say so), "
+            "and 409 `stacking_ceiling` when nothing is left."
+        ),
         parameters=[idempotency_key_parameter(required=False)],
         tags=["applications"],
     )

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0010_model_filing_four_eyes'),
-        ('coupons', '0016_rule_set_versions'),
+        ('coupons', '0017_stacking_rules'),
         ('evidence', '0001_documents'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -2,8 +2,11 @@
 redemptions, claims, settlements. Every money movement goes through `ledger.services`.
 
 Lock order, the same everywhere so that no two writers wait on each other in a cycle:
-application → grant → redemption or claim (by id) → invoice file (an advisory lock,
-`invoices.invoice_file_lock`) → ledger accounts (by id, inside the ledger). A request's
+application → contract (an advisory lock on provider and contract number, `stacking.contract_lock`,
+taken by an approval in `grant_issue`) → grant → redemption or claim (by id) → invoice file (an
+advisory lock, `invoices.invoice_file_lock`) → ledger accounts (by id, inside the ledger). A
+submission takes the contract's lock before the enterprise's row (`application_submit`): an approval
+holding the contract's lock inserts its grant, whose foreign key waits on that row. A request's
 idempotency key comes before all of these (`api.idempotency`). A redemption batch takes its items'
 keys (in one order, `api.idempotency.idempotency_keys_lock`), then all its grants (by id), its invoice
 files (by hash), their timed-out holds (by id), and every ledger account it will touch (by id, at

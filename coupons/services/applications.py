@@ -41,6 +41,7 @@ from coupons.policy import ApplicationFacts, Rate, rate_for, reference_normalise
 from coupons.rule_sets import rule_set_in_force
 from coupons.services.eligibility import require_in_region, require_pair_eligible
 from coupons.services.grants import grant_issue
+from coupons.services.stacking import contract_lock, stacking_require_room, stacking_room
 from coupons.services.years import program_default_ensure, program_year_current
 from evidence.models import Document, Kind
 from evidence.selectors import citations_of
@@ -296,7 +297,11 @@ def application_submit(
 ) -> Application:
     """An enterprise member applies for coupons against one compute contract, in `program`'s year
     open now (the default program unless named; an unknown program is a validation error, a closed
-    one is refused). A contract has one live application per program.
+    one is refused). A contract has one live application per program. A contract with a live
+    application in another program is taken only when a stacking rule joins the programs
+    (`duplicate_contract` otherwise), and `requested_fen` is lowered to what is left of their
+    combined ceiling (the event's note says so; `stacking_ceiling` when nothing is):
+    coupons/services/stacking.py.
 
     `model_filing_number` names the filed model the work relies on (its own or a third party's);
     the registered-model rate applies only when staff verified that filing in the register.
@@ -349,6 +354,11 @@ def application_submit(
     )
 
     with transaction.atomic():
+        # The contract's lock first (coupons/services/stacking.py): every program's submission and
+        # approval for this contract takes it, so their view of its stacking room cannot change under
+        # us. It comes before the enterprise's: an approval holding it inserts a grant, which waits on
+        # the enterprise's row.
+        contract_lock(provider_id=provider.pk, contract_number=contract_number)
         # Lock the enterprise: its contracted total for the year (which a rule may look at) must
         # not change under us, and its status is read once.
         enterprise = Enterprise.objects.select_for_update().get(pk=actor.enterprise_id)
@@ -397,6 +407,21 @@ def application_submit(
             raise ValidationFailed(
                 f"requested_fen may be at most the eligible {eligible_fen} fen.", field="requested_fen"
             )
+        # Subsidised in another program too: only within their combined ceiling, or not at all when
+        # the programs do not stack.
+        note = ""
+        room = stacking_room(
+            program=year.program_id,
+            provider_id=provider.pk,
+            contract_number=contract_number,
+            contract_fee_fen=contract_fee_fen,
+            count_open=True,
+        )
+        if room is not None:
+            room_fen = stacking_require_room(room, contract_number=contract_number)
+            if requested_fen > room_fen:
+                note = f"requested_fen lowered from {requested_fen} to {room_fen} fen: {room.describe()}."
+                requested_fen = room_fen
         try:
             with transaction.atomic():
                 application = Application.objects.create(
@@ -449,7 +474,7 @@ def application_submit(
                 provider_id=provider.pk,
                 actor=actor,
             )
-        _record(application, "submitted", actor)
+        _record(application, "submitted", actor, note)
         return application
 
 
@@ -580,7 +605,10 @@ def application_approve(*, application: Application, actor: User, approved_fen: 
     """An approver who is not the reviewer approves, issuing the grant in one ledger batch.
 
     Fails with `pool_exhausted` or `cap_exceeded` (saying what is left) when the year's pool or the
-    enterprise's cap cannot cover the whole amount; nothing is written then.
+    enterprise's cap cannot cover the whole amount; nothing is written then. A contract subsidised in
+    another program that stacks is granted at most what is left of their combined ceiling (the
+    event's note says when the amount was lowered), and refused with `stacking_ceiling` when nothing
+    is (coupons/services/stacking.py).
     """
     require_role(actor, Role.APPROVER)
     if approved_fen is not None:
@@ -600,11 +628,17 @@ def application_approve(*, application: Application, actor: User, approved_fen: 
         if locked.year.status != ProgramYear.Status.OPEN:
             raise ProgramYearClosed(f"Program year {locked.year} is {locked.year.status}.")
         _require_parties_in_good_standing(locked)
-        grant_issue(application=locked, approver=actor, amount_fen=amount_fen)
+        grant = grant_issue(application=locked, approver=actor, amount_fen=amount_fen)
         locked.status = Application.Status.APPROVED
         locked.approved_by = actor
         locked.save(update_fields=["status", "approved_by", "updated_at"])
-        _record(locked, "approved", actor, f"{amount_fen} fen")
+        note = f"{grant.amount_fen} fen"
+        if grant.amount_fen < amount_fen:
+            note += (
+                f" (lowered from {amount_fen} fen to what is left of the contract's combined ceiling "
+                "across the programs that stack)"
+            )
+        _record(locked, "approved", actor, note)
         return locked
 
 

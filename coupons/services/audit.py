@@ -551,6 +551,56 @@ def check_settled_redemptions_have_evidence() -> tuple[list[Finding], int]:
     return _rows(sql), count_of("SELECT count(*) FROM coupons_redemption WHERE settlement_id IS NOT NULL")
 
 
+def check_stacking_within_ceiling() -> tuple[list[Finding], int]:
+    """A contract (provider, contract number) granted in several programs: every two of them are
+    joined by a stacking rule, and its grants net of revocations never pass the tightest ceiling of
+    those rules on the smallest fee its granted applications state (coupons/services/stacking.py)."""
+    sql = """
+        WITH granted AS (
+            SELECT a.provider_id, a.contract_number, a.program_id, a.contract_fee_fen,
+                   g.amount_fen - g.revoked_fen AS net_fen
+              FROM coupons_grant g JOIN coupons_application a ON a.id = g.application_id
+        ), contracts AS (
+            SELECT provider_id, contract_number, array_agg(DISTINCT program_id ORDER BY program_id) AS programs,
+                   min(contract_fee_fen) AS fee_fen, sum(net_fen) AS net_fen
+              FROM granted GROUP BY provider_id, contract_number
+            HAVING count(DISTINCT program_id) > 1
+        ), pairs AS (
+            SELECT c.provider_id, c.contract_number, p1, p2
+              FROM contracts c, unnest(c.programs) p1, unnest(c.programs) p2
+             WHERE p1 < p2
+        ), rule_pairs AS (
+            SELECT r.id AS rule_id, m1.program_id AS p1, m2.program_id AS p2
+              FROM coupons_stackingrule r
+              JOIN coupons_stackingruleprogram m1 ON m1.rule_id = r.id
+              JOIN coupons_stackingruleprogram m2 ON m2.rule_id = r.id AND m1.program_id < m2.program_id
+        ), joined AS (
+            SELECT p.provider_id, p.contract_number,
+                   count(*) FILTER (WHERE NOT EXISTS (
+                       SELECT 1 FROM rule_pairs rp WHERE rp.p1 = p.p1 AND rp.p2 = p.p2)) AS unjoined_pairs,
+                   array_agg(DISTINCT rp.rule_id) FILTER (WHERE rp.rule_id IS NOT NULL) AS rule_ids
+              FROM pairs p LEFT JOIN rule_pairs rp ON rp.p1 = p.p1 AND rp.p2 = p.p2
+             GROUP BY p.provider_id, p.contract_number
+        ), judged AS (
+            SELECT c.provider_id, c.contract_number, c.programs, c.fee_fen, c.net_fen, j.unjoined_pairs,
+                   (SELECT min(CASE WHEN r.amount_fen IS NULL THEN c.fee_fen * r.share_bp / 10000
+                                    ELSE least(c.fee_fen * r.share_bp / 10000, r.amount_fen) END)
+                      FROM coupons_stackingrule r WHERE r.id = ANY(j.rule_ids)) AS ceiling_fen
+              FROM contracts c JOIN joined j USING (provider_id, contract_number)
+        )
+        SELECT provider_id, contract_number, programs, fee_fen, net_fen, ceiling_fen, unjoined_pairs
+          FROM judged
+         WHERE unjoined_pairs > 0 OR ceiling_fen IS NULL OR net_fen > ceiling_fen
+         ORDER BY provider_id, contract_number
+    """
+    # Every granted contract is looked at: those granted in one program only pass at once.
+    examined = """
+        SELECT count(DISTINCT (a.provider_id, a.contract_number))
+          FROM coupons_grant g JOIN coupons_application a ON a.id = g.application_id
+    """
+    return _rows(sql), count_of(examined)
+
+
 def _years() -> list[tuple[str, int]]:
     """Every program year that opened, as (program, year)."""
     with connection.cursor() as cursor:
@@ -577,6 +627,7 @@ CHECKS: Final[list[tuple[str, Callable[[], tuple[list[Finding], int]]]]] = [
     ("stored_files_intact", check_stored_files_intact),
     ("invoices_used_once", check_invoices_used_once),
     ("settled_redemptions_have_evidence", check_settled_redemptions_have_evidence),
+    ("stacking_within_ceiling", check_stacking_within_ceiling),
 ]
 
 

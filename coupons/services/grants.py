@@ -19,6 +19,7 @@ from coupons.errors import CapExceeded, FourEyes, PoolExhausted
 from coupons.grant_codes import grant_code
 from coupons.locks import grant_lock
 from coupons.models import Application, Grant, ProgramYear, Redemption
+from coupons.services.stacking import contract_lock, stacking_require_room, stacking_room
 from coupons.services.years import PROGRAM_TIME_ZONE, cap_account_ensure, year_end
 from ledger.errors import ExceedsCredits
 from ledger.selectors import account_balance
@@ -50,7 +51,23 @@ def grant_issue(*, application: Application, approver: User, amount_fen: int) ->
 
     One ledger batch debits the pool (`pool:P:Y → grant:P:Y:A`) and the cap (`cap:P:Y:E → cap_used:P:Y`):
     both limits are CHECK constraints, so racing approvals can never pass either.
+
+    A contract that other programs subsidise too is granted at most what their grants leave of the
+    combined ceiling: `amount_fen` is lowered to it (the grant's amount says what was issued), and
+    `stacking_ceiling` refuses when nothing is left. The contract's lock, which every program's
+    approval and submission for it takes, serialises approvals racing in two programs.
     """
+    contract_lock(provider_id=application.provider_id, contract_number=application.contract_number)
+    room = stacking_room(
+        program=application.program_id,
+        provider_id=application.provider_id,
+        contract_number=application.contract_number,
+        contract_fee_fen=application.contract_fee_fen,
+        exclude_application_id=application.pk,
+        count_open=False,
+    )
+    if room is not None:
+        amount_fen = min(amount_fen, stacking_require_room(room, contract_number=application.contract_number))
     year = application.year
     cap_account_id = cap_account_ensure(enterprise_id=application.enterprise_id, year=year)
     if year.redemption_mode == ProgramYear.RedemptionMode.ENTERPRISE_REIMBURSEMENT:

@@ -17,13 +17,26 @@ from django.utils import timezone
 from accounts.models import Enterprise, Provider, Role, User
 from accounts.selectors import enterprise_is_verified_foundation_model_developer
 from coupons.management.commands.seed_demo import (
+    DISTRICT_POOL_FEN,
     MARKER_CONTRACT_NUMBER,
     PASSWORD_DEFAULT,
     REIMBURSEMENT_CONTRACT_PREFIX,
+    STACKED_CONTRACT_NUMBER,
 )
-from coupons.models import Application, CapOverride, Claim, Grant, ProgramYear, Redemption, Settlement
+from coupons.models import (
+    DEFAULT_PROGRAM,
+    Application,
+    CapOverride,
+    Claim,
+    Grant,
+    Program,
+    ProgramYear,
+    Redemption,
+    Settlement,
+    StackingRule,
+)
 from coupons.selectors import program_year_figures, program_year_figures_from_rows
-from coupons.services.audit import audit_execute, audit_run_create
+from coupons.services.audit import audit_execute, audit_run_create, check_stacking_within_ceiling
 from coupons.services.years import CAP_FEN_DEFAULT, POOL_FEN_DEFAULT, program_year_create, program_year_of
 from ledger.models import Account, Transfer
 from tests.evidence import invoice_number, pdf_bytes
@@ -31,6 +44,8 @@ from tests.factories import UserFactory
 from tests.portal.conftest import client_of
 
 pytestmark = pytest.mark.django_db
+
+DISTRICT = "binjiang-compute"
 
 
 def seed(*args: str) -> str:
@@ -68,7 +83,7 @@ def test_the_demo_has_every_state_and_figures_that_match_the_rows():
 
     # then
     year = program_year_of(timezone.now())
-    program_year = ProgramYear.objects.get(year=year)
+    program_year = ProgramYear.objects.get(program_id=DEFAULT_PROGRAM, year=year)
     assert (program_year.status, program_year.pool_fen, program_year.default_cap_fen, program_year.grace_days) == (
         ProgramYear.Status.OPEN,
         POOL_FEN_DEFAULT,
@@ -77,7 +92,7 @@ def test_the_demo_has_every_state_and_figures_that_match_the_rows():
     )
     assert program_year.rule_set.name == "measures-2024"
     assert program_year.redemption_mode == ProgramYear.RedemptionMode.PROVIDER_DEDUCTION
-    previous = ProgramYear.objects.get(year=year - 1)
+    previous = ProgramYear.objects.get(program_id=DEFAULT_PROGRAM, year=year - 1)
     assert (previous.status, previous.redemption_mode, previous.grant_validity, previous.grant_validity_months) == (
         ProgramYear.Status.CLOSED,
         ProgramYear.RedemptionMode.ENTERPRISE_REIMBURSEMENT,
@@ -185,6 +200,38 @@ def test_the_relaxed_cap_is_granted_by_one_approver_at_the_request_of_another_pe
     assert grant.application.model_filing is not None and grant.application.model_filing.is_verified
 
 
+def test_a_district_program_runs_beside_the_citys_and_both_subsidise_one_contract_within_the_ceiling():
+    out = seed()
+
+    # The district's program and its year, open with its own pool and cap.
+    year = program_year_of(timezone.now())
+    district = Program.objects.get(slug=DISTRICT)
+    assert (district.name, district.level, district.region) == ("滨江区算力券", "district", ["330108"])
+    district_year = ProgramYear.objects.get(program=district, year=year)
+    assert (district_year.status, district_year.pool_fen) == (ProgramYear.Status.OPEN, DISTRICT_POOL_FEN)
+    rule = StackingRule.objects.get()
+    assert (sorted(rule.programs.values_list("slug", flat=True)), rule.share_bp) == (
+        [DISTRICT, DEFAULT_PROGRAM],
+        6000,
+    )
+    # One contract of the Binjiang enterprise, granted by both programs: 30% each, 60% together.
+    grants = Grant.objects.filter(application__contract_number=STACKED_CONTRACT_NUMBER).order_by("application__program")
+    assert [(g.application.program_id, g.enterprise.uscc[2:8]) for g in grants] == [
+        (DISTRICT, "330108"),
+        (DEFAULT_PROGRAM, "330108"),
+    ]
+    fee_fen = grants[0].application.contract_fee_fen
+    assert [g.amount_fen for g in grants] == [fee_fen * 3000 // 10_000] * 2
+    assert sum(g.amount_fen for g in grants) <= fee_fen * rule.share_bp // 10_000
+    assert check_stacking_within_ceiling()[0] == []
+    # Each program's figures agree with its rows, and the district's pool carries only its grant.
+    assert program_year_figures(year=year, program=DISTRICT) == program_year_figures_from_rows(
+        year=year, program=DISTRICT
+    )
+    assert program_year_figures(year=year, program=DISTRICT).issued_fen == grants[0].amount_fen
+    assert f"Stacking: contract {STACKED_CONTRACT_NUMBER}" in out
+
+
 def test_the_demo_passes_the_audit():
     seed()
 
@@ -218,6 +265,7 @@ def test_a_second_run_changes_nothing():
     assert "Superuser admin: exists, skipped" in out
     assert "open, skipped" in out
     assert f"Program year {program_year_of(timezone.now()) - 1}: closed, skipped." in out
+    assert f"Program {DISTRICT}: present, skipped." in out
     assert f"Demo data: present (contract {MARKER_CONTRACT_NUMBER}), skipped." in out
 
 
@@ -226,8 +274,9 @@ def test_the_password_and_year_options():
     out = seed("--password", "another-demo-secret", "--year", str(year))
 
     assert f"Program year {year}: created and opened" in out
-    assert ProgramYear.objects.get(year=year).status == ProgramYear.Status.OPEN
-    assert ProgramYear.objects.get(year=year - 1).status == ProgramYear.Status.CLOSED
+    assert ProgramYear.objects.get(program_id=DEFAULT_PROGRAM, year=year).status == ProgramYear.Status.OPEN
+    assert ProgramYear.objects.get(program_id=DISTRICT, year=year).status == ProgramYear.Status.OPEN
+    assert ProgramYear.objects.get(program_id=DEFAULT_PROGRAM, year=year - 1).status == ProgramYear.Status.CLOSED
     assert set(Application.objects.values_list("year__year", flat=True)) == {year, year - 1}
     assert statuses(Redemption) == set(Redemption.Status.values)
     assert statuses(Claim) == set(Claim.Status.values)

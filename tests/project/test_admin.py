@@ -30,6 +30,7 @@ from accounts.models import (
 from config.money import yuan_text as yuan
 from coupons.management.commands.seed_demo import PASSWORD_DEFAULT
 from coupons.models import (
+    DEFAULT_PROGRAM,
     Application,
     ApplicationEvent,
     CapOverride,
@@ -38,6 +39,8 @@ from coupons.models import (
     RateRuleSet,
     Redemption,
     Settlement,
+    StackingRule,
+    StackingRuleProgram,
 )
 from coupons.selectors import grant_figures, program_year_figures
 
@@ -52,6 +55,8 @@ VIEW_ONLY = [
     RateRuleSet,
     Redemption,
     Settlement,
+    StackingRule,
+    StackingRuleProgram,
     RelatedParty,
     Facility,
     ProviderChange,
@@ -181,7 +186,7 @@ def test_a_grant_page_shows_its_balance_in_yuan(superuser_client: Client):
 
 
 def test_a_program_year_page_shows_its_pool_figures_in_yuan(superuser_client: Client):
-    year = ProgramYear.objects.get(status=ProgramYear.Status.OPEN)
+    year = ProgramYear.objects.get(program_id=DEFAULT_PROGRAM, status=ProgramYear.Status.OPEN)
     figures = program_year_figures(year=year.year)
 
     body = superuser_client.get(url(ProgramYear, "change", year.pk)).content.decode()
@@ -200,7 +205,7 @@ def test_the_user_list_shows_organisations_and_roles(superuser_client: Client):
 
 
 def test_changelist_filters_answer(superuser_client: Client):
-    year = ProgramYear.objects.get(status=ProgramYear.Status.OPEN).pk
+    year = ProgramYear.objects.get(program_id=DEFAULT_PROGRAM, status=ProgramYear.Status.OPEN).pk
     provider = Provider.objects.order_by("pk").first()
     enterprise = Enterprise.objects.order_by("pk").first()
     for model, query in [

@@ -6,6 +6,11 @@ Both redemption modes are live at once: the year Y (the current one by default) 
 from issue, then closed as the annual reset closes it: its grants outlive the close, so its
 enterprises still claim on them today.
 
+Beside the city's program (`hangzhou-compute`), a district's runs in the current year: Binjiang's own
+coupons (`binjiang-compute`), with its own pool and cap, and a stacking rule that lets the two
+subsidise one contract up to 60% of its fee together; one contract of the Binjiang enterprise is
+granted by both (docs/programs.md "Stacking").
+
 Everything goes through the services, as a person would through the API: the year is created and
 opened by the superuser, enterprises register and a reviewer verifies them, applications walk their
 states, approvals issue grants in the ledger, providers redeem, finance settles. No money row is
@@ -45,7 +50,17 @@ from approvals.models import ApprovalRequest
 from approvals.services import approval_request_approve
 from config.errors import ApplicationError
 from config.money import yuan_text
-from coupons.models import DEFAULT_PROGRAM, Application, Claim, ComputeSource, Grant, ProgramYear, Purpose, Redemption
+from coupons.models import (
+    DEFAULT_PROGRAM,
+    Application,
+    Claim,
+    ComputeSource,
+    Grant,
+    Program,
+    ProgramYear,
+    Purpose,
+    Redemption,
+)
 from coupons.services.acknowledgements import redemption_acknowledge, redemption_dispute
 from coupons.services.applications import (
     application_approve,
@@ -66,6 +81,7 @@ from coupons.services.redemptions import (
 )
 from coupons.services.reset import annual_reset
 from coupons.services.settlements import settlement_create, settlement_pay_request
+from coupons.services.stacking import stacking_rule_create
 from coupons.services.years import (
     CAP_FEN_DEFAULT,
     POOL_FEN_DEFAULT,
@@ -158,12 +174,33 @@ ENTERPRISES = (
     ("enterprise4", "Gongshu Robotics Start-up Co., Ltd.", False, False, False),
 )
 MODEL_SERVICES = (Purpose.MAAS, Purpose.AGENT, Purpose.APPLICATION)
+# Where the demo's organisations are registered (GB/T 2260): Xihu, but the Binjiang enterprise.
+XIHU_DIVISION = "330106"
+BINJIANG_DIVISION = "330108"
+DIVISIONS = {"enterprise3": BINJIANG_DIVISION}
+# The district program beside the city's: Binjiang's own compute coupons, in its own pool, stacking
+# with the city's up to 60% of a contract's fee together.
+DISTRICT_PROGRAM = {
+    "slug": "binjiang-compute",
+    "name": "滨江区算力券",
+    "name_en": "Binjiang District computing-power coupons",
+    "authority": "Binjiang District Science and Technology Bureau, Hangzhou",
+    "level": Program.Level.DISTRICT,
+    "region": [BINJIANG_DIVISION],
+}
+DISTRICT_POOL_FEN = 5_000_000_000  # 50 million yuan
+DISTRICT_CAP_FEN = 200_000_000  # 2 million yuan per enterprise
+STACKING_RULE_NAME = "hangzhou-compute+binjiang-compute"
+STACKING_SHARE_BP = 6000  # The city's and the district's coupons together: at most 60% of the fee.
+# The contract both programs subsidise: Binjiang Data Services' training at provider 1.
+STACKED_CONTRACT_NUMBER = "HZ-DEMO-0010"
 RELAXED_CAP_FEN = 2_000_000_000  # 20 million yuan for the foundation-model developer.
 
 
-def demo_uscc(serial: int) -> str:
-    """A valid credit code (GB 32100-2015) of a Hangzhou (Xihu district) company, numbered `serial`."""
-    first_seventeen = f"91330106MA2H{serial:05d}"
+def demo_uscc(serial: int, division: str = XIHU_DIVISION) -> str:
+    """A valid credit code (GB 32100-2015) of a Hangzhou company registered in `division` (Xihu
+    district unless named), numbered `serial`."""
+    first_seventeen = f"91{division}MA2H{serial:05d}"
     return first_seventeen + check_character(first_seventeen)
 
 
@@ -192,7 +229,10 @@ DEMO_USERNAMES = (
     *(row[0] for row in PROVIDERS),
     *(row[0] for row in ENTERPRISES),
 )
-DEMO_USCCS = tuple(demo_uscc(serial) for serial in range(1, len(PROVIDERS) + len(ENTERPRISES) + 1))
+DEMO_USCCS = tuple(
+    demo_uscc(serial, DIVISIONS.get(username, XIHU_DIVISION))
+    for serial, username in enumerate([*(row[0] for row in PROVIDERS), *(row[0] for row in ENTERPRISES)], start=1)
+)
 
 
 @dataclass
@@ -250,6 +290,8 @@ class Command(BaseCommand):
                     previous = ProgramYear.objects.filter(program_id=DEFAULT_PROGRAM, year=year - 1).first()
                     if previous is not None:
                         self.stdout.write(f"Program year {year - 1}: {previous.status}, skipped.")
+                    if Program.objects.filter(slug=DISTRICT_PROGRAM["slug"]).exists():
+                        self.stdout.write(f"Program {DISTRICT_PROGRAM['slug']}: present, skipped.")
                     self.stdout.write(f"Demo data: present (contract {MARKER_CONTRACT_NUMBER}), skipped.")
                     return
                 self._check_no_demo_names_taken()
@@ -260,6 +302,7 @@ class Command(BaseCommand):
                     )
                 cast = self._cast_create(admin, password)
                 self._flows_create(cast, year)
+                self._district_create(cast, year)
                 self._reimbursement_create(cast, year - 1, demo_year=year)
                 # Seal the demo's transfers into the hash chain and audit them, as beat would.
                 from coupons.services.audit import audit_execute, audit_run_create
@@ -376,7 +419,7 @@ class Command(BaseCommand):
                 password=password,
                 email=f"{username}@example.com",
                 name=name,
-                uscc=demo_uscc(next(serials)),
+                uscc=demo_uscc(next(serials), DIVISIONS.get(username, XIHU_DIVISION)),
                 has_registered_model=foundation_model,
                 model_filing_number=MODEL_FILING_NUMBER if foundation_model else "",
                 foundation_model_developer=foundation_model,
@@ -604,6 +647,67 @@ class Command(BaseCommand):
         )
 
     # --- The reimbursement year (Y-1) ------------------------------------------------------------
+
+    def _district_create(self, cast: _Cast, year: int) -> None:
+        """The district program beside the city's, its year open with its own pool and cap, the rule
+        that lets the two stack up to 60% of a contract's fee, and one contract of the Binjiang
+        enterprise subsidised by both: the city's 30% first, then the district's up to the 60%."""
+        now = None if year == program_year_of(timezone.now()) else dt.datetime(year, 7, 1, 12, tzinfo=PROGRAM_TIME_ZONE)
+        staff, admin = cast.staff, cast.admin
+        slug = str(DISTRICT_PROGRAM["slug"])
+        # The program is policy data a superuser writes; it has no service of its own yet.
+        Program.objects.create(**DISTRICT_PROGRAM)
+        program_year_create(
+            year=year, actor=admin, program=slug, pool_fen=DISTRICT_POOL_FEN, default_cap_fen=DISTRICT_CAP_FEN
+        )
+        program_year_open(year=year, actor=admin, program=slug)
+        stacking_rule_create(
+            actor=admin, name=STACKING_RULE_NAME, programs=[DEFAULT_PROGRAM, slug], share_bp=STACKING_SHARE_BP
+        )
+        self.stdout.write(
+            f"Program {slug} ({DISTRICT_PROGRAM['name']}): year {year} opened (pool {yuan_text(DISTRICT_POOL_FEN)}, "
+            f"cap {yuan_text(DISTRICT_CAP_FEN)} per enterprise); it stacks with {DEFAULT_PROGRAM} up to "
+            f"{STACKING_SHARE_BP // 100}% of a contract's fee."
+        )
+
+        provider, clerk = cast.providers[0], cast.provider_members[0]
+        member, enterprise = cast.enterprise_members[2], cast.enterprises[2]
+        today = listing_day(now)
+        signed_on = max(dt.date(year, 1, 1), today - dt.timedelta(days=30))
+        contract = sample_upload(member, Kind.CONTRACT, "contract.pdf", STACKED_CONTRACT_NUMBER)
+        grants = []
+        for program, reviewer, approver in (
+            (DEFAULT_PROGRAM, "reviewer", "approver"),
+            (slug, "reviewer2", "approver2"),
+        ):
+            application = application_submit(
+                actor=member,
+                provider=provider,
+                contract_number=STACKED_CONTRACT_NUMBER,
+                contract_fee_fen=fen(2_000_000),
+                compute_source=ComputeSource.DOMESTIC,
+                purpose=Purpose.TRAINING,
+                contract_document=contract,
+                contract_signed_on=signed_on,
+                contract_term_months=12,
+                now=now,
+                program=program,
+            )
+            application = application_confirm(application=application, actor=clerk)
+            application = application_review(
+                application=application,
+                actor=staff[reviewer],
+                recommended_fen=application.requested_fen,
+                evidence_checked=[contract.pk],
+                note="Contract checked; the contract is subsidised by the city and the district (demo).",
+            )
+            application_approve(application=application, actor=staff[approver])
+            grants.append(Grant.objects.get(application=application))
+        self.stdout.write(
+            f"Stacking: contract {STACKED_CONTRACT_NUMBER} of {enterprise.name} granted "
+            f"{yuan_text(grants[0].amount_fen)} by {DEFAULT_PROGRAM} and {yuan_text(grants[1].amount_fen)} by {slug}, "
+            f"within their combined {STACKING_SHARE_BP // 100}% of its {yuan_text(fen(2_000_000))} fee."
+        )
 
     def _reimbursement_create(self, cast: _Cast, year: int, *, demo_year: int) -> None:
         """Y-1 in enterprise reimbursement mode: contracts approved into grants valid for 24 months,
