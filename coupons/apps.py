@@ -10,3 +10,9 @@ class CouponsConfig(AppConfig):
         from coupons import approval_actions
 
         approval_actions.register()
+        # Staff may be limited to programs (`accounts.models.User.programs`): accounts asks us which
+        # slugs name no program.
+        from accounts.programs import program_slugs_register
+        from coupons.selectors.scopes import program_slugs_unknown
+
+        program_slugs_register(program_slugs_unknown)

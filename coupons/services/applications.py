@@ -37,6 +37,7 @@ from coupons.models import (
 from coupons.policy import ApplicationFacts, Rate, rate_for, reference_normalise, subsidy_fen
 from coupons.services.eligibility import require_in_region, require_pair_eligible
 from coupons.services.grants import grant_issue
+from coupons.services.reach import reach_program
 from coupons.services.years import program_default_ensure, program_year_current
 from evidence.models import Document, Kind
 from evidence.selectors import citations_of
@@ -440,6 +441,7 @@ def application_review(
     application cites they checked: at least its contract, and none it does not cite (recorded in
     `Application.evidence_checked`)."""
     require_role(actor, Role.REVIEWER)
+    reach_program(actor, application.program_id, f"application {application.pk}")
     _whole_fen(recommended_fen, "recommended_fen")
     checked = _evidence_ids(evidence_checked)
     note = _note(note, "note", required=False)
@@ -481,6 +483,7 @@ def application_approve(*, application: Application, actor: User, approved_fen: 
     enterprise's cap cannot cover the whole amount; nothing is written then.
     """
     require_role(actor, Role.APPROVER)
+    reach_program(actor, application.program_id, f"application {application.pk}")
     if approved_fen is not None:
         _whole_fen(approved_fen, "approved_fen")
     with transaction.atomic():
@@ -509,6 +512,7 @@ def application_approve(*, application: Application, actor: User, approved_fen: 
 def application_reject(*, application: Application, actor: User, reason: str) -> Application:
     """A reviewer or an approver rejects an application before approval, saying why."""
     require_role(actor, Role.REVIEWER, Role.APPROVER)
+    reach_program(actor, application.program_id, f"application {application.pk}")
     reason = _note(reason, "reason", required=True)
     with transaction.atomic():
         locked = application_lock(application.pk)

@@ -6,12 +6,13 @@ the page and the API cannot disagree; the burn-down comes from the pool account'
 
 import itertools
 
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from coupons.models import DEFAULT_PROGRAM, Program, ProgramYear
+from accounts.caller import caller
+from coupons.models import Program, ProgramYear
 from coupons.selectors import (
     enterprises_near_cap,
     pool_available_by_day,
@@ -20,6 +21,7 @@ from coupons.selectors import (
     public_awards,
     public_awards_csv_lines,
 )
+from coupons.selectors.scopes import program_default_for, programs_visible_to
 from coupons.services.years import PROGRAM_TIME_ZONE
 from portal import access, charts
 from portal.views.common import page_of
@@ -39,9 +41,17 @@ def _year_chosen(request: HttpRequest, years: list[int]) -> int | None:
 
 
 def _program_chosen(request: HttpRequest) -> Program:
-    """The program asked for with `?program=`, or the default program."""
+    """The program asked for with `?program=`, or the default program (for staff limited to other
+    programs, the first of theirs). A program the caller's roles do not reach is not found."""
+    user = caller(request)
     asked = request.GET.get("program", "")
-    return Program.objects.filter(slug=asked).first() or Program.objects.get(slug=DEFAULT_PROGRAM)
+    if asked:
+        program = programs_visible_to(user).filter(slug=asked).first()
+        if program is None and user.program_limit is not None:
+            raise Http404(_("No such program."))
+        if program is not None:
+            return program
+    return Program.objects.get(slug=program_default_for(user))
 
 
 @access.staff
@@ -58,7 +68,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     today = timezone.localtime(now, PROGRAM_TIME_ZONE).date()
     context = {
         "program": program,
-        "programs": Program.objects.order_by("slug"),
+        "programs": programs_visible_to(caller(request)).order_by("slug"),
         "years": years,
         "year": year,
         "program_year": program_year,
