@@ -2,8 +2,9 @@
 
 `User` is the project's own user model from the first migration, because Django cannot switch to
 a custom user model later. A user is either platform staff, holding roles (`reviewer`,
-`approver`, `finance`, `auditor`, as Django groups; a superuser holds every role), or a member of
-exactly one organisation: an `Enterprise` that applies for coupons, or a `Provider` (an
+`approver`, `finance`, `auditor`, as Django groups; a superuser holds every role; `programs` may
+limit a staff member's roles to some programs, docs/programs.md), or a member of exactly one
+organisation: an `Enterprise` that applies for coupons, or a `Provider` (an
 intelligent computing center) that redeems them. Both organisations carry a unified social credit
 code validated by its GB 32100-2015 check character. `RelatedParty` is the administrators' list
 of pairs of codes that may not deal with each other under the program.
