@@ -401,3 +401,17 @@ def test_a_user_created_limited_is_limited_before_any_role_arrives(cast: Cast) -
     assert response.status_code == 201, response.content[:300]
     assert response.json()["programs"] == [DISTRICT]
     assert User.objects.get(username="xihu-reviewer").programs == [DISTRICT]
+
+
+def test_a_sanction_spans_every_program(cast: Cast) -> None:
+    """A sanction excludes an organisation from every program, and its request names no program (so
+    staff limited to programs would not see it): asking for one needs a reach of every program."""
+    district_program()
+    district_staff = limited_staff(DISTRICT)
+    response = signed_in(district_staff).post(
+        "/api/v1/sanctions/",
+        {"uscc": cast.enterprise.uscc, "reason": "Forged invoices", "valid_from": "2026-01-01"},
+        format="json",
+    )
+    assert_problem(response, 403, "permission_denied")
+    assert not ApprovalRequest.objects.filter(action="sanction_set").exists()
