@@ -6,9 +6,9 @@ another program's for a staff member limited to programs, is not found (404), ne
 from collections.abc import Collection
 from typing import TypeVar
 
-from django.db.models import BigIntegerField, Exists, F, Model, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models import BigIntegerField, CharField, Exists, F, Model, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.expressions import CombinedExpression
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Cast, Coalesce, Concat
 
 from accounts.models import User
 from accounts.roles import require_program
@@ -110,6 +110,27 @@ def program_slugs_unknown(slugs: Collection[str]) -> list[str]:
     """The slugs among `slugs` that name no program (registered with `accounts.programs`)."""
     known = set(Program.objects.filter(slug__in=list(slugs)).values_list("slug", flat=True))
     return sorted(set(slugs) - known)
+
+
+# How documents' citations name the coupon program's objects (`coupons.evidence`, `services.claims.subject`).
+_CITING = ((Application, "application:", "program_id"), (Redemption, "redemption:", "grant__year__program_id"))
+_CITING_CLAIMS = (Claim, "claim:", "grant__year__program_id")
+
+
+def citations_within_reach(user: User) -> Q:
+    """The citations (a filter on `evidence.Citation`) a staff member limited to programs reaches: those
+    of the applications, redemptions and claims of their programs, and those of no coupon object
+    (registered with `evidence.selectors`, which knows nothing of programs)."""
+    programs = sorted(user.program_limit or ())
+    reach = ~Q(subject__regex=r"^(application|redemption|claim):")
+    for model, prefix, program_path in (*_CITING, _CITING_CLAIMS):
+        subjects = (
+            model.objects.filter(**{f"{program_path}__in": programs})
+            .annotate(subject=Concat(Value(prefix), Cast("pk", CharField())))
+            .values("subject")
+        )
+        reach |= Q(subject__in=subjects)
+    return reach
 
 
 def program_within_reach(user: User, program: str) -> None:

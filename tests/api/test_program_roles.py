@@ -415,3 +415,22 @@ def test_a_sanction_spans_every_program(cast: Cast) -> None:
     )
     assert_problem(response, 403, "permission_denied")
     assert not ApprovalRequest.objects.filter(action="sanction_set").exists()
+
+
+def test_documents_cited_only_in_another_program_are_404(world: World) -> None:
+    """The contract of a district application is the district's evidence: the city's staff do not read it."""
+    city_application = Application.objects.get(pk=world.ids[CITY]["reviewed"])
+    district_application = Application.objects.get(pk=world.ids[DISTRICT]["reviewed"])
+    city, district = signed_in(world.city_staff), signed_in(world.district_staff)
+    for client, own, other in (
+        (city, city_application, district_application),
+        (district, district_application, city_application),
+    ):
+        assert client.get(f"/api/v1/documents/{own.contract_document_id}/").status_code == 200
+        assert_problem(client.get(f"/api/v1/documents/{other.contract_document_id}/"), 404, "not_found")
+        assert_problem(client.get(f"/api/v1/documents/{other.contract_document_id}/content/"), 404, "not_found")
+        listed = _ids_in(client.get("/api/v1/documents/?page_size=200"))
+        assert own.contract_document_id in listed and other.contract_document_id not in listed
+    unlimited = signed_in(world.cast.reviewer)
+    for application in (city_application, district_application):
+        assert unlimited.get(f"/api/v1/documents/{application.contract_document_id}/").status_code == 200
