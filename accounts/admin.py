@@ -33,7 +33,7 @@ from accounts.models import (
     User,
 )
 from accounts.services import user_programs_clean
-from config.errors import ValidationFailed
+from config.errors import ApplicationError
 from ledger.admin import ReadOnlyAdmin
 
 
@@ -184,7 +184,7 @@ class UserChangeForm(DjangoUserChangeForm):
         """The same checks as the API (`PUT /users/{id}/programs/`): known slugs, staff only."""
         try:
             return user_programs_clean(user=self.instance, programs=list(self.cleaned_data.get("programs") or []))
-        except ValidationFailed as error:
+        except ApplicationError as error:
             raise forms.ValidationError(error.detail) from error
 
 

@@ -806,8 +806,8 @@ class UserPrograms(APIView):
             "Replaces the programs the staff user's roles reach: from their next request they see and act on "
             "only those programs' applications, grants, redemptions, claims, program years, figures and approval "
             "requests; an object of another program is 404 to them. An empty list lifts the limit (every "
-            "program). A slug that names no program, or a limit for a superuser or a member of an organisation, "
-            "is 400 `validation_error`; an unknown user is 404."
+            "program). A slug that names no program is 404 `not_found` (on `programs`), as is an unknown user; a "
+            "limit for a superuser or a member of an organisation is 409 `invalid_state`."
         ),
     )
     def put(self, request: Request, pk: int) -> Response:

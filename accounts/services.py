@@ -34,7 +34,14 @@ from accounts.selectors import PROVIDER_CHANGE_ACTION
 from accounts.uscc import validate_uscc
 from approvals.models import ApprovalRequest
 from approvals.services import approval_request_create
-from config.errors import AlreadyExists, FourEyes, InvalidState, PermissionDenied, ValidationFailed
+from config.errors import (
+    AlreadyExists,
+    FourEyes,
+    InvalidState,
+    PermissionDenied,
+    ReferenceNotFound,
+    ValidationFailed,
+)
 from config.limits import REASON_LENGTH_MAX
 
 NAME_LENGTH_MAX = 200
@@ -516,14 +523,14 @@ def user_programs_clean(*, user: User, programs: object) -> list[str]:
     if len(wanted) > USER_PROGRAMS_COUNT_MAX:
         raise ValidationFailed(f"At most {USER_PROGRAMS_COUNT_MAX} programs.", field="programs")
     if wanted and (user.is_superuser or user.enterprise_id is not None or user.provider_id is not None):
-        raise ValidationFailed(
+        raise InvalidState(
             "Only platform staff are limited to programs: a superuser acts in every program, and a member of "
-            "an organisation sees what names it.",
-            field="programs",
+            "an organisation sees what names it."
         )
     unknown = program_slugs_unknown(wanted)
     if unknown:
-        raise ValidationFailed(f"No program {', '.join(unknown)}.", field="programs")
+        # A well-formed slug that names nothing: 404 with the field named, as any unknown reference.
+        raise ReferenceNotFound(f"No program {', '.join(unknown)}.", field="programs")
     return wanted
 
 

@@ -19,7 +19,7 @@ from accounts.models import Role, User
 from accounts.services import user_programs_set
 from approvals.models import ApprovalRequest
 from approvals.services import approval_request_approve
-from config.errors import NotFound, PermissionDenied, ValidationFailed
+from config.errors import InvalidState, NotFound, PermissionDenied
 from coupons.models import DEFAULT_PROGRAM, Alert, Application, Claim, Grant, Program
 from coupons.services.alerts import _recipients
 from coupons.services.applications import application_approve, application_review
@@ -353,18 +353,18 @@ def test_the_limit_is_refused_when_it_cannot_mean_anything(cast: Cast) -> None:
     client = signed_in(cast.admin)
     assert_problem(
         client.put(f"/api/v1/users/{staff.pk}/programs/", {"programs": ["no-such-fund"]}, format="json"),
-        400,
-        "validation_error",
+        404,
+        "not_found",
     )
     assert_problem(
         client.put(f"/api/v1/users/{cast.member.pk}/programs/", {"programs": [CITY]}, format="json"),
-        400,
-        "validation_error",
+        409,
+        "invalid_state",
     )
     assert_problem(
         client.put(f"/api/v1/users/{cast.admin.pk}/programs/", {"programs": [CITY]}, format="json"),
-        400,
-        "validation_error",
+        409,
+        "invalid_state",
     )
     # Only a superuser sets it.
     assert_problem(
@@ -374,7 +374,7 @@ def test_the_limit_is_refused_when_it_cannot_mean_anything(cast: Cast) -> None:
     )
     with pytest.raises(PermissionDenied):
         user_programs_set(user=staff, programs=[CITY], actor=cast.approver)
-    with pytest.raises(ValidationFailed):
+    with pytest.raises(InvalidState):
         user_programs_set(user=cast.admin, programs=[CITY], actor=cast.admin)
     assert User.objects.get(pk=staff.pk).programs == []
 
