@@ -4,11 +4,14 @@ Enterprises register, get verified and suspended, and providers are listed, thro
 `accounts.services`, which check credit codes and who may act; so here organisations are read-only,
 except that a superuser may correct an enterprise's or a provider's name. Related parties are added
 through the service too. Users keep Django's UserAdmin, which also shows each user's organisation
-(set when the user is created, so read-only here) and roles (groups).
+(set when the user is created, so read-only here) and roles (groups); a superuser may limit a staff
+member's roles to programs (`User.programs`, checked by `accounts.services.user_programs_clean`).
 """
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import UserChangeForm as DjangoUserChangeForm
 from django.contrib.auth.models import Group
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
@@ -29,6 +32,8 @@ from accounts.models import (
     Sanction,
     User,
 )
+from accounts.services import user_programs_clean
+from config.errors import ApplicationError
 from ledger.admin import ReadOnlyAdmin
 
 
@@ -174,14 +179,25 @@ class GroupAdmin(ReadOnlyAdmin):
     search_fields = ["name"]
 
 
+class UserChangeForm(DjangoUserChangeForm):
+    def clean_programs(self) -> list[str]:
+        """The same checks as the API (`PUT /users/{id}/programs/`): known slugs, staff only."""
+        try:
+            return user_programs_clean(user=self.instance, programs=list(self.cleaned_data.get("programs") or []))
+        except ApplicationError as error:
+            raise forms.ValidationError(error.detail) from error
+
+
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
+    form = UserChangeForm
     list_display = [
         "username",
         "email",
         "enterprise",
         "provider",
         "role_names",
+        "programs",
         "is_staff",
         "is_superuser",
         "is_active",
@@ -198,13 +214,22 @@ class UserAdmin(DjangoUserAdmin):
     list_select_related = ["enterprise", "provider"]
     search_fields = ["username", "first_name", "last_name", "email", "enterprise__name", "provider__name"]
     # Membership is fixed when accounts.services creates the user: shown, not edited.
-    fieldsets = (*(DjangoUserAdmin.fieldsets or ()), ("Organisation", {"fields": ("enterprise", "provider")}))
+    # The programs a staff member's roles are limited to (empty: every program), set by a superuser.
+    fieldsets = (
+        *(DjangoUserAdmin.fieldsets or ()),
+        ("Organisation", {"fields": ("enterprise", "provider")}),
+        ("Programs", {"fields": ("programs",)}),
+    )
     # Roles are granted by two people (POST /api/v1/users/ and an approved `role_grant` request), never
     # by one superuser here: groups, permissions and the superuser flag are shown, not edited.
     readonly_fields = ["enterprise", "provider", "groups", "user_permissions", "is_superuser", "is_staff"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
         return super().get_queryset(request).prefetch_related("groups")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
+        fields = list(super().get_readonly_fields(request, obj))
+        return fields if _is_superuser(request) else [*fields, "programs"]
 
     @admin.display(description="roles")
     def role_names(self, user: User) -> str:

@@ -22,6 +22,8 @@ from accounts.caller import caller
 from accounts.errors import SignInFailed
 from accounts.models import (
     FACILITY_DESCRIPTION_LENGTH_MAX,
+    USER_PROGRAM_SLUG_LENGTH_MAX,
+    USER_PROGRAMS_COUNT_MAX,
     AccessToken,
     ApiKey,
     ComputeSource,
@@ -44,6 +46,7 @@ from accounts.services import (
     provider_change_request,
     provider_create,
     user_create,
+    user_programs_set,
 )
 from accounts.signin import sign_in_check
 from accounts.uscc import ALPHABET as USCC_ALPHABET
@@ -174,12 +177,17 @@ class ProviderSerializer(serializers.ModelSerializer):
 
 class UserSerializer(serializers.ModelSerializer):
     roles = serializers.ListField(child=serializers.CharField(), read_only=True)
+    programs = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="The programs (slugs) the user's roles are limited to; empty: every program.",
+    )
     # A plain string: an address is optional, and "" is no email format the schema could promise.
     email = serializers.CharField(read_only=True)
 
     class Meta:
         model = User
-        fields = ["id", "username", "email", "roles", "enterprise", "provider", "is_superuser"]
+        fields = ["id", "username", "email", "roles", "programs", "enterprise", "provider", "is_superuser"]
         read_only_fields = fields
 
 
@@ -343,6 +351,21 @@ class UserRequest(StrictSerializer):
     roles = serializers.ListField(child=serializers.ChoiceField(choices=Role.choices), required=False, default=list)
     enterprise = StrictIntegerField(required=False, allow_null=True, default=None)
     provider = StrictIntegerField(required=False, allow_null=True, default=None)
+    programs = serializers.ListField(
+        child=serializers.SlugField(max_length=USER_PROGRAM_SLUG_LENGTH_MAX),
+        max_length=USER_PROGRAMS_COUNT_MAX,
+        required=False,
+        default=list,
+        help_text="Limit a staff user's roles to these programs (slugs); absent or empty: every program.",
+    )
+
+
+class UserProgramsRequest(StrictSerializer):
+    programs = serializers.ListField(
+        child=serializers.SlugField(max_length=USER_PROGRAM_SLUG_LENGTH_MAX),
+        max_length=USER_PROGRAMS_COUNT_MAX,
+        help_text="The programs (slugs) the staff user's roles are limited to; empty: every program.",
+    )
 
 
 def is_api_key(request: Request) -> bool:
@@ -765,8 +788,31 @@ class UserCreate(APIView):
             roles=data["roles"],
             enterprise=enterprise,
             provider=provider,
+            programs=data["programs"],
             actor=caller(request),
         )
         answer = UserSerializer(user).data
         answer["roles_request"] = roles_request.pk if roles_request is not None else None
         return Response(answer, status=status.HTTP_201_CREATED)
+
+
+class UserPrograms(APIView):
+    @extend_schema(
+        request=UserProgramsRequest,
+        responses={200: UserSerializer},
+        tags=["users"],
+        summary="Limit a staff user's roles to programs (superuser)",
+        description=(
+            "Replaces the programs the staff user's roles reach: from their next request they see and act on "
+            "only those programs' applications, grants, redemptions, claims, program years, figures and approval "
+            "requests; an object of another program is 404 to them. An empty list lifts the limit (every "
+            "program). A slug that names no program is 404 `not_found` (on `programs`), as is an unknown user; a "
+            "limit for a superuser or a member of an organisation is 409 `invalid_state`."
+        ),
+    )
+    def put(self, request: Request, pk: int) -> Response:
+        actor = caller(request)
+        require_superuser(actor)
+        data = validated(UserProgramsRequest, request.data)
+        user = get_object_or_404(User, pk=pk)
+        return Response(UserSerializer(user_programs_set(user=user, programs=data["programs"], actor=actor)).data)

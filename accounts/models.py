@@ -2,8 +2,9 @@
 
 `User` is the project's own user model from the first migration, because Django cannot switch to
 a custom user model later. A user is either platform staff, holding roles (`reviewer`,
-`approver`, `finance`, `auditor`, as Django groups; a superuser holds every role), or a member of
-exactly one organisation: an `Enterprise` that applies for coupons, or a `Provider` (an
+`approver`, `finance`, `auditor`, as Django groups; a superuser holds every role; `programs` may
+limit a staff member's roles to some programs, docs/programs.md), or a member of exactly one
+organisation: an `Enterprise` that applies for coupons, or a `Provider` (an
 intelligent computing center) that redeems them. Both organisations carry a unified social credit
 code validated by its GB 32100-2015 check character. `RelatedParty` is the administrators' list
 of pairs of codes that may not deal with each other under the program.
@@ -28,6 +29,7 @@ from zoneinfo import ZoneInfo
 
 import pgtrigger
 from django.contrib.auth.models import AbstractUser
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -38,6 +40,10 @@ from accounts.uscc import validate_uscc
 # The program's days are Beijing days: a listing window covers whole days in Asia/Shanghai. (The
 # same zone as the program years in `coupons`, which this app may not import.)
 LISTING_TIME_ZONE: Final = ZoneInfo("Asia/Shanghai")
+# A staff member's program limit names programs by slug (`coupons.models.PROGRAM_SLUG_LENGTH_MAX`, which
+# this app may not import) and names at most this many of them.
+USER_PROGRAM_SLUG_LENGTH_MAX: Final = 24
+USER_PROGRAMS_COUNT_MAX: Final = 50
 FACILITY_DESCRIPTION_LENGTH_MAX: Final = 500
 
 
@@ -377,6 +383,16 @@ class User(AbstractUser):
     receives_alerts = models.BooleanField(
         default=False, help_text="Mail this person the program's alerts (pool and cap thresholds, failed audits)."
     )
+    # The programs (by slug) a staff member's roles are limited to; empty: every program. A list of
+    # slugs, not a foreign key, because programs belong to `coupons`, which this app may not import
+    # (docs/architecture.md); `coupons.services.staff.user_programs_set` checks each slug names a
+    # program, and a slug that named none would only narrow what the person sees.
+    programs = ArrayField(
+        models.SlugField(max_length=USER_PROGRAM_SLUG_LENGTH_MAX),
+        default=list,
+        blank=True,
+        help_text="The programs this staff member's roles are limited to (slugs); empty: every program.",
+    )
 
     class Meta:
         db_table = "accounts_user"
@@ -391,6 +407,15 @@ class User(AbstractUser):
             models.CheckConstraint(
                 condition=Q(is_superuser=False) | Q(enterprise__isnull=True, provider__isnull=True),
                 name="accounts_user_superuser_has_no_organisation",
+            ),
+            # Only staff are limited to programs: a superuser holds every role in every program, and a
+            # member of an organisation sees what names its organisation, whatever the program.
+            models.CheckConstraint(
+                condition=Q(programs=[]) | Q(is_superuser=False, enterprise__isnull=True, provider__isnull=True),
+                name="accounts_user_programs_only_for_staff",
+            ),
+            models.CheckConstraint(
+                condition=Q(programs__len__lte=USER_PROGRAMS_COUNT_MAX), name="accounts_user_programs_count"
             ),
         ]
         triggers = [
@@ -430,6 +455,19 @@ class User(AbstractUser):
     def is_staff_member(self) -> bool:
         """Platform staff: a superuser or a holder of any role."""
         return self.is_active and (self.is_superuser or bool(self.roles))
+
+    @property
+    def program_limit(self) -> frozenset[str] | None:
+        """The programs (slugs) this person's roles are limited to; None: every program (a superuser,
+        or staff with no limit). Members of organisations are never limited by program."""
+        if self.is_superuser or not self.programs:
+            return None
+        return frozenset(self.programs)
+
+    def acts_in_program(self, program: str) -> bool:
+        """Whether this person's roles reach the program named by its slug."""
+        limit = self.program_limit
+        return limit is None or program in limit
 
 
 class AccessToken(models.Model):

@@ -1,7 +1,7 @@
 """Checks of who may act: platform roles and organisation membership. Each raises PermissionDenied."""
 
 from accounts.models import Role, User
-from config.errors import PermissionDenied
+from config.errors import NotFound, PermissionDenied
 
 
 def require_role(user: User, *roles: Role) -> None:
@@ -24,3 +24,10 @@ def require_enterprise_member(user: User, enterprise_id: int) -> None:
 def require_provider_member(user: User, provider_id: int) -> None:
     if not user.is_active or user.provider_id != provider_id:
         raise PermissionDenied("This action needs a member of the computing center.")
+
+
+def require_program(user: User, program: str, *, what: str = "") -> None:
+    """The user's roles reach the program (slug). Refused as NotFound, like any object out of the
+    caller's scope: a staff member limited to other programs is not told that it exists."""
+    if not user.acts_in_program(program):
+        raise NotFound(f"No {what or 'program ' + repr(program)}.")

@@ -15,6 +15,7 @@ from django.utils import timezone
 from accounts.models import (
     ENTERPRISE_FLAGS,
     FACILITY_DESCRIPTION_LENGTH_MAX,
+    USER_PROGRAMS_COUNT_MAX,
     ComputeSource,
     Enterprise,
     EnterpriseFlagsEvent,
@@ -27,12 +28,20 @@ from accounts.models import (
     Sanction,
     User,
 )
+from accounts.programs import program_slugs_unknown
 from accounts.roles import require_enterprise_member, require_role, require_superuser
 from accounts.selectors import PROVIDER_CHANGE_ACTION
 from accounts.uscc import validate_uscc
 from approvals.models import ApprovalRequest
 from approvals.services import approval_request_create
-from config.errors import AlreadyExists, FourEyes, InvalidState, PermissionDenied, ValidationFailed
+from config.errors import (
+    AlreadyExists,
+    FourEyes,
+    InvalidState,
+    PermissionDenied,
+    ReferenceNotFound,
+    ValidationFailed,
+)
 from config.limits import REASON_LENGTH_MAX
 
 NAME_LENGTH_MAX = 200
@@ -472,6 +481,7 @@ def user_create(
     roles: Sequence[str] = (),
     enterprise: Enterprise | None = None,
     provider: Provider | None = None,
+    programs: Sequence[str] = (),
     actor: User,
 ) -> tuple[User, ApprovalRequest | None]:
     """A superuser creates a staff user, or a member of one enterprise or provider.
@@ -479,8 +489,9 @@ def user_create(
     Platform roles are power over the fund's money, so they are granted by two people: the new
     user starts with none, and the roles asked for wait in an approval request (`role_grant`) that a
     different superuser decides. Otherwise one superuser could create a second account, give it a
-    role, and approve their own requests with it. Returns the user and that request (None when no
-    role was asked for)."""
+    role, and approve their own requests with it. `programs` limits the staff user's roles to those
+    programs from the start (empty: every program), so roles granted later never reach further.
+    Returns the user and that request (None when no role was asked for)."""
     require_superuser(actor)
     unknown = sorted(set(roles) - set(Role.values))
     if unknown:
@@ -491,6 +502,7 @@ def user_create(
         raise ValidationFailed("Members of an organisation hold no platform roles.", field="roles")
     _check_username(username)
     user = User(username=username, email=email, enterprise=enterprise, provider=provider)
+    user.programs = user_programs_clean(user=user, programs=list(programs))
     _check_password(password, user)
     user.set_password(password)
     with transaction.atomic():
@@ -499,6 +511,41 @@ def user_create(
         if roles:
             request = role_grant_request(user=user, roles=roles, requester=actor)
     return user, request
+
+
+def user_programs_clean(*, user: User, programs: object) -> list[str]:
+    """The programs (slugs) a staff member's roles may be limited to, checked: a list of at most
+    `USER_PROGRAMS_COUNT_MAX` slugs that each name a program, for a user who is neither a superuser
+    (who holds every role everywhere) nor a member of an organisation. Sorted, each once."""
+    if not isinstance(programs, list | tuple) or not all(isinstance(slug, str) for slug in programs):
+        raise ValidationFailed("programs is a list of program slugs.", field="programs")
+    wanted = sorted(set(programs))
+    if len(wanted) > USER_PROGRAMS_COUNT_MAX:
+        raise ValidationFailed(f"At most {USER_PROGRAMS_COUNT_MAX} programs.", field="programs")
+    if wanted and (user.is_superuser or user.enterprise_id is not None or user.provider_id is not None):
+        raise InvalidState(
+            "Only platform staff are limited to programs: a superuser acts in every program, and a member of "
+            "an organisation sees what names it."
+        )
+    unknown = program_slugs_unknown(wanted)
+    if unknown:
+        # A well-formed slug that names nothing: 404 with the field named, as any unknown reference.
+        raise ReferenceNotFound(f"No program {', '.join(unknown)}.", field="programs")
+    return wanted
+
+
+def user_programs_set(*, user: User, programs: Sequence[str], actor: User) -> User:
+    """A superuser limits a staff member's roles to some programs (empty: every program).
+
+    From then on every read and write of that person reaches only those programs' applications,
+    grants, redemptions, claims, program years, figures and approval requests (docs/programs.md,
+    "Roles limited to programs"); the change holds from their next request."""
+    require_superuser(actor)
+    with transaction.atomic():
+        locked = User.objects.select_for_update().get(pk=user.pk)
+        locked.programs = user_programs_clean(user=locked, programs=list(programs))
+        locked.save(update_fields=["programs"])
+    return locked
 
 
 def staff_user_create_bootstrap(*, username: str, password: str, email: str, roles: Sequence[str]) -> User:

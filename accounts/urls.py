@@ -23,4 +23,5 @@ urlpatterns = [
     path("providers/<int:pk>/api-keys/", api.ApiKeyListCreate.as_view(), name="api-key-list"),
     path("providers/<int:pk>/api-keys/<int:key_id>/revoke/", api.ApiKeyRevoke.as_view(), name="api-key-revoke"),
     path("users/", api.UserCreate.as_view(), name="user-create"),
+    path("users/<int:pk>/programs/", api.UserPrograms.as_view(), name="user-programs"),
 ]

@@ -9,7 +9,9 @@ the same action and target (a partial unique index), and any change to a decided
 deletion (triggers): the table is the history.
 
 This app knows nothing of coupons: the apps that own an action register it in
-`approvals.registry` (who may ask, who may decide, what to do).
+`approvals.registry` (who may ask, who may decide, what to do). A request that belongs to one
+of the owning app's programs says so in `payload["program"]` (a slug): staff whose roles are limited
+to programs (`accounts.models.User.programs`) see and decide only the requests naming one of theirs.
 """
 
 import pgtrigger

@@ -12,6 +12,7 @@ from accounts.models import User
 from approvals.errors import FourEyes
 from approvals.models import TARGET_LENGTH_MAX, ApprovalRequest
 from approvals.registry import approval_action
+from approvals.selectors import approval_request_within_reach
 from config.errors import InvalidState, NotFound, PermissionDenied, ValidationFailed
 from config.limits import REASON_LENGTH_MAX
 
@@ -83,6 +84,9 @@ def _lock(request_id: int) -> ApprovalRequest:
 
 
 def _check_decider(request: ApprovalRequest, decider: User, *, approving: bool) -> None:
+    if not approval_request_within_reach(decider, request):
+        # A request of a program the decider's roles do not reach is out of their scope: not found.
+        raise NotFound(f"No approval request {request.pk}.")
     if request.status != ApprovalRequest.Status.PENDING:
         raise InvalidState(f"Approval request {request.pk} is already {request.status}.")
     if request.requested_by_id == decider.pk:

@@ -58,3 +58,9 @@ def superuser(view: View) -> View:
 
 def role(*roles: Role) -> Callable[[View], View]:
     return _guard(lambda user: any(user.has_role(each) for each in roles))
+
+
+def role_in_every_program(*roles: Role) -> Callable[[View], View]:
+    """One of `roles`, reaching every program (`User.programs` empty): for pages that span every
+    program, such as the audits (an audit run checks every program year's books at once)."""
+    return _guard(lambda user: any(user.has_role(each) for each in roles) and user.program_limit is None)

@@ -16,9 +16,11 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from openpyxl.cell import WriteOnlyCell
 
+from accounts.models import User
 from config.money import yuan_decimal
 from coupons.models import Grant, Redemption, Settlement
 from coupons.selectors import CSV_LINE_END, CsvLines, spreadsheet_formula_start, spreadsheet_safe
+from coupons.selectors.scopes import grants_visible_to, redemptions_visible_to, settlements_visible_to
 from coupons.services.years import PROGRAM_TIME_ZONE
 
 EXPORT_ROWS_MAX: Final = 200_000  # An XLSX of this many rows is built in memory; far above a year's grants.
@@ -35,7 +37,7 @@ class Export:
     name: str
     header: tuple[str, ...]
     money_columns: frozenset[str]  # Columns holding yuan Decimals (formatted in XLSX).
-    queryset: Callable[[dt.datetime, dt.datetime], QuerySet[Any]]
+    queryset: Callable[[User, dt.datetime, dt.datetime], QuerySet[Any]]  # What the user sees of a period.
     row: Callable[[Any], tuple[Any, ...]]
 
 
@@ -103,7 +105,7 @@ EXPORTS: Final = {
             "amount_yuan", "revoked_fen", "lapsed_fen", "status", "issued_at", "expires_at",
         ),
         money_columns=frozenset({"amount_yuan"}),
-        queryset=lambda start, end: Grant.objects.filter(issued_at__gte=start, issued_at__lt=end)
+        queryset=lambda user, start, end: grants_visible_to(user).filter(issued_at__gte=start, issued_at__lt=end)
         .select_related("enterprise", "provider", "application", "year")
         .order_by("issued_at", "pk"),
         row=_grant_row,
@@ -115,7 +117,7 @@ EXPORTS: Final = {
             "coupon_fen", "coupon_yuan", "payable_fen", "status", "created_at", "captured_at", "settlement",
         ),
         money_columns=frozenset({"coupon_yuan"}),
-        queryset=lambda start, end: Redemption.objects.filter(created_at__gte=start, created_at__lt=end)
+        queryset=lambda user, start, end: redemptions_visible_to(user).filter(created_at__gte=start, created_at__lt=end)
         .select_related("grant__enterprise", "grant__application", "provider")
         .order_by("created_at", "pk"),
         row=_redemption_row,
@@ -127,7 +129,7 @@ EXPORTS: Final = {
             "created_at", "paid_at",
         ),
         money_columns=frozenset({"total_yuan"}),
-        queryset=lambda start, end: Settlement.objects.filter(created_at__gte=start, created_at__lt=end)
+        queryset=lambda user, start, end: settlements_visible_to(user).filter(created_at__gte=start, created_at__lt=end)
         .select_related("provider")
         .order_by("created_at", "pk"),
         row=_settlement_row,
@@ -143,17 +145,19 @@ def period_bounds(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetim
     )
 
 
-def export_rows(export: Export, start: dt.date, end: dt.date) -> Iterator[tuple[Any, ...]]:
+def export_rows(export: Export, start: dt.date, end: dt.date, *, user: User) -> Iterator[tuple[Any, ...]]:
+    """The rows of the period that the user sees (`coupons.selectors.scopes`: staff limited to programs
+    export only their programs' grants and redemptions, and the settlements wholly of theirs)."""
     since, until = period_bounds(start, end)
-    for item in export.queryset(since, until)[:EXPORT_ROWS_MAX].iterator(chunk_size=EXPORT_CHUNK_ROWS):
+    for item in export.queryset(user, since, until)[:EXPORT_ROWS_MAX].iterator(chunk_size=EXPORT_CHUNK_ROWS):
         yield export.row(item)
 
 
-def export_csv_lines(export: Export, start: dt.date, end: dt.date) -> Iterator[str]:
+def export_csv_lines(export: Export, start: dt.date, end: dt.date, *, user: User) -> Iterator[str]:
     """CSV lines, header first; a byte-order mark first so that Excel reads the Chinese names right."""
     writer = csv.writer(CsvLines(), lineterminator=CSV_LINE_END)
     yield "\ufeff" + writer.writerow(export.header)
-    for row in export_rows(export, start, end):
+    for row in export_rows(export, start, end, user=user):
         yield writer.writerow(row)
 
 
@@ -168,7 +172,7 @@ def _xlsx_text(sheet: Any, value: Any) -> Any:
     return value
 
 
-def export_xlsx(export: Export, start: dt.date, end: dt.date) -> bytes:
+def export_xlsx(export: Export, start: dt.date, end: dt.date, *, user: User) -> bytes:
     """One worksheet: the header in bold, yuan columns formatted #,##0.00, fen columns as integers."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
@@ -183,7 +187,7 @@ def export_xlsx(export: Export, start: dt.date, end: dt.date) -> bytes:
         header.append(cell)
     sheet.append(header)
     money = [index for index, title in enumerate(export.header) if title in export.money_columns]
-    for row in export_rows(export, start, end):
+    for row in export_rows(export, start, end, user=user):
         cells: list[Any] = [_xlsx_text(sheet, value) for value in row]
         for index in money:
             cell = WriteOnlyCell(sheet, value=row[index])

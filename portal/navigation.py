@@ -69,7 +69,7 @@ def items_for(user: User | None) -> list[Item]:
         items += [Item("portal:redemptions", _("Redemptions")), Item("portal:claims", _("Claims"))]
     if user.has_role(Role.FINANCE):
         items += [Item("portal:settlements", _("Settlements")), Item("portal:exports", _("Exports"))]
-    if user.has_role(Role.AUDITOR):
+    if user.has_role(Role.AUDITOR) and user.program_limit is None:
         items.append(Item("portal:audits", _("Audits")))
     if user.is_staff_member:
         items.append(Item("portal:alerts", _("Alerts")))

@@ -16,10 +16,14 @@ from coupons.services.audit import audit_run_start
 
 
 class IsAuditor(BasePermission):
-    message = "This needs the auditor role."
+    """An auditor whose roles reach every program: an audit run checks every program year's books at
+    once, so an auditor limited to programs (`User.programs`) is refused (403)."""
+
+    message = "This needs the auditor role in every program."
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        return isinstance(request.user, User) and request.user.has_role(Role.AUDITOR)
+        user = request.user
+        return isinstance(user, User) and user.has_role(Role.AUDITOR) and user.program_limit is None
 
 
 class CheckSerializer(serializers.Serializer):

@@ -22,9 +22,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.caller import caller
 from coupons.api.years import STAFF_ONLY, PoolFiguresSerializer
 from coupons.models import DEFAULT_PROGRAM, PROGRAM_SLUG_LENGTH_MAX, ComputeSource, Grant
 from coupons.selectors import approved_on, pool_stats, public_awards, public_awards_csv_lines
+from coupons.selectors.scopes import program_default_for, program_within_reach
 from coupons.services.years import program_year_of
 
 YEAR_MIN, YEAR_MAX = 2000, 2999
@@ -129,12 +131,16 @@ class PoolStatsView(APIView):
             "The year's figures exactly as `GET /program-years/{year}/` reads them from the ledger, with "
             "breakdowns by compute source and by provider (each adds up to issued and redeemed), the top "
             "enterprises and a forecast of the day the pool runs out. The year defaults to the current one in "
-            "Asia/Shanghai time; an unknown year is 404."
+            "Asia/Shanghai time; an unknown year, or a program the caller's roles do not reach (staff limited to "
+            "programs), is 404. Without `program`: the default program, or for staff limited to other programs "
+            "the first of theirs."
         ),
         tags=["stats"],
     )
     def get(self, request: Request) -> Response:
-        program = _program_asked(request) or DEFAULT_PROGRAM
+        user = caller(request)
+        program = _program_asked(request) or program_default_for(user)
+        program_within_reach(user, program)
         year = _year_asked(request) or program_year_of(timezone.now())
         return Response(PoolStatsSerializer(pool_stats(year=year, program=program).as_dict()).data)
 

@@ -49,6 +49,7 @@ from coupons.models import (
 from coupons.policy import LABEL_LENGTH_MAX, REVISION_2025_06, RULES_COUNT_MAX
 from coupons.rule_sets import rule_set_versions
 from coupons.selectors import program_year_figures
+from coupons.selectors.scopes import program_within_reach, programs_visible_to
 from coupons.services.years import (
     GRACE_DAYS_MAX,
     cap_override_request,
@@ -356,7 +357,10 @@ def _plain(value: Any) -> Any:  # Any: validated JSON of any shape (nested dicts
 @extend_schema_view(
     get=extend_schema(
         summary="List program years (staff)",
-        description="Each year with its policy and live pool figures, read from the ledger.",
+        description=(
+            "Each year with its policy and live pool figures, read from the ledger. A program the caller's "
+            "roles do not reach (staff limited to programs) is 404, as an unknown one."
+        ),
         tags=TAGS,
     )
 )
@@ -370,7 +374,9 @@ class ProgramYearListCreate(generics.ListAPIView):
     def get_queryset(self) -> Any:
         if getattr(self, "swagger_fake_view", False):
             return ProgramYear.objects.none()
-        program = program_get(self.kwargs.get("program", DEFAULT_PROGRAM))
+        slug = self.kwargs.get("program", DEFAULT_PROGRAM)
+        program_within_reach(caller(self.request), slug)
+        program = program_get(slug)
         return ProgramYear.objects.select_related("rule_set").filter(program=program).order_by("year")
 
     @extend_schema(
@@ -426,10 +432,14 @@ class ProgramYearDetail(APIView):
     @extend_schema(
         responses={200: ProgramYearSerializer},
         summary="Read a program year (staff)",
-        description="The year with its policy and live pool figures, read from the ledger.",
+        description=(
+            "The year with its policy and live pool figures, read from the ledger. A program the caller's roles "
+            "do not reach (staff limited to programs) is 404, as an unknown one."
+        ),
         tags=TAGS,
     )
     def get(self, request: Request, year: int, program: str = DEFAULT_PROGRAM) -> Response:
+        program_within_reach(caller(request), program)
         return Response(ProgramYearSerializer(program_year_get(year, program)).data)
 
 
@@ -497,7 +507,8 @@ class CapOverrideCreate(APIView):
             "approver approves it at `POST /approval-requests/{id}/approve/`. The requester is the signed-in "
             "caller, never a field. Only a verified enterprise that staff flagged as a foundation-model developer "
             "(else 403 `not_eligible`), above its current cap and at most the year's `relaxed_cap_ceiling_fen` "
-            "(else 400); the year must be open. Checked again on approval."
+            "(else 400); the year must be open. Checked again on approval. A program the caller's roles do not reach "
+            "is 404."
         ),
         tags=TAGS,
         examples=[
@@ -515,6 +526,7 @@ class CapOverrideCreate(APIView):
     @idempotent(required=False)
     def post(self, request: Request, year: int, program: str = DEFAULT_PROGRAM) -> Response:
         user = caller(request)
+        program_within_reach(user, program)
         program_year_get(year, program)
         data = validated(CapOverrideRequest, request.data)
         enterprise = Enterprise.objects.filter(pk=data["enterprise"]).first()
@@ -607,7 +619,8 @@ class ProgramSerializer(serializers.ModelSerializer):
     get=extend_schema(
         summary="List programs",
         description=(
-            "Every fund the service runs (city, district, province), with the years it has. The paths without a "
+            "Every fund the service runs (city, district, province), with the years it has; staff limited to "
+            "programs see theirs only. The paths without a "
             f"program (`/program-years/`, `/applications/` without `program`) act on `{DEFAULT_PROGRAM}`."
         ),
         tags=TAGS,
@@ -616,17 +629,27 @@ class ProgramSerializer(serializers.ModelSerializer):
 class ProgramList(generics.ListAPIView):
     permission_classes = [IsAuthenticated]
     serializer_class = ProgramSerializer
-    queryset = Program.objects.prefetch_related("years").order_by("slug")
     filterset_fields = ["level", "status"]
     ordering_fields = ["slug"]
     ordering = ["slug"]
+
+    def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):
+            return Program.objects.none()
+        return programs_visible_to(caller(self.request)).prefetch_related("years").order_by("slug")
 
 
 class ProgramDetail(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses={200: ProgramSerializer}, summary="Read a program", tags=TAGS)
+    @extend_schema(
+        responses={200: ProgramSerializer},
+        summary="Read a program",
+        description="An unknown program, or one the caller's roles do not reach (staff limited to programs), is 404.",
+        tags=TAGS,
+    )
     def get(self, request: Request, program: str) -> Response:
+        program_within_reach(caller(request), program)
         return Response(ProgramSerializer(program_get(program)).data)
 
 

@@ -29,6 +29,7 @@ from config.errors import InvalidState, ValidationFailed
 from coupons.errors import FourEyes
 from coupons.locks import grant_lock, redemption_lock
 from coupons.models import Grant, Redemption
+from coupons.services.reach import program_of_redemption, reach_program
 from coupons.services.redemptions import redemption_reverse_locked
 
 DEEM_BATCH_SIZE: Final = 1000
@@ -132,6 +133,7 @@ def redemption_dispute_resolve(
     `uphold` reverses the redemption at once, with the disputer as the person who asked for the
     reversal and the reviewer as the one who decided it."""
     require_role(actor, Role.REVIEWER, Role.APPROVER)
+    reach_program(actor, program_of_redemption(redemption), f"redemption {redemption.pk}")
     if decision not in (DECISION_UPHOLD, DECISION_DISMISS):
         raise ValidationFailed("decision is uphold or dismiss.", field="decision")
     note = reason_clean(note, field="note")

@@ -17,6 +17,7 @@ from typing import Final
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Role, User
@@ -45,8 +46,12 @@ def _record(*, kind: str, key: str, message: str, details: dict[str, object]) ->
 
 
 def _recipients(alert: Alert) -> list[str]:
-    """The subscribers' addresses, and for a failed audit the auditors' too, each once."""
-    people = User.objects.filter(is_active=True).exclude(email="")
+    """The subscribers' addresses, and for a failed audit the auditors' too, each once. Staff limited to
+    programs (`User.programs`) get only the alerts of their programs; an alert of no program (a failed
+    audit) goes to staff whose roles reach every program."""
+    program = alert.details.get("program") if isinstance(alert.details, dict) else None
+    reach = Q(programs=[]) | Q(programs__contains=[program]) if isinstance(program, str) else Q(programs=[])
+    people = User.objects.filter(reach, is_active=True).exclude(email="")
     addresses = set(people.filter(receives_alerts=True).values_list("email", flat=True))
     if alert.kind == Alert.Kind.AUDIT_FAILED:
         addresses |= {user.email for user in people.prefetch_related("groups") if user.has_role(Role.AUDITOR)}

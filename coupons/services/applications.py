@@ -41,6 +41,7 @@ from coupons.policy import ApplicationFacts, Rate, rate_for, reference_normalise
 from coupons.rule_sets import rule_set_in_force
 from coupons.services.eligibility import require_in_region, require_pair_eligible
 from coupons.services.grants import grant_issue
+from coupons.services.reach import reach_program
 from coupons.services.stacking import contract_lock, stacking_require_room, stacking_room
 from coupons.services.years import program_default_ensure, program_year_current
 from evidence.models import Document, Kind
@@ -567,6 +568,7 @@ def application_review(
     application cites they checked: at least its contract, and none it does not cite (recorded in
     `Application.evidence_checked`)."""
     require_role(actor, Role.REVIEWER)
+    reach_program(actor, application.program_id, f"application {application.pk}")
     _whole_fen(recommended_fen, "recommended_fen")
     checked = _evidence_ids(evidence_checked)
     note = _note(note, "note", required=False)
@@ -611,6 +613,7 @@ def application_approve(*, application: Application, actor: User, approved_fen: 
     is (coupons/services/stacking.py).
     """
     require_role(actor, Role.APPROVER)
+    reach_program(actor, application.program_id, f"application {application.pk}")
     if approved_fen is not None:
         _whole_fen(approved_fen, "approved_fen")
     with transaction.atomic():
@@ -645,6 +648,7 @@ def application_approve(*, application: Application, actor: User, approved_fen: 
 def application_reject(*, application: Application, actor: User, reason: str) -> Application:
     """A reviewer or an approver rejects an application before approval, saying why."""
     require_role(actor, Role.REVIEWER, Role.APPROVER)
+    reach_program(actor, application.program_id, f"application {application.pk}")
     reason = _note(reason, "reason", required=True)
     with transaction.atomic():
         locked = application_lock(application.pk)

@@ -21,6 +21,7 @@ from coupons.models import AuditRun, Grant, Invoice
 from coupons.policy import ApplicationFacts, rate_for
 from coupons.rule_sets import rule_set_versions
 from coupons.selectors import program_year_figures, program_year_figures_from_rows
+from coupons.services.reach import reach_every_program
 from evidence.audit import stored_files_findings
 from ledger.audit import LEDGER_CHECKS, count_of, findings_of
 
@@ -650,6 +651,7 @@ def audit_run_start(*, started_by: User) -> AuditRun:
     commit together (coupons/services/outbox.py), so a run is never left without its message."""
     from coupons.services.outbox import outbox_enqueue
 
+    reach_every_program(started_by, "An audit")
     with transaction.atomic():
         run = audit_run_create(started_by=started_by)
         outbox_enqueue(task="coupons.tasks.run_audit", args=[run.pk])

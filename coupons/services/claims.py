@@ -51,6 +51,7 @@ from coupons.models import CONTRACT_FEE_FEN_MAX, DEFAULT_PROGRAM, Claim, Grant, 
 from coupons.policy import subsidy_fen
 from coupons.services.eligibility import require_pair_eligible
 from coupons.services.invoices import invoice_release, invoice_use
+from coupons.services.reach import program_of_claim, reach_every_program, reach_program
 from evidence.models import Document, Kind
 from evidence.services import citation_add, document_for_citation
 from ledger.errors import ExceedsCredits, PendingTransferAlreadyResolved, PendingTransferExpired
@@ -218,6 +219,7 @@ def _hold_of(claim: Claim) -> Transfer:
 
 def _require_reviewer(claim: Claim, actor: User) -> None:
     require_role(actor, Role.REVIEWER)
+    reach_program(actor, program_of_claim(claim), f"claim {claim.pk}")
     if actor.pk == claim.created_by_id:
         raise FourEyes("The claim is decided by a reviewer other than the person who made it.")
 
@@ -327,6 +329,7 @@ def settlement_create_for_enterprise(
     A claim is settled at most once: the enterprise's row lock orders settlements of one enterprise,
     and each claim row carries the one settlement that took it."""
     require_role(actor, Role.FINANCE)
+    reach_every_program(actor, "A settlement")
     with transaction.atomic():
         enterprise_lock(enterprise.pk)
         claim_ids = list(

@@ -19,6 +19,7 @@ from coupons.errors import CapExceeded, FourEyes, PoolExhausted
 from coupons.grant_codes import grant_code
 from coupons.locks import grant_lock
 from coupons.models import Application, Grant, ProgramYear, Redemption
+from coupons.services.reach import program_of_grant, reach_program
 from coupons.services.stacking import contract_lock, stacking_require_room, stacking_room
 from coupons.services.years import PROGRAM_TIME_ZONE, cap_account_ensure, year_end
 from ledger.errors import ExceedsCredits
@@ -127,13 +128,15 @@ def grant_issue(*, application: Application, approver: User, amount_fen: int) ->
 def grant_revoke_request(*, grant: Grant, requester: User, reason: str) -> ApprovalRequest:
     """A reviewer or approver asks for a grant's revocation; a different approver decides it."""
     require_role(requester, Role.REVIEWER, Role.APPROVER)
+    program = program_of_grant(grant)
+    reach_program(requester, program, f"grant {grant.pk}")
     reason = reason_clean(reason)
     if grant.status != Grant.Status.ACTIVE:
         raise InvalidState(f"Only an active grant is revoked; this one is {grant.status}.")
     return approval_request_create(
         action=ACTION_REVOKE,
         target=f"grant:{grant.pk}",
-        payload={"grant": grant.pk, "code": grant.code},
+        payload={"grant": grant.pk, "code": grant.code, "program": program},
         reason=reason,
         requester=requester,
     )
@@ -151,6 +154,7 @@ def grant_revoke(
     from coupons.services.redemptions import redemption_release_locked
 
     require_role(actor, Role.APPROVER)
+    reach_program(actor, program_of_grant(grant), f"grant {grant.pk}")
     if requested_by.pk == actor.pk:
         raise FourEyes("The approver who revokes a grant may not be the one who asked for it.")
     reason = reason_clean(reason)

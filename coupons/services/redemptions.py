@@ -57,6 +57,7 @@ from coupons.services.invoices import (
     invoice_release,
     invoice_use,
 )
+from coupons.services.reach import program_of_redemption, reach_program
 from coupons.services.redemptions_fast import Bill, redemption_create_fast, redemption_transfer
 from evidence.models import Document, Kind
 from ledger.errors import ExceedsCredits, PendingTransferAlreadyResolved, PendingTransferExpired
@@ -493,12 +494,14 @@ def redemption_reverse_request(*, redemption: Redemption, requester: User, reaso
     """A reviewer or approver asks for a captured redemption's reversal; a different approver decides
     (`approvals`), and only then `redemption_reverse` runs."""
     require_role(requester, Role.REVIEWER, Role.APPROVER)
+    program = program_of_redemption(redemption)
+    reach_program(requester, program, f"redemption {redemption.pk}")
     reason = reason_clean(reason)
     _reversible_check(redemption)
     return approval_request_create(
         action=ACTION_REVERSE,
         target=f"redemption:{redemption.pk}",
-        payload={"redemption": redemption.pk, "coupon_fen": redemption.coupon_fen},
+        payload={"redemption": redemption.pk, "coupon_fen": redemption.coupon_fen, "program": program},
         reason=reason,
         requester=requester,
     )
@@ -511,6 +514,7 @@ def redemption_reverse(
 
     Called by the approval of a `redemption_reverse` request (`coupons/approval_actions.py`)."""
     require_role(actor, Role.APPROVER)
+    reach_program(actor, program_of_redemption(redemption), f"redemption {redemption.pk}")
     if requested_by.pk == actor.pk:
         raise FourEyes("The approver who reverses a redemption may not be the one who asked for it.")
     reason = reason_clean(reason)

@@ -8,6 +8,7 @@ from accounts.roles import require_role
 from accounts.services import sanction_check_request, sanction_set
 from approvals.models import ApprovalRequest
 from approvals.services import approval_request_create
+from coupons.services.reach import reach_every_program
 
 SANCTION_ACTION = "sanction_set"
 
@@ -15,8 +16,11 @@ SANCTION_ACTION = "sanction_set"
 def sanction_request(
     *, uscc: str, reason: str, valid_from: dt.date, valid_until: dt.date | None, requester: User
 ) -> ApprovalRequest:
-    """Ask for a sanction (pending until a different approver decides it); one pending request per code."""
+    """Ask for a sanction (pending until a different approver decides it); one pending request per code.
+    A sanction excludes the organisation from every program, so it is asked for by staff whose roles
+    reach every program."""
     require_role(requester, Role.REVIEWER, Role.APPROVER)
+    reach_every_program(requester, "A sanction")
     uscc, reason, valid_from, valid_until = sanction_check_request(
         uscc=uscc, reason=reason, valid_from=valid_from, valid_until=valid_until
     )

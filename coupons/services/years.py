@@ -34,6 +34,7 @@ from coupons.models import (
 )
 from coupons.policy import HANGZHOU_2025_RULE_SETS, MEASURES_2024, rules_validate
 from coupons.rule_sets import rule_set_versions, year_first_day
+from coupons.services.reach import reach_program
 from ledger.services import TransferRequest, account_create, transfer_create
 
 PROGRAM_TIME_ZONE = ZoneInfo("Asia/Shanghai")
@@ -472,6 +473,7 @@ def program_year_hangzhou_2025_create(*, actor: User, program: str = DEFAULT_PRO
 def program_year_open(*, year: int, actor: User, program: str = DEFAULT_PROGRAM) -> ProgramYear:
     """A superuser opens a draft year: its ledger accounts, and the pool credited from the appropriation."""
     require_superuser(actor)
+    reach_program(actor, program, f"program {program!r}")
     return program_year_open_system(year=year, program=program)
 
 
@@ -572,6 +574,7 @@ def cap_override_request(
     Checked now against the policy (so a request that cannot be granted is refused at once), and
     again when it is approved."""
     require_role(requester, Role.REVIEWER, Role.APPROVER)
+    reach_program(requester, program, f"program {program!r}")
     reason = reason_clean(reason)
     program_year = program_year_get(year, program)
     _cap_override_check(program_year=program_year, enterprise=enterprise, cap_fen=cap_fen)
@@ -598,6 +601,7 @@ def cap_override_grant(
 
     Called by the approval of a `cap_override` request (`coupons/approval_actions.py`)."""
     require_role(actor, Role.APPROVER)
+    reach_program(actor, program, f"program {program!r}")
     if requested_by.pk == actor.pk:
         raise FourEyes("The approver who grants a cap override may not be the one who asked for it.")
     reason = reason_clean(reason)

@@ -6,11 +6,12 @@ the page and the API cannot disagree; the burn-down comes from the pool account'
 
 import itertools
 
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from accounts.caller import caller
 from coupons.models import Program, ProgramYear
 from coupons.selectors import (
     enterprises_near_cap,
@@ -20,6 +21,7 @@ from coupons.selectors import (
     public_awards,
     public_awards_csv_lines,
 )
+from coupons.selectors.scopes import program_default_for, programs_visible_to
 from coupons.services.years import PROGRAM_TIME_ZONE, program_default_ensure
 from portal import access, charts
 from portal.views.common import page_of
@@ -39,9 +41,18 @@ def _year_chosen(request: HttpRequest, years: list[int]) -> int | None:
 
 
 def _program_chosen(request: HttpRequest) -> Program:
-    """The program asked for with `?program=`, or the default program."""
+    """The program asked for with `?program=`, or the default program (for staff limited to other
+    programs, the first of theirs). A program the caller's roles do not reach is not found."""
+    user = caller(request)
     asked = request.GET.get("program", "")
-    return Program.objects.filter(slug=asked).first() or program_default_ensure()
+    if asked:
+        program = programs_visible_to(user).filter(slug=asked).first()
+        if program is None and user.program_limit is not None:
+            raise Http404(_("No such program."))
+        if program is not None:
+            return program
+    default = program_default_for(user)
+    return Program.objects.filter(slug=default).first() or program_default_ensure()
 
 
 @access.staff
@@ -58,7 +69,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     today = timezone.localtime(now, PROGRAM_TIME_ZONE).date()
     context = {
         "program": program,
-        "programs": Program.objects.order_by("slug"),
+        "programs": programs_visible_to(caller(request)).order_by("slug"),
         "years": years,
         "year": year,
         "program_year": program_year,

@@ -3,6 +3,7 @@
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 
+from accounts.caller import caller
 from accounts.models import Role
 from portal import access
 from portal.exports import EXPORTS, export_csv_lines, export_xlsx
@@ -21,11 +22,11 @@ def exports(request: HttpRequest) -> HttpResponse:
         name = f"{export.name}-{start.isoformat()}-{end.isoformat()}"
         response: HttpResponse | StreamingHttpResponse
         if data["file_format"] == "xlsx":
-            response = HttpResponse(export_xlsx(export, start, end), content_type=XLSX_TYPE)
+            response = HttpResponse(export_xlsx(export, start, end, user=caller(request)), content_type=XLSX_TYPE)
             response["Content-Disposition"] = f'attachment; filename="{name}.xlsx"'
         else:
             response = StreamingHttpResponse(
-                export_csv_lines(export, start, end), content_type="text/csv; charset=utf-8"
+                export_csv_lines(export, start, end, user=caller(request)), content_type="text/csv; charset=utf-8"
             )
             response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
         return response  # type: ignore[return-value]

@@ -29,8 +29,8 @@ from accounts.services import (
     related_party_add,
 )
 from config.errors import ApplicationError
-from coupons.models import Alert, Application, AuditRun, CapOverride, Grant
-from coupons.selectors.scopes import applications_visible_to
+from coupons.models import Application, AuditRun, CapOverride, Grant
+from coupons.selectors.scopes import alerts_visible_to, applications_visible_to, program_default_for
 from coupons.services.audit import audit_run_start
 from coupons.services.grants import grant_revoke_request
 from coupons.services.years import cap_override_request, program_year_current
@@ -245,8 +245,10 @@ def cap_overrides(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             data = form.cleaned_data
             try:
+                program = program_default_for(user)
                 cap_override_request(
-                    year=program_year_current().year,
+                    year=program_year_current(program=program).year,
+                    program=program,
                     enterprise=data["enterprise"],
                     cap_fen=data["cap"],
                     reason=data["reason"],
@@ -263,10 +265,12 @@ def cap_overrides(request: HttpRequest) -> HttpResponse:
     overrides = CapOverride.objects.select_related("enterprise", "requested_by", "granted_by", "year").order_by(
         "-created_at"
     )
+    if user.program_limit is not None:
+        overrides = overrides.filter(year__program_id__in=sorted(user.program_limit))
     return render(request, "portal/cap_overrides.html", {"form": form, "overrides": overrides[:200]}, status=status)
 
 
-@access.role(Role.AUDITOR)
+@access.role_in_every_program(Role.AUDITOR)
 def audits(request: HttpRequest) -> HttpResponse:
     runs = AuditRun.objects.select_related("started_by").order_by("-started_at", "-id")
     latest = runs.first()
@@ -274,7 +278,7 @@ def audits(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@access.role(Role.AUDITOR)
+@access.role_in_every_program(Role.AUDITOR)
 def audit_run_now(request: HttpRequest) -> HttpResponse:
     user = caller(request)
     run = audit_run_start(started_by=user)
@@ -282,7 +286,7 @@ def audit_run_now(request: HttpRequest) -> HttpResponse:
     return redirect("portal:audit", pk=run.pk)
 
 
-@access.role(Role.AUDITOR)
+@access.role_in_every_program(Role.AUDITOR)
 def audit_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(AuditRun.objects.select_related("started_by"), pk=pk)
     return render(request, "portal/audit.html", {"run": run})
@@ -290,7 +294,7 @@ def audit_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @access.staff
 def alerts(request: HttpRequest) -> HttpResponse:
-    queryset = Alert.objects.order_by("-created_at", "-id")
+    queryset = alerts_visible_to(caller(request)).order_by("-created_at", "-id")
     return render(request, "portal/alerts.html", {"page": page_of(request, queryset)})
 
 
