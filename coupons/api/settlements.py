@@ -92,14 +92,30 @@ class SettlementFilter(django_filters.FilterSet):
     # A plain number, not a choice, so a filter never reveals which ids exist.
     provider = IntegerFilter(field_name="provider_id")
     enterprise = IntegerFilter(field_name="enterprise_id")
-    year = IntegerFilter(method="filter_year")
+    # A settlement pays a provider's (or an enterprise's) lines of any program and year: these keep the
+    # settlements with at least one line of the program, of the year, or (both given) of that program year.
+    program = django_filters.CharFilter(method="filter_lines", help_text="A program's slug.")
+    year = IntegerFilter(method="filter_lines")
 
     class Meta:
         model = Settlement
-        fields = ["status", "provider", "enterprise", "year"]
+        fields = ["status", "provider", "enterprise", "program", "year"]
 
-    def filter_year(self, queryset: QuerySet[Settlement], name: str, value: int) -> QuerySet[Settlement]:
-        return queryset.filter(Q(redemptions__grant__year__year=value) | Q(claims__grant__year__year=value)).distinct()
+    def filter_lines(self, queryset: QuerySet[Settlement], name: str, value: object) -> QuerySet[Settlement]:
+        return queryset  # Both are applied together in filter_queryset, on the same line.
+
+    def filter_queryset(self, queryset: QuerySet[Settlement]) -> QuerySet[Settlement]:
+        queryset = super().filter_queryset(queryset)
+        line: dict[str, object] = {}
+        if self.form.cleaned_data.get("program") not in (None, ""):
+            line["year__program_id"] = self.form.cleaned_data["program"]
+        if self.form.cleaned_data.get("year") is not None:
+            line["year__year"] = self.form.cleaned_data["year"]
+        if not line:
+            return queryset
+        redemptions = {f"redemptions__grant__{name}": value for name, value in line.items()}
+        claims = {f"claims__grant__{name}": value for name, value in line.items()}
+        return queryset.filter(Q(**redemptions) | Q(**claims)).distinct()
 
 
 class CsvRenderer(renderers.BaseRenderer):
