@@ -336,31 +336,12 @@ def test_the_pages_csv_link_keeps_the_year(awards: Awards) -> None:
 def district_award(cast: Cast, awards: Awards) -> Grant:
     """Beside the city's awards, one in a district's program this year."""
     from coupons.models import DEFAULT_PROGRAM
-    from tests.programs import DISTRICT, district_open
+    from tests.programs import DISTRICT, district_open, grant_now_in
 
     district_open(cast.admin, year=this_year())
-    grant = walk_to_grant_in(cast, DISTRICT, fee_fen=100_000, number="BJ-1")
+    grant = grant_now_in(cast, DISTRICT, fee_fen=100_000, number="BJ-1", year=this_year())
     assert grant.year.program_id != DEFAULT_PROGRAM
     return approved_at(grant, shanghai(this_year(), 6, 1, 9))
-
-
-def walk_to_grant_in(cast: Cast, program: str, *, fee_fen: int, number: str) -> Grant:
-    application = application_submit(
-        actor=cast.member,
-        provider=cast.provider,
-        contract_number=number,
-        contract_fee_fen=fee_fen,
-        compute_source="domestic",
-        purpose="training",
-        program=program,
-        **contract(cast.member, this_year()),
-    )
-    application_confirm(application=application, actor=cast.clerk)
-    application_review(
-        application=application, actor=cast.reviewer, recommended_fen=application.eligible_fen, **checked(application)
-    )
-    application_approve(application=application, actor=cast.approver)
-    return Grant.objects.get(application=application)
 
 
 def test_every_programs_awards_are_listed_each_naming_its_program(awards: Awards, district_award: Grant) -> None:
