@@ -99,7 +99,19 @@ class ProgramAdmin(ReadOnlyAdmin):
     list_display = ["slug", "name", "name_en", "level", "authority", "redemption_mode", "status"]
     list_filter = ["level", "status"]
     search_fields = ["slug", "name", "name_en", "authority"]
-    fields = ["slug", "name", "name_en", "authority", "level", "region", "redemption_mode", "status", "created_at"]
+    fields = [
+        "slug",
+        "name",
+        "name_en",
+        "authority",
+        "level",
+        "region",
+        "redemption_mode",
+        "status",
+        "created_at",
+        "closed_at",
+        "closed_by",
+    ]
 
 
 @admin.register(ProgramYear)
