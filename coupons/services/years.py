@@ -56,11 +56,19 @@ def rule_set_create(*, name: str, ceiling_bp: int, rules: list[dict[str, Any]], 
     if not name or len(name) > 100:
         raise ValidationFailed("name has 1 to 100 characters.", field="name")
     existing = RateRuleSet.objects.filter(name=name).first()
-    if existing is not None:
-        if (existing.ceiling_bp, existing.rules) != (ceiling_bp, rules):
-            raise AlreadyExists("A rule set with this name exists with other rules.", field="name")
-        return existing
-    return RateRuleSet.objects.create(name=name, description=description, ceiling_bp=ceiling_bp, rules=rules)
+    if existing is None:
+        try:
+            with transaction.atomic():
+                return RateRuleSet.objects.create(
+                    name=name, description=description, ceiling_bp=ceiling_bp, rules=rules
+                )
+        except IntegrityError as error:  # Written by a concurrent request since the read: judge that one.
+            if _constraint_of(error) != "coupons_rateruleset_name_key":
+                raise
+            existing = RateRuleSet.objects.get(name=name)
+    if (existing.ceiling_bp, existing.rules) != (ceiling_bp, rules):
+        raise AlreadyExists("A rule set with this name exists with other rules.", field="name")
+    return existing
 
 
 def rule_set_default() -> RateRuleSet:
@@ -424,7 +432,9 @@ def _program_year_insert(*, program: Program, year: int, **terms: Any) -> Progra
         with transaction.atomic():
             return ProgramYear.objects.create(program=program, year=year, chain=f"{program.slug}:{year}", **terms)
     except IntegrityError as error:
-        if _constraint_of(error) != "coupons_year_once_per_program":
+        # The pair is unique, and so is the chain named after it (`<slug>:<year>`): either says the year exists.
+        constraint = _constraint_of(error) or ""
+        if constraint != "coupons_year_once_per_program" and not constraint.startswith("coupons_programyear_chain"):
             raise
         raise InvalidState(f"Program year {year} of {program.slug} exists.") from None
 

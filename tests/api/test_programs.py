@@ -258,3 +258,20 @@ def test_a_close_waits_for_a_submission_that_saw_the_program_open(cast, district
 
     assert order == ["submission committed", "closed"]
     assert Program.objects.get(slug=SLUG).status == "closed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_racing_creations_of_one_program_or_one_year_make_one_and_refuse_the_rest(cast):
+    from config.errors import AlreadyExists, InvalidState
+    from coupons.services.years import program_create, program_year_create
+    from tests.concurrency import race
+
+    terms = {key: value for key, value in program_body().items() if key != "slug"}
+    programs = race([lambda: program_create(actor=cast.admin, slug="raced", **terms) for _ in range(8)])
+
+    assert sum(isinstance(result, Program) for result in programs) == 1
+    assert all(isinstance(result, (Program, AlreadyExists)) for result in programs), programs
+    years = race([lambda: program_year_create(year=YEAR, actor=cast.admin, program="raced") for _ in range(8)])
+    assert sum(isinstance(result, ProgramYear) for result in years) == 1
+    assert all(isinstance(result, (ProgramYear, InvalidState)) for result in years), years
+    assert ProgramYear.objects.filter(program_id="raced").count() == 1
