@@ -43,9 +43,11 @@ class ProgramQuery(serializers.Serializer):
 
 
 def _program_asked(request: Request) -> str | None:
-    """The `?program=` asked for; None when absent or empty."""
-    program = request.query_params.get("program", "")
-    query = ProgramQuery(data={"program": program} if program != "" else {})
+    """The `?program=` asked for; None when absent. An empty or malformed slug is 400, as the schema's
+    pattern says (an empty value is not "every program": that is leaving the parameter out)."""
+    if "program" not in request.query_params:
+        return None
+    query = ProgramQuery(data={"program": request.query_params["program"]})
     query.is_valid(raise_exception=True)
     return query.validated_data.get("program")
 

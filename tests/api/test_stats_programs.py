@@ -98,3 +98,17 @@ def test_only_staff_see_the_overview(cast, funds, as_user, anonymous):
     assert_problem(anonymous.get("/api/v1/stats/programs/"), 401, "not_authenticated")
     for user in (cast.reviewer, cast.approver, cast.admin):
         assert as_user(user).get("/api/v1/stats/programs/").status_code == 200
+
+
+def test_an_empty_or_malformed_program_is_400_and_an_unknown_one_finds_nothing(cast, funds, as_user, anonymous):
+    staff = as_user(cast.reviewer)
+
+    for bad in ("", "not a slug", "x" * 25):
+        query = f"?program={bad}"
+        assert "program" in assert_problem(staff.get(f"/api/v1/stats/pool/{query}"), 400, "validation_error")["errors"]
+        assert_problem(anonymous.get(f"/api/v1/public/awards/{query}"), 400, "validation_error")
+        assert_problem(anonymous.get(f"/api/v1/public/awards.csv{query}"), 400, "validation_error")
+    assert_problem(staff.get("/api/v1/stats/pool/?program=nowhere"), 404, "not_found")
+    assert anonymous.get("/api/v1/public/awards/?program=nowhere").json()["count"] == 0
+    district = anonymous.get(f"/api/v1/public/awards/?program={DISTRICT}").json()["results"]
+    assert [(award["program"], award["amount_fen"]) for award in district] == [(DISTRICT, 150_000)]
