@@ -125,6 +125,8 @@ class ProgramAdmin(ReadOnlyAdmin):
         "once_per_enterprise",
         "status",
         "created_at",
+        "closed_at",
+        "closed_by",
     ]
 
 

@@ -136,12 +136,22 @@ class Program(models.Model):
         "(a one-time reward).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Who closed it and when (`program_close`): a closed program names both, an active one neither.
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
         constraints = [
             models.CheckConstraint(
                 condition=Q(basis__in=["compute_contract", "evaluation_costs", "loan_interest"]),
                 name="coupons_program_basis",
+            ),
+            models.CheckConstraint(
+                condition=(Q(status="active", closed_at__isnull=True, closed_by__isnull=True))
+                | Q(status="closed", closed_at__isnull=False, closed_by__isnull=False),
+                name="coupons_program_closed_when",
             ),
             models.CheckConstraint(condition=Q(slug__regex=r"^[a-z0-9]+(-[a-z0-9]+)*$"), name="coupons_program_slug"),
             models.CheckConstraint(

@@ -18,7 +18,7 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
-from coupons.models import DEFAULT_PROGRAM, AuditRun, Grant, ProgramYear
+from coupons.models import DEFAULT_PROGRAM, AuditRun, Grant, Program, ProgramYear
 from coupons.services.acknowledgements import acknowledgements_deem_confirmed
 from coupons.services.audit import audit_execute
 from coupons.services.grants import grant_expire, grants_due
@@ -105,13 +105,21 @@ def annual_reset_due() -> list[str]:
     now = timezone.now()
     current = program_year_of(now)
     due = []
-    for program_year in ProgramYear.objects.exclude(status=ProgramYear.Status.DRAFT).order_by("program_id", "year"):
+    for program_year in (
+        ProgramYear.objects.select_related("program")
+        .exclude(status=ProgramYear.Status.DRAFT)
+        .order_by("program_id", "year")
+    ):
         ended = program_year.status == ProgramYear.Status.OPEN and now >= year_end(program_year.year)
         unfinished = program_year.status == ProgramYear.Status.CLOSED and (
             Grant.objects.filter(year=program_year, status=Grant.Status.ACTIVE, expires_at__lte=now).exists()
-            or not ProgramYear.objects.filter(program_id=program_year.program_id, year=program_year.year + 1)
-            .exclude(status="draft")
-            .exists()
+            or (
+                # A closed program gets no next year, so its reset is finished without one.
+                program_year.program.status == Program.Status.ACTIVE
+                and not ProgramYear.objects.filter(program_id=program_year.program_id, year=program_year.year + 1)
+                .exclude(status="draft")
+                .exists()
+            )
         )
         if (ended or unfinished) and program_year.year < current + 1:
             annual_reset_service(year=program_year.year, now=now, program=program_year.program_id)

@@ -1,5 +1,8 @@
 """Finance exports: grants, redemptions and settlements of a period, as CSV or XLSX.
 
+Grants and redemptions name the program and year their coupon belongs to; a settlement may pay
+lines of several programs, so it names none (its lines do, in its own CSV).
+
 Amounts are whole fen (exact integers, as in the API) with a yuan column beside them for people.
 The period is in Asia/Shanghai days, both ends included. Text that enterprises or providers chose
 is made safe for spreadsheets (no formula), as in the other CSV files.
@@ -65,6 +68,8 @@ def _redemption_row(redemption: Redemption) -> tuple[Any, ...]:
     return (
         redemption.pk,
         redemption.grant.code,
+        redemption.grant.year.program_id,
+        redemption.grant.year.year,
         spreadsheet_safe(redemption.grant.enterprise.name),
         spreadsheet_safe(redemption.provider.name),
         spreadsheet_safe(redemption.grant.application.contract_number),
@@ -113,12 +118,13 @@ EXPORTS: Final = {
     "redemptions": Export(
         name="redemptions",
         header=(
-            "id", "grant_code", "enterprise", "provider", "contract_number", "bill_number", "bill_amount_fen",
-            "coupon_fen", "coupon_yuan", "payable_fen", "status", "created_at", "captured_at", "settlement",
+            "id", "grant_code", "program", "year", "enterprise", "provider", "contract_number", "bill_number",
+            "bill_amount_fen", "coupon_fen", "coupon_yuan", "payable_fen", "status", "created_at", "captured_at",
+            "settlement",
         ),
         money_columns=frozenset({"coupon_yuan"}),
         queryset=lambda user, start, end: redemptions_visible_to(user).filter(created_at__gte=start, created_at__lt=end)
-        .select_related("grant__enterprise", "grant__application", "provider")
+        .select_related("grant__enterprise", "grant__application", "grant__year", "provider")
         .order_by("created_at", "pk"),
         row=_redemption_row,
     ),

@@ -91,6 +91,7 @@ class DecisionRequest(StrictSerializer):
 
 
 class ClaimFilter(django_filters.FilterSet):
+    program = django_filters.CharFilter(field_name="grant__year__program_id", help_text="A program's slug.")
     year = IntegerFilter(field_name="grant__year__year")
     # Plain numbers, not choices, so a filter never reveals which ids exist.
     enterprise = IntegerFilter(field_name="enterprise_id")
@@ -99,7 +100,7 @@ class ClaimFilter(django_filters.FilterSet):
 
     class Meta:
         model = Claim
-        fields = ["status", "year", "enterprise", "provider", "grant"]
+        fields = ["status", "program", "year", "enterprise", "provider", "grant"]
 
 
 def _claim(user: User, pk: int) -> Claim:

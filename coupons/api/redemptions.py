@@ -255,6 +255,7 @@ class ResolveDisputeRequest(StrictSerializer):
 
 
 class RedemptionFilter(django_filters.FilterSet):
+    program = django_filters.CharFilter(field_name="grant__year__program_id", help_text="A program's slug.")
     year = IntegerFilter(field_name="grant__year__year")
     enterprise = IntegerFilter(field_name="grant__enterprise_id")
     # Plain numbers, not choices, so a filter never reveals which ids exist.
@@ -263,7 +264,7 @@ class RedemptionFilter(django_filters.FilterSet):
 
     class Meta:
         model = Redemption
-        fields = ["status", "acknowledgement", "year", "enterprise", "provider", "grant"]
+        fields = ["status", "acknowledgement", "program", "year", "enterprise", "provider", "grant"]
 
 
 # --- Helpers --------------------------------------------------------------------------------------

@@ -91,11 +91,12 @@ class SettlementPayRequest(StrictSerializer):
 
 
 class SettlementFilter(django_filters.FilterSet):
-    # A plain number, not a choice, so a filter never reveals which ids exist.
+    # A settlement is paid from one program's fund: `program` is its own. A plain number, not a
+    # choice, for ids, so a filter never reveals which ids exist.
     program = django_filters.CharFilter(field_name="program_id", help_text="A program's slug.")
     provider = IntegerFilter(field_name="provider_id")
     enterprise = IntegerFilter(field_name="enterprise_id")
-    year = IntegerFilter(method="filter_year")
+    year = IntegerFilter(method="filter_year", help_text="Settlements with a line of this program year.")
 
     class Meta:
         model = Settlement

@@ -24,8 +24,8 @@ from rest_framework.views import APIView
 
 from accounts.caller import caller
 from coupons.api.years import STAFF_ONLY, PoolFiguresSerializer
-from coupons.models import DEFAULT_PROGRAM, PROGRAM_SLUG_LENGTH_MAX, ComputeSource, Grant
-from coupons.selectors import approved_on, pool_stats, public_awards, public_awards_csv_lines
+from coupons.models import DEFAULT_PROGRAM, PROGRAM_SLUG_LENGTH_MAX, ComputeSource, Grant, Program, ProgramYear
+from coupons.selectors import approved_on, pool_stats, programs_overview, public_awards, public_awards_csv_lines
 from coupons.selectors.scopes import program_default_for, program_within_reach
 from coupons.services.years import program_year_of
 
@@ -45,9 +45,11 @@ class ProgramQuery(serializers.Serializer):
 
 
 def _program_asked(request: Request) -> str | None:
-    """The `?program=` asked for; None when absent or empty."""
-    program = request.query_params.get("program", "")
-    query = ProgramQuery(data={"program": program} if program != "" else {})
+    """The `?program=` asked for; None when absent. An empty or malformed slug is 400, as the schema's
+    pattern says (an empty value is not "every program": that is leaving the parameter out)."""
+    if "program" not in request.query_params:
+        return None
+    query = ProgramQuery(data={"program": request.query_params["program"]})
     query.is_valid(raise_exception=True)
     return query.validated_data.get("program")
 
@@ -145,6 +147,55 @@ class PoolStatsView(APIView):
         return Response(PoolStatsSerializer(pool_stats(year=year, program=program).as_dict()).data)
 
 
+# --- Every program side by side ----------------------------------------------------------------------
+
+
+class PoolTotalsSerializer(PoolFiguresSerializer):
+    pool_fen = serializers.IntegerField(help_text="The pool the year was credited with when it opened (0 in draft).")
+
+
+class ProgramFiguresSerializer(PoolTotalsSerializer):
+    program = serializers.CharField(help_text="The program's slug.")
+    name = serializers.CharField()
+    name_en = serializers.CharField()
+    level = serializers.ChoiceField(choices=Program.Level.choices)
+    status = serializers.ChoiceField(choices=Program.Status.choices, help_text="The program's status.")
+    year_status = serializers.ChoiceField(
+        choices=ProgramYear.Status.choices,
+        allow_null=True,
+        help_text="The status of the program's year; null when the program has no such year (its figures are 0).",
+    )
+
+
+class ProgramsOverviewSerializer(serializers.Serializer):
+    year = serializers.IntegerField()
+    programs = ProgramFiguresSerializer(many=True, help_text="Every program, by slug.")
+    totals = PoolTotalsSerializer(help_text="Each figure summed over the programs above.")
+
+
+class ProgramsOverviewView(APIView):
+    permission_classes = STAFF_ONLY
+
+    @extend_schema(
+        parameters=[YEAR_PARAMETER],
+        responses={200: ProgramsOverviewSerializer},
+        summary="Every program's figures for a year, and their totals (staff)",
+        description=(
+            "An administrator's overview of the funds the service runs: one row per program with its year's "
+            "figures, read from the ledger exactly as `GET /stats/pool/?program=&year=` reads them, and the "
+            "totals across programs (each the sum of the rows). A program without that year is listed with "
+            "`year_status` null and zero figures; staff limited to programs see only theirs. "
+            "The year defaults to the current one in Asia/Shanghai time."
+        ),
+        tags=["stats"],
+    )
+    def get(self, request: Request) -> Response:
+        year = _year_asked(request) or program_year_of(timezone.now())
+        limit = caller(request).program_limit  # Staff limited to programs see theirs (docs/programs.md).
+        overview = programs_overview(year=year, programs=None if limit is None else sorted(limit))
+        return Response(ProgramsOverviewSerializer(overview.as_dict()).data)
+
+
 # --- The public notice (公示) -----------------------------------------------------------------------
 
 
@@ -153,10 +204,12 @@ class PublicAwardSerializer(serializers.ModelSerializer):
     uscc = serializers.CharField(source="enterprise.uscc", read_only=True)
     approved_on = serializers.SerializerMethodField(help_text="The day of approval, in Asia/Shanghai.")
     grant_code = serializers.CharField(source="code", read_only=True)
+    program = serializers.CharField(source="program_slug", read_only=True, help_text="The program's slug.")
+    program_name = serializers.CharField(read_only=True, help_text="The program's name in Chinese.")
 
     class Meta:
         model = Grant
-        fields = ["enterprise", "uscc", "amount_fen", "approved_on", "grant_code"]
+        fields = ["enterprise", "uscc", "amount_fen", "approved_on", "grant_code", "program", "program_name"]
         read_only_fields = fields
 
     def get_approved_on(self, grant: Grant) -> dt.date:
@@ -179,8 +232,9 @@ PUBLIC_PROGRAM_PARAMETER = OpenApiParameter(
         parameters=[PUBLIC_PROGRAM_PARAMETER, PUBLIC_YEAR_PARAMETER],
         summary="The public notice (公示) of approved grants",
         description=(
-            "Open to anyone, without credentials. Grants in order of approval; revoked grants are withdrawn "
-            "from the notice. The same notice as one CSV file: `GET /public/awards.csv`."
+            "Open to anyone, without credentials. Grants in order of approval, every program's (each row names "
+            "its program) unless `program` names one; revoked grants are withdrawn from the notice. The same "
+            "notice as one CSV file: `GET /public/awards.csv`."
         ),
         tags=["public"],
     )
@@ -225,8 +279,9 @@ class PublicAwardCsv(APIView):
                     OpenApiExample(
                         "Two grants",
                         value=(
-                            "enterprise,uscc,amount_fen,approved_on,grant_code\n"
-                            "杭州示例智能科技有限公司,91330100MA2H7K3Q0X,30000000,2026-03-02,HZ26-0000001-K\n"
+                            "enterprise,uscc,amount_fen,approved_on,grant_code,program,program_name\n"
+                            "杭州示例智能科技有限公司,91330100MA2H7K3Q0X,30000000,2026-03-02,HZ26-0000001-K,"
+                            "hangzhou-compute,杭州市算力券\n"
                         ),
                     )
                 ],
@@ -252,6 +307,7 @@ class PublicAwardCsv(APIView):
 
 urlpatterns = [
     path("stats/pool/", PoolStatsView.as_view(), name="stats-pool"),
+    path("stats/programs/", ProgramsOverviewView.as_view(), name="stats-programs"),
     path("public/awards/", PublicAwardList.as_view(), name="public-award-list"),
     path("public/awards.csv", PublicAwardCsv.as_view(), name="public-award-csv"),
 ]

@@ -40,6 +40,7 @@ from coupons.models import (
     CONTRACT_TERM_MONTHS_CEILING,
     DEFAULT_PROGRAM,
     GRANT_VALIDITY_MONTHS_MAX,
+    PROGRAM_SLUG_LENGTH_MAX,
     REGION_DIVISION_PREFIXES_COUNT_MAX,
     ComputeSource,
     Program,
@@ -52,7 +53,12 @@ from coupons.selectors import program_year_figures
 from coupons.selectors.scopes import program_within_reach, programs_visible_to
 from coupons.services.years import (
     GRACE_DAYS_MAX,
+    PROGRAM_AUTHORITY_LENGTH_MAX,
+    PROGRAM_NAME_EN_LENGTH_MAX,
+    PROGRAM_NAME_LENGTH_MAX,
     cap_override_request,
+    program_close,
+    program_create,
     program_get,
     program_year_create_with_rates,
     program_year_get,
@@ -385,7 +391,7 @@ class ProgramYearListCreate(generics.ListAPIView):
         summary="Prepare a program year (superuser)",
         description=(
             "Creates a draft year of the program (the default program on `/program-years/`); open it with "
-            "`POST .../{year}/open/`. A year that exists is 409 `already_exists`; a closed program is 409 "
+            "`POST .../{year}/open/`. A year that exists is 409 `invalid_state`; a closed program is 409 "
             "`program_closed`. `rates` names a new rule set (or an existing one with exactly these rules); "
             "`rule_sets` instead lists the year's rule-set versions, the first from 1 January (400 "
             "`validation_error` for a gap, two on one day or a day outside the year). `priced_by` says which day's "
@@ -453,7 +459,7 @@ class ProgramYearOpen(APIView):
         description=(
             "Opens a draft year, "
             "crediting its pool from the appropriation in the ledger. Opening an open year changes nothing; a "
-            "closed year is 409 `invalid_state`."
+            "closed year is 409 `invalid_state`; a draft year of a closed program is 409 `program_closed`."
         ),
         tags=TAGS,
     )
@@ -606,6 +612,7 @@ class ProgramSerializer(serializers.ModelSerializer):
             "basis",
             "once_per_enterprise",
             "status",
+            "closed_at",
             "years",
         ]
         read_only_fields = fields
@@ -613,6 +620,35 @@ class ProgramSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.ListField(child=serializers.IntegerField()))
     def get_years(self, program: Program) -> list[int]:
         return sorted(year.year for year in program.years.all())
+
+
+class ProgramRequest(StrictSerializer):
+    """A new fund. Its slug names it in paths and ledger codes and never changes."""
+
+    slug = StrictCharField(
+        max_length=PROGRAM_SLUG_LENGTH_MAX,
+        trim_whitespace=False,
+        validators=[RegexValidator(r"^[a-z0-9]+(-[a-z0-9]+)*\Z")],
+        help_text="Lower-case letters and digits in words joined by '-' (binjiang-compute).",
+    )
+    name = StrictCharField(max_length=PROGRAM_NAME_LENGTH_MAX, help_text="In Chinese: 滨江区算力券.")
+    name_en = StrictCharField(max_length=PROGRAM_NAME_EN_LENGTH_MAX)
+    authority = StrictCharField(max_length=PROGRAM_AUTHORITY_LENGTH_MAX, help_text="The issuing authority.")
+    level = serializers.ChoiceField(choices=Program.Level.choices)
+    region = serializers.ListField(
+        child=StrictCharField(
+            min_length=2, max_length=6, trim_whitespace=False, validators=[RegexValidator(r"^[0-9]{2,6}\Z")]
+        ),
+        min_length=1,
+        max_length=REGION_DIVISION_PREFIXES_COUNT_MAX,
+        help_text="Division-code prefixes (characters 3-8 of a credit code) of the enterprises it serves: "
+        '["330108"] for Binjiang. Each new year copies it.',
+    )
+    redemption_mode = serializers.ChoiceField(
+        choices=ProgramYear.RedemptionMode.choices,
+        required=False,
+        help_text="How its coupons are paid unless a year says otherwise. Defaults to `provider_deduction`.",
+    )
 
 
 @extend_schema_view(
@@ -638,6 +674,39 @@ class ProgramList(generics.ListAPIView):
             return Program.objects.none()
         return programs_visible_to(caller(self.request)).prefetch_related("years").order_by("slug")
 
+    @extend_schema(
+        request=ProgramRequest,
+        responses={201: ProgramSerializer},
+        summary="Set up a program (superuser)",
+        description=(
+            "A new fund beside the others, with no year yet: prepare one at `POST /programs/{slug}/years/`. "
+            "A slug that is taken is 409 `already_exists`; a malformed slug, an unknown level or redemption "
+            "mode, or a region that is not a list of division-code prefixes is 400 `validation_error`, and "
+            "nothing is written."
+        ),
+        tags=TAGS,
+        examples=[
+            OpenApiExample(
+                "A district's coupons",
+                value={
+                    "slug": "binjiang-compute",
+                    "name": "滨江区算力券",
+                    "name_en": "Binjiang District computing-power coupons",
+                    "authority": "杭州市滨江区人民政府 (Binjiang District People's Government)",
+                    "level": "district",
+                    "region": ["330108"],
+                },
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        user = caller(request)
+        require_superuser(user)
+        data = validated(ProgramRequest, request.data)
+        program = program_create(actor=user, **_plain(data))
+        return Response(ProgramSerializer(program).data, status=status.HTTP_201_CREATED)
+
 
 class ProgramDetail(APIView):
     permission_classes = [IsAuthenticated]
@@ -653,9 +722,34 @@ class ProgramDetail(APIView):
         return Response(ProgramSerializer(program_get(program)).data)
 
 
+class ProgramClose(APIView):
+    permission_classes = STAFF_ONLY
+
+    @extend_schema(
+        request=None,
+        responses={200: ProgramSerializer},
+        summary="Close a program (superuser)",
+        description=(
+            "From now on the program takes no new year (409 `program_closed` on `POST .../years/` and on opening "
+            "a draft year) and no new application (409 `program_closed` on `POST /applications/` naming it). "
+            "What it already holds runs out by its own rules: submitted applications may still be decided, "
+            "grants redeem until they expire, and at its open year's end the annual reset withdraws the "
+            "applications still open and prepares no next year. Closing a closed program changes nothing; an "
+            "unknown one is 404."
+        ),
+        tags=TAGS,
+    )
+    def post(self, request: Request, program: str) -> Response:
+        user = caller(request)
+        require_superuser(user)
+        validated(EmptyRequest, request.data)
+        return Response(ProgramSerializer(program_close(slug=program, actor=user)).data)
+
+
 urlpatterns = [
     path("programs/", ProgramList.as_view(), name="program-list"),
     path("programs/<slug:program>/", ProgramDetail.as_view(), name="program-detail"),
+    path("programs/<slug:program>/close/", ProgramClose.as_view(), name="program-close"),
     path("programs/<slug:program>/years/", ProgramYearListCreate.as_view(), name="program-years-of-program"),
     path("programs/<slug:program>/years/<int:year>/", ProgramYearDetail.as_view(), name="program-year-of-program"),
     path(

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0010_model_filing_four_eyes'),
-        ('coupons', '0017_stacking_rules'),
+        ('coupons', '0018_program_closed_by'),
         ('evidence', '0001_documents'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -20,6 +20,7 @@ from coupons.models import (
     CapOverride,
     Claim,
     Grant,
+    Program,
     ProgramYear,
     Redemption,
     Settlement,
@@ -395,6 +396,82 @@ def pool_stats(*, year: int, now: dt.datetime | None = None, program: str = DEFA
     )
 
 
+# --- Every program side by side: an administrator's overview ------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProgramFigures:
+    """One program's year in the overview: who it is and its year's figures from the ledger. A program
+    without that year shows `year_status` None and zero figures."""
+
+    program: str
+    name: str
+    name_en: str
+    level: str
+    status: str
+    year_status: str | None
+    figures: PoolFigures
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "program": self.program,
+            "name": self.name,
+            "name_en": self.name_en,
+            "level": self.level,
+            "status": self.status,
+            "year_status": self.year_status,
+            **self.figures.as_dict(),
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProgramsOverview:
+    """Every program's figures for one calendar year, and their totals: each total is the sum of the
+    programs' figures (the funds are separate pools; the totals say what the administrators run)."""
+
+    year: int
+    programs: list[ProgramFigures]
+    totals: PoolFigures
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "year": self.year,
+            "programs": [row.as_dict() for row in self.programs],
+            "totals": self.totals.as_dict(),
+        }
+
+
+def pool_figures_sum(figures: list[PoolFigures]) -> PoolFigures:
+    """Figure by figure, the sum of several program years' figures."""
+    names = PoolFigures.__dataclass_fields__
+    return PoolFigures(**{name: sum(getattr(each, name) for each in figures) for name in names})
+
+
+def programs_overview(*, year: int, programs: list[str] | None = None) -> ProgramsOverview:
+    """Each program's year `year` (or only the `programs` named, by slug), in slug order, with the
+    figures exactly as `program_year_figures` reads them from the ledger, and the totals across them.
+    The API (`GET /stats/programs/`) and the portal's dashboard read it alike."""
+    chosen = Program.objects.order_by("slug")
+    if programs is not None:
+        chosen = chosen.filter(slug__in=programs)
+    year_status = dict(ProgramYear.objects.filter(year=year).values_list("program_id", "status"))
+    rows = [
+        ProgramFigures(
+            program=program.slug,
+            name=program.name,
+            name_en=program.name_en,
+            level=program.level,
+            status=program.status,
+            year_status=year_status.get(program.slug),
+            figures=program_year_figures(year=year, program=program.slug)
+            if program.slug in year_status
+            else PoolFigures(**dict.fromkeys(PoolFigures.__dataclass_fields__, 0)),
+        )
+        for program in chosen
+    ]
+    return ProgramsOverview(year=year, programs=rows, totals=pool_figures_sum([row.figures for row in rows]))
+
+
 # --- The dashboard: the pool over the year and the enterprises near their cap ---------------------
 
 
@@ -469,7 +546,15 @@ def enterprise_cap_use(*, enterprise_id: int, program_year: ProgramYear) -> Ente
 
 # --- The public notice (公示) ----------------------------------------------------------------------
 
-PUBLIC_AWARDS_CSV_HEADER: Final = ("enterprise", "uscc", "amount_fen", "approved_on", "grant_code")
+PUBLIC_AWARDS_CSV_HEADER: Final = (
+    "enterprise",
+    "uscc",
+    "amount_fen",
+    "approved_on",
+    "grant_code",
+    "program",
+    "program_name",
+)
 PUBLIC_AWARDS_CSV_CHUNK_ROWS: Final = 2_000  # Rows fetched at a time while the CSV streams out.
 # A cell starting with one of these is a formula to a spreadsheet; enterprise names are public input.
 # They are compared after NFKC folding, so full-width ＝ ＋ － ＠ and the small ﹦ ﹢ ﹣ ﹫ (which
@@ -481,11 +566,13 @@ CSV_LINE_END: Final = "\r\n"
 
 
 def public_awards(*, year: int | None = None, program: str | None = None) -> QuerySet[Grant]:
-    """Approved grants for the public notice, oldest first; a revoked grant is withdrawn from it."""
+    """Approved grants for the public notice, oldest first, each naming its program (`program_slug`,
+    `program_name`); a revoked grant is withdrawn from it. Every program's, or only `program`'s."""
     grants = (
         Grant.objects.exclude(status=Grant.Status.REVOKED)
         .select_related("enterprise")
         .only("code", "amount_fen", "issued_at", "enterprise__name", "enterprise__uscc")
+        .annotate(program_slug=F("year__program_id"), program_name=F("year__program__name"))
         .order_by("issued_at", "pk")
     )
     if program is not None:
@@ -527,5 +614,7 @@ def public_awards_csv_lines(*, year: int | None = None, program: str | None = No
                 grant.amount_fen,
                 approved_on(grant).isoformat(),
                 grant.code,
+                grant.program_slug,  # type: ignore[attr-defined]
+                grant.program_name,  # type: ignore[attr-defined]
             )
         )

@@ -16,4 +16,8 @@ while waiting for the batch (its items judge at the batch's one moment, so they 
 release).
 Settlements lock the provider row first, then its redemptions by id; an enterprise settlement
 locks the enterprise row, then its claims by id.
+A submission, a year's creation and a year's opening hold a key share of their program's row
+(`years.program_active_lock`, FOR KEY SHARE: shares never wait for each other); only
+`years.program_close` locks that row for update, and it takes nothing else, so the close waits for
+those in flight and adds no cycle.
 """

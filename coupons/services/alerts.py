@@ -101,7 +101,8 @@ def alerts_check() -> list[Alert]:
     new: list[Alert] = []
     for program_year in ProgramYear.objects.select_related("program").filter(status=ProgramYear.Status.OPEN):
         # Named as people know it; keyed by the program year's id (for years from before programs, the year).
-        year, name = program_year.pk, f"{program_year.program.name} {program_year.year}"
+        program = program_year.program
+        year, name = program_year.pk, f"{program.name_en} ({program.name}) {program_year.year}"
         figures = program_year_figures(year=program_year.year, program=program_year.program_id)
         used_fen = figures.issued_fen - figures.revoked_fen
         for threshold_bp, kind in POOL_THRESHOLDS_BP:
@@ -113,6 +114,7 @@ def alerts_check() -> list[Alert]:
                     f"({used_fen} of {figures.pool_fen} fen).",
                     details={
                         "program": program_year.program_id,
+                        "program_name": program.name,
                         "year": program_year.year,
                         "used_fen": used_fen,
                         "pool_fen": figures.pool_fen,
@@ -128,6 +130,7 @@ def alerts_check() -> list[Alert]:
                 f"({use.used_fen} of {use.cap_fen} fen).",
                 details={
                     "program": program_year.program_id,
+                    "program_name": program.name,
                     "year": program_year.year,
                     "enterprise": use.enterprise,
                     "used_fen": use.used_fen,

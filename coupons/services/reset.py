@@ -22,7 +22,7 @@ from accounts.models import User
 from accounts.roles import require_superuser
 from config.errors import InvalidState
 from coupons.locks import program_year_lock, redemption_lock
-from coupons.models import DEFAULT_PROGRAM, Grant, ProgramYear, Redemption, RuleSetVersion
+from coupons.models import DEFAULT_PROGRAM, Grant, Program, ProgramYear, Redemption, RuleSetVersion
 from coupons.rule_sets import rule_set_versions, year_first_day
 from coupons.services.grants import grant_expire
 from coupons.services.redemptions import redemption_release_locked
@@ -194,7 +194,11 @@ def annual_reset(
             report.lapsed_fen += lapsed_fen
         if (index + 1) % 100 == 0 or index + 1 == total:
             progress(f"{year}: grants expired {index + 1}/{total}")
-    _prepare_next_year(program_year)
+    # A closed program takes no new year: its open applications are withdrawn (year_end.py) and no
+    # Y+1 is prepared or opened.
+    program_open = Program.objects.filter(slug=program, status=Program.Status.ACTIVE).exists()
+    if program_open:
+        _prepare_next_year(program_year)
     # Before Y+1 opens, so nothing is left unapprovable in Y: carried into Y+1's queue, or withdrawn.
     report.applications_carried, report.applications_withdrawn = applications_settle_at_close(
         year=year, program=program
@@ -204,7 +208,7 @@ def annual_reset(
             f"{year}: open applications carried into {year + 1}: {report.applications_carried}, "
             f"withdrawn: {report.applications_withdrawn}"
         )
-    report.next_year_opened = _open_next_year(program_year, now)
+    report.next_year_opened = program_open and _open_next_year(program_year, now)
     if report.next_year_opened:
         progress(f"{year + 1}: opened")
     return report

@@ -104,7 +104,7 @@ def application_settle_at_close(*, application_id: int, year: int, program: str 
         enterprise_id = Application.objects.values_list("enterprise_id", flat=True).get(pk=application_id)
         enterprise = Enterprise.objects.select_for_update().get(pk=enterprise_id)
         application = application_lock(application_id)
-        program_year = ProgramYear.objects.get(program_id=program, year=year)
+        program_year = ProgramYear.objects.select_related("program").get(program_id=program, year=year)
         if application.year_id != program_year.pk or application.status not in OPEN_STATUSES:
             return None
         assert program_year.status == ProgramYear.Status.CLOSED, "only a closed year's applications are settled"
@@ -113,6 +113,12 @@ def application_settle_at_close(*, application_id: int, year: int, program: str 
                 application,
                 f"Withdrawn at the close of {year} by the year's policy: applications not approved by the "
                 "close are withdrawn; the contract may be applied for again.",
+            )
+        if program_year.program.status == Program.Status.CLOSED:
+            return _withdraw(
+                application,
+                f"Withdrawn at the close of {year}: the program {program} is closed and takes no new year to "
+                "carry it into.",
             )
         next_year = ProgramYear.objects.filter(program_id=program, year=year + 1).first()
         assert next_year is not None, "the reset prepares the next year before it carries into it"

@@ -1,10 +1,11 @@
 """Program years, their policy, and enterprises' caps."""
 
 import datetime as dt
+import re
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import Enterprise, Role, User
@@ -23,6 +24,7 @@ from coupons.models import (
     CONTRACT_TERM_MONTHS_MAX_DEFAULT,
     DEFAULT_PROGRAM,
     GRANT_VALIDITY_MONTHS_MAX,
+    PROGRAM_SLUG_LENGTH_MAX,
     REGION_DIVISION_PREFIXES_COUNT_MAX,
     REGION_DIVISION_PREFIXES_DEFAULT,
     RELAXED_CAP_CEILING_FEN_DEFAULT,
@@ -57,11 +59,19 @@ def rule_set_create(*, name: str, ceiling_bp: int, rules: list[dict[str, Any]], 
     if not name or len(name) > 100:
         raise ValidationFailed("name has 1 to 100 characters.", field="name")
     existing = RateRuleSet.objects.filter(name=name).first()
-    if existing is not None:
-        if (existing.ceiling_bp, existing.rules) != (ceiling_bp, rules):
-            raise AlreadyExists("A rule set with this name exists with other rules.", field="name")
-        return existing
-    return RateRuleSet.objects.create(name=name, description=description, ceiling_bp=ceiling_bp, rules=rules)
+    if existing is None:
+        try:
+            with transaction.atomic():
+                return RateRuleSet.objects.create(
+                    name=name, description=description, ceiling_bp=ceiling_bp, rules=rules
+                )
+        except IntegrityError as error:  # Written by a concurrent request since the read: judge that one.
+            if _constraint_of(error) != "coupons_rateruleset_name_key":
+                raise
+            existing = RateRuleSet.objects.get(name=name)
+    if (existing.ceiling_bp, existing.rules) != (ceiling_bp, rules):
+        raise AlreadyExists("A rule set with this name exists with other rules.", field="name")
+    return existing
 
 
 def rule_set_default() -> RateRuleSet:
@@ -212,6 +222,119 @@ def program_active_get(slug: object) -> Program:
     return program
 
 
+# A slug is lower-case letters and digits in words joined by "-" (the database checks it too).
+PROGRAM_SLUG_PATTERN = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+PROGRAM_NAME_LENGTH_MAX = 100
+PROGRAM_NAME_EN_LENGTH_MAX = 200
+PROGRAM_AUTHORITY_LENGTH_MAX = 200
+
+
+def _constraint_of(error: IntegrityError) -> str | None:
+    """The name of the constraint PostgreSQL says the statement broke (psycopg's diagnostics)."""
+    return getattr(getattr(error.__cause__, "diag", None), "constraint_name", None)
+
+
+def _program_text(value: object, field: str, length_max: int) -> str:
+    text = value.strip() if isinstance(value, str) else ""
+    if not 0 < len(text) <= length_max or not text.isprintable():
+        raise ValidationFailed(f"{field} has 1 to {length_max} printable characters.", field=field)
+    return text
+
+
+def program_create(
+    *,
+    actor: User,
+    slug: str,
+    name: str,
+    name_en: str,
+    authority: str,
+    level: str,
+    region: list[str],
+    redemption_mode: str = ProgramYear.RedemptionMode.PROVIDER_DEDUCTION,
+) -> Program:
+    """A superuser sets up a new fund (a district's, the province's): its slug (its name in paths and
+    ledger codes, never changed), names, issuing authority, level, region and how its coupons are
+    paid. It has no year yet: prepare one with `program_year_create(program=slug)`. A slug that is
+    taken is 409 `already_exists`; anything malformed is 400, and nothing is written."""
+    require_superuser(actor)
+    if (
+        not isinstance(slug, str)
+        or not 0 < len(slug) <= PROGRAM_SLUG_LENGTH_MAX
+        or not PROGRAM_SLUG_PATTERN.fullmatch(slug)
+    ):
+        raise ValidationFailed(
+            f"slug is 1 to {PROGRAM_SLUG_LENGTH_MAX} lower-case letters and digits in words joined by '-' "
+            "(binjiang-compute).",
+            field="slug",
+        )
+    terms = {
+        "name": _program_text(name, "name", PROGRAM_NAME_LENGTH_MAX),
+        "name_en": _program_text(name_en, "name_en", PROGRAM_NAME_EN_LENGTH_MAX),
+        "authority": _program_text(authority, "authority", PROGRAM_AUTHORITY_LENGTH_MAX),
+    }
+    if level not in Program.Level.values:
+        raise ValidationFailed(f"level is one of {', '.join(Program.Level.values)}.", field="level")
+    try:
+        prefixes = region_division_prefixes_check(region)
+    except ValidationFailed:
+        raise ValidationFailed(
+            f"region is a list of 1 to {REGION_DIVISION_PREFIXES_COUNT_MAX} division-code prefixes, each 2 to "
+            f"{DIVISION_CODE_LENGTH} digits (Binjiang: 330108).",
+            field="region",
+        ) from None
+    if redemption_mode not in ProgramYear.RedemptionMode.values:
+        raise ValidationFailed(
+            f"redemption_mode is one of {', '.join(ProgramYear.RedemptionMode.values)}.", field="redemption_mode"
+        )
+    if slug == DEFAULT_PROGRAM or Program.objects.filter(slug=slug).exists():
+        raise AlreadyExists(f"A program {slug} exists.", field="slug")
+    try:
+        with transaction.atomic():
+            return Program.objects.create(
+                slug=slug, level=level, region=prefixes, redemption_mode=redemption_mode, **terms
+            )
+    except IntegrityError as error:  # Created by a concurrent request between the check and the insert?
+        if _constraint_of(error) != "coupons_program_pkey":
+            raise
+        raise AlreadyExists(f"A program {slug} exists.", field="slug") from None
+
+
+def program_close(*, slug: str, actor: User, now: dt.datetime | None = None) -> Program:
+    """A superuser closes a program: from then on it takes no new year and no new application (409
+    `program_closed`). What it already holds runs out by its own rules: applications already submitted
+    may still be decided, grants redeem until they expire, settlements pay, and its open year closes
+    at its end, when the annual reset withdraws the applications still open (there is no next year
+    to carry them into) and prepares no next year. Closing a closed program changes nothing.
+
+    The program's row lock orders the close against submissions and year openings, which read the
+    program's status under a lock that waits for it (`program_active_lock`): none slips in after it."""
+    require_superuser(actor)
+    program_get(slug)  # 404 for an unknown one.
+    with transaction.atomic():
+        program = Program.objects.select_for_update().get(slug=slug)
+        if program.status == Program.Status.CLOSED:
+            return program
+        program.status = Program.Status.CLOSED
+        program.closed_at = now or timezone.now()
+        program.closed_by = actor
+        program.save(update_fields=["status", "closed_at", "closed_by"])
+        return program
+
+
+def program_active_lock(slug: str) -> None:
+    """Inside the caller's transaction: refuse a closed program (409 `program_closed`), holding a share
+    of the program's row (FOR KEY SHARE, which many writers hold at once and `program_close`'s FOR
+    UPDATE waits for) until the caller commits, so a close cannot pass between this check and the
+    caller's write. An unknown program is 404."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT status FROM coupons_program WHERE slug = %s FOR KEY SHARE", [slug])
+        row = cursor.fetchone()
+    if row is None:
+        raise NotFound(f"No program {slug!r}.")
+    if row[0] != Program.Status.ACTIVE:
+        raise ProgramClosed(f"Program {slug} is closed.")
+
+
 def program_year_create(
     *,
     year: int,
@@ -289,13 +412,13 @@ def program_year_create(
     )
     if priced_by not in ProgramYear.PricedBy.values:
         raise ValidationFailed(f"priced_by is one of {', '.join(ProgramYear.PricedBy.values)}.", field="priced_by")
-    if ProgramYear.objects.filter(program=the_program, year=year).exists():
-        raise InvalidState(f"Program year {year} of {the_program.slug} exists.")
     with transaction.atomic():
-        program_year = ProgramYear.objects.create(
+        program_active_lock(the_program.slug)  # A close waits for this year, or this year sees the close.
+        if ProgramYear.objects.filter(program=the_program, year=year).exists():
+            raise InvalidState(f"Program year {year} of {the_program.slug} exists.")
+        program_year = _program_year_insert(
             program=the_program,
             year=year,
-            chain=f"{the_program.slug}:{year}",
             region_division_prefixes=prefixes,
             pool_fen=pool_fen,
             default_cap_fen=default_cap_fen,
@@ -378,6 +501,19 @@ def _first_version_ensure(program_year: ProgramYear) -> None:
         effective_from=year_first_day(program_year.year),
         defaults={"rule_set_id": program_year.rule_set_id},
     )
+
+
+def _program_year_insert(*, program: Program, year: int, **terms: Any) -> ProgramYear:
+    """Insert the year; a concurrent creation of the same year (the unique constraint) is 409 too."""
+    try:
+        with transaction.atomic():
+            return ProgramYear.objects.create(program=program, year=year, chain=f"{program.slug}:{year}", **terms)
+    except IntegrityError as error:
+        # The pair is unique, and so is the chain named after it (`<slug>:<year>`): either says the year exists.
+        constraint = _constraint_of(error) or ""
+        if constraint != "coupons_year_once_per_program" and not constraint.startswith("coupons_programyear_chain"):
+            raise
+        raise InvalidState(f"Program year {year} of {program.slug} exists.") from None
 
 
 def program_year_create_with_rates(
@@ -488,6 +624,7 @@ def program_year_open_system(
             return program_year
         if program_year.status != ProgramYear.Status.DRAFT:
             raise InvalidState(f"Program year {year} of {program} is {program_year.status}; only a draft year opens.")
+        program_active_lock(program)  # A closed program opens no new year.
         accounts = books.year_accounts_ensure(program_year)
         transfer_create(
             transfer=TransferRequest.posted(
@@ -510,9 +647,12 @@ def program_year_current(*, now: dt.datetime | None = None, program: str = DEFAU
     year = program_year_of(now or timezone.now())
     program_year = ProgramYear.objects.select_related("program").filter(program_id=program, year=year).first()
     if program_year is None or program_year.status != ProgramYear.Status.OPEN:
+        if Program.objects.filter(slug=program, status=Program.Status.CLOSED).exists():
+            raise ProgramClosed(f"Program {program} is closed.")
         raise ProgramYearClosed(f"Program year {year} of {program} is not open.")
-    if program_year.program.status != Program.Status.ACTIVE:
-        raise ProgramClosed(f"Program {program} is closed.")
+    # Inside a caller's transaction (a submission) the share it takes holds until that commits, so a
+    # concurrent `program_close` either waits for the application or is seen by it.
+    program_active_lock(program)
     return program_year
 
 

@@ -12,12 +12,14 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.caller import caller
+from accounts.models import User
 from coupons.models import Program, ProgramYear
 from coupons.selectors import (
     enterprises_near_cap,
     pool_available_by_day,
     pool_by_purpose,
     pool_stats,
+    programs_overview,
     public_awards,
     public_awards_csv_lines,
 )
@@ -55,21 +57,57 @@ def _program_chosen(request: HttpRequest) -> Program:
     return Program.objects.filter(slug=default).first() or program_default_ensure()
 
 
+def _overview(year: int, user: User) -> dict[str, object]:
+    """Every program's figures for the calendar year and their totals: the "All programs" table (for
+    staff limited to programs, theirs)."""
+    limit = user.program_limit
+    overview = programs_overview(year=year, programs=None if limit is None else sorted(limit))
+    return {
+        "overview": overview,
+        "overview_figures": OVERVIEW_FIGURES,
+        "overview_rows": [
+            (row, [(key, getattr(row.figures, key)) for key, _label in OVERVIEW_FIGURES]) for row in overview.programs
+        ],
+        "overview_totals": [(key, getattr(overview.totals, key)) for key, _label in OVERVIEW_FIGURES],
+    }
+
+
+# The figures the "All programs" table shows, in its column order.
+OVERVIEW_FIGURES = [
+    ("pool_fen", _("Pool")),
+    ("issued_fen", _("Issued")),
+    ("redeemed_fen", _("Redeemed")),
+    ("settled_fen", _("Settled")),
+    ("lapsed_fen", _("Lapsed")),
+    ("available_fen", _("Available")),
+]
+
+
 @access.staff
 def dashboard(request: HttpRequest) -> HttpResponse:
+    """One program's year in full (`?program=`, the default program unless named; `?year=`), and every
+    program's figures for that calendar year side by side, with their totals."""
+    user = caller(request)
     program = _program_chosen(request)
+    programs = programs_visible_to(user).order_by("slug")
     years = list(ProgramYear.objects.filter(program=program).order_by("-year").values_list("year", flat=True))
     year = _year_chosen(request, years)
     if year is None:
-        return render(request, "portal/dashboard.html", {"years": years, "year": None, "program": program})
+        this_year = timezone.localtime(timezone.now(), PROGRAM_TIME_ZONE).year
+        return render(
+            request,
+            "portal/dashboard.html",
+            {"years": years, "year": None, "program": program, "programs": programs, **_overview(this_year, user)},
+        )
     program_year = ProgramYear.objects.get(program=program, year=year)
     now = timezone.now()
     stats = pool_stats(year=year, now=now, program=program.slug)
     figures = stats.figures
     today = timezone.localtime(now, PROGRAM_TIME_ZONE).date()
     context = {
+        **_overview(year, user),
         "program": program,
-        "programs": programs_visible_to(caller(request)).order_by("slug"),
+        "programs": programs,
         "years": years,
         "year": year,
         "program_year": program_year,
@@ -109,23 +147,44 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "portal/dashboard.html", context)
 
 
+def _program_filter(request: HttpRequest) -> Program | None:
+    """The program `?program=` names, or None for every program (also for a slug that names none)."""
+    asked = request.GET.get("program", "")
+    return Program.objects.filter(slug=asked).first() if asked else None
+
+
 def public_notice(request: HttpRequest) -> HttpResponse:
-    """The public notice (公示) of approved awards: open to anyone, no sign-in."""
-    years = list(
-        ProgramYear.objects.exclude(status=ProgramYear.Status.DRAFT).order_by("-year").values_list("year", flat=True)
-    )
+    """The public notice (公示) of approved awards: open to anyone, no sign-in. Every program's awards,
+    each row naming its program, or one program's (`?program=`)."""
+    program = _program_filter(request)
+    years_shown = ProgramYear.objects.exclude(status=ProgramYear.Status.DRAFT)
+    if program is not None:
+        years_shown = years_shown.filter(program=program)
+    years = list(years_shown.order_by("-year").values_list("year", flat=True).distinct())
     year = _year_chosen(request, years)
-    grants = public_awards(year=year) if year is not None else public_awards().none()
+    slug = program.slug if program is not None else None
+    grants = public_awards(year=year, program=slug) if year is not None else public_awards().none()
     return render(
-        request, "portal/public_awards.html", {"years": years, "year": year, "page": page_of(request, grants)}
+        request,
+        "portal/public_awards.html",
+        {
+            "years": years,
+            "year": year,
+            "programs": Program.objects.order_by("slug"),
+            "program": program,
+            "page": page_of(request, grants),
+        },
     )
 
 
 def public_notice_csv(request: HttpRequest) -> StreamingHttpResponse:
     asked = request.GET.get("year", "")
     year = int(asked) if asked.isascii() and asked.isdigit() and len(asked) == 4 else None
+    program = _program_filter(request)
     # A byte-order mark first, so that Excel reads the Chinese names as UTF-8.
-    lines = itertools.chain(["\ufeff"], public_awards_csv_lines(year=year))
+    lines = itertools.chain(
+        ["\ufeff"], public_awards_csv_lines(year=year, program=program.slug if program is not None else None)
+    )
     response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     name = f"public-awards-{year}.csv" if year else "public-awards.csv"
     response["Content-Disposition"] = f'attachment; filename="{name}"'

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from coupons.selectors import program_year_figures
+from coupons.models import DEFAULT_PROGRAM, Grant, Program
+from coupons.selectors import program_year_figures, programs_overview
 from coupons.services.years import program_year_of
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -53,4 +54,8 @@ def test_the_readme_api_tour_runs_against_a_live_server(live_server):
         "confirmed",
         "paid",
         str(program_year_figures(year=year).available_fen),
+        # Every fund, this year's totals across them, and the grants of the default program.
+        str(Program.objects.count()),
+        str(programs_overview(year=year).totals.issued_fen),
+        str(Grant.objects.filter(year__program_id=DEFAULT_PROGRAM).count()),
     ]

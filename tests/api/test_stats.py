@@ -279,6 +279,9 @@ def test_the_api_answers_the_forecast_as_an_iso_date(cast, year, as_user):
 # --- The public notice ------------------------------------------------------------------------------
 
 
+CITY = ("hangzhou-compute", "杭州市算力券")
+
+
 def award_of(grant: Grant) -> dict:
     return {
         "enterprise": grant.enterprise.name,
@@ -286,6 +289,8 @@ def award_of(grant: Grant) -> dict:
         "amount_fen": grant.amount_fen,
         "approved_on": timezone.localtime(grant.issued_at, PROGRAM_TIME_ZONE).date().isoformat(),
         "grant_code": grant.code,
+        "program": "hangzhou-compute",
+        "program_name": "杭州市算力券",
     }
 
 
@@ -331,10 +336,10 @@ def test_the_public_notice_as_csv(cast, scenario, anonymous):
     rows = list(csv.reader(io.StringIO(text)))
     g1, g3 = (Grant.objects.select_related("enterprise").get(pk=scenario[g].pk) for g in ("g1", "g3"))
     assert rows == [
-        ["enterprise", "uscc", "amount_fen", "approved_on", "grant_code"],
-        ["杭州示例智能科技有限公司", g1.enterprise.uscc, "150000", award_of(g1)["approved_on"], g1.code],
+        ["enterprise", "uscc", "amount_fen", "approved_on", "grant_code", "program", "program_name"],
+        ["杭州示例智能科技有限公司", g1.enterprise.uscc, "150000", award_of(g1)["approved_on"], g1.code, *CITY],
         # A name a spreadsheet would run as a formula is quoted into text.
-        ["'=HYPERLINK(杭州算力)", g3.enterprise.uscc, "300000", award_of(g3)["approved_on"], g3.code],
+        ["'=HYPERLINK(杭州算力)", g3.enterprise.uscc, "300000", award_of(g3)["approved_on"], g3.code, *CITY],
     ]
     assert scenario["g2"].code not in text  # Revoked: withdrawn from the notice.
 
@@ -342,7 +347,9 @@ def test_the_public_notice_as_csv(cast, scenario, anonymous):
     assert everything["Content-Disposition"] == 'attachment; filename="awards.csv"'
     assert b"".join(everything.streaming_content).decode() == text
     empty = anonymous.get(f"/api/v1/public/awards.csv?year={YEAR + 1}")
-    assert b"".join(empty.streaming_content).decode() == "enterprise,uscc,amount_fen,approved_on,grant_code\r\n"
+    assert b"".join(empty.streaming_content).decode() == (
+        "enterprise,uscc,amount_fen,approved_on,grant_code,program,program_name\r\n"
+    )
     assert_problem(anonymous.get("/api/v1/public/awards.csv?year=1"), 400, "validation_error")
 
 

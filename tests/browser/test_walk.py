@@ -42,6 +42,26 @@ def dashboard_figures(page: Page, base_url: str, screens: Screens, name: str) ->
     api = page.request.get(f"{base_url}/api/v1/stats/pool/?year={year}")
     assert api.status == 200
     assert shown == {key: api.json()[key] for key in FIGURES}
+    # The "All programs" table: the default program's row is the figures above, and each total is the
+    # sum of the programs' rows, as GET /api/v1/stats/programs/ says.
+    overview = page.request.get(f"{base_url}/api/v1/stats/programs/?year={year}").json()
+    rows = page.locator("#programs-overview tr[data-program]")
+    table: dict[str, dict[str, int]] = {}
+    for index in range(rows.count()):
+        row = rows.nth(index)
+        cells = row.locator("[data-overview-figure]")
+        table[row.get_attribute("data-program") or ""] = {
+            cells.nth(i).get_attribute("data-overview-figure") or "": int(cells.nth(i).get_attribute("data-fen") or "")
+            for i in range(cells.count())
+        }
+    assert set(table) == {row["program"] for row in overview["programs"]} | {"all"}
+    assert all(table["hangzhou-compute"][key] == shown[key] for key in table["hangzhou-compute"])
+    for key, total in table["all"].items():
+        assert (
+            total
+            == overview["totals"][key]
+            == sum(figures[key] for program, figures in table.items() if program != "all")
+        )
     return shown
 
 

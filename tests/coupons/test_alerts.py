@@ -172,3 +172,51 @@ def test_deliveries_racing_on_one_alert_mail_it_once(settings):
     assert [m.to for m in mail.outbox] == [["watch@fund.example"]]
     alert.refresh_from_db()
     assert alert.mailed_at is not None
+
+
+def test_two_programs_pools_and_caps_alert_each_on_their_own(program, django_capture_on_commit_callbacks):
+    from tests.programs import DISTRICT, district_open, grant_in
+
+    cast, subscriber = program
+    assert subscriber.receives_alerts
+    city = ProgramYear.objects.get(program_id="hangzhou-compute")
+    district = district_open(cast.admin, pool_fen=1_000_000, cap_fen=500_000)
+    second = make_cast()
+
+    # The city's pool at 80%: the city alerts; the district, untouched, does not.
+    grant_for(second, fee_fen=2_000_000, amount_fen=500_000)
+    grant_for(cast, fee_fen=1_000_000, amount_fen=300_000)
+    with django_capture_on_commit_callbacks(execute=True):
+        city_alerts = alerts_check()
+    assert [(a.kind, a.details["program"]) for a in city_alerts] == [
+        ("pool_80", "hangzhou-compute"),
+        ("cap_90", "hangzhou-compute"),
+    ]
+    pool_alert = city_alerts[0]
+    assert pool_alert.key == f"pool:{city.pk}:80"
+    assert pool_alert.message == (
+        "The Hangzhou computing-power coupons (杭州市算力券) 2026 pool is 80% used (800000 of 1000000 fen)."
+    )
+    assert pool_alert.details == {
+        "program": "hangzhou-compute",
+        "program_name": "杭州市算力券",
+        "year": 2026,
+        "used_fen": 800_000,
+        "pool_fen": 1_000_000,
+    }
+
+    # The same enterprise near its cap in the district is the district's alert, with the district's key.
+    grant_in(second, DISTRICT, fee_fen=2_000_000, amount_fen=450_000)  # 90% of its district cap
+    grant_in(cast, DISTRICT, fee_fen=2_000_000, amount_fen=400_000)  # 850,000 of the district's pool
+    with django_capture_on_commit_callbacks(execute=True):
+        district_alerts = alerts_check()
+    assert [(a.kind, a.details["program"]) for a in district_alerts] == [("pool_80", DISTRICT), ("cap_90", DISTRICT)]
+    assert district_alerts[0].key == f"pool:{district.pk}:80" != pool_alert.key
+    assert district_alerts[1].key == f"cap:{second.enterprise.pk}:{district.pk}:90"
+    assert "Test District computing-power coupons (测试区算力券) 2026 pool is 85% used" in district_alerts[0].message
+    assert district_alerts[1].message.endswith(
+        "has used 90% of its Test District computing-power coupons (测试区算力券) 2026 cap (450000 of 500000 fen)."
+    )
+    assert alerts_check() == []  # Each once.
+    assert Alert.objects.count() == 4 and len(mail.outbox) == 4
+    assert {m.subject for m in mail.outbox} >= {f"[coupons] {pool_alert.message}"}

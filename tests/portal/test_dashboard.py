@@ -17,7 +17,7 @@ from django.utils.translation import gettext, override
 
 from accounts.models import Enterprise, Provider, Role, User
 from config.money import yuan_text
-from coupons.models import Grant, ProgramYear
+from coupons.models import DEFAULT_PROGRAM, Grant, ProgramYear
 from coupons.selectors import pool_available_by_day, program_year_figures, program_year_figures_from_rows
 from coupons.services.applications import (
     application_approve,
@@ -34,6 +34,7 @@ from tests.coupons.conftest import CAP_FEN, POOL_FEN, Cast
 from tests.evidence import checked, contract, invoice
 from tests.factories import EnterpriseFactory, ProviderFactory, UserFactory
 from tests.portal.conftest import FIGURES, this_year
+from tests.programs import DISTRICT, DISTRICT_NAME, district_open
 
 pytestmark = pytest.mark.django_db
 
@@ -53,6 +54,12 @@ class DashboardPage(HTMLParser):
         self.figures: dict[str, int] = {}
         self.segments: dict[str, int] = {}
         self.selected_years: list[int] = []
+        self.selected_programs: list[str] = []
+        self.programs_offered: list[str] = []
+        # The "All programs" table: each program's figures by slug, and the totals under "all".
+        self.overview: dict[str, dict[str, int]] = {}
+        self._select = ""
+        self._overview_row = ""
         self.tables: dict[str, list[list[str]]] = {}
         self._heading: list[str] | None = None
         self._last_heading = ""
@@ -68,8 +75,21 @@ class DashboardPage(HTMLParser):
             self.figures[str(attributes["data-figure"])] = int(str(attributes["data-fen"]))
         if "data-segment" in attributes:
             self.segments[str(attributes["data-segment"])] = int(str(attributes["data-fen"]))
-        if tag == "option" and "selected" in attributes:
+        if tag == "select":
+            self._select = str(attributes.get("id"))
+        if tag == "option" and self._select == "program":
+            self.programs_offered.append(str(attributes["value"]))
+            if "selected" in attributes:
+                self.selected_programs.append(str(attributes["value"]))
+        elif tag == "option" and "selected" in attributes:
             self.selected_years.append(int(str(attributes["value"])))
+        if tag == "tr" and "data-program" in attributes:
+            self._overview_row = str(attributes["data-program"])
+            self.overview[self._overview_row] = {}
+        if "data-overview-figure" in attributes:
+            self.overview[self._overview_row][str(attributes["data-overview-figure"])] = int(
+                str(attributes["data-fen"])
+            )
         if tag == "h2":
             self._heading = []
         elif tag == "table":
@@ -129,10 +149,12 @@ def grant_to(
     compute_source: str = "domestic",
     purpose: str = "training",
     amount_fen: int | None = None,
+    program: str = DEFAULT_PROGRAM,
 ) -> Grant:
     """Submit, confirm, review (recommending `amount_fen`, else the eligible amount) and approve,
-    at the real time, for `cast`'s enterprise at `cast`'s provider."""
+    at the real time, for `cast`'s enterprise at `cast`'s provider, in `program`."""
     application = application_submit(
+        program=program,
         actor=cast.member,
         provider=cast.provider,
         contract_number=number,
@@ -547,3 +569,74 @@ def test_the_page_is_in_english_when_asked(cast: Cast, history: History, as_user
     with override("en"):
         assert page.tables[gettext("By compute source")][0][0] == str(WORDS["domestic"])
     assert page.figures["issued_fen"] == 550_000
+
+
+# --- Programs side by side ------------------------------------------------------------------------
+
+OVERVIEW_FIGURES = ("pool_fen", "issued_fen", "redeemed_fen", "settled_fen", "lapsed_fen", "available_fen")
+
+
+@pytest.fixture
+def two_programs(cast: Cast, history: History) -> None:
+    """Beside the city's history, a district's program this year with a larger pool and a grant of its own."""
+    district_open(cast.admin, pool_fen=3 * POOL_FEN, year=this_year())
+    grant_to(cast, number="BJ-1", fee_fen=200_000, program=DISTRICT)  # 60,000 in the district's pool
+
+
+def test_the_dashboard_shows_each_program_and_all_of_them(cast: Cast, two_programs: None, as_user: AsUser) -> None:
+    client = as_user(cast.finance)
+    y = this_year()
+
+    city = dashboard_of(client)
+    district = dashboard_of(client, f"?program={DISTRICT}")
+
+    # The default program is chosen unless another is asked for; each shows its own figures, to the fen.
+    assert city.selected_programs == [DEFAULT_PROGRAM] and district.selected_programs == [DISTRICT]
+    assert set(city.programs_offered) == {DEFAULT_PROGRAM, DISTRICT}
+    assert city.figures == {name: client.get(f"/api/v1/stats/pool/?year={y}").json()[name] for name in FIGURES}
+    assert district.figures == {
+        name: client.get(f"/api/v1/stats/pool/?program={DISTRICT}&year={y}").json()[name] for name in FIGURES
+    }
+    assert (district.figures["pool_fen"], district.figures["issued_fen"]) == (3 * POOL_FEN, 60_000)
+    assert city.figures["issued_fen"] == 550_000
+    # Both: every program's row as the API reads it, and the totals, each the sum of the rows.
+    api = client.get(f"/api/v1/stats/programs/?year={y}").json()
+    for page in (city, district):
+        assert set(page.overview) == {DEFAULT_PROGRAM, DISTRICT, "all"}
+        for row in api["programs"]:
+            assert page.overview[row["program"]] == {name: row[name] for name in OVERVIEW_FIGURES}
+        assert page.overview["all"] == {name: api["totals"][name] for name in OVERVIEW_FIGURES}
+        for name in OVERVIEW_FIGURES:
+            assert page.overview["all"][name] == page.overview[DEFAULT_PROGRAM][name] + page.overview[DISTRICT][name]
+    assert city.overview["all"]["issued_fen"] == 550_000 + 60_000
+    assert city.overview["all"]["pool_fen"] == POOL_FEN + 3 * POOL_FEN
+    assert DISTRICT_NAME in client.get(f"/dashboard/?program={DISTRICT}").content.decode()
+
+
+@pytest.mark.parametrize("asked", ["nowhere", "", "HANGZHOU-COMPUTE", "<script>"])
+def test_a_program_that_does_not_exist_falls_back_to_the_default_one(
+    cast: Cast, two_programs: None, as_user: AsUser, asked: str
+) -> None:
+    page = dashboard_of(as_user(cast.reviewer), "?" + urlencode({"program": asked}))
+
+    assert page.selected_programs == [DEFAULT_PROGRAM]
+    assert page.figures["issued_fen"] == 550_000
+
+
+def test_a_program_without_a_year_shows_the_overview_and_says_it_has_no_year(
+    cast: Cast, two_programs: None, as_user: AsUser
+) -> None:
+    from coupons.services.years import program_create
+
+    program_create(
+        actor=cast.admin, slug="no-year", name="无年度", name_en="No year", authority="x", level="city", region=["3301"]
+    )
+
+    response = as_user(cast.reviewer).get("/dashboard/?program=no-year")
+
+    assert response.status_code == 200
+    page = DashboardPage(response.content.decode())
+    assert zh("No program year yet.") in response.content.decode()
+    assert page.selected_programs == ["no-year"] and page.figures == {}
+    assert page.overview["no-year"] == dict.fromkeys(OVERVIEW_FIGURES, 0)
+    assert page.overview["all"]["issued_fen"] == 550_000 + 60_000

@@ -41,8 +41,8 @@ GRANTS_HEADER = [
     "amount_yuan", "revoked_fen", "lapsed_fen", "status", "issued_at", "expires_at",
 ]  # fmt: skip
 REDEMPTIONS_HEADER = [
-    "id", "grant_code", "enterprise", "provider", "contract_number", "bill_number", "bill_amount_fen", "coupon_fen",
-    "coupon_yuan", "payable_fen", "status", "created_at", "captured_at", "settlement",
+    "id", "grant_code", "program", "year", "enterprise", "provider", "contract_number", "bill_number",
+    "bill_amount_fen", "coupon_fen", "coupon_yuan", "payable_fen", "status", "created_at", "captured_at", "settlement",
 ]  # fmt: skip
 SETTLEMENTS_HEADER = [
     "id", "provider", "uscc", "status", "redemptions_count", "total_fen", "total_yuan", "bank_reference",
@@ -283,11 +283,13 @@ def test_redemptions_csv_has_the_rows_of_the_period_exactly(
     assert rows == [
         REDEMPTIONS_HEADER,
         [
-            str(first.pk), code, enterprise, provider, contract, "'=SUM(A1:A9)", "17", "5", "0.05", "12",
+            str(first.pk), code, "hangzhou-compute", str(year), enterprise, provider, contract, "'=SUM(A1:A9)", "17",
+            "5", "0.05", "12",
             "captured", f"{year}-03-01 00:00:00", local_text(first.captured_at), str(first.settlement_id),
         ],
         [
-            str(last.pk), code, enterprise, provider, contract, "B-2", "411520", "123456", "1234.56", "288064",
+            str(last.pk), code, "hangzhou-compute", str(year), enterprise, provider, contract, "B-2", "411520",
+            "123456", "1234.56", "288064",
             "pending", f"{year}-03-31 23:59:59", "", "",
         ],
     ]  # fmt: skip
@@ -504,3 +506,21 @@ def test_a_full_width_formula_never_reaches_the_csv_or_xlsx_as_a_formula(
     cell = next(iter(xlsx_sheet(as_user(cast.finance), "grants").iter_rows(min_row=2)))[column]
     # XML reads a stored CR back as LF (line-end normalisation); the cell is still quoted text.
     assert (cell.value, cell.quotePrefix, cell.data_type) == (name.replace("\r", "\n"), True, "s")
+
+
+def test_a_redemption_names_the_program_and_year_of_its_coupon(cast: Cast, year: ProgramYear, as_user: AsUser) -> None:
+    from tests.programs import DISTRICT, district_open, grant_now_in
+
+    district_open(cast.admin, year=this_year())
+    grant = grant_now_in(cast, DISTRICT, fee_fen=1_000_000, number="BJ-1", year=this_year())
+    redemption = redemption_create(
+        grant=grant, bill_number="BJ-B-1", bill_amount_fen=10_000, actor=cast.clerk, capture=True, **invoice(cast.clerk)
+    )
+    move(Redemption, redemption.pk, "created_at", shanghai(this_year(), 3, 15, 12))  # Inside the period.
+
+    rows = csv_rows(as_user(cast.finance), "redemptions")
+
+    program, year_column = REDEMPTIONS_HEADER.index("program"), REDEMPTIONS_HEADER.index("year")
+    assert [(row[0], row[program], row[year_column]) for row in rows[1:]] == [
+        (str(redemption.pk), DISTRICT, str(this_year()))
+    ]

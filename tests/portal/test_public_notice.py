@@ -35,6 +35,9 @@ from tests.portal.conftest import this_year, walk_to_grant
 pytestmark = pytest.mark.django_db
 
 AsUser = Callable[..., Client]
+CITY = ("hangzhou-compute", "杭州市算力券")
+CITY_NAME = CITY[1]
+CODE = 4  # The coupon's column, on the page and in the CSV.
 
 
 class NoticePage(HTMLParser):
@@ -45,6 +48,9 @@ class NoticePage(HTMLParser):
         self.rows: list[list[str]] = []
         self.years: list[int] = []
         self.selected_years: list[int] = []
+        self.programs: list[str] = []
+        self.selected_programs: list[str] = []
+        self._select = ""
         self._in_body = False
         self._cell: list[str] | None = None
         self.feed(html)
@@ -52,7 +58,13 @@ class NoticePage(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attributes = dict(attrs)
-        if tag == "option":
+        if tag == "select":
+            self._select = str(attributes.get("id"))
+        elif tag == "option" and self._select == "program":
+            self.programs.append(str(attributes["value"]))
+            if "selected" in attributes:
+                self.selected_programs.append(self.programs[-1])
+        elif tag == "option":
             self.years.append(int(str(attributes["value"])))
             if "selected" in attributes:
                 self.selected_years.append(self.years[-1])
@@ -176,8 +188,8 @@ def test_anyone_sees_this_years_awards_without_signing_in(awards: Awards) -> Non
     page = notice_of(Client())
 
     assert page.rows == [
-        [awards.first.name, awards.first.uscc, "¥1,234.56", f"{y}-04-01", awards.cents.code],
-        [awards.formula.name, awards.formula.uscc, "¥3,000.00", f"{y}-05-20", awards.whole.code],
+        [awards.first.name, awards.first.uscc, "¥1,234.56", f"{y}-04-01", awards.cents.code, CITY_NAME],
+        [awards.formula.name, awards.formula.uscc, "¥3,000.00", f"{y}-05-20", awards.whole.code, CITY_NAME],
     ]
     assert page.selected_years == [y]
 
@@ -196,7 +208,7 @@ def test_a_revoked_grant_is_withdrawn(cast: Cast, awards: Awards) -> None:
     text = csv_of(client, year=str(this_year()))
 
     assert awards.revoked.status == Grant.Status.REVOKED
-    assert awards.revoked.code not in {row[-1] for row in page.rows}
+    assert awards.revoked.code not in {row[CODE] for row in page.rows}
     assert awards.revoked.code not in text
     assert len(page.rows) == 2
 
@@ -207,7 +219,7 @@ def test_a_grant_revoked_after_it_was_listed_leaves_the_notice(cast: Cast, year:
 
     grant_revoke(grant=grant, actor=cast.approver, reason="The contract was cancelled.")
 
-    assert [row[-1] for row in listed] == [grant.code]
+    assert [row[CODE] for row in listed] == [grant.code]
     assert notice_of(Client()).rows == [[zh("No awards yet.")]]
 
 
@@ -228,7 +240,7 @@ def test_the_year_asked_for_is_shown(awards: Awards) -> None:
     page = notice_of(Client(), year=str(this_year() - 1))
 
     assert page.rows == [
-        [awards.first.name, awards.first.uscc, "¥400.00", f"{this_year() - 1}-06-02", awards.last_year.code],
+        [awards.first.name, awards.first.uscc, "¥400.00", f"{this_year() - 1}-06-02", awards.last_year.code, CITY_NAME],
     ]
     assert page.selected_years == [this_year() - 1]
     assert page.years == [this_year(), this_year() - 1]
@@ -249,7 +261,7 @@ def test_a_year_that_does_not_exist_falls_back_to_this_one(awards: Awards, asked
     page = notice_of(Client(), year=asked)
 
     assert page.selected_years == [this_year()]
-    assert [row[-1] for row in page.rows] == [awards.cents.code, awards.whole.code]
+    assert [row[CODE] for row in page.rows] == [awards.cents.code, awards.whole.code]
 
 
 def test_a_draft_year_is_not_offered(cast: Cast, awards: Awards) -> None:
@@ -278,9 +290,9 @@ def test_the_csv_of_a_year_is_the_selectors_lines(awards: Awards) -> None:
 
     assert text == "".join(public_awards_csv_lines(year=y))
     assert list(csv.reader(io.StringIO(text))) == [
-        ["enterprise", "uscc", "amount_fen", "approved_on", "grant_code"],
-        [awards.first.name, awards.first.uscc, "123456", f"{y}-04-01", awards.cents.code],
-        ["'=1+2", awards.formula.uscc, "300000", f"{y}-05-20", awards.whole.code],
+        ["enterprise", "uscc", "amount_fen", "approved_on", "grant_code", "program", "program_name"],
+        [awards.first.name, awards.first.uscc, "123456", f"{y}-04-01", awards.cents.code, *CITY],
+        ["'=1+2", awards.formula.uscc, "300000", f"{y}-05-20", awards.whole.code, *CITY],
     ]
 
 
@@ -291,7 +303,7 @@ def test_the_csv_of_last_year_has_last_years_awards_only(awards: Awards) -> None
 
     assert text == "".join(public_awards_csv_lines(year=y))
     assert text.splitlines()[1:] == [
-        f"{awards.first.name},{awards.first.uscc},40000,{y}-06-02,{awards.last_year.code}",
+        f"{awards.first.name},{awards.first.uscc},40000,{y}-06-02,{awards.last_year.code},{','.join(CITY)}",
     ]
 
 
@@ -300,7 +312,7 @@ def test_the_csv_without_a_year_has_every_year(awards: Awards, asked: str | None
     text = csv_of(Client()) if asked is None else csv_of(Client(), year=asked)
 
     assert text == "".join(public_awards_csv_lines())
-    codes = [line.rsplit(",", 1)[1] for line in text.splitlines()[1:]]
+    codes = [line.split(",")[CODE] for line in text.splitlines()[1:]]
     assert codes == [awards.last_year.code, awards.cents.code, awards.whole.code]
 
 
@@ -315,3 +327,65 @@ def test_the_pages_csv_link_keeps_the_year(awards: Awards) -> None:
     html = Client().get("/public/awards/", {"year": this_year() - 1}).content.decode()
 
     assert f'href="/public/awards.csv?year={this_year() - 1}"' in html
+
+
+# --- Programs -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def district_award(cast: Cast, awards: Awards) -> Grant:
+    """Beside the city's awards, one in a district's program this year."""
+    from coupons.models import DEFAULT_PROGRAM
+    from tests.programs import DISTRICT, district_open, grant_now_in
+
+    district_open(cast.admin, year=this_year())
+    grant = grant_now_in(cast, DISTRICT, fee_fen=100_000, number="BJ-1", year=this_year())
+    assert grant.year.program_id != DEFAULT_PROGRAM
+    return approved_at(grant, shanghai(this_year(), 6, 1, 9))
+
+
+def test_every_programs_awards_are_listed_each_naming_its_program(awards: Awards, district_award: Grant) -> None:
+    from tests.programs import DISTRICT, DISTRICT_NAME
+
+    page = notice_of(Client())
+
+    assert [(row[CODE], row[-1]) for row in page.rows] == [
+        (awards.cents.code, CITY_NAME),
+        (awards.whole.code, CITY_NAME),
+        (district_award.code, DISTRICT_NAME),
+    ]
+    assert page.selected_programs == [""]  # All programs.
+    assert set(page.programs) == {"", "hangzhou-compute", DISTRICT}
+
+
+def test_one_programs_awards_when_asked(awards: Awards, district_award: Grant) -> None:
+    from tests.programs import DISTRICT, DISTRICT_NAME
+
+    district = notice_of(Client(), program=DISTRICT)
+    city = notice_of(Client(), program="hangzhou-compute")
+    unknown = notice_of(Client(), program="nowhere")
+
+    assert [(row[CODE], row[-1]) for row in district.rows] == [(district_award.code, DISTRICT_NAME)]
+    assert district.selected_programs == [DISTRICT] and district.years == [this_year()]
+    assert [row[CODE] for row in city.rows] == [awards.cents.code, awards.whole.code]
+    assert unknown.selected_programs == [""] and len(unknown.rows) == 3  # Every program's, as with none asked.
+
+
+def test_the_csv_of_one_program_and_of_all(awards: Awards, district_award: Grant) -> None:
+    from tests.programs import DISTRICT, DISTRICT_NAME
+
+    y = this_year()
+    district = csv_of(Client(), year=str(y), program=DISTRICT)
+    everything = csv_of(Client(), year=str(y))
+
+    assert district == "".join(public_awards_csv_lines(year=y, program=DISTRICT))
+    assert [row[CODE:] for row in csv.reader(io.StringIO(district))][1:] == [
+        [district_award.code, DISTRICT, DISTRICT_NAME]
+    ]
+    assert [row[-2] for row in csv.reader(io.StringIO(everything))][1:] == [
+        "hangzhou-compute",
+        "hangzhou-compute",
+        DISTRICT,
+    ]
+    html = Client().get("/public/awards/", {"year": y, "program": DISTRICT}).content.decode()
+    assert f'href="/public/awards.csv?year={y}&amp;program={DISTRICT}"' in html
