@@ -25,6 +25,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
@@ -87,6 +88,7 @@ from coupons.services.years import (
     POOL_FEN_DEFAULT,
     PROGRAM_TIME_ZONE,
     cap_override_request,
+    program_create,
     program_year_create,
     program_year_of,
     program_year_open,
@@ -180,11 +182,11 @@ BINJIANG_DIVISION = "330108"
 DIVISIONS = {"enterprise3": BINJIANG_DIVISION}
 # The district program beside the city's: Binjiang's own compute coupons, in its own pool, stacking
 # with the city's up to 60% of a contract's fee together.
-DISTRICT_PROGRAM = {
+DISTRICT_PROGRAM: dict[str, Any] = {
     "slug": "binjiang-compute",
     "name": "滨江区算力券",
     "name_en": "Binjiang District computing-power coupons",
-    "authority": "Binjiang District Science and Technology Bureau, Hangzhou",
+    "authority": "杭州市滨江区科学技术局 (Binjiang District Science and Technology Bureau)",
     "level": Program.Level.DISTRICT,
     "region": [BINJIANG_DIVISION],
 }
@@ -655,8 +657,7 @@ class Command(BaseCommand):
         now = None if year == program_year_of(timezone.now()) else dt.datetime(year, 7, 1, 12, tzinfo=PROGRAM_TIME_ZONE)
         staff, admin = cast.staff, cast.admin
         slug = str(DISTRICT_PROGRAM["slug"])
-        # The program is policy data a superuser writes; it has no service of its own yet.
-        Program.objects.create(**DISTRICT_PROGRAM)
+        program_create(actor=admin, **DISTRICT_PROGRAM)
         program_year_create(
             year=year, actor=admin, program=slug, pool_fen=DISTRICT_POOL_FEN, default_cap_fen=DISTRICT_CAP_FEN
         )
