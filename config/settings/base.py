@@ -336,6 +336,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    # Choice sets several serializers share, named once.
+    "ENUM_NAME_OVERRIDES": {
+        "ProgramYearStatusEnum": "coupons.models.ProgramYear.Status",
+        "ProgramStatusEnum": "coupons.models.Program.Status",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "api.schema.add_problem_responses",

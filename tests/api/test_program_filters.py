@@ -32,8 +32,8 @@ def captured(cast, grant, bill_number):
 
 @pytest.fixture
 def books_of_three(cast, year):
-    """A redemption in the city's program and one in a district's, settled together for the provider;
-    a claim in a third program that reimburses enterprises, settled for the enterprise."""
+    """A redemption in the city's program and one in a district's, each settled for the provider by its
+    own fund; a claim in a third program that reimburses enterprises, settled for the enterprise."""
     district_open(cast.admin)
     program_create(
         actor=cast.admin,
@@ -55,8 +55,11 @@ def books_of_three(cast, year):
         "city": city_redemption.pk,
         "district": district_redemption.pk,
         "claim": refund_claim.pk,
-        "provider_settlement": settlement_create(provider=cast.provider, actor=cast.finance).pk,
-        "enterprise_settlement": settlement_create_for_enterprise(enterprise=cast.enterprise, actor=cast.finance).pk,
+        "city_settlement": settlement_create(provider=cast.provider, actor=cast.finance).pk,
+        "district_settlement": settlement_create(provider=cast.provider, actor=cast.finance, program=DISTRICT).pk,
+        "enterprise_settlement": settlement_create_for_enterprise(
+            enterprise=cast.enterprise, actor=cast.finance, program=REFUND
+        ).pk,
     }
 
 
@@ -89,18 +92,19 @@ def test_claims_filter_by_program(cast, books_of_three, as_user):
     assert ids(as_user(cast.member), f"/api/v1/claims/?program={REFUND}") == [made["claim"]]
 
 
-def test_settlements_filter_by_the_programs_of_their_lines(cast, books_of_three, as_user):
+def test_settlements_filter_by_the_program_whose_fund_pays(cast, books_of_three, as_user):
     client, made = as_user(cast.finance), books_of_three
-    provider, enterprise = made["provider_settlement"], made["enterprise_settlement"]
+    city, district, enterprise = made["city_settlement"], made["district_settlement"], made["enterprise_settlement"]
 
-    # The provider's settlement pays a bill of each of two programs: it is listed under both.
-    assert ids(client, f"/api/v1/settlements/?program={CITY}") == [provider]
-    assert ids(client, f"/api/v1/settlements/?program={DISTRICT}") == [provider]
+    # Each fund pays its own: one settlement per program, listed under its program only.
+    assert ids(client, f"/api/v1/settlements/?program={CITY}") == [city]
+    assert ids(client, f"/api/v1/settlements/?program={DISTRICT}") == [district]
     assert ids(client, f"/api/v1/settlements/?program={REFUND}") == [enterprise]
     assert ids(client, f"/api/v1/settlements/?program={REFUND}&year={YEAR}") == [enterprise]
     assert ids(client, f"/api/v1/settlements/?program={DISTRICT}&year={YEAR + 1}") == []
-    assert ids(client, f"/api/v1/settlements/?year={YEAR}") == [provider, enterprise]
+    assert ids(client, f"/api/v1/settlements/?year={YEAR}") == [city, district, enterprise]
     assert ids(client, "/api/v1/settlements/?program=nowhere") == []
+    assert ids(client, f"/api/v1/programs/{DISTRICT}/settlements/") == [district]
 
 
 def test_grants_and_applications_filter_by_program_too(cast, books_of_three, as_user):

@@ -11,7 +11,7 @@ from coupons.services.applications import application_approve
 from coupons.services.audit import audit_execute, audit_run_create
 from coupons.services.redemptions import redemption_create
 from coupons.services.reset import annual_reset
-from coupons.services.years import program_year_create, program_year_get, program_year_open, year_end
+from coupons.services.years import program_close, program_year_create, program_year_get, program_year_open, year_end
 from ledger.chain import ledger_seal
 from ledger.models import Transfer
 from ledger.selectors import account_balance, account_get
@@ -128,7 +128,7 @@ def test_bad_programs_are_refused_and_nothing_is_written(cast, both):
         program_year_create(year=YEAR, actor=cast.admin, program=DISTRICT)
     assert program_year_open(year=YEAR, actor=cast.admin, program=DISTRICT).status == "open"  # Twice: no change.
     assert Transfer.objects.filter(reason="year_open", chain=f"{DISTRICT}:{YEAR}").count() == 1
-    Program.objects.filter(slug=DISTRICT).update(status=Program.Status.CLOSED)
+    program_close(slug=DISTRICT, actor=cast.admin)
     with pytest.raises(ProgramClosed):
         submit(cast, number="X-2", program=DISTRICT)
     with pytest.raises(ProgramClosed):

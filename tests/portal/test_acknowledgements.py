@@ -143,7 +143,7 @@ def test_finance_sees_only_what_may_be_settled_and_how_many_bills_wait(
 
     row = page.split(f'id="unsettled-{cast.provider.pk}"')[1].split("</tr>")[0]
     cells = [cell.split(">", 1)[1].split("<")[0] for cell in row.split("<td")[1:]]
-    assert cells == [cast.provider.name, "1", "¥300.00", "1", "1"]
+    assert cells == ["杭州市算力券", cast.provider.name, "1", "¥300.00", "1", "1"]  # The program, then the center.
     assert "Awaiting acknowledgement" in page
     finance.post("/settlements/", {"provider": cast.provider.pk})
     assert list(Redemption.objects.filter(settlement__isnull=False).values_list("bill_number", flat=True)) == ["BILL-1"]
