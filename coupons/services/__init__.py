@@ -2,11 +2,14 @@
 redemptions, claims, settlements. Every money movement goes through `ledger.services`.
 
 Lock order, the same everywhere so that no two writers wait on each other in a cycle:
-application → contract (an advisory lock on provider and contract number, `stacking.contract_lock`,
-taken by an approval in `grant_issue`) → grant → redemption or claim (by id) → invoice file (an
-advisory lock, `invoices.invoice_file_lock`) → ledger accounts (by id, inside the ledger). A
-submission takes the contract's lock before the enterprise's row (`application_submit`): an approval
-holding the contract's lock inserts its grant, whose foreign key waits on that row. A request's
+contract (an advisory lock on provider and contract number, `stacking.contract_lock`) → enterprise →
+application → program year → grant → redemption or claim (by id) → invoice file (an advisory lock,
+`invoices.invoice_file_lock`) → ledger accounts (by id, inside the ledger). A submission
+(`application_submit`), an approval (`application_approve`, before the application's row) and the
+year-end carry (`year_end.application_settle_at_close`) take the contract's lock first: an approval
+holding it inserts its grant, whose foreign key waits on the enterprise's row, and a carry holds the
+enterprise while it waits for the application. A relaxed cap's grant takes the enterprise (FOR NO KEY
+UPDATE) before the year's row, as a submission does. A request's
 idempotency key comes before all of these (`api.idempotency`). A redemption batch takes its items'
 keys (in one order, `api.idempotency.idempotency_keys_lock`), then all its grants (by id), its invoice
 files (by hash), their timed-out holds (by id), and every ledger account it will touch (by id, at

@@ -384,6 +384,15 @@ def application_submit(
             raise DuplicateContract(
                 f"Contract {contract_number} with {provider.name} already has an application in {program}."
             )
+        if (
+            Application.objects.filter(provider=provider, contract_number=contract_number, status__in=_LIVE_STATUSES)
+            .exclude(enterprise=enterprise)
+            .exists()
+        ):
+            # Programs stack on one enterprise's contract; another enterprise naming it is not its party.
+            raise DuplicateContract(
+                f"Contract {contract_number} with {provider.name} already has another enterprise's application."
+            )
         if the_program.once_per_enterprise:
             _require_first_in_program(enterprise=enterprise, program=the_program)
 
@@ -617,6 +626,10 @@ def application_approve(*, application: Application, actor: User, approved_fen: 
     if approved_fen is not None:
         _whole_fen(approved_fen, "approved_fen")
     with transaction.atomic():
+        # The contract's lock before the application's, as a submission and the year-end carry take
+        # them (contract, enterprise, application): in another order the three can deadlock. Its
+        # provider and number never change once submitted.
+        contract_lock(provider_id=application.provider_id, contract_number=application.contract_number)
         locked = application_lock(application.pk)
         if locked.status != Application.Status.REVIEWED:
             raise InvalidState(f"Only a reviewed application is approved; this one is {locked.status}.")

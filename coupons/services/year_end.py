@@ -26,6 +26,7 @@ from coupons.locks import application_lock
 from coupons.models import DEFAULT_PROGRAM, Application, ApplicationEvent, Program, ProgramYear
 from coupons.rule_sets import year_first_day
 from coupons.services.applications import application_pricing
+from coupons.services.stacking import contract_lock
 
 SETTLE_BATCH_SIZE: Final = 500
 OPEN_STATUSES: Final = [Application.Status.SUBMITTED, Application.Status.CONFIRMED, Application.Status.REVIEWED]
@@ -101,7 +102,11 @@ def application_settle_at_close(*, application_id: int, year: int, program: str 
     year's policy; None when it is no longer an open application of `year` (settled already by
     an earlier or concurrent run, or approved, rejected or withdrawn by a person)."""
     with transaction.atomic():
-        enterprise_id = Application.objects.values_list("enterprise_id", flat=True).get(pk=application_id)
+        enterprise_id, provider_id, contract_number = Application.objects.values_list(
+            "enterprise_id", "provider_id", "contract_number"
+        ).get(pk=application_id)
+        # The order a submission and an approval take them: the contract, the enterprise, the application.
+        contract_lock(provider_id=provider_id, contract_number=contract_number)
         enterprise = Enterprise.objects.select_for_update().get(pk=enterprise_id)
         application = application_lock(application_id)
         program_year = ProgramYear.objects.select_related("program").get(program_id=program, year=year)

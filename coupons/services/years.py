@@ -746,8 +746,11 @@ def cap_override_grant(
         raise FourEyes("The approver who grants a cap override may not be the one who asked for it.")
     reason = reason_clean(reason)
     with transaction.atomic():
+        # The enterprise first, as a submission takes it (before the year's row): in the other order a
+        # submission holding the enterprise and waiting on the year deadlocks with this. FOR NO KEY
+        # UPDATE: its flags as they are now, without blocking a grant's foreign key to it.
+        enterprise = Enterprise.objects.select_for_update(no_key=True).get(pk=enterprise.pk)
         program_year = program_year_lock(year, program)
-        enterprise = Enterprise.objects.get(pk=enterprise.pk)  # Its flags as they are now.
         previous_cap_fen = _cap_override_check(program_year=program_year, enterprise=enterprise, cap_fen=cap_fen)
         cap_account_id = cap_account_ensure(enterprise_id=enterprise.pk, year=program_year)
         override = CapOverride.objects.create(

@@ -68,7 +68,12 @@ def settlement_list(request: HttpRequest) -> HttpResponse:
     # Two forms on the page: settle a computing center, or settle an enterprise (its approved claims).
     to_enterprise = request.method == "POST" and request.POST.get("payee") == "enterprise"
     form = SettlementForm(None if to_enterprise else request.POST or None) if is_finance else None
-    enterprise_form = EnterpriseSettlementForm(request.POST if to_enterprise else None) if is_finance else None
+    enterprise_form = (
+        # Ids of its own: the page holds both forms, and each has a program to choose.
+        EnterpriseSettlementForm(request.POST if to_enterprise else None, auto_id="id_payee_enterprise_%s")
+        if is_finance
+        else None
+    )
     if request.method == "POST":
         if form is None or enterprise_form is None:
             return redirect("portal:settlements")

@@ -297,3 +297,17 @@ def test_the_audit_finds_a_contract_granted_in_programs_that_do_not_stack(cast, 
 
     assert examined == 1
     assert [(f["contract_number"], f["unjoined_pairs"], f["ceiling_fen"]) for f in findings] == [("K-1", 1, None)]
+
+
+def test_another_enterprise_naming_the_contract_in_another_program_is_refused(cast, two_programs):
+    # Programs stack on one enterprise's contract; another enterprise is not its party (found in review).
+    from tests.factories import EnterpriseFactory
+
+    rule(cast, share_bp=6000)
+    submit(cast, number="K-1")
+    stranger = UserFactory(enterprise=EnterpriseFactory())
+
+    with pytest.raises(DuplicateContract):
+        submit(cast, number="K-1", program=DISTRICT, actor=stranger)
+
+    assert Application.objects.filter(contract_number="K-1").count() == 1

@@ -4,7 +4,6 @@ approvals racing on its own pool and caps never touch the other's accounts."""
 
 import pytest
 
-from accounts.models import User
 from coupons import books
 from coupons.errors import CapExceeded, PoolExhausted, StackingCeiling
 from coupons.models import DEFAULT_PROGRAM, Application, Grant, ProgramYear
@@ -16,17 +15,11 @@ from ledger.selectors import account_balance, account_get
 from tests.concurrency import race
 from tests.coupons.conftest import YEAR, make_cast, open_year, submit, to_reviewed
 from tests.coupons.test_stacking import DISTRICT, ELIGIBLE_FEN, FEE_FEN, district_program
-from tests.factories import EnterpriseFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ROUNDS = 8
 CEILING_BP = 4000  # 40% of the fee together: 4,000,000 fen, less than the two 30% requests.
-
-
-def other_member() -> User:
-    """A member of a second enterprise."""
-    return UserFactory(enterprise=EnterpriseFactory())
 
 
 def balance(code: str):
@@ -71,11 +64,9 @@ def test_approvals_of_one_contract_in_two_programs_at_once_never_pass_the_combin
 
 
 def test_submissions_of_one_contract_in_two_programs_at_once_never_ask_past_the_combined_ceiling():
-    # given: a 40% rule; the contract is applied for in both programs for the whole 30% at once, by
-    # two enterprises naming the same contract of the same center (so no enterprise lock orders them:
-    # only the contract's)
+    # given: a 40% rule; the enterprise applies for the contract in both programs for the whole 30%
+    # at once (the contract's lock, taken before the enterprise's, orders them)
     cast = make_cast()
-    other = other_member()
     open_year(cast.admin)
     district_program(cast.admin)
     stacking_rule_create(
@@ -88,7 +79,7 @@ def test_submissions_of_one_contract_in_two_programs_at_once_never_ask_past_the_
         results = race(
             [
                 lambda n=number: submit(cast, fee_fen=FEE_FEN, number=n),
-                lambda n=number: submit(cast, fee_fen=FEE_FEN, number=n, program=DISTRICT, actor=other),
+                lambda n=number: submit(cast, fee_fen=FEE_FEN, number=n, program=DISTRICT),
             ]
         )
 
@@ -101,7 +92,6 @@ def test_submissions_of_one_contract_in_two_programs_at_once_never_ask_past_the_
 def test_a_contract_with_nothing_left_refuses_every_racer_but_the_first():
     # given: a 30% rule: the first application in either program takes all of it
     cast = make_cast()
-    other = other_member()
     open_year(cast.admin)
     district_program(cast.admin)
     stacking_rule_create(actor=cast.admin, name="city+district", programs=[DEFAULT_PROGRAM, DISTRICT], share_bp=3000)
@@ -109,7 +99,7 @@ def test_a_contract_with_nothing_left_refuses_every_racer_but_the_first():
     results = race(
         [
             lambda: submit(cast, fee_fen=FEE_FEN, number="RACE"),
-            lambda: submit(cast, fee_fen=FEE_FEN, number="RACE", program=DISTRICT, actor=other),
+            lambda: submit(cast, fee_fen=FEE_FEN, number="RACE", program=DISTRICT),
         ]
     )
 
