@@ -162,6 +162,14 @@ def _check_flags(flags: Mapping[str, object]) -> dict[str, bool]:
     return {name: bool(value) for name, value in flags.items()}
 
 
+def _require_every_program(actor: User, action: str) -> None:
+    """The registers every program prices by (an enterprise's status and flags, the model filings) are
+    kept by staff whose roles reach every program: one limited to a district would change the city's
+    rates and eligibility too (found in review)."""
+    if actor.program_limit is not None:
+        raise PermissionDenied(f"{action} changes what every program reads; your roles are limited to some.")
+
+
 def enterprise_verify(*, enterprise: Enterprise, actor: User, flags: Mapping[str, bool] | None = None) -> Enterprise:
     """A reviewer verifies a pending (or reinstates a suspended) enterprise, confirming (true) or
     not (false) each flag named in `flags`; a flag not named keeps what staff last said of it.
@@ -170,6 +178,7 @@ def enterprise_verify(*, enterprise: Enterprise, actor: User, flags: Mapping[str
     is recorded in the enterprise's flags history.
     """
     require_role(actor, Role.REVIEWER)
+    _require_every_program(actor, "Verifying an enterprise")
     flags = _check_flags(flags or {})
     with transaction.atomic():
         locked = Enterprise.objects.select_for_update().get(pk=enterprise.pk)
@@ -648,6 +657,7 @@ def model_filing_verify(*, filing: ModelFiling, actor: User) -> ModelFiling:
     """A reviewer other than the one who recorded it verifies a filing (checked against the CAC's list);
     idempotent. Four eyes: a verified filing raises the rate an application gets."""
     require_role(actor, Role.REVIEWER)
+    _require_every_program(actor, "Verifying a model filing")
     with transaction.atomic():
         locked = ModelFiling.objects.select_for_update().get(pk=filing.pk)
         if locked.recorded_by_id == actor.pk:

@@ -489,7 +489,7 @@ class CapOverride(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.enterprise} {self.year_id}: {self.cap_fen} fen"
+        return f"{self.enterprise} {self.year}: {self.cap_fen} fen"
 
 
 class Application(models.Model):

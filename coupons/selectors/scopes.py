@@ -6,7 +6,7 @@ another program's for a staff member limited to programs, is not found (404), ne
 from collections.abc import Collection
 from typing import TypeVar
 
-from django.db.models import BigIntegerField, CharField, Exists, F, Model, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models import BigIntegerField, CharField, F, Model, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Cast, Coalesce, Concat
 
@@ -70,17 +70,12 @@ def claims_visible_to(user: User) -> QuerySet[Claim]:
 
 def settlements_visible_to(user: User) -> QuerySet[Settlement]:
     """Finance (and other staff) see all settlements; a provider its own; an enterprise those that pay it
-    (enterprise reimbursement). A settlement pays one payee for every program at once, so staff limited
-    to programs see only the settlements with no redemption, clawback or claim of another program."""
+    (enterprise reimbursement). A settlement is paid from one program's fund, so staff limited to
+    programs see those of their programs."""
     limit = user.program_limit if user.is_staff_member else None
     if limit is None:
         return _scoped(Settlement.objects.all(), user, enterprise="enterprise_id", provider="provider_id", program="")
-    outside = ~Q(grant__year__program_id__in=sorted(limit))
-    return (
-        Settlement.objects.exclude(Exists(Redemption.objects.filter(outside, settlement=OuterRef("pk"))))
-        .exclude(Exists(Redemption.objects.filter(outside, clawback_settlement=OuterRef("pk"))))
-        .exclude(Exists(Claim.objects.filter(outside, settlement=OuterRef("pk"))))
-    )
+    return Settlement.objects.filter(program_id__in=sorted(limit))
 
 
 def alerts_visible_to(user: User) -> QuerySet[Alert]:

@@ -51,7 +51,7 @@ from coupons.models import CONTRACT_FEE_FEN_MAX, DEFAULT_PROGRAM, Claim, Grant, 
 from coupons.policy import subsidy_fen
 from coupons.services.eligibility import require_pair_eligible
 from coupons.services.invoices import invoice_release, invoice_use
-from coupons.services.reach import program_of_claim, reach_every_program, reach_program
+from coupons.services.reach import program_of_claim, reach_program
 from evidence.models import Document, Kind
 from evidence.services import citation_add, document_for_citation
 from ledger.errors import ExceedsCredits, PendingTransferAlreadyResolved, PendingTransferExpired
@@ -329,7 +329,7 @@ def settlement_create_for_enterprise(
     A claim is settled at most once: the enterprise's row lock orders settlements of one enterprise,
     and each claim row carries the one settlement that took it."""
     require_role(actor, Role.FINANCE)
-    reach_every_program(actor, "A settlement")
+    reach_program(actor, program, f"program {program}")
     with transaction.atomic():
         enterprise_lock(enterprise.pk)
         claim_ids = list(

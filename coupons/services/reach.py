@@ -32,8 +32,7 @@ def reach_program(actor: User, program: str, what: str) -> None:
 
 
 def reach_every_program(actor: User, action: str) -> None:
-    """An action that spans every program is for staff whose roles reach every program: a settlement
-    gathers, and pays in one bank transfer, a payee's lines of every program. (Staff limited to
-    programs still read the settlements wholly of theirs.)"""
+    """An action that spans every program is for staff whose roles reach every program: an audit of the
+    whole ledger, a sanction (it bars a party from every program)."""
     if actor.program_limit is not None:
         raise PermissionDenied(f"{action} spans every program; your roles are limited to some.")

@@ -22,7 +22,7 @@ from coupons.locks import provider_lock, redemptions_lock, settlement_lock
 from coupons.models import DEFAULT_PROGRAM, ProgramYear, Redemption, Settlement
 from coupons.services.acknowledgements import is_settleable, settleable
 from coupons.services.claims import claims_mark_paid, enterprise_settlement_transfers
-from coupons.services.reach import reach_every_program
+from coupons.services.reach import reach_program
 from ledger.services import TransferRequest, transfers_create
 
 BANK_REFERENCE_LENGTH_MAX = 100
@@ -43,7 +43,7 @@ def settlement_create(
     out. A bill whose window has passed is deemed confirmed here, so payment never waits for the job.
     """
     require_role(actor, Role.FINANCE)
-    reach_every_program(actor, "A settlement")
+    reach_program(actor, program, f"program {program}")
     now = now or timezone.now()
     with transaction.atomic():
         provider_lock(provider.pk)
@@ -112,14 +112,19 @@ def settlement_pay_request(
     """A finance user asks for an open settlement to be marked paid with the bank's reference; a
     different finance user, who did not create the settlement, confirms it."""
     require_role(requester, Role.FINANCE)
-    reach_every_program(requester, "Paying a settlement")
+    reach_program(requester, settlement.program_id, f"settlement {settlement.pk}")
     bank_reference = _bank_reference(bank_reference)
     if settlement.status != Settlement.Status.OPEN:
         raise InvalidState(f"Settlement {settlement.pk} is already {settlement.status}.")
     return approval_request_create(
         action=ACTION_PAY,
         target=f"settlement:{settlement.pk}",
-        payload={"settlement": settlement.pk, "bank_reference": bank_reference, "total_fen": settlement.total_fen},
+        payload={
+            "program": settlement.program_id,
+            "settlement": settlement.pk,
+            "bank_reference": bank_reference,
+            "total_fen": settlement.total_fen,
+        },
         reason=(reason or "").strip() or f"Paid by bank transfer {bank_reference}.",
         requester=requester,
     )
@@ -176,7 +181,7 @@ def settlement_pay(*, settlement: Settlement, actor: User, requested_by: User, b
     approval of a `settlement_pay` request (`coupons/approval_actions.py`).
     """
     require_role(actor, Role.FINANCE)
-    reach_every_program(actor, "Paying a settlement")
+    reach_program(actor, settlement.program_id, f"settlement {settlement.pk}")
     bank_reference = _bank_reference(bank_reference)
     with transaction.atomic():
         locked = settlement_lock(settlement.pk)

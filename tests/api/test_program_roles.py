@@ -262,9 +262,9 @@ def test_approval_requests_name_their_program(world: World) -> None:
         assert request.payload["program"] == program
 
 
-def test_settlements_span_every_program(world: World) -> None:
-    """A settlement pays one payee for every program at once: staff limited to programs read the
-    settlements wholly of theirs, and may not create or pay one."""
+def test_settlements_are_each_programs_own(world: World) -> None:
+    """A settlement is paid from one program's fund: staff limited to programs read, create and pay
+    their programs' settlements only (another program's is not found)."""
     cast = world.cast
     grant = Grant.objects.get(pk=world.ids[CITY]["grant"])
     redemption_create(
@@ -282,8 +282,19 @@ def test_settlements_span_every_program(world: World) -> None:
     assert settlement.pk in _ids_in(signed_in(city_finance).get("/api/v1/settlements/"))
     assert settlement.pk not in _ids_in(signed_in(district_finance).get("/api/v1/settlements/"))
     assert_problem(signed_in(district_finance).get(f"/api/v1/settlements/{settlement.pk}/"), 404, "not_found")
-    with pytest.raises(PermissionDenied):
-        settlement_create(provider=cast.provider, actor=city_finance)
+    with pytest.raises(NotFound):  # The city's fund is not the district's to pay from.
+        settlement_create(provider=cast.provider, actor=district_finance)
+    redemption_create(
+        grant=grant,
+        bill_number="B3",
+        bill_amount_fen=10_000,
+        actor=cast.clerk,
+        capture=True,
+        now=IN_YEAR,
+        **invoice(cast.clerk),
+    )
+    second = settlement_create(provider=cast.provider, actor=city_finance)
+    assert second.program_id == CITY
 
 
 def test_portal_pages_are_limited(world: World) -> None:
@@ -434,3 +445,18 @@ def test_documents_cited_only_in_another_program_are_404(world: World) -> None:
     unlimited = signed_in(world.cast.reviewer)
     for application in (city_application, district_application):
         assert unlimited.get(f"/api/v1/documents/{application.contract_document_id}/").status_code == 200
+
+
+def test_the_registers_every_program_prices_by_are_kept_by_unlimited_staff(world: World) -> None:
+    """An enterprise's verification and flags, and the model filings, raise rates and eligibility in
+    every program: a reviewer limited to a district may not change them (found in review)."""
+    from accounts.models import EnterpriseFlagsEvent
+    from accounts.services import enterprise_verify
+
+    district_reviewer = UserFactory(roles=[Role.REVIEWER], programs=[DISTRICT])
+    enterprise = world.cast.enterprise
+    events = EnterpriseFlagsEvent.objects.count()
+    with pytest.raises(PermissionDenied):
+        enterprise_verify(enterprise=enterprise, actor=district_reviewer, flags={"small_or_medium": True})
+    assert EnterpriseFlagsEvent.objects.count() == events
+    enterprise_verify(enterprise=enterprise, actor=world.cast.reviewer, flags={"small_or_medium": True})
