@@ -633,7 +633,11 @@ class Application(models.Model):
                 name="coupons_application_status_valid",
             ),
         ]
-        indexes = [models.Index(fields=["enterprise", "year"], name="coupons_app_enterprise_year")]
+        indexes = [
+            models.Index(fields=["enterprise", "year"], name="coupons_app_enterprise_year"),
+            # A contract across programs (stacking, its bills counted on every program's grant of it).
+            models.Index(fields=["provider", "contract_number"], name="coupons_app_contract"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.contract_number} ({self.enterprise})"
@@ -1010,6 +1014,10 @@ class Claim(models.Model):
 
     def __str__(self) -> str:
         return f"Claim {self.pk} on {self.grant_id} ({self.status})"
+
+
+# The claims whose bills count against their contract (coupons/services/claims.py).
+CLAIM_LIVE_STATUSES = (Claim.Status.SUBMITTED, Claim.Status.APPROVED, Claim.Status.PAID)
 
 
 class Invoice(models.Model):

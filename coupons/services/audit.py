@@ -88,22 +88,35 @@ def check_redemptions_within_rate() -> tuple[list[Finding], int]:
 
 
 def check_contract_bills_within_fee() -> tuple[list[Finding], int]:
-    """The live bills of a contract, redeemed or claimed, never add up past its fee."""
+    """The live bills of a contract, redeemed or claimed on its grants in every program (programs that
+    stack each grant the one contract), never add up past its fee (the smallest any of its applications
+    states), and no bill number is redeemed twice on it."""
     sql = """
         WITH bills AS (
-            SELECT grant_id, bill_amount_fen FROM coupons_redemption WHERE status IN ('pending', 'captured')
+            SELECT grant_id, bill_number, bill_amount_fen FROM coupons_redemption
+             WHERE status IN ('pending', 'captured')
             UNION ALL
-            SELECT grant_id, bill_amount_fen FROM coupons_claim WHERE status IN ('submitted', 'approved', 'paid')
+            SELECT grant_id, NULL, bill_amount_fen FROM coupons_claim WHERE status IN ('submitted', 'approved', 'paid')
+        ), of_contract AS (
+            SELECT a.provider_id, a.contract_number, b.bill_number, b.bill_amount_fen
+              FROM bills b JOIN coupons_grant g ON g.id = b.grant_id
+              JOIN coupons_application a ON a.id = g.application_id
+        ), fees AS (
+            SELECT a.provider_id, a.contract_number, min(a.contract_fee_fen) AS contract_fee_fen
+              FROM coupons_grant g JOIN coupons_application a ON a.id = g.application_id
+             GROUP BY a.provider_id, a.contract_number
         )
-        SELECT g.id AS grant_id, a.contract_number, a.contract_fee_fen, sum(b.bill_amount_fen) AS billed_fen
-          FROM bills b
-          JOIN coupons_grant g ON g.id = b.grant_id
-          JOIN coupons_application a ON a.id = g.application_id
-         GROUP BY g.id, a.contract_number, a.contract_fee_fen
-        HAVING sum(b.bill_amount_fen) > a.contract_fee_fen
-         ORDER BY g.id
+        SELECT c.provider_id, c.contract_number, f.contract_fee_fen, sum(c.bill_amount_fen) AS billed_fen,
+               count(c.bill_number) - count(DISTINCT c.bill_number) AS bills_repeated
+          FROM of_contract c JOIN fees f USING (provider_id, contract_number)
+         GROUP BY c.provider_id, c.contract_number, f.contract_fee_fen
+        HAVING sum(c.bill_amount_fen) > f.contract_fee_fen OR count(c.bill_number) > count(DISTINCT c.bill_number)
+         ORDER BY 1, 2
     """
-    return _rows(sql), count_of("SELECT count(*) FROM coupons_grant")
+    return _rows(sql), count_of(
+        "SELECT count(DISTINCT (a.provider_id, a.contract_number)) FROM coupons_grant g "
+        "JOIN coupons_application a ON a.id = g.application_id"
+    )
 
 
 def check_closed_years_hold_nothing() -> tuple[list[Finding], int]:

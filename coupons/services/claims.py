@@ -28,7 +28,7 @@ from collections import defaultdict
 from typing import Final
 
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from accounts.models import Enterprise, Role, User, listing_day
@@ -47,11 +47,21 @@ from coupons.errors import (
 from coupons.invoices import invoice_number_normalise
 from coupons.listing import provider_require_listed
 from coupons.locks import claim_lock, claims_lock, enterprise_lock, grant_lock
-from coupons.models import CONTRACT_FEE_FEN_MAX, DEFAULT_PROGRAM, Claim, Grant, ProgramYear, Redemption, Settlement
+from coupons.models import (
+    CLAIM_LIVE_STATUSES,
+    CONTRACT_FEE_FEN_MAX,
+    DEFAULT_PROGRAM,
+    Claim,
+    Grant,
+    ProgramYear,
+    Redemption,
+    Settlement,
+)
 from coupons.policy import subsidy_fen
 from coupons.services.eligibility import require_pair_eligible
 from coupons.services.invoices import invoice_release, invoice_use
 from coupons.services.reach import program_of_claim, reach_program
+from coupons.services.stacking import contract_lock
 from evidence.models import Document, Kind
 from evidence.services import citation_add, document_for_citation
 from ledger.errors import ExceedsCredits, PendingTransferAlreadyResolved, PendingTransferExpired
@@ -62,7 +72,7 @@ from ledger.services import TIMEOUT_S_MAX, TransferRequest, transfer_create
 CLAIM_HOLD_TIMEOUT_S: Final = TIMEOUT_S_MAX
 SETTLEMENT_CLAIMS_MAX: Final = 10_000
 # A claim's bill counts against the contract fee from submission until it is rejected.
-LIVE_STATUSES: Final = (Claim.Status.SUBMITTED, Claim.Status.APPROVED, Claim.Status.PAID)
+LIVE_STATUSES: Final = CLAIM_LIVE_STATUSES
 _LIVE_REDEMPTIONS: Final = (Redemption.Status.PENDING, Redemption.Status.CAPTURED)
 
 
@@ -102,12 +112,23 @@ def _require_grant_usable(grant: Grant, now: dt.datetime) -> None:
         raise GrantExpired(f"Grant {grant.code} expired at {grant.expires_at.isoformat()}.")
 
 
+def contract_grants(grant: Grant) -> Q:
+    """The grants of the grant's contract in every program (programs that stack each grant the one
+    contract: the same provider and contract number), as a filter on a grant's rows."""
+    return Q(
+        grant__application__provider_id=grant.application.provider_id,
+        grant__application__contract_number=grant.application.contract_number,
+    )
+
+
 def contract_billed_fen(grant: Grant) -> int:
-    """The bills already counted against the grant's contract: live redemptions and live claims."""
-    redeemed = Redemption.objects.filter(grant=grant, status__in=_LIVE_REDEMPTIONS).aggregate(
+    """The bills already counted against the grant's contract, in every program: live redemptions and
+    live claims. The caller holds the contract's lock (`stacking.contract_lock`)."""
+    of_contract = contract_grants(grant)
+    redeemed = Redemption.objects.filter(of_contract, status__in=_LIVE_REDEMPTIONS).aggregate(
         total=Sum("bill_amount_fen")
     )["total"]
-    claimed = Claim.objects.filter(grant=grant, status__in=LIVE_STATUSES).aggregate(total=Sum("bill_amount_fen"))[
+    claimed = Claim.objects.filter(of_contract, status__in=LIVE_STATUSES).aggregate(total=Sum("bill_amount_fen"))[
         "total"
     ]
     return int(redeemed or 0) + int(claimed or 0)
@@ -134,8 +155,10 @@ def claim_submit(
     )
     now = now or timezone.now()
     with transaction.atomic():
-        # The grant's lock orders every claim and redemption of the contract: the contract and
-        # balance checks below cannot be raced. The grant's ledger account is the backstop.
+        # The contract's lock, then the grant's, order every claim and redemption of the contract in
+        # every program: the contract and balance checks below cannot be raced. The grant's ledger
+        # account is the backstop.
+        contract_lock(provider_id=grant.application.provider_id, contract_number=grant.application.contract_number)
         locked = grant_lock(grant.pk)
         _require_reimbursement_year(locked)
         _require_grant_usable(locked, now)

@@ -17,7 +17,6 @@ from typing import Final
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.models import Enterprise, Role, User, listing_day
@@ -49,6 +48,7 @@ from coupons.models import (
     Settlement,
 )
 from coupons.policy import reference_normalise, subsidy_fen
+from coupons.services.claims import contract_billed_fen, contract_grants
 from coupons.services.eligibility import require_pair_eligible
 from coupons.services.invoices import (
     invoice_file_lock,
@@ -59,6 +59,7 @@ from coupons.services.invoices import (
 )
 from coupons.services.reach import program_of_redemption, reach_program
 from coupons.services.redemptions_fast import Bill, redemption_create_fast, redemption_transfer
+from coupons.services.stacking import contract_lock
 from evidence.models import Document, Kind
 from ledger.errors import ExceedsCredits, PendingTransferAlreadyResolved, PendingTransferExpired
 from ledger.models import Account, Transfer
@@ -213,8 +214,10 @@ def _redemption_create(
         grant = found
     invoice = document_checked(value=invoice_document, kinds=[Kind.INVOICE], actor=actor, field="invoice_document")
     with transaction.atomic():
-        # The grant's lock orders every redemption of the contract: the bill and contract checks
-        # below cannot be raced. The grant's ledger account is the backstop for the money.
+        # The contract's lock, then the grant's, order every redemption and claim of the contract in
+        # every program: the bill and contract checks below cannot be raced. The grant's ledger
+        # account is the backstop for the money.
+        contract_lock(provider_id=grant.application.provider_id, contract_number=grant.application.contract_number)
         locked = grant_lock(grant.pk)
         # Lock order: the grant, the invoice file, then (in the ledger) the accounts.
         invoice_file_lock(invoice)
@@ -239,7 +242,8 @@ def _redemption_create(
                 redemption_release_locked(
                     redemption=stale_hold, status=Redemption.Status.EXPIRED, reason="expired", now=now
                 )
-        live = Redemption.objects.filter(grant=locked, status__in=_LIVE)
+        # A bill is subsidised once, on whichever program's grant of the contract it was redeemed.
+        live = Redemption.objects.filter(contract_grants(locked), status__in=_LIVE)
         if live.filter(bill_number=bill_number).exists():
             raise DuplicateBill(
                 f"Bill {bill_number} was already redeemed on contract {locked.application.contract_number}."
@@ -247,7 +251,7 @@ def _redemption_create(
         # Told here, beside the duplicate bill; `invoice_use` below decides a race.
         if invoice_in_use(invoice_number):
             raise DuplicateInvoice(f"Invoice {invoice_number} was already used; an invoice is subsidised once.")
-        billed_fen = int(live.aggregate(total=Sum("bill_amount_fen"))["total"] or 0)
+        billed_fen = contract_billed_fen(locked)
         contract_fee_fen = locked.application.contract_fee_fen
         if billed_fen + bill_amount_fen > contract_fee_fen:
             raise ContractExceeded(
@@ -332,10 +336,10 @@ def _redemption_create(
 def redemptions_batch_prepare(
     *, grant_ids: Sequence[object], document_ids: Sequence[object], actor: User, now: dt.datetime
 ) -> None:
-    """Before the items of a batch, in its one transaction: lock the actor's provider's grants among
-    `grant_ids` in id order, then take the invoice-file locks of `document_ids` (those the provider
-    uploaded) in one order, then release the grants' holds past their timeout, the holds locked in id
-    order before any ledger account is touched.
+    """Before the items of a batch, in its one transaction: lock the contracts of the actor's provider's
+    grants among `grant_ids`, then those grants in id order, then take the invoice-file locks of
+    `document_ids` (those the provider uploaded) in one order, then release the grants' holds past
+    their timeout, the holds locked in id order before any ledger account is touched.
 
     Then it locks every ledger account its items and releases touch (the grants' and the provider's),
     at once in id order: so the lock order (grant, file, redemption, ledger;
@@ -347,6 +351,17 @@ def redemptions_batch_prepare(
     ids = sorted({pk for pk in grant_ids if isinstance(pk, int) and not isinstance(pk, bool) and 0 < pk < 2**63})
     if actor.provider_id is None or not ids:
         return
+    # Their contracts' locks first, as a single redemption takes them before its grant (a contract's
+    # grants in several programs share one), each once, in one order.
+    contracts = sorted(
+        set(
+            Grant.objects.filter(pk__in=ids, provider_id=actor.provider_id).values_list(
+                "application__provider_id", "application__contract_number"
+            )
+        )
+    )
+    for provider_id, contract_number in contracts:
+        contract_lock(provider_id=provider_id, contract_number=contract_number)
     grants = list(
         Grant.objects.select_for_update()
         .filter(pk__in=ids, provider_id=actor.provider_id)

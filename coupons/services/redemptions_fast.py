@@ -33,7 +33,7 @@ from config import db
 from coupons import books
 from coupons.evidence import enterprise_key, provider_key
 from coupons.invoices import invoice_key
-from coupons.models import Grant, Invoice, ProgramYear, Redemption
+from coupons.models import CLAIM_LIVE_STATUSES, Grant, Invoice, ProgramYear, Redemption
 from coupons.policy import subsidy_fen
 from coupons.services.eligibility import program_day
 from evidence.models import Citation, Kind
@@ -56,6 +56,26 @@ _LIVE: Final = ", ".join(_literal(value) for value in (Redemption.Status.PENDING
 # Only the caller's own grant and invoice are locked (as the careful path, which looks them up in the
 # caller's scope first): a lock on another center's would let a stranger stall or deadlock its requests.
 _LOCK_GRANT_SQL: Final = "SELECT id FROM coupons_grant WHERE id = %s AND provider_id = %s FOR UPDATE"
+# The contract's lock (`stacking.contract_lock`: the same key), before the grant's as everywhere: its
+# bills are counted across every program's grant of it.
+_LOCK_CONTRACT_SQL: Final = (
+    "SELECT pg_advisory_xact_lock(hashtextextended('contract:' || a.provider_id || ':' || a.contract_number, 0))"
+    " FROM coupons_grant g JOIN coupons_application a ON a.id = g.application_id"
+    " WHERE g.id = %s AND g.provider_id = %s"
+)
+# The live redemptions and claims of the contract's grants in every program (stacked programs each
+# grant the one contract): its bills never add up past its fee, and a bill is subsidised once.
+_CONTRACT_REDEMPTIONS: Final = f"""
+    SELECT r.bill_number, r.bill_amount_fen FROM coupons_redemption r
+      JOIN coupons_grant cg ON cg.id = r.grant_id JOIN coupons_application ca ON ca.id = cg.application_id
+     WHERE ca.provider_id = a.provider_id AND ca.contract_number = a.contract_number AND r.status IN ({_LIVE})
+"""
+_CONTRACT_CLAIMS: Final = f"""
+    SELECT c.bill_amount_fen FROM coupons_claim c
+      JOIN coupons_grant cg ON cg.id = c.grant_id JOIN coupons_application ca ON ca.id = cg.application_id
+     WHERE ca.provider_id = a.provider_id AND ca.contract_number = a.contract_number
+       AND c.status IN ({", ".join(_literal(status) for status in CLAIM_LIVE_STATUSES)})
+"""
 # One file stands behind one invoice: uses of the same bytes take turns (`invoice_use` takes the same lock).
 _LOCK_INVOICE_FILE_SQL: Final = (
     "SELECT pg_advisory_xact_lock(hashtextextended('invoice-file:' || sha256, 0)) FROM evidence_document"
@@ -86,11 +106,10 @@ SELECT {_GRANT_COLUMNS},
               AND r.expires_at <= %(now)s::timestamptz
        ) AS stale_holds,
        EXISTS (
-           SELECT 1 FROM coupons_redemption r
-            WHERE r.grant_id = g.id AND r.status IN ({_LIVE}) AND r.bill_number = %(bill_number)s::text
+           SELECT 1 FROM ({_CONTRACT_REDEMPTIONS}) r WHERE r.bill_number = %(bill_number)s::text
        ) AS duplicate_bill,
-       (SELECT COALESCE(SUM(r.bill_amount_fen), 0) FROM coupons_redemption r
-         WHERE r.grant_id = g.id AND r.status IN ({_LIVE})) AS billed_fen,
+       (SELECT COALESCE(SUM(r.bill_amount_fen), 0) FROM ({_CONTRACT_REDEMPTIONS}) r)
+       + (SELECT COALESCE(SUM(c.bill_amount_fen), 0) FROM ({_CONTRACT_CLAIMS}) c) AS billed_fen,
        EXISTS (
            SELECT 1 FROM coupons_invoice i
             WHERE REPLACE(i.number, '-', '') = %(invoice_key)s::text AND i.released_at IS NULL
@@ -177,6 +196,7 @@ def _context(bill: Bill, actor: User, now: dt.datetime) -> dict[str, Any] | None
     }
     read = db.cursor()
     with db.pipeline():  # One cursor: it keeps the last statement's answer, the only one read.
+        read.execute(_LOCK_CONTRACT_SQL, [bill.grant_id, actor.provider_id], prepare=True)
         read.execute(_LOCK_GRANT_SQL, [bill.grant_id, actor.provider_id], prepare=True)
         read.execute(_LOCK_INVOICE_FILE_SQL, [bill.invoice_document_id, organisation_key(actor)], prepare=True)
         read.execute(_CONTEXT_SQL, params, prepare=True)

@@ -311,3 +311,34 @@ def test_another_enterprise_naming_the_contract_in_another_program_is_refused(ca
         submit(cast, number="K-1", program=DISTRICT, actor=stranger)
 
     assert Application.objects.filter(contract_number="K-1").count() == 1
+
+
+def test_a_stacked_contracts_bills_never_pass_its_fee_across_its_programs(cast, two_programs):
+    """Each program grants the one contract: its bills are counted across every grant of it, and a
+    bill is subsidised once (found in review: each grant took bills up to the whole fee)."""
+    from coupons.errors import ContractExceeded, DuplicateBill
+    from coupons.services.audit import check_contract_bills_within_fee
+    from coupons.services.redemptions import redemption_create
+    from tests.coupons.conftest import IN_YEAR
+    from tests.evidence import invoice
+
+    rule(cast, share_bp=6000)
+    city = approve(cast, submit(cast, fee_fen=FEE_FEN, number="K-9"))
+    district = approve(cast, submit(cast, fee_fen=FEE_FEN, number="K-9", program=DISTRICT))
+
+    def redeem(grant: Grant, bill: str, amount_fen: int) -> None:
+        # The district's by id (the API's form: the fast path), the city's as a row (the careful path).
+        redemption_create(
+            grant=grant.pk if grant.year.program_id == DISTRICT else grant, bill_number=bill, bill_amount_fen=amount_fen, actor=cast.clerk, capture=True, now=IN_YEAR,
+            **invoice(cast.clerk),
+        )  # fmt: skip
+
+    redeem(city, "B-1", FEE_FEN // 2)
+    with pytest.raises(DuplicateBill):  # The same bill on the other program's grant.
+        redeem(district, "B-1", FEE_FEN // 2)
+    redeem(district, "B-2", FEE_FEN // 2)  # The other half of the contract, on the district's coupon.
+    with pytest.raises(ContractExceeded):
+        redeem(district, "B-3", 1)
+    with pytest.raises(ContractExceeded):
+        redeem(city, "B-4", 1)
+    assert check_contract_bills_within_fee() == ([], 1)
