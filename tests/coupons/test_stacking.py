@@ -329,9 +329,14 @@ def test_a_stacked_contracts_bills_never_pass_its_fee_across_its_programs(cast, 
     def redeem(grant: Grant, bill: str, amount_fen: int) -> None:
         # The district's by id (the API's form: the fast path), the city's as a row (the careful path).
         redemption_create(
-            grant=grant.pk if grant.year.program_id == DISTRICT else grant, bill_number=bill, bill_amount_fen=amount_fen, actor=cast.clerk, capture=True, now=IN_YEAR,
+            grant=grant.pk if grant.year.program_id == DISTRICT else grant,
+            bill_number=bill,
+            bill_amount_fen=amount_fen,
+            actor=cast.clerk,
+            capture=True,
+            now=IN_YEAR,
             **invoice(cast.clerk),
-        )  # fmt: skip
+        )
 
     redeem(city, "B-1", FEE_FEN // 2)
     with pytest.raises(DuplicateBill):  # The same bill on the other program's grant.
