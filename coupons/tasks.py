@@ -18,12 +18,13 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
-from coupons.models import DEFAULT_PROGRAM, AuditRun, Grant, Program, ProgramYear
+from coupons.models import DEFAULT_PROGRAM, Application, AuditRun, Grant, Program, ProgramYear
 from coupons.services.acknowledgements import acknowledgements_deem_confirmed
 from coupons.services.audit import audit_execute
 from coupons.services.grants import grant_expire, grants_due
 from coupons.services.redemptions import redemptions_expire_holds
 from coupons.services.reset import annual_reset as annual_reset_service
+from coupons.services.year_end import OPEN_STATUSES as APPLICATION_OPEN_STATUSES
 from coupons.services.years import program_year_of, year_end
 from ledger.services import pending_transfers_expire
 
@@ -119,6 +120,17 @@ def annual_reset_due() -> list[str]:
                 and not ProgramYear.objects.filter(program_id=program_year.program_id, year=program_year.year + 1)
                 .exclude(status="draft")
                 .exists()
+            )
+            or (
+                # Closed after its open applications were carried into the draft next year: the reset
+                # withdraws them.
+                program_year.program.status == Program.Status.CLOSED
+                and Application.objects.filter(
+                    program_id=program_year.program_id,
+                    year__year=program_year.year + 1,
+                    year__status=ProgramYear.Status.DRAFT,
+                    status__in=APPLICATION_OPEN_STATUSES,
+                ).exists()
             )
         )
         if (ended or unfinished) and program_year.year < current + 1:

@@ -21,12 +21,13 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.roles import require_superuser
 from config.errors import InvalidState
+from coupons.errors import ProgramClosed
 from coupons.locks import program_year_lock, redemption_lock
 from coupons.models import DEFAULT_PROGRAM, Grant, Program, ProgramYear, Redemption, RuleSetVersion
 from coupons.rule_sets import rule_set_versions, year_first_day
 from coupons.services.grants import grant_expire
 from coupons.services.redemptions import redemption_release_locked
-from coupons.services.year_end import applications_settle_at_close
+from coupons.services.year_end import applications_settle_at_close, applications_stranded_by_close
 from coupons.services.years import year_end
 
 __all__ = ["ResetReport", "annual_reset", "grant_expire", "program_year_close", "program_year_close_now"]
@@ -153,7 +154,13 @@ def _open_next_year(program_year: ProgramYear, now: dt.datetime) -> bool:
         prepared = ProgramYear.objects.select_for_update().get(program_id=program_year.program_id, year=next_year)
         if prepared.status != ProgramYear.Status.DRAFT:
             return False
-        program_year_open_system(year=next_year, program=program_year.program_id, now=now)
+        try:
+            with transaction.atomic():
+                program_year_open_system(year=next_year, program=program_year.program_id, now=now)
+        except ProgramClosed:
+            # Closed since the reset looked: Y+1 never opens; what was carried into it is withdrawn.
+            applications_stranded_by_close(program=program_year.program_id, year=next_year)
+            return False
         return True
 
 
@@ -208,6 +215,11 @@ def annual_reset(
             f"{year}: open applications carried into {year + 1}: {report.applications_carried}, "
             f"withdrawn: {report.applications_withdrawn}"
         )
+    # Closed since the check above (or in an earlier, interrupted run, after the carry): what was carried
+    # into the draft Y+1 is withdrawn, as Y+1 never opens.
+    if not Program.objects.filter(slug=program, status=Program.Status.ACTIVE).exists():
+        program_open = False
+        report.applications_withdrawn += applications_stranded_by_close(program=program, year=year + 1)
     report.next_year_opened = program_open and _open_next_year(program_year, now)
     if report.next_year_opened:
         progress(f"{year + 1}: opened")

@@ -147,3 +147,28 @@ def applications_settle_at_close(*, year: int, program: str = DEFAULT_PROGRAM) -
             settled = application_settle_at_close(application_id=application_id, year=year, program=program)
             carried += settled == "carried"
             withdrawn += settled == "withdrawn"
+
+
+def applications_stranded_by_close(*, program: str, year: int) -> int:
+    """Withdraw the open applications carried into `program`'s year `year` (a draft the annual reset
+    prepared) when the program was closed before that year opened: a closed program opens no new
+    year, so they would wait there for ever. Each under the locks a carry takes; returns how many."""
+    withdrawn = 0
+    due = Application.objects.filter(
+        program_id=program, year__year=year, year__status=ProgramYear.Status.DRAFT, status__in=OPEN_STATUSES
+    )
+    for application_id, provider_id, contract_number, enterprise_id in due.order_by("pk").values_list(
+        "pk", "provider_id", "contract_number", "enterprise_id"
+    ):
+        with transaction.atomic():
+            contract_lock(provider_id=provider_id, contract_number=contract_number)
+            Enterprise.objects.select_for_update().get(pk=enterprise_id)
+            application = application_lock(application_id)
+            if application.status in OPEN_STATUSES and application.year.status == ProgramYear.Status.DRAFT:
+                _withdraw(
+                    application,
+                    f"Withdrawn: carried into {year}, but the program {program} was closed before that year "
+                    "opened; the contract may be applied for again elsewhere.",
+                )
+                withdrawn += 1
+    return withdrawn

@@ -63,3 +63,31 @@ def test_a_closed_program_prepares_no_year_even_through_the_service(cast, closed
     with pytest.raises(ProgramClosed):
         program_year_create(year=YEAR + 1, actor=cast.admin, program=DISTRICT)
     assert not ProgramYear.objects.filter(program_id=DISTRICT, year=YEAR + 1).exists()
+
+
+def test_a_close_after_the_carry_of_an_interrupted_reset_withdraws_what_was_carried(cast, year, monkeypatch):
+    """Found in review: a reset that carried its open applications into the draft Y+1 and stopped
+    (a crash) before opening it, then the program closed: Y+1 never opens, so the next run (which the
+    daily job still counts due) withdraws what waits there."""
+    from coupons.services import reset
+
+    district_open(cast.admin)
+    application = submit(cast, program=DISTRICT)
+
+    def crash(*args: object, **kwargs: object) -> bool:
+        raise RuntimeError("killed after the carry")
+
+    monkeypatch.setattr(reset, "_open_next_year", crash)
+    with pytest.raises(RuntimeError):
+        annual_reset(year=YEAR, program=DISTRICT, now=AFTER_THE_YEAR)
+    assert Application.objects.get(pk=application.pk).year.year == YEAR + 1  # Carried into the draft.
+    monkeypatch.undo()
+    program_close(slug=DISTRICT, actor=cast.admin)
+    monkeypatch.setattr(timezone, "now", lambda: AFTER_THE_YEAR)
+
+    assert f"{DISTRICT}:{YEAR}" in tasks.annual_reset_due()
+
+    carried = Application.objects.get(pk=application.pk)
+    assert carried.status == "withdrawn" and carried.year.status == "draft"
+    assert "was closed before that year opened" in carried.events.get(action="withdrawn").note
+    assert f"{DISTRICT}:{YEAR}" not in tasks.annual_reset_due()  # Finished now.
