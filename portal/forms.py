@@ -143,7 +143,10 @@ class ProgramChoiceField(forms.ModelChoiceField):
 class ApplyForm(forms.Form):
     program = ProgramChoiceField(
         label=_("Program"),
-        queryset=Program.objects.filter(status=Program.Status.ACTIVE).order_by("slug"),
+        # The compute programs: the other measures ask for inputs this form has not (the API takes them).
+        queryset=Program.objects.filter(status=Program.Status.ACTIVE, basis=Program.Basis.COMPUTE_CONTRACT).order_by(
+            "slug"
+        ),
         to_field_name="slug",
         initial=DEFAULT_PROGRAM,
         empty_label=None,

@@ -143,6 +143,9 @@ class ApplicationSerializer(serializers.ModelSerializer):
         room = application_stacking(application)
         if room is None:
             return None
+        limit = request.user.program_limit
+        if limit is not None and not set(room.programs) <= limit:
+            return None  # It would tell staff limited to programs about another program's applications.
         return {
             "programs": list(room.programs),
             "rules": list(room.rules),

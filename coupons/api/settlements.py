@@ -30,6 +30,7 @@ from coupons.models import DEFAULT_PROGRAM, Settlement
 from coupons.selectors import settlement_lines_csv
 from coupons.selectors.scopes import settlements_visible_to
 from coupons.services.claims import settlement_create_for_enterprise
+from coupons.services.reach import reach_program
 from coupons.services.settlements import BANK_REFERENCE_LENGTH_MAX, settlement_create, settlement_pay_request
 from coupons.services.years import program_get
 
@@ -143,8 +144,10 @@ class SettlementListCreate(ScopedQuerysetMixin, generics.ListAPIView):
 
     def get_queryset(self) -> QuerySet[Settlement]:
         queryset = super().get_queryset()
-        if "program" in self.kwargs:  # Under /programs/{slug}/: that program's only.
-            queryset = queryset.filter(program=program_get(self.kwargs["program"]))
+        if "program" in self.kwargs:  # Under /programs/{slug}/: that program's only, within the caller's reach.
+            program = program_get(self.kwargs["program"])
+            reach_program(caller(self.request), program.slug, f"program {program.slug}")
+            queryset = queryset.filter(program=program)
         return queryset
 
     filterset_class = SettlementFilter

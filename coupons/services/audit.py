@@ -568,32 +568,36 @@ def check_settled_redemptions_have_evidence() -> tuple[list[Finding], int]:
 def check_stacking_within_ceiling() -> tuple[list[Finding], int]:
     """A contract (provider, contract number) granted in several programs: every two of them are
     joined by a stacking rule, and its grants net of revocations never pass the tightest ceiling of
-    those rules on the smallest fee its granted applications state (coupons/services/stacking.py)."""
+    those rules on the smallest fee its granted applications state (coupons/services/stacking.py).
+    The rules are those written by its last grant: a rule written later judges later grants only
+    (found from outside: a rule written afterwards made every audit fail for contracts granted right)."""
     sql = """
         WITH granted AS (
             SELECT a.provider_id, a.contract_number, a.program_id, a.contract_fee_fen,
-                   g.amount_fen - g.revoked_fen AS net_fen
+                   g.amount_fen - g.revoked_fen AS net_fen, g.issued_at
               FROM coupons_grant g JOIN coupons_application a ON a.id = g.application_id
         ), contracts AS (
             SELECT provider_id, contract_number, array_agg(DISTINCT program_id ORDER BY program_id) AS programs,
-                   min(contract_fee_fen) AS fee_fen, sum(net_fen) AS net_fen
+                   min(contract_fee_fen) AS fee_fen, sum(net_fen) AS net_fen, max(issued_at) AS last_issued_at
               FROM granted GROUP BY provider_id, contract_number
             HAVING count(DISTINCT program_id) > 1
         ), pairs AS (
-            SELECT c.provider_id, c.contract_number, p1, p2
+            SELECT c.provider_id, c.contract_number, c.last_issued_at, p1, p2
               FROM contracts c, unnest(c.programs) p1, unnest(c.programs) p2
              WHERE p1 < p2
         ), rule_pairs AS (
-            SELECT r.id AS rule_id, m1.program_id AS p1, m2.program_id AS p2
+            SELECT r.id AS rule_id, r.created_at, m1.program_id AS p1, m2.program_id AS p2
               FROM coupons_stackingrule r
               JOIN coupons_stackingruleprogram m1 ON m1.rule_id = r.id
               JOIN coupons_stackingruleprogram m2 ON m2.rule_id = r.id AND m1.program_id < m2.program_id
         ), joined AS (
             SELECT p.provider_id, p.contract_number,
                    count(*) FILTER (WHERE NOT EXISTS (
-                       SELECT 1 FROM rule_pairs rp WHERE rp.p1 = p.p1 AND rp.p2 = p.p2)) AS unjoined_pairs,
+                       SELECT 1 FROM rule_pairs rp
+                        WHERE rp.p1 = p.p1 AND rp.p2 = p.p2 AND rp.created_at <= p.last_issued_at)) AS unjoined_pairs,
                    array_agg(DISTINCT rp.rule_id) FILTER (WHERE rp.rule_id IS NOT NULL) AS rule_ids
-              FROM pairs p LEFT JOIN rule_pairs rp ON rp.p1 = p.p1 AND rp.p2 = p.p2
+              FROM pairs p LEFT JOIN rule_pairs rp
+                ON rp.p1 = p.p1 AND rp.p2 = p.p2 AND rp.created_at <= p.last_issued_at
              GROUP BY p.provider_id, p.contract_number
         ), judged AS (
             SELECT c.provider_id, c.contract_number, c.programs, c.fee_fen, c.net_fen, j.unjoined_pairs,

@@ -691,6 +691,11 @@ def _cap_override_check(*, program_year: ProgramYear, enterprise: Enterprise, ca
         raise NotEligible(
             "Only a verified enterprise that staff confirmed as a foundation-model developer may have a relaxed cap."
         )
+    # A relaxed cap in a program whose region the enterprise is outside would be a cap it cannot use
+    # (found from outside: a district raised the cap of an enterprise registered elsewhere).
+    from coupons.services.eligibility import require_in_region  # It reads this module's time zone.
+
+    require_in_region(enterprise=enterprise, year=program_year)
     if program_year.status == ProgramYear.Status.CLOSED:
         raise ProgramYearClosed(f"Program year {program_year.year} is closed.")
     if program_year.status != ProgramYear.Status.OPEN:

@@ -28,7 +28,13 @@ def _visible(user: User) -> bool:
     return user.provider_id is not None or user.is_staff_member
 
 
-def _unsettled_by_provider() -> list[dict[str, object]]:
+def _within_reach(user: User) -> Q:
+    """A redemption's or a claim's grant in a program the user's roles reach (every one, unless limited)."""
+    limit = user.program_limit
+    return Q() if limit is None else Q(grant__year__program_id__in=sorted(limit))
+
+
+def _unsettled_by_provider(user: User) -> list[dict[str, object]]:
     """Per provider, what the next settlement would hold (the captured bills it may take), and how
     many captured bills it may not take yet: awaiting their enterprise in their window, or disputed."""
     now = timezone.now()
@@ -37,7 +43,7 @@ def _unsettled_by_provider() -> list[dict[str, object]]:
     awaiting = unsettled & Q(acknowledgement=Redemption.Acknowledgement.AWAITING, acknowledge_by__gt=now)
     disputed = unsettled & Q(acknowledgement=Redemption.Acknowledgement.DISPUTED)
     return list(
-        Redemption.objects.filter(ready | awaiting | disputed)
+        Redemption.objects.filter(ready | awaiting | disputed, _within_reach(user))
         .values("grant__year__program__name", "provider_id", "provider__name")
         .annotate(
             count=Count("pk", filter=ready),
@@ -49,10 +55,10 @@ def _unsettled_by_provider() -> list[dict[str, object]]:
     )
 
 
-def _unsettled_claims_by_enterprise() -> list[dict[str, object]]:
+def _unsettled_claims_by_enterprise(user: User) -> list[dict[str, object]]:
     """Approved claims not yet in a settlement, per enterprise (enterprise reimbursement)."""
     return list(
-        Claim.objects.filter(status=Claim.Status.APPROVED, settlement__isnull=True)
+        Claim.objects.filter(_within_reach(user), status=Claim.Status.APPROVED, settlement__isnull=True)
         .values("grant__year__program__name", "enterprise_id", "enterprise__name")
         .annotate(count=Count("pk"), total=Sum("coupon_fen"))
         .order_by("grant__year__program__name", "enterprise__name")
@@ -101,8 +107,8 @@ def settlement_list(request: HttpRequest) -> HttpResponse:
         "page": page_of(request, queryset),
         "form": form,
         "enterprise_form": enterprise_form,
-        "unsettled": _unsettled_by_provider() if is_finance else [],
-        "unsettled_claims": _unsettled_claims_by_enterprise() if is_finance else [],
+        "unsettled": _unsettled_by_provider(user) if is_finance else [],
+        "unsettled_claims": _unsettled_claims_by_enterprise(user) if is_finance else [],
     }
     refused = any(f is not None and f.errors for f in (form, enterprise_form))
     return render(request, "portal/settlements.html", context, status=400 if refused else 200)

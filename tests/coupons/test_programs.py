@@ -180,3 +180,25 @@ def test_the_api_settles_per_program_on_the_programs_path(cast, both, client):
     listed = client.get(f"/api/v1/programs/{DISTRICT}/settlements/").json()["results"]
     assert [row["id"] for row in listed] == [made.json()["id"]]
     assert client.get(f"/api/v1/settlements/?program={DEFAULT_PROGRAM}").json()["results"] == []
+
+
+def test_a_relaxed_cap_needs_the_enterprise_in_the_programs_region(cast, year):
+    """Found from outside: a district raised the cap of an enterprise registered outside it."""
+    from accounts.selectors import uscc_division
+    from accounts.services import enterprise_flags_declare, enterprise_verify
+    from coupons.errors import NotEligible
+    from coupons.services.years import cap_override_request
+
+    enterprise_flags_declare(enterprise=cast.enterprise, actor=cast.member, foundation_model_developer=True)
+    enterprise_verify(enterprise=cast.enterprise, actor=cast.reviewer, flags={"foundation_model_developer": True})
+    cast.enterprise.refresh_from_db()
+    elsewhere = "330199" if uscc_division(cast.enterprise.uscc) != "330199" else "330198"
+    district_program()
+    program_year_create(year=YEAR, actor=cast.admin, program=DISTRICT, region_division_prefixes=[elsewhere])
+    program_year_open(year=YEAR, actor=cast.admin, program=DISTRICT)
+    asked = {"year": YEAR, "enterprise": cast.enterprise, "cap_fen": CAP_FEN + 1, "reason": "Trains a model."}
+
+    with pytest.raises(NotEligible) as refused:
+        cap_override_request(requester=cast.reviewer, program=DISTRICT, **asked)
+    assert "outside" in str(refused.value.detail)
+    assert cap_override_request(requester=cast.reviewer, **asked).status == "pending"  # Its own city may.

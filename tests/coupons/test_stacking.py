@@ -347,3 +347,15 @@ def test_a_stacked_contracts_bills_never_pass_its_fee_across_its_programs(cast, 
     with pytest.raises(ContractExceeded):
         redeem(city, "B-4", 1)
     assert check_contract_bills_within_fee() == ([], 1)
+
+
+def test_a_rule_written_after_the_grants_does_not_judge_them(cast, two_programs):
+    """Found from outside: a tighter rule written afterwards (a rule is never changed or deleted) made
+    every later audit fail for a contract granted right; a rule judges the grants made after it."""
+    rule(cast, 6000)
+    approve(cast, submit(cast, fee_fen=FEE_FEN, number="K-1"))
+    approve(cast, submit(cast, fee_fen=FEE_FEN, number="K-1", program=DISTRICT))
+
+    rule(cast, 3000, name="city+district tightened")
+
+    assert check_stacking_within_ceiling() == ([], 1)
