@@ -27,6 +27,8 @@ from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG_DIR = Path(os.environ.get("RUN_LOG_DIR") or ROOT / "var" / "log")
+# Beat's schedule file and the embedded Redis's working directory (made if missing: a fresh clone has none).
+STATE_DIR = Path(os.environ.get("RUN_STATE_DIR") or ROOT / "var")
 STOP_TIMEOUT_S = 20.0  # A worker finishing its task, gunicorn its requests, before SIGKILL.
 START_TIMEOUT_S = 30.0
 
@@ -91,7 +93,7 @@ def redis_embedded(port: int) -> Process:
             "--port", str(port),
             "--save", "",
             "--appendonly", "no",
-            "--dir", str(ROOT / "var"),
+            "--dir", str(STATE_DIR),  # Its working directory; with --save "" it writes nothing there.
         ],
     )  # fmt: skip
 
@@ -124,7 +126,7 @@ def processes(*, host: str, port: int) -> list[Process]:
             [
                 str(bin_dir / "celery"), "-A", "config", "beat",
                 "--loglevel", "INFO",
-                "--schedule", str(ROOT / "var" / "celerybeat-schedule"),
+                "--schedule", str(STATE_DIR / "celerybeat-schedule"),
             ],
         ),
     ]  # fmt: skip
@@ -160,6 +162,7 @@ def main() -> int:
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "8000"))
     LOG_DIR.mkdir(parents=True, exist_ok=True)
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
     children: list[Process] = []

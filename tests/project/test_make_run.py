@@ -43,6 +43,7 @@ def test_make_run_serves_and_runs_the_jobs_and_stops_them_all(tmp_path: Path) ->
         "DJANGO_SETTINGS_MODULE": "config.settings.base",
         "PORT": str(port),
         "RUN_LOG_DIR": str(tmp_path),
+        "RUN_STATE_DIR": str(tmp_path / "state"),  # Missing, as var/ in a fresh clone: the runner makes it.
         "COUPONS_EXPIRE_HOLDS_EVERY_S": "1",
         "WEB_WORKERS": "1",
         "WORKER_CONCURRENCY": "1",
