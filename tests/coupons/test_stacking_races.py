@@ -174,3 +174,43 @@ def test_an_approval_and_a_submission_of_one_contract_in_two_programs_at_once_ne
         # then: both went through, whichever came first, and the district asked for what is left
         assert not any(isinstance(r, Exception) for r in results), results
         assert results[1].requested_fen == ceiling_fen - ELIGIBLE_FEN
+
+
+def test_bills_of_one_contract_redeemed_on_its_two_programs_grants_at_once_never_pass_its_fee():
+    # given: every round, a contract granted by the city and the district under a 60% rule
+    from coupons.errors import ContractExceeded
+    from coupons.models import Redemption
+    from coupons.services.audit import check_contract_bills_within_fee
+    from coupons.services.redemptions import redemption_create
+    from tests.coupons.conftest import IN_YEAR
+    from tests.evidence import invoice
+
+    cast = make_cast()
+    open_year(cast.admin, pool_fen=1_000_000_000, cap_fen=500_000_000)
+    district_program(cast.admin, pool_fen=1_000_000_000, cap_fen=500_000_000)
+    stacking_rule_create(actor=cast.admin, name="city+district", programs=[DEFAULT_PROGRAM, DISTRICT], share_bp=6000)
+    bill_fen = FEE_FEN * 6 // 10  # Two such bills would pass the fee.
+
+    for i in range(ROUNDS):
+        number = f"BILLS-{i}"
+        grants = []
+        for program in (DEFAULT_PROGRAM, DISTRICT):
+            application = to_reviewed(cast, submit(cast, fee_fen=FEE_FEN, number=number, program=program))
+            application_approve(application=application, actor=cast.approver)
+            grants.append(Grant.objects.get(application=application))
+        invoices = [invoice(cast.clerk) for _ in grants]
+
+        # when: a bill on each program's grant at once, by id (the API's fast path)
+        results = race(
+            [
+                lambda g=grant, n=k, paper=paper: redemption_create(
+                    grant=g.pk, bill_number=f"{number}-B{n}", bill_amount_fen=bill_fen, actor=cast.clerk,
+                    capture=True, now=IN_YEAR, **paper,
+                )
+                for k, (grant, paper) in enumerate(zip(grants, invoices, strict=True))
+            ]
+        )  # fmt: skip
+
+        # then: one is redeemed, the other refused: the contract's bills never pass its fee
+        assert sorted(type(r).__name__ for r in results) == [ContractExceeded.__name__, Redemption.__name__], results
+    assert check_contract_bills_within_fee() == ([], ROUNDS)
