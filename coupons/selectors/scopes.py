@@ -72,10 +72,9 @@ def settlements_visible_to(user: User) -> QuerySet[Settlement]:
     """Finance (and other staff) see all settlements; a provider its own; an enterprise those that pay it
     (enterprise reimbursement). A settlement is paid from one program's fund, so staff limited to
     programs see those of their programs."""
-    limit = user.program_limit if user.is_staff_member else None
-    if limit is None:
-        return _scoped(Settlement.objects.all(), user, enterprise="enterprise_id", provider="provider_id", program="")
-    return Settlement.objects.filter(program_id__in=sorted(limit))
+    return _scoped(
+        Settlement.objects.all(), user, enterprise="enterprise_id", provider="provider_id", program="program_id"
+    )
 
 
 def alerts_visible_to(user: User) -> QuerySet[Alert]:

@@ -14,7 +14,7 @@ from accounts.models import Enterprise, Provider, Role, User
 from config.errors import ApplicationError
 from coupons.models import Claim, Redemption, Settlement
 from coupons.selectors import settlement_lines_csv
-from coupons.selectors.scopes import settlements_visible_to
+from coupons.selectors.scopes import claims_visible_to, redemptions_visible_to, settlements_visible_to
 from coupons.services.acknowledgements import settleable
 from coupons.services.claims import settlement_create_for_enterprise
 from coupons.services.settlements import settlement_create, settlement_pay_request
@@ -28,12 +28,6 @@ def _visible(user: User) -> bool:
     return user.provider_id is not None or user.is_staff_member
 
 
-def _within_reach(user: User) -> Q:
-    """A redemption's or a claim's grant in a program the user's roles reach (every one, unless limited)."""
-    limit = user.program_limit
-    return Q() if limit is None else Q(grant__year__program_id__in=sorted(limit))
-
-
 def _unsettled_by_provider(user: User) -> list[dict[str, object]]:
     """Per provider, what the next settlement would hold (the captured bills it may take), and how
     many captured bills it may not take yet: awaiting their enterprise in their window, or disputed."""
@@ -43,7 +37,9 @@ def _unsettled_by_provider(user: User) -> list[dict[str, object]]:
     awaiting = unsettled & Q(acknowledgement=Redemption.Acknowledgement.AWAITING, acknowledge_by__gt=now)
     disputed = unsettled & Q(acknowledgement=Redemption.Acknowledgement.DISPUTED)
     return list(
-        Redemption.objects.filter(ready | awaiting | disputed, _within_reach(user))
+        # Within the programs the caller's roles reach, as the settlements API reads them.
+        redemptions_visible_to(user)
+        .filter(ready | awaiting | disputed)
         .values("grant__year__program__name", "provider_id", "provider__name")
         .annotate(
             count=Count("pk", filter=ready),
@@ -58,7 +54,8 @@ def _unsettled_by_provider(user: User) -> list[dict[str, object]]:
 def _unsettled_claims_by_enterprise(user: User) -> list[dict[str, object]]:
     """Approved claims not yet in a settlement, per enterprise (enterprise reimbursement)."""
     return list(
-        Claim.objects.filter(_within_reach(user), status=Claim.Status.APPROVED, settlement__isnull=True)
+        claims_visible_to(user)
+        .filter(status=Claim.Status.APPROVED, settlement__isnull=True)
         .values("grant__year__program__name", "enterprise_id", "enterprise__name")
         .annotate(count=Count("pk"), total=Sum("coupon_fen"))
         .order_by("grant__year__program__name", "enterprise__name")

@@ -460,3 +460,27 @@ def test_the_registers_every_program_prices_by_are_kept_by_unlimited_staff(world
         enterprise_verify(enterprise=enterprise, actor=district_reviewer, flags={"small_or_medium": True})
     assert EnterpriseFlagsEvent.objects.count() == events
     enterprise_verify(enterprise=enterprise, actor=world.cast.reviewer, flags={"small_or_medium": True})
+
+
+def test_the_portals_unsettled_tables_keep_to_the_callers_programs(world: World) -> None:
+    """Found from outside: the settlements page listed every program's unsettled bills to finance
+    staff limited to one program."""
+    cast = world.cast
+    redemption_create(
+        grant=Grant.objects.get(pk=world.ids[CITY]["grant"]),
+        bill_number="B-UNSETTLED",
+        bill_amount_fen=10_000,
+        actor=cast.clerk,
+        capture=True,
+        now=IN_YEAR,
+        **invoice(cast.clerk),
+    )
+    pages = {}
+    for program in (CITY, DISTRICT):
+        browser = Client()
+        browser.force_login(UserFactory(roles=[Role.FINANCE], programs=[program]))
+        page = browser.get("/settlements/")
+        assert page.status_code == 200
+        pages[program] = page.context["unsettled"]
+    assert [row["provider_id"] for row in pages[CITY]] == [cast.provider.pk]
+    assert pages[DISTRICT] == []
