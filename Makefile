@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= auto
 
 .DEFAULT_GOAL := help
-.PHONY: help run dev test browser-tools bench-tools lint migrate worker beat bench bench-http bench-audit clean
+.PHONY: help run dev test browser-tools bench-tools lint migrate worker beat bench bench-http bench-cost bench-audit clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -68,6 +68,9 @@ bench: $(INSTALLED) ## Ledger throughput against a plain-SQL baseline (not part 
 
 bench-http: $(INSTALLED) bench-tools ## HTTP requests/s of the money path under gunicorn, measured with wrk (not part of the tests).
 	$(BIN)/python -m bench.http_bench
+
+bench-cost: $(INSTALLED) ## Where one redemption's time goes, stage by stage, beside the no-op's (not part of the tests).
+	$(BIN)/python -m bench.redemption_cost
 
 # The HTTP benchmark drives Debian's wrk: as root on Debian it is installed here; elsewhere, say so.
 bench-tools:
