@@ -283,9 +283,22 @@ def subsidy_fen(amount_fen: int, rate_bp: int) -> int:
     return amount_fen * rate_bp // BASIS_POINTS_WHOLE
 
 
+# Every dash a number may be written with, as the ASCII hyphen-minus: Unicode's dash punctuation
+# (category Pd, Unicode 15) and the minus signs. tests/coupons/test_good_standing.py checks this
+# list against the running Python's Unicode database.
+DASHES: Final = (
+    "\u058a\u05be\u1400\u1806\u2010\u2011\u2012\u2013\u2014\u2015\u2e17\u2e1a\u2e3a\u2e3b\u2e40\u2e5d"
+    "\u301c\u3030\u30a0\ufe31\ufe32\ufe58\ufe63\uff0d\U00010ead"  # Dash punctuation.
+    "\u2212\u2796\u02d7"  # The minus sign, the heavy minus sign, the modifier letter minus sign.
+)
+_DASHES_FOLDED: Final = str.maketrans(dict.fromkeys(DASHES, "-"))
+
+
 def reference_normalise(text: str) -> str:
     """Contract and bill numbers as stored and compared: NFKC (full-width forms become ASCII),
-    trimmed and upper-cased, so `hz-001`, `HZ-001` and `ＨＺ-００１` are one contract."""
+    every dash and minus sign the ASCII hyphen (a word processor turns `HZ-001` into `HZ‐001` or
+    `HZ–001`, which look the same to a reviewer), trimmed and upper-cased, so `hz-001`, `HZ‐001`,
+    `HZ–001` and `ＨＺ-００１` are one contract."""
     import unicodedata
 
-    return unicodedata.normalize("NFKC", text).strip().upper()
+    return unicodedata.normalize("NFKC", text).translate(_DASHES_FOLDED).strip().upper()

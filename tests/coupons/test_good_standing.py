@@ -1,5 +1,6 @@
 """Parties out of good standing get no coupon; references are compared as people mean them."""
 
+import unicodedata
 from datetime import timedelta
 
 import pytest
@@ -7,6 +8,7 @@ import pytest
 from accounts.models import Enterprise, Provider
 from coupons.errors import DuplicateBill, DuplicateContract, EnterpriseNotVerified, ProviderNotListed
 from coupons.models import Grant
+from coupons.policy import DASHES, reference_normalise
 from coupons.selectors import settlement_lines_csv
 from coupons.services.applications import application_approve, application_confirm
 from coupons.services.redemptions import redemption_create
@@ -50,14 +52,31 @@ def test_no_redemption_for_a_suspended_enterprise(cast, year, db_snapshot):
     assert db_snapshot() == before
 
 
-@pytest.mark.parametrize("again", ["hz-c-1", "ＨＺ－Ｃ－１", "  HZ-C-1 "])
+# Every dash a keyboard or a word processor may put in a number: the hyphen (U+2010), the
+# non-breaking hyphen (U+2011), the figure, en and em dashes (U+2012 to U+2014), the horizontal bar
+# (U+2015), the minus sign (U+2212), the small and full-width hyphen-minus (U+FE63, U+FF0D).
+LOOK_ALIKE_DASHES = ["\u2010", "\u2011", "\u2012", "\u2013", "\u2014", "\u2015", "\u2212", "\ufe63", "\uff0d"]
+
+
+def test_every_dash_of_the_unicode_database_is_folded():
+    """The list in coupons.policy is every character of Unicode's dash punctuation (bar the ASCII
+    hyphen-minus itself) that this Python knows."""
+    dashes = {chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) == "Pd"} - {"-"}
+    assert dashes <= set(DASHES), sorted(hex(ord(c)) for c in dashes - set(DASHES))
+    assert {reference_normalise(f"A{dash}1") for dash in DASHES} == {"A-1"}
+
+
+@pytest.mark.parametrize(
+    "again",
+    ["hz-c-1", "ＨＺ－Ｃ－１", "  HZ-C-1 "] + [f"HZ{dash}C{dash}1" for dash in LOOK_ALIKE_DASHES],
+)
 def test_a_contract_number_in_another_case_or_width_is_the_same_contract(again, cast, year):
     submit(cast, number="HZ-C-1")
     with pytest.raises(DuplicateContract):
         submit(cast, number=again)
 
 
-@pytest.mark.parametrize("again", ["b-1", "Ｂ－１", " B-1"])
+@pytest.mark.parametrize("again", ["b-1", "Ｂ－１", " B-1"] + [f"B{dash}1" for dash in LOOK_ALIKE_DASHES])
 def test_a_bill_number_in_another_case_or_width_is_the_same_bill(again, cast, year):
     grant = grant_for(cast)
     redemption_create(
