@@ -11,6 +11,8 @@ Registered with `approvals` at start-up (`CouponsConfig.ready`). Who may ask and
 | `provider_change` | superuser | an approver, or another superuser (a superuser holds every role) |
 | `sanction_set` | reviewer or approver | another approver |
 | `role_grant` | superuser (`POST /users/` with roles) | another superuser, who is not the user receiving them |
+| `rule_set_version_add` | superuser | another superuser |
+| `stacking_rule_create` | superuser | another superuser |
 
 Each `execute` re-reads its target and calls the entity's service with both people, so the
 service's own checks (state, policy, four eyes) run again at the moment of decision.
@@ -26,7 +28,13 @@ from coupons.services.grants import ACTION_REVOKE, grant_revoke
 from coupons.services.redemptions import ACTION_REVERSE, redemption_reverse
 from coupons.services.sanctions import SANCTION_ACTION, sanction_request_execute
 from coupons.services.settlements import ACTION_PAY, settlement_pay, settlement_payer_conflict
-from coupons.services.years import ACTION_CAP_OVERRIDE, cap_override_grant
+from coupons.services.stacking import ACTION_STACKING_RULE, stacking_rule_request_execute
+from coupons.services.years import (
+    ACTION_CAP_OVERRIDE,
+    ACTION_RULE_SET_VERSION,
+    cap_override_grant,
+    rule_set_version_request_execute,
+)
 
 
 def _staff_who_may_ask(user: User) -> bool:
@@ -35,6 +43,10 @@ def _staff_who_may_ask(user: User) -> bool:
 
 def _approver(user: User, request: ApprovalRequest) -> bool:
     return user.has_role(Role.APPROVER)
+
+
+def _superuser(user: User) -> bool:
+    return user.is_active and user.is_superuser
 
 
 def _cap_override(*, request: ApprovalRequest, decider: User) -> None:
@@ -146,6 +158,20 @@ ACTIONS: tuple[ApprovalAction, ...] = (
         may_decide=lambda user, request: user.is_active and user.is_superuser,
         execute=role_grant_apply,
         conflicts=role_grant_conflict,
+    ),
+    ApprovalAction(
+        name=ACTION_RULE_SET_VERSION,
+        label="add a rule-set version",
+        may_request=_superuser,
+        may_decide=lambda user, request: _superuser(user),
+        execute=rule_set_version_request_execute,
+    ),
+    ApprovalAction(
+        name=ACTION_STACKING_RULE,
+        label="write a stacking rule",
+        may_request=_superuser,
+        may_decide=lambda user, request: _superuser(user),
+        execute=stacking_rule_request_execute,
     ),
 )
 

@@ -177,8 +177,8 @@ class StackingRule(models.Model):
     together, at most `share_bp` of its fee and, when set, at most `amount_fen`. Two programs that no
     rule joins do not stack: a contract has a live application in one of them at a time.
 
-    Written once by a superuser (`coupons.services.stacking.stacking_rule_create`), never changed: a
-    new policy is a new rule.
+    Asked for by one superuser and written once another approves (`coupons.services.stacking`:
+    `stacking_rule_request`, `stacking_rule_create`), never changed: a new policy is a new rule.
     """
 
     name = models.CharField(max_length=STACKING_RULE_NAME_LENGTH_MAX, unique=True)

@@ -1,5 +1,6 @@
 """Stacking rules: which programs may subsidise the same contract, and their combined ceiling
-(docs/programs.md "Stacking"). Staff read them; a superuser writes one. A rule is never changed."""
+(docs/programs.md "Stacking"). Staff read them; a superuser asks for one and another superuser
+approves it. A rule is never changed."""
 
 from typing import Any
 
@@ -11,10 +12,13 @@ from rest_framework.response import Response
 
 from accounts.caller import caller
 from accounts.roles import require_superuser
+from api.idempotency import idempotency_key_parameter, idempotent
 from api.serializers import FenField, StrictCharField, StrictIntegerField, StrictSerializer, validated
+from approvals.api import ApprovalRequestSerializer
+from config.limits import REASON_LENGTH_MAX
 from coupons.api.years import STAFF_ONLY
 from coupons.models import BASIS_POINTS_WHOLE, PROGRAM_SLUG_LENGTH_MAX, STACKING_RULE_NAME_LENGTH_MAX, StackingRule
-from coupons.services.stacking import STACKING_RULE_PROGRAMS_MAX, stacking_rule_create
+from coupons.services.stacking import STACKING_RULE_PROGRAMS_MAX, stacking_rule_request
 
 TAGS = ["program-years"]
 
@@ -48,6 +52,7 @@ class StackingRuleRequest(StrictSerializer):
     amount_fen = FenField(
         required=False, allow_null=True, help_text="The combined ceiling in fen, when the policy sets one."
     )
+    reason = StrictCharField(max_length=REASON_LENGTH_MAX, help_text="Why: the decision or notice it carries out.")
 
 
 class StackingRuleListCreate(generics.ListAPIView):
@@ -62,30 +67,39 @@ class StackingRuleListCreate(generics.ListAPIView):
 
     @extend_schema(
         request=StackingRuleRequest,
-        responses={201: StackingRuleSerializer},
-        summary="Write a stacking rule (superuser)",
+        responses={202: ApprovalRequestSerializer},
+        parameters=[idempotency_key_parameter(required=False)],
+        summary="Ask for a stacking rule (superuser)",
         description=(
             "The programs (at least two, each existing, else 400) that may subsidise the same contract, and their "
             "combined ceiling: `share_bp` of the contract fee and, optionally, `amount_fen`. A contract subsidised "
-            "in several programs gets at most the tightest ceiling of the rules that join any two of them. Writing "
-            "the same rule again answers it (201); a name another rule has is 409 `already_exists`. A rule is "
-            "never changed: a new policy is a new rule."
+            "in several programs gets at most the tightest ceiling of the rules that join any two of them. Answers "
+            "202 with an approval request (action `stacking_rule_create`): the rule is written only when another "
+            "superuser approves it at `POST /approval-requests/{id}/approve/`, checked again then. A name a rule "
+            "has already is 409 `already_exists`; while one stacking rule waits for its decision, another request "
+            "is 409 `invalid_state`. A rule is never changed: a new policy is a new rule."
         ),
         tags=TAGS,
         examples=[
             OpenApiExample(
                 "City and district, 60% together",
-                value={"name": "city+district", "programs": ["hangzhou-compute", "binjiang-compute"], "share_bp": 6000},
+                value={
+                    "name": "city+district",
+                    "programs": ["hangzhou-compute", "binjiang-compute"],
+                    "share_bp": 6000,
+                    "reason": "Binjiang district's notice 2026-3: 60% with the city's coupon.",
+                },
                 request_only=True,
             )
         ],
     )
+    @idempotent(required=False)
     def post(self, request: Request) -> Response:
         user = caller(request)
         require_superuser(user)
         data = validated(StackingRuleRequest, request.data)
-        rule = stacking_rule_create(actor=user, **data)
-        return Response(StackingRuleSerializer(rule).data, status=status.HTTP_201_CREATED)
+        approval = stacking_rule_request(requester=user, **data)
+        return Response(ApprovalRequestSerializer(approval).data, status=status.HTTP_202_ACCEPTED)
 
 
 urlpatterns = [path("stacking-rules/", StackingRuleListCreate.as_view(), name="stacking-rule-list")]

@@ -63,7 +63,7 @@ from coupons.services.years import (
     program_year_create_with_rates,
     program_year_get,
     program_year_open,
-    rule_set_version_add,
+    rule_set_version_request,
 )
 
 TAGS = ["program-years"]
@@ -220,6 +220,7 @@ class RuleSetVersionRequest(StrictSerializer):
         help_text="YYYY-MM-DD, an Asia/Shanghai day within the year; in an open year, after today."
     )
     rates = RatesSerializer()
+    reason = StrictCharField(max_length=REASON_LENGTH_MAX, help_text="Why: the decision or notice it carries out.")
 
 
 class ProgramYearRequest(StrictSerializer):
@@ -554,17 +555,20 @@ class RuleSetVersionCreate(APIView):
 
     @extend_schema(
         request=RuleSetVersionRequest,
-        responses={201: ProgramYearSerializer},
-        summary="Add a rule-set version to a program year (superuser)",
+        responses={202: ApprovalRequestSerializer},
+        parameters=[idempotency_key_parameter(required=False)],
+        summary="Ask for a rule-set version of a program year (superuser)",
         description=(
             "The year's rates change from `effective_from` on: applications priced on that day or later (by "
             "submission or contract day, the year's `priced_by`) get the new version; those priced before keep "
-            "theirs. Answers 201 with the year and its `rule_sets`. Refused with 400 `validation_error`, nothing "
-            "written: a day outside the year, a day that has a version already (versions may not overlap), and in "
-            "an open year a day that is not after today (no retroactive repricing); a closed year is 409 "
-            "`program_year_closed`; a staff member who is not a superuser 403 `permission_denied`; an unknown "
-            "program or year 404 `not_found`. `rates` names a new rule set (or an existing one with exactly these "
-            "rules)."
+            "theirs. Answers 202 with an approval request (action `rule_set_version_add`): the version is added "
+            "only when another superuser approves it at `POST /approval-requests/{id}/approve/`, and is checked "
+            "again then. Refused at once with 400 `validation_error`, nothing written: a day outside the year, a "
+            "day that has a version already (versions may not overlap), and in an open year a day that is not "
+            "after today (no retroactive repricing); a closed year is 409 `program_year_closed`; a request for "
+            "the year already waiting 409 `invalid_state`; a staff member who is not a superuser 403 "
+            "`permission_denied`; an unknown program or year 404 `not_found`. `rates` names a new rule set (or an "
+            "existing one with exactly these rules)."
         ),
         tags=TAGS,
         examples=[
@@ -577,20 +581,27 @@ class RuleSetVersionCreate(APIView):
                         "ceiling_bp": REVISION_2025_06["ceiling_bp"],
                         "rules": REVISION_2025_06["rules"],
                     },
+                    "reason": "Hangzhou's revised measures of 13 June 2025.",
                 },
                 request_only=True,
             )
         ],
     )
+    @idempotent(required=False)
     def post(self, request: Request, year: int, program: str = DEFAULT_PROGRAM) -> Response:
         user = caller(request)
         require_superuser(user)
         program_year_get(year, program)
         data = validated(RuleSetVersionRequest, request.data)
-        rule_set_version_add(
-            year=year, program=program, effective_from=data["effective_from"], rates=_plain(data["rates"]), actor=user
+        approval = rule_set_version_request(
+            year=year,
+            program=program,
+            effective_from=data["effective_from"],
+            rates=_plain(data["rates"]),
+            reason=data["reason"],
+            requester=user,
         )
-        return Response(ProgramYearSerializer(program_year_get(year, program)).data, status=status.HTTP_201_CREATED)
+        return Response(ApprovalRequestSerializer(approval).data, status=status.HTTP_202_ACCEPTED)
 
 
 class ProgramSerializer(serializers.ModelSerializer):

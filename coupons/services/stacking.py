@@ -33,6 +33,8 @@ from django.db.models import Prefetch
 
 from accounts.models import User
 from accounts.roles import require_superuser
+from approvals.models import ApprovalRequest
+from approvals.services import approval_request_create, reason_clean
 from config.errors import AlreadyExists, ValidationFailed
 from coupons.errors import DuplicateContract, StackingCeiling
 from coupons.models import (
@@ -246,3 +248,64 @@ def stacking_rule_create(
             raise AlreadyExists("A stacking rule with this name was just written.", field="name") from None
         StackingRuleProgram.objects.bulk_create(StackingRuleProgram(rule=rule, program_id=slug) for slug in slugs)
         return rule
+
+
+ACTION_STACKING_RULE = "stacking_rule_create"
+# One stacking rule waits for its decision at a time: two pending rules could each look right alone.
+STACKING_RULE_TARGET = "stacking-rules"
+
+
+class _DryRun(Exception):
+    """Rolls back a check that wrote what it checks (see the request functions)."""
+
+
+def stacking_rule_request(
+    *,
+    requester: User,
+    name: str,
+    programs: Sequence[str],
+    share_bp: int,
+    amount_fen: int | None = None,
+    reason: str,
+) -> ApprovalRequest:
+    """A superuser asks for a stacking rule; another superuser decides (approvals, action
+    `stacking_rule_create`): a rule sets how much several funds pay on one contract, so no one
+    person writes it alone. Checked now exactly as on approval, by writing it in a transaction that
+    is rolled back (so a rule that could not be written is refused at once, nothing written), and
+    checked again when it is approved. A name that a rule has already is 409 `already_exists`."""
+    require_superuser(requester)
+    reason = reason_clean(reason)
+    if isinstance(name, str) and StackingRule.objects.filter(name=name.strip()).exists():
+        raise AlreadyExists("A stacking rule with this name exists: a rule is never changed.", field="name")
+    try:
+        with transaction.atomic():
+            stacking_rule_create(
+                actor=requester, name=name, programs=programs, share_bp=share_bp, amount_fen=amount_fen
+            )
+            raise _DryRun
+    except _DryRun:
+        pass
+    return approval_request_create(
+        action=ACTION_STACKING_RULE,
+        target=STACKING_RULE_TARGET,
+        payload={
+            "name": name.strip(),
+            "programs": sorted(set(programs)),
+            "share_bp": share_bp,
+            "amount_fen": amount_fen,
+        },
+        reason=reason,
+        requester=requester,
+    )
+
+
+def stacking_rule_request_execute(*, request: ApprovalRequest, decider: User) -> None:
+    """An approved request: the rule written by the decider (the approvals app calls this)."""
+    payload = request.payload
+    stacking_rule_create(
+        actor=decider,
+        name=payload["name"],
+        programs=payload["programs"],
+        share_bp=payload["share_bp"],
+        amount_fen=payload["amount_fen"],
+    )

@@ -597,6 +597,60 @@ def rule_set_version_add(
         return program_year
 
 
+ACTION_RULE_SET_VERSION = "rule_set_version_add"
+
+
+class _DryRun(Exception):
+    """Rolls back a check that wrote what it checks (`rule_set_version_request`)."""
+
+
+def rule_set_version_request(
+    *,
+    year: int,
+    effective_from: dt.date,
+    rates: dict[str, Any],
+    reason: str,
+    requester: User,
+    program: str = DEFAULT_PROGRAM,
+) -> ApprovalRequest:
+    """A superuser asks for a rule-set version; another superuser decides (approvals, action
+    `rule_set_version_add`): a version sets the rates the fund pays from its day on, so no one person
+    adds it alone. Checked now exactly as on approval, by adding it in a transaction that is rolled
+    back (a version that could not be added is refused at once, nothing written), and checked again
+    when it is approved: by then its day must still be after today in an open year. One request per
+    program year waits at a time."""
+    require_superuser(requester)
+    reason = reason_clean(reason)
+    program_year = program_year_get(year, program)
+    try:
+        with transaction.atomic():
+            rule_set_version_add(
+                year=year, effective_from=effective_from, rates=rates, actor=requester, program=program
+            )
+            raise _DryRun
+    except _DryRun:
+        pass
+    return approval_request_create(
+        action=ACTION_RULE_SET_VERSION,
+        target=f"rule-sets:{program_year.pk}",
+        payload={"program": program, "year": year, "effective_from": effective_from.isoformat(), "rates": rates},
+        reason=reason,
+        requester=requester,
+    )
+
+
+def rule_set_version_request_execute(*, request: ApprovalRequest, decider: User) -> None:
+    """An approved request: the version added by the decider (the approvals app calls this)."""
+    payload = request.payload
+    rule_set_version_add(
+        year=payload["year"],
+        effective_from=dt.date.fromisoformat(payload["effective_from"]),
+        rates=payload["rates"],
+        actor=decider,
+        program=payload["program"],
+    )
+
+
 def program_year_hangzhou_2025_create(*, actor: User, program: str = DEFAULT_PROGRAM, **policy: Any) -> ProgramYear:
     """A program's 2025 year (the default program's unless named) as Hangzhou ran it: the 2024
     measures from 1 January and the June 2025 revision from 13 June

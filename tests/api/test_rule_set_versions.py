@@ -1,18 +1,21 @@
 """POST /api/v1/programs/{slug}/years/{year}/rule-sets/ and its default-program twin
-/api/v1/program-years/{year}/rule-sets/: a superuser adds a rule-set version from a day; the year's
-read lists its versions in date order. Refusals are 400 with nothing written, 403 for staff who are
-not superusers, 404 for an unknown program or year."""
+/api/v1/program-years/{year}/rule-sets/: a superuser asks for a rule-set version from a day (202, an
+approval request), another superuser approves it, and the year's read lists its versions in date
+order. Refusals are 400 with nothing written, 403 for staff who are not superusers, 404 for an
+unknown program or year; the asker may not approve their own request (403 four_eyes)."""
 
 import datetime as dt
 
 import pytest
 import yaml
 
+from approvals.models import ApprovalRequest
 from coupons.models import Program, ProgramYear, RateRuleSet, RuleSetVersion
 from coupons.policy import MEASURES_2024, REVISION_2025_06
 from coupons.services.years import program_year_create
-from tests.api.conftest import assert_problem
+from tests.api.conftest import approved, assert_problem
 from tests.coupons.conftest import CAP_FEN, POOL_FEN
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -24,11 +27,23 @@ def rates(policy: dict) -> dict:
 
 
 def version(day: str, policy: dict = REVISION_2025_06) -> dict:
-    return {"effective_from": day, "rates": rates(policy)}
+    return {"effective_from": day, "rates": rates(policy), "reason": "The revised measures."}
 
 
-def written() -> tuple[int, int]:
-    return RuleSetVersion.objects.count(), RateRuleSet.objects.count()
+def written() -> tuple[int, int, int]:
+    return RuleSetVersion.objects.count(), RateRuleSet.objects.count(), ApprovalRequest.objects.count()
+
+
+@pytest.fixture
+def second_admin():
+    """Another superuser: the one who decides what the first asks for."""
+    return UserFactory(is_superuser=True, is_staff=True)
+
+
+def add(as_user, asker, decider, path: str, body: dict) -> dict:
+    """Ask as `asker`, approve as `decider`: the year as it reads afterwards."""
+    approved(as_user(asker).post(path, body, format="json"), as_user(decider))
+    return as_user(decider).get(path.removesuffix("rule-sets/")).json()
 
 
 @pytest.fixture
@@ -53,13 +68,28 @@ def district(cast) -> Program:
 @pytest.mark.parametrize(
     "path", [f"/api/v1/program-years/{DRAFT}/rule-sets/", f"/api/v1/programs/hangzhou-compute/years/{DRAFT}/rule-sets/"]
 )
-def test_a_superuser_adds_a_version_and_the_year_lists_them_in_date_order(cast, draft, as_user, path):
+def test_a_superuser_asks_another_approves_and_the_year_lists_them_in_date_order(
+    cast, draft, as_user, second_admin, path
+):
     client = as_user(cast.admin)
-    # when
-    added = client.post(path, version(f"{DRAFT}-06-13"), format="json")
-    # then 201 with the year and its versions
-    assert added.status_code == 201, added.content
-    body = added.json()
+    # when asked
+    asked = client.post(path, version(f"{DRAFT}-06-13"), format="json")
+    # then 202, an approval request, and nothing added yet
+    assert asked.status_code == 202, asked.content
+    request = asked.json()
+    assert (request["action"], request["status"], request["target"]) == (
+        "rule_set_version_add",
+        "pending",
+        f"rule-sets:{draft.pk}",
+    )
+    assert request["payload"]["effective_from"] == f"{DRAFT}-06-13"
+    assert len(client.get(f"/api/v1/program-years/{DRAFT}/").json()["rule_sets"]) == 1
+    # the asker may not approve it
+    own = client.post(f"/api/v1/approval-requests/{request['id']}/approve/", {}, format="json")
+    assert_problem(own, 403, "four_eyes")
+    # when another superuser approves it
+    approved(asked, as_user(second_admin))
+    body = client.get(f"/api/v1/program-years/{DRAFT}/").json()
     assert (body["program"], body["year"]) == ("hangzhou-compute", DRAFT)
     assert [(item["effective_from"], item["name"]) for item in body["rule_sets"]] == [
         (f"{DRAFT}-01-01", "measures-2024"),
@@ -67,17 +97,56 @@ def test_a_superuser_adds_a_version_and_the_year_lists_them_in_date_order(cast, 
     ]
     assert body["rule_sets"][1] == {"effective_from": f"{DRAFT}-06-13", **rates(REVISION_2025_06)}
     assert body["rates"] == rates(MEASURES_2024)  # The first version, for clients from before versions.
-    assert client.get(f"/api/v1/program-years/{DRAFT}/").json() == body
 
 
-def test_a_version_of_another_program_leaves_the_default_programs_year_alone(cast, draft, district, as_user):
-    client = as_user(cast.admin)
-    added = client.post(
-        f"/api/v1/programs/xihu-compute/years/{DRAFT}/rule-sets/", version(f"{DRAFT}-03-01"), format="json"
+def test_a_reviewer_or_approver_may_not_decide_it(cast, draft, as_user):
+    asked = as_user(cast.admin).post(
+        f"/api/v1/program-years/{DRAFT}/rule-sets/", version(f"{DRAFT}-06-13"), format="json"
     )
-    assert added.status_code == 201, added.content
-    assert len(added.json()["rule_sets"]) == 2
-    assert len(client.get(f"/api/v1/program-years/{DRAFT}/").json()["rule_sets"]) == 1
+    for decider in (cast.approver, cast.reviewer):
+        response = as_user(decider).post(f"/api/v1/approval-requests/{asked.json()['id']}/approve/", {}, format="json")
+        assert_problem(response, 403, "permission_denied")
+    assert RuleSetVersion.objects.filter(program_year=draft).count() == 1
+
+
+def test_a_version_that_became_retroactive_while_waiting_is_refused_on_approval(
+    cast, year, draft, as_user, second_admin
+):
+    # given a request whose day has gone by when it is decided: asked on the draft year, then (as
+    # if the year had opened and months had passed) its terms name a past day of the open year
+    asked = as_user(cast.admin).post(
+        f"/api/v1/program-years/{DRAFT}/rule-sets/", version(f"{DRAFT}-06-02"), format="json"
+    )
+    assert asked.status_code == 202, asked.content
+    payload = {**asked.json()["payload"], "year": year.year, "effective_from": f"{year.year}-06-02"}
+    ApprovalRequest.objects.filter(pk=asked.json()["id"]).update(payload=payload)
+    # when approved: checked again, and refused, nothing added; the request stays pending
+    response = as_user(second_admin).post(f"/api/v1/approval-requests/{asked.json()['id']}/approve/", {}, format="json")
+    problem = assert_problem(response, 400, "validation_error")
+    assert "retroactive" in problem["errors"]["effective_from"][0]
+    assert RuleSetVersion.objects.filter(program_year=year).count() == 1
+    assert ApprovalRequest.objects.get(pk=asked.json()["id"]).status == "pending"
+
+
+def test_one_request_per_year_waits_at_a_time(cast, draft, as_user):
+    client = as_user(cast.admin)
+    assert (
+        client.post(f"/api/v1/program-years/{DRAFT}/rule-sets/", version(f"{DRAFT}-06-13"), format="json").status_code
+        == 202
+    )
+    before = written()
+    second = client.post(f"/api/v1/program-years/{DRAFT}/rule-sets/", version(f"{DRAFT}-09-01"), format="json")
+    assert_problem(second, 409, "invalid_state")
+    assert written() == before
+
+
+def test_a_version_of_another_program_leaves_the_default_programs_year_alone(
+    cast, draft, district, as_user, second_admin
+):
+    path = f"/api/v1/programs/xihu-compute/years/{DRAFT}/rule-sets/"
+    added = add(as_user, cast.admin, second_admin, path, version(f"{DRAFT}-03-01"))
+    assert len(added["rule_sets"]) == 2
+    assert len(as_user(cast.admin).get(f"/api/v1/program-years/{DRAFT}/").json()["rule_sets"]) == 1
 
 
 @pytest.mark.parametrize(
@@ -90,6 +159,7 @@ def test_a_version_of_another_program_leaves_the_default_programs_year_alone(cas
         ({"rates": rates(REVISION_2025_06)}, "effective_from"),
         ({"effective_from": f"{DRAFT}-06-13"}, "rates"),
         (version(f"{DRAFT}-06-13") | {"extra": 1}, "extra"),
+        ({"effective_from": f"{DRAFT}-06-13", "rates": rates(REVISION_2025_06)}, "reason"),
         (
             {"effective_from": f"{DRAFT}-06-13", "rates": {**rates(REVISION_2025_06), "ceiling_bp": 10_001}},
             "rates.ceiling_bp",
@@ -103,6 +173,7 @@ def test_a_version_of_another_program_leaves_the_default_programs_year_alone(cas
         "no-day",
         "no-rates",
         "unknown-field",
+        "no-reason",
         "bad-rates",
     ],
 )
@@ -114,12 +185,9 @@ def test_a_refused_version_is_400_and_writes_nothing(cast, draft, as_user, body,
     assert written() == before
 
 
-def test_two_versions_on_one_day_are_400(cast, draft, as_user):
+def test_two_versions_on_one_day_are_400(cast, draft, as_user, second_admin):
     client = as_user(cast.admin)
-    assert (
-        client.post(f"/api/v1/program-years/{DRAFT}/rule-sets/", version(f"{DRAFT}-06-13"), format="json").status_code
-        == 201
-    )
+    add(as_user, cast.admin, second_admin, f"/api/v1/program-years/{DRAFT}/rule-sets/", version(f"{DRAFT}-06-13"))
     before = written()
     again = version(f"{DRAFT}-06-13", {**MEASURES_2024, "name": "measures-again"})
     assert_problem(
@@ -210,7 +278,7 @@ def test_the_schema_documents_the_rule_set_paths(client):
     schema = yaml.safe_load(client.get("/api/schema/").content)
     for path in ("/api/v1/program-years/{year}/rule-sets/", "/api/v1/programs/{program}/years/{year}/rule-sets/"):
         operation = schema["paths"][path]["post"]
-        assert "201" in operation["responses"]
+        assert "202" in operation["responses"]
         for code in ("validation_error", "permission_denied", "not_found", "program_year_closed"):
             assert code in operation["description"], code
     year_fields = schema["components"]["schemas"]["ProgramYear"]["properties"]

@@ -4,11 +4,12 @@ lowered to its combined ceiling, refused with 409 `stacking_ceiling` when nothin
 
 import pytest
 
-from coupons.models import DEFAULT_PROGRAM, Application
+from coupons.models import DEFAULT_PROGRAM, Application, StackingRule
 from coupons.services.stacking import stacking_rule_create
-from tests.api.conftest import assert_problem
+from tests.api.conftest import approved, assert_problem
 from tests.api.test_applications import submit_body
 from tests.coupons.test_stacking import DISTRICT, district_program
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -57,49 +58,64 @@ def test_programs_that_do_not_stack_are_409_duplicate_contract(cast, district, a
     assert Application.objects.count() == 1
 
 
-def test_a_superuser_writes_a_stacking_rule_and_staff_read_it(cast, district, as_user):
-    body = {"name": "city+district", "programs": [DISTRICT, DEFAULT_PROGRAM], "share_bp": 6000}
+def test_a_superuser_asks_for_a_stacking_rule_another_approves_and_staff_read_it(cast, district, as_user, db_snapshot):
+    body = {"name": "city+district", "programs": [DISTRICT, DEFAULT_PROGRAM], "share_bp": 6000, "reason": "Notice 3."}
     admin = as_user(cast.admin)
+    second_admin = UserFactory(is_superuser=True, is_staff=True)
 
-    created = admin.post("/api/v1/stacking-rules/", body, format="json")
-    again = admin.post("/api/v1/stacking-rules/", body, format="json")
-
-    assert created.status_code == 201, created.content
-    assert created.json() | {"id": 0, "created_at": ""} == {
-        "id": 0,
+    # when asked: 202, an approval request; no rule yet, and the asker may not approve it
+    asked = admin.post("/api/v1/stacking-rules/", body, format="json")
+    assert asked.status_code == 202, asked.content
+    assert (asked.json()["action"], asked.json()["status"]) == ("stacking_rule_create", "pending")
+    assert asked.json()["payload"] == {
         "name": "city+district",
         "programs": sorted([DEFAULT_PROGRAM, DISTRICT]),
         "share_bp": 6000,
         "amount_fen": None,
-        "created_at": "",
     }
-    assert again.json()["id"] == created.json()["id"]
+    assert not StackingRule.objects.exists()
+    assert_problem(admin.post(f"/api/v1/approval-requests/{asked.json()['id']}/approve/"), 403, "four_eyes")
     assert_problem(
-        admin.post("/api/v1/stacking-rules/", {**body, "share_bp": 5000}, format="json"), 409, "already_exists"
+        as_user(cast.approver).post(f"/api/v1/approval-requests/{asked.json()['id']}/approve/"),
+        403,
+        "permission_denied",
     )
+    # while it waits, another stacking rule request is 409
+    before = db_snapshot()
+    assert_problem(
+        admin.post("/api/v1/stacking-rules/", {**body, "name": "other"}, format="json"), 409, "invalid_state"
+    )
+    assert db_snapshot() == before
+
+    # when another superuser approves it: written, and staff read it
+    approved(asked, as_user(second_admin))
     listed = as_user(cast.reviewer).get("/api/v1/stacking-rules/")
-    assert [rule["name"] for rule in listed.json()] == ["city+district"]
+    assert [(rule["name"], rule["programs"], rule["share_bp"]) for rule in listed.json()] == [
+        ("city+district", sorted([DEFAULT_PROGRAM, DISTRICT]), 6000)
+    ]
+    # a name a rule has is 409, whatever its terms
+    assert_problem(admin.post("/api/v1/stacking-rules/", body, format="json"), 409, "already_exists")
 
 
-def test_only_a_superuser_writes_and_a_rule_names_two_programs_that_exist(cast, district, as_user):
-    body = {"name": "r", "programs": [DISTRICT, DEFAULT_PROGRAM], "share_bp": 6000}
+def test_only_a_superuser_asks_and_a_rule_names_two_programs_that_exist(cast, district, as_user, db_snapshot):
+    body = {"name": "r", "programs": [DISTRICT, DEFAULT_PROGRAM], "share_bp": 6000, "reason": "Notice 3."}
+    before = db_snapshot()
 
     assert_problem(
         as_user(cast.approver).post("/api/v1/stacking-rules/", body, format="json"), 403, "permission_denied"
     )
     assert_problem(as_user(cast.member).get("/api/v1/stacking-rules/"), 403, "permission_denied")
     admin = as_user(cast.admin)
-    assert_problem(
-        admin.post("/api/v1/stacking-rules/", {**body, "programs": [DISTRICT]}, format="json"), 400, "validation_error"
-    )
-    assert_problem(
-        admin.post("/api/v1/stacking-rules/", {**body, "programs": [DISTRICT, "nowhere"]}, format="json"),
-        400,
-        "validation_error",
-    )
-    assert_problem(
-        admin.post("/api/v1/stacking-rules/", {**body, "share_bp": "60%"}, format="json"), 400, "validation_error"
-    )
+    for wrong in (
+        {"programs": [DISTRICT]},
+        {"programs": [DISTRICT, "nowhere"]},
+        {"share_bp": "60%"},
+        {"reason": ""},
+    ):
+        assert_problem(admin.post("/api/v1/stacking-rules/", {**body, **wrong}, format="json"), 400, "validation_error")
+    no_reason = {key: value for key, value in body.items() if key != "reason"}
+    assert_problem(admin.post("/api/v1/stacking-rules/", no_reason, format="json"), 400, "validation_error")
+    assert db_snapshot() == before and not StackingRule.objects.exists()
 
 
 def test_staff_read_the_contracts_other_programs_and_the_room_left_and_applicants_do_not(cast, district, as_user):
