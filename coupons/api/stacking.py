@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from accounts.caller import caller
 from accounts.roles import require_superuser
 from api.serializers import FenField, StrictCharField, StrictIntegerField, StrictSerializer, validated
+from config.replica import ListFromReplica
 from coupons.api.years import STAFF_ONLY
 from coupons.models import BASIS_POINTS_WHOLE, PROGRAM_SLUG_LENGTH_MAX, STACKING_RULE_NAME_LENGTH_MAX, StackingRule
 from coupons.services.stacking import STACKING_RULE_PROGRAMS_MAX, stacking_rule_create
@@ -50,7 +51,7 @@ class StackingRuleRequest(StrictSerializer):
     )
 
 
-class StackingRuleListCreate(generics.ListAPIView):
+class StackingRuleListCreate(ListFromReplica, generics.ListAPIView):
     permission_classes = STAFF_ONLY
     serializer_class = StackingRuleSerializer
     pagination_class = None
