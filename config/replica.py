@@ -58,11 +58,13 @@ _skip_reason = ""
 
 # How far the replica is behind, in seconds: 0 when it replayed everything it received (or is not a
 # standby at all, as the test suite's mirror of the test database is). Paused or busy replay with
-# WAL waiting counts the time since the last transaction it replayed was committed on the primary.
+# WAL waiting counts the time since the last transaction it replayed was committed on the primary,
+# or, when it has replayed none since it started, since it started (unknown counts as behind).
 LAG_SQL: Final = """
 SELECT CASE WHEN NOT pg_is_in_recovery() THEN 0
             WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0
-            ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0)
+            ELSE greatest(extract(epoch FROM now() - coalesce(pg_last_xact_replay_timestamp(),
+                                                             pg_postmaster_start_time())), 0)
        END
 """
 
@@ -72,11 +74,6 @@ def replica_configured() -> bool:
     settings name one (a mirror of the test database) without the router: the suite reads the primary
     only, except the tests that install the router (tests/project/test_replica_routing.py)."""
     return REPLICA in settings.DATABASES and ROUTER in settings.DATABASE_ROUTERS
-
-
-def replica_allowed() -> bool:
-    """True inside a marked view that chose the replica for this request."""
-    return _replica_allowed.get()
 
 
 class ReplicaRouter:

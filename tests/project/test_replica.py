@@ -35,6 +35,7 @@ import pytest
 from django.conf import settings
 
 from accounts.credentials import api_key_create, token_issue
+from config.replica import replica_lag_s
 from coupons.models import Grant
 from tests.coupons.conftest import Cast, grant_for, make_cast, open_year
 from tests.evidence import document, invoice_number
@@ -249,6 +250,11 @@ def _redeemed_fen(service: Service, auth: str) -> int:
     return int(body["redeemed_fen"])
 
 
+def _lag_s(server: Server) -> float:
+    with psycopg.connect(server.url(), autocommit=True) as conn, conn.cursor() as cursor:
+        return replica_lag_s(cursor)
+
+
 def _wait_for(condition: Any, what: str, timeout_s: float = 15) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -290,6 +296,8 @@ def test_reads_go_to_the_replica_a_writer_reads_its_write_and_a_dead_replica_fal
     count = "SELECT count(*) FROM coupons_redemption WHERE id = %s AND status = 'captured'"
     assert primary.query(count, (redemption,)) == [(1,)]
     assert standby.query(count, (redemption,)) == [(0,)]
+    # and: the standby knows it is behind (what DATABASE_REPLICA_MAX_LAG_S compares)
+    assert _lag_s(standby) > 0
 
     # and: the writer's own list, read at once, shows its write: pinned to the primary (2)
     assert _redemption_ids(service, world.clerk_auth) == {redemption}
@@ -300,6 +308,7 @@ def test_reads_go_to_the_replica_a_writer_reads_its_write_and_a_dead_replica_fal
     # when: the standby replays again, it catches up, and so do the replica's readers
     standby.query("SELECT pg_wal_replay_resume()")
     _wait_for(lambda: standby.query(count, (redemption,)) == [(1,)], "the standby to replay the bill")
+    _wait_for(lambda: _lag_s(standby) == 0, "the standby to have replayed all it received")
     assert _redemption_ids(service, world.finance_auth) == {redemption}
     assert _redeemed_fen(service, world.finance_auth) == coupon_fen
 
