@@ -18,12 +18,14 @@ from django.core.cache import cache
 from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.test.utils import CaptureQueriesContext
+from django.urls import URLResolver, get_resolver
+from rest_framework.mixins import ListModelMixin
 from rest_framework.test import APIClient
 
 from accounts.credentials import token_issue
 from accounts.models import User
 from config import replica as replica_module
-from config.replica import REPLICA, ROUTER, ReplicaRouter, caller_pinned, replica_reads_allowed
+from config.replica import REPLICA, ROUTER, ListFromReplica, ReplicaRouter, caller_pinned, replica_reads_allowed
 from coupons.models import Grant
 from tests.coupons.conftest import Cast, grant_for, make_cast, open_year
 
@@ -296,3 +298,22 @@ def test_a_replica_behind_the_bound_is_skipped(
     response, count = replica_queries(replica, finance, "get", "/api/v1/grants/")
     assert response.status_code == 200 and count == 0
     assert "behind" in replica_module._skip_reason
+
+
+# --- Which views are marked -------------------------------------------------------------------------
+
+
+def _views(patterns: list[Any]) -> Iterator[Any]:
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            yield from _views(pattern.url_patterns)
+        else:
+            yield pattern.callback
+
+
+def test_every_api_list_view_reads_its_list_off_the_replica() -> None:
+    """A new list endpoint is marked like the others (unmarked would be safe, only slower)."""
+    classes = {getattr(view, "cls", None) for view in _views(get_resolver().url_patterns)}
+    lists = {cls for cls in classes if isinstance(cls, type) and issubclass(cls, ListModelMixin)}
+    assert len(lists) >= 15
+    assert sorted(cls.__name__ for cls in lists if not issubclass(cls, ListFromReplica)) == []
