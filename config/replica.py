@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final, TypeVar, cast
 
 from django.conf import settings
+from django.core import checks
 from django.core.cache import cache
 from django.db import DEFAULT_DB_ALIAS, Error, InterfaceError, OperationalError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -103,6 +104,27 @@ class ReplicaRouter:
 
 
 # --- Read-your-writes ---------------------------------------------------------------------------
+
+PER_PROCESS_CACHES: Final = frozenset(
+    {"django.core.cache.backends.locmem.LocMemCache", "django.core.cache.backends.dummy.DummyCache"}
+)
+
+
+@checks.register(checks.Tags.caches, checks.Tags.database)
+def pin_cache_check(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Pins live in the cache: one that each process keeps to itself (no REDIS_URL) pins a writer in
+    the process that served the write only, and the writer's next read, served by another worker,
+    may come off the replica before it has the write. Registered by `api.apps.ApiConfig.ready`."""
+    if replica_configured() and settings.CACHES["default"]["BACKEND"] in PER_PROCESS_CACHES:
+        return [
+            checks.Warning(
+                "DATABASE_REPLICA_URL is set but the cache is per process: a writer's pin to the primary "
+                "holds only in the process that served the write.",
+                hint="Set REDIS_URL, or run a single process (docs/scale-out.md, 'Reading your own writes').",
+                id="replica.W001",
+            )
+        ]
+    return []
 
 
 def _pin_key(request: HttpRequest | Request) -> str | None:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache
+from django.core.checks import run_checks
 from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.test.utils import CaptureQueriesContext
@@ -317,3 +318,14 @@ def test_every_api_list_view_reads_its_list_off_the_replica() -> None:
     lists = {cls for cls in classes if isinstance(cls, type) and issubclass(cls, ListModelMixin)}
     assert len(lists) >= 15
     assert sorted(cls.__name__ for cls in lists if not issubclass(cls, ListFromReplica)) == []
+
+
+def test_a_replica_with_a_per_process_cache_is_warned_about(settings: Any) -> None:
+    settings.DATABASE_ROUTERS = [ROUTER]
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    assert [message.id for message in run_checks(tags=["caches"])] == ["replica.W001"]
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://x"}}
+    assert run_checks(tags=["caches"]) == []
+    settings.DATABASE_ROUTERS = []  # No replica routing: nothing to pin.
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    assert run_checks(tags=["caches"]) == []
