@@ -63,6 +63,7 @@ from api.serializers import (
 from approvals.api import ApprovalRequestSerializer
 from config.errors import PermissionDenied, ValidationFailed
 from config.limits import REASON_LENGTH_MAX
+from config.replica import ListFromReplica
 
 # --- Shapes -------------------------------------------------------------------------------------
 
@@ -488,7 +489,7 @@ class RegisterView(APIView):
         return Response(RegisterAnswer({"user": user, "enterprise": enterprise}).data, status=status.HTTP_201_CREATED)
 
 
-class EnterpriseList(ScopedQuerysetMixin, generics.ListAPIView):
+class EnterpriseList(ListFromReplica, ScopedQuerysetMixin, generics.ListAPIView):
     serializer_class = EnterpriseSerializer
     scoped_model = Enterprise
     scope = staticmethod(enterprises_visible_to)
@@ -560,7 +561,7 @@ def model_filings_visible_to(user: User) -> QuerySet[ModelFiling]:
     return staff_only(ModelFiling.objects.all(), user)
 
 
-class ModelFilingListCreate(ScopedQuerysetMixin, generics.ListAPIView):
+class ModelFilingListCreate(ListFromReplica, ScopedQuerysetMixin, generics.ListAPIView):
     serializer_class = ModelFilingSerializer
     scoped_model = ModelFiling
     scope = staticmethod(model_filings_visible_to)
@@ -605,7 +606,7 @@ class ModelFilingVerify(APIView):
 # --- Providers and their API keys ---------------------------------------------------------------
 
 
-class ProviderListCreate(ScopedQuerysetMixin, generics.ListAPIView):
+class ProviderListCreate(ListFromReplica, ScopedQuerysetMixin, generics.ListAPIView):
     serializer_class = ProviderSerializer
     scoped_model = Provider
     scope = staticmethod(providers_shown_to)
@@ -725,7 +726,7 @@ def _own_provider(request: Request, pk: int) -> Provider:
     raise NotFound()
 
 
-class ApiKeyListCreate(generics.ListAPIView):
+class ApiKeyListCreate(ListFromReplica, generics.ListAPIView):
     serializer_class = ApiKeySerializer
     filterset_fields: list[str] = []
     ordering = ["id"]

@@ -7,3 +7,4 @@ class ApiConfig(AppConfig):
 
     def ready(self) -> None:
         from api import schema  # noqa: F401  (registers the authentication schemes)
+        from config import replica  # noqa: F401  (registers the read replica's system check)

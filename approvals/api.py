@@ -20,6 +20,7 @@ from approvals.selectors import approval_requests_visible_to
 from approvals.services import approval_request_approve, approval_request_reject
 from config.errors import NotFound
 from config.limits import REASON_LENGTH_MAX
+from config.replica import ListFromReplica
 
 TAGS = ["approval-requests"]
 
@@ -86,7 +87,7 @@ DESCRIPTION = (
         tags=TAGS,
     )
 )
-class ApprovalRequestList(ScopedQuerysetMixin, generics.ListAPIView):
+class ApprovalRequestList(ListFromReplica, ScopedQuerysetMixin, generics.ListAPIView):
     serializer_class = ApprovalRequestSerializer
     scoped_model = ApprovalRequest
     scope = staticmethod(approval_requests_visible_to)

@@ -18,6 +18,7 @@ from accounts.caller import caller
 from api.scoping import ScopedQuerysetMixin
 from api.serializers import StrictSerializer
 from config.errors import NotFound, ValidationFailed
+from config.replica import ListFromReplica
 from evidence import sniff, storage
 from evidence.errors import DocumentTooLarge, NotMultipart
 from evidence.models import Document, Kind
@@ -101,7 +102,7 @@ def _uploaded_bytes(request: Request) -> tuple[str, bytes, str]:
         tags=TAGS,
     )
 )
-class DocumentList(ScopedQuerysetMixin, generics.ListAPIView):
+class DocumentList(ListFromReplica, ScopedQuerysetMixin, generics.ListAPIView):
     serializer_class = DocumentSerializer
     scoped_model = Document
     scope = staticmethod(documents_visible_to)

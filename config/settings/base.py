@@ -59,6 +59,8 @@ MIDDLEWARE = [
     "accounts.middleware.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Pins a writer to the primary for a few seconds (read-your-writes); idle without a replica.
+    "config.replica.ReplicaPinMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -133,6 +135,28 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASE_PREPARE_THRESHOLD = 5  # psycopg's default: a statement run this often is prepared too.
 if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = DATABASE_PREPARE_THRESHOLD
+
+# Reads off the primary (docs/scale-out.md, config/replica.py): with DATABASE_REPLICA_URL set, the
+# `replica` alias names a streaming replica of the primary, and the router sends to it only the reads
+# of the views marked for it (dashboard, stats, exports, public notice, lists). It keeps the primary's
+# connection settings; a replica that does not answer within DATABASE_REPLICA_CONNECT_TIMEOUT_S is
+# skipped (reads go to the primary) for DATABASE_REPLICA_RETRY_S. In tests it mirrors the test
+# database. A writer reads the primary for DATABASE_REPLICA_PIN_S after each write; with
+# DATABASE_REPLICA_MAX_LAG_S above 0, a replica further behind is skipped too.
+DATABASE_REPLICA_PIN_S = env.float("DATABASE_REPLICA_PIN_S", default=5.0)
+DATABASE_REPLICA_RETRY_S = env.float("DATABASE_REPLICA_RETRY_S", default=30.0)
+DATABASE_REPLICA_MAX_LAG_S = env.float("DATABASE_REPLICA_MAX_LAG_S", default=0.0)
+DATABASE_REPLICA_CONNECT_TIMEOUT_S = env.int("DATABASE_REPLICA_CONNECT_TIMEOUT_S", default=2)
+DATABASE_ROUTERS: list[str] = []
+if env.str("DATABASE_REPLICA_URL", default=""):
+    _replica = env.db_url("DATABASE_REPLICA_URL")
+    for _key in ("ATOMIC_REQUESTS", "CONN_MAX_AGE", "CONN_HEALTH_CHECKS"):
+        _replica[_key] = DATABASES["default"][_key]
+    _replica["OPTIONS"] = {**DATABASES["default"].get("OPTIONS", {}), **_replica.get("OPTIONS", {})}
+    _replica["OPTIONS"].setdefault("connect_timeout", DATABASE_REPLICA_CONNECT_TIMEOUT_S)
+    _replica["TEST"] = {"MIRROR": "default"}
+    DATABASES["replica"] = _replica
+    DATABASE_ROUTERS = ["config.replica.ReplicaRouter"]
 
 # --- Time and language ------------------------------------------------------------------------
 

@@ -32,3 +32,11 @@ DOCUMENTS_ROOT = Path(tempfile.mkdtemp(prefix="coupons-documents-"))
 atexit.register(shutil.rmtree, DOCUMENTS_ROOT, ignore_errors=True)
 if "location" in STORAGES["documents"].get("OPTIONS", {}):  # noqa: F405
     STORAGES["documents"]["OPTIONS"]["location"] = str(DOCUMENTS_ROOT)  # noqa: F405
+
+# The read replica (config/replica.py): the `replica` alias is a second connection to the test
+# database (a test mirror: Django gives it the test database's name), whatever DATABASE_REPLICA_URL
+# says, and no router is installed, so the suite reads the primary only. The routing tests install
+# the router themselves (tests/project/test_replica_routing.py); tests/project/test_replica.py runs a
+# real standby of its own.
+DATABASES["replica"] = {**DATABASES["default"], "TEST": {"MIRROR": "default"}}  # noqa: F405
+DATABASE_ROUTERS = []

@@ -27,6 +27,7 @@ from api.serializers import (
     validated,
 )
 from config.limits import REASON_LENGTH_MAX
+from config.replica import ListFromReplica
 from coupons.evidence import cited_documents
 from coupons.models import (
     CONTRACT_TERM_MONTHS_CEILING,
@@ -261,7 +262,7 @@ def _answer(request: Request, application: Application) -> Response:
     return Response(ApplicationSerializer(application, context={"request": request}).data)
 
 
-class ApplicationListCreate(ScopedQuerysetMixin, generics.ListAPIView):
+class ApplicationListCreate(ListFromReplica, ScopedQuerysetMixin, generics.ListAPIView):
     serializer_class = ApplicationSerializer
     scoped_model = Application
     scope = staticmethod(applications_visible_to)

@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from accounts.caller import caller
 from accounts.models import Role, User
 from api.serializers import EmptyRequest, validated
+from config.replica import ListFromReplica
 from coupons.models import AuditRun
 from coupons.services.audit import audit_run_start
 
@@ -41,7 +42,7 @@ class AuditRunSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class AuditRunList(generics.ListCreateAPIView):
+class AuditRunList(ListFromReplica, generics.ListCreateAPIView):
     permission_classes = [IsAuthenticated, IsAuditor]
     serializer_class = AuditRunSerializer
     queryset = AuditRun.objects.order_by("-id")

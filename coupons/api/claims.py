@@ -24,6 +24,7 @@ from api.scoping import ScopedQuerysetMixin
 from api.serializers import ID_MAX, FenField, StrictCharField, StrictIntegerField, StrictSerializer, validated
 from config.errors import NotFound, PermissionDenied
 from config.limits import REASON_LENGTH_MAX
+from config.replica import ListFromReplica
 from coupons.invoices import INPUT_LENGTH_MAX
 from coupons.models import CONTRACT_FEE_FEN_MAX, Claim
 from coupons.selectors.scopes import claims_visible_to, grants_visible_to
@@ -119,7 +120,7 @@ def _claim(user: User, pk: int) -> Claim:
         tags=["claims"],
     )
 )
-class ClaimListCreate(ScopedQuerysetMixin, generics.ListAPIView):
+class ClaimListCreate(ListFromReplica, ScopedQuerysetMixin, generics.ListAPIView):
     serializer_class = ClaimSerializer
     scoped_model = Claim
     scope = staticmethod(claims_visible_to)

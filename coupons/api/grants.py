@@ -19,6 +19,7 @@ from api.serializers import StrictCharField, StrictSerializer, validated
 from approvals.api import ApprovalRequestSerializer
 from config.errors import NotFound
 from config.limits import REASON_LENGTH_MAX
+from config.replica import ListFromReplica
 from coupons.models import Grant
 from coupons.selectors.scopes import grants_with_figures
 from coupons.services.grants import grant_revoke_request
@@ -87,7 +88,7 @@ class GrantFilter(django_filters.FilterSet):
         tags=["grants"],
     )
 )
-class GrantList(ScopedQuerysetMixin, generics.ListAPIView):
+class GrantList(ListFromReplica, ScopedQuerysetMixin, generics.ListAPIView):
     serializer_class = GrantSerializer
     scoped_model = Grant
     scope = staticmethod(grants_with_figures)

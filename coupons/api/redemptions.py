@@ -58,6 +58,7 @@ from api.serializers import (
 from approvals.api import ApprovalRequestSerializer
 from config.errors import NotFound, PermissionDenied
 from config.limits import REASON_LENGTH_MAX
+from config.replica import ListFromReplica
 from coupons.invoices import INPUT_LENGTH_MAX as INVOICE_INPUT_LENGTH_MAX
 from coupons.models import BILL_NUMBER_LENGTH_MAX, CONTRACT_FEE_FEN_MAX, Grant, Redemption
 from coupons.selectors.scopes import grants_visible_to, redemptions_visible_to
@@ -312,7 +313,7 @@ def _answer(user: User, pk: int) -> Response:
         tags=["redemptions"],
     )
 )
-class RedemptionListCreate(ScopedQuerysetMixin, generics.ListAPIView):
+class RedemptionListCreate(ListFromReplica, ScopedQuerysetMixin, generics.ListAPIView):
     serializer_class = RedemptionSerializer
     scoped_model = Redemption
     scope = staticmethod(redemptions_visible_to)

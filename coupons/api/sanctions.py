@@ -16,6 +16,7 @@ from api.scoping import ScopedQuerysetMixin, staff_only
 from api.serializers import StrictCharField, StrictSerializer, validated
 from approvals.api import ApprovalRequestSerializer
 from config.limits import REASON_LENGTH_MAX
+from config.replica import ListFromReplica
 from coupons.services.sanctions import sanction_request
 
 
@@ -39,7 +40,7 @@ def sanctions_visible_to(user: User) -> QuerySet[Sanction]:
     return staff_only(Sanction.objects.all(), user)
 
 
-class SanctionListCreate(ScopedQuerysetMixin, generics.ListAPIView):
+class SanctionListCreate(ListFromReplica, ScopedQuerysetMixin, generics.ListAPIView):
     serializer_class = SanctionSerializer
     scoped_model = Sanction
     scope = staticmethod(sanctions_visible_to)

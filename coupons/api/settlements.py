@@ -26,6 +26,7 @@ from api.serializers import ID_MAX, StrictCharField, StrictIntegerField, StrictS
 from approvals.api import ApprovalRequestSerializer
 from config.errors import NotFound
 from config.limits import REASON_LENGTH_MAX
+from config.replica import ListFromReplica, reads_from_replica
 from coupons.models import DEFAULT_PROGRAM, Settlement
 from coupons.selectors import settlement_lines_csv
 from coupons.selectors.scopes import settlements_visible_to
@@ -137,7 +138,7 @@ def _settlement(user: User, pk: int) -> Settlement:
         tags=["settlements"],
     )
 )
-class SettlementListCreate(ScopedQuerysetMixin, generics.ListAPIView):
+class SettlementListCreate(ListFromReplica, ScopedQuerysetMixin, generics.ListAPIView):
     serializer_class = SettlementSerializer
     scoped_model = Settlement
     scope = staticmethod(settlements_visible_to)
@@ -246,6 +247,7 @@ class SettlementLines(APIView):
         ),
         tags=["settlements"],
     )
+    @reads_from_replica
     def get(self, request: Request, pk: int) -> HttpResponse:
         settlement = _settlement(caller(request), pk)
         response = HttpResponse(settlement_lines_csv(settlement), content_type=f"{CSV_CONTENT_TYPE}; charset=utf-8")

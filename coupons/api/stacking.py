@@ -16,6 +16,7 @@ from api.idempotency import idempotency_key_parameter, idempotent
 from api.serializers import FenField, StrictCharField, StrictIntegerField, StrictSerializer, validated
 from approvals.api import ApprovalRequestSerializer
 from config.limits import REASON_LENGTH_MAX
+from config.replica import ListFromReplica
 from coupons.api.years import STAFF_ONLY
 from coupons.models import BASIS_POINTS_WHOLE, PROGRAM_SLUG_LENGTH_MAX, STACKING_RULE_NAME_LENGTH_MAX, StackingRule
 from coupons.services.stacking import STACKING_RULE_PROGRAMS_MAX, stacking_rule_request
@@ -55,7 +56,7 @@ class StackingRuleRequest(StrictSerializer):
     reason = StrictCharField(max_length=REASON_LENGTH_MAX, help_text="Why: the decision or notice it carries out.")
 
 
-class StackingRuleListCreate(generics.ListAPIView):
+class StackingRuleListCreate(ListFromReplica, generics.ListAPIView):
     permission_classes = STAFF_ONLY
     serializer_class = StackingRuleSerializer
     pagination_class = None

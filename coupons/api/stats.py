@@ -23,6 +23,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.caller import caller
+from config.replica import ListFromReplica, reads_from_replica
 from coupons.api.years import STAFF_ONLY, PoolFiguresSerializer
 from coupons.models import DEFAULT_PROGRAM, PROGRAM_SLUG_LENGTH_MAX, ComputeSource, Grant, Program, ProgramYear
 from coupons.selectors import approved_on, pool_stats, programs_overview, public_awards, public_awards_csv_lines
@@ -139,6 +140,7 @@ class PoolStatsView(APIView):
         ),
         tags=["stats"],
     )
+    @reads_from_replica
     def get(self, request: Request) -> Response:
         user = caller(request)
         program = _program_asked(request) or program_default_for(user)
@@ -189,6 +191,7 @@ class ProgramsOverviewView(APIView):
         ),
         tags=["stats"],
     )
+    @reads_from_replica
     def get(self, request: Request) -> Response:
         year = _year_asked(request) or program_year_of(timezone.now())
         limit = caller(request).program_limit  # Staff limited to programs see theirs (docs/programs.md).
@@ -239,7 +242,7 @@ PUBLIC_PROGRAM_PARAMETER = OpenApiParameter(
         tags=["public"],
     )
 )
-class PublicAwardList(generics.ListAPIView):
+class PublicAwardList(ListFromReplica, generics.ListAPIView):
     permission_classes = [AllowAny]
     authentication_classes: list[type] = []  # A stale token header is no reason to refuse a public page.
     serializer_class = PublicAwardSerializer
@@ -295,6 +298,7 @@ class PublicAwardCsv(APIView):
         ),
         tags=["public"],
     )
+    @reads_from_replica
     def get(self, request: Request) -> StreamingHttpResponse:
         year, program = _year_asked(request), _program_asked(request)
         response = StreamingHttpResponse(

@@ -34,6 +34,7 @@ from api.serializers import (
 from approvals.api import ApprovalRequestSerializer
 from config.errors import ValidationFailed
 from config.limits import REASON_LENGTH_MAX
+from config.replica import ListFromReplica
 from coupons.models import (
     ACKNOWLEDGEMENT_WINDOW_DAYS_MAX,
     BASIS_POINTS_WHOLE,
@@ -371,7 +372,7 @@ def _plain(value: Any) -> Any:  # Any: validated JSON of any shape (nested dicts
         tags=TAGS,
     )
 )
-class ProgramYearListCreate(generics.ListAPIView):
+class ProgramYearListCreate(ListFromReplica, generics.ListAPIView):
     permission_classes = STAFF_ONLY
     serializer_class = ProgramYearSerializer
     filterset_fields = ["status"]
@@ -673,7 +674,7 @@ class ProgramRequest(StrictSerializer):
         tags=TAGS,
     )
 )
-class ProgramList(generics.ListAPIView):
+class ProgramList(ListFromReplica, generics.ListAPIView):
     permission_classes = [IsAuthenticated]
     serializer_class = ProgramSerializer
     filterset_fields = ["level", "status"]

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Final, TypedDict
 
-from django.db import connection
+from django.db import connections, router
 from django.db.models import BigIntegerField, Count, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -506,8 +506,9 @@ def pool_available_by_day(*, year: int, program: str = DEFAULT_PROGRAM) -> list[
 
 def enterprises_near_cap(*, program_year: ProgramYear, threshold_bp: int) -> list[EnterpriseCapUse]:
     """Enterprises that used (issued less revoked) at least `threshold_bp` of their cap for the year,
-    the closest to their cap first. One query, however many grants the year has."""
-    with connection.cursor() as cursor:
+    the closest to their cap first. One query, however many grants the year has. Raw SQL, so it asks
+    the router which database reads go to (the replica under the dashboard: config/replica.py)."""
+    with connections[router.db_for_read(Grant)].cursor() as cursor:
         cursor.execute(
             """
             WITH caps AS (

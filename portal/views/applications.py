@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 from accounts.caller import caller
 from accounts.models import Role, User
 from config.money import yuan_input_text, yuan_text
+from config.replica import reads_from_replica
 from coupons.evidence import Cited, cited_documents
 from coupons.models import Application
 from coupons.selectors.scopes import applications_visible_to
@@ -82,6 +83,7 @@ def _detail_context(user: User, application: Application, **forms: Any) -> dict[
 
 
 @access.signed_in
+@reads_from_replica
 def application_list(request: HttpRequest) -> HttpResponse:
     user = caller(request)
     queryset = applications_visible_to(user).select_related("enterprise", "provider").order_by("-created_at", "-id")

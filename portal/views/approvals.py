@@ -16,6 +16,7 @@ from approvals.models import ApprovalRequest
 from approvals.registry import approval_action
 from approvals.selectors import approval_requests_visible_to
 from approvals.services import approval_request_approve, approval_request_reject
+from config.replica import reads_from_replica
 from portal import access
 from portal.forms import OptionalReasonForm, ReasonForm
 from portal.views.common import attempt_with, page_of
@@ -32,6 +33,7 @@ def _may_decide(user: User, request: ApprovalRequest) -> bool:
 
 
 @access.staff
+@reads_from_replica
 def approval_request_list(request: HttpRequest) -> HttpResponse:
     user = caller(request)
     status = request.GET.get("status", "pending")

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.caller import caller
 from accounts.models import Role, User
+from config.replica import reads_from_replica
 from coupons.models import Claim, Grant, ProgramYear
 from coupons.selectors.scopes import claims_visible_to
 from coupons.services.claims import claim_approve, claim_reject, claim_submit
@@ -69,6 +70,7 @@ def claim_create(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @access.signed_in
+@reads_from_replica
 def claim_list(request: HttpRequest) -> HttpResponse:
     user = caller(request)
     queryset = claims_visible_to(user).select_related(

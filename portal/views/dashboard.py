@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.caller import caller
 from accounts.models import User
+from config.replica import reads_from_replica
 from coupons.models import Program, ProgramYear
 from coupons.selectors import (
     enterprises_near_cap,
@@ -84,6 +85,7 @@ OVERVIEW_FIGURES = [
 
 
 @access.staff
+@reads_from_replica
 def dashboard(request: HttpRequest) -> HttpResponse:
     """One program's year in full (`?program=`, the default program unless named; `?year=`), and every
     program's figures for that calendar year side by side, with their totals."""
@@ -153,6 +155,7 @@ def _program_filter(request: HttpRequest) -> Program | None:
     return Program.objects.filter(slug=asked).first() if asked else None
 
 
+@reads_from_replica
 def public_notice(request: HttpRequest) -> HttpResponse:
     """The public notice (公示) of approved awards: open to anyone, no sign-in. Every program's awards,
     each row naming its program, or one program's (`?program=`)."""
@@ -177,6 +180,7 @@ def public_notice(request: HttpRequest) -> HttpResponse:
     )
 
 
+@reads_from_replica
 def public_notice_csv(request: HttpRequest) -> StreamingHttpResponse:
     asked = request.GET.get("year", "")
     year = int(asked) if asked.isascii() and asked.isdigit() and len(asked) == 4 else None

@@ -5,6 +5,7 @@ from django.shortcuts import render
 
 from accounts.caller import caller
 from accounts.models import Role
+from config.replica import reads_from_replica
 from portal import access
 from portal.exports import EXPORTS, export_csv_lines, export_xlsx
 from portal.forms import ExportForm
@@ -13,6 +14,7 @@ XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 @access.role(Role.FINANCE)
+@reads_from_replica
 def exports(request: HttpRequest) -> HttpResponse:
     form = ExportForm(request.GET or None)
     if request.GET and form.is_valid():

@@ -16,6 +16,7 @@ from accounts.credentials import api_key_create, api_key_get, api_key_revoke
 from accounts.models import ApiKey, Role
 from config.errors import ApplicationError, ValidationFailed
 from config.money import yuan_text
+from config.replica import reads_from_replica
 from coupons.grant_codes import grant_code_valid
 from coupons.models import Application, Redemption
 from coupons.selectors.scopes import applications_visible_to, redemptions_visible_to
@@ -60,6 +61,7 @@ def provider_home(request: HttpRequest) -> HttpResponse:
 
 
 @access.signed_in
+@reads_from_replica
 def redemption_list(request: HttpRequest) -> HttpResponse:
     user = caller(request)
     queryset = (
@@ -132,6 +134,7 @@ def redemption_action(request: HttpRequest, pk: int, action: str) -> HttpRespons
 
 
 @access.role(Role.REVIEWER, Role.APPROVER)
+@reads_from_replica
 def disputes(request: HttpRequest) -> HttpResponse:
     """Bills their enterprise disputed, with the invoice behind each, for a reviewer to uphold or dismiss."""
     user = caller(request)

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 from accounts.caller import caller
 from accounts.models import Enterprise, Provider, Role, User
 from config.errors import ApplicationError
+from config.replica import reads_from_replica
 from coupons.models import Claim, Redemption, Settlement
 from coupons.selectors import settlement_lines_csv
 from coupons.selectors.scopes import claims_visible_to, redemptions_visible_to, settlements_visible_to
@@ -63,6 +64,7 @@ def _unsettled_claims_by_enterprise(user: User) -> list[dict[str, object]]:
 
 
 @access.signed_in
+@reads_from_replica
 def settlement_list(request: HttpRequest) -> HttpResponse:
     user = caller(request)
     if not _visible(user):
@@ -130,6 +132,7 @@ def settlement_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @access.signed_in
+@reads_from_replica
 def settlement_lines(request: HttpRequest, pk: int) -> HttpResponse:
     user = caller(request)
     settlement = get_object_or_404(settlements_visible_to(user), pk=pk)

@@ -29,6 +29,7 @@ from accounts.services import (
     related_party_add,
 )
 from config.errors import ApplicationError
+from config.replica import reads_from_replica
 from coupons.models import Application, AuditRun, CapOverride, Grant
 from coupons.selectors.scopes import alerts_visible_to, applications_visible_to, program_default_for
 from coupons.services.audit import audit_run_start
@@ -47,6 +48,7 @@ PROVIDER_CHANGES_SHOWN = 200
 
 
 @access.role(Role.REVIEWER, Role.APPROVER)
+@reads_from_replica
 def review_queue(request: HttpRequest) -> HttpResponse:
     user = caller(request)
     queryset = applications_visible_to(user).select_related("enterprise", "provider", "reviewed_by")
@@ -61,6 +63,7 @@ def review_queue(request: HttpRequest) -> HttpResponse:
 
 
 @access.staff
+@reads_from_replica
 def enterprise_list(request: HttpRequest) -> HttpResponse:
     queryset = Enterprise.objects.order_by("status", "name")
     status = request.GET.get("status", "")
@@ -193,6 +196,7 @@ def provider_status(request: HttpRequest, pk: int, status: str) -> HttpResponse:
 
 
 @access.staff
+@reads_from_replica
 def grant_list(request: HttpRequest) -> HttpResponse:
     user = caller(request)
     queryset = grants_for(user).order_by("-issued_at", "-id")
@@ -271,6 +275,7 @@ def cap_overrides(request: HttpRequest) -> HttpResponse:
 
 
 @access.role_in_every_program(Role.AUDITOR)
+@reads_from_replica
 def audits(request: HttpRequest) -> HttpResponse:
     runs = AuditRun.objects.select_related("started_by").order_by("-started_at", "-id")
     latest = runs.first()
@@ -293,6 +298,7 @@ def audit_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @access.staff
+@reads_from_replica
 def alerts(request: HttpRequest) -> HttpResponse:
     queryset = alerts_visible_to(caller(request)).order_by("-created_at", "-id")
     return render(request, "portal/alerts.html", {"page": page_of(request, queryset)})
