@@ -284,10 +284,17 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- Cache (throttle counters) ------------------------------------------------------------------
 # Redis when REDIS_URL is set, so counters hold across processes and machines; otherwise memory.
+# A Redis that does not answer costs a request at most these timeouts, then the throttles let it
+# through (api/throttles.py): without them a Redis that hangs would hang every request.
+CACHE_TIMEOUT_S = 0.5
 
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": CACHE_TIMEOUT_S, "socket_timeout": CACHE_TIMEOUT_S},
+        }
         if REDIS_URL
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )

@@ -14,6 +14,7 @@ import pwd
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -200,3 +201,41 @@ def private_redis(root: Path) -> Iterator[PrivateRedis]:
         yield server
     finally:
         server.stop()
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_worker(*, redis_url: str, database_url: str, log: Path, queue: str = "celery") -> subprocess.Popen[bytes]:
+    """A Celery worker (one process, the solo pool) on `queue` of this Redis, on this database."""
+    from django.conf import settings
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "DJANGO_", "REDIS_"))}
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings.base",
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        PYTHONPATH=str(ROOT),
+        DOCUMENTS_ROOT=str(settings.DOCUMENTS_ROOT),  # The audit's storage check reads this test's files.
+    )
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [
+                *(sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--queues", queue),
+                *("--without-mingle", "--without-gossip", "--loglevel=INFO", f"--hostname={queue}-{os.getpid()}@%h"),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

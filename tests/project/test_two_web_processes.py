@@ -9,7 +9,7 @@ database's locks (the grant's ledger accounts, the key's advisory lock and uniqu
 The helpers here (`World`, `redeem_body`, `call`) serve the fault tests in tests/faults/ too.
 """
 
-import http.client
+import http.client as http_client
 import json
 import threading
 from collections import Counter
@@ -79,28 +79,34 @@ def redeem_body(world: World, grant: Grant, bill: str, *, bill_fen: int = BILL_F
     }
 
 
-def call(
-    port: int, *, api_key: str, idempotency_key: str, body: dict[str, Any], timeout: float = REQUEST_TIMEOUT_S
+def http(
+    port: int,
+    method: str,
+    path: str,
+    *,
+    headers: dict[str, str] | None = None,
+    body: Any = None,
+    timeout: float = REQUEST_TIMEOUT_S,
 ) -> Answer:
-    """POST /api/v1/redemptions/ on 127.0.0.1:`port`; raises OSError when no answer comes back."""
-    client = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    """One request to 127.0.0.1:`port`; raises OSError when no answer comes back."""
+    client = http_client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        client.request(
-            "POST",
-            "/api/v1/redemptions/",
-            body=json.dumps(body).encode(),
-            headers={
-                "Authorization": f"Api-Key {api_key}",
-                "Content-Type": "application/json",
-                "Idempotency-Key": idempotency_key,
-            },
-        )
+        payload = json.dumps(body).encode() if body is not None else None
+        client.request(method, path, body=payload, headers={"Content-Type": "application/json", **(headers or {})})
         response = client.getresponse()
         data = response.read()
         parsed = json.loads(data) if data.startswith((b"{", b"[")) else data.decode(errors="replace")
         return Answer(response.status, parsed, response.getheader("Idempotent-Replayed") == "true")
     finally:
         client.close()
+
+
+def call(
+    port: int, *, api_key: str, idempotency_key: str, body: dict[str, Any], timeout: float = REQUEST_TIMEOUT_S
+) -> Answer:
+    """POST /api/v1/redemptions/ with the provider's API key and an Idempotency-Key."""
+    headers = {"Authorization": f"Api-Key {api_key}", "Idempotency-Key": idempotency_key}
+    return http(port, "POST", "/api/v1/redemptions/", headers=headers, body=body, timeout=timeout)
 
 
 def race(calls: list[Callable[[], Any]]) -> list[Any]:
