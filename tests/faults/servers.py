@@ -239,3 +239,21 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def wait_for_a_session_waiting_on_a_lock(timeout_s: float = 30) -> None:
+    """Until another session of this database (a gunicorn worker's, a Celery worker's) waits on a lock,
+    which the test holds: the request or the job is then inside its transaction, stopped there."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")  # Inside a transaction it would be read once.
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
+            )
+            row = cursor.fetchone()
+        if row and row[0]:
+            return
+        assert time.monotonic() < deadline, "nothing came to wait on the lock the test holds"
+        time.sleep(0.05)

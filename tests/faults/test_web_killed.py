@@ -13,17 +13,16 @@ the request has recorded its key and locked its grant, and waits there, inside i
 
 import signal
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 
 from coupons.models import Redemption
 from ledger.models import Account
-from tests.faults.servers import stop
+from tests.faults.servers import stop, wait_for_a_session_waiting_on_a_lock
 from tests.project.test_connections import Service, start_service
 from tests.project.test_two_web_processes import (
     Answer,
@@ -54,23 +53,6 @@ def in_background(work: Any) -> tuple[threading.Thread, list[Any]]:
     return thread, result
 
 
-def wait_for_a_request_waiting_on_a_lock() -> None:
-    """Until a session of this database (a gunicorn worker's) waits on a row lock."""
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_stat_clear_snapshot()")  # Inside a transaction it would be read once.
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
-            )
-            (waiting,) = cursor.fetchone()
-        if waiting:
-            return
-        assert time.monotonic() < deadline, "the request never reached the grant's ledger account"
-        time.sleep(0.05)
-
-
 def test_a_web_process_killed_mid_redemption_debits_once(tmp_path: Path) -> None:
     world = make_world(grants=1)
     grant = world.grants[0]
@@ -85,7 +67,7 @@ def test_a_web_process_killed_mid_redemption_debits_once(tmp_path: Path) -> None
             thread, cut = in_background(
                 lambda: call(service.port, api_key=world.api_key, idempotency_key="kill-1", body=killed_worker)
             )
-            wait_for_a_request_waiting_on_a_lock()
+            wait_for_a_session_waiting_on_a_lock()
             (worker,) = psutil.Process(service.process.pid).children()
             worker.send_signal(signal.SIGKILL)
             thread.join(WAIT_S)
@@ -104,7 +86,7 @@ def test_a_web_process_killed_mid_redemption_debits_once(tmp_path: Path) -> None
                     service.port, api_key=world.api_key, idempotency_key="kill-2", body=killed_master, timeout=2
                 )
             )
-            wait_for_a_request_waiting_on_a_lock()
+            wait_for_a_session_waiting_on_a_lock()
             (orphan,) = psutil.Process(service.process.pid).children()
             service.process.send_signal(signal.SIGKILL)
             service.process.wait(timeout=WAIT_S)
