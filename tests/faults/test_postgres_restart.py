@@ -35,14 +35,13 @@ CLIENTS = 4
 RESTART_AFTER = 12  # Keys answered before the restart: it lands in the middle of the traffic.
 RETRY_PAUSE_S = 0.2
 GIVE_UP_S = 60
-SETTLED_AFTER_S = 2.0  # After the server is back, a 5xx later than this counts as not recovered.
 
 
 @dataclass
 class Key:
     key: str
     body: dict[str, Any]
-    attempts: list[tuple[float, Answer | str]] = field(default_factory=list)  # (when, answer or error)
+    attempts: list[tuple[float, Answer | str]] = field(default_factory=list)  # (when sent, answer or error)
 
     @property
     def final(self) -> Answer:
@@ -69,13 +68,14 @@ def test_a_postgres_restart_during_concurrent_redemptions_loses_and_doubles_noth
             for item in mine:
                 deadline = time.monotonic() + GIVE_UP_S
                 while time.monotonic() < deadline:
+                    sent = time.monotonic()
                     try:
                         answer: Answer | str = call(
                             service.port, api_key=world.api_key, idempotency_key=item.key, body=item.body, timeout=20
                         )
                     except OSError as error:  # Reset, refused, cut: no answer, so send it again.
                         answer = f"{type(error).__name__}: {error}"
-                    item.attempts.append((time.monotonic(), answer))
+                    item.attempts.append((sent, answer))
                     if isinstance(answer, Answer) and answer.status < 500:
                         break
                     time.sleep(RETRY_PAUSE_S)
@@ -106,12 +106,10 @@ def test_a_postgres_restart_during_concurrent_redemptions_loses_and_doubles_noth
                 for when, what in item.attempts
                 if not isinstance(what, Answer) or what.status >= 500
             ]
-            late = [
-                (round(when - restart["end"], 2), what)
-                for when, what in failures
-                if when > restart["end"] + SETTLED_AFTER_S
-            ]
-            assert late == [], f"errors after the server was back: {late}"
+            # A request sent once the server is back is answered: each worker's kept connection, cut by the
+            # restart, is checked before use and replaced (CONN_HEALTH_CHECKS), never a 500.
+            late = [(round(when - restart["end"], 2), what) for when, what in failures if when > restart["end"]]
+            assert late == [], f"errors on requests sent after the server was back: {late}"
             # and each key's answer is what a replay to the service gives now: one answer per key
             for item in keys:
                 again = call(service.port, api_key=world.api_key, idempotency_key=item.key, body=item.body)
