@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -257,3 +258,16 @@ def wait_for_a_session_waiting_on_a_lock(timeout_s: float = 30) -> None:
             return
         assert time.monotonic() < deadline, "nothing came to wait on the lock the test holds"
         time.sleep(0.05)
+
+
+def send_task(name: str, *, redis_url: str) -> None:
+    """Send a task through this Redis, on a connection of its own: the Celery app's shared producer
+    pool stays bound to the first broker it met, which an earlier test may have stopped. (The test
+    settings run tasks eagerly; send_task always sends, and says so in a warning, silenced here.)"""
+    from celery.exceptions import AlwaysEagerIgnored
+
+    from config.celery import app
+
+    with warnings.catch_warnings(), app.connection_for_write(redis_url) as broker:
+        warnings.simplefilter("ignore", AlwaysEagerIgnored)
+        app.send_task(name, connection=broker)

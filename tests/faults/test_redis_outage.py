@@ -21,10 +21,9 @@ import pytest
 
 from accounts.credentials import api_key_create, token_issue
 from accounts.models import Role
-from config.celery import app
 from coupons.models import AuditRun, OutboxMessage
 from tests.factories import UserFactory
-from tests.faults.servers import private_redis, start_worker, stop
+from tests.faults.servers import private_redis, send_task, start_worker, stop
 from tests.project.test_connections import database_url, start_service
 from tests.project.test_two_web_processes import (
     Answer,
@@ -65,8 +64,6 @@ def test_a_redis_outage_keeps_money_writes_throttles_open_and_tasks_queued(tmp_p
             log=tmp_path / "gunicorn.log",
         )
         worker = start_worker(redis_url=redis_server.url, database_url=database_url(), log=tmp_path / "worker.log")
-        previous = (app.conf.broker_url, app.conf.task_always_eager)
-        app.conf.broker_url, app.conf.task_always_eager = redis_server.url, False
         try:
             as_auditor = {"Authorization": f"Bearer {token}"}
 
@@ -109,7 +106,7 @@ def test_a_redis_outage_keeps_money_writes_throttles_open_and_tasks_queued(tmp_p
             last = call(service.port, api_key=world.api_key, idempotency_key="redis-4", body=bodies["redis-4"])
             assert last.status == 201, last
             # and the dispatcher's next run sends the kept task, which the worker (still up) runs
-            app.send_task("coupons.tasks.dispatch_outbox")
+            send_task("coupons.tasks.dispatch_outbox", redis_url=redis_server.url)
             deadline = time.monotonic() + WAIT_S
             while AuditRun.objects.get(pk=run_id).status == "running":
                 assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()[-3000:]
@@ -119,7 +116,6 @@ def test_a_redis_outage_keeps_money_writes_throttles_open_and_tasks_queued(tmp_p
             assert OutboxMessage.objects.get(pk=message.pk).dispatched_at is not None
             assert worker.poll() is None, "the worker died with the broker"
         finally:
-            app.conf.broker_url, app.conf.task_always_eager = previous
             stop(service.process)  # type: ignore[arg-type]
             stop(worker)
 

@@ -34,14 +34,13 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from config.celery import app
 from coupons.models import AuditRun, Grant, Redemption
 from coupons.services.redemptions import redemption_create
 from ledger.chain import ledger_seal
 from ledger.models import Account, ChainHead, Transfer, TransferSeal
 from tests.coupons.conftest import IN_YEAR
 from tests.evidence import invoice
-from tests.faults.servers import private_redis, start_worker, wait_for_a_session_waiting_on_a_lock
+from tests.faults.servers import private_redis, send_task, start_worker, wait_for_a_session_waiting_on_a_lock
 from tests.project.test_connections import database_url
 from tests.project.test_two_web_processes import assert_audit_passes, make_world
 
@@ -91,8 +90,6 @@ def test_a_worker_killed_in_each_periodic_job_leaves_each_effect_once(tmp_path: 
     kills = []
 
     with private_redis(tmp_path) as redis_server:
-        previous = (app.conf.broker_url, app.conf.task_always_eager)
-        app.conf.broker_url, app.conf.task_always_eager = redis_server.url, False
         worker = start_worker(redis_url=redis_server.url, database_url=database_url(), log=log)
 
         def killed_in(
@@ -103,7 +100,7 @@ def test_a_worker_killed_in_each_periodic_job_leaves_each_effect_once(tmp_path: 
             started = time.monotonic()
             with transaction.atomic():
                 hold()
-                app.send_task(task)
+                send_task(task, redis_url=redis_server.url)
                 wait_for_a_session_waiting_on_a_lock(WAIT_S)
                 worker.send_signal(signal.SIGKILL)
                 worker.wait(timeout=WAIT_S)
@@ -111,7 +108,7 @@ def test_a_worker_killed_in_each_periodic_job_leaves_each_effect_once(tmp_path: 
             if midway is not None:
                 midway()
             replacement = start_worker(redis_url=redis_server.url, database_url=database_url(), log=log)
-            app.send_task(task)  # Beat's next tick.
+            send_task(task, redis_url=redis_server.url)  # Beat's next tick.
             return replacement
 
         def lock_account(grant: Grant) -> Callable[[], None]:
@@ -192,11 +189,10 @@ def test_a_worker_killed_in_each_periodic_job_leaves_each_effect_once(tmp_path: 
             stale = AuditRun.objects.get(status="running")
             # The next night, the run left behind (over 30 minutes old) is finished, once.
             AuditRun.objects.filter(pk=stale.pk).update(started_at=timezone.now() - timedelta(minutes=31))
-            app.send_task("coupons.tasks.nightly_audit")
+            send_task("coupons.tasks.nightly_audit", redis_url=redis_server.url)
             wait_until(lambda: AuditRun.objects.filter(status="passed").count() == 3, "the next nightly_audit", log)
             assert not AuditRun.objects.filter(status="running").exists()
         finally:
-            app.conf.broker_url, app.conf.task_always_eager = previous
             worker.terminate()
             worker.wait(timeout=WAIT_S)
 
