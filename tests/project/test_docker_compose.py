@@ -662,6 +662,8 @@ def test_web_replicas_serve_gunicorn_behind_the_proxy_on_one_published_port() ->
     # The client address and scheme reach Django; a POST is never sent again to another replica.
     assert "X-Forwarded-For $proxy_add_x_forwarded_for" in conf and "X-Forwarded-Proto $scheme" in conf
     assert "non_idempotent" not in conf, "nginx would replay a money write on another replica"
+    # Behind that one proxy, the client's address is the one it appended (config/addresses.py).
+    assert service_environment(web).get("DJANGO_TRUSTED_PROXIES") == "1", "web does not trust its one proxy"
     assert conf.count("{") == conf.count("}"), "unbalanced braces in nginx.conf"
 
 
