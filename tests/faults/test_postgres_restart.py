@@ -106,6 +106,9 @@ def test_a_postgres_restart_during_concurrent_redemptions_loses_and_doubles_noth
                 for when, what in item.attempts
                 if not isinstance(what, Answer) or what.status >= 500
             ]
+            # The restart met the traffic: requests were on their way while the server was away.
+            sent = [when for item in keys for when, _ in item.attempts]
+            assert any(restart["start"] <= when <= restart["end"] for when in sent) or failures, "no request met it"
             # A request sent once the server is back is answered: each worker's kept connection, cut by the
             # restart, is checked before use and replaced (CONN_HEALTH_CHECKS), never a 500.
             late = [(round(when - restart["end"], 2), what) for when, what in failures if when > restart["end"]]
