@@ -13,12 +13,14 @@ The jobs (settings CELERY_BEAT_SCHEDULE) and where each is stopped:
 - expire-grants: three grants past their expiry; the sweep sends one `expire_grant` each; the
   second grant's account held, so the first lapses and the second waits;
 - seal-ledger: the default chain's head held, with unsealed transfers waiting to be sealed;
+- check-alerts: the pool 97% used, so two alerts are due (80% and 95%); the second one's key held (an
+  uncommitted row with it), so the first is recorded and the second waits;
 - nightly-audit: the claims table held (ACCESS EXCLUSIVE), so the audit stops between its checks and
   its run is left `running`; the next nightly run finishes it once it is older than 30 minutes.
 - annual-reset: killed at random points over hundreds of grants in tests/coupons/test_reset_crash.py.
-- check-alerts and dispatch-outbox are not killed here: an alert is a row with a unique key recorded
-  with its outbox message in one transaction, and the dispatcher is at-least-once by design (a kill
-  after sending, before recording it, sends the message again), its tasks idempotent.
+- dispatch-outbox is not killed here: it is at-least-once by design (a kill after sending, before
+  recording it, sends the message again), its tasks idempotent; tests/faults/test_redis_outage.py
+  shows a message kept through a broker outage.
 
 The worker and its broker are the test's own (tests/faults/servers.py); the database is the test's.
 """
@@ -34,11 +36,11 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from coupons.models import AuditRun, Grant, Redemption
+from coupons.models import Alert, AuditRun, Grant, OutboxMessage, ProgramYear, Redemption
 from coupons.services.redemptions import redemption_create
 from ledger.chain import ledger_seal
 from ledger.models import Account, ChainHead, Transfer, TransferSeal
-from tests.coupons.conftest import IN_YEAR
+from tests.coupons.conftest import IN_YEAR, YEAR
 from tests.evidence import invoice
 from tests.faults.servers import private_redis, send_task, start_worker, wait_for_a_session_waiting_on_a_lock
 from tests.project.test_connections import database_url
@@ -58,7 +60,8 @@ def wait_until(done: Callable[[], bool], what: str, log: Path) -> None:
 
 
 def test_a_worker_killed_in_each_periodic_job_leaves_each_effect_once(tmp_path: Path) -> None:
-    world = make_world(grants=7, grant_fen=GRANT_FEN)
+    # 7 grants of 50,000 fen use 97% of a pool of 360,000: the 80% and 95% alerts are due.
+    world = make_world(grants=7, grant_fen=GRANT_FEN, pool_fen=360_000)
     cast = world.cast
     held, deemed, expiring, spare = world.grants[0:2], world.grants[2], world.grants[3:6], world.grants[6]
     holds = [
@@ -104,6 +107,7 @@ def test_a_worker_killed_in_each_periodic_job_leaves_each_effect_once(tmp_path: 
                 wait_for_a_session_waiting_on_a_lock(WAIT_S)
                 worker.send_signal(signal.SIGKILL)
                 worker.wait(timeout=WAIT_S)
+                transaction.set_rollback(True)  # What `hold` wrote to take its lock is undone.
             kills.append((task, round(time.monotonic() - started, 1)))
             if midway is not None:
                 midway()
@@ -175,6 +179,24 @@ def test_a_worker_killed_in_each_periodic_job_leaves_each_effect_once(tmp_path: 
             )
             assert TransferSeal.objects.count() == Transfer.objects.count(), "each transfer sealed once"
             assert ledger_seal() == 0
+
+            # check-alerts: killed with the 80% alert recorded and the 95% one waiting on its key
+            year = ProgramYear.objects.get(year=YEAR)
+            keys = [f"pool:{year.pk}:80", f"pool:{year.pk}:95"]
+
+            def hold_second_key() -> None:
+                Alert.objects.create(kind=Alert.Kind.POOL_95, key=keys[1], message="held by the test")
+
+            def first_alert_recorded_second_not() -> None:
+                assert list(Alert.objects.values_list("key", flat=True)) == keys[:1]
+
+            worker = killed_in("coupons.tasks.check_alerts", hold_second_key, first_alert_recorded_second_not)
+            wait_until(
+                lambda: Alert.objects.filter(key__in=keys, mailed_at__isnull=False).count() == 2, "check_alerts", log
+            )
+            for alert in Alert.objects.all():
+                assert OutboxMessage.objects.filter(task="coupons.tasks.deliver_alert", args=[alert.pk]).count() == 1
+            assert sorted(Alert.objects.values_list("key", flat=True)) == keys, "each alert recorded once"
 
             # nightly-audit: killed between its checks, its run left running
             def lock_claims() -> None:

@@ -58,10 +58,11 @@ class World:
     api_key: str
 
 
-def make_world(*, grants: int = GRANTS, grant_fen: int = GRANT_FEN) -> World:
-    """An open year whose pool and cap never bind, `grants` grants of `grant_fen`, and an API key."""
+def make_world(*, grants: int = GRANTS, grant_fen: int = GRANT_FEN, pool_fen: int = 100_000_000) -> World:
+    """An open year whose pool (unless named) and cap never bind, `grants` grants of `grant_fen`, and
+    an API key."""
     cast = make_cast()
-    open_year(cast.admin, pool_fen=100_000_000, cap_fen=100_000_000)
+    open_year(cast.admin, pool_fen=pool_fen, cap_fen=100_000_000)
     made = [grant_for(cast, fee_fen=10_000_000, amount_fen=grant_fen) for _ in range(grants)]
     _, key = api_key_create(provider=cast.provider, name="billing", actor=cast.clerk)
     return World(cast=cast, grants=made, api_key=key)
