@@ -49,25 +49,28 @@ class PrivatePostgres:
         self.socket_dir = self.root / "pgsocket"
         self.log = self.root / "postgres.log"
         self.port = free_port()
+        try:
+            self._create()
+        except BaseException:
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise
+
+    def _create(self) -> None:
+        """initdb, then start on the port chosen; raises when either fails (the caller removes the directory)."""
         subprocess.run(as_server_user(["mkdir", str(self.socket_dir)]), check=True)
-        subprocess.run(
-            as_server_user(
-                [
-                    str(PG_BIN / "initdb"),
-                    "-D",
-                    str(self.data),
-                    "-U",
-                    "postgres",
-                    "-A",
-                    "trust",
-                    "--no-sync",
-                    "-E",
-                    "UTF8",
-                ]
-            ),
-            check=True,
-            capture_output=True,
-        )
+        initdb = [
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        ]
+        subprocess.run(as_server_user(initdb), check=True, capture_output=True)
         # A throwaway cluster: no disk flushes. A restart (`-m fast`) still shuts down cleanly and loses no commit.
         options = f"-c fsync=off -c synchronous_commit=off -c full_page_writes=off -k {self.socket_dir}"
         self._pg_ctl("start", "-o", f"-p {self.port} -c listen_addresses=127.0.0.1 {options}")
