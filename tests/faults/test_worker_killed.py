@@ -31,9 +31,11 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from coupons.models import Alert, AuditRun, Grant, OutboxMessage, ProgramYear, Redemption
@@ -50,6 +52,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 WAIT_S = 60
 GRANT_FEN = 50_000
+
+
+def lock_row(rows: QuerySet[Any]) -> None:
+    """FOR UPDATE on the one row, until the caller's transaction ends."""
+    rows.select_for_update().get()
 
 
 def wait_until(done: Callable[[], bool], what: str, log: Path) -> None:
@@ -116,7 +123,7 @@ def test_a_worker_killed_in_each_periodic_job_leaves_each_effect_once(tmp_path: 
             return replacement
 
         def lock_account(grant: Grant) -> Callable[[], None]:
-            return lambda: Account.objects.select_for_update().get(pk=grant.account_id) and None
+            return lambda: lock_row(Account.objects.filter(pk=grant.account_id))
 
         try:
             # expire-holds: killed with the first hold expired and the second waiting
@@ -136,7 +143,7 @@ def test_a_worker_killed_in_each_periodic_job_leaves_each_effect_once(tmp_path: 
             # deem-acknowledgements: killed while its UPDATE waits on a held bill
             worker = killed_in(
                 "coupons.tasks.deem_acknowledgements",
-                lambda: Redemption.objects.select_for_update().get(pk=captured[1].pk) and None,
+                lambda: lock_row(Redemption.objects.filter(pk=captured[1].pk)),
             )
             wait_until(
                 lambda: not Redemption.objects.filter(acknowledgement="awaiting", status="captured").exists(),
@@ -169,9 +176,7 @@ def test_a_worker_killed_in_each_periodic_job_leaves_each_effect_once(tmp_path: 
             ChainHead.objects.get_or_create(chain="ledger")
             unsealed = Transfer.objects.exclude(pk__in=TransferSeal.objects.values("transfer_id")).count()
             assert unsealed > 0
-            worker = killed_in(
-                "ledger.tasks.seal_ledger", lambda: ChainHead.objects.select_for_update().get(chain="ledger") and None
-            )
+            worker = killed_in("ledger.tasks.seal_ledger", lambda: lock_row(ChainHead.objects.filter(chain="ledger")))
             wait_until(
                 lambda: not Transfer.objects.exclude(pk__in=TransferSeal.objects.values("transfer_id")).exists(),
                 "seal_ledger",
