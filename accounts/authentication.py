@@ -13,12 +13,13 @@ from rest_framework.request import Request
 
 from accounts.credentials import api_key_lookup, token_lookup
 from accounts.models import AccessToken, ApiKey, User
+from config import addresses
 
 security_log = logging.getLogger("coupons.security")
 
 
 def client_address(request: HttpRequest) -> str:
-    return str(request.META.get("REMOTE_ADDR", "-"))
+    return addresses.client_address(request) or "-"
 
 
 class _SchemeAuthentication(authentication.BaseAuthentication):

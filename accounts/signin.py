@@ -32,6 +32,7 @@ from rest_framework.throttling import SimpleRateThrottle
 from accounts.errors import SignInFailed, SignInThrottled
 from accounts.models import User
 from accounts.second_factor import second_factor_enrolled, second_factor_required, second_factor_verify
+from config.addresses import client_address
 
 security_log = logging.getLogger("coupons.security")
 
@@ -71,7 +72,8 @@ def lockout_username(request: HttpRequest | None, credentials: dict[str, object]
 
 
 def lockout_address(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+    """The client's address, behind the trusted proxies too (config/addresses.py)."""
+    return client_address(request)
 
 
 # --- The check -------------------------------------------------------------------------------------

@@ -16,6 +16,11 @@ from config.env import BASE_DIR, CONSOLE_MAIL_BACKEND, env, mail_settings
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-only-insecure-key-never-use-in-production")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS: list[str] = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+# How many proxies in front of the service append the address they saw to X-Forwarded-For (the
+# compose file's nginx: 1). The client's address (throttles, the sign-in lockout, the security log)
+# is then the one the outermost of them saw; with 0, REMOTE_ADDR, and X-Forwarded-For is ignored
+# (anyone can write it). config/addresses.py.
+TRUSTED_PROXIES = env.int("DJANGO_TRUSTED_PROXIES", default=0)
 
 INSTALLED_APPS = [
     # Django's admin with the project's site: sign-in through the lockout, and a second factor.
@@ -308,10 +313,17 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- Cache (throttle counters) ------------------------------------------------------------------
 # Redis when REDIS_URL is set, so counters hold across processes and machines; otherwise memory.
+# A Redis that does not answer costs a request at most these timeouts, then the throttles let it
+# through (api/throttles.py): without them a Redis that hangs would hang every request.
+CACHE_TIMEOUT_S = 0.5
 
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": CACHE_TIMEOUT_S, "socket_timeout": CACHE_TIMEOUT_S},
+        }
         if REDIS_URL
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )
@@ -345,6 +357,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "api.problems.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # The throttles' client address: the same rule as config/addresses.py.
+    "NUM_PROXIES": TRUSTED_PROXIES,
 }
 
 SPECTACULAR_SETTINGS = {

@@ -1,6 +1,8 @@
 """GET /api/v1/ping/: the no-op of the API's own stack (middleware, authentication, throttles,
 renderer, problem details), the baseline `make bench-http` measures every other endpoint against."""
 
+import socket
+
 import pytest
 import yaml
 from django.core.cache import cache
@@ -69,3 +71,27 @@ def test_ping_is_in_the_schema(client):
     operation = schema["paths"]["/api/v1/ping/"]["get"]
     assert operation["responses"]["200"] and "401" in operation["responses"]
     assert set(schema["paths"]["/api/v1/ping/"]) == {"get"}
+
+
+def test_throttles_let_requests_through_when_their_cache_does_not_answer(settings, caplog):
+    """Fail open (api/throttles.py, docs/faults.md): a Redis that is down must not refuse the API."""
+    client = api_key_client()
+    with socket.socket() as probe:  # A port nothing listens on: the connection is refused at once.
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{closed}/0",
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"anon": "1/minute", "user": "1/minute"},
+    }
+
+    answers = [client.get("/api/v1/ping/").status_code for _ in range(3)]
+
+    assert answers == [200, 200, 200]  # Past the rate of 1 a minute: nothing counted, nothing refused.
+    assert "throttle user let a request through" in caplog.text

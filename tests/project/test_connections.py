@@ -78,7 +78,9 @@ class Service:
             client.close()
 
 
-def start_service(*, extra_env: dict[str, str], log: Path) -> Service:
+def start_service(*, extra_env: dict[str, str], log: Path, workers: int = WORKERS, timeout: int = 30) -> Service:
+    """gunicorn on a free port with the production settings, on this test's database unless `extra_env`
+    names another (DATABASE_URL); `timeout` is gunicorn's worker timeout, in seconds."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "DJANGO_", "REDIS_"))}
     env.update(
@@ -89,12 +91,21 @@ def start_service(*, extra_env: dict[str, str], log: Path) -> Service:
         DJANGO_SECURE_SSL_REDIRECT="false",  # Plain HTTP on loopback, as docker-compose.yml serves it.
         DOCUMENTS_ROOT=str(settings.DOCUMENTS_ROOT),  # The invoices this test uploaded.
         THROTTLE_USER="100000/minute",
-        **extra_env,
     )
+    env.update(extra_env)
     gunicorn = Path(sys.executable).with_name("gunicorn")
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(gunicorn), "config.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", str(WORKERS)],
+            [
+                str(gunicorn),
+                "config.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(workers),
+                "--timeout",
+                str(timeout),
+            ],
             cwd=ROOT,
             env=env,
             stdout=out,

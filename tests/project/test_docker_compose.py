@@ -1,9 +1,10 @@
 """The container setup names only things that exist in the project.
 
-No Docker engine runs here: these tests read Dockerfile, .dockerignore and docker-compose.yml and
-check every command, module, file and environment variable they name against the project itself
-(management commands, the Celery app, the WSGI application, requirements.txt, the settings).
-None of them needs the database.
+No Docker engine runs here, and no image can be pulled: these tests read Dockerfile, .dockerignore,
+docker-compose.yml and deploy/nginx.conf and check every command, module, file and environment
+variable they name against the project itself (management commands, the Celery app, the WSGI
+application, requirements.txt, the settings), and the shape of the scale-out (web replicas behind one
+proxy port, two workers, one beat). Nothing here starts a container. None of them needs the database.
 """
 
 import ast
@@ -34,7 +35,8 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 ENV_EXAMPLE = ROOT / ".env.example"
 
-REQUIRED_SERVICES = {"db", "redis", "migrate", "web", "worker", "beat"}
+REQUIRED_SERVICES = {"db", "redis", "migrate", "web", "proxy", "worker", "beat"}
+NGINX_CONF = ROOT / "deploy" / "nginx.conf"
 PROJECT_SERVICES = {"migrate", "web", "worker", "beat"}  # Must be built from this project's Dockerfile.
 PYTHONS = {"python", "python3", f"python3.{sys.version_info.minor}"}
 SHELLS = {"sh", "bash", "dash"}
@@ -622,17 +624,52 @@ def test_every_depends_on_condition_can_be_met() -> None:
     assert not problems, "\n".join(problems)
 
 
-def test_web_serves_gunicorn_on_the_published_port() -> None:
-    service = services()["web"]
-    (_, (program, *args)) = simple_commands(service_commands(service)[0])[0]
+def gunicorn_binds() -> list[str]:
+    (_, (program, *args)) = simple_commands(service_commands(services()["web"])[0])[0]
     assert PurePosixPath(program).name == "gunicorn", f"web runs {program}, not gunicorn"
     try:
-        binds = GunicornConfig().parser().parse_args(args).bind or []
+        return GunicornConfig().parser().parse_args(args).bind or []
     except SystemExit:
-        binds = [f"(gunicorn rejects the arguments {args})"]
-    assert "0.0.0.0:8000" in binds, f"gunicorn binds {binds}, not 0.0.0.0:8000, so the published port reaches nothing"
-    published = {str(port).rsplit(":", 1)[-1].split("/")[0] for port in service.get("ports", [])}
-    assert "8000" in published, f"web publishes container ports {published}, not 8000"
+        return [f"(gunicorn rejects the arguments {args})"]
+
+
+def replicas(name: str) -> str:
+    """A service's replica count as compose reads it, `${WEB_REPLICAS:-2}` as its default."""
+    return interpolate(str(services()[name].get("deploy", {}).get("replicas", 1)))
+
+
+def test_web_replicas_serve_gunicorn_behind_the_proxy_on_one_published_port() -> None:
+    web, proxy = services()["web"], services()["proxy"]
+    assert "0.0.0.0:8000" in gunicorn_binds(), f"gunicorn binds {gunicorn_binds()}, not 0.0.0.0:8000"
+    # Replicas cannot share a host port: only the proxy publishes one.
+    assert not web.get("ports"), f"web publishes {web.get('ports')}; with replicas only the proxy may"
+    assert "8000" in {str(port) for port in web.get("expose", [])}, "web does not expose 8000 to the proxy"
+    assert web.get("deploy", {}).get("replicas") == "${WEB_REPLICAS:-2}", "WEB_REPLICAS (default 2) sets web's replicas"
+    assert replicas("web") == "2"
+    published = {str(port).split(":")[-2] for port in proxy.get("ports", []) if ":" in str(port)}
+    assert published == {"8000"}, f"the proxy publishes host ports {published}, not 8000"
+    assert str(proxy.get("image", "")).startswith("nginx:"), "the proxy is nginx"
+    assert (proxy.get("depends_on") or {}).get("web") == {"condition": "service_started"}
+
+    # The mounted configuration is the repository's, and it sends every request to the web replicas.
+    mounts = {str(volume).split(":")[0]: str(volume).split(":")[1] for volume in proxy.get("volumes", [])}
+    assert mounts.get("./deploy/nginx.conf") == "/etc/nginx/nginx.conf", mounts
+    conf = NGINX_CONF.read_text()
+    container_port = str(proxy["ports"][0]).split(":")[-1]
+    assert re.search(rf"^\s*listen\s+{container_port};", conf, re.M), f"nginx does not listen on {container_port}"
+    assert re.search(r"upstream web \{\s*server web:8000;", conf), "nginx's upstream is not web:8000"
+    assert re.search(r"proxy_pass http://web;", conf), "nginx does not pass requests to the upstream"
+    # The client address and scheme reach Django; a POST is never sent again to another replica.
+    assert "X-Forwarded-For $proxy_add_x_forwarded_for" in conf and "X-Forwarded-Proto $scheme" in conf
+    assert "non_idempotent" not in conf, "nginx would replay a money write on another replica"
+    # Behind that one proxy, the client's address is the one it appended (config/addresses.py).
+    assert service_environment(web).get("DJANGO_TRUSTED_PROXIES") == "1", "web does not trust its one proxy"
+    assert conf.count("{") == conf.count("}"), "unbalanced braces in nginx.conf"
+
+
+def test_two_workers_and_one_beat() -> None:
+    assert replicas("worker") == "2", f"the worker service runs {replicas('worker')} replicas, not 2"
+    assert replicas("beat") == "1", "a second beat sends every periodic task twice"
 
 
 def test_project_services_set_every_variable_their_settings_require() -> None:
