@@ -9,11 +9,13 @@ INSTALLED := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+# Options of a benchmark, e.g. make bench-yearend BENCH_ARGS="--grants 20000".
+BENCH_ARGS ?=
 # Test processes: one per core (pytest-xdist; each has its own test database). 0 runs in one process.
 PYTEST_WORKERS ?= auto
 
 .DEFAULT_GOAL := help
-.PHONY: help run dev test browser-tools bench-tools lint migrate worker beat bench bench-http bench-cost bench-audit clean
+.PHONY: help run dev test browser-tools bench-tools lint migrate worker beat bench bench-http bench-cost bench-audit bench-yearend bench-partition clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -83,6 +85,9 @@ bench-tools:
 
 bench-audit: $(INSTALLED) ## Sealing and audit times over a million-transfer ledger.
 	$(BIN)/python -m bench.audit_bench
+
+bench-yearend: $(INSTALLED) ## The annual reset over 100,000 grants (batched, against the old per-grant path), then the audit.
+	$(BIN)/python -m bench.yearend_bench $(BENCH_ARGS)
 
 clean: ## Remove the virtual environment (var/, the embedded database, is kept).
 	rm -rf $(VENV)

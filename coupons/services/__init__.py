@@ -17,6 +17,8 @@ once), before its first item (`redemptions.redemptions_batch_prepare`): those st
 commits, so no item may then wait for a key, grant, file, hold or account that another writer holds
 while waiting for the batch (its items judge at the batch's one moment, so they find no hold to
 release).
+The batched grant expiry (`grants.grants_expire_batch`, the annual reset's) locks all its grants at once
+(by id), then their holds and their submitted claims (each kind at once, by id), then ledger accounts.
 Settlements lock the provider row first, then its redemptions by id; an enterprise settlement
 locks the enterprise row, then its claims by id.
 A submission, a year's creation and a year's opening hold a key share of their program's row

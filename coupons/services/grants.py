@@ -4,9 +4,10 @@ once past their expiry, which the year's policy sets."""
 
 import calendar
 import datetime as dt
+from collections.abc import Sequence
 from typing import Final
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Role, User
@@ -18,16 +19,26 @@ from coupons import books
 from coupons.errors import CapExceeded, FourEyes, PoolExhausted
 from coupons.grant_codes import grant_code
 from coupons.locks import grant_lock
-from coupons.models import Application, Grant, ProgramYear, Redemption
+from coupons.models import Application, Claim, Grant, ProgramYear, Redemption
 from coupons.services.reach import program_of_grant, reach_program
 from coupons.services.stacking import contract_lock, stacking_require_room, stacking_room
 from coupons.services.years import PROGRAM_TIME_ZONE, cap_account_ensure, year_end
 from ledger.errors import ExceedsCredits
-from ledger.selectors import account_balance
-from ledger.services import TransferRequest, account_create, transfer_create, transfers_create
+from ledger.selectors import account_balance, accounts_available_fen
+from ledger.services import (
+    TRANSFERS_PER_BATCH_MAX,
+    TransferRequest,
+    account_create,
+    transfer_create,
+    transfers_create,
+)
 
 ACTION_REVOKE = "grant_revoke"
 EXPIRE_BATCH_SIZE: Final = 500
+# Grants expired per transaction by `grants_expire_batch` (the annual reset's default): a few hundred
+# grants make one ledger batch (at most `ledger.services.TRANSFERS_PER_BATCH_MAX` transfers), and a
+# transaction that holds their locks for a fraction of a second.
+GRANTS_EXPIRE_BATCH_SIZE: Final = 200
 
 
 def months_after(moment: dt.datetime, months: int) -> dt.datetime:
@@ -235,20 +246,89 @@ def grant_expire(*, grant_id: int, now: dt.datetime) -> int | None:
         remaining_fen = account_balance(account_id=grant.account_id).available_fen
         if remaining_fen > 0:
             transfer_create(
-                transfer=TransferRequest.posted(
-                    key=f"grant:{grant.application_id}:lapse",
-                    debit_account_id=grant.account_id,
-                    credit_account_id=books.account_id(books.lapsed_code(grant.year)),
-                    amount_fen=remaining_fen,
-                    reason="grant_lapse",
-                    chain=books.chain(grant.year),
-                ),
-                now=now,
+                transfer=_lapse_request(grant, books.account_id(books.lapsed_code(grant.year)), remaining_fen), now=now
             )
         grant.status = Grant.Status.EXPIRED
         grant.lapsed_fen = remaining_fen
         grant.save(update_fields=["status", "lapsed_fen"])
         return remaining_fen
+
+
+def _lapse_request(grant: Grant, lapsed_account_id: int, remaining_fen: int) -> TransferRequest:
+    """The lapse of a grant's unused balance: one key per grant, whichever path expires it."""
+    return TransferRequest.posted(
+        key=f"grant:{grant.application_id}:lapse",
+        debit_account_id=grant.account_id,
+        credit_account_id=lapsed_account_id,
+        amount_fen=remaining_fen,
+        reason="grant_lapse",
+        chain=books.chain(grant.year),
+    )
+
+
+def grants_expire_batch(*, grant_ids: Sequence[int], now: dt.datetime) -> dict[int, int]:
+    """Expire many grants past their expiry in one transaction, as `grant_expire` expires one; return
+    the fen lapsed per grant this call expired (a grant no longer active is left out: an earlier or
+    concurrent run expired it, or it was revoked).
+
+    One grant per transaction made the year end take minutes (each commit, lock and ledger batch
+    paid for one grant); here a few hundred share them. The grants are locked FOR UPDATE in id
+    order, all before anything else (the lock order of `coupons/services/__init__.py`: grant, then
+    redemption or claim, then ledger accounts), so two overlapping batches, or a batch and single
+    expiries, wait for each other instead of deadlocking. The holds and submitted claims of the
+    batch's grants are locked next, each kind at once by id, then released as `grant_expire`
+    releases them; the lapses are one ledger batch (`transfers_create`) with the single path's keys
+    and fields, and the grant rows are updated in one statement. A batch killed before its commit
+    leaves nothing; one racing a single expiry finds the grant expired under its lock and skips it,
+    and the ledger's key would refuse a second lapse anyway.
+    """
+    from coupons.services.claims import claims_release_on_grant_locked
+    from coupons.services.redemptions import redemption_release_locked
+
+    if not grant_ids:
+        return {}
+    with transaction.atomic():
+        locked = list(
+            Grant.objects.select_for_update(of=("self",))
+            .select_related("year")
+            .filter(pk__in=sorted(set(grant_ids)))
+            .order_by("pk")
+        )
+        grants = [grant for grant in locked if grant.status == Grant.Status.ACTIVE]
+        if not grants:
+            return {}
+        assert all(now >= grant.expires_at for grant in grants), "a grant expires only after its expiry"
+        by_id = {grant.pk: grant for grant in grants}
+        holds = Redemption.objects.select_for_update().filter(grant_id__in=by_id, status=Redemption.Status.PENDING)
+        for redemption in holds.order_by("pk"):
+            redemption_release_locked(
+                redemption=redemption, status=Redemption.Status.VOIDED, reason="grant_expired", now=now
+            )
+        # The submitted claims are locked at once, by id; each grant's release then finds its own locked.
+        claimed = Claim.objects.select_for_update().filter(grant_id__in=by_id, status=Claim.Status.SUBMITTED)
+        for grant_id in sorted({claim.grant_id for claim in claimed.order_by("pk")}):
+            claims_release_on_grant_locked(grant=by_id[grant_id], reason="grant_expired", now=now)
+        remaining = accounts_available_fen(account_ids=[grant.account_id for grant in grants])
+        lapsed_accounts: dict[int, int] = {}
+        lapses = []
+        for grant in grants:
+            remaining_fen = remaining[grant.account_id]
+            if remaining_fen > 0:
+                if grant.year_id not in lapsed_accounts:
+                    lapsed_accounts[grant.year_id] = books.account_id(books.lapsed_code(grant.year))
+                lapses.append(_lapse_request(grant, lapsed_accounts[grant.year_id], remaining_fen))
+            grant.status = Grant.Status.EXPIRED
+            grant.lapsed_fen = remaining_fen
+        for start in range(0, len(lapses), TRANSFERS_PER_BATCH_MAX):
+            transfers_create(transfers=lapses[start : start + TRANSFERS_PER_BATCH_MAX], now=now)
+        # One statement for the batch (bulk_update's CASE per row cost more than the ledger batch).
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE coupons_grant g SET status = %s, lapsed_fen = v.lapsed_fen"
+                " FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, lapsed_fen) WHERE g.id = v.id",
+                [Grant.Status.EXPIRED, [grant.pk for grant in grants], [grant.lapsed_fen for grant in grants]],
+            )
+        return {grant.pk: grant.lapsed_fen for grant in grants}
 
 
 def grants_due(*, now: dt.datetime, limit: int = EXPIRE_BATCH_SIZE) -> list[int]:

@@ -5,9 +5,10 @@ leaves them and their holds alone until they expire.
 
 Every step is idempotent and the reset is resumable: killed at any point and run again, it picks
 up where it stopped, and each grant expires exactly once. The year's row lock orders two resets
-started at once; each grant is expired in its own transaction under the grant's lock, with a
-ledger transfer key of its own (`grant:<application>:lapse`), so no broker redelivery or
-concurrent run can lapse a fen twice.
+started at once; the grants are expired a few hundred to a transaction (`grants_expire_batch`),
+each under the grant's lock and with a ledger transfer key of its own (`grant:<application>:lapse`),
+so no broker redelivery, concurrent run or single expiry can lapse a fen twice, and a kill loses at
+most the batch in flight, which the next run does again.
 """
 
 import datetime as dt
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import User
@@ -25,12 +27,19 @@ from coupons.errors import ProgramClosed
 from coupons.locks import program_year_lock, redemption_lock
 from coupons.models import DEFAULT_PROGRAM, Grant, Program, ProgramYear, Redemption, RuleSetVersion
 from coupons.rule_sets import rule_set_versions, year_first_day
-from coupons.services.grants import grant_expire
+from coupons.services.grants import GRANTS_EXPIRE_BATCH_SIZE, grant_expire, grants_expire_batch
 from coupons.services.redemptions import redemption_release_locked
 from coupons.services.year_end import applications_settle_at_close, applications_stranded_by_close
 from coupons.services.years import year_end
 
-__all__ = ["ResetReport", "annual_reset", "grant_expire", "program_year_close", "program_year_close_now"]
+__all__ = [
+    "ResetReport",
+    "annual_reset",
+    "grant_expire",
+    "grants_expire_batch",
+    "program_year_close",
+    "program_year_close_now",
+]
 
 RESET_BATCH_SIZE: Final = 500
 
@@ -164,11 +173,33 @@ def _open_next_year(program_year: ProgramYear, now: dt.datetime) -> bool:
         return True
 
 
+def _expire_grants(
+    due: "QuerySet[Grant]", now: dt.datetime, report: ResetReport, progress: Progress, batch_size: int
+) -> None:
+    """Expire the due grants a batch per transaction (`grants_expire_batch`), in id order, reporting
+    after each batch. Each batch reads its ids after the one before committed, so a run resumed after
+    a kill, or racing another, starts from what is still active."""
+    total = due.count()
+    done, after = 0, 0
+    while batch := list(due.filter(pk__gt=after).order_by("pk").values_list("pk", flat=True)[:batch_size]):
+        lapsed = grants_expire_batch(grant_ids=batch, now=now)
+        report.grants_expired += len(lapsed)
+        report.lapsed_fen += sum(lapsed.values())
+        done, after = done + len(batch), batch[-1]
+        progress(f"{report.year}: grants expired {min(done, total)}/{total}")
+
+
 def annual_reset(
-    *, year: int, now: dt.datetime | None = None, progress: Progress = _quiet, program: str = DEFAULT_PROGRAM
+    *,
+    year: int,
+    now: dt.datetime | None = None,
+    progress: Progress = _quiet,
+    program: str = DEFAULT_PROGRAM,
+    batch_size: int = GRANTS_EXPIRE_BATCH_SIZE,
 ) -> ResetReport:
     """Run (or finish) the reset of program `program`'s year `year`. Run it again at any time: it
-    only does what is left. Each program's years reset on their own."""
+    only does what is left. Each program's years reset on their own. Its grants expire `batch_size`
+    to a transaction."""
     now = now or timezone.now()
     report = ResetReport(year=year, program=program)
     program_year = ProgramYear.objects.get(program_id=program, year=year)
@@ -193,14 +224,7 @@ def annual_reset(
         if due.filter(expires_at__gt=now).exists():
             report.waiting_for_grace = True
             progress(f"{year}: grants expire after the grace period; run again then")
-    total = due.filter(expires_at__lte=now).count()
-    for index, grant_id in enumerate(due.filter(expires_at__lte=now).order_by("pk").values_list("pk", flat=True)):
-        lapsed_fen = grant_expire(grant_id=grant_id, now=now)
-        if lapsed_fen is not None:
-            report.grants_expired += 1
-            report.lapsed_fen += lapsed_fen
-        if (index + 1) % 100 == 0 or index + 1 == total:
-            progress(f"{year}: grants expired {index + 1}/{total}")
+    _expire_grants(due.filter(expires_at__lte=now), now, report, progress, batch_size)
     # A closed program takes no new year: its open applications are withdrawn (year_end.py) and no
     # Y+1 is prepared or opened.
     program_open = Program.objects.filter(slug=program, status=Program.Status.ACTIVE).exists()

@@ -131,6 +131,32 @@ def test_batch_is_all_or_nothing(limited, sink, snapshot):
     assert snapshot() == before
 
 
+def test_a_refused_transfer_deep_in_a_batch_is_named_exactly(limited, sink, snapshot):
+    """A batch of new transfers goes to the database in one pipeline; when the database refuses one,
+    the batch is applied again one by one, so the error names the account and what it had left then."""
+    before = snapshot()
+    with pytest.raises(ExceedsCredits) as caught:
+        transfers_create(
+            transfers=[*(posted(f"k{i}", limited, sink, 100) for i in range(9)), posted("z", limited, sink, 101)]
+        )
+    assert (caught.value.account_code, caught.value.available_fen, caught.value.amount_fen) == ("limited", 100, 101)
+    assert snapshot() == before
+
+
+def test_a_refused_batch_leaves_the_outer_transaction_usable(limited, sink, source, snapshot):
+    from django.db import transaction
+
+    with transaction.atomic():
+        transfer_create(transfer=posted("kept", limited, sink, 10))
+        before = snapshot()
+        with pytest.raises(Overflow):
+            transfers_create(transfers=[posted("a", source, sink, 1), posted("b", source, sink, AMOUNT_FEN_MAX)])
+        assert snapshot() == before
+        outcomes = transfers_create(transfers=[posted("c", limited, sink, 5), posted("d", source, sink, 7)])
+        assert [o.transfer.credit_account_credits_posted for o in outcomes] == [15, 22]
+    assert sorted(Transfer.objects.exclude(key="fund-limited").values_list("key", flat=True)) == ["c", "d", "kept"]
+
+
 def test_batch_may_not_repeat_a_key(limited, sink, snapshot):
     before = snapshot()
     with pytest.raises(InvalidTransfer) as caught:
