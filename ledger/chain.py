@@ -42,7 +42,7 @@ _UNSEALED_SQL = f"""
 SELECT t.id, t.chain, {CANONICAL}
   FROM ledger_transfer t
  WHERE t.id > %(watermark)s
-   AND NOT EXISTS (SELECT 1 FROM ledger_transferseal s WHERE s.transfer_id = t.id)
+   AND NOT EXISTS (SELECT 1 FROM ledger_transferseal s WHERE s.transfer_id = t.id AND s.chain = t.chain)
  ORDER BY t.id
  LIMIT %(limit)s
 """
@@ -52,7 +52,7 @@ SELECT coalesce(
     (SELECT min(t.id) - 1 FROM ledger_transfer t
       WHERE t.id > %(watermark)s
         AND (t.created_at > %(horizon)s
-             OR NOT EXISTS (SELECT 1 FROM ledger_transferseal s WHERE s.transfer_id = t.id))),
+             OR NOT EXISTS (SELECT 1 FROM ledger_transferseal s WHERE s.transfer_id = t.id AND s.chain = t.chain))),
     (SELECT coalesce(max(id), %(watermark)s) FROM ledger_transfer WHERE id > %(watermark)s)
 )
 """
@@ -121,7 +121,7 @@ def chain_findings(*, now: datetime | None = None) -> dict[str, Any]:
             SELECT chain, sequence, transfer_id FROM (
                 SELECT s.chain, s.sequence, s.transfer_id, s.link, t.chain AS transfer_chain,
                        {_LINK.format(prev=previous, content=CANONICAL)} AS expected
-                  FROM ledger_transferseal s LEFT JOIN ledger_transfer t ON t.id = s.transfer_id
+                  FROM ledger_transferseal s LEFT JOIN ledger_transfer t ON t.id = s.transfer_id AND t.chain = s.chain
             ) links
              WHERE expected IS DISTINCT FROM link OR transfer_chain IS DISTINCT FROM chain
              ORDER BY chain, sequence LIMIT {FINDINGS_MAX}
@@ -145,7 +145,8 @@ def chain_findings(*, now: datetime | None = None) -> dict[str, Any]:
             )
             SELECT coalesce(h.chain, last.chain), h.last_sequence, h.last_link, last.sequence, last.link
               FROM ledger_chainhead h FULL JOIN last ON last.chain = h.chain
-             WHERE (coalesce(h.last_sequence, 0), coalesce(h.last_link, ''))
+             WHERE NOT EXISTS (SELECT 1 FROM ledger_chainarchive a WHERE a.chain = h.chain)
+               AND (coalesce(h.last_sequence, 0), coalesce(h.last_link, ''))
                    IS DISTINCT FROM (coalesce(last.sequence, 0), coalesce(last.link, ''))
              LIMIT {FINDINGS_MAX}
             """
@@ -157,7 +158,7 @@ def chain_findings(*, now: datetime | None = None) -> dict[str, Any]:
             f"""
             SELECT t.id FROM ledger_transfer t
              WHERE t.created_at < %s
-               AND NOT EXISTS (SELECT 1 FROM ledger_transferseal s WHERE s.transfer_id = t.id)
+               AND NOT EXISTS (SELECT 1 FROM ledger_transferseal s WHERE s.transfer_id = t.id AND s.chain = t.chain)
              ORDER BY t.id LIMIT {FINDINGS_MAX}
             """,
             [now - timedelta(seconds=WATERMARK_LAG_S)],

@@ -583,7 +583,8 @@ def _apply(item: _Resolved, accounts: dict[int, dict[str, Any]], now: datetime) 
             raise ExceedsDebits(
                 account_code=credit["code"], available_fen=available_fen, amount_fen=item.amount_fen
             ) from error
-        if constraint == _RESOLVED_ONCE_CONSTRAINT:
+        # A partition's index is named after its parent's (ledger/partitions.py): read the prefix.
+        if constraint is not None and constraint.startswith(_RESOLVED_ONCE_CONSTRAINT):
             # Unreachable while the accounts are locked first; the unique index is the backstop.
             raise PendingTransferAlreadyResolved(
                 f"Pending transfer {request.pending_id} was already resolved.",
