@@ -62,7 +62,7 @@ BEGIN
     IF NEW.pending_id IS NOT NULL AND NOT EXISTS (
         SELECT 1 FROM ledger_transfer p WHERE p.id = NEW.pending_id AND p.chain = NEW.chain AND p.kind = 'pending'
     ) THEN
-        RAISE EXCEPTION 'pending_id % names no pending transfer of chain %', NEW.pending_id, NEW.chain
+        RAISE EXCEPTION 'ledger_transfer_pending_exists: pending_id % names no pending transfer of chain %', NEW.pending_id, NEW.chain
             USING ERRCODE = 'foreign_key_violation', CONSTRAINT = 'ledger_transfer_pending_exists';
     END IF;
     -- The idempotency key, unique across every partition (the constraint ledger_transfer_key_unique).
@@ -76,7 +76,7 @@ CREATE FUNCTION ledger_transferseal_guard() RETURNS trigger LANGUAGE plpgsql AS 
 BEGIN
     -- What the foreign key transfer_id -> id did, and more: the transfer is of the seal's chain.
     IF NOT EXISTS (SELECT 1 FROM ledger_transfer t WHERE t.id = NEW.transfer_id AND t.chain = NEW.chain) THEN
-        RAISE EXCEPTION 'seal names transfer % of chain %, which does not exist', NEW.transfer_id, NEW.chain
+        RAISE EXCEPTION 'ledger_transferseal_transfer_exists: seal names transfer % of chain %, which does not exist', NEW.transfer_id, NEW.chain
             USING ERRCODE = 'foreign_key_violation', CONSTRAINT = 'ledger_transferseal_transfer_exists';
     END IF;
     RETURN NEW;
@@ -89,7 +89,7 @@ BEGIN
     -- Only the transfer's own trigger writes a key (depth 2: this trigger inside that one), so no
     -- key names a transfer that was never made.
     IF pg_trigger_depth() < 2 THEN
-        RAISE EXCEPTION 'a transfer key is written by inserting its transfer'
+        RAISE EXCEPTION 'ledger_transferkey_with_its_transfer: a transfer key is written by inserting its transfer'
             USING ERRCODE = 'integrity_constraint_violation', CONSTRAINT = 'ledger_transferkey_with_its_transfer';
     END IF;
     RETURN NEW;
