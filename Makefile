@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= auto
 
 .DEFAULT_GOAL := help
-.PHONY: help run dev test browser-tools bench-tools lint migrate worker beat bench bench-http bench-audit clean
+.PHONY: help run dev test browser-tools bench-tools lint migrate worker beat bench bench-http bench-audit bench-partition clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -80,6 +80,9 @@ bench-tools:
 
 bench-audit: $(INSTALLED) ## Sealing and audit times over a million-transfer ledger.
 	$(BIN)/python -m bench.audit_bench
+
+bench-partition: $(INSTALLED) ## Balance at a moment and one chain's audit over 10 million transfers, partitioned by chain vs one table.
+	$(BIN)/python -m bench.partition_bench
 
 clean: ## Remove the virtual environment (var/, the embedded database, is kept).
 	rm -rf $(VENV)

@@ -16,6 +16,10 @@ pending transfer be resolved once.
 
 Rows are only written by `ledger.services`, which locks accounts in id order and lets PostgreSQL
 do the arithmetic; `ledger.selectors` reads them.
+
+Transfers and their seals are partitioned in PostgreSQL by chain (one chain per program year), so a
+closed year can be archived out of the database (migration 0004, `ledger.partitions`,
+`ledger.archive`, docs/ledger-history.md); `TransferKey` keeps keys unique across the partitions.
 """
 
 import pgtrigger

@@ -188,7 +188,7 @@ def test_an_archived_chain_leaves_the_audit_passing_and_the_balances_right(two_y
     # Nothing more is written to the archived chain, and its keys stay taken.
     with pytest.raises(HistoryArchived, match="takes no more transfers"):
         post("arch-late", two_years["fund"], closed_pool, 1, CLOSED)
-    with pytest.raises(IntegrityError, match="transfer_exists|default_not"), connection.cursor() as cursor:
+    with pytest.raises(IntegrityError, match=r"transfer_exists|default_not"), connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO ledger_transferseal (transfer_id, chain, sequence, link, sealed_at) "
             "SELECT id, %s, 99, 'x', now() FROM ledger_transfer LIMIT 1",
