@@ -109,6 +109,17 @@ def chain_archive(*, chain: str, to: Path, drop: bool = False) -> ChainArchive:
 
     directory = to / f"ledger-{partition_name('chain', chain).removeprefix('chain_')}"
     directory.mkdir(parents=True, exist_ok=False)
+    try:
+        return _archive(chain, directory, transfers_table, seals_table, drop=drop)
+    except BaseException:
+        # Rolled back: the chain is attached as it was; what the attempt wrote is no archive.
+        for written in directory.iterdir():
+            written.unlink()
+        directory.rmdir()
+        raise
+
+
+def _archive(chain: str, directory: Path, transfers_table: str, seals_table: str, *, drop: bool) -> ChainArchive:
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(f"SET LOCAL lock_timeout = '{ARCHIVE_LOCK_TIMEOUT}'")

@@ -130,6 +130,7 @@ def test_archive_refuses_a_chain_with_an_open_hold(two_years, tmp_path):
         chain_archive(chain=CLOSED, to=tmp_path)
     assert chain_partition_of("ledger_transfer", CLOSED) is not None
     assert not ChainArchive.objects.exists()
+    assert list(tmp_path.iterdir()) == []  # The attempt left no half archive behind.
 
 
 @override_settings(LEDGER_ARCHIVE_CHECK=ALLOW)
