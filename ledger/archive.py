@@ -4,17 +4,21 @@
 setting `LEDGER_ARCHIVE_CHECK` names a callable that answers why not, or None: the ledger knows
 nothing of program years; the coupon program's answer is `coupons.services.archive`), and:
 
-1. seals every transfer still unsealed and verifies the chain's links from its start;
-2. refuses while the chain holds an open hold (a pending transfer neither posted nor voided), or
-   has rows in the DEFAULT partition (it would leave part of the chain behind);
-3. in one transaction: keeps what the chain did to each account (`ArchivedTotals`: the sums the
-   audit adds to the live transfers', and each account's totals after its last transfer of the
-   chain, which `account_balance_at` answers from); forbids the chain in the DEFAULT partitions
-   (a CHECK constraint, so no transfer can be written to an archived chain); detaches the chain's
-   partitions of `ledger_transfer` and `ledger_transferseal`; writes each as a gzip CSV with a
-   manifest (rows, first and last id, the chain's head, the files' sha256); records the
-   `ChainArchive`; and with `drop` drops the detached tables. A failure anywhere rolls it all back
-   (a plain DETACH PARTITION is transactional), and leaves the files of the attempt behind at most.
+1. seals every transfer still unsealed;
+2. from one snapshot, without locks (a closed chain's rows do not change): refuses while the chain
+   holds an open hold (a pending transfer neither posted nor voided), has a transfer unsealed, or
+   does not verify from its start; then dumps its transfers and seals as gzip CSV files;
+3. in one short transaction under the ledger tables' locks: proves the chain's rows and head are
+   what was dumped, keeps what the chain did to each account (`ArchivedTotals`: the sums the audit
+   adds to the live transfers', and each account's totals after its last transfer of the chain,
+   which `account_balance_at` answers from); forbids the chain in the DEFAULT partitions (a CHECK
+   constraint, so no transfer can be written to an archived chain); detaches the chain's partitions
+   of `ledger_transfer` and `ledger_transferseal`; writes the manifest (rows, first and last id, the
+   chain's head, the files' sha256); records the `ChainArchive`; and with `drop` drops the detached
+   tables. A failure anywhere rolls it back (a plain DETACH PARTITION is transactional) and removes
+   the files the attempt wrote.
+
+A chain with rows in the DEFAULT partition is refused before anything (part of it would stay).
 
 The keys of an archived chain stay in `ledger_transferkey`, so no later transfer can reuse one.
 """
@@ -22,6 +26,8 @@ The keys of an archived chain stay in `ledger_transferkey`, so no later transfer
 import gzip
 import hashlib
 import json
+import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
@@ -37,6 +43,7 @@ from ledger.models import ChainArchive, ChainHead
 from ledger.partitions import chain_partition_of, chain_suffix, partition_name
 
 ARCHIVE_LOCK_TIMEOUT: Final = "10s"
+archive_log = logging.getLogger("ledger.archive")
 TRANSFERS_FILE: Final = "transfers.csv.gz"
 SEALS_FILE: Final = "seals.csv.gz"
 MANIFEST_FILE: Final = "manifest.json"
@@ -76,15 +83,25 @@ def _one(sql: str, params: list[Any] | dict[str, Any] | None = None) -> Any:
         return row[0] if row else None
 
 
-def _copy_to(table: str, path: Path) -> tuple[int, str]:
-    """COPY the table, in id order, as CSV with a header into a gzip file; return its rows and sha256."""
+def _copy_to(table: str, path: Path) -> str:
+    """COPY the table, in id order, as CSV with a header into a gzip file; return the file's sha256."""
     order = "transfer_id" if table.startswith("ledger_transferseal") else "id"
     sql = f'COPY (SELECT * FROM "{table}" ORDER BY {order}) TO STDOUT WITH (FORMAT csv, HEADER)'
     with gzip.open(path, "wb") as out, connection.connection.cursor() as cursor, cursor.copy(sql) as copy:
         for block in copy:
             out.write(block)
-    rows = _one(f'SELECT count(*) FROM "{table}"')
-    return int(rows), hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _rows_of(transfers_table: str, seals_table: str) -> tuple[int, int | None, int | None, int]:
+    """What the chain's partitions hold: transfers, their first and last id, seals."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'SELECT count(*), min(id), max(id), (SELECT count(*) FROM "{seals_table}") FROM "{transfers_table}"'
+        )
+        row = cursor.fetchone()
+        assert row is not None
+        return int(row[0]), row[1], row[2], int(row[3])
 
 
 def chain_archive(*, chain: str, to: Path, drop: bool = False) -> ChainArchive:
@@ -120,20 +137,17 @@ def chain_archive(*, chain: str, to: Path, drop: bool = False) -> ChainArchive:
 
 
 def _archive(chain: str, directory: Path, transfers_table: str, seals_table: str, *, drop: bool) -> ChainArchive:
+    # 1. Verify and dump from one snapshot, without the locks: a closed chain's rows do not change
+    #    (they are insert-only, and nothing writes to a closed year), and step 2 proves they did not.
     with transaction.atomic():
         with connection.cursor() as cursor:
-            cursor.execute(f"SET LOCAL lock_timeout = '{ARCHIVE_LOCK_TIMEOUT}'")
-            # Writers and sealers wait from here to the commit; the chain is closed, so none is for it.
-            cursor.execute(
-                "LOCK TABLE ledger_transfer, ledger_transferseal, ledger_transfer_default, "
-                "ledger_transferseal_default IN ACCESS EXCLUSIVE MODE"
-            )
-        unsealed = _one(
-            f'SELECT count(*) FROM "{transfers_table}" t '
-            f'WHERE NOT EXISTS (SELECT 1 FROM "{seals_table}" s WHERE s.transfer_id = t.id)'
-        )
-        if unsealed:
-            raise ArchiveRefused(f"Chain {chain} has transfers the sealer has not sealed.")
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        dumped = _rows_of(transfers_table, seals_table)
+        transfers, _first_id, _last_id, seals = dumped
+        # A seal names a transfer of its chain, once (its trigger and primary key): as many seals as
+        # transfers is every transfer sealed.
+        if seals != transfers:
+            raise ArchiveRefused(f"Chain {chain} has {transfers - seals} transfers the sealer has not sealed.")
         open_holds = _one(
             f"""SELECT count(*) FROM "{transfers_table}" t WHERE t.kind = 'pending'
                    AND NOT EXISTS (SELECT 1 FROM "{transfers_table}" r WHERE r.pending_id = t.id)"""
@@ -146,6 +160,51 @@ def _archive(chain: str, directory: Path, transfers_table: str, seals_table: str
             raise ArchiveRefused(f"Chain {chain} does not verify: {json.dumps(problems)[:500]}")
         head = ChainHead.objects.filter(chain=chain).first()
         head_sequence, head_link = (head.last_sequence, head.last_link) if head else (0, "")
+        _copy_to(transfers_table, directory / TRANSFERS_FILE)
+        _copy_to(seals_table, directory / SEALS_FILE)
+
+    # 2. Under the locks, briefly: nothing changed since the dump, then keep the totals, detach, record.
+    started = time.perf_counter()
+    archive = _archive_locked(
+        chain, directory, transfers_table, seals_table, dumped, (head_sequence, head_link), drop=drop
+    )
+    archive_log.info(
+        "archived chain %s: %s transfers; the ledger's tables were locked %.1f s",
+        chain,
+        archive.transfers,
+        time.perf_counter() - started,
+    )
+    return archive
+
+
+def _archive_locked(
+    chain: str,
+    directory: Path,
+    transfers_table: str,
+    seals_table: str,
+    dumped: tuple[int, int | None, int | None, int],
+    head: tuple[int, str],
+    *,
+    drop: bool,
+) -> ChainArchive:
+    transfers, first_id, last_id, seals = dumped
+    head_sequence, head_link = head
+    transfers_sha256, seals_sha256 = (
+        hashlib.sha256((directory / name).read_bytes()).hexdigest() for name in (TRANSFERS_FILE, SEALS_FILE)
+    )
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL lock_timeout = '{ARCHIVE_LOCK_TIMEOUT}'")
+            # Every writer and sealer of every chain waits from here to the commit (DETACH needs this
+            # lock, and CONCURRENTLY is refused beside a DEFAULT partition). No writer is for this
+            # chain: it is closed.
+            cursor.execute(
+                "LOCK TABLE ledger_transfer, ledger_transferseal, ledger_transfer_default, "
+                "ledger_transferseal_default IN ACCESS EXCLUSIVE MODE"
+            )
+        now_head = ChainHead.objects.filter(chain=chain).values_list("last_sequence", "last_link").first()
+        if _rows_of(transfers_table, seals_table) != dumped or (now_head or (0, "")) != (head_sequence, head_link):
+            raise ArchiveRefused(f"Chain {chain} changed while it was being dumped: run the archive again.")
 
         table = f'"{transfers_table}"'
         legs = " UNION ALL ".join(
@@ -183,10 +242,6 @@ def _archive(chain: str, directory: Path, transfers_table: str, seals_table: str
                 )
             cursor.execute(f'ALTER TABLE ledger_transferseal DETACH PARTITION "{seals_table}"')
             cursor.execute(f'ALTER TABLE ledger_transfer DETACH PARTITION "{transfers_table}"')
-        transfers, transfers_sha256 = _copy_to(transfers_table, directory / TRANSFERS_FILE)
-        seals, seals_sha256 = _copy_to(seals_table, directory / SEALS_FILE)
-        first_id = _one(f"SELECT min(id) FROM {table}")
-        last_id = _one(f"SELECT max(id) FROM {table}")
         manifest = {
             "chain": chain,
             "transfers": transfers,

@@ -212,3 +212,38 @@ def _inside(chain: str):
 
     totals = ArchivedTotals.objects.filter(chain=chain, account__code="arch:pool:closed").get()
     return totals.first_at + (totals.last_at - totals.first_at) / 2
+
+
+@override_settings(LEDGER_ARCHIVE_CHECK=ALLOW)
+def test_a_chain_written_to_while_it_is_dumped_is_not_archived(two_years, tmp_path, monkeypatch):
+    """The dump runs without locks; a transfer that reaches the chain meanwhile (nothing should write
+    to a closed year, but nothing else stops it yet) makes the locked step refuse, and nothing moves."""
+    import threading
+
+    from django.db import connections
+
+    import ledger.archive
+
+    copy_to = ledger.archive._copy_to
+
+    def copy_and_write(table, path):
+        if table.startswith("ledger_transfer_"):
+
+            def late() -> None:
+                try:
+                    post("arch-during-dump", two_years["fund"], two_years["closed_pool"], 1, CLOSED)
+                finally:
+                    connections.close_all()
+
+            thread = threading.Thread(target=late)
+            thread.start()
+            thread.join()
+        return copy_to(table, path)
+
+    monkeypatch.setattr(ledger.archive, "_copy_to", copy_and_write)
+    with pytest.raises(ArchiveRefused, match="changed while it was being dumped"):
+        chain_archive(chain=CLOSED, to=tmp_path)
+    assert chain_partition_of("ledger_transfer", CLOSED) is not None
+    assert not ChainArchive.objects.exists()
+    assert list(tmp_path.iterdir()) == []
+    assert ledger_checks_pass() == {}
