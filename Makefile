@@ -89,5 +89,8 @@ bench-audit: $(INSTALLED) ## Sealing and audit times over a million-transfer led
 bench-yearend: $(INSTALLED) ## The annual reset over 100,000 grants (batched, against the old per-grant path), then the audit.
 	$(BIN)/python -m bench.yearend_bench $(BENCH_ARGS)
 
+bench-partition: $(INSTALLED) ## Balance at a moment and one chain's audit over 10 million transfers, partitioned by chain vs one table.
+	$(BIN)/python -m bench.partition_bench
+
 clean: ## Remove the virtual environment (var/, the embedded database, is kept).
 	rm -rf $(VENV)

@@ -435,8 +435,9 @@ def reset_state() -> None:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        # CASCADE: other apps' tables that reference transfers (coupons) are empty here anyway.
-        cursor.execute("TRUNCATE ledger_transfer CASCADE")
+        # CASCADE: other apps' tables that reference transfers (coupons) are empty here anyway. The
+        # keys go too: they are unique across the ledger's partitions in their own table.
+        cursor.execute("TRUNCATE ledger_transfer, ledger_transferseal, ledger_transferkey CASCADE")
         cursor.execute("VACUUM (ANALYZE) ledger_account")
         cursor.execute("CHECKPOINT")
 

@@ -42,7 +42,7 @@ _UNSEALED_SQL = f"""
 SELECT t.id, t.chain, {CANONICAL}
   FROM ledger_transfer t
  WHERE t.id > %(watermark)s
-   AND NOT EXISTS (SELECT 1 FROM ledger_transferseal s WHERE s.transfer_id = t.id)
+   AND NOT EXISTS (SELECT 1 FROM ledger_transferseal s WHERE s.transfer_id = t.id AND s.chain = t.chain)
  ORDER BY t.id
  LIMIT %(limit)s
 """
@@ -52,7 +52,7 @@ SELECT coalesce(
     (SELECT min(t.id) - 1 FROM ledger_transfer t
       WHERE t.id > %(watermark)s
         AND (t.created_at > %(horizon)s
-             OR NOT EXISTS (SELECT 1 FROM ledger_transferseal s WHERE s.transfer_id = t.id))),
+             OR NOT EXISTS (SELECT 1 FROM ledger_transferseal s WHERE s.transfer_id = t.id AND s.chain = t.chain))),
     (SELECT coalesce(max(id), %(watermark)s) FROM ledger_transfer WHERE id > %(watermark)s)
 )
 """
@@ -103,8 +103,9 @@ def ledger_seal(*, limit: int = SEAL_BATCH_SIZE, now: datetime | None = None) ->
         return len(seals)
 
 
-def chain_findings(*, now: datetime | None = None) -> dict[str, Any]:
-    """Verify every chain from its start; return what is wrong (empty lists when all are intact).
+def chain_findings(*, now: datetime | None = None, chain: str | None = None) -> dict[str, Any]:
+    """Verify every chain from its start, or only `chain`; return what is wrong (empty lists when all
+    are intact). With `chain`, PostgreSQL reads that chain's partitions only.
 
     - `broken_links`: seals whose link is not sha256(previous link of its chain || the transfer as
       it is now), or whose chain is not its transfer's;
@@ -114,6 +115,9 @@ def chain_findings(*, now: datetime | None = None) -> dict[str, Any]:
     """
     now = now or timezone.now()
     findings: dict[str, Any] = {}
+    # Every query below filters on its tables' chain column when one chain is asked for.
+    params = {"chain": chain, "horizon": now - timedelta(seconds=WATERMARK_LAG_S)}
+    only = "" if chain is None else "AND {0}.chain = %(chain)s"
     previous = "coalesce(lag(s.link) OVER (PARTITION BY s.chain ORDER BY s.sequence), '')"
     with connection.cursor() as cursor:
         cursor.execute(
@@ -121,34 +125,41 @@ def chain_findings(*, now: datetime | None = None) -> dict[str, Any]:
             SELECT chain, sequence, transfer_id FROM (
                 SELECT s.chain, s.sequence, s.transfer_id, s.link, t.chain AS transfer_chain,
                        {_LINK.format(prev=previous, content=CANONICAL)} AS expected
-                  FROM ledger_transferseal s LEFT JOIN ledger_transfer t ON t.id = s.transfer_id
+                  FROM ledger_transferseal s LEFT JOIN ledger_transfer t ON t.id = s.transfer_id AND t.chain = s.chain
+                 WHERE true {only.format("s")}
             ) links
              WHERE expected IS DISTINCT FROM link OR transfer_chain IS DISTINCT FROM chain
              ORDER BY chain, sequence LIMIT {FINDINGS_MAX}
-            """
+            """,
+            params,
         )
         findings["broken_links"] = [{"chain": c, "sequence": s, "transfer_id": t} for c, s, t in cursor.fetchall()]
         cursor.execute(
             f"""
             SELECT chain, sequence FROM (
                 SELECT chain, sequence, row_number() OVER (PARTITION BY chain ORDER BY sequence) AS expected
-                  FROM ledger_transferseal
+                  FROM ledger_transferseal s WHERE true {only.format("s")}
             ) numbered WHERE sequence <> expected ORDER BY chain, sequence LIMIT {FINDINGS_MAX}
-            """
+            """,
+            params,
         )
         findings["sequence_gaps"] = [{"chain": c, "sequence": s} for c, s in cursor.fetchall()]
         cursor.execute(
             f"""
             WITH last AS (
-                SELECT DISTINCT ON (chain) chain, sequence, link FROM ledger_transferseal
+                SELECT DISTINCT ON (chain) chain, sequence, link FROM ledger_transferseal s
+                 WHERE true {only.format("s")}
                  ORDER BY chain, sequence DESC
             )
             SELECT coalesce(h.chain, last.chain), h.last_sequence, h.last_link, last.sequence, last.link
               FROM ledger_chainhead h FULL JOIN last ON last.chain = h.chain
-             WHERE (coalesce(h.last_sequence, 0), coalesce(h.last_link, ''))
+             WHERE NOT EXISTS (SELECT 1 FROM ledger_chainarchive a WHERE a.chain = h.chain)
+               AND (coalesce(h.last_sequence, 0), coalesce(h.last_link, ''))
                    IS DISTINCT FROM (coalesce(last.sequence, 0), coalesce(last.link, ''))
+               {"" if chain is None else "AND coalesce(h.chain, last.chain) = %(chain)s"}
              LIMIT {FINDINGS_MAX}
-            """
+            """,
+            params,
         )
         findings["head_mismatch"] = [
             {"chain": c, "head": [hs, hl], "last_seal": [ls, ll]} for c, hs, hl, ls, ll in cursor.fetchall()
@@ -156,14 +167,14 @@ def chain_findings(*, now: datetime | None = None) -> dict[str, Any]:
         cursor.execute(
             f"""
             SELECT t.id FROM ledger_transfer t
-             WHERE t.created_at < %s
-               AND NOT EXISTS (SELECT 1 FROM ledger_transferseal s WHERE s.transfer_id = t.id)
+             WHERE t.created_at < %(horizon)s {only.format("t")}
+               AND NOT EXISTS (SELECT 1 FROM ledger_transferseal s WHERE s.transfer_id = t.id AND s.chain = t.chain)
              ORDER BY t.id LIMIT {FINDINGS_MAX}
             """,
-            [now - timedelta(seconds=WATERMARK_LAG_S)],
+            params,
         )
         findings["unsealed_old_transfers"] = [t for (t,) in cursor.fetchall()]
-        cursor.execute("SELECT count(*) FROM ledger_transferseal")
+        cursor.execute(f"SELECT count(*) FROM ledger_transferseal s WHERE true {only.format('s')}", params)
         row = cursor.fetchone()
         findings["seals_examined"] = row[0] if row else 0
     return findings

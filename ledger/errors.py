@@ -115,3 +115,15 @@ class PendingTransferExpired(LedgerError):
 class ExceedsPendingTransferAmount(LedgerError):
     code = ErrorCode.EXCEEDS_PENDING_TRANSFER_AMOUNT
     title = "The amount exceeds the pending transfer's amount."
+
+
+class ArchiveRefused(LedgerError):
+    """`manage.py ledger_archive` will not archive this chain; the detail says why."""
+
+    title = "The chain cannot be archived."
+
+
+class HistoryArchived(LedgerError):
+    """The answer lies in an archived chain's transfers, which are no longer in the database."""
+
+    title = "That part of the history is archived."

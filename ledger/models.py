@@ -16,6 +16,10 @@ pending transfer be resolved once.
 
 Rows are only written by `ledger.services`, which locks accounts in id order and lets PostgreSQL
 do the arithmetic; `ledger.selectors` reads them.
+
+Transfers and their seals are partitioned in PostgreSQL by chain (one chain per program year), so a
+closed year can be archived out of the database (migration 0004, `ledger.partitions`,
+`ledger.archive`, docs/ledger-history.md); `TransferKey` keeps keys unique across the partitions.
 """
 
 import pgtrigger
@@ -96,6 +100,10 @@ class Transfer(models.Model):
         blank=True,
         related_name="+",
         db_index=False,  # Served by the unique index ledger_transfer_pending_resolved_once.
+        # A partitioned table's id alone is not unique to PostgreSQL, so no foreign key can name it:
+        # the trigger ledger_transfer_guard refuses a pending_id naming no pending transfer of the
+        # same chain (migration 0004, docs/ledger-history.md).
+        db_constraint=False,
         help_text="The pending transfer resolved.",
     )
     timeout_s = models.IntegerField(null=True, blank=True, help_text="Pending only: seconds until the hold expires.")
@@ -126,7 +134,6 @@ class Transfer(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["key"], name="ledger_transfer_key_unique"),
             models.CheckConstraint(condition=Q(amount_fen__gt=0), name="ledger_transfer_amount_positive"),
             models.CheckConstraint(
                 condition=~Q(debit_account=F("credit_account")), name="ledger_transfer_accounts_distinct"
@@ -144,9 +151,13 @@ class Transfer(models.Model):
             models.CheckConstraint(
                 condition=Q(timeout_s__isnull=True) | Q(timeout_s__gt=0), name="ledger_transfer_timeout_positive"
             ),
-            # Each pending transfer is posted or voided at most once, whatever races.
+            # Each pending transfer is posted or voided at most once, whatever races. A resolution is
+            # in its pending transfer's chain, and a unique index on a partitioned table must hold
+            # the partition key: (pending, chain) is as unique as pending alone.
             models.UniqueConstraint(
-                fields=["pending"], condition=Q(pending__isnull=False), name="ledger_transfer_pending_resolved_once"
+                fields=["pending", "chain"],
+                condition=Q(pending__isnull=False),
+                name="ledger_transfer_pending_resolved_once",
             ),
         ]
         indexes = [
@@ -158,6 +169,9 @@ class Transfer(models.Model):
                 condition=Q(kind=TransferKind.PENDING, expires_at__isnull=False),
                 name="ledger_transfer_pending_expiry",
             ),
+            # Lookups by idempotency key (the services, the coupon audit's joins), one probe per
+            # partition; uniqueness is TransferKey's, across every partition.
+            models.Index(fields=["key"], name="ledger_transfer_key"),
         ]
         triggers = [
             pgtrigger.Protect(
@@ -175,7 +189,11 @@ class TransferSeal(models.Model):
     canonical content (see `ledger.chain`). Written by the sealing job, a few seconds behind the
     writers, so the chain never serialises them. Insert-only."""
 
-    transfer = models.OneToOneField(Transfer, on_delete=models.PROTECT, primary_key=True, related_name="+")
+    # No foreign key in the database (a partitioned table's id alone is not unique to PostgreSQL):
+    # the trigger ledger_transferseal_guard refuses a seal naming no transfer of its chain.
+    transfer = models.OneToOneField(
+        Transfer, on_delete=models.PROTECT, primary_key=True, related_name="+", db_constraint=False
+    )
     chain = models.CharField(max_length=CHAIN_LENGTH_MAX, default=DEFAULT_CHAIN)
     sequence = models.BigIntegerField()
     link = models.CharField(max_length=64)
@@ -204,3 +222,73 @@ class ChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"{self.chain} #{self.last_sequence}"
+
+
+class TransferKey(models.Model):
+    """Every transfer's idempotency key and id, in one table that is not partitioned, so each is
+    unique across every chain's partition (PostgreSQL enforces a unique index of a partitioned
+    table only per partition unless it holds the partition key). A trigger on `ledger_transfer`
+    inserts the row with the transfer, so no insert, by the services or by hand, escapes it.
+    Insert-only; an archived chain's keys stay, so no later transfer can take one of them.
+
+    Rows outside the ledger that name a transfer (`coupons` holds) reference `transfer_id` here.
+    """
+
+    key = models.CharField(max_length=KEY_LENGTH_MAX, primary_key=True)
+    transfer_id = models.BigIntegerField(unique=True)
+    chain = models.CharField(max_length=CHAIN_LENGTH_MAX)
+
+    class Meta:
+        triggers = [pgtrigger.Protect(name="transfer_key_insert_only", operation=pgtrigger.Update | pgtrigger.Delete)]
+
+    def __str__(self) -> str:
+        return f"{self.key} -> {self.transfer_id}"
+
+
+class ChainArchive(models.Model):
+    """A chain whose partitions were detached and dumped by `manage.py ledger_archive`: what the
+    dump holds (its manifest, and the manifest's sha256), so the audit reports the chain as
+    archived rather than missing."""
+
+    chain = models.CharField(max_length=CHAIN_LENGTH_MAX, unique=True)
+    archived_at = models.DateTimeField(auto_now_add=True)
+    transfers = models.BigIntegerField()
+    first_id = models.BigIntegerField(null=True)
+    last_id = models.BigIntegerField(null=True)
+    head_sequence = models.BigIntegerField()
+    head_link = models.CharField(max_length=64)
+    manifest = models.JSONField()
+    manifest_sha256 = models.CharField(max_length=64)
+    dropped = models.BooleanField(default=False, help_text="The detached tables were dropped (--drop).")
+
+    def __str__(self) -> str:
+        return f"{self.chain} archived"
+
+
+class ArchivedTotals(models.Model):
+    """What an archived chain's transfers did to one account, kept when they leave the database:
+    the sums of its legs (the audit adds them to the live transfers' sums) and its totals after its
+    last transfer of the chain (`account_balance_at` answers from them once the chain is gone)."""
+
+    chain = models.CharField(max_length=CHAIN_LENGTH_MAX)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+")
+    debits_posted = models.BigIntegerField()
+    credits_posted = models.BigIntegerField()
+    debits_pending = models.BigIntegerField()
+    credits_pending = models.BigIntegerField()
+    first_at = models.DateTimeField()
+    last_at = models.DateTimeField()
+    last_id = models.BigIntegerField()
+    after_debits_pending = models.BigIntegerField()
+    after_debits_posted = models.BigIntegerField()
+    after_credits_pending = models.BigIntegerField()
+    after_credits_posted = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "chain"], name="ledger_archivedtotals_once")]
+        triggers = [
+            pgtrigger.Protect(name="archived_totals_insert_only", operation=pgtrigger.Update | pgtrigger.Delete)
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.chain} {self.account_id}"

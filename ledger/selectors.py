@@ -5,12 +5,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from typing import Final, Literal
 
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import TruncDate
 
-from ledger.errors import AccountNotFound
-from ledger.models import Account, Transfer
+from ledger.errors import AccountNotFound, HistoryArchived
+from ledger.models import Account, ArchivedTotals, Transfer
 
 HISTORY_PAGE_SIZE_MAX: Final = 500
 HISTORY_PAGE_SIZE_DEFAULT: Final = 50
@@ -128,12 +128,26 @@ def _balance_after(transfer: Transfer, account: Account) -> Balance:
 def account_balance_at(*, account_id: int, at: datetime) -> Balance:
     """The account's totals as they stood at `at`: those recorded on its last transfer until then.
 
-    One query: the newest transfer on each side, each found by one probe of its index.
+    One query for the account (with whether an archived chain touched it before `at`), one for the
+    newest transfer on each side, each found by one probe of its index in each partition. Chains
+    archived out of the database (docs/ledger-history.md) left the account's totals after its last
+    transfer of them, read by a third query only for an account they touched. Raises
+    `HistoryArchived` for a moment inside an archived chain's span of the account's transfers,
+    which only the chain's dump can answer.
     """
+    archived = ArchivedTotals.objects.filter(account_id=OuterRef("pk"))
     try:
-        account = Account.objects.get(pk=account_id)
+        account = Account.objects.annotate(
+            archived_before=Exists(archived.filter(last_at__lte=at)),
+            archived_around=Exists(archived.filter(first_at__lte=at, last_at__gt=at)),
+        ).get(pk=account_id)
     except Account.DoesNotExist:
         raise AccountNotFound(f"No account with id {account_id}.", account_ids=[account_id]) from None
+    if account.archived_around:
+        raise HistoryArchived(
+            f"Account {account.code} at {at.isoformat()} lies inside an archived chain's transfers: "
+            "the chain's dump holds the answer."
+        )
     newest_debit = Transfer.objects.filter(debit_account_id=account_id, created_at__lte=at).order_by(
         "-created_at", "-id"
     )[:1]
@@ -141,7 +155,24 @@ def account_balance_at(*, account_id: int, at: datetime) -> Balance:
         "-created_at", "-id"
     )[:1]
     newest = list(newest_debit.union(newest_credit, all=True))
-    if not newest:
+    live = max(newest, key=lambda t: (t.created_at, t.pk)) if newest else None
+    kept = None
+    if account.archived_before:
+        kept = (
+            ArchivedTotals.objects.filter(account_id=account_id, last_at__lte=at)
+            .order_by("-last_at", "-last_id")
+            .first()
+        )
+    if kept is not None and (live is None or (kept.last_at, kept.last_id) > (live.created_at, live.pk)):
+        return Balance(
+            account_id=account.pk,
+            code=account.code,
+            debits_pending=kept.after_debits_pending,
+            debits_posted=kept.after_debits_posted,
+            credits_pending=kept.after_credits_pending,
+            credits_posted=kept.after_credits_posted,
+        )
+    if live is None:
         return Balance(
             account_id=account.pk,
             code=account.code,
@@ -150,8 +181,7 @@ def account_balance_at(*, account_id: int, at: datetime) -> Balance:
             credits_pending=0,
             credits_posted=0,
         )
-    last = max(newest, key=lambda t: (t.created_at, t.pk))
-    return _balance_after(last, account)
+    return _balance_after(live, account)
 
 
 def account_balance_daily(*, account_id: int, time_zone: tzinfo) -> list[tuple[date, Balance]]:

@@ -35,6 +35,7 @@ from ledger.errors import (
     ExceedsCredits,
     ExceedsDebits,
     ExceedsPendingTransferAmount,
+    HistoryArchived,
     InvalidTransfer,
     Overflow,
     PendingTransferAlreadyResolved,
@@ -49,7 +50,9 @@ from ledger.models import (
     KEY_LENGTH_MAX,
     TRANSFER_REASON_LENGTH_MAX,
     Account,
+    ChainArchive,
     Transfer,
+    TransferKey,
     TransferKind,
 )
 
@@ -67,6 +70,8 @@ _CODE_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]+$")
 
 _KEY_CONSTRAINT = "ledger_transfer_key_unique"
 _RESOLVED_ONCE_CONSTRAINT = "ledger_transfer_pending_resolved_once"
+# The CHECK that `ledger.archive` puts on the DEFAULT partition for each archived chain.
+_ARCHIVED_CHAIN_CONSTRAINT = "ledger_transfer_default_not_"
 _DEBITS_LIMIT_CONSTRAINT = "ledger_account_debits_must_not_exceed_credits"
 _CREDITS_LIMIT_CONSTRAINT = "ledger_account_credits_must_not_exceed_debits"
 
@@ -589,7 +594,10 @@ def _apply(item: _Resolved, accounts: dict[int, dict[str, Any]], now: datetime) 
             raise ExceedsDebits(
                 account_code=credit["code"], available_fen=available_fen, amount_fen=item.amount_fen
             ) from error
-        if constraint == _RESOLVED_ONCE_CONSTRAINT:
+        if constraint is not None and constraint.startswith(_ARCHIVED_CHAIN_CONSTRAINT):
+            raise HistoryArchived(f"Chain {item.chain} is archived: it takes no more transfers.") from error
+        # A partition's index is named after its parent's (ledger/partitions.py): read the prefix.
+        if constraint is not None and constraint.startswith(_RESOLVED_ONCE_CONSTRAINT):
             # Unreachable while the accounts are locked first; the unique index is the backstop.
             raise PendingTransferAlreadyResolved(
                 f"Pending transfer {request.pending_id} was already resolved.",
@@ -688,6 +696,18 @@ def _create_batch(requests: Sequence[TransferRequest], now: datetime, *, pipelin
     return outcomes
 
 
+def _refuse_archived_keys(keys: Sequence[str]) -> None:
+    """A key taken by a transfer of an archived chain stays taken (`TransferKey` keeps it), though the
+    transfer is no longer there to return: say so rather than race for it again."""
+    taken = (
+        TransferKey.objects.filter(key__in=keys, chain__in=ChainArchive.objects.values("chain"))
+        .values_list("key", "chain")
+        .first()
+    )
+    if taken is not None:
+        raise HistoryArchived(f"Key {taken[0]!r} is a transfer's of archived chain {taken[1]}.")
+
+
 def transfers_create(*, transfers: Sequence[TransferRequest], now: datetime | None = None) -> list[TransferOutcome]:
     """Apply a batch of transfers atomically, in order; return one outcome per request.
 
@@ -713,6 +733,7 @@ def transfers_create(*, transfers: Sequence[TransferRequest], now: datetime | No
         except _PipelineRefused:
             pipelined = False  # Once more, one by one: that way says exactly what was refused.
         except _KeyRace:
+            _refuse_archived_keys(keys)
             attempts += 1
     raise AssertionError("a key kept racing after its insert had committed")
 

@@ -225,6 +225,12 @@ STORAGES: dict[str, dict[str, Any]] = {
 }
 WHITENOISE_USE_FINDERS = True
 
+# --- Ledger history (docs/ledger-history.md) -----------------------------------------------------
+# Who says a chain may be archived by `manage.py ledger_archive`: a callable taking the chain and
+# answering why not, or None. The ledger imports no other app; the coupon program answers for its
+# program years (closed, and audited since).
+LEDGER_ARCHIVE_CHECK = "coupons.services.archive.chain_archive_refusal"
+
 # --- Documents (evidence/) ------------------------------------------------------------------------
 # Contracts, invoices and proofs are stored content-addressed through the storage named "documents":
 # the local file system under DOCUMENTS_ROOT (var/documents by default), or, with DOCUMENTS_S3_BUCKET

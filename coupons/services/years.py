@@ -2,6 +2,7 @@
 
 import datetime as dt
 import re
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -37,6 +38,7 @@ from coupons.models import (
 from coupons.policy import HANGZHOU_2025_RULE_SETS, MEASURES_2024, rules_validate
 from coupons.rule_sets import rule_set_versions, year_first_day
 from coupons.services.reach import reach_program
+from ledger.partitions import chain_partitions_create
 from ledger.services import TransferRequest, account_create, transfer_create
 
 PROGRAM_TIME_ZONE = ZoneInfo("Asia/Shanghai")
@@ -507,7 +509,14 @@ def _program_year_insert(*, program: Program, year: int, **terms: Any) -> Progra
     """Insert the year; a concurrent creation of the same year (the unique constraint) is 409 too."""
     try:
         with transaction.atomic():
-            return ProgramYear.objects.create(program=program, year=year, chain=f"{program.slug}:{year}", **terms)
+            program_year = ProgramYear.objects.create(
+                program=program, year=year, chain=f"{program.slug}:{year}", **terms
+            )
+            # The year's chain gets its own ledger partitions before its first transfer (a draft year
+            # moves no money), once this commits: docs/ledger-history.md. Should that fail (a lock
+            # not had in time), the chain's transfers go to the DEFAULT partition and nothing else changes.
+            transaction.on_commit(partial(chain_partitions_create, chain=program_year.chain), robust=True)
+            return program_year
     except IntegrityError as error:
         # The pair is unique, and so is the chain named after it (`<slug>:<year>`): either says the year exists.
         constraint = _constraint_of(error) or ""

@@ -21,6 +21,12 @@ class Command(BaseCommand):
             self.stdout.write(f"  {mark} {check['name']} (examined {examined})")
             if not check["ok"]:
                 self.stdout.write(json.dumps(check["details"], indent=2, default=str))
+        for check in run.checks:
+            for archived in check["details"].get("archived_chains", []):
+                self.stdout.write(
+                    f"  archived chain {archived['chain']}: {archived['transfers']} transfers, "
+                    f"head #{archived['head_sequence']}, manifest sha256 {archived['manifest_sha256']}"
+                )
         if run.status != "passed":
             raise CommandError(f"Audit {run.pk} failed.")
         self.stdout.write(self.style.SUCCESS(f"Audit {run.pk} passed."))
