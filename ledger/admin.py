@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from config.money import yuan_text
-from ledger.models import Account, ChainHead, Transfer, TransferSeal
+from ledger.models import Account, ArchivedTotals, ChainArchive, ChainHead, Transfer, TransferKey, TransferSeal
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -71,3 +71,27 @@ class TransferSealAdmin(ReadOnlyAdmin):
 @admin.register(ChainHead)
 class ChainHeadAdmin(ReadOnlyAdmin):
     list_display = ["last_sequence", "last_link", "watermark_id"]
+
+
+@admin.register(TransferKey)
+class TransferKeyAdmin(ReadOnlyAdmin):
+    """Every transfer's key, across every chain (docs/ledger-history.md)."""
+
+    list_display = ["key", "transfer_id", "chain"]
+    search_fields = ["key"]
+    list_filter = ["chain"]
+
+
+@admin.register(ArchivedTotals)
+class ArchivedTotalsAdmin(ReadOnlyAdmin):
+    """What an archived chain's transfers did to each account (manage.py ledger_archive)."""
+
+    list_display = ["chain", "account", "debits_posted", "credits_posted", "first_at", "last_at"]
+    list_filter = ["chain"]
+
+
+@admin.register(ChainArchive)
+class ChainArchiveAdmin(ReadOnlyAdmin):
+    """The chains `manage.py ledger_archive` detached and dumped, with their manifests."""
+
+    list_display = ["chain", "archived_at"]

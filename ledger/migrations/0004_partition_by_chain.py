@@ -211,10 +211,6 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('ledger', '0003_chainhead_chain_transfer_chain_transferseal_chain_and_more'),
-        # After every migration of another app that made a foreign key to a transfer (the coupon
-        # holds): this one re-points them at ledger_transferkey, and a foreign key made afterwards to
-        # the partitioned table's id would fail. The ledger's code still imports nothing of coupons.
-        ('coupons', '0022_reference_numbers_fold_dashes'),
     ]
 
     operations = [

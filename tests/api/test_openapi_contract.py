@@ -30,6 +30,7 @@ HEADERS_READ = {
     "HTTP_TRANSFER_ENCODING": "HTTP framing: a chunked body is refused with 411 (config/middleware.py)",
     "CONTENT_LENGTH": "HTTP framing: the size of the multipart upload (evidence/api.py)",
     "REMOTE_ADDR": "not a header: the peer's address, for throttles and the sign-in log",
+    "HTTP_X_FORWARDED_FOR": "set by a trusted proxy only (DJANGO_TRUSTED_PROXIES, config/addresses.py), not by clients",
     HEADER: "a header parameter on every operation whose view is @idempotent (checked below)",
 }
 

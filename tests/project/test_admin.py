@@ -118,7 +118,16 @@ def test_changelist_answers_in_bounded_queries(superuser_client: Client, django_
     assert response.status_code == 200
 
 
-@pytest.mark.parametrize("model", REGISTERED, ids=lambda model: model._meta.label)
+# The demo archives no chain (an archive needs a closed, audited year), so these two have no row to
+# open a change page on; their changelists are still read above.
+WITHOUT_DEMO_ROWS = {"ledger.ArchivedTotals", "ledger.ChainArchive"}
+
+
+@pytest.mark.parametrize(
+    "model",
+    [model for model in REGISTERED if model._meta.label not in WITHOUT_DEMO_ROWS],
+    ids=lambda model: model._meta.label,
+)
 def test_change_page_answers(superuser_client: Client, model):
     obj = model._default_manager.order_by("pk").first()
     assert obj is not None, f"the demo has no {model._meta.verbose_name}"
