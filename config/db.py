@@ -11,11 +11,11 @@ Django's ORM must not run inside a pipeline: it reads `rowcount` before the serv
 """
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import psycopg
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Model
 
 
@@ -59,3 +59,19 @@ def insert_statement(
         params.append(field.get_db_prep_save(value, connection=connection))
     table = connection.ops.quote_name(instance._meta.db_table)
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(placeholders)})", params
+
+
+class _RolledBack(Exception):
+    """Ends `dry_run`'s transaction so that it rolls back."""
+
+
+def dry_run(call: Callable[[], object]) -> None:
+    """Run `call` in a transaction (a savepoint inside the caller's) that is always rolled back: its
+    refusals are raised as they are, its writes never land. A request that must pass the same checks
+    as the write it asks for, before anyone approves it, is checked this way by the write itself."""
+    try:
+        with transaction.atomic():
+            call()
+            raise _RolledBack
+    except _RolledBack:
+        pass

@@ -35,6 +35,7 @@ from accounts.models import User
 from accounts.roles import require_superuser
 from approvals.models import ApprovalRequest
 from approvals.services import approval_request_create, reason_clean
+from config import db
 from config.errors import AlreadyExists, ValidationFailed
 from coupons.errors import DuplicateContract, StackingCeiling
 from coupons.models import (
@@ -255,10 +256,6 @@ ACTION_STACKING_RULE = "stacking_rule_create"
 STACKING_RULE_TARGET = "stacking-rules"
 
 
-class _DryRun(Exception):
-    """Rolls back a check that wrote what it checks (see the request functions)."""
-
-
 def stacking_rule_request(
     *,
     requester: User,
@@ -277,14 +274,11 @@ def stacking_rule_request(
     reason = reason_clean(reason)
     if isinstance(name, str) and StackingRule.objects.filter(name=name.strip()).exists():
         raise AlreadyExists("A stacking rule with this name exists: a rule is never changed.", field="name")
-    try:
-        with transaction.atomic():
-            stacking_rule_create(
-                actor=requester, name=name, programs=programs, share_bp=share_bp, amount_fen=amount_fen
-            )
-            raise _DryRun
-    except _DryRun:
-        pass
+    db.dry_run(
+        lambda: stacking_rule_create(
+            actor=requester, name=name, programs=programs, share_bp=share_bp, amount_fen=amount_fen
+        )
+    )
     return approval_request_create(
         action=ACTION_STACKING_RULE,
         target=STACKING_RULE_TARGET,

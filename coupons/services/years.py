@@ -14,6 +14,7 @@ from accounts.roles import require_role, require_superuser
 from accounts.selectors import enterprise_is_verified_foundation_model_developer
 from approvals.models import ApprovalRequest
 from approvals.services import approval_request_create, reason_clean
+from config import db
 from config.errors import AlreadyExists, InvalidState, NotFound, ValidationFailed
 from coupons import books
 from coupons.errors import FourEyes, NotEligible, ProgramClosed, ProgramYearClosed
@@ -609,10 +610,6 @@ def rule_set_version_add(
 ACTION_RULE_SET_VERSION = "rule_set_version_add"
 
 
-class _DryRun(Exception):
-    """Rolls back a check that wrote what it checks (`rule_set_version_request`)."""
-
-
 def rule_set_version_request(
     *,
     year: int,
@@ -631,14 +628,11 @@ def rule_set_version_request(
     require_superuser(requester)
     reason = reason_clean(reason)
     program_year = program_year_get(year, program)
-    try:
-        with transaction.atomic():
-            rule_set_version_add(
-                year=year, effective_from=effective_from, rates=rates, actor=requester, program=program
-            )
-            raise _DryRun
-    except _DryRun:
-        pass
+    db.dry_run(
+        lambda: rule_set_version_add(
+            year=year, effective_from=effective_from, rates=rates, actor=requester, program=program
+        )
+    )
     return approval_request_create(
         action=ACTION_RULE_SET_VERSION,
         target=f"rule-sets:{program_year.pk}",
