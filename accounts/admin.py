@@ -214,7 +214,8 @@ class UserAdmin(DjangoUserAdmin):
     list_select_related = ["enterprise", "provider"]
     search_fields = ["username", "first_name", "last_name", "email", "enterprise__name", "provider__name"]
     # Membership is fixed when accounts.services creates the user: shown, not edited.
-    # The programs a staff member's roles are limited to (empty: every program), set by a superuser.
+    # The programs a staff member's roles are limited to (empty: every program): shown, set through
+    # PUT /api/v1/users/{id}/programs/, where widening waits for a second superuser.
     fieldsets = (
         *(DjangoUserAdmin.fieldsets or ()),
         ("Organisation", {"fields": ("enterprise", "provider")}),
@@ -222,14 +223,10 @@ class UserAdmin(DjangoUserAdmin):
     )
     # Roles are granted by two people (POST /api/v1/users/ and an approved `role_grant` request), never
     # by one superuser here: groups, permissions and the superuser flag are shown, not edited.
-    readonly_fields = ["enterprise", "provider", "groups", "user_permissions", "is_superuser", "is_staff"]
+    readonly_fields = ["enterprise", "provider", "groups", "user_permissions", "is_superuser", "is_staff", "programs"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
         return super().get_queryset(request).prefetch_related("groups")
-
-    def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
-        fields = list(super().get_readonly_fields(request, obj))
-        return fields if _is_superuser(request) else [*fields, "programs"]
 
     @admin.display(description="roles")
     def role_names(self, user: User) -> str:

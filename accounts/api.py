@@ -367,6 +367,11 @@ class UserProgramsRequest(StrictSerializer):
         max_length=USER_PROGRAMS_COUNT_MAX,
         help_text="The programs (slugs) the staff user's roles are limited to; empty: every program.",
     )
+    reason = StrictCharField(
+        max_length=REASON_LENGTH_MAX,
+        required=False,
+        help_text="Why, for the superuser who decides a widening (a default names the change).",
+    )
 
 
 def is_api_key(request: Request) -> bool:
@@ -800,15 +805,22 @@ class UserCreate(APIView):
 class UserPrograms(APIView):
     @extend_schema(
         request=UserProgramsRequest,
-        responses={200: UserSerializer},
+        responses={200: UserSerializer, 202: ApprovalRequestSerializer},
         tags=["users"],
-        summary="Limit a staff user's roles to programs (superuser)",
+        summary="Limit a staff user's roles to programs (superuser; widening needs a second)",
         description=(
             "Replaces the programs the staff user's roles reach: from their next request they see and act on "
             "only those programs' applications, grants, redemptions, claims, program years, figures and approval "
             "requests; an object of another program is 404 to them. An empty list lifts the limit (every "
-            "program). A slug that names no program is 404 `not_found` (on `programs`), as is an unknown user; a "
-            "limit for a superuser or a member of an organisation is 409 `invalid_state`."
+            "program).\n\n"
+            "Narrowing (or no change) holds at once: 200 with the user. Widening (a program added, or the limit "
+            "lifted) gives the person's roles another program's money, so it answers 202 with an approval "
+            "request (action `user_programs_widen`, payload `{user, username, programs, from}`) that a different "
+            "superuser, who is not that user, approves with `POST /approval-requests/{id}/approve/`; until then "
+            "the reach is unchanged. A request made stale by a later change is refused on approval (409 "
+            "`invalid_state`); a second pending widening for the same user is 409 `invalid_state`.\n\n"
+            "A slug that names no program is 404 `not_found` (on `programs`), as is an unknown user; a limit for "
+            "a superuser or a member of an organisation is 409 `invalid_state`."
         ),
     )
     def put(self, request: Request, pk: int) -> Response:
@@ -816,4 +828,9 @@ class UserPrograms(APIView):
         require_superuser(actor)
         data = validated(UserProgramsRequest, request.data)
         user = get_object_or_404(User, pk=pk)
-        return Response(UserSerializer(user_programs_set(user=user, programs=data["programs"], actor=actor)).data)
+        user, pending = user_programs_set(
+            user=user, programs=data["programs"], actor=actor, reason=data.get("reason", "")
+        )
+        if pending is not None:
+            return Response(ApprovalRequestSerializer(pending).data, status=status.HTTP_202_ACCEPTED)
+        return Response(UserSerializer(user).data)

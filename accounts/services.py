@@ -543,18 +543,71 @@ def user_programs_clean(*, user: User, programs: object) -> list[str]:
     return wanted
 
 
-def user_programs_set(*, user: User, programs: Sequence[str], actor: User) -> User:
-    """A superuser limits a staff member's roles to some programs (empty: every program).
+USER_PROGRAMS_WIDEN_ACTION: Final = "user_programs_widen"
 
-    From then on every read and write of that person reaches only those programs' applications,
-    grants, redemptions, claims, program years, figures and approval requests (docs/programs.md,
-    "Roles limited to programs"); the change holds from their next request."""
+
+def _reach_widens(before: Sequence[str], after: Sequence[str]) -> bool:
+    """Whether a staff member limited to `before` would reach more with `after` (empty: every program)."""
+    if not before:
+        return False  # Every program already: nothing is wider.
+    return not after or bool(set(after) - set(before))
+
+
+def user_programs_set(
+    *, user: User, programs: Sequence[str], actor: User, reason: str = ""
+) -> tuple[User, ApprovalRequest | None]:
+    """A superuser changes the programs a staff member's roles reach (empty: every program).
+
+    Narrowing, or leaving the reach as it is, holds at once: it takes power away. Widening (a program
+    added, or the limit lifted) gives the person's roles power over another program's money, as a
+    role grant does, so it waits in an approval request (`user_programs_widen`) that a different
+    superuser, who is not that person, decides (`user_programs_widen_apply`); the user is returned
+    unchanged beside it. From then on every read and write of that person reaches only those
+    programs' applications, grants, redemptions, claims, program years, figures and approval
+    requests (docs/programs.md, "Roles limited to programs"); the change holds from their next request."""
     require_superuser(actor)
     with transaction.atomic():
         locked = User.objects.select_for_update().get(pk=user.pk)
-        locked.programs = user_programs_clean(user=locked, programs=list(programs))
-        locked.save(update_fields=["programs"])
-    return locked
+        wanted = user_programs_clean(user=locked, programs=list(programs))
+        before = sorted(locked.programs)
+        if not _reach_widens(before, wanted):
+            locked.programs = wanted
+            locked.save(update_fields=["programs"])
+            return locked, None
+        if actor.pk == locked.pk:  # Unreachable today (a superuser is never limited); kept for the rule.
+            raise FourEyes("Nobody widens their own reach.")
+        reach = ", ".join(wanted) if wanted else "every program"
+        request = approval_request_create(
+            action=USER_PROGRAMS_WIDEN_ACTION,
+            target=f"user:{locked.pk}",
+            payload={"user": locked.pk, "username": locked.username, "programs": wanted, "from": before},
+            reason=reason or f"Let {locked.username}'s roles reach {reach} (now {', '.join(before)}).",
+            requester=actor,
+        )
+        return locked, request
+
+
+def user_programs_widen_apply(*, request: ApprovalRequest, decider: User) -> None:
+    """Carry out an approved widening (called by `approvals` inside the decision's transaction). The
+    reach must still be what the requester saw: a change since (another request, a narrowing) makes
+    this one stale, 409 `invalid_state`, to be asked again."""
+    require_superuser(decider)
+    user = User.objects.select_for_update().get(pk=request.payload["user"])
+    if decider.pk == user.pk:
+        raise FourEyes("Nobody approves a wider reach for themselves.")
+    if sorted(user.programs) != request.payload["from"]:
+        raise InvalidState(
+            f"{user.username}'s programs changed since this was asked "
+            f"(now {', '.join(sorted(user.programs)) or 'every program'}); ask again."
+        )
+    user.programs = user_programs_clean(user=user, programs=list(request.payload["programs"]))
+    user.save(update_fields=["programs"])
+
+
+def user_programs_widen_conflict(request: ApprovalRequest, decider: User) -> str | None:
+    if decider.pk == request.payload.get("user"):
+        return "Nobody approves a wider reach for themselves."
+    return None
 
 
 def staff_user_create_bootstrap(*, username: str, password: str, email: str, roles: Sequence[str]) -> User:

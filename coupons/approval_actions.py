@@ -11,6 +11,7 @@ Registered with `approvals` at start-up (`CouponsConfig.ready`). Who may ask and
 | `provider_change` | superuser | an approver, or another superuser (a superuser holds every role) |
 | `sanction_set` | reviewer or approver | another approver |
 | `role_grant` | superuser (`POST /users/` with roles) | another superuser, who is not the user receiving them |
+| `user_programs_widen` | superuser (`PUT /users/{id}/programs/`, wider) | another superuser, not that user |
 | `rule_set_version_add` | superuser | another superuser |
 | `stacking_rule_create` | superuser | another superuser |
 
@@ -20,7 +21,15 @@ service's own checks (state, policy, four eyes) run again at the moment of decis
 
 from accounts.models import Enterprise, Role, User
 from accounts.selectors import PROVIDER_CHANGE_ACTION
-from accounts.services import ROLE_GRANT_ACTION, provider_change_apply, role_grant_apply, role_grant_conflict
+from accounts.services import (
+    ROLE_GRANT_ACTION,
+    USER_PROGRAMS_WIDEN_ACTION,
+    provider_change_apply,
+    role_grant_apply,
+    role_grant_conflict,
+    user_programs_widen_apply,
+    user_programs_widen_conflict,
+)
 from approvals.models import ApprovalRequest
 from approvals.registry import ApprovalAction, approval_action_register
 from coupons.models import DEFAULT_PROGRAM, Grant, Redemption, Settlement
@@ -158,6 +167,14 @@ ACTIONS: tuple[ApprovalAction, ...] = (
         may_decide=lambda user, request: user.is_active and user.is_superuser,
         execute=role_grant_apply,
         conflicts=role_grant_conflict,
+    ),
+    ApprovalAction(
+        name=USER_PROGRAMS_WIDEN_ACTION,
+        label="widen the programs a staff user reaches",
+        may_request=_superuser,
+        may_decide=lambda user, request: _superuser(user),
+        execute=user_programs_widen_apply,
+        conflicts=user_programs_widen_conflict,
     ),
     ApprovalAction(
         name=ACTION_RULE_SET_VERSION,

@@ -106,6 +106,9 @@ APPROVAL_ACTION_WORDS: dict[str, Promise] = {
     "provider_change": _("Change a computing center's listing"),
     "sanction_set": _("Sanction an organisation"),
     "role_grant": _("Grant platform roles"),
+    "user_programs_widen": _("Widen the programs a staff user reaches"),
+    "rule_set_version_add": _("Add a rule-set version"),
+    "stacking_rule_create": _("Write a stacking rule"),
 }
 
 # A program year's "open" is not a settlement's "open" (not yet paid): its own words.

@@ -343,20 +343,93 @@ def test_alerts_reach_the_staff_of_their_program() -> None:
 # --- Setting the limit --------------------------------------------------------------------------
 
 
-def test_a_superuser_sets_and_lifts_the_limit_through_the_api() -> None:
+def test_a_superuser_narrows_the_limit_at_once_through_the_api() -> None:
     district_program()
     admin = UserFactory(is_superuser=True, is_staff=True)
     staff = UserFactory(roles=[Role.REVIEWER])
     client = signed_in(admin)
+    # Every program to two: narrower, so it holds at once.
     response = client.put(
         f"/api/v1/users/{staff.pk}/programs/", {"programs": [DISTRICT, CITY, DISTRICT]}, format="json"
     )
     assert response.status_code == 200, response.content[:300]
     assert response.json()["programs"] == [CITY, DISTRICT]
     assert signed_in(staff).get("/api/v1/me/").json()["programs"] == [CITY, DISTRICT]
-    response = client.put(f"/api/v1/users/{staff.pk}/programs/", {"programs": []}, format="json")
-    assert response.json()["programs"] == []
+    response = client.put(f"/api/v1/users/{staff.pk}/programs/", {"programs": [CITY]}, format="json")
+    assert response.status_code == 200, response.content[:300]
+    assert User.objects.get(pk=staff.pk).program_limit == {CITY}
+    # The same reach again changes nothing and asks nobody.
+    assert client.put(f"/api/v1/users/{staff.pk}/programs/", {"programs": [CITY]}, format="json").status_code == 200
+    assert not ApprovalRequest.objects.exists()
+
+
+def test_widening_the_limit_waits_for_a_second_superuser() -> None:
+    """Reproduced: one superuser lifted a staff member's limit (200), giving the person's roles the
+    other program's money with nobody else seeing it. A wider reach is a role grant in another program."""
+    district_program()
+    admin, other_admin = UserFactory(is_superuser=True, is_staff=True), UserFactory(is_superuser=True, is_staff=True)
+    staff = UserFactory(roles=[Role.APPROVER], programs=[CITY])
+    client = signed_in(admin)
+    url = f"/api/v1/users/{staff.pk}/programs/"
+
+    response = client.put(url, {"programs": [CITY, DISTRICT], "reason": "Covers Xihu from May."}, format="json")
+    assert response.status_code == 202, response.content[:300]
+    asked = response.json()
+    assert asked["action"] == "user_programs_widen"
+    assert asked["status"] == "pending"
+    assert asked["payload"] == {
+        "user": staff.pk,
+        "username": staff.username,
+        "programs": [CITY, DISTRICT],
+        "from": [CITY],
+    }
+    assert asked["reason"] == "Covers Xihu from May."
+    # Nothing wider until decided: the person still reaches one program.
+    assert User.objects.get(pk=staff.pk).program_limit == {CITY}
+    assert signed_in(staff).get("/api/v1/me/").json()["programs"] == [CITY]
+    # A second widening for the same person while one waits: refused.
+    assert_problem(client.put(url, {"programs": []}, format="json"), 409, "invalid_state")
+    # The asker may not decide it.
+    assert_problem(
+        client.post(f"/api/v1/approval-requests/{asked['id']}/approve/", {"reason": "ok"}, format="json"),
+        403,
+        "four_eyes",
+    )
+    assert User.objects.get(pk=staff.pk).program_limit == {CITY}
+    # Nor may a non-superuser, even an approver.
+    assert signed_in(UserFactory(roles=[Role.APPROVER])).post(
+        f"/api/v1/approval-requests/{asked['id']}/approve/", {"reason": "ok"}, format="json"
+    ).status_code in (403, 404)
+    response = signed_in(other_admin).post(
+        f"/api/v1/approval-requests/{asked['id']}/approve/", {"reason": "Board minute 12."}, format="json"
+    )
+    assert response.status_code == 200, response.content[:300]
+    assert response.json()["status"] == "approved"
+    assert User.objects.get(pk=staff.pk).program_limit == {CITY, DISTRICT}
+
+    # Lifting the limit (every program) is widening too.
+    response = client.put(url, {"programs": []}, format="json")
+    assert response.status_code == 202, response.content[:300]
+    assert User.objects.get(pk=staff.pk).program_limit == {CITY, DISTRICT}
+    approval_request_approve(request_id=response.json()["id"], decider=other_admin)
     assert User.objects.get(pk=staff.pk).program_limit is None
+
+
+def test_a_widening_made_stale_by_a_later_change_is_refused() -> None:
+    district_program()
+    admin, other_admin = UserFactory(is_superuser=True, is_staff=True), UserFactory(is_superuser=True, is_staff=True)
+    staff = UserFactory(roles=[Role.REVIEWER], programs=[CITY, DISTRICT])
+    user, asked = user_programs_set(user=staff, programs=[], actor=admin)
+    assert asked is not None and user.program_limit == {CITY, DISTRICT}
+    # Meanwhile the person is narrowed to the district: the request was made against another reach.
+    user, none = user_programs_set(user=staff, programs=[DISTRICT], actor=admin)
+    assert none is None and user.program_limit == {DISTRICT}
+    response = signed_in(other_admin).post(
+        f"/api/v1/approval-requests/{asked.pk}/approve/", {"reason": "ok"}, format="json"
+    )
+    assert_problem(response, 409, "invalid_state")
+    assert User.objects.get(pk=staff.pk).program_limit == {DISTRICT}
+    assert ApprovalRequest.objects.get(pk=asked.pk).status == ApprovalRequest.Status.PENDING
 
 
 def test_the_limit_is_refused_when_it_cannot_mean_anything(cast: Cast) -> None:

@@ -266,3 +266,16 @@ def test_a_group_a_role_is_named_after_is_never_renamed_in_the_admin(superuser_c
     assert Group.objects.get(pk=group.pk).name == "auditor"
     assert superuser_client.post(url(Group, "delete", group.pk), {"post": "yes"}).status_code == 403
     assert Group.objects.filter(pk=group.pk).exists()
+
+
+def test_the_programs_a_staff_member_reaches_are_shown_not_edited(superuser_client: Client):
+    # The change form was a second way for one superuser to widen a limited staff member's reach,
+    # which the API sends to a second superuser (`user_programs_widen`).
+    from accounts.models import User
+
+    staff = User.objects.get(username="reviewer")
+    User.objects.filter(pk=staff.pk).update(programs=["hangzhou-compute"])
+    page = superuser_client.get(url(User, "change", staff.pk))
+    assert page.status_code == 200
+    assert 'name="programs"' not in page.content.decode()
+    assert "hangzhou-compute" in page.content.decode()
