@@ -14,6 +14,7 @@ Registered with `approvals` at start-up (`CouponsConfig.ready`). Who may ask and
 | `user_programs_widen` | superuser (`PUT /users/{id}/programs/`, wider) | another superuser, not that user |
 | `rule_set_version_add` | superuser | another superuser |
 | `stacking_rule_create` | superuser | another superuser |
+| `program_close` | superuser (`POST /programs/{slug}/close/`) | another superuser |
 
 Each `execute` re-reads its target and calls the entity's service with both people, so the
 service's own checks (state, policy, four eyes) run again at the moment of decision.
@@ -40,8 +41,10 @@ from coupons.services.settlements import ACTION_PAY, settlement_pay, settlement_
 from coupons.services.stacking import ACTION_STACKING_RULE, stacking_rule_request_execute
 from coupons.services.years import (
     ACTION_CAP_OVERRIDE,
+    ACTION_PROGRAM_CLOSE,
     ACTION_RULE_SET_VERSION,
     cap_override_grant,
+    program_close_request_execute,
     rule_set_version_request_execute,
 )
 
@@ -189,6 +192,13 @@ ACTIONS: tuple[ApprovalAction, ...] = (
         may_request=_superuser,
         may_decide=lambda user, request: _superuser(user),
         execute=stacking_rule_request_execute,
+    ),
+    ApprovalAction(
+        name=ACTION_PROGRAM_CLOSE,
+        label="close a program",
+        may_request=_superuser,
+        may_decide=lambda user, request: _superuser(user),
+        execute=program_close_request_execute,
     ),
 )
 

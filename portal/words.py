@@ -109,6 +109,7 @@ APPROVAL_ACTION_WORDS: dict[str, Promise] = {
     "user_programs_widen": _("Widen the programs a staff user reaches"),
     "rule_set_version_add": _("Add a rule-set version"),
     "stacking_rule_create": _("Write a stacking rule"),
+    "program_close": _("Close a program"),
 }
 
 # A program year's "open" is not a settlement's "open" (not yet paid): its own words.

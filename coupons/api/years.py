@@ -58,7 +58,7 @@ from coupons.services.years import (
     PROGRAM_NAME_EN_LENGTH_MAX,
     PROGRAM_NAME_LENGTH_MAX,
     cap_override_request,
-    program_close,
+    program_close_request,
     program_create,
     program_get,
     program_year_create_with_rates,
@@ -734,19 +734,31 @@ class ProgramDetail(APIView):
         return Response(ProgramSerializer(program_get(program)).data)
 
 
+class ProgramCloseRequest(StrictSerializer):
+    reason = StrictCharField(
+        max_length=REASON_LENGTH_MAX,
+        required=False,
+        help_text="Why: the decision that ends the fund's intake (a default names the program).",
+    )
+
+
 class ProgramClose(APIView):
     permission_classes = STAFF_ONLY
 
     @extend_schema(
-        request=None,
-        responses={200: ProgramSerializer},
-        summary="Close a program (superuser)",
+        request=ProgramCloseRequest,
+        responses={202: ApprovalRequestSerializer, 200: ProgramSerializer},
+        summary="Close a program (a superuser asks, another decides)",
         description=(
-            "From now on the program takes no new year (409 `program_closed` on `POST .../years/` and on opening "
-            "a draft year) and no new application (409 `program_closed` on `POST /applications/` naming it). "
-            "What it already holds runs out by its own rules: submitted applications may still be decided, "
-            "grants redeem until they expire, and at its open year's end the annual reset withdraws the "
-            "applications still open and prepares no next year. Closing a closed program changes nothing; an "
+            "Closing ends the program's intake for good, so one superuser asks and a different superuser decides: "
+            "the answer is 202 with an approval request (action `program_close`), and the program closes when "
+            "another superuser approves it (`POST /approval-requests/{id}/approve/`; the asker is 403 "
+            "`four_eyes`). From then on the program takes no new year (409 `program_closed` on `POST .../years/` "
+            "and on opening a draft year) and no new application (409 `program_closed` on `POST /applications/` "
+            "naming it). What it already holds runs out by its own rules: submitted applications may still be "
+            "decided, grants redeem until they expire, and at its open year's end the annual reset withdraws the "
+            "applications still open and prepares no next year. A closed program answers 200 with itself "
+            "(closing again changes nothing); 409 `invalid_state` while another close request for it waits; an "
             "unknown one is 404."
         ),
         tags=TAGS,
@@ -754,8 +766,12 @@ class ProgramClose(APIView):
     def post(self, request: Request, program: str) -> Response:
         user = caller(request)
         require_superuser(user)
-        validated(EmptyRequest, request.data)
-        return Response(ProgramSerializer(program_close(slug=program, actor=user)).data)
+        data = validated(ProgramCloseRequest, request.data)
+        found = program_get(program)
+        if found.status == Program.Status.CLOSED:
+            return Response(ProgramSerializer(found).data)
+        asked = program_close_request(slug=program, requester=user, reason=data.get("reason", ""))
+        return Response(ApprovalRequestSerializer(asked).data, status=status.HTTP_202_ACCEPTED)
 
 
 urlpatterns = [

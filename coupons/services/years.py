@@ -303,11 +303,12 @@ def program_create(
 
 
 def program_close(*, slug: str, actor: User, now: dt.datetime | None = None) -> Program:
-    """A superuser closes a program: from then on it takes no new year and no new application (409
-    `program_closed`). What it already holds runs out by its own rules: applications already submitted
-    may still be decided, grants redeem until they expire, settlements pay, and its open year closes
-    at its end, when the annual reset withdraws the applications still open (there is no next year
-    to carry them into) and prepares no next year. Closing a closed program changes nothing.
+    """A superuser closes a program (through the API, the second of two: `program_close_request`):
+    from then on it takes no new year and no new application (409 `program_closed`). What it already
+    holds runs out by its own rules: applications already submitted may still be decided, grants
+    redeem until they expire, settlements pay, and its open year closes at its end, when the annual
+    reset withdraws the applications still open (there is no next year to carry them into) and
+    prepares no next year. Closing a closed program changes nothing.
 
     The program's row lock orders the close against submissions and year openings, which read the
     program's status under a lock that waits for it (`program_active_lock`): none slips in after it."""
@@ -322,6 +323,33 @@ def program_close(*, slug: str, actor: User, now: dt.datetime | None = None) -> 
         program.closed_by = actor
         program.save(update_fields=["status", "closed_at", "closed_by"])
         return program
+
+
+ACTION_PROGRAM_CLOSE = "program_close"
+
+
+def program_close_request(*, slug: str, requester: User, reason: str = "") -> ApprovalRequest:
+    """A superuser asks to close a program; a different superuser decides (approvals, action
+    `program_close`). Closing ends a fund's intake for good (there is no reopening), so one person
+    does not do it alone. An unknown program is 404; a closed one is 409 `invalid_state` (the API
+    answers it with the program instead: closing again changes nothing); a second request while
+    one waits is 409 `invalid_state`."""
+    require_superuser(requester)
+    program = program_get(slug)
+    if program.status == Program.Status.CLOSED:
+        raise InvalidState(f"Program {slug} is already closed.")
+    return approval_request_create(
+        action=ACTION_PROGRAM_CLOSE,
+        target=f"program:{slug}",
+        payload={"program": slug},
+        reason=reason or f"Close the program {slug}: no new year, no new application.",
+        requester=requester,
+    )
+
+
+def program_close_request_execute(*, request: ApprovalRequest, decider: User) -> None:
+    """An approved request: the program closed by the decider (the approvals app calls this)."""
+    program_close(slug=request.payload["program"], actor=decider)
 
 
 def program_active_lock(slug: str) -> None:

@@ -6,11 +6,13 @@ import threading
 import pytest
 from django.db import connection, connections, transaction
 
+from approvals.models import ApprovalRequest
 from coupons.models import Application, Program, ProgramYear
 from coupons.services.years import program_active_lock, program_close
 from tests.api.conftest import assert_problem
 from tests.api.test_applications import submit_body
 from tests.coupons.conftest import YEAR
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -179,17 +181,58 @@ def test_a_year_created_twice_is_409_and_the_first_stays(cast, as_user, district
 # --- Closing a program ------------------------------------------------------------------------------
 
 
+def close_by_two(cast, as_user, reason: str = "") -> dict:
+    """The program SLUG closed as the API closes one: the admin asks, a second superuser approves."""
+    body = {"reason": reason} if reason else {}
+    asked = as_user(cast.admin).post(f"/api/v1/programs/{SLUG}/close/", body, format="json")
+    assert asked.status_code == 202, asked.content
+    second = UserFactory(is_superuser=True, is_staff=True)
+    decided = as_user(second).post(f"/api/v1/approval-requests/{asked.json()['id']}/approve/", {}, format="json")
+    assert decided.status_code == 200, decided.content
+    program = Program.objects.get(slug=SLUG)
+    assert program.closed_by == second
+    return as_user(cast.admin).get(f"/api/v1/programs/{SLUG}/").json()
+
+
+def test_closing_a_program_waits_for_a_second_superuser(cast, as_user, district):
+    """Reproduced: one superuser closed a program (200), ending a fund's intake for good, alone."""
+    admin = as_user(cast.admin)
+    asked = admin.post(f"/api/v1/programs/{SLUG}/close/", {"reason": "The district fund ends."}, format="json")
+
+    assert asked.status_code == 202, asked.content
+    request = asked.json()
+    assert (request["action"], request["status"], request["payload"]) == ("program_close", "pending", {"program": SLUG})
+    assert request["reason"] == "The district fund ends."
+    assert Program.objects.get(slug=SLUG).status == "active"
+    # A second request while one waits, and the asker deciding: refused, nothing changed.
+    assert_problem(admin.post(f"/api/v1/programs/{SLUG}/close/"), 409, "invalid_state")
+    assert_problem(
+        admin.post(f"/api/v1/approval-requests/{request['id']}/approve/", {}, format="json"), 403, "four_eyes"
+    )
+    # Bad input is 400 and asks nothing.
+    assert_problem(admin.post(f"/api/v1/programs/{SLUG}/close/", {"why": "x"}, format="json"), 400, "validation_error")
+    assert Program.objects.get(slug=SLUG).status == "active"
+    # A second superuser's rejection leaves it open; an approval closes it, in the decider's name.
+    second = as_user(UserFactory(is_superuser=True, is_staff=True))
+    assert (
+        second.post(
+            f"/api/v1/approval-requests/{request['id']}/reject/", {"reason": "Not yet."}, format="json"
+        ).status_code
+        == 200
+    )
+    assert Program.objects.get(slug=SLUG).status == "active"
+    close_by_two(cast, as_user)
+
+
 def test_a_closed_program_takes_no_new_year_and_no_new_application(cast, year, as_user, district):
     admin, member = as_user(cast.admin), as_user(cast.member)
     admin.post(f"/api/v1/programs/{SLUG}/years/", {"year": YEAR + 1}, format="json")  # A draft, before the close.
     before = member.post("/api/v1/applications/", submit_body(cast, program=SLUG), format="json")
     assert before.status_code == 201, before.content
 
-    closed = admin.post(f"/api/v1/programs/{SLUG}/close/")
+    closed = close_by_two(cast, as_user, reason="District board decision 2027-3.")
 
-    assert closed.status_code == 200, closed.content
-    assert closed.json()["status"] == "closed" and closed.json()["closed_at"]
-    assert Program.objects.get(slug=SLUG).closed_by == cast.admin
+    assert closed["status"] == "closed" and closed["closed_at"]
     years = ProgramYear.objects.filter(program_id=SLUG).count()
     assert_problem(
         admin.post(f"/api/v1/programs/{SLUG}/years/", {"year": YEAR + 2}, format="json"), 409, "program_closed"
@@ -209,14 +252,15 @@ def test_a_closed_program_takes_no_new_year_and_no_new_application(cast, year, a
         == 201
     )
     again = admin.post(f"/api/v1/programs/{SLUG}/close/")
-    assert again.status_code == 200 and again.json()["closed_at"] == closed.json()["closed_at"]
+    assert again.status_code == 200 and again.json()["closed_at"] == closed["closed_at"]
+    assert ApprovalRequest.objects.filter(action="program_close").count() == 1
     # What it held goes on: the application submitted before the close is still there to decide.
     assert Application.objects.get(pk=before.json()["id"]).status == "submitted"
 
 
 def test_listed_programs_filter_by_status(cast, as_user, district):
     admin = as_user(cast.admin)
-    admin.post(f"/api/v1/programs/{SLUG}/close/")
+    close_by_two(cast, as_user)
 
     closed = admin.get("/api/v1/programs/?status=closed").json()["results"]
     active = admin.get("/api/v1/programs/?status=active").json()["results"]
