@@ -21,7 +21,7 @@ from django.utils import timezone
 from coupons.models import DEFAULT_PROGRAM, Application, AuditRun, Grant, Program, ProgramYear
 from coupons.services.acknowledgements import acknowledgements_deem_confirmed
 from coupons.services.audit import audit_execute
-from coupons.services.grants import grant_expire, grants_due
+from coupons.services.grants import GRANTS_EXPIRE_BATCH_SIZE, grant_expire, grants_due
 from coupons.services.redemptions import redemptions_expire_holds
 from coupons.services.reset import annual_reset as annual_reset_service
 from coupons.services.year_end import OPEN_STATUSES as APPLICATION_OPEN_STATUSES
@@ -92,8 +92,15 @@ def nightly_audit() -> int:
 
 
 @shared_task(acks_late=True)
-def annual_reset(year: int, program: str = DEFAULT_PROGRAM) -> dict[str, object]:
-    report = annual_reset_service(year=year, program=program)
+def annual_reset(year: int, program: str = DEFAULT_PROGRAM, batch_size: int | None = None) -> dict[str, object]:
+    """Reset one program year (`coupons.services.reset.annual_reset`); `batch_size` grants expire to a
+    transaction (default `GRANTS_EXPIRE_BATCH_SIZE`; the crash test sends a small one so that its
+    kills land between and inside many batches)."""
+    if batch_size is not None and batch_size < 1:
+        raise ValueError("batch_size is at least 1")
+    report = annual_reset_service(
+        year=year, program=program, batch_size=batch_size or GRANTS_EXPIRE_BATCH_SIZE
+    )
     log.info("annual reset %s %s: %s", program, year, report)
     return report.__dict__
 

@@ -36,6 +36,10 @@ SEEDS = range(10)
 GRANTS_PER_YEAR = int(os.environ.get("CRASH_TEST_GRANTS", "250"))
 KILLS_PER_SEED = 2
 WAIT_S = 120
+# Grants a transaction in the killed resets: small, so that a reset of GRANTS_PER_YEAR grants is ten
+# batches and a kill lands between or inside any of them (at the default of 200 there were two, and a
+# kill after the last left nothing for the next kill to cut short).
+BATCH = 25
 
 
 def make_year(cast: Any, year: int) -> None:
@@ -126,9 +130,10 @@ class Workers:
         self.spare[0].wait(timeout=30)
 
 
-def send_reset(year: int, queue: str) -> None:
+def send_reset(year: int, queue: str, batch_size: int | None = None) -> None:
     with app.connection_for_write() as broker:
-        app.send_task("coupons.tasks.annual_reset", args=[year], queue=queue, connection=broker)
+        kwargs = {} if batch_size is None else {"batch_size": batch_size}
+        app.send_task("coupons.tasks.annual_reset", args=[year], kwargs=kwargs, queue=queue, connection=broker)
 
 
 @pytest.mark.slow
@@ -150,11 +155,13 @@ def test_a_reset_killed_at_random_points_finishes_with_every_grant_lapsed_once()
             assert ProgramYear.objects.get(year=year).status == "closed"
             kills = 0
             for _ in range(KILLS_PER_SEED):
-                worker, queue = workers.take()
-                send_reset(year, queue)
-                # Kill at a random point: once a random number of the remaining grants has lapsed.
                 active = Grant.objects.filter(year__year=year, status="active")
                 remaining = active.count()
+                if remaining == 0:
+                    break  # The last kill came after the last batch: nothing is left to cut short.
+                worker, queue = workers.take()
+                send_reset(year, queue, batch_size=BATCH)
+                # Kill at a random point: once a random number of the remaining grants has lapsed.
                 kill_at = remaining - rng.randint(1, max(1, remaining - 1))
                 deadline = time.monotonic() + WAIT_S
                 while active.count() > kill_at and time.monotonic() < deadline:
@@ -174,7 +181,7 @@ def test_a_reset_killed_at_random_points_finishes_with_every_grant_lapsed_once()
             finally:
                 worker.terminate()
                 worker.wait(timeout=30)
-            assert kills == KILLS_PER_SEED
+            assert kills >= 1
             lapses = Transfer.objects.filter(
                 reason="grant_lapse",
                 key__startswith="grant:",
