@@ -297,8 +297,51 @@ _DASHES_FOLDED: Final = str.maketrans(dict.fromkeys(DASHES, "-"))
 def reference_normalise(text: str) -> str:
     """Contract and bill numbers as stored and compared: NFKC (full-width forms become ASCII),
     every dash and minus sign the ASCII hyphen (a word processor turns `HZ-001` into `HZ‐001` or
-    `HZ–001`, which look the same to a reviewer), trimmed and upper-cased, so `hz-001`, `HZ‐001`,
-    `HZ–001` and `ＨＺ-００１` are one contract."""
+    `HZ–001`, which look the same to a reviewer), no white space at all (`HZ- 001` and `HZ 001` are
+    `HZ-001` and `HZ001`), upper-cased, so `hz-001`, `HZ‐001`, `HZ – 001` and `ＨＺ-００１` are one
+    contract. What is left must pass `reference_refused`."""
     import unicodedata
 
-    return unicodedata.normalize("NFKC", text).translate(_DASHES_FOLDED).strip().upper()
+    # NFKC makes every space separator (no-break, ideographic, thin) the ASCII space; other white
+    # space (a line break, a tab) inside a number is left for `reference_refused` to refuse.
+    return unicodedata.normalize("NFKC", text).translate(_DASHES_FOLDED).strip().replace(" ", "").upper()
+
+
+# What a contract or bill number may hold once folded: ASCII letters and digits, CJK ideographs (a
+# Chinese document number such as `杭科〔2026〕12号`), and these separators.
+REFERENCE_SEPARATORS: Final = "-/_.#:()[]〔〕【】"
+
+
+def _reference_character_allowed(character: str) -> bool:
+    return (
+        (character.isascii() and character.isalnum())
+        or character in REFERENCE_SEPARATORS
+        or "\u4e00" <= character <= "\u9fff"  # CJK Unified Ideographs.
+        or "\u3400" <= character <= "\u4dbf"  # Extension A.
+        or character == "\u3007"  # 〇, the ideographic zero of written dates.
+    )
+
+
+def reference_refused(folded: str) -> str | None:
+    """The first character of a folded contract or bill number that no number may hold, or None.
+
+    Everything outside ASCII letters and digits, CJK ideographs and `REFERENCE_SEPARATORS` is refused,
+    because it would make a second number that a reviewer cannot tell from the first. Found from
+    outside: `HZ-001` followed by a variation selector (U+FE0F), a Hangul filler (U+3164) or a Braille
+    blank (U+2800), or spelt with Cyrillic `Н` or Greek `Ζ`, or with a combining accent, each passed as
+    a new contract, and one contract of ¥1,000,000 was granted three times."""
+    for character in folded:
+        if not _reference_character_allowed(character):
+            return character
+    return None
+
+
+def reference_refusal_text(field: str, character: str) -> str:
+    """The 400's words for a refused character: which one, by code point and name."""
+    import unicodedata
+
+    name = unicodedata.name(character, "unnamed")
+    return (
+        f"{field} may hold only ASCII letters and digits, Chinese characters and {REFERENCE_SEPARATORS}; "
+        f"U+{ord(character):04X} ({name}) is not one of them."
+    )

@@ -175,7 +175,13 @@ class SubmitRequest(StrictSerializer):
         "goes to its year open now.",
     )
     provider = StrictIntegerField(min_value=1)
-    contract_number = StrictCharField(max_length=64)
+    contract_number = StrictCharField(
+        max_length=64,
+        help_text=(
+            "Compared as folded (NFKC, dashes as `-`, no spaces, upper case); may hold only ASCII letters and "
+            'digits, Chinese characters and `-/_.#:()[]〔〕【】` (docs/policy.md, "The contract and the bills").'
+        ),
+    )
     contract_fee_fen = FenField()
     compute_source = serializers.ChoiceField(choices=ComputeSource.choices)
     purpose = serializers.ChoiceField(choices=Purpose.choices)

@@ -140,7 +140,13 @@ class RedeemRequest(StrictSerializer):
     validated_field_by_field = True
 
     grant = StrictIntegerField(min_value=1, max_value=ID_MAX, help_text="The grant's id.")
-    bill_number = StrictCharField(max_length=BILL_NUMBER_LENGTH_MAX, help_text="Redeemed once per contract.")
+    bill_number = StrictCharField(
+        max_length=BILL_NUMBER_LENGTH_MAX,
+        help_text=(
+            'Redeemed once per contract. Folded and limited as `contract_number` is (docs/policy.md, "The '
+            'contract and the bills").'
+        ),
+    )
     bill_amount_fen = FenField(max_value=CONTRACT_FEE_FEN_MAX)
     invoice_number = StrictCharField(
         max_length=INVOICE_INPUT_LENGTH_MAX,

@@ -37,7 +37,15 @@ from coupons.models import (
     Purpose,
     RateRuleSet,
 )
-from coupons.policy import ApplicationFacts, Rate, rate_for, reference_normalise, subsidy_fen
+from coupons.policy import (
+    ApplicationFacts,
+    Rate,
+    rate_for,
+    reference_normalise,
+    reference_refusal_text,
+    reference_refused,
+    subsidy_fen,
+)
 from coupons.rule_sets import rule_set_in_force
 from coupons.services.eligibility import require_in_region, require_pair_eligible
 from coupons.services.grants import grant_issue
@@ -329,10 +337,13 @@ def application_submit(
         raise ValidationFailed("program names no program (GET /api/v1/programs/ lists them).", field="program")
     _loan_inputs_checked(the_program, loan_rate_bp=loan_rate_bp, project_investment_fen=project_investment_fen)
     contract_number = reference_normalise(contract_number or "") if isinstance(contract_number, str) else ""
-    if not 0 < len(contract_number) <= CONTRACT_NUMBER_LENGTH_MAX or not contract_number.isprintable():
+    if not 0 < len(contract_number) <= CONTRACT_NUMBER_LENGTH_MAX:
         raise ValidationFailed(
-            f"contract_number has 1 to {CONTRACT_NUMBER_LENGTH_MAX} printable characters.", field="contract_number"
+            f"contract_number has 1 to {CONTRACT_NUMBER_LENGTH_MAX} characters.", field="contract_number"
         )
+    refused = reference_refused(contract_number)
+    if refused is not None:
+        raise ValidationFailed(reference_refusal_text("contract_number", refused), field="contract_number")
     _whole_fen(contract_fee_fen, "contract_fee_fen")
     if compute_source not in ComputeSource.values:
         raise ValidationFailed(f"compute_source is one of {', '.join(ComputeSource.values)}.", field="compute_source")
@@ -392,6 +403,21 @@ def application_submit(
             # Programs stack on one enterprise's contract; another enterprise naming it is not its party.
             raise DuplicateContract(
                 f"Contract {contract_number} with {provider.name} already has another enterprise's application."
+            )
+        if (
+            Application.objects.filter(
+                enterprise=enterprise, contract_document__file_id=evidence.contract.file_id, status__in=_LIVE_STATUSES
+            )
+            .exclude(provider=provider, contract_number=contract_number)
+            .exists()
+        ):
+            # The enterprise's own contract, the same bytes, under another number (or center): one
+            # contract named twice, which number folding alone cannot see (`HZ-001` and `HZ_001`). The
+            # same number in another program is stacking, checked by its own ceiling; the same bytes
+            # cited by another enterprise are shown to the reviewer (`shared_with_other_enterprise`).
+            raise DuplicateContract(
+                "This contract document is already the contract of one of your live applications under another "
+                "contract number or computing center: one contract is subsidised once."
             )
         if the_program.once_per_enterprise:
             _require_first_in_program(enterprise=enterprise, program=the_program)

@@ -47,7 +47,7 @@ from coupons.models import (
     Redemption,
     Settlement,
 )
-from coupons.policy import reference_normalise, subsidy_fen
+from coupons.policy import reference_normalise, reference_refusal_text, reference_refused, subsidy_fen
 from coupons.services.claims import contract_billed_fen, contract_grants
 from coupons.services.eligibility import require_pair_eligible
 from coupons.services.invoices import (
@@ -83,10 +83,11 @@ def acknowledge_deadline(year: ProgramYear, captured_at: dt.datetime) -> dt.date
 
 def _check_create_input(bill_number: str, bill_amount_fen: object, requested_fen: object) -> str:
     bill_number = reference_normalise(bill_number) if isinstance(bill_number, str) else ""
-    if not 0 < len(bill_number) <= BILL_NUMBER_LENGTH_MAX or not bill_number.isprintable():
-        raise ValidationFailed(
-            f"bill_number has 1 to {BILL_NUMBER_LENGTH_MAX} printable characters.", field="bill_number"
-        )
+    if not 0 < len(bill_number) <= BILL_NUMBER_LENGTH_MAX:
+        raise ValidationFailed(f"bill_number has 1 to {BILL_NUMBER_LENGTH_MAX} characters.", field="bill_number")
+    refused = reference_refused(bill_number)
+    if refused is not None:
+        raise ValidationFailed(reference_refusal_text("bill_number", refused), field="bill_number")
     for name, value, optional in (("bill_amount_fen", bill_amount_fen, False), ("requested_fen", requested_fen, True)):
         if value is None and optional:
             continue
