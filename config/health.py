@@ -46,5 +46,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    context = {"database_ok": _database_ok(), "redis_ok": _redis_ok()}
+    from config.schedule import schedule_jobs
+
+    context = {"database_ok": _database_ok(), "redis_ok": _redis_ok(), "jobs": schedule_jobs()}
     return render(request, "home.html", context)

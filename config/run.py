@@ -133,21 +133,11 @@ def processes(*, host: str, port: int) -> list[Process]:
 
 
 def schedule_lines() -> list[str]:
-    """The beat schedule, read from the settings as beat reads it."""
+    """The beat schedule, read from the settings as beat reads it (config/schedule.py)."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
-    from django.conf import settings
+    from config.schedule import schedule_lines as lines
 
-    lines = []
-    for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
-        every = entry["schedule"]
-        if isinstance(every, (int, float)):
-            when = f"every {every:g} s"
-        elif len(every.hour) == 1 and len(every.minute) == 1 and len(every.day_of_week) == 7:
-            when = f"daily at {min(every.hour):02d}:{min(every.minute):02d} {settings.CELERY_TIMEZONE}"
-        else:
-            when = f"{every} {settings.CELERY_TIMEZONE}"
-        lines.append(f"  {name:<22} {entry['task']:<38} {when}")
-    return lines
+    return lines()
 
 
 class Stop(Exception):

@@ -51,3 +51,18 @@ def test_readyz_against_the_configured_redis(client: Client, settings):
     response = client.get("/readyz")
     assert response.status_code == 200, response.content
     assert response.json()["checks"]["redis"] is (True if redis_url else None)
+
+
+def test_the_status_page_and_a_command_show_the_beat_schedule(client: Client):
+    # Found from outside: run as production runs it, nothing showed when the nightly audit runs.
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    body = client.get("/status/").content.decode()
+    assert 'id="beat-schedule"' in body
+    assert "nightly-audit" in body and "daily at 02:30 Asia/Shanghai" in body
+    out = StringIO()
+    call_command("beat_schedule", stdout=out)
+    assert "nightly-audit" in out.getvalue() and "coupons.tasks.nightly_audit" in out.getvalue()
+    assert "daily at 02:30 Asia/Shanghai" in out.getvalue()
