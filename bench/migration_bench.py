@@ -26,7 +26,8 @@ re-adds them. Then VACUUM ANALYZE and a CHECKPOINT, so the migration does not pa
 Then it runs `migrate ledger 0004` (call_command) and times it: that whole call is the downtime an
 operator plans for. Separately, a second connection watches `pg_locks` for the migration's ACCESS
 EXCLUSIVE lock on `ledger_transfer`; as soon as it sees it, it asks for the lock an INSERT takes
-(ROW EXCLUSIVE) and records how long it waited: what a redemption arriving just then waits.
+(ROW EXCLUSIVE) and records how long it waited: what a redemption arriving just then waits. Every
+statement the migration sends is timed too, and the slowest are printed (where the time goes).
 
 Checked after: the transfers and seals are the same rows (count and an order-independent checksum
 of every row's text, before and after), `ledger_transferkey` has one key per transfer, each naming
@@ -54,6 +55,7 @@ DEFAULT_CHAINS = 5
 LEDGER_BEFORE = "0003_chainhead_chain_transfer_chain_transferseal_chain_and_more"
 LEDGER_MIGRATION = "0004_partition_by_chain"
 POLL_S = 0.005  # How often the watcher looks for the migration's lock.
+TOP_STATEMENTS = 10  # The migration's slowest statements, printed.
 
 # Every row's text, summed as 64-bit hashes: the same rows (whatever their order or table) give the
 # same sum. The columns are the same and in the same order before and after 0004.
@@ -278,8 +280,18 @@ def main() -> None:
         watcher.start()
         watcher.ready.wait()
         progress(f"migrate ledger {LEDGER_MIGRATION}")
+        statements: list[tuple[float, str]] = []
+
+        def timed(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+            began = time.perf_counter()
+            try:
+                return execute(sql, params, many, context)
+            finally:
+                statements.append((time.perf_counter() - began, " ".join(str(sql).split())))
+
         started = time.perf_counter()
-        call_command("migrate", "ledger", LEDGER_MIGRATION, verbosity=0)
+        with connection.execute_wrapper(timed):
+            call_command("migrate", "ledger", LEDGER_MIGRATION, verbosity=0)
         migrate_s = time.perf_counter() - started
         watcher.stop.set()
         watcher.join(timeout=60)
@@ -327,6 +339,12 @@ def main() -> None:
             )
         else:
             print("| a writer's wait for `ledger_transfer` | not seen | |")
+        in_all = sum(seconds for seconds, _ in statements)
+        print(f"\nThe migration's slowest statements (of {len(statements)}, {in_all:.1f} s in all):\n")
+        print("| statement | seconds |\n|---|---:|")
+        for seconds, sql in sorted(statements, reverse=True)[:TOP_STATEMENTS]:
+            text = sql if len(sql) <= 100 else sql[:97] + "..."
+            print(f"| `{text}` | {seconds:.1f} |")
         print(
             f"\nChecked: {total:,} transfers and {sealed:,} seals the same rows before and after, "
             f"{keys:,} keys each naming its transfer, {len(selector)} balances identical."
