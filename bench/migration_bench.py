@@ -321,6 +321,13 @@ def main() -> None:
             keys, matching = cursor.fetchone()
             cursor.execute("SELECT count(*) FROM pg_inherits WHERE inhparent = 'ledger_transfer'::regclass")
             partitions = cursor.fetchone()[0]
+            cursor.execute(
+                "SELECT pg_size_pretty(sum(pg_total_relation_size(inhrelid))) FROM pg_inherits "
+                "WHERE inhparent IN ('ledger_transfer'::regclass, 'ledger_transferseal'::regclass)"
+            )
+            size_after = cursor.fetchone()[0]
+            cursor.execute("SELECT pg_size_pretty(pg_total_relation_size('ledger_transferkey'))")
+            keys_size = cursor.fetchone()[0]
         assert keys == matching == total, (keys, matching, total)
         assert partitions == args.chains + 2, partitions  # Each chain's, the default chain's, DEFAULT.
 
@@ -328,7 +335,8 @@ def main() -> None:
         waited = watcher.waited
         print(
             f"\n{total:,} transfers in {args.chains} chains of {n:,}, {sealed:,} seals; before 0004 "
-            f"the two tables and their indexes took {size}\n"
+            f"the two tables and their indexes took {size}, after it {size_after} and the key table "
+            f"{keys_size} (until it commits, both copies are on disk)\n"
         )
         print("| measure | seconds | seconds per million transfers |\n|---|---:|---:|")
         print(f"| `migrate ledger 0004` (the downtime) | {migrate_s:.1f} | {per_million:.1f} |")
