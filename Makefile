@@ -15,7 +15,7 @@ BENCH_ARGS ?=
 PYTEST_WORKERS ?= auto
 
 .DEFAULT_GOAL := help
-.PHONY: help run dev test browser-tools bench-tools lint migrate worker beat bench bench-http bench-cost bench-audit bench-yearend bench-partition clean
+.PHONY: help run dev test browser-tools bench-tools lint migrate worker beat bench bench-http bench-cost bench-audit bench-yearend bench-partition bench-migration clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -91,6 +91,9 @@ bench-yearend: $(INSTALLED) ## The annual reset over 100,000 grants (batched, ag
 
 bench-partition: $(INSTALLED) ## Balance at a moment and one chain's audit over 10 million transfers, partitioned by chain vs one table.
 	$(BIN)/python -m bench.partition_bench
+
+bench-migration: $(INSTALLED) ## How long ledger migration 0004 stops every writer, over 1,000,000 transfers in 5 chains.
+	$(BIN)/python -m bench.migration_bench $(BENCH_ARGS)
 
 clean: ## Remove the virtual environment (var/, the embedded database, is kept).
 	rm -rf $(VENV)
