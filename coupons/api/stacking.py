@@ -59,7 +59,6 @@ class StackingRuleRequest(StrictSerializer):
 class StackingRuleListCreate(ListFromReplica, generics.ListAPIView):
     permission_classes = STAFF_ONLY
     serializer_class = StackingRuleSerializer
-    pagination_class = None
     queryset = StackingRule.objects.prefetch_related("memberships").order_by("id")
 
     @extend_schema(summary="List stacking rules (staff)", tags=TAGS)

@@ -55,8 +55,14 @@ def _program_asked(request: Request) -> str | None:
     return query.validated_data.get("program")
 
 
-# Empty is allowed and means absent, as list filters take an empty value.
-PROGRAM_SCHEMA = {"type": "string", "pattern": "^[-a-zA-Z0-9_]*$", "maxLength": PROGRAM_SLUG_LENGTH_MAX}
+# `?program=`: a slug. An empty value is 400 (leave the parameter out for the default), as
+# `_program_asked` says; the schema says so too, so that a client generated from it never sends one.
+PROGRAM_SCHEMA = {
+    "type": "string",
+    "pattern": "^[-a-zA-Z0-9_]+$",
+    "minLength": 1,
+    "maxLength": PROGRAM_SLUG_LENGTH_MAX,
+}
 
 
 def _year_asked(request: Request) -> int | None:

@@ -32,7 +32,7 @@ from api.serializers import (
     validated,
 )
 from approvals.api import ApprovalRequestSerializer
-from config.errors import ValidationFailed
+from config.errors import ReferenceNotFound
 from config.limits import REASON_LENGTH_MAX
 from config.replica import ListFromReplica
 from coupons.models import (
@@ -539,7 +539,7 @@ class CapOverrideCreate(APIView):
         data = validated(CapOverrideRequest, request.data)
         enterprise = Enterprise.objects.filter(pk=data["enterprise"]).first()
         if enterprise is None:
-            raise ValidationFailed("No such enterprise.", field="enterprise")
+            raise ReferenceNotFound("No such enterprise.", field="enterprise")
         approval = cap_override_request(
             year=year,
             enterprise=enterprise,

@@ -90,7 +90,8 @@ def test_a_superuser_asks_for_a_stacking_rule_another_approves_and_staff_read_it
     # when another superuser approves it: written, and staff read it
     approved(asked, as_user(second_admin))
     listed = as_user(cast.reviewer).get("/api/v1/stacking-rules/")
-    assert [(rule["name"], rule["programs"], rule["share_bp"]) for rule in listed.json()] == [
+    assert listed.json()["count"] == 1  # Paginated, as every list is (found from outside: a bare list).
+    assert [(rule["name"], rule["programs"], rule["share_bp"]) for rule in listed.json()["results"]] == [
         ("city+district", sorted([DEFAULT_PROGRAM, DISTRICT]), 6000)
     ]
     # a name a rule has is 409, whatever its terms

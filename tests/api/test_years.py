@@ -460,7 +460,6 @@ def test_only_an_approver_decides_a_cap_override(cast, year, foundation_model_en
         ({"granted_by": 1}, "granted_by"),
         ({"year": YEAR}, "year"),
         # Checked against the database and by the service.
-        ({"enterprise": 10**9}, "enterprise"),
         ({"cap_fen": CAP_FEN}, "cap_fen"),
         ({"cap_fen": 10**13}, "cap_fen"),  # Past the year's relaxed-cap ceiling (20 million yuan).
         ({"reason": "   "}, "reason"),
@@ -549,3 +548,18 @@ def test_cap_overrides_honour_an_idempotency_key(cast, year, foundation_model_en
         "idempotency_key_reused",
     )
     assert ApprovalRequest.objects.count() == 1
+
+
+def test_a_cap_override_for_an_enterprise_that_does_not_exist_is_404_naming_the_field(cast, year, as_user, db_snapshot):
+    # Found from outside: it was 400 `validation_error`, where docs/api.md says a well-formed id that
+    # names nothing is 404 `not_found` with the field named.
+    before = db_snapshot()
+    body = assert_problem(
+        as_user(cast.reviewer).post(
+            f"/api/v1/program-years/{YEAR}/cap-overrides/", override_body(cast, enterprise=987_654), format="json"
+        ),
+        404,
+        "not_found",
+    )
+    assert "enterprise" in body["errors"]
+    assert db_snapshot() == before
