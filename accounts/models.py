@@ -420,9 +420,9 @@ class UserManager(DjangoUserManager["User"]):
 class User(AbstractUser):
     """A person who signs in: platform staff with roles, or a member of one organisation."""
 
-    username_validator = UsernameValidator()
-    # AbstractUser's field, with ASCIIUsernameValidator in place of the Unicode one (the texts are
-    # Django's own, so they keep their translations).
+    username_validator = UsernameValidator()  # type: ignore[assignment]  # ASCII, not the Unicode one
+    # AbstractUser's field, with ASCIIUsernameValidator's rule in place of the Unicode one (the
+    # texts but the validator's message are Django's own, so they keep their translations).
     username = models.CharField(
         gettext_lazy("username"),
         max_length=USERNAME_LENGTH_MAX,
