@@ -24,6 +24,7 @@ from accounts.models import (
     FACILITY_DESCRIPTION_LENGTH_MAX,
     USER_PROGRAM_SLUG_LENGTH_MAX,
     USER_PROGRAMS_COUNT_MAX,
+    USERNAME_LENGTH_MAX,
     AccessToken,
     ApiKey,
     ComputeSource,
@@ -33,6 +34,7 @@ from accounts.models import (
     Provider,
     Role,
     User,
+    username_normal,
 )
 from accounts.roles import require_role, require_superuser
 from accounts.services import (
@@ -233,12 +235,21 @@ class NewPasswordField(StrictCharField):
 
 
 class UsernameField(StrictCharField):
-    """A new username: what Django's username validator takes (the schema carries its pattern)."""
+    """A new username: NFKC-normalised (`ａｄｍｉｎ` is `admin`), then what Django's ASCII username
+    validator takes (the schema carries its pattern); accounts.services checks it is not taken in
+    any case."""
 
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("max_length", 150)
+        kwargs.setdefault("max_length", USERNAME_LENGTH_MAX)
         kwargs.setdefault("validators", [User.username_validator])
+        kwargs.setdefault(
+            "help_text",
+            "ASCII letters, digits and @ . + - _ (NFKC-normalised first); unique whatever its case.",
+        )
         super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        return username_normal(super().to_internal_value(data))
 
 
 class TokenRequest(StrictSerializer):

@@ -24,16 +24,21 @@ organisations (by credit code) excluded from the program for a period, set under
 """
 
 import datetime as dt
-from typing import Final
+import unicodedata
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 import pgtrigger
 from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import UserManager as DjangoUserManager
+from django.contrib.auth.validators import ASCIIUsernameValidator
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Upper
 from django.utils import timezone
 from django.utils.functional import cached_property
+from django.utils.translation import gettext_lazy
 
 from accounts.uscc import validate_uscc
 
@@ -375,8 +380,58 @@ class RelatedParty(models.Model):
         return f"{self.uscc_low} ~ {self.uscc_high}"
 
 
+# Usernames: histories, approval requests and the portal show them, so none may pass for another.
+# A username is NFKC-normalised (`ａｄｍｉｎ` is `admin`), holds only ASCII letters, digits and
+# @ . + - _ (so no Cyrillic `а` for `a`), and is unique whatever its case, in the database too.
+USERNAME_LENGTH_MAX: Final = 150
+USERNAME_PATTERN: Final = r"^[A-Za-z0-9@.+_-]+$"  # What ASCIIUsernameValidator takes, for PostgreSQL.
+
+
+def username_normal(username: str) -> str:
+    """The username as kept: NFKC-normalised, as Django's forms and `createsuperuser` do."""
+    return unicodedata.normalize("NFKC", username)
+
+
+def username_key(username: str) -> str:
+    """One key per account however its username is written (case, width): what sign-in counts by."""
+    return username_normal(username).lower()
+
+
+class UsernameValidator(ASCIIUsernameValidator):
+    message = gettext_lazy(
+        "A username holds only ASCII letters (a-z, A-Z), digits and @ . + - _: "
+        "no accented or other letters, and no spaces."
+    )
+
+
+class UserManager(DjangoUserManager["User"]):
+    def get_by_natural_key(self, username: Any) -> "User":
+        """The user signing in (ModelBackend) or named to `createsuperuser`: usernames differ by more
+        than case or width. Only an ASCII username finds anyone, so no other letter (a dotless ı,
+        which PostgreSQL's UPPER makes I) finds an account under a lockout key of its own."""
+        if not isinstance(username, str):
+            raise self.model.DoesNotExist
+        username = username_normal(username)
+        if not username.isascii():
+            raise self.model.DoesNotExist
+        return self.get(username__iexact=username)
+
+
 class User(AbstractUser):
     """A person who signs in: platform staff with roles, or a member of one organisation."""
+
+    username_validator = UsernameValidator()  # type: ignore[assignment]  # ASCII, not the Unicode one
+    # AbstractUser's field, with ASCIIUsernameValidator's rule in place of the Unicode one (the
+    # texts but the validator's message are Django's own, so they keep their translations).
+    username = models.CharField(
+        gettext_lazy("username"),
+        max_length=USERNAME_LENGTH_MAX,
+        unique=True,
+        help_text=gettext_lazy("Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only."),
+        validators=[username_validator],
+        error_messages={"unique": gettext_lazy("A user with that username already exists.")},
+    )
+    objects = UserManager()  # type: ignore[misc]
 
     enterprise = models.ForeignKey(Enterprise, on_delete=models.PROTECT, null=True, blank=True, related_name="members")
     provider = models.ForeignKey(Provider, on_delete=models.PROTECT, null=True, blank=True, related_name="members")
@@ -399,6 +454,13 @@ class User(AbstractUser):
         verbose_name = "user"
         verbose_name_plural = "users"
         constraints = [
+            # `Admin` and `ADMIN` are `admin` (accounts/migrations/0012 refused to add this over clashes).
+            models.UniqueConstraint(
+                Upper("username"),
+                name="accounts_user_username_upper_unique",
+                violation_error_message=gettext_lazy("A user with that username already exists."),
+            ),
+            models.CheckConstraint(condition=Q(username__regex=USERNAME_PATTERN), name="accounts_user_username_ascii"),
             models.CheckConstraint(
                 condition=Q(enterprise__isnull=True) | Q(provider__isnull=True),
                 name="accounts_user_one_organisation_at_most",

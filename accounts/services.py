@@ -16,6 +16,7 @@ from accounts.models import (
     ENTERPRISE_FLAGS,
     FACILITY_DESCRIPTION_LENGTH_MAX,
     USER_PROGRAMS_COUNT_MAX,
+    USERNAME_LENGTH_MAX,
     ComputeSource,
     Enterprise,
     EnterpriseFlagsEvent,
@@ -27,6 +28,7 @@ from accounts.models import (
     Role,
     Sanction,
     User,
+    username_normal,
 )
 from accounts.programs import program_slugs_unknown
 from accounts.roles import require_enterprise_member, require_role, require_superuser
@@ -70,15 +72,28 @@ def _check_name(name: str) -> str:
     return name
 
 
-def _check_username(username: str) -> None:
+def _check_username(username: str) -> str:
+    """The username as kept, or why not: every path that makes a user (registration, POST /users/,
+    `seed_demo`) checks here. NFKC-normalised (`ａｄｍｉｎ` is `admin`), then only ASCII letters,
+    digits and @ . + - _ (no Cyrillic `а` passing for `a`), and taken when a user has it in any
+    case (`ADMIN` is `admin`); the database holds the last two too (accounts/migrations/0012)."""
+    if not isinstance(username, str) or not username:
+        raise ValidationFailed("A username is required.", field="username")
+    username = username_normal(username)
+    if len(username) > USERNAME_LENGTH_MAX:
+        raise ValidationFailed(f"A username has at most {USERNAME_LENGTH_MAX} characters.", field="username")
     try:
         User.username_validator(username)
     except ValidationError as error:
         raise ValidationFailed({"username": list(error.messages)}) from None
-    if not username:
-        raise ValidationFailed("A username is required.", field="username")
-    if User.objects.filter(username=username).exists():
-        raise AlreadyExists("This username is taken.", field="username")
+    if User.objects.filter(username__iexact=username).exists():
+        raise AlreadyExists("This username is taken (usernames are the same whatever their case).", field="username")
+    return username
+
+
+def _username_clash(error: IntegrityError) -> bool:
+    """Whether a write failed on a username taken meanwhile (by a concurrent request)."""
+    return "username" in str(error)
 
 
 def _check_password(password: str, user: User) -> None:
@@ -108,7 +123,7 @@ def enterprise_register(
         raise ValidationFailed("A registered model needs its CAC filing number.", field="model_filing_number")
     if not has_registered_model:
         model_filing_number = ""
-    _check_username(username)
+    username = _check_username(username)
     if Enterprise.objects.filter(uscc=uscc).exists() or Provider.objects.filter(uscc=uscc).exists():
         raise AlreadyExists("An organisation with this credit code is already registered.", field="uscc")
     user = User(username=username, email=email)
@@ -509,16 +524,21 @@ def user_create(
         raise ValidationFailed("A user belongs to one organisation at most.", field="enterprise")
     if roles and (enterprise is not None or provider is not None):
         raise ValidationFailed("Members of an organisation hold no platform roles.", field="roles")
-    _check_username(username)
+    username = _check_username(username)
     user = User(username=username, email=email, enterprise=enterprise, provider=provider)
     user.programs = user_programs_clean(user=user, programs=list(programs))
     _check_password(password, user)
     user.set_password(password)
-    with transaction.atomic():
-        user.save()
-        request = None
-        if roles:
-            request = role_grant_request(user=user, roles=roles, requester=actor)
+    try:
+        with transaction.atomic():
+            user.save()
+            request = None
+            if roles:
+                request = role_grant_request(user=user, roles=roles, requester=actor)
+    except IntegrityError as error:
+        if _username_clash(error):
+            raise AlreadyExists("This username was just taken.", field="username") from None
+        raise
     return user, request
 
 
@@ -615,7 +635,7 @@ def staff_user_create_bootstrap(*, username: str, password: str, email: str, rol
     run them can already run Django's `createsuperuser`, so this is no weaker. The API and the admin
     never call it; there, roles wait for a second superuser (`user_create`)."""
     assert roles and not set(roles) - set(Role.values), roles
-    _check_username(username)
+    username = _check_username(username)
     user = User(username=username, email=email)
     _check_password(password, user)
     user.set_password(password)

@@ -30,7 +30,7 @@ from django_otp.models import Device
 from rest_framework.throttling import SimpleRateThrottle
 
 from accounts.errors import SignInFailed, SignInThrottled
-from accounts.models import User
+from accounts.models import User, username_key
 from accounts.second_factor import second_factor_enrolled, second_factor_required, second_factor_verify
 from config.addresses import client_address
 
@@ -66,9 +66,10 @@ def lockout_window(request: HttpRequest | None = None) -> timedelta:
 
 
 def lockout_username(request: HttpRequest | None, credentials: dict[str, object] | None) -> str | None:
-    """The username as counted: however it is written (`Admin` counts with `admin`)."""
+    """The username as counted: however it is written (`Admin` and `ａｄｍｉｎ` count with `admin`),
+    as it signs in (usernames are unique whatever their case: `accounts.models.UserManager`)."""
     username = (credentials or {}).get("username")
-    return username.lower() if isinstance(username, str) else None
+    return username_key(username) if isinstance(username, str) else None
 
 
 def lockout_address(request: HttpRequest) -> str | None:
@@ -81,7 +82,7 @@ def lockout_address(request: HttpRequest) -> str | None:
 
 def _hold_sign_in_lock(username: str, address: str | None) -> None:
     """Serialise sign-ins for this username and address until the transaction ends."""
-    digest = hashlib.sha256(f"{username.lower()}\n{address}".encode()).digest()
+    digest = hashlib.sha256(f"{username_key(username)}\n{address}".encode()).digest()
     key = int.from_bytes(digest[:4], "big", signed=True)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [SIGN_IN_LOCK_CLASS, key])

@@ -9,7 +9,14 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import FACILITY_DESCRIPTION_LENGTH_MAX, RELATED_PARTY_NOTE_LENGTH_MAX, Enterprise, Provider, User
+from accounts.models import (
+    FACILITY_DESCRIPTION_LENGTH_MAX,
+    RELATED_PARTY_NOTE_LENGTH_MAX,
+    Enterprise,
+    Provider,
+    User,
+    username_normal,
+)
 from accounts.uscc import check_character, validate_uscc
 from config.limits import REASON_LENGTH_MAX
 from config.money import fen_from_yuan_text, yuan_grouping_misplaced, yuan_text
@@ -227,7 +234,8 @@ class RegisterForm(FlagsForm):
     )
 
     def clean_username(self) -> str:
-        username: str = self.cleaned_data["username"]
+        # NFKC first (`ａｄｍｉｎ` is `admin`), as accounts.services does.
+        username: str = username_normal(self.cleaned_data["username"])
         try:
             User.username_validator(username)
         except ValidationError as error:

@@ -51,7 +51,8 @@ def test_an_enterprise_registers_and_waits_for_verification(year: ProgramYear):
         ({"password_again": "something else 123"}, "password_again", "The two passwords differ."),
         ({"password": "12345678", "password_again": "12345678"}, "password", "This password is too common."),
         ({"has_registered_model": "on"}, "model_filing_number", "A registered model needs its CAC filing number."),
-        ({"username": "bad name!"}, "username", "Enter a valid username."),
+        ({"username": "bad name!"}, "username", "A username holds only ASCII letters"),
+        ({"username": "\u0430dmin"}, "username", "A username holds only ASCII letters"),  # a Cyrillic a
         ({"email": "not-an-email"}, "email", "Enter a valid email address."),
     ],
 )
@@ -85,6 +86,9 @@ def test_a_taken_username_or_credit_code_is_refused(cast: Cast, year: ProgramYea
     client = Client()
     client.cookies["django_language"] = "en"
     body = client.post("/register/", form(username=cast.member.username.upper())).content.decode()
+    assert "This username is taken." in body
+    fullwidth = "".join(chr(ord(letter) + 0xFEE0) for letter in cast.member.username)  # NFKC: the same name
+    body = client.post("/register/", form(username=fullwidth)).content.decode()
     assert "This username is taken." in body
     body = client.post("/register/", form(uscc=cast.enterprise.uscc)).content.decode()
     assert "An organisation with this credit code is already registered." in body

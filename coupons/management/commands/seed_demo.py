@@ -31,6 +31,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
+from django.db.models.functions import Upper
 from django.utils import timezone
 
 from accounts.models import Enterprise, Provider, Role, User, listing_day
@@ -323,10 +324,10 @@ class Command(BaseCommand):
     # --- The year and the superuser -------------------------------------------------------------
 
     def _admin_ensure(self, password: str) -> User:
-        admin = User.objects.filter(username=ADMIN_USERNAME).first()
+        admin = User.objects.filter(username__iexact=ADMIN_USERNAME).first()
         if admin is not None:
-            if not (admin.is_active and admin.is_superuser):
-                raise CommandError(f"User {ADMIN_USERNAME!r} exists and is not an active superuser.")
+            if not (admin.username == ADMIN_USERNAME and admin.is_active and admin.is_superuser):
+                raise CommandError(f"User {admin.username!r} exists and is not an active superuser {ADMIN_USERNAME!r}.")
             self.stdout.write(f"Superuser {ADMIN_USERNAME}: exists, skipped (password unchanged).")
             return admin
         admin = User(username=ADMIN_USERNAME, email=f"{ADMIN_USERNAME}@example.com")
@@ -361,7 +362,12 @@ class Command(BaseCommand):
 
     def _check_no_demo_names_taken(self) -> None:
         """The demo is loaded whole or not at all: refuse to mix it with users or codes that exist."""
-        taken = sorted(User.objects.filter(username__in=DEMO_USERNAMES).values_list("username", flat=True))
+        # Usernames are the same whatever their case: `ENTERPRISE1` takes `enterprise1`.
+        taken = sorted(
+            User.objects.annotate(upper=Upper("username"))
+            .filter(upper__in=[username.upper() for username in DEMO_USERNAMES])
+            .values_list("username", flat=True)
+        )
         codes = sorted(
             [
                 *Enterprise.objects.filter(uscc__in=DEMO_USCCS).values_list("uscc", flat=True),
