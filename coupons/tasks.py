@@ -98,9 +98,7 @@ def annual_reset(year: int, program: str = DEFAULT_PROGRAM, batch_size: int | No
     kills land between and inside many batches)."""
     if batch_size is not None and batch_size < 1:
         raise ValueError("batch_size is at least 1")
-    report = annual_reset_service(
-        year=year, program=program, batch_size=batch_size or GRANTS_EXPIRE_BATCH_SIZE
-    )
+    report = annual_reset_service(year=year, program=program, batch_size=batch_size or GRANTS_EXPIRE_BATCH_SIZE)
     log.info("annual reset %s %s: %s", program, year, report)
     return report.__dict__
 
