@@ -3,9 +3,10 @@ partitioned by LIST (chain), one partition per chain (the coupon program keeps a
 year), and a DEFAULT partition each, so that no insert ever fails for want of a partition.
 
 A chain's partitions are made before its first transfer (`chain_partitions_create`, which the coupon
-program calls when it creates a program year); a chain whose first transfers came before that keeps
-them in the DEFAULT partition (nothing moves rows between partitions: the rows are insert-only),
-and such a chain cannot be archived on its own. See docs/ledger-history.md.
+program calls when it creates a program year, and again before it opens one); a chain whose first
+transfers came before that keeps them in the DEFAULT partition (the rows are insert-only), and such
+a chain cannot be archived on its own until `manage.py ledger_repartition` (ledger/repartition.py)
+moves them into partitions of its own. See docs/ledger-history.md.
 """
 
 import hashlib

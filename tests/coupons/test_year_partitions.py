@@ -8,15 +8,18 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
 from coupons.models import ProgramYear
+from coupons.services.audit import audit_execute, audit_run_create
 from coupons.services.reset import annual_reset
 from coupons.services.years import program_year_of, year_end
+from ledger.models import ChainArchive
 from ledger.partitions import PARTITIONED_TABLES, chain_partition_of, partition_name
 from tests.coupons.conftest import YEAR
+from tests.coupons.test_audit import program  # noqa: F401 (a fixture)
 
 AFTER = year_end(YEAR) + timedelta(seconds=1)
 CHAIN = f"hangzhou-compute:{YEAR}"
@@ -30,11 +33,17 @@ def demo_chains() -> list[str]:
 
 
 def drop_partitions(chains: list[str]) -> None:
-    """Partitions are DDL, which a transactional test's flush does not undo."""
+    """Partitions and archive constraints are DDL, which a transactional test's flush does not undo."""
     with connection.cursor() as cursor:
         for table in ("ledger_transferseal", "ledger_transfer"):
             for chain in chains:
                 cursor.execute(f'DROP TABLE IF EXISTS "{partition_name(table, chain)}"')
+        cursor.execute(
+            "SELECT conrelid::regclass::text, conname FROM pg_constraint "
+            "WHERE conname LIKE 'ledger_transfer%%_default_not_%%'"
+        )
+        for table, name in cursor.fetchall():
+            cursor.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
 
 
 def in_default() -> dict[str, list[tuple[str, int]]]:
@@ -89,3 +98,36 @@ def test_after_seed_demo_no_chain_has_rows_in_the_default_partition(committed):
     for chain in chains:
         assert partitions_of(chain) == [partition_name(table, chain) for table in PARTITIONED_TABLES], chain
     assert in_default() == {table: [] for table in PARTITIONED_TABLES}
+
+
+@pytest.fixture
+def no_partitions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Years get no partitions (as the reset's Y+1 got none before the fix): their rows go to DEFAULT."""
+    monkeypatch.setattr("coupons.services.years.chain_partitions_create", lambda *, chain: False)
+
+
+def test_a_year_whose_ledger_is_in_the_default_partition_is_repartitioned_then_archived(
+    committed,
+    no_partitions,
+    program,  # noqa: F811
+    tmp_path,
+):
+    assert partitions_of(CHAIN) == [None, None]
+    assert dict(in_default()["ledger_transfer"])[CHAIN] > 0
+    annual_reset(year=YEAR, now=AFTER)
+    moved = dict(in_default()["ledger_transfer"])[CHAIN]
+    assert audit_execute(run_id=audit_run_create().pk, now=AFTER + timedelta(hours=1)).status == "passed"
+    with pytest.raises(CommandError, match="no partitions of its own"):
+        call_command("ledger_archive", "--chain", CHAIN, "--to", str(tmp_path))
+
+    out = StringIO()
+    call_command("ledger_repartition", "--chain", CHAIN, stdout=out)
+    assert f"{moved} rows of ledger_transfer_default" in out.getvalue()
+    assert partitions_of(CHAIN) == [partition_name(table, CHAIN) for table in PARTITIONED_TABLES]
+    assert CHAIN not in dict(in_default()["ledger_transfer"])
+    # The audit still passes (the chain verifies where it now is), and the year can be archived.
+    assert audit_execute(run_id=audit_run_create().pk, now=AFTER + timedelta(hours=2)).status == "passed"
+    call_command("ledger_archive", "--chain", CHAIN, "--to", str(tmp_path), "--drop")
+    assert ChainArchive.objects.get(chain=CHAIN).transfers == moved
+    run = audit_execute(run_id=audit_run_create().pk, now=AFTER + timedelta(hours=3))
+    assert run.status == "passed", [c for c in run.checks if not c["ok"]]
