@@ -118,7 +118,10 @@ def chain_archive(*, chain: str, to: Path, drop: bool = False) -> ChainArchive:
         raise ArchiveRefused(f"Chain {chain} is archived already.")
     transfers_table, seals_table = (chain_partition_of(t, chain) for t in ("ledger_transfer", "ledger_transferseal"))
     if transfers_table is None or seals_table is None:
-        raise ArchiveRefused(f"Chain {chain} has no partitions of its own: its rows are in the DEFAULT partition.")
+        raise ArchiveRefused(
+            f"Chain {chain} has no partitions of its own: its rows are in the DEFAULT partition "
+            f"(`manage.py ledger_repartition --chain {chain}` moves them)."
+        )
     if _one("SELECT EXISTS (SELECT 1 FROM ledger_transfer_default WHERE chain = %s)", [chain]):
         raise ArchiveRefused(f"Some of chain {chain}'s transfers are in the DEFAULT partition.")
     while ledger_seal(limit=SEAL_BATCH_SIZE) == SEAL_BATCH_SIZE:

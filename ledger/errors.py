@@ -127,3 +127,9 @@ class HistoryArchived(LedgerError):
     """The answer lies in an archived chain's transfers, which are no longer in the database."""
 
     title = "That part of the history is archived."
+
+
+class RepartitionRefused(LedgerError):
+    """`manage.py ledger_repartition` will not move this chain's rows; the detail says why."""
+
+    title = "The chain's rows cannot be moved to partitions of their own."

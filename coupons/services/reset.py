@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -30,7 +30,7 @@ from coupons.rule_sets import rule_set_versions, year_first_day
 from coupons.services.grants import GRANTS_EXPIRE_BATCH_SIZE, grant_expire, grants_expire_batch
 from coupons.services.redemptions import redemption_release_locked
 from coupons.services.year_end import applications_settle_at_close, applications_stranded_by_close
-from coupons.services.years import year_end
+from coupons.services.years import _program_year_insert, year_end
 
 __all__ = [
     "ResetReport",
@@ -127,16 +127,21 @@ def _release_holds(program_year: ProgramYear, now: dt.datetime, progress: Progre
 
 
 def _prepare_next_year(program_year: ProgramYear) -> None:
-    """Y+1 as an administrator prepared it, or a draft copy of Y's terms and policy."""
+    """Y+1 as an administrator prepared it, or a draft copy of Y's terms and policy.
+
+    Created through the one insert of a year (`years._program_year_insert`), so Y+1 gets its ledger
+    partitions when this commits, before `_open_next_year` writes its first transfer (the pool
+    credited), as every year does: docs/ledger-history.md."""
     with transaction.atomic():
         # Y's row lock orders concurrent resets: one creates Y+1, the others find it.
         program_year_lock(program_year.year, program_year.program_id)
-        if not ProgramYear.objects.filter(program_id=program_year.program_id, year=program_year.year + 1).exists():
+        if ProgramYear.objects.filter(program_id=program_year.program_id, year=program_year.year + 1).exists():
+            return
+        try:
             # Y+1 starts under the rates Y ended with: its last rule-set version.
-            next_year = ProgramYear.objects.create(
-                program_id=program_year.program_id,
+            next_year = _program_year_insert(
+                program=program_year.program,
                 year=program_year.year + 1,
-                chain=f"{program_year.program_id}:{program_year.year + 1}",
                 pool_fen=program_year.pool_fen,
                 default_cap_fen=program_year.default_cap_fen,
                 grace_days=program_year.grace_days,
@@ -149,16 +154,28 @@ def _prepare_next_year(program_year: ProgramYear) -> None:
                 priced_by=program_year.priced_by,
                 redemption_mode=program_year.redemption_mode,
             )
-            RuleSetVersion.objects.create(
-                program_year=next_year, rule_set=next_year.rule_set, effective_from=year_first_day(next_year.year)
-            )
+        except InvalidState:
+            # A superuser prepared Y+1 (which takes no lock of Y) since the check: it stands.
+            return
+        RuleSetVersion.objects.create(
+            program_year=next_year, rule_set=next_year.rule_set, effective_from=year_first_day(next_year.year)
+        )
 
 
 def _open_next_year(program_year: ProgramYear, now: dt.datetime) -> bool:
     """Open the prepared Y+1; True if opened now."""
-    from coupons.services.years import program_year_open_system
+    from coupons.services.years import chain_partitions_ensure, program_year_open_system
 
     next_year = program_year.year + 1
+    # Its partitions before its first transfer, outside the transaction below: its creation's hook
+    # may have failed, or still be running in the reset that created it while this one opens it.
+    prepared_chain = (
+        ProgramYear.objects.filter(program_id=program_year.program_id, year=next_year, status=ProgramYear.Status.DRAFT)
+        .values_list("chain", flat=True)
+        .first()
+    )
+    if prepared_chain is not None and not connection.in_atomic_block:
+        chain_partitions_ensure(prepared_chain)
     with transaction.atomic():
         prepared = ProgramYear.objects.select_for_update().get(program_id=program_year.program_id, year=next_year)
         if prepared.status != ProgramYear.Status.DRAFT:

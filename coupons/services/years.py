@@ -1,12 +1,12 @@
 """Program years, their policy, and enterprises' caps."""
 
 import datetime as dt
+import logging
 import re
-from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import Enterprise, Role, User
@@ -48,6 +48,7 @@ CAP_FEN_DEFAULT = 800_000_000  # 8 million yuan
 AMOUNT_FEN_MAX = 10**15  # Ten trillion yuan: a bound on any configured amount, far above real ones.
 GRACE_DAYS_MAX = 366
 ACTION_CAP_OVERRIDE = "cap_override"
+partitions_log = logging.getLogger("coupons.partitions")
 
 
 def _check_amount(value: object, field: str) -> int:
@@ -534,6 +535,30 @@ def _first_version_ensure(program_year: ProgramYear) -> None:
     )
 
 
+def chain_partitions_ensure(chain: str) -> None:
+    """A year's partitions: made once its row committed, and checked again (outside a transaction)
+    before it opens, its first transfer. Its failure fails nothing (the year exists and works, its
+    transfers go to the DEFAULT partition), so it is logged, not raised: a caller's commit must not
+    report an error for a year that was created."""
+    try:
+        made = chain_partitions_create(chain=chain)
+    except DatabaseError:
+        partitions_log.exception(
+            "chain %s: its partitions were not made (its transfers go to the DEFAULT partition until "
+            "`manage.py ledger_repartition --chain %s`)",
+            chain,
+            chain,
+        )
+        return
+    if not made:
+        partitions_log.warning(
+            "chain %s: its first transfers are in the DEFAULT partition already; `manage.py ledger_repartition "
+            "--chain %s` moves them",
+            chain,
+            chain,
+        )
+
+
 def _program_year_insert(*, program: Program, year: int, **terms: Any) -> ProgramYear:
     """Insert the year; a concurrent creation of the same year (the unique constraint) is 409 too."""
     try:
@@ -543,8 +568,11 @@ def _program_year_insert(*, program: Program, year: int, **terms: Any) -> Progra
             )
             # The year's chain gets its own ledger partitions before its first transfer (a draft year
             # moves no money), once this commits: docs/ledger-history.md. Should that fail (a lock
-            # not had in time), the chain's transfers go to the DEFAULT partition and nothing else changes.
-            transaction.on_commit(partial(chain_partitions_create, chain=program_year.chain), robust=True)
+            # not had in time), the chain's transfers go to the DEFAULT partition and nothing else
+            # changes; `manage.py ledger_repartition` moves them out later. Every year is inserted
+            # here (a superuser's, the annual reset's Y+1, the demo's), so none goes without.
+            chain = program_year.chain
+            transaction.on_commit(lambda: chain_partitions_ensure(chain), robust=True)
             return program_year
     except IntegrityError as error:
         # The pair is unique, and so is the chain named after it (`<slug>:<year>`): either says the year exists.
@@ -703,6 +731,11 @@ def program_year_open_system(
 ) -> ProgramYear:
     """Open a draft year (the annual reset calls this for Y+1; people go through program_year_open).
     Opening an open year again changes nothing and answers it."""
+    if not connection.in_atomic_block:
+        # Its chain's partitions before its first transfer, should its creation not have made them.
+        draft = ProgramYear.objects.filter(program_id=program, year=year).values_list("chain", "status").first()
+        if draft is not None and draft[1] == ProgramYear.Status.DRAFT:
+            chain_partitions_ensure(draft[0])
     with transaction.atomic():
         program_year = program_year_lock(year, program)
         if program_year.status == ProgramYear.Status.OPEN:

@@ -17,7 +17,7 @@ states, approvals issue grants in the ledger, providers redeem, finance settles.
 written here. The command is idempotent: the year is opened only if it is not, `admin` is created
 only if missing, and the rest only if the demo's first contract is absent; a second run reports
 what it skipped and changes nothing. All of it runs in one transaction, so a failure leaves nothing
-behind.
+behind but the demo's chains' ledger partitions, made first (empty tables; `_partitions_ensure`).
 """
 
 import datetime as dt
@@ -30,7 +30,7 @@ from typing import Any
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models.functions import Upper
 from django.utils import timezone
 
@@ -98,6 +98,7 @@ from coupons.services.years import (
 from evidence.models import Document, Kind
 from evidence.selectors import citations_of
 from evidence.services import document_upload
+from ledger.partitions import chain_partitions_create
 
 SAMPLES = Path(__file__).resolve().parents[3] / "evidence" / "samples"
 PASSWORD_DEFAULT = "demo-pass-2026"  # noqa: S105  For local demos only: every demo user signs in with it.
@@ -284,6 +285,7 @@ class Command(BaseCommand):
                 f"listed (from {LISTED_SINCE.year}) and its grants valid (from today); choose "
                 f"{LISTED_SINCE.year + 1} to {current}."
             )
+        self._partitions_ensure(year)
         try:
             with transaction.atomic():
                 admin = self._admin_ensure(password)
@@ -321,7 +323,30 @@ class Command(BaseCommand):
             raise CommandError(f"{error.code}: {error.detail} (nothing was written)") from error
         self.stdout.write(self.style.SUCCESS(f"Demo data loaded for {year}; the demo users' password is {password}."))
 
-    # --- The year and the superuser -------------------------------------------------------------
+    # --- The ledger's partitions, the year and the superuser --------------------------------------
+
+    def _partitions_ensure(self, year: int) -> None:
+        """The demo's chains get their ledger partitions first, each made and committed on its own.
+
+        The demo is written in one transaction, so that a failure leaves nothing behind; but a year
+        created inside it gets its partitions only once its creation commits (docs/ledger-history.md),
+        which here is after its first transfers went to the DEFAULT partition, where the hook then
+        leaves them. Made before, they are only empty tables until the demo writes; a demo that fails
+        leaves them empty, which is harmless (a year of that chain created later finds them made).
+        Inside a caller's transaction (a test's) no DDL can be committed: they are not made then."""
+        if connection.in_atomic_block:
+            return
+        chains = [
+            *(f"{DEFAULT_PROGRAM}:{each}" for each in (year, year - 1)),
+            f"{DISTRICT_PROGRAM['slug']}:{year}",
+        ]
+        for program_year in ProgramYear.objects.filter(program_id=DEFAULT_PROGRAM, year__in=(year, year - 1)):
+            chains.append(program_year.chain)  # A year made before programs keeps its old chain.
+        for chain in sorted(set(chains)):
+            if chain_partitions_create(chain=chain):
+                self.stdout.write(f"Ledger partitions of chain {chain}: present.")
+            else:
+                self.stdout.write(f"Ledger chain {chain}: its transfers are in the DEFAULT partition.")
 
     def _admin_ensure(self, password: str) -> User:
         admin = User.objects.filter(username__iexact=ADMIN_USERNAME).first()
