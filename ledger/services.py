@@ -10,8 +10,11 @@
 4. applies each new transfer with one statement that updates both accounts (PostgreSQL does the
    arithmetic, and its CHECK constraints refuse an overdraw) and inserts the transfer with both
    accounts' totals after it. When every transfer is new, posted or pending, between open accounts,
-   the statements go in one pipeline (one round trip for the batch); if the database refuses one,
-   the batch is rolled back and applied again one statement at a time, which names the refusal.
+   the statements go in one pipeline (one round trip for the batch), or, when moreover no account
+   is both debited and credited in the batch, as one statement for the whole batch (each account
+   updated once by its sum, each transfer recording the running totals: `_APPLY_SET_SQL`); if the
+   database refuses either, the batch is rolled back and applied again one statement at a time,
+   which names the refusal.
 
 The whole batch commits or fails as one; a failure raises a typed `LedgerError` and leaves nothing
 written. Called inside an outer transaction, the batch is a savepoint of it.
