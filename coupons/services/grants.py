@@ -7,6 +7,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Final
 
+import psycopg
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -256,14 +257,50 @@ def grant_expire(*, grant_id: int, now: dt.datetime) -> int | None:
 
 def _lapse_request(grant: Grant, lapsed_account_id: int, remaining_fen: int) -> TransferRequest:
     """The lapse of a grant's unused balance: one key per grant, whichever path expires it."""
+    return _lapse_of(grant.application_id, grant.account_id, lapsed_account_id, remaining_fen, books.chain(grant.year))
+
+
+def _lapse_of(
+    application_id: int, account_id: int, lapsed_account_id: int, remaining_fen: int, chain: str
+) -> TransferRequest:
+    """`_lapse_request` from the grant's columns (the batch reads no Grant objects)."""
     return TransferRequest.posted(
-        key=f"grant:{grant.application_id}:lapse",
-        debit_account_id=grant.account_id,
+        key=f"grant:{application_id}:lapse",
+        debit_account_id=account_id,
         credit_account_id=lapsed_account_id,
         amount_fen=remaining_fen,
         reason="grant_lapse",
-        chain=books.chain(grant.year),
+        chain=chain,
     )
+
+
+# The batch's grants locked FOR UPDATE in id order (with their year's program, year and chain, which
+# never change), then, sent in the same round trip and so run after the locks are held, whether any
+# of them has a hold or a submitted claim to release, and the available balance of each grant's
+# account (each statement reads what committed before it started: after the locks).
+_BATCH_LOCK_SQL = """
+SELECT g.id, g.status, g.expires_at, g.account_id, g.application_id, g.year_id, y.program_id, y.year, y.chain
+  FROM coupons_grant g JOIN coupons_programyear y ON y.id = g.year_id
+ WHERE g.id = ANY(%(ids)s::bigint[])
+ ORDER BY g.id
+   FOR UPDATE OF g
+"""
+_BATCH_BUSY_SQL = """
+SELECT EXISTS (SELECT 1 FROM coupons_redemption WHERE grant_id = ANY(%(ids)s::bigint[]) AND status = %(pending)s)
+    OR EXISTS (SELECT 1 FROM coupons_claim WHERE grant_id = ANY(%(ids)s::bigint[]) AND status = %(submitted)s)
+"""
+_BATCH_AVAILABLE_SQL = """
+SELECT a.id, a.credits_posted - a.debits_posted - a.debits_pending
+  FROM coupons_grant g JOIN ledger_account a ON a.id = g.account_id
+ WHERE g.id = ANY(%(ids)s::bigint[])
+"""
+
+
+class _LapsedYear:
+    """What `books` needs of a grant's year to name its lapsed account and chain (a `YearLike`)."""
+
+    def __init__(self, pk: int, program_id: str, year: int, chain: str) -> None:
+        self.pk, self.program_id, self.year, self.chain = pk, program_id, year, chain
 
 
 def grants_expire_batch(*, grant_ids: Sequence[int], now: dt.datetime) -> dict[int, int]:
@@ -282,43 +319,38 @@ def grants_expire_batch(*, grant_ids: Sequence[int], now: dt.datetime) -> dict[i
     leaves nothing; one racing a single expiry finds the grant expired under its lock and skips it,
     and the ledger's key would refuse a second lapse anyway.
     """
-    from coupons.services.claims import claims_release_on_grant_locked
-    from coupons.services.redemptions import redemption_release_locked
-
     if not grant_ids:
         return {}
+    ids = sorted(set(grant_ids))
     with transaction.atomic():
-        locked = list(
-            Grant.objects.select_for_update(of=("self",))
-            .select_related("year")
-            .filter(pk__in=sorted(set(grant_ids)))
-            .order_by("pk")
-        )
-        grants = [grant for grant in locked if grant.status == Grant.Status.ACTIVE]
+        connection.ensure_connection()
+        raw = connection.connection
+        locked, busy, balances = psycopg.Cursor(raw), psycopg.Cursor(raw), psycopg.Cursor(raw)
+        params = {"ids": ids, "pending": Redemption.Status.PENDING, "submitted": Claim.Status.SUBMITTED}
+        with connection.wrap_database_errors, raw.pipeline():  # Errors as Django's, as the ORM raised them.
+            locked.execute(_BATCH_LOCK_SQL, params, prepare=True)
+            busy.execute(_BATCH_BUSY_SQL, params, prepare=True)
+            balances.execute(_BATCH_AVAILABLE_SQL, params, prepare=True)
+        grants = [row for row in locked.fetchall() if row[1] == Grant.Status.ACTIVE]
+        ((has_holds_or_claims,),) = busy.fetchall()
+        remaining = dict(balances.fetchall())
         if not grants:
             return {}
-        assert all(now >= grant.expires_at for grant in grants), "a grant expires only after its expiry"
-        by_id = {grant.pk: grant for grant in grants}
-        holds = Redemption.objects.select_for_update().filter(grant_id__in=by_id, status=Redemption.Status.PENDING)
-        for redemption in holds.order_by("pk"):
-            redemption_release_locked(
-                redemption=redemption, status=Redemption.Status.VOIDED, reason="grant_expired", now=now
-            )
-        # The submitted claims are locked at once, by id; each grant's release then finds its own locked.
-        claimed = Claim.objects.select_for_update().filter(grant_id__in=by_id, status=Claim.Status.SUBMITTED)
-        for grant_id in sorted({claim.grant_id for claim in claimed.order_by("pk")}):
-            claims_release_on_grant_locked(grant=by_id[grant_id], reason="grant_expired", now=now)
-        remaining = accounts_available_fen(account_ids=[grant.account_id for grant in grants])
-        lapsed_accounts: dict[int, int] = {}
+        assert all(now >= row[2] for row in grants), "a grant expires only after its expiry"
+        if has_holds_or_claims:
+            remaining = _release_holds_and_claims([row[0] for row in grants], [row[3] for row in grants], now)
+        years: dict[int, tuple[int, str]] = {}  # year id -> (its lapsed account, its chain)
         lapses = []
-        for grant in grants:
-            remaining_fen = remaining[grant.account_id]
+        lapsed_fen = []
+        for _, _, _, account_id, application_id, year_id, program_id, year, chain in grants:
+            remaining_fen = remaining[account_id]
             if remaining_fen > 0:
-                if grant.year_id not in lapsed_accounts:
-                    lapsed_accounts[grant.year_id] = books.account_id(books.lapsed_code(grant.year))
-                lapses.append(_lapse_request(grant, lapsed_accounts[grant.year_id], remaining_fen))
-            grant.status = Grant.Status.EXPIRED
-            grant.lapsed_fen = remaining_fen
+                if year_id not in years:
+                    lapsed_year = _LapsedYear(year_id, program_id, year, chain)
+                    years[year_id] = (books.account_id(books.lapsed_code(lapsed_year)), books.chain(lapsed_year))
+                lapsed_account_id, year_chain = years[year_id]
+                lapses.append(_lapse_of(application_id, account_id, lapsed_account_id, remaining_fen, year_chain))
+            lapsed_fen.append(remaining_fen)
         for start in range(0, len(lapses), TRANSFERS_PER_BATCH_MAX):
             transfers_create(transfers=lapses[start : start + TRANSFERS_PER_BATCH_MAX], now=now)
         # One statement for the batch (bulk_update's CASE per row cost more than the ledger batch).
@@ -326,9 +358,29 @@ def grants_expire_batch(*, grant_ids: Sequence[int], now: dt.datetime) -> dict[i
             cursor.execute(
                 "UPDATE coupons_grant g SET status = %s, lapsed_fen = v.lapsed_fen"
                 " FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, lapsed_fen) WHERE g.id = v.id",
-                [Grant.Status.EXPIRED, [grant.pk for grant in grants], [grant.lapsed_fen for grant in grants]],
+                [Grant.Status.EXPIRED, [row[0] for row in grants], lapsed_fen],
             )
-        return {grant.pk: grant.lapsed_fen for grant in grants}
+        return {row[0]: fen for row, fen in zip(grants, lapsed_fen, strict=True)}
+
+
+def _release_holds_and_claims(grant_ids: list[int], account_ids: list[int], now: dt.datetime) -> dict[int, int]:
+    """For `grants_expire_batch`, when some of its grants (locked, active) have holds or submitted
+    claims: lock the holds, then the claims, each kind at once by id, and release them as
+    `grant_expire` does; return the grant accounts' available balances after."""
+    from coupons.services.claims import claims_release_on_grant_locked
+    from coupons.services.redemptions import redemption_release_locked
+
+    holds = Redemption.objects.select_for_update().filter(grant_id__in=grant_ids, status=Redemption.Status.PENDING)
+    for redemption in holds.order_by("pk"):
+        redemption_release_locked(
+            redemption=redemption, status=Redemption.Status.VOIDED, reason="grant_expired", now=now
+        )
+    # The submitted claims are locked at once, by id; each grant's release then finds its own locked.
+    claimed = Claim.objects.select_for_update().filter(grant_id__in=grant_ids, status=Claim.Status.SUBMITTED)
+    claimed_grants = sorted({claim.grant_id for claim in claimed.order_by("pk")})
+    for grant in Grant.objects.select_related("year").filter(pk__in=claimed_grants).order_by("pk"):
+        claims_release_on_grant_locked(grant=grant, reason="grant_expired", now=now)
+    return accounts_available_fen(account_ids=account_ids)
 
 
 def grants_due(*, now: dt.datetime, limit: int = EXPIRE_BATCH_SIZE) -> list[int]:
