@@ -307,15 +307,16 @@ def reference_normalise(text: str) -> str:
     return unicodedata.normalize("NFKC", text).translate(_DASHES_FOLDED).strip().replace(" ", "").upper()
 
 
-# What a contract or bill number may hold once folded: ASCII letters and digits, CJK ideographs (a
-# Chinese document number such as `杭科〔2026〕12号`), and these separators.
-REFERENCE_SEPARATORS: Final = "-/_.#:()[]〔〕【】"
+# What a contract or bill number may hold once folded, besides ASCII letters, digits and punctuation
+# (every visible ASCII character): CJK ideographs (a Chinese document number such as
+# `杭科〔2026〕12号`) and these brackets.
+REFERENCE_BRACKETS: Final = "〔〕【】"
 
 
 def _reference_character_allowed(character: str) -> bool:
     return (
-        (character.isascii() and character.isalnum())
-        or character in REFERENCE_SEPARATORS
+        "!" <= character <= "~"  # Visible ASCII: letters, digits, punctuation (no space: folded away).
+        or character in REFERENCE_BRACKETS
         or "\u4e00" <= character <= "\u9fff"  # CJK Unified Ideographs.
         or "\u3400" <= character <= "\u4dbf"  # Extension A.
         or character == "\u3007"  # 〇, the ideographic zero of written dates.
@@ -325,7 +326,7 @@ def _reference_character_allowed(character: str) -> bool:
 def reference_refused(folded: str) -> str | None:
     """The first character of a folded contract or bill number that no number may hold, or None.
 
-    Everything outside ASCII letters and digits, CJK ideographs and `REFERENCE_SEPARATORS` is refused,
+    Everything outside visible ASCII, CJK ideographs and `REFERENCE_BRACKETS` is refused,
     because it would make a second number that a reviewer cannot tell from the first. Found from
     outside: `HZ-001` followed by a variation selector (U+FE0F), a Hangul filler (U+3164) or a Braille
     blank (U+2800), or spelt with Cyrillic `Н` or Greek `Ζ`, or with a combining accent, each passed as
@@ -342,6 +343,6 @@ def reference_refusal_text(field: str, character: str) -> str:
 
     name = unicodedata.name(character, "unnamed")
     return (
-        f"{field} may hold only ASCII letters and digits, Chinese characters and {REFERENCE_SEPARATORS}; "
+        f"{field} may hold only ASCII letters, digits and punctuation, Chinese characters and {REFERENCE_BRACKETS}; "
         f"U+{ord(character):04X} ({name}) is not one of them."
     )

@@ -178,8 +178,8 @@ class SubmitRequest(StrictSerializer):
     contract_number = StrictCharField(
         max_length=64,
         help_text=(
-            "Compared as folded (NFKC, dashes as `-`, no spaces, upper case); may hold only ASCII letters and "
-            'digits, Chinese characters and `-/_.#:()[]〔〕【】` (docs/policy.md, "The contract and the bills").'
+            "Compared as folded (NFKC, dashes as `-`, no spaces, upper case); may hold only visible ASCII, "
+            'Chinese characters and `〔〕【】` (docs/policy.md, "The contract and the bills").'
         ),
     )
     contract_fee_fen = FenField()

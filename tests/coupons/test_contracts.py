@@ -8,6 +8,7 @@ import pytest
 from accounts.models import Role
 from accounts.services import model_filing_record, model_filing_verify
 from config.errors import InvalidState, ReferenceNotFound, ValidationFailed
+from coupons.errors import DuplicateContract
 from coupons.evidence import cited_documents
 from coupons.models import Application, ProgramYear
 from coupons.services.applications import application_confirm, application_review, application_submit
@@ -257,10 +258,11 @@ def test_the_evidence_check_comes_after_the_state_check(cast, year, db_snapshot)
 def test_the_same_file_cited_for_another_enterprise_is_flagged_and_the_same_enterprise_twice_is_not(cast, year):
     data = pdf_bytes("shared contract")
     mine = submit(cast, **{**contract(cast.member, YEAR), "contract_document": document(cast.member, "contract", data)})
-    again = submit(
-        cast, **{**contract(cast.member, YEAR), "contract_document": document(cast.member, "contract", data)}
-    )
-    assert mine.contract_document_id == again.contract_document_id  # One upload of the same bytes.
+    again = document(cast.member, "contract", data)
+    assert mine.contract_document_id == again.pk  # One upload of the same bytes.
+    # The enterprise's own contract file under a second number is one contract named twice.
+    with pytest.raises(DuplicateContract):
+        submit(cast, **{**contract(cast.member, YEAR), "contract_document": again})
     assert [
         c.shared_with_other_enterprise
         for c in cited_documents(subject=f"application:{mine.pk}", enterprise_id=cast.enterprise.pk)

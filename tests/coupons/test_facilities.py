@@ -38,7 +38,7 @@ def submit_at(cast, now):
     return application_submit(
         actor=cast.member,
         provider=cast.provider,
-        contract_number=f"AT-{now.isoformat()}",
+        contract_number=f"AT-{now:%Y%m%dT%H%M%S}",
         contract_fee_fen=1_000_000,
         compute_source="domestic",
         purpose="training",

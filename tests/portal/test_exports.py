@@ -259,13 +259,10 @@ def redemptions(cast: Cast, year: ProgramYear) -> dict[str, Redemption]:
 
     by_moment = {
         "just_before": redeem("B-0", 10_000),
-        "first": redeem("B-1", 17),  # 5 fen: ¥0.05
+        "first": redeem("=SUM(A1:A9)", 17),  # 5 fen: ¥0.05
         "last": redeem("B-2", 411_520, capture=False),  # 123,456 fen held
         "just_after": redeem("B-3", 10_000),
     }
-    # A formula for a bill number, as one stored before numbers were limited to letters, digits and a
-    # few separators (docs/policy.md) could be: the export must still escape it.
-    Redemption.objects.filter(pk=by_moment["first"].pk).update(bill_number="=SUM(A1:A9)")
     settlement_create(provider=cast.provider, actor=cast.finance)
     for name, moment in moments().items():
         move(Redemption, by_moment[name].pk, "created_at", moment)
