@@ -607,12 +607,23 @@ def user_programs_set(
         return locked, request
 
 
+def _request_user_locked(request: ApprovalRequest) -> User:
+    """The user an approved request acts on, locked; 409 `invalid_state` if they were deleted since it
+    was asked (found from outside: the approval answered 500, on every retry). Reject the request."""
+    user = User.objects.select_for_update().filter(pk=request.payload["user"]).first()
+    if user is None:
+        raise InvalidState(
+            f"User {request.payload.get('username', request.payload['user'])} no longer exists; reject this request."
+        )
+    return user
+
+
 def user_programs_widen_apply(*, request: ApprovalRequest, decider: User) -> None:
     """Carry out an approved widening (called by `approvals` inside the decision's transaction). The
     reach must still be what the requester saw: a change since (another request, a narrowing) makes
     this one stale, 409 `invalid_state`, to be asked again."""
     require_superuser(decider)
-    user = User.objects.select_for_update().get(pk=request.payload["user"])
+    user = _request_user_locked(request)
     if decider.pk == user.pk:
         raise FourEyes("Nobody approves a wider reach for themselves.")
     if sorted(user.programs) != request.payload["from"]:
@@ -667,7 +678,7 @@ def role_grant_request(*, user: User, roles: Sequence[str], requester: User) -> 
 def role_grant_apply(*, request: ApprovalRequest, decider: User) -> None:
     """Carry out an approved role grant (called by `approvals` inside the decision's transaction)."""
     require_superuser(decider)
-    user = User.objects.select_for_update().get(pk=request.payload["user"])
+    user = _request_user_locked(request)
     if decider.pk == user.pk:
         raise FourEyes("Nobody approves roles for themselves.")
     for role in request.payload["roles"]:

@@ -557,3 +557,26 @@ def test_the_portals_unsettled_tables_keep_to_the_callers_programs(world: World)
         pages[program] = page.context["unsettled"]
     assert [row["provider_id"] for row in pages[CITY]] == [cast.provider.pk]
     assert pages[DISTRICT] == []
+
+
+def test_a_request_for_a_user_deleted_since_is_refused_not_a_500() -> None:
+    """Found from outside: approving a widening, or a role grant, for a user deleted in the admin since
+    it was asked answered 500 on every retry. Now 409, nothing changed, and the request can be rejected."""
+    admin, other_admin = UserFactory(is_superuser=True, is_staff=True), UserFactory(is_superuser=True, is_staff=True)
+    staff = UserFactory(roles=[Role.REVIEWER], programs=[CITY])
+    _, widen = user_programs_set(user=staff, programs=[], actor=admin)
+    from accounts.services import role_grant_request
+
+    grant = role_grant_request(user=staff, roles=[Role.APPROVER], requester=admin)
+    User.objects.filter(pk=staff.pk).delete()
+    decider = signed_in(other_admin)
+    for asked in (widen, grant):
+        assert asked is not None
+        assert_problem(
+            decider.post(f"/api/v1/approval-requests/{asked.pk}/approve/", {"reason": "ok"}, format="json"),
+            409,
+            "invalid_state",
+        )
+        assert ApprovalRequest.objects.get(pk=asked.pk).status == ApprovalRequest.Status.PENDING
+        rejected = decider.post(f"/api/v1/approval-requests/{asked.pk}/reject/", {"reason": "gone"}, format="json")
+        assert rejected.status_code == 200, rejected.content[:300]
