@@ -127,3 +127,22 @@ def test_capture_and_void_racing_on_one_hold():
     else:
         assert (hold.status, account.debits_posted) == ("voided", 0)
     assert_figures_reconcile()
+
+
+def test_one_contract_file_under_many_numbers_at_once_makes_one_application():
+    """The same contract's bytes under different numbers, submitted at once by one enterprise: the
+    enterprise's row lock orders the submissions, so the check that one file is one contract number
+    cannot be slipped past by a race (only one application, the rest 409 `duplicate_contract`)."""
+    from coupons.errors import DuplicateContract
+    from tests.evidence import contract
+
+    cast = make_cast()
+    open_year(cast.admin)
+    evidence = contract(cast.member, YEAR)
+
+    results = race([lambda n=n: submit(cast, number=f"HZ-RACE-{n}", **evidence) for n in range(8)])
+
+    created = [result for result in results if isinstance(result, Application)]
+    assert len(created) == 1, results
+    assert all(isinstance(result, DuplicateContract) for result in results if result not in created), results
+    assert Application.objects.filter(contract_document=evidence["contract_document"]).count() == 1
