@@ -321,6 +321,16 @@ class _PipelineRefused(Exception):
 
 _TRANSFER_COLUMNS = [f.column for f in Transfer._meta.concrete_fields]
 _TOTALS = ("debits_pending", "debits_posted", "credits_pending", "credits_posted")
+# The head of both inserts of a new transfer (`_APPLY_SQL`, one; `_APPLY_SET_SQL`, a batch): its
+# fields, then each account's totals after it.
+_TRANSFER_INSERT = """INSERT INTO ledger_transfer (
+    key, debit_account_id, credit_account_id, amount_fen, kind, pending_id, timeout_s, expires_at,
+    reason, metadata, chain, created_at,
+    debit_account_debits_pending, debit_account_debits_posted,
+    debit_account_credits_pending, debit_account_credits_posted,
+    credit_account_debits_pending, credit_account_debits_posted,
+    credit_account_credits_pending, credit_account_credits_posted
+)"""
 
 # One statement per transfer: both account updates (PostgreSQL does the sums and checks the
 # limits) and the insert that records the totals after them. Accounts are already locked.
@@ -339,14 +349,7 @@ debit AS (
      WHERE id = %(credit_account_id)s::bigint
  RETURNING debits_pending, debits_posted, credits_pending, credits_posted
 )
-INSERT INTO ledger_transfer (
-    key, debit_account_id, credit_account_id, amount_fen, kind, pending_id, timeout_s, expires_at,
-    reason, metadata, chain, created_at,
-    debit_account_debits_pending, debit_account_debits_posted,
-    debit_account_credits_pending, debit_account_credits_posted,
-    credit_account_debits_pending, credit_account_debits_posted,
-    credit_account_credits_pending, credit_account_credits_posted
-)
+{_TRANSFER_INSERT}
 SELECT %(key)s::text, %(debit_account_id)s::bigint, %(credit_account_id)s::bigint, %(amount_fen)s::bigint,
        %(kind)s::text, %(pending_id)s::bigint, %(timeout_s)s::integer, %(expires_at)s::timestamptz,
        %(reason)s::text, %(metadata)s::jsonb, %(chain)s::text, stamp.at,
@@ -686,14 +689,7 @@ WITH batch AS (
  RETURNING a.id, a.debits_pending, a.debits_posted, (a.credits_pending - s.pending)::bigint AS credits_pending,
            (a.credits_posted - s.posted)::bigint AS credits_posted
 )
-INSERT INTO ledger_transfer (
-    key, debit_account_id, credit_account_id, amount_fen, kind, pending_id, timeout_s, expires_at,
-    reason, metadata, chain, created_at,
-    debit_account_debits_pending, debit_account_debits_posted,
-    debit_account_credits_pending, debit_account_credits_posted,
-    credit_account_debits_pending, credit_account_debits_posted,
-    credit_account_credits_pending, credit_account_credits_posted
-)
+{_TRANSFER_INSERT}
 SELECT b.key, b.debit_account_id, b.credit_account_id, b.amount_fen, b.kind, NULL::bigint, b.timeout_s,
        b.expires_at, b.reason, b.metadata, b.chain, clock_timestamp(),
        (d.debits_pending + sum(b.pending_delta) OVER debits)::bigint,
@@ -734,9 +730,10 @@ def _apply_set(items: Sequence[_Resolved], accounts: dict[int, dict[str, Any]], 
     }  # fmt: skip
     for item in items:
         params = _apply_params(item, now)
-        for name in ("key", "debit_account_id", "credit_account_id", "amount_fen", "kind", "timeout_s"):
-            columns[name].append(params[name])
-        for name in ("expires_at", "reason", "metadata", "chain"):
+        for name in (
+            "key", "debit_account_id", "credit_account_id", "amount_fen", "kind", "timeout_s", "expires_at",
+            "reason", "metadata", "chain",
+        ):  # fmt: skip
             columns[name].append(params[name])
         # Posted and pending transfers move the debit's debits and the credit's credits alike.
         columns["pending_delta"].append(params["debits_pending_delta"])
