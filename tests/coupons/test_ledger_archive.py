@@ -30,10 +30,11 @@ def audit_at(now: datetime) -> AuditRun:
     return audit_execute(run_id=audit_run_create().pk, now=now)
 
 
-def drop_partitions() -> None:
+def drop_partitions(chains: tuple[str, ...] | list[str] = (CHAIN, NEXT)) -> None:
+    """Partitions and archive constraints are DDL, which a transactional test's flush does not undo."""
     with connection.cursor() as cursor:
         for table in ("ledger_transferseal", "ledger_transfer"):
-            for chain in (CHAIN, NEXT):
+            for chain in chains:
                 cursor.execute(f'DROP TABLE IF EXISTS "{partition_name(table, chain)}"')
         cursor.execute(
             "SELECT conrelid::regclass::text, conname FROM pg_constraint "

@@ -20,6 +20,7 @@ from ledger.models import ChainArchive
 from ledger.partitions import PARTITIONED_TABLES, chain_partition_of, partition_name
 from tests.coupons.conftest import YEAR
 from tests.coupons.test_audit import program  # noqa: F401 (a fixture)
+from tests.coupons.test_ledger_archive import drop_partitions
 
 AFTER = year_end(YEAR) + timedelta(seconds=1)
 CHAIN = f"hangzhou-compute:{YEAR}"
@@ -30,20 +31,6 @@ def demo_chains() -> list[str]:
     """The chains `seed_demo` writes: the city's Y and Y-1, the district's Y (Y: this year)."""
     this_year = program_year_of(timezone.now())
     return [f"hangzhou-compute:{this_year}", f"hangzhou-compute:{this_year - 1}", f"binjiang-compute:{this_year}"]
-
-
-def drop_partitions(chains: list[str]) -> None:
-    """Partitions and archive constraints are DDL, which a transactional test's flush does not undo."""
-    with connection.cursor() as cursor:
-        for table in ("ledger_transferseal", "ledger_transfer"):
-            for chain in chains:
-                cursor.execute(f'DROP TABLE IF EXISTS "{partition_name(table, chain)}"')
-        cursor.execute(
-            "SELECT conrelid::regclass::text, conname FROM pg_constraint "
-            "WHERE conname LIKE 'ledger_transfer%%_default_not_%%'"
-        )
-        for table, name in cursor.fetchall():
-            cursor.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
 
 
 def in_default() -> dict[str, list[tuple[str, int]]]:
